@@ -1,0 +1,79 @@
+"""The composition root: builds stores, engine, controllers, providers and the server. No logic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from mlmarket.clock import Clock, SystemClock
+from mlmarket.config import Settings
+from mlmarket.controllers.endpoints import EndpointController
+from mlmarket.controllers.routes import RoutingTable
+from mlmarket.execution.base import ContainerEngine
+from mlmarket.execution.docker import DockerEngine
+from mlmarket.protocol.server import Gateway
+from mlmarket.services.accounts import Accounts
+from mlmarket.services.sagemaker.provider import SageMakerProvider
+from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
+from mlmarket.storage.artifacts import LocalArtifactStore
+from mlmarket.storage.metadata import MetadataStore
+
+log = logging.getLogger("mlmarket")
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: MetadataStore
+    accounts: Accounts
+    artifacts: LocalArtifactStore
+    engine: ContainerEngine
+    routes: RoutingTable
+    endpoints: EndpointController
+    gateway: Gateway
+
+
+def build(
+    settings: Settings, engine: ContainerEngine | None = None, clock: Clock | None = None
+) -> App:
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = MetadataStore(settings.database_url)
+    accounts = Accounts(store, clock)
+    artifacts = LocalArtifactStore(settings.artifacts_dir)
+    engine = engine or DockerEngine(settings.docker_socket)
+    routes = RoutingTable()
+    endpoints = EndpointController(settings, store, artifacts, engine, routes, clock)
+    sagemaker = SageMakerProvider(store, clock, endpoints)
+    runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds)
+    gateway = Gateway(
+        secret_for=accounts.secret_for,
+        sagemaker=sagemaker,
+        runtime=runtime,
+        clock=clock,
+        invoke_max_body_bytes=settings.invoke_max_body_bytes,
+    )
+    return App(settings, store, accounts, artifacts, engine, routes, endpoints, gateway)
+
+
+async def serve(app: App, ready: asyncio.Event | None = None) -> None:
+    """Run until cancelled: recover endpoints, listen, and on the way out leave containers be."""
+    server = web.Server(app.gateway.handle, access_log=None)
+    runner = web.ServerRunner(server, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, app.settings.host, app.settings.port, reuse_address=True)
+    await app.endpoints.start()
+    await site.start()
+    log.info("listening on http://%s:%s", app.settings.host, app.settings.port)
+    if ready is not None:
+        ready.set()
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+        await app.endpoints.stop()
+        await app.engine.close()
+        app.store.close()

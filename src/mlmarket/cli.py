@@ -1,0 +1,136 @@
+"""`mlmarket serve | account create | account show`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from mlmarket import app as application
+from mlmarket.clock import SystemClock
+from mlmarket.config import Settings
+from mlmarket.services.accounts import AccountExists, Accounts, Credentials
+from mlmarket.storage.metadata import MetadataStore
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None),
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+def _print_credentials(creds: Credentials, settings: Settings) -> None:
+    endpoint = f"http://{settings.host}:{settings.port}"
+    print(f"account {creds.account.name} ({creds.account.account_id})")
+    print(f"  export AWS_ACCESS_KEY_ID={creds.access_key}")
+    print(f"  export AWS_SECRET_ACCESS_KEY={creds.secret_key}")
+    print(f"  export AWS_DEFAULT_REGION={settings.default_region}")
+    print(f"  aws sagemaker list-endpoints --endpoint-url {endpoint}")
+
+
+def _write_credentials_file(creds: Credentials, settings: Settings) -> Path:
+    path = settings.data_dir / "credentials"
+    path.write_text(
+        f"[{creds.account.name}]\n"
+        f"aws_access_key_id = {creds.access_key}\n"
+        f"aws_secret_access_key = {creds.secret_key}\n"
+    )
+    path.chmod(0o600)
+    return path
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    app = application.build(settings)
+    created = app.accounts.ensure_default()
+    if created is not None:
+        print("Created the default account:")
+        _print_credentials(created, settings)
+        print(f"  (also written to {_write_credentials_file(created, settings)})", flush=True)
+
+    async def main() -> None:
+        task = asyncio.ensure_future(application.serve(app))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_account_create(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = MetadataStore(settings.database_url)
+    try:
+        creds = Accounts(store, SystemClock()).create(
+            args.name, args.account_id, args.access_key, args.secret_key
+        )
+    except (AccountExists, ValueError) as exc:
+        print(f"mlmarket: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    _print_credentials(creds, settings)
+    return 0
+
+
+def cmd_account_show(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = MetadataStore(settings.database_url)
+    try:
+        creds = Accounts(store, SystemClock()).credentials_of(args.name)
+    finally:
+        store.close()
+    if creds is None:
+        print(f"mlmarket: no account '{args.name}'", file=sys.stderr)
+        return 2
+    _print_credentials(creds, settings)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mlmarket", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8787)")
+    serve.add_argument("--data-dir", help="where state lives (default ~/.mlmarket)")
+    serve.set_defaults(func=cmd_serve)
+
+    account = sub.add_parser("account", help="manage accounts").add_subparsers(
+        dest="account_command", required=True
+    )
+    create = account.add_parser("create", help="create an account and print its keys")
+    create.add_argument("name")
+    create.add_argument("--account-id", help="12 digits (default: random)")
+    create.add_argument("--access-key")
+    create.add_argument("--secret-key")
+    create.add_argument("--data-dir")
+    create.set_defaults(func=cmd_account_create)
+    show = account.add_parser("show", help="print an account's keys")
+    show.add_argument("name")
+    show.add_argument("--data-dir")
+    show.set_defaults(func=cmd_account_show)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""The one settings object. Nothing else in mlmarket reads the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from mlmarket import limits
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("MLMARKET_DATA_DIR", str(Path.home() / ".mlmarket")))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=_default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8787
+    default_region: str = "us-east-1"
+    docker_socket: str = "/var/run/docker.sock"
+    invoke_max_body_bytes: int = limits.INVOKE_MAX_BODY_BYTES
+    invoke_timeout_seconds: float = limits.INVOKE_TIMEOUT_SECONDS
+    ping_timeout_seconds: float = limits.PING_TIMEOUT_SECONDS
+    startup_health_timeout_seconds: float = limits.DEFAULT_STARTUP_HEALTH_TIMEOUT_SECONDS
+    container_stop_grace_seconds: int = limits.CONTAINER_STOP_GRACE_SECONDS
+    # Caps CPU limits at what the host has: Docker refuses NanoCpus beyond the host's CPUs.
+    host_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+
+    @property
+    def database_url(self) -> str:
+        return f"sqlite:///{self.data_dir / 'mlmarket.db'}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from MLMARKET_* variables, then explicit overrides (CLI flags win)."""
+        env = os.environ
+        base = cls()
+        values: dict[str, object] = {}
+        for name, conv in (
+            ("invoke_max_body_bytes", int),
+            ("invoke_timeout_seconds", float),
+            ("ping_timeout_seconds", float),
+            ("startup_health_timeout_seconds", float),
+            ("container_stop_grace_seconds", int),
+            ("port", int),
+            ("host", str),
+            ("default_region", str),
+            ("docker_socket", str),
+        ):
+            raw = env.get("MLMARKET_" + name.upper())
+            if raw is not None:
+                values[name] = conv(raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(str(values["data_dir"]))
+        return replace(base, **values)  # type: ignore[arg-type]

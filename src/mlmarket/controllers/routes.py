@@ -1,0 +1,94 @@
+"""The live routing table: which containers serve which endpoint, variant and instance.
+
+The invoke path reads only this (never the database): endpoint → variants (weights) → healthy
+instances (round-robin) → containers (one, a serial pipeline, or direct targets), each with a pool
+of keep-alive connections into its network namespace.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from dataclasses import dataclass, field
+
+from mlmarket.domain.endpoints import choose_weighted
+from mlmarket.execution.base import ContainerInfo
+from mlmarket.execution.http1 import ConnectionPool
+
+
+@dataclass
+class ContainerRuntime:
+    hostname: str
+    info: ContainerInfo
+    pool: ConnectionPool
+    log_path: str
+
+
+@dataclass
+class InstanceRuntime:
+    instance_id: str
+    variant: str
+    containers: list[ContainerRuntime]
+    healthy: bool = False
+
+    def close(self) -> None:
+        for container in self.containers:
+            container.pool.close()
+
+
+@dataclass
+class VariantRoute:
+    name: str
+    weight: float
+    instances: list[InstanceRuntime]
+    # Single (one container), Serial (pipeline) or Direct (caller names the container)
+    mode: str = "Single"
+    _next: itertools.count[int] = field(default_factory=itertools.count)
+
+    def pick_instance(self) -> InstanceRuntime | None:
+        healthy = [i for i in self.instances if i.healthy]
+        if not healthy:
+            return None
+        return healthy[next(self._next) % len(healthy)]
+
+
+@dataclass
+class EndpointRoute:
+    account_id: str
+    region: str
+    name: str
+    arn: str
+    variants: list[VariantRoute]
+
+    def variant(self, name: str) -> VariantRoute | None:
+        return next((v for v in self.variants if v.name == name), None)
+
+    def pick_variant(self, rng: random.Random) -> VariantRoute | None:
+        return choose_weighted(self.variants, rng)
+
+    def instances(self) -> list[InstanceRuntime]:
+        return [i for v in self.variants for i in v.instances]
+
+
+RouteKey = tuple[str, str, str]
+
+
+def route_key(account_id: str, region: str, name: str) -> RouteKey:
+    return (account_id, region, name.lower())
+
+
+class RoutingTable:
+    def __init__(self) -> None:
+        self._routes: dict[RouteKey, EndpointRoute] = {}
+
+    def get(self, account_id: str, region: str, name: str) -> EndpointRoute | None:
+        return self._routes.get(route_key(account_id, region, name))
+
+    def put(self, route: EndpointRoute) -> None:
+        self._routes[route_key(route.account_id, route.region, route.name)] = route
+
+    def pop(self, account_id: str, region: str, name: str) -> EndpointRoute | None:
+        return self._routes.pop(route_key(account_id, region, name), None)
+
+    def __len__(self) -> int:
+        return len(self._routes)

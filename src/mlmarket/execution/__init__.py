@@ -1,0 +1,1 @@
+"""How containers run. Knows containers, images and sockets; nothing about SageMaker."""

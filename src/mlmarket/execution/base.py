@@ -1,0 +1,78 @@
+"""The container engine, behind a small interface, so controllers never speak Docker."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    image: str
+    command: list[str]
+    environment: dict[str, str] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    cpus: float = 1.0
+    memory_bytes: int = 0
+    mounts: tuple[Mount, ...] = ()
+    # None: no network at all (`--network none`), the rule for every container we run (R1).
+    network: str | None = None
+    hostname: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    id: str
+    name: str
+    running: bool
+    pid: int
+    exit_code: int | None
+    labels: dict[str, str]
+    oom_killed: bool = False
+
+
+class ImageNotFound(Exception):
+    pass
+
+
+class EngineError(Exception):
+    pass
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class ContainerEngine(Protocol):
+    async def image_exists(self, image: str) -> bool: ...
+
+    async def resolve_image(self, image: str) -> tuple[str, str] | None:
+        """(image id to run, `repo@digest` to report), or None if the engine lacks it."""
+        ...
+
+    async def run(self, spec: ContainerSpec) -> ContainerInfo: ...
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None: ...
+
+    async def list(self, labels: dict[str, str]) -> list[ContainerInfo]: ...
+
+    async def remove(self, container_id: str, grace_seconds: int) -> None: ...
+
+    async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
+        """Copy the container's output into `sink` until the container ends."""
+        ...
+
+    async def connect(self, container: ContainerInfo, port: int) -> Connection:
+        """A TCP connection to `port` inside the container, which has no network of its own."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,221 @@
+"""The Docker engine, spoken to over its API socket (no CLI, no SDK).
+
+Containers run with `NetworkMode: none` unless a spec names a network; their ports are reached
+through `NamespaceDialer`. Paths are unversioned, so any engine version answers in its own.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from mlmarket.execution.base import (
+    Connection,
+    ContainerInfo,
+    ContainerSpec,
+    EngineError,
+    ImageNotFound,
+)
+from mlmarket.execution.netns import NamespaceDialer
+
+
+class DockerEngine:
+    def __init__(self, socket_path: str = "/var/run/docker.sock") -> None:
+        self._socket_path = socket_path
+        self._session: aiohttp.ClientSession | None = None
+        self._dialer = NamespaceDialer()
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.UnixConnector(path=self._socket_path),
+                base_url="http://docker",
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+            )
+        return self._session
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        ok: tuple[int, ...] = (200, 201, 204, 304),
+    ) -> Any:
+        async with self._http().request(method, path, params=params, json=body) as resp:
+            data = await resp.read()
+            if resp.status == 404:
+                raise _NotFound(_message(data))
+            if resp.status not in ok:
+                raise EngineError(f"{method} {path}: {resp.status} {_message(data)}")
+            if data and resp.content_type == "application/json":
+                return json.loads(data)
+            return None
+
+    async def ping(self) -> bool:
+        try:
+            async with self._http().get("/_ping") as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, OSError):
+            return False
+
+    async def image_exists(self, image: str) -> bool:
+        try:
+            await self._call("GET", f"/images/{quote(image, safe='')}/json")
+        except _NotFound:
+            return False
+        return True
+
+    async def resolve_image(self, image: str) -> tuple[str, str] | None:
+        try:
+            data = await self.image_inspect(image)
+        except ImageNotFound:
+            return None
+        image_id = str(data["Id"])
+        repo = image.split("@", 1)[0]
+        if ":" in repo.rsplit("/", 1)[-1]:
+            repo = repo.rsplit(":", 1)[0]
+        for digest in data.get("RepoDigests") or []:
+            if digest.startswith(repo + "@"):
+                return image_id, str(digest)
+        return image_id, f"{repo}@{image_id}"
+
+    async def image_inspect(self, image: str) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await self._call(
+                "GET", f"/images/{quote(image, safe='')}/json"
+            )
+        except _NotFound:
+            raise ImageNotFound(image) from None
+        return result
+
+    async def run(self, spec: ContainerSpec) -> ContainerInfo:
+        host_config: dict[str, Any] = {
+            "NetworkMode": spec.network or "none",
+            "NanoCpus": int(spec.cpus * 1e9),
+            "Binds": [
+                f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
+            ],
+        }
+        if spec.memory_bytes:
+            host_config["Memory"] = spec.memory_bytes
+            host_config["MemorySwap"] = spec.memory_bytes
+        body = {
+            "Image": spec.image,
+            "Cmd": spec.command,
+            "Env": [f"{k}={v}" for k, v in spec.environment.items()],
+            "Labels": spec.labels,
+            "HostConfig": host_config,
+        }
+        if spec.hostname:
+            body["Hostname"] = spec.hostname
+        try:
+            created = await self._call(
+                "POST", "/containers/create", params={"name": spec.name}, body=body
+            )
+        except _NotFound:
+            raise ImageNotFound(spec.image) from None
+        container_id = created["Id"]
+        await self._call("POST", f"/containers/{container_id}/start")
+        info = await self.inspect(container_id)
+        if info is None:
+            raise EngineError(f"container {spec.name} vanished after start")
+        return info
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        try:
+            data = await self._call("GET", f"/containers/{container_id}/json")
+        except _NotFound:
+            return None
+        return _info(data)
+
+    async def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+        rows = await self._call(
+            "GET", "/containers/json", params={"all": "1", "filters": json.dumps(filters)}
+        )
+        found = []
+        for row in rows:
+            info = await self.inspect(row["Id"])
+            if info is not None:
+                found.append(info)
+        return found
+
+    async def remove(self, container_id: str, grace_seconds: int) -> None:
+        try:
+            await self._call(
+                "POST", f"/containers/{container_id}/stop", params={"t": str(grace_seconds)}
+            )
+        except _NotFound:
+            return
+        except EngineError:
+            pass  # already stopping or dead: removal below still applies
+        try:
+            await self._call(
+                "DELETE", f"/containers/{container_id}", params={"force": "1", "v": "1"}
+            )
+        except _NotFound:
+            pass
+        except EngineError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+    async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
+        params = {"follow": "1", "stdout": "1", "stderr": "1", "timestamps": "1"}
+        try:
+            async with self._http().get(f"/containers/{container_id}/logs", params=params) as resp:
+                if resp.status != 200:
+                    return
+                tty = resp.content_type == "application/vnd.docker.raw-stream"
+                if tty:
+                    async for chunk in resp.content.iter_any():
+                        sink(chunk)
+                    return
+                while True:
+                    try:
+                        header = await resp.content.readexactly(8)
+                    except Exception:
+                        return
+                    (size,) = struct.unpack(">I", header[4:])
+                    sink(await resp.content.readexactly(size))
+        except (aiohttp.ClientError, OSError):
+            return
+
+    async def connect(self, container: ContainerInfo, port: int) -> Connection:
+        return await self._dialer.open_connection(container.pid, port)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+        self._dialer.close()
+
+
+class _NotFound(EngineError):
+    pass
+
+
+def _message(data: bytes) -> str:
+    try:
+        return str(json.loads(data).get("message", data.decode(errors="replace")))
+    except ValueError:
+        return data.decode(errors="replace")
+
+
+def _info(data: dict[str, Any]) -> ContainerInfo:
+    state = data.get("State", {})
+    running = bool(state.get("Running"))
+    return ContainerInfo(
+        id=data["Id"],
+        name=data.get("Name", "").lstrip("/"),
+        running=running,
+        pid=int(state.get("Pid") or 0),
+        exit_code=None if running else state.get("ExitCode"),
+        labels=data.get("Config", {}).get("Labels") or {},
+        oom_killed=bool(state.get("OOMKilled")),
+    )

@@ -1,0 +1,32 @@
+"""Every restriction mlmarket enforces, as a named constant with its source.
+
+Values that the seller guide calls "not adjustable" are still configurable (`config.Settings`)
+so tests can run the 60 s and 3600 s limits in seconds; these are the defaults.
+"""
+
+# R5 — real-time payload: the SageMaker Runtime model caps InvokeEndpoint's body at 6 MiB
+# (botocore sagemaker-runtime BodyBlob max 6291456); the 2022-23 seller page says 6 MB.
+INVOKE_MAX_BODY_BYTES = 6_291_456
+
+# R6 — real-time processing time: 60 s per invocation
+# (seller page; DG your-algorithms-inference-code).
+INVOKE_TIMEOUT_SECONDS = 60.0
+
+# Hosting container contract (DG your-algorithms-inference-code).
+PING_TIMEOUT_SECONDS = 2.0
+# "consistently" answer /ping within 4 minutes after start-up; used when the variant sets no
+# ContainerStartupHealthCheckTimeoutInSeconds (the API gives no default).
+DEFAULT_STARTUP_HEALTH_TIMEOUT_SECONDS = 240.0
+# SIGTERM, then SIGKILL 30 s later, on scale-in and update.
+CONTAINER_STOP_GRACE_SECONDS = 30
+CONTAINER_PORT = 8080
+
+# InvokeEndpoint headers (botocore sagemaker-runtime InvokeEndpointInput).
+CUSTOM_ATTRIBUTES_MAX_CHARS = 1024
+
+# Model artifacts: refuse archives that would expand past these (tar-bomb guard). The size
+# follows the instance's storage volume; the member count is mlmarket's own bound.
+MODEL_ARCHIVE_MAX_MEMBERS = 100_000
+
+# SigV4: AWS accepts request timestamps within 15 minutes of its clock.
+SIGV4_MAX_CLOCK_SKEW_SECONDS = 15 * 60

@@ -1,0 +1,1 @@
+"""The wire: routing, SigV4, awsJson1_1 and rest-json, validation, the error boundary."""

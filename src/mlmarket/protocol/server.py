@@ -1,0 +1,195 @@
+"""The edge: one HTTP server, every request routed, authenticated, dispatched, answered.
+
+Routing follows AWS: the SigV4 credential scope names the service; SageMaker and SageMaker
+Runtime both sign as `sagemaker`, and the runtime is told apart by its path
+(`POST /endpoints/{name}/invocations`). Bodies are read with their size bounded before anything
+else happens (R5), hashed for the signature, then handed to the provider without further copies.
+This module is also the one error boundary: a ServiceError becomes the protocol's error body;
+anything else a 500 InternalFailure with the request id logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.protocol import json_protocol, rest_json, sigv4, validation
+from mlmarket.protocol.errors import (
+    InternalFailure,
+    NotFoundRoute,
+    PayloadTooLarge,
+    ServiceError,
+    UnknownOperation,
+)
+from mlmarket.protocol.models import operation_model, service_model
+
+log = logging.getLogger("mlmarket.server")
+
+_INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+_CONTROL_BODY_MAX = 16 * 1024 * 1024
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def snake_case(operation: str) -> str:
+    return _SNAKE.sub("_", operation).lower()
+
+
+class Invoker(Protocol):
+    """What the edge needs from the runtime provider."""
+
+    async def invoke_endpoint(
+        self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
+    ) -> dict[str, Any]: ...
+
+
+@dataclass
+class Gateway:
+    secret_for: Callable[[str], tuple[str, str] | None]
+    sagemaker: Any
+    runtime: Invoker
+    clock: Clock
+    invoke_max_body_bytes: int
+
+    def __post_init__(self) -> None:
+        self._sagemaker_model = service_model("sagemaker")
+        self._invoke = rest_json.OperationBinding(
+            operation_model("sagemaker-runtime", "InvokeEndpoint")
+        )
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        request_id = str(uuid.uuid4())
+        match = _INVOKE_PATH.match(request.path)
+        if match and request.method == "POST":
+            return await self._answer(
+                request_id,
+                rest_json.serialize_error,
+                self._runtime(request, request_id, match.group(1)),
+            )
+        if request.method == "POST" and request.path == "/" and "X-Amz-Target" in request.headers:
+            return await self._answer(
+                request_id, json_protocol.serialize_error, self._control(request, request_id)
+            )
+        if request.path == "/ping" and request.method == "GET":
+            return web.Response(text="ok")
+        error = NotFoundRoute(f"No operation at {request.method} {request.path}")
+        return _error_response(request_id, *rest_json.serialize_error(error))
+
+    async def _answer(
+        self,
+        request_id: str,
+        serialize_error: Callable[[ServiceError], tuple[int, dict[str, str], bytes]],
+        work: Awaitable[web.StreamResponse],
+    ) -> web.StreamResponse:
+        try:
+            return await work
+        except ServiceError as error:
+            return _error_response(request_id, *serialize_error(error))
+        except Exception:
+            log.exception("request %s failed", request_id)
+            failure = InternalFailure(f"An internal error occurred (request {request_id}).")
+            return _error_response(request_id, *serialize_error(failure))
+
+    def _authenticate(
+        self, request: web.BaseRequest, payload_sha256: str, operation: str, request_id: str
+    ) -> RequestContext:
+        principal = sigv4.verify(
+            method=request.method,
+            url=f"http://{request.host}{request.raw_path}",
+            headers=request.headers,
+            payload_sha256=payload_sha256,
+            secret_for=self.secret_for,
+            now=self.clock.now(),
+        )
+        if principal.service != "sagemaker":
+            raise UnknownOperation(
+                f"Credential scope names service '{principal.service}', which this endpoint "
+                "does not serve here."
+            )
+        return RequestContext(
+            request_id, principal.account_id, principal.region, "sagemaker", operation
+        )
+
+    async def _control(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        target = request.headers["X-Amz-Target"]
+        prefix, _, name = target.partition(".")
+        body = await _read_body(request, _CONTROL_BODY_MAX)
+        ctx = self._authenticate(request, hashlib.sha256(body).hexdigest(), name, request_id)
+        if prefix != "SageMaker" or name not in self._sagemaker_model.operation_names:
+            raise UnknownOperation(f"Operation {target} is unknown.")
+        handler = getattr(self.sagemaker, snake_case(name), None)
+        if handler is None:
+            raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
+        op = self._sagemaker_model.operation_model(name)
+        params = json_protocol.from_wire(op.input_shape, json_protocol.parse_body(body))
+        validation.validate(op.input_shape, params)
+        result = handler(ctx, params)
+        if hasattr(result, "__await__"):
+            result = await result
+        return web.Response(
+            body=json_protocol.serialize_output(op.output_shape, result),
+            headers={"Content-Type": json_protocol.CONTENT_TYPE, "x-amzn-RequestId": request_id},
+        )
+
+    async def _runtime(
+        self, request: web.BaseRequest, request_id: str, endpoint: str
+    ) -> web.StreamResponse:
+        body = await _read_body(request, self.invoke_max_body_bytes)
+        ctx = self._authenticate(
+            request, hashlib.sha256(body).hexdigest(), "InvokeEndpoint", request_id
+        )
+        binding = self._invoke
+        params = binding.parse({"EndpointName": endpoint}, request.headers)
+        # The body's bound was enforced while reading (it is configurable past the model's max).
+        validation.validate(binding.input_shape, dict(params, Body=b""))
+        result = await self.runtime.invoke_endpoint(ctx, params, body)
+        headers, payload = binding.serialize(result)
+        headers["x-amzn-RequestId"] = request_id
+        return web.Response(body=payload, headers=headers)
+
+
+async def _read_body(request: web.BaseRequest, limit: int) -> bytearray:
+    """The whole body in one buffer, refusing it unread when it declares more than `limit`."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise PayloadTooLarge(
+            f"Received a request body of {length} bytes, which exceeds the maximum of {limit} "
+            "bytes for this operation."
+        )
+    if length is not None:
+        buffer = bytearray(length)
+        view = memoryview(buffer)
+        filled = 0
+        while filled < length:
+            chunk = await request.content.readany()
+            if not chunk:
+                break
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        view.release()
+        del buffer[filled:]
+        return buffer
+    buffer = bytearray()
+    while chunk := await request.content.readany():
+        buffer += chunk
+        if len(buffer) > limit:
+            raise PayloadTooLarge(
+                f"Received a request body of more than {limit} bytes, which exceeds the maximum "
+                "for this operation."
+            )
+    return buffer
+
+
+def _error_response(
+    request_id: str, status: int, headers: dict[str, str], body: bytes
+) -> web.Response:
+    headers = dict(headers, **{"x-amzn-RequestId": request_id})
+    return web.Response(status=status, headers=headers, body=body)

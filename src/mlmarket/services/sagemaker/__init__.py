@@ -1,0 +1,1 @@
+"""The SageMaker control plane (awsJson1_1)."""

@@ -1,0 +1,84 @@
+"""An endpoint's deployment: the snapshot of its config and models that the controller runs.
+
+SageMaker copies what it needs when an endpoint is created or updated, so deleting a model or
+endpoint config afterwards does not disturb a running endpoint; so do we.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from mlmarket.controllers.endpoints import new_instance_id
+
+__all__ = ["build", "containers_of", "new_instance_id", "require_runnable"]
+from mlmarket.protocol.errors import validation_exception
+from mlmarket.storage.metadata import Resource
+
+
+def containers_of(model: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """(mode, containers with hostnames) for a model's spec."""
+    if model.get("PrimaryContainer"):
+        return "Single", [dict(model["PrimaryContainer"], Hostname="primary")]
+    listed = model.get("Containers") or []
+    if len(listed) == 1:
+        return "Single", [dict(listed[0], Hostname="primary")]
+    mode = (model.get("InferenceExecutionConfig") or {}).get("Mode", "Serial")
+    named = []
+    for index, container in enumerate(listed, start=1):
+        hostname = container.get("ContainerHostname") or f"container-{index}"
+        named.append(dict(container, Hostname=hostname))
+    return mode, named
+
+
+def build(
+    config: Resource,
+    model_for: Callable[[str], Resource],
+) -> dict[str, Any]:
+    variants = []
+    for pv in config.spec["ProductionVariants"]:
+        model = model_for(pv["ModelName"])
+        mode, containers = containers_of(model.spec)
+        count = pv["InitialInstanceCount"]
+        variants.append(
+            {
+                "VariantName": pv["VariantName"],
+                "ModelName": model.spec["ModelName"],
+                "InstanceType": pv["InstanceType"],
+                "Weight": float(pv.get("InitialVariantWeight", 1.0)),
+                "StartupTimeout": pv.get("ContainerStartupHealthCheckTimeoutInSeconds"),
+                "Mode": mode,
+                "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
+                "Containers": [
+                    {
+                        "Hostname": c["Hostname"],
+                        "Image": c["Image"],
+                        "ResolvedImage": c["Image"],
+                        "ModelDataUrl": c.get("ModelDataUrl"),
+                        "Environment": c.get("Environment") or {},
+                    }
+                    for c in containers
+                ],
+                "Instances": [new_instance_id() for _ in range(count)],
+            }
+        )
+    return {
+        "Id": "d-" + secrets.token_hex(6),
+        "EndpointConfigName": config.spec["EndpointConfigName"],
+        "Variants": variants,
+    }
+
+
+def require_runnable(config: Resource) -> None:
+    """Refuse configs whose variants we cannot place on instances."""
+    for pv in config.spec["ProductionVariants"]:
+        if pv.get("ServerlessConfig") or not pv.get("InstanceType"):
+            raise validation_exception(
+                f"Production variant {pv['VariantName']} has no InstanceType: serverless "
+                "inference is not supported by mlmarket."
+            )
+        if pv.get("InitialInstanceCount") is None:
+            raise validation_exception(
+                f"Production variant {pv['VariantName']} must specify InitialInstanceCount."
+            )

@@ -1,0 +1,268 @@
+"""SageMaker control-plane operations: models, endpoint configs, endpoints.
+
+Each public method is one operation, named as botocore names it in snake_case, taking the request
+context and the validated input dict and returning the output dict. Lifecycle work after the
+desired state is written belongs to the endpoint controller.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.controllers.endpoints import EndpointController
+from mlmarket.domain.endpoints import EndpointStatus, can_delete, can_update
+from mlmarket.protocol.errors import validation_exception
+from mlmarket.services.listing import list_resources
+from mlmarket.services.sagemaker import deployments
+from mlmarket.services.sagemaker.resources import Kind
+from mlmarket.storage.metadata import MetadataStore, Resource
+
+
+class SageMakerProvider:
+    def __init__(self, store: MetadataStore, clock: Clock, endpoints: EndpointController) -> None:
+        self.clock = clock
+        self.controller = endpoints
+        self.models = Kind(store, clock, "model", "model", "model")
+        self.configs = Kind(
+            store, clock, "endpoint-config", "endpoint-config", "endpoint configuration"
+        )
+        self.endpoints = Kind(store, clock, "endpoint", "endpoint", "endpoint")
+
+    # -- models --
+
+    def create_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        if bool(p.get("PrimaryContainer")) == bool(p.get("Containers")):
+            raise validation_exception(
+                "Exactly one of PrimaryContainer or Containers must be specified."
+            )
+        for container in [p.get("PrimaryContainer"), *list(p.get("Containers") or [])]:
+            if container and not container.get("Image"):
+                raise validation_exception(
+                    "Every container must specify an Image: model packages are not supported "
+                    "by mlmarket yet."
+                )
+        containers = p.get("Containers") or []
+        hostnames = [c.get("ContainerHostname") for c in containers]
+        if any(hostnames) and not all(hostnames):
+            raise validation_exception(
+                "ContainerHostname must be specified for all containers or for none."
+            )
+        if len({h for h in hostnames if h}) != len([h for h in hostnames if h]):
+            raise validation_exception("ContainerHostname must be unique within a model.")
+        spec = {k: v for k, v in p.items() if k != "Tags"}
+        spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
+        res = self.models.create(ctx, p["ModelName"], spec, {})
+        return {"ModelArn": res.arn}
+
+    def describe_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        res = self.models.require(ctx, p["ModelName"])
+        return dict(res.spec, ModelArn=res.arn, CreationTime=res.created)
+
+    def list_models(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        items, token = list_resources(
+            self.models.all(ctx), p, display_name=lambda r: r.spec["ModelName"]
+        )
+        summaries = [
+            {"ModelName": r.spec["ModelName"], "ModelArn": r.arn, "CreationTime": r.created}
+            for r in items
+        ]
+        return {"Models": summaries, "NextToken": token}
+
+    def delete_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        self.models.delete(ctx, p["ModelName"])
+        return {}
+
+    # -- endpoint configs --
+
+    def create_endpoint_config(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        variants = p["ProductionVariants"]
+        names = [v["VariantName"] for v in variants]
+        if len(set(names)) != len(names):
+            raise validation_exception("Each production variant must have a unique VariantName.")
+        for variant in variants:
+            self.models.require(ctx, variant["ModelName"])
+        spec = {k: v for k, v in p.items() if k != "Tags"}
+        res = self.configs.create(ctx, p["EndpointConfigName"], spec, {})
+        return {"EndpointConfigArn": res.arn}
+
+    def describe_endpoint_config(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        res = self.configs.require(ctx, p["EndpointConfigName"])
+        return dict(res.spec, EndpointConfigArn=res.arn, CreationTime=res.created)
+
+    def list_endpoint_configs(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        items, token = list_resources(
+            self.configs.all(ctx), p, display_name=lambda r: r.spec["EndpointConfigName"]
+        )
+        summaries = [
+            {
+                "EndpointConfigName": r.spec["EndpointConfigName"],
+                "EndpointConfigArn": r.arn,
+                "CreationTime": r.created,
+            }
+            for r in items
+        ]
+        return {"EndpointConfigs": summaries, "NextToken": token}
+
+    def delete_endpoint_config(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        self.configs.delete(ctx, p["EndpointConfigName"])
+        return {}
+
+    # -- endpoints --
+
+    def _deployment(self, ctx: RequestContext, config_name: str) -> dict[str, Any]:
+        config = self.configs.require(ctx, config_name)
+        deployments.require_runnable(config)
+        return deployments.build(config, lambda name: self.models.require(ctx, name))
+
+    def create_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        existing = self.endpoints.get(ctx, p["EndpointName"])
+        if existing is not None:
+            raise validation_exception(f'Cannot create already existing endpoint "{existing.arn}".')
+        deployment = self._deployment(ctx, p["EndpointConfigName"])
+        state = {
+            "EndpointStatus": str(EndpointStatus.CREATING),
+            "EndpointConfigName": p["EndpointConfigName"],
+            "Deployment": deployment,
+        }
+        spec = {"EndpointName": p["EndpointName"]}
+        res = self.endpoints.create(ctx, p["EndpointName"], spec, state)
+        self.controller.create(res)
+        return {"EndpointArn": res.arn}
+
+    def describe_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        res = self.endpoints.require(ctx, p["EndpointName"])
+        state = res.state
+        out: dict[str, Any] = {
+            "EndpointName": res.spec["EndpointName"],
+            "EndpointArn": res.arn,
+            "EndpointConfigName": state["EndpointConfigName"],
+            "EndpointStatus": state["EndpointStatus"],
+            "FailureReason": state.get("FailureReason"),
+            "CreationTime": res.created,
+            "LastModifiedTime": res.modified,
+        }
+        if state["EndpointStatus"] != EndpointStatus.CREATING:
+            out["ProductionVariants"] = [
+                _variant_summary(v, res) for v in state["Deployment"]["Variants"]
+            ]
+        pending = state.get("PendingDeployment")
+        if pending:
+            out["PendingDeploymentSummary"] = {
+                "EndpointConfigName": pending["EndpointConfigName"],
+                "ProductionVariants": [
+                    dict(
+                        _variant_summary(v, res),
+                        VariantStatus=[{"Status": "Creating", "StartTime": res.modified}],
+                    )
+                    for v in pending["Variants"]
+                ],
+                "StartTime": res.modified,
+            }
+        return out
+
+    def list_endpoints(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        items, token = list_resources(
+            self.endpoints.all(ctx),
+            p,
+            display_name=lambda r: r.spec["EndpointName"],
+            status=lambda r: r.state["EndpointStatus"],
+        )
+        summaries = [
+            {
+                "EndpointName": r.spec["EndpointName"],
+                "EndpointArn": r.arn,
+                "CreationTime": r.created,
+                "LastModifiedTime": r.modified,
+                "EndpointStatus": r.state["EndpointStatus"],
+            }
+            for r in items
+        ]
+        return {"Endpoints": summaries, "NextToken": token}
+
+    def update_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        res = self.endpoints.require(ctx, p["EndpointName"])
+        self._require_updatable(res)
+        pending = self._deployment(ctx, p["EndpointConfigName"])
+        if p.get("RetainAllVariantProperties"):
+            current = {v["VariantName"]: v for v in res.state["Deployment"]["Variants"]}
+            for variant in pending["Variants"]:
+                kept = current.get(variant["VariantName"])
+                if kept is not None:
+                    variant["Weight"] = kept["Weight"]
+                    variant["Instances"] = [
+                        deployments.new_instance_id() for _ in kept["Instances"]
+                    ]
+        res.state["PendingDeployment"] = pending
+        res.state["EndpointStatus"] = str(EndpointStatus.UPDATING)
+        res.modified = self.clock.now()
+        self.endpoints.store.update(res)
+        self.controller.update(res)
+        return {"EndpointArn": res.arn}
+
+    def update_endpoint_weights_and_capacities(
+        self, ctx: RequestContext, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        res = self.endpoints.require(ctx, p["EndpointName"])
+        self._require_updatable(res)
+        variants = {v["VariantName"]: v for v in res.state["Deployment"]["Variants"]}
+        unknown = [
+            d["VariantName"]
+            for d in p["DesiredWeightsAndCapacities"]
+            if d["VariantName"] not in variants
+        ]
+        if unknown:
+            raise validation_exception(
+                f'The variant(s) "[{", ".join(unknown)}]" are not present in the endpoint '
+                f'"{res.arn}".'
+            )
+        for desired in p["DesiredWeightsAndCapacities"]:
+            variant = variants[desired["VariantName"]]
+            if desired.get("DesiredWeight") is not None:
+                variant["Weight"] = float(desired["DesiredWeight"])
+            count = desired.get("DesiredInstanceCount")
+            if count is not None:
+                instances = variant["Instances"][:count]
+                while len(instances) < count:
+                    instances.append(deployments.new_instance_id())
+                variant["Instances"] = instances
+        res.state["EndpointStatus"] = str(EndpointStatus.UPDATING)
+        res.modified = self.clock.now()
+        self.endpoints.store.update(res)
+        self.controller.update_capacity(res)
+        return {"EndpointArn": res.arn}
+
+    def delete_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        res = self.endpoints.require(ctx, p["EndpointName"])
+        if not can_delete(res.state["EndpointStatus"]):
+            raise validation_exception(f'Cannot delete in-progress endpoint "{res.arn}".')
+        res.state["EndpointStatus"] = str(EndpointStatus.DELETING)
+        res.modified = self.clock.now()
+        self.endpoints.store.update(res)
+        self.controller.delete(res)
+        return {}
+
+    @staticmethod
+    def _require_updatable(res: Resource) -> None:
+        if not can_update(res.state["EndpointStatus"]):
+            raise validation_exception(f'Cannot update in-progress endpoint "{res.arn}".')
+
+
+def _variant_summary(variant: dict[str, Any], res: Resource) -> dict[str, Any]:
+    count = len(variant["Instances"])
+    return {
+        "VariantName": variant["VariantName"],
+        "DeployedImages": [
+            {
+                "SpecifiedImage": c["Image"],
+                "ResolvedImage": c["ResolvedImage"],
+                "ResolutionTime": res.created,
+            }
+            for c in variant["Containers"]
+        ],
+        "CurrentWeight": variant["Weight"],
+        "DesiredWeight": variant["Weight"],
+        "CurrentInstanceCount": count,
+        "DesiredInstanceCount": count,
+    }

@@ -1,0 +1,64 @@
+"""Per-(account, region) access to one kind of SageMaker resource, with SageMaker's errors.
+
+SageMaker treats resource names case-insensitively (its ARNs lower-case them), so rows are keyed
+by the lower-cased name and the name as given is kept in the spec.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.domain import arns
+from mlmarket.protocol.errors import validation_exception
+from mlmarket.storage.metadata import MetadataStore, Resource
+
+
+class Kind:
+    def __init__(
+        self, store: MetadataStore, clock: Clock, kind: str, arn_type: str, noun: str
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.kind = kind
+        self.arn_type = arn_type
+        self.noun = noun  # as SageMaker words its messages: "model", "endpoint configuration"
+
+    def arn(self, ctx: RequestContext, name: str) -> str:
+        return arns.sagemaker(ctx.region, ctx.account_id, self.arn_type, name)
+
+    def get(self, ctx: RequestContext, name: str) -> Resource | None:
+        return self.store.get(ctx.account_id, ctx.region, self.kind, name.lower())
+
+    def require(self, ctx: RequestContext, name: str) -> Resource:
+        found = self.get(ctx, name)
+        if found is None:
+            raise validation_exception(f'Could not find {self.noun} "{self.arn(ctx, name)}".')
+        return found
+
+    def create(
+        self, ctx: RequestContext, name: str, spec: dict[str, Any], state: dict[str, Any]
+    ) -> Resource:
+        now = self.clock.now()
+        res = Resource(
+            ctx.account_id,
+            ctx.region,
+            self.kind,
+            name.lower(),
+            self.arn(ctx, name),
+            now,
+            now,
+            spec,
+            state,
+        )
+        if not self.store.insert(res):
+            raise validation_exception(f'Cannot create already existing {self.noun} "{res.arn}".')
+        return res
+
+    def delete(self, ctx: RequestContext, name: str) -> None:
+        if not self.store.delete(ctx.account_id, ctx.region, self.kind, name.lower()):
+            raise validation_exception(f'Could not find {self.noun} "{self.arn(ctx, name)}".')
+
+    def all(self, ctx: RequestContext) -> list[Resource]:
+        return self.store.list(ctx.account_id, ctx.region, self.kind)

@@ -1,0 +1,195 @@
+"""InvokeEndpoint: route a request to a healthy container and return its answer.
+
+The body has already been bounded and read by the edge (R5). Here: choose the variant (by weight,
+or TargetVariant), the instance (round-robin over healthy ones), forward with the headers the
+contract passes, and enforce the processing-time limit (R6). A container's non-2xx answer, a
+timeout and a dropped connection become ModelError in SageMaker's words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+from mlmarket.context import RequestContext
+from mlmarket.controllers.routes import (
+    ContainerRuntime,
+    EndpointRoute,
+    InstanceRuntime,
+    RoutingTable,
+    VariantRoute,
+)
+from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge
+from mlmarket.protocol.errors import ModelError, ServiceUnavailable, ValidationError
+
+# Request members forwarded to the container as the headers they arrived in.
+_FORWARDED = (
+    ("ContentType", "Content-Type"),
+    ("Accept", "Accept"),
+    ("CustomAttributes", "X-Amzn-SageMaker-Custom-Attributes"),
+    ("TargetModel", "X-Amzn-SageMaker-Target-Model"),
+    ("InferenceId", "X-Amzn-SageMaker-Inference-Id"),
+)
+# Serial inference pipelines: payload between containers (DG inference-pipeline-troubleshoot).
+PIPELINE_HOP_MAX_BYTES = 5 * 1024 * 1024
+
+
+class RuntimeProvider:
+    def __init__(
+        self,
+        routes: RoutingTable,
+        *,
+        timeout_seconds: float,
+        max_response_bytes: int | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.routes = routes
+        self.timeout = timeout_seconds
+        self.max_response_bytes = max_response_bytes
+        self.rng = rng or random.Random()
+
+    async def invoke_endpoint(
+        self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
+    ) -> dict[str, Any]:
+        name = p["EndpointName"]
+        route = self.routes.get(ctx.account_id, ctx.region, name)
+        if route is None:
+            raise ValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
+        variant = self._variant(route, p.get("TargetVariant"))
+        instance = variant.pick_instance()
+        if instance is None:
+            raise ServiceUnavailable(
+                f"No instance of production variant {variant.name} of endpoint {name} is "
+                "healthy right now; it is being replaced. Retry the request."
+            )
+        headers = [(h, p[m]) for m, h in _FORWARDED if p.get(m) is not None]
+        chain = self._containers(variant, instance, p.get("TargetContainerHostname"))
+        response = None
+        payload: bytes | bytearray | memoryview = body
+        for index, container in enumerate(chain):
+            if index > 0:
+                if len(payload) > PIPELINE_HOP_MAX_BYTES:
+                    raise ModelError(
+                        f"Received response from {chain[index - 1].hostname} with status code "
+                        f"200. However, the request payload from {chain[index - 1].hostname} to "
+                        f"{container.hostname} is {len(payload)} bytes, which has exceeded the "
+                        "maximum limit of 5 MB."
+                    )
+                headers = _next_hop_headers(headers, response)
+            response = await self._call(ctx, route, variant, instance, container, headers, payload)
+            payload = response.body
+        assert response is not None
+        out: dict[str, Any] = {
+            "Body": response.body,
+            "ContentType": response.headers.get("content-type"),
+            "InvokedProductionVariant": variant.name,
+        }
+        custom = response.headers.get("x-amzn-sagemaker-custom-attributes")
+        if custom is not None:
+            out["CustomAttributes"] = custom
+        return out
+
+    def _variant(self, route: EndpointRoute, target: str | None) -> VariantRoute:
+        if target:
+            variant = route.variant(target)
+            if variant is None:
+                raise ValidationError(f"Variant {target} does not exist for endpoint {route.name}.")
+            return variant
+        chosen = route.pick_variant(self.rng)
+        if chosen is None:
+            raise ValidationError(
+                f"Endpoint {route.name} has no production variant with a weight above zero; "
+                "name one with TargetVariant."
+            )
+        return chosen
+
+    @staticmethod
+    def _containers(
+        variant: VariantRoute, instance: InstanceRuntime, target: str | None
+    ) -> list[ContainerRuntime]:
+        if variant.mode == "Direct":
+            if not target:
+                raise ValidationError(
+                    "TargetContainerHostname must be specified to invoke an endpoint whose "
+                    "model uses the Direct inference execution mode."
+                )
+            chosen = [c for c in instance.containers if c.hostname == target]
+            if not chosen:
+                raise ValidationError(
+                    f"TargetContainerHostname {target} is not a container of this endpoint."
+                )
+            return chosen
+        if target:
+            raise ValidationError(
+                "TargetContainerHostname can only be specified for endpoints whose model uses "
+                "the Direct inference execution mode."
+            )
+        return instance.containers
+
+    async def _call(
+        self,
+        ctx: RequestContext,
+        route: EndpointRoute,
+        variant: VariantRoute,
+        instance: InstanceRuntime,
+        container: ContainerRuntime,
+        headers: list[tuple[str, str]],
+        body: bytes | bytearray | memoryview,
+    ) -> Response:
+        who = "primary" if variant.mode == "Single" else container.hostname
+        log_stream = (
+            f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:/aws/sagemaker/Endpoints/"
+            f"{route.name}:log-stream:{variant.name}/{instance.instance_id}"
+        )
+        see = (
+            f"See https://{ctx.region}.console.aws.amazon.com/cloudwatch/home?region={ctx.region}"
+            f"#logEventViewer:group=/aws/sagemaker/Endpoints/{route.name} in account "
+            f"{ctx.account_id} for more information."
+        )
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await container.pool.request(
+                    "POST", "/invocations", headers, body, self.max_response_bytes
+                )
+        except TimeoutError:
+            raise ModelError(
+                f'Received server error (0) from {who} with message "Your invocation timed out '
+                f"while waiting for a response from container {who}. Review the latency metrics "
+                'for each container in Amazon CloudWatch, resolve the issue, and try again.". '
+                + see,
+                LogStreamArn=log_stream,
+            ) from None
+        except ResponseTooLarge:
+            raise ModelError(
+                f"Received server error (500) from {who} and could not load the entire response "
+                f"body: it exceeds {self.max_response_bytes} bytes. " + see,
+                OriginalStatusCode=500,
+                LogStreamArn=log_stream,
+            ) from None
+        except (ConnectionLost, OSError) as exc:
+            raise ModelError(
+                f'Received server error (0) from {who} with message "The connection to the '
+                f'container was closed before it answered ({exc})". ' + see,
+                LogStreamArn=log_stream,
+            ) from None
+        if not 200 <= response.status < 300:
+            text = response.body.decode("utf-8", errors="replace")
+            side = "client" if 400 <= response.status < 500 else "server"
+            raise ModelError(
+                f"Received {side} error ({response.status}) from {who} with message "
+                f'"{text}". ' + see,
+                OriginalStatusCode=response.status,
+                OriginalMessage=text,
+                LogStreamArn=log_stream,
+            )
+        return response
+
+
+def _next_hop_headers(
+    headers: list[tuple[str, str]], previous: Response | None
+) -> list[tuple[str, str]]:
+    kept = [(k, v) for k, v in headers if k != "Content-Type"]
+    if previous is not None and "content-type" in previous.headers:
+        kept.append(("Content-Type", previous.headers["content-type"]))
+    return kept

@@ -1,0 +1,237 @@
+"""Metadata: accounts, access keys and resources, in SQLite (WAL) through SQLAlchemy Core.
+
+Every resource is one row keyed by (account, region, kind, name): `spec` holds what the caller
+asked for (immutable after creation), `state` what the controllers observed. Both are JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+
+from mlmarket.types import AccountId, Arn, JsonDict, Region
+
+_meta = MetaData()
+
+accounts = Table(
+    "accounts",
+    _meta,
+    Column("account_id", String(12), primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+access_keys = Table(
+    "access_keys",
+    _meta,
+    Column("access_key", String(128), primary_key=True),
+    Column("secret_key", String(128), nullable=False),
+    Column("account_id", String(12), nullable=False, index=True),
+)
+
+resources = Table(
+    "resources",
+    _meta,
+    Column("account_id", String(12), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("arn", String(2048), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("modified", DateTime(timezone=True), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("state", Text, nullable=False),
+)
+
+
+@dataclass
+class Resource:
+    account_id: AccountId
+    region: Region
+    kind: str
+    name: str
+    arn: Arn
+    created: dt.datetime
+    modified: dt.datetime
+    spec: JsonDict
+    state: JsonDict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Account:
+    account_id: AccountId
+    name: str
+    created: dt.datetime
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+class MetadataStore:
+    def __init__(self, url: str) -> None:
+        self.engine: Engine = create_engine(url)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        _meta.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- accounts --
+    def create_account(self, account_id: AccountId, name: str, now: dt.datetime) -> Account:
+        with self.engine.begin() as conn:
+            conn.execute(accounts.insert().values(account_id=account_id, name=name, created=now))
+        return Account(account_id, name, now)
+
+    def list_accounts(self) -> list[Account]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(accounts).order_by(accounts.c.created)).all()
+        return [Account(r.account_id, r.name, _utc(r.created)) for r in rows]
+
+    def find_account(self, account_id_or_name: str) -> Account | None:
+        query = select(accounts).where(
+            (accounts.c.account_id == account_id_or_name) | (accounts.c.name == account_id_or_name)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Account(row.account_id, row.name, _utc(row.created)) if row else None
+
+    def add_access_key(self, account_id: AccountId, access_key: str, secret_key: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                access_keys.insert().values(
+                    access_key=access_key, secret_key=secret_key, account_id=account_id
+                )
+            )
+
+    def secret_for(self, access_key: str) -> tuple[AccountId, str] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(access_keys).where(access_keys.c.access_key == access_key)
+            ).first()
+        return (row.account_id, row.secret_key) if row else None
+
+    def keys_of(self, account_id: AccountId) -> list[tuple[str, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(access_keys).where(access_keys.c.account_id == account_id)
+            ).all()
+        return [(r.access_key, r.secret_key) for r in rows]
+
+    # -- resources --
+    def insert(self, res: Resource) -> bool:
+        """Insert unless (account, region, kind, name) exists; False when it did."""
+        key = (res.account_id, res.region, res.kind, res.name)
+        with self.engine.begin() as conn:
+            if conn.execute(select(resources.c.name).where(*_key_clause(*key))).first():
+                return False
+            conn.execute(resources.insert().values(**_row(res)))
+        return True
+
+    def update(self, res: Resource) -> None:
+        key = (res.account_id, res.region, res.kind, res.name)
+        with self.engine.begin() as conn:
+            conn.execute(resources.update().where(*_key_clause(*key)).values(**_row(res)))
+
+    def delete(self, account_id: AccountId, region: Region, kind: str, name: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                resources.delete().where(*_key_clause(account_id, region, kind, name))
+            )
+        return bool(result.rowcount)
+
+    def get(self, account_id: AccountId, region: Region, kind: str, name: str) -> Resource | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(resources).where(*_key_clause(account_id, region, kind, name))
+            ).first()
+        return _resource(row) if row else None
+
+    def list(self, account_id: AccountId, region: Region, kind: str) -> list[Resource]:
+        query = select(resources).where(
+            resources.c.account_id == account_id,
+            resources.c.region == region,
+            resources.c.kind == kind,
+        )
+        with self.engine.connect() as conn:
+            return [_resource(r) for r in conn.execute(query).all()]
+
+    def all_of_kind(self, kind: str) -> Iterator[Resource]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(resources).where(resources.c.kind == kind)).all()
+        return (_resource(r) for r in rows)
+
+
+def _key_clause(account_id: str, region: str, kind: str, name: str) -> tuple[Any, ...]:
+    return (
+        resources.c.account_id == account_id,
+        resources.c.region == region,
+        resources.c.kind == kind,
+        resources.c.name == name,
+    )
+
+
+def _row(res: Resource) -> dict[str, Any]:
+    return {
+        "account_id": res.account_id,
+        "region": res.region,
+        "kind": res.kind,
+        "name": res.name,
+        "arn": res.arn,
+        "created": res.created,
+        "modified": res.modified,
+        "spec": json.dumps(res.spec, default=_json_default),
+        "state": json.dumps(res.state, default=_json_default),
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return {"$dt": value.isoformat()}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def _json_hook(obj: dict[str, Any]) -> Any:
+    if len(obj) == 1 and "$dt" in obj:
+        return dt.datetime.fromisoformat(obj["$dt"])
+    return obj
+
+
+def _resource(row: Any) -> Resource:
+    return Resource(
+        account_id=row.account_id,
+        region=row.region,
+        kind=row.kind,
+        name=row.name,
+        arn=row.arn,
+        created=_utc(row.created),
+        modified=_utc(row.modified),
+        spec=json.loads(row.spec, object_hook=_json_hook),
+        state=json.loads(row.state, object_hook=_json_hook),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()

@@ -1,0 +1,127 @@
+"""Test inference container: the SageMaker hosting contract on port 8080, one write per answer.
+
+Behaviour is chosen by environment (set through CreateModel's Environment) and per request:
+  ON_START=crash        exit with code 3 before listening
+  PING=hang|fail        never answer /ping, or answer it 500
+  Content-Type application/x-mlmarket-command, body JSON, one of:
+    {"sleep": seconds}             answer after sleeping
+    {"status": code, "body": text} answer with that status
+    {"exit": code}                 exit at once, without answering
+    {"connect": [host, port]}      try a TCP connection, answer what happened
+    {"env": true}                  answer the environment
+    {"model": true}                answer the files under /opt/ml/model
+  anything else: echo the body, its Content-Type and custom attributes.
+"""
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+
+COMMAND = "application/x-mlmarket-command"
+
+
+def answer(status, body=b"", content_type="application/octet-stream", extra=()):
+    reason = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}.get(status, "Status")
+    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}",
+             f"Content-Length: {len(body)}", f"X-Container-Host: {socket.gethostname()}"]
+    lines += [f"{k}: {v}" for k, v in extra]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def probe(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return {"connected": True}
+    except OSError as exc:
+        return {"connected": False, "error": str(exc)}
+
+
+def model_files():
+    root = "/opt/ml/model"
+    found = {}
+    for base, _dirs, files in os.walk(root):
+        for name in files:
+            path = os.path.join(base, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, root)] = f.read(200).decode(errors="replace")
+    return found
+
+
+async def command(body):
+    cmd = json.loads(body)
+    if "sleep" in cmd:
+        await asyncio.sleep(cmd["sleep"])
+        return answer(200, b"slept", "text/plain")
+    if "status" in cmd:
+        return answer(cmd["status"], cmd.get("body", "").encode(), "text/plain")
+    if "exit" in cmd:
+        os._exit(cmd["exit"])
+    if "connect" in cmd:
+        result = await asyncio.to_thread(probe, *cmd["connect"])
+        return answer(200, json.dumps(result).encode(), "application/json")
+    if "env" in cmd:
+        return answer(200, json.dumps(dict(os.environ)).encode(), "application/json")
+    if "model" in cmd:
+        return answer(200, json.dumps(model_files()).encode(), "application/json")
+    return answer(400, b"unknown command", "text/plain")
+
+
+async def handle(reader, writer):
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            request_line, *header_lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = request_line.split(" ", 2)
+            headers = {}
+            for line in header_lines:
+                if ":" in line:
+                    k, v = line.split(":", 1)
+                    headers[k.strip().lower()] = v.strip()
+            body = await reader.readexactly(int(headers.get("content-length", "0")))
+            if path == "/ping":
+                mode = os.environ.get("PING")
+                if mode == "hang":
+                    await asyncio.sleep(3600)
+                writer.write(answer(500 if mode == "fail" else 200))
+            elif path == "/invocations" and method == "POST":
+                ctype = headers.get("content-type", "application/octet-stream")
+                if ctype == COMMAND:
+                    writer.write(await command(body))
+                else:
+                    extra = []
+                    if "x-amzn-sagemaker-custom-attributes" in headers:
+                        extra.append(("X-Amzn-SageMaker-Custom-Attributes",
+                                      headers["x-amzn-sagemaker-custom-attributes"]))
+                    if "accept" in headers:
+                        extra.append(("X-Seen-Accept", headers["accept"]))
+                    writer.write(answer(200, body, ctype, extra))
+            else:
+                writer.write(answer(404, b"not found", "text/plain"))
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main():
+    if os.environ.get("ON_START") == "crash":
+        print("crashing on purpose", flush=True)
+        sys.exit(3)
+    loop = asyncio.get_running_loop()
+    stop = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    server = await asyncio.start_server(handle, "0.0.0.0", 8080, backlog=1024)
+    print("serving on 8080", flush=True)
+    async with server:
+        await stop
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["serve"]:
+        print(f"expected 'serve', got {sys.argv[1:]}", flush=True)
+        sys.exit(2)
+    asyncio.run(main())
