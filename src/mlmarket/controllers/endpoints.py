@@ -49,6 +49,9 @@ log = logging.getLogger("mlmarket.endpoints")
 
 KIND = "endpoint"
 LABEL_MANAGED = "mlmarket.managed"
+# The data directory of the server that owns a container: servers sharing one engine leave each
+# other's containers alone.
+LABEL_OWNER = "mlmarket.owner"
 LABEL_ENDPOINT = "mlmarket.endpoint"
 LABEL_DEPLOYMENT = "mlmarket.deployment"
 LABEL_VARIANT = "mlmarket.variant"
@@ -97,6 +100,7 @@ class EndpointController:
         self.clock = clock
         self._runs: dict[tuple[str, str, str], _Run] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._owner = str(settings.data_dir.resolve())
 
     # -- entry points (called by the SageMaker provider after it wrote the desired state) --
 
@@ -118,7 +122,7 @@ class EndpointController:
 
     async def start(self) -> None:
         """Re-adopt or replace what a previous server left, then resume unfinished work."""
-        containers = await self.engine.list({LABEL_MANAGED: KIND})
+        containers = await self.engine.list({LABEL_MANAGED: KIND, LABEL_OWNER: self._owner})
         by_endpoint: dict[str, list[ContainerInfo]] = {}
         for info in containers:
             by_endpoint.setdefault(info.labels.get(LABEL_ENDPOINT, ""), []).append(info)
@@ -233,7 +237,7 @@ class EndpointController:
         self.routes.pop(endpoint.account_id, endpoint.region, endpoint.name)
         run = self._run(endpoint)
         await self._retire(endpoint, list(run.instances.values()))
-        leftovers = await self.engine.list({LABEL_ENDPOINT: endpoint.arn})
+        leftovers = await self.engine.list({LABEL_ENDPOINT: endpoint.arn, LABEL_OWNER: self._owner})
         await asyncio.gather(*(self._remove_container(i) for i in leftovers))
         self.store.delete(endpoint.account_id, endpoint.region, KIND, endpoint.name)
         self._runs.pop(_key(endpoint), None)
@@ -340,6 +344,7 @@ class EndpointController:
                         environment=dict(container.get("Environment") or {}),
                         labels={
                             LABEL_MANAGED: KIND,
+                            LABEL_OWNER: self._owner,
                             LABEL_ENDPOINT: endpoint.arn,
                             LABEL_DEPLOYMENT: deployment["Id"],
                             LABEL_VARIANT: variant["VariantName"],

@@ -10,6 +10,8 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     {"connect": [host, port]}      try a TCP connection, answer what happened
     {"env": true}                  answer the environment
     {"model": true}                answer the files under /opt/ml/model
+    {"whoami": true}               answer the container's hostname and network interfaces
+    {"write": path}                try to write a file, answer what happened
   anything else: echo the body, its Content-Type and custom attributes.
 """
 
@@ -66,6 +68,17 @@ async def command(body):
         return answer(200, json.dumps(dict(os.environ)).encode(), "application/json")
     if "model" in cmd:
         return answer(200, json.dumps(model_files()).encode(), "application/json")
+    if "whoami" in cmd:
+        me = {"hostname": socket.gethostname(), "interfaces": sorted(os.listdir("/sys/class/net"))}
+        return answer(200, json.dumps(me).encode(), "application/json")
+    if "write" in cmd:
+        try:
+            with open(cmd["write"], "w") as f:
+                f.write("x")
+            result = {"written": True}
+        except OSError as exc:
+            result = {"written": False, "error": str(exc)}
+        return answer(200, json.dumps(result).encode(), "application/json")
     return answer(400, b"unknown command", "text/plain")
 
 
@@ -81,6 +94,8 @@ async def handle(reader, writer):
                     k, v = line.split(":", 1)
                     headers[k.strip().lower()] = v.strip()
             body = await reader.readexactly(int(headers.get("content-length", "0")))
+            if os.environ.get("LOG_REQUESTS"):
+                print(f"{method} {path} {len(body)} bytes", flush=True)
             if path == "/ping":
                 mode = os.environ.get("PING")
                 if mode == "hang":

@@ -1,0 +1,40 @@
+"""Fixtures shared by the integration and end-to-end suites: the test images, built offline."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlmarket.execution.offline_images import build_image
+
+IMAGES = Path(__file__).parent / "images"
+ECHO_IMAGE = "mlmarket-test/echo:latest"
+
+
+@pytest.fixture(scope="session")
+def echo_image() -> str:
+    """The echo container; rebuilt once per session so edits to its server are picked up."""
+    return build_image(IMAGES / "echo", ECHO_IMAGE, rebuild=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_test_containers() -> Iterator[None]:
+    yield
+    # Containers owned by test data dirs (under pytest's tmp) are removed at the end.
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=mlmarket.owner"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()
+    owned = []
+    for container_id in ids:
+        owner = subprocess.run(
+            ["docker", "inspect", "-f", '{{index .Config.Labels "mlmarket.owner"}}', container_id],
+            capture_output=True, text=True, check=False,
+        ).stdout.strip()
+        if "pytest-" in owner:
+            owned.append(container_id)
+    if owned:
+        subprocess.run(["docker", "rm", "-f", *owned], capture_output=True, check=False)

@@ -1,0 +1,57 @@
+"""A session-wide `mlmarket serve` process with two accounts, and clients for each."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlmarket.storage.artifacts import LocalArtifactStore
+from tests.support.server import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, echo_image: str) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
+    proc.cli("account", "create", "other", "--account-id", "210987654321")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def sm(server: ServerProcess) -> Any:
+    return server.client("sagemaker")
+
+
+@pytest.fixture(scope="session")
+def rt(server: ServerProcess) -> Any:
+    return server.client("sagemaker-runtime")
+
+
+@pytest.fixture(scope="session")
+def other_sm(server: ServerProcess) -> Any:
+    return server.client("sagemaker", account="other")
+
+
+@pytest.fixture(scope="session")
+def other_rt(server: ServerProcess) -> Any:
+    return server.client("sagemaker-runtime", account="other")
+
+
+@pytest.fixture(scope="session")
+def artifacts(server: ServerProcess) -> LocalArtifactStore:
+    """The server's own artifact store (the S3 protocol in front of it comes with batch jobs)."""
+    return LocalArtifactStore(Path(server.data_dir) / "artifacts")
+
+
+_counter = iter(range(10**6))
+
+
+@pytest.fixture
+def name(request: pytest.FixtureRequest) -> str:
+    """A fresh resource name per test, readable in logs."""
+    base = re.sub(r"[^a-zA-Z0-9]+", "-", request.node.name.removeprefix("test_"))[:40].strip("-")
+    return f"{base}-{next(_counter)}"

@@ -1,0 +1,76 @@
+"""Deploying test endpoints through the real SageMaker API."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from typing import Any
+
+COMMAND = "application/x-mlmarket-command"
+
+
+def deploy(
+    sm: Any,
+    name: str,
+    image: str,
+    *,
+    environment: dict[str, str] | None = None,
+    model_data_url: str | None = None,
+    instance_count: int = 1,
+    instance_type: str = "ml.m5.large",
+    variants: list[dict[str, Any]] | None = None,
+    wait: bool = True,
+) -> dict[str, Any]:
+    """Model + endpoint config + endpoint named `name`; waits for a final status."""
+    container: dict[str, Any] = {"Image": image, "Environment": environment or {}}
+    if model_data_url:
+        container["ModelDataUrl"] = model_data_url
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer=container,
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+    )
+    production = variants or [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": name,
+            "InstanceType": instance_type,
+            "InitialInstanceCount": instance_count,
+        }
+    ]
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=production)
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    return wait_for_status(sm, name) if wait else sm.describe_endpoint(EndpointName=name)
+
+
+def wait_for_status(sm: Any, name: str, timeout: float = 60) -> dict[str, Any]:
+    """Poll until the endpoint leaves Creating/Updating/Deleting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = sm.describe_endpoint(EndpointName=name)
+        if desc["EndpointStatus"] not in ("Creating", "Updating", "Deleting"):
+            return dict(desc)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"endpoint {name} stuck in {desc['EndpointStatus']}")
+        time.sleep(0.1)
+
+
+def command(rt: Any, endpoint: str, cmd: dict[str, Any], **kwargs: Any) -> Any:
+    response = rt.invoke_endpoint(
+        EndpointName=endpoint, Body=json.dumps(cmd).encode(), ContentType=COMMAND, **kwargs
+    )
+    return json.loads(response["Body"].read())
+
+
+def tarball(files: dict[str, bytes], extra: list[tarfile.TarInfo] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for info in extra or []:
+            tar.addfile(info, io.BytesIO(b"x" * info.size) if info.size else None)
+    return buffer.getvalue()
