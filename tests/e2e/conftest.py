@@ -22,23 +22,31 @@ def server(tmp_path_factory: pytest.TempPathFactory, echo_image: str) -> Iterato
 
 
 @pytest.fixture(scope="session")
-def sm(server: ServerProcess) -> Any:
-    return server.client("sagemaker")
+def sm(server: ServerProcess) -> Iterator[Any]:
+    client = server.client("sagemaker")
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")
-def rt(server: ServerProcess) -> Any:
-    return server.client("sagemaker-runtime")
+def rt(server: ServerProcess) -> Iterator[Any]:
+    client = server.client("sagemaker-runtime")
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")
-def other_sm(server: ServerProcess) -> Any:
-    return server.client("sagemaker", account="other")
+def other_sm(server: ServerProcess) -> Iterator[Any]:
+    client = server.client("sagemaker", account="other")
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")
-def other_rt(server: ServerProcess) -> Any:
-    return server.client("sagemaker-runtime", account="other")
+def other_rt(server: ServerProcess) -> Iterator[Any]:
+    client = server.client("sagemaker-runtime", account="other")
+    yield client
+    client.close()
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from mlmarket.protocol.errors import (
     PayloadTooLarge,
     ServiceError,
     UnknownOperation,
+    ValidationError,
 )
 from mlmarket.protocol.models import operation_model, service_model
 
@@ -149,7 +150,7 @@ class Gateway:
         binding = self._invoke
         params = binding.parse({"EndpointName": endpoint}, request.headers)
         # The body's bound was enforced while reading (it is configurable past the model's max).
-        validation.validate(binding.input_shape, dict(params, Body=b""))
+        validation.validate(binding.input_shape, dict(params, Body=b""), ValidationError)
         result = await self.runtime.invoke_endpoint(ctx, params, body)
         headers, payload = binding.serialize(result)
         headers["x-amzn-RequestId"] = request_id

@@ -12,10 +12,11 @@ Type mismatches are not constraint violations in Coral; they surface as Serializ
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any
 
 from mlmarket.protocol import patterns
-from mlmarket.protocol.errors import SerializationError, validation_exception
+from mlmarket.protocol.errors import SerializationError, ServiceError, validation_exception
 
 _MAX_REPORTED = 10
 
@@ -142,13 +143,16 @@ def problems(shape: Any, params: dict[str, Any]) -> list[str]:
     return walker.problems
 
 
-def validate(shape: Any, params: dict[str, Any]) -> None:
-    """Raise ValidationException listing every constraint `params` breaks."""
+def validate(
+    shape: Any,
+    params: dict[str, Any],
+    error: Callable[[str], ServiceError] = validation_exception,
+) -> None:
+    """Raise `error` (SageMaker's ValidationException unless the service has its own, like the
+    runtime's ValidationError) listing every constraint `params` breaks."""
     found = problems(shape, params)
     if not found:
         return
     count = len(found)
     noun = "error" if count == 1 else "errors"
-    raise validation_exception(
-        f"{count} validation {noun} detected: " + "; ".join(found[:_MAX_REPORTED])
-    )
+    raise error(f"{count} validation {noun} detected: " + "; ".join(found[:_MAX_REPORTED]))
