@@ -1,0 +1,102 @@
+"""Nothing lost: a restarted server re-adopts running endpoints; a dead container is replaced."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.hosting import command, deploy, wait_for_status
+from tests.support.server import ServerProcess
+
+
+@pytest.fixture
+def own_server(tmp_path: Path, echo_image: str) -> Iterator[ServerProcess]:
+    proc = ServerProcess(tmp_path / "data").start()
+    yield proc
+    proc.stop()
+
+
+def container_ids(arn: str) -> set[str]:
+    out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
+                          f"label=mlmarket.endpoint={arn}"],
+                         capture_output=True, text=True, check=True).stdout
+    return set(out.split())
+
+
+def test_restart_readopts_running_endpoints(own_server: ServerProcess, echo_image: str) -> None:
+    sm = own_server.client("sagemaker")
+    desc = deploy(sm, "survivor", echo_image, instance_count=2)
+    before = container_ids(desc["EndpointArn"])
+    assert len(before) == 2
+    sm.close()
+
+    own_server.stop()
+    assert container_ids(desc["EndpointArn"]) == before  # containers outlive the server
+    own_server.start()
+
+    sm = own_server.client("sagemaker")
+    rt = own_server.client("sagemaker-runtime")
+    assert wait_for_status(sm, "survivor")["EndpointStatus"] == "InService"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            body = rt.invoke_endpoint(EndpointName="survivor", Body=b"back")["Body"].read()
+            break
+        except ClientError:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert body == b"back"
+    assert container_ids(desc["EndpointArn"]) == before  # adopted, not replaced
+    sm.close()
+    rt.close()
+
+
+def test_restart_finishes_a_delete_and_removes_strays(own_server: ServerProcess,
+                                                      echo_image: str) -> None:
+    sm = own_server.client("sagemaker")
+    desc = deploy(sm, "doomed", echo_image)
+    own_server.stop()
+    # a deletion the old server recorded but never carried out
+    with sqlite3.connect(own_server.data_dir / "mlmarket.db") as db:
+        db.execute("UPDATE resources SET state = json_set(state, '$.EndpointStatus', 'Deleting')"
+                   " WHERE kind = 'endpoint'")
+    db.close()
+    own_server.start()
+    sm.close()
+    sm = own_server.client("sagemaker")
+    sm.get_waiter("endpoint_deleted").wait(EndpointName="doomed",
+                                           WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    assert container_ids(desc["EndpointArn"]) == set()
+    sm.close()
+
+
+def test_dead_container_is_replaced_and_endpoint_keeps_serving(
+    sm: Any, rt: Any, echo_image: str, name: str
+) -> None:
+    desc = deploy(sm, name, echo_image)
+    before = container_ids(desc["EndpointArn"])
+    with pytest.raises(ClientError) as err:
+        command(rt, name, {"exit": 1})
+    assert err.value.response["Error"]["Code"] == "ModelError"
+    deadline = time.monotonic() + 20
+    while True:
+        now = container_ids(desc["EndpointArn"])
+        if now and now != before:
+            try:
+                if rt.invoke_endpoint(EndpointName=name, Body=b"alive")["Body"].read():
+                    break
+            except ClientError:
+                pass
+        assert time.monotonic() < deadline, "no replacement came up"
+        time.sleep(0.1)
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
+    assert json.loads(subprocess.run(["docker", "inspect", *now], capture_output=True,
+                                     text=True, check=True).stdout)[0]["State"]["Running"]
