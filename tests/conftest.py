@@ -26,13 +26,17 @@ def _no_leftover_test_containers() -> Iterator[None]:
     # Containers owned by test data dirs (under pytest's tmp) are removed at the end.
     ids = subprocess.run(
         ["docker", "ps", "-aq", "--filter", "label=mlmarket.owner"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.split()
     owned = []
     for container_id in ids:
         owner = subprocess.run(
             ["docker", "inspect", "-f", '{{index .Config.Labels "mlmarket.owner"}}', container_id],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         ).stdout.strip()
         if "pytest-" in owner:
             owned.append(container_id)

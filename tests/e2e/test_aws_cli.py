@@ -15,30 +15,54 @@ from tests.support.server import ServerProcess
 
 def aws(server: ServerProcess, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     key, secret = server.credentials()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": "/dev/null",
-           "AWS_SHARED_CREDENTIALS_FILE": "/dev/null"}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
     cli = Path(sys.executable).with_name("aws")
-    return subprocess.run([str(cli), *args, "--endpoint-url", server.url], capture_output=True,
-                          text=True, env=env, check=check)
+    return subprocess.run(
+        [str(cli), *args, "--endpoint-url", server.url],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=check,
+    )
 
 
-def test_cli_lists_describes_and_invokes(server: ServerProcess, sm: Any, echo_image: str,
-                                         tmp_path: Path) -> None:
+def test_cli_lists_describes_and_invokes(
+    server: ServerProcess, sm: Any, echo_image: str, tmp_path: Path
+) -> None:
     deploy(sm, "cli-endpoint", echo_image)
-    listed = json.loads(aws(server, "sagemaker", "list-endpoints", "--name-contains",
-                            "cli-endpoint").stdout)
+    listed = json.loads(
+        aws(server, "sagemaker", "list-endpoints", "--name-contains", "cli-endpoint").stdout
+    )
     assert [e["EndpointName"] for e in listed["Endpoints"]] == ["cli-endpoint"]
-    desc = json.loads(aws(server, "sagemaker", "describe-endpoint", "--endpoint-name",
-                          "cli-endpoint").stdout)
+    desc = json.loads(
+        aws(server, "sagemaker", "describe-endpoint", "--endpoint-name", "cli-endpoint").stdout
+    )
     assert desc["EndpointStatus"] == "InService"
 
     aws(server, "sagemaker", "wait", "endpoint-in-service", "--endpoint-name", "cli-endpoint")
     out = tmp_path / "out.json"
     (tmp_path / "in.txt").write_bytes(b"hello")
-    meta = json.loads(aws(server, "sagemaker-runtime", "invoke-endpoint", "--endpoint-name",
-                          "cli-endpoint", "--body", f"fileb://{tmp_path / 'in.txt'}",
-                          "--content-type", "text/plain", str(out)).stdout)
+    meta = json.loads(
+        aws(
+            server,
+            "sagemaker-runtime",
+            "invoke-endpoint",
+            "--endpoint-name",
+            "cli-endpoint",
+            "--body",
+            f"fileb://{tmp_path / 'in.txt'}",
+            "--content-type",
+            "text/plain",
+            str(out),
+        ).stdout
+    )
     assert out.read_bytes() == b"hello"
     assert meta["ContentType"] == "text/plain"
     assert meta["InvokedProductionVariant"] == "AllTraffic"
@@ -47,6 +71,7 @@ def test_cli_lists_describes_and_invokes(server: ServerProcess, sm: Any, echo_im
 def test_cli_shows_sagemaker_errors(server: ServerProcess) -> None:
     result = aws(server, "sagemaker", "describe-model", "--model-name", "absent", check=False)
     assert result.returncode != 0
-    assert ("An error occurred (ValidationException) when calling the DescribeModel operation: "
-            'Could not find model "arn:aws:sagemaker:us-east-1:123456789012:model/absent".'
-            ) in result.stderr
+    assert (
+        "An error occurred (ValidationException) when calling the DescribeModel operation: "
+        'Could not find model "arn:aws:sagemaker:us-east-1:123456789012:model/absent".'
+    ) in result.stderr

@@ -18,7 +18,9 @@ from tests.support.hosting import command, deploy, tarball, wait_for_status
 def containers_of(endpoint_arn: str) -> list[dict[str, Any]]:
     ids = subprocess.run(
         ["docker", "ps", "-aq", "--filter", f"label=mlmarket.endpoint={endpoint_arn}"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     if not ids:
         return []
@@ -26,8 +28,9 @@ def containers_of(endpoint_arn: str) -> list[dict[str, Any]]:
     return list(json.loads(out.stdout))
 
 
-def test_endpoint_goes_in_service_and_answers_invocations(sm: Any, rt: Any, echo_image: str,
-                                                          name: str) -> None:
+def test_endpoint_goes_in_service_and_answers_invocations(
+    sm: Any, rt: Any, echo_image: str, name: str
+) -> None:
     desc = deploy(sm, name, echo_image)
     assert desc["EndpointStatus"] == "InService"
     variant = desc["ProductionVariants"][0]
@@ -36,8 +39,11 @@ def test_endpoint_goes_in_service_and_answers_invocations(sm: Any, rt: Any, echo
     assert "@sha256:" in variant["DeployedImages"][0]["ResolvedImage"]
 
     response = rt.invoke_endpoint(
-        EndpointName=name, Body=b'{"x": 1}', ContentType="application/json",
-        Accept="application/json", CustomAttributes="trace=42",
+        EndpointName=name,
+        Body=b'{"x": 1}',
+        ContentType="application/json",
+        Accept="application/json",
+        CustomAttributes="trace=42",
     )
     assert response["Body"].read() == b'{"x": 1}'
     assert response["ContentType"] == "application/json"
@@ -62,16 +68,18 @@ def test_botocore_waiters_see_in_service_and_deleted(sm: Any, echo_image: str, n
     )
 
 
-def test_endpoint_status_is_creating_until_ping_answers(sm: Any, echo_image: str,
-                                                        name: str) -> None:
+def test_endpoint_status_is_creating_until_ping_answers(
+    sm: Any, echo_image: str, name: str
+) -> None:
     desc = deploy(sm, name, echo_image, wait=False)
     assert desc["EndpointStatus"] == "Creating"
     assert "ProductionVariants" not in desc
     assert wait_for_status(sm, name)["EndpointStatus"] == "InService"
 
 
-def test_container_that_never_answers_ping_fails_the_endpoint(sm: Any, echo_image: str,
-                                                              name: str) -> None:
+def test_container_that_never_answers_ping_fails_the_endpoint(
+    sm: Any, echo_image: str, name: str
+) -> None:
     desc = deploy(sm, name, echo_image, environment={"PING": "hang"})
     assert desc["EndpointStatus"] == "Failed"
     assert desc["FailureReason"] == (
@@ -116,8 +124,7 @@ def test_model_data_is_unpacked_read_only_under_opt_ml_model(
     uri = f"s3://models/{name}/model.tar.gz"
     artifacts.put_bytes(uri, tarball({"weights.txt": b"w=1", "code/inference.py": b"pass"}))
     deploy(sm, name, echo_image, model_data_url=uri)
-    assert command(rt, name, {"model": True}) == {"weights.txt": "w=1",
-                                                   "code/inference.py": "pass"}
+    assert command(rt, name, {"model": True}) == {"weights.txt": "w=1", "code/inference.py": "pass"}
     result = command(rt, name, {"write": "/opt/ml/model/new.txt"})
     assert result["written"] is False and "Read-only" in result["error"]
 
@@ -137,8 +144,7 @@ def test_model_archive_with_parent_paths_is_refused(
     assert "outside the destination" in desc["FailureReason"]
 
 
-def test_missing_model_data_fails_with_download_reason(sm: Any, echo_image: str,
-                                                       name: str) -> None:
+def test_missing_model_data_fails_with_download_reason(sm: Any, echo_image: str, name: str) -> None:
     uri = f"s3://models/{name}/absent.tar.gz"
     desc = deploy(sm, name, echo_image, model_data_url=uri)
     assert desc["EndpointStatus"] == "Failed"
@@ -174,20 +180,35 @@ def test_instances_share_the_load(sm: Any, rt: Any, echo_image: str, name: str) 
 def test_traffic_follows_variant_weights_and_target_variant(
     sm: Any, rt: Any, echo_image: str, name: str
 ) -> None:
-    sm.create_model(ModelName=name, PrimaryContainer={"Image": echo_image},
-                    ExecutionRoleArn="arn:aws:iam::123456789012:role/test")
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": echo_image},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+    )
     variants = [
-        {"VariantName": "Light", "ModelName": name, "InstanceType": "ml.m5.large",
-         "InitialInstanceCount": 1, "InitialVariantWeight": 1.0},
-        {"VariantName": "Heavy", "ModelName": name, "InstanceType": "ml.m5.large",
-         "InitialInstanceCount": 1, "InitialVariantWeight": 3.0},
+        {
+            "VariantName": "Light",
+            "ModelName": name,
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1,
+            "InitialVariantWeight": 1.0,
+        },
+        {
+            "VariantName": "Heavy",
+            "ModelName": name,
+            "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1,
+            "InitialVariantWeight": 3.0,
+        },
     ]
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=variants)
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
     assert wait_for_status(sm, name)["EndpointStatus"] == "InService"
 
-    seen = [rt.invoke_endpoint(EndpointName=name, Body=b"x")["InvokedProductionVariant"]
-            for _ in range(200)]
+    seen = [
+        rt.invoke_endpoint(EndpointName=name, Body=b"x")["InvokedProductionVariant"]
+        for _ in range(200)
+    ]
     heavy = seen.count("Heavy")
     assert 110 < heavy < 190, heavy  # 150 expected; the bounds hold with overwhelming odds
 
@@ -200,8 +221,10 @@ def test_traffic_follows_variant_weights_and_target_variant(
 
     sm.update_endpoint_weights_and_capacities(
         EndpointName=name,
-        DesiredWeightsAndCapacities=[{"VariantName": "Heavy", "DesiredWeight": 0.0},
-                                     {"VariantName": "Light", "DesiredInstanceCount": 2}],
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "Heavy", "DesiredWeight": 0.0},
+            {"VariantName": "Light", "DesiredInstanceCount": 2},
+        ],
     )
     desc = wait_for_status(sm, name)
     assert desc["EndpointStatus"] == "InService"
@@ -209,8 +232,10 @@ def test_traffic_follows_variant_weights_and_target_variant(
     assert by_name["Light"]["CurrentInstanceCount"] == 2
     assert by_name["Heavy"]["CurrentWeight"] == 0.0
     assert len(containers_of(desc["EndpointArn"])) == 3
-    seen = [rt.invoke_endpoint(EndpointName=name, Body=b"x")["InvokedProductionVariant"]
-            for _ in range(20)]
+    seen = [
+        rt.invoke_endpoint(EndpointName=name, Body=b"x")["InvokedProductionVariant"]
+        for _ in range(20)
+    ]
     assert set(seen) == {"Light"}
 
 
@@ -218,12 +243,22 @@ def test_update_endpoint_swaps_to_the_new_config_without_downtime(
     sm: Any, rt: Any, echo_image: str, name: str
 ) -> None:
     deploy(sm, name, echo_image, environment={"GENERATION": "1"})
-    sm.create_model(ModelName=name + "-v2", PrimaryContainer={
-        "Image": echo_image, "Environment": {"GENERATION": "2"}},
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/test")
-    sm.create_endpoint_config(EndpointConfigName=name + "-v2", ProductionVariants=[
-        {"VariantName": "AllTraffic", "ModelName": name + "-v2", "InstanceType": "ml.m5.large",
-         "InitialInstanceCount": 1}])
+    sm.create_model(
+        ModelName=name + "-v2",
+        PrimaryContainer={"Image": echo_image, "Environment": {"GENERATION": "2"}},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name + "-v2",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name + "-v2",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
     sm.update_endpoint(EndpointName=name, EndpointConfigName=name + "-v2")
     desc = sm.describe_endpoint(EndpointName=name)
     assert desc["EndpointStatus"] == "Updating"
@@ -239,30 +274,41 @@ def test_update_endpoint_swaps_to_the_new_config_without_downtime(
     assert len(containers_of(desc["EndpointArn"])) == 1
 
 
-def test_failed_update_rolls_back_and_keeps_serving(sm: Any, rt: Any, echo_image: str,
-                                                    name: str) -> None:
+def test_failed_update_rolls_back_and_keeps_serving(
+    sm: Any, rt: Any, echo_image: str, name: str
+) -> None:
     deploy(sm, name, echo_image)
-    sm.create_model(ModelName=name + "-bad", PrimaryContainer={
-        "Image": echo_image, "Environment": {"ON_START": "crash"}},
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/test")
-    sm.create_endpoint_config(EndpointConfigName=name + "-bad", ProductionVariants=[
-        {"VariantName": "AllTraffic", "ModelName": name + "-bad", "InstanceType": "ml.m5.large",
-         "InitialInstanceCount": 1}])
+    sm.create_model(
+        ModelName=name + "-bad",
+        PrimaryContainer={"Image": echo_image, "Environment": {"ON_START": "crash"}},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name + "-bad",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name + "-bad",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
     sm.update_endpoint(EndpointName=name, EndpointConfigName=name + "-bad")
     desc = wait_for_status(sm, name)
     assert desc["EndpointStatus"] == "InService"
     assert desc["EndpointConfigName"] == name
     assert "did not pass the ping health check" in desc["FailureReason"]
-    assert rt.invoke_endpoint(EndpointName=name, Body=b"still here")["Body"].read() == \
-        b"still here"
+    assert rt.invoke_endpoint(EndpointName=name, Body=b"still here")["Body"].read() == b"still here"
 
 
 def test_deleting_an_endpoint_removes_its_containers(sm: Any, echo_image: str, name: str) -> None:
     desc = deploy(sm, name, echo_image, instance_count=2)
     assert len(containers_of(desc["EndpointArn"])) == 2
     sm.delete_endpoint(EndpointName=name)
-    sm.get_waiter("endpoint_deleted").wait(EndpointName=name,
-                                           WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    sm.get_waiter("endpoint_deleted").wait(
+        EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )
     assert containers_of(desc["EndpointArn"]) == []
 
 
@@ -280,8 +326,17 @@ def test_container_logs_are_kept_per_endpoint_and_instance(
 ) -> None:
     deploy(sm, name, echo_image, environment={"LOG_REQUESTS": "1"})
     rt.invoke_endpoint(EndpointName=name, Body=b"12345")
-    logs = list((server.data_dir / "logs" / "123456789012" / "us-east-1" / "endpoints" /
-                 name.lower() / "AllTraffic").glob("i-*-primary.log"))
+    logs = list(
+        (
+            server.data_dir
+            / "logs"
+            / "123456789012"
+            / "us-east-1"
+            / "endpoints"
+            / name.lower()
+            / "AllTraffic"
+        ).glob("i-*-primary.log")
+    )
     assert len(logs) == 1
     deadline = time.monotonic() + 5
     while "POST /invocations 5 bytes" not in logs[0].read_text():

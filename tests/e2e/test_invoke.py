@@ -34,8 +34,9 @@ def test_body_of_exactly_6_mib_is_forwarded(rt: Any, echo_endpoint: str) -> None
 def test_invoke_rejects_body_over_6_mib_before_reaching_container(
     rt: Any, echo_endpoint: str, server: Any
 ) -> None:
-    response = error_of(lambda: rt.invoke_endpoint(EndpointName=echo_endpoint,
-                                                   Body=b"x" * (LIMIT + 1)))
+    response = error_of(
+        lambda: rt.invoke_endpoint(EndpointName=echo_endpoint, Body=b"x" * (LIMIT + 1))
+    )
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 413
     assert response["Error"]["Code"] == "ValidationError"
     assert str(LIMIT) in response["Error"]["Message"]
@@ -47,8 +48,11 @@ def test_invoke_rejects_body_over_6_mib_before_reaching_container(
 
 def test_invocation_past_the_time_limit_is_a_model_error(rt: Any, echo_endpoint: str) -> None:
     started = time.monotonic()
-    response = error_of(lambda: rt.invoke_endpoint(
-        EndpointName=echo_endpoint, Body=b'{"sleep": 5}', ContentType=COMMAND))
+    response = error_of(
+        lambda: rt.invoke_endpoint(
+            EndpointName=echo_endpoint, Body=b'{"sleep": 5}', ContentType=COMMAND
+        )
+    )
     elapsed = time.monotonic() - started
     assert 1.9 < elapsed < 4.5  # the test server's limit is 2 s (60 s by default)
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
@@ -64,9 +68,13 @@ def test_invocation_past_the_time_limit_is_a_model_error(rt: Any, echo_endpoint:
 
 
 def test_container_error_status_becomes_model_error_424(rt: Any, echo_endpoint: str) -> None:
-    response = error_of(lambda: rt.invoke_endpoint(
-        EndpointName=echo_endpoint, Body=b'{"status": 400, "body": "Unable to evaluate payload"}',
-        ContentType=COMMAND))
+    response = error_of(
+        lambda: rt.invoke_endpoint(
+            EndpointName=echo_endpoint,
+            Body=b'{"status": 400, "body": "Unable to evaluate payload"}',
+            ContentType=COMMAND,
+        )
+    )
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 424
     assert response["Error"]["Code"] == "ModelError"
     assert response["Error"]["Message"].startswith(
@@ -77,8 +85,11 @@ def test_container_error_status_becomes_model_error_424(rt: Any, echo_endpoint: 
     assert response["LogStreamArn"].startswith(
         "arn:aws:logs:us-east-1:123456789012:log-group:/aws/sagemaker/Endpoints/invoke-echo"
     )
-    server_error = error_of(lambda: rt.invoke_endpoint(
-        EndpointName=echo_endpoint, Body=b'{"status": 503, "body": "busy"}', ContentType=COMMAND))
+    server_error = error_of(
+        lambda: rt.invoke_endpoint(
+            EndpointName=echo_endpoint, Body=b'{"status": 503, "body": "busy"}', ContentType=COMMAND
+        )
+    )
     assert server_error["Error"]["Message"].startswith("Received server error (503) from primary")
 
 
@@ -101,8 +112,11 @@ def test_endpoint_not_in_service_cannot_be_invoked(sm: Any, rt: Any, echo_image:
 
 
 def test_custom_attributes_over_1024_chars_are_refused(rt: Any, echo_endpoint: str) -> None:
-    response = error_of(lambda: rt.invoke_endpoint(
-        EndpointName=echo_endpoint, Body=b"x", CustomAttributes="a" * 1025))
+    response = error_of(
+        lambda: rt.invoke_endpoint(
+            EndpointName=echo_endpoint, Body=b"x", CustomAttributes="a" * 1025
+        )
+    )
     assert response["Error"]["Code"] == "ValidationError"
     assert response["Error"]["Message"] == (
         f"1 validation error detected: Value '{'a' * 1025}' at 'customAttributes' failed to "

@@ -29,16 +29,18 @@ def test_container_cannot_reach_the_internet(rt: Any, isolated: str) -> None:
     assert "unreachable" in result["error"].lower()
 
 
-def test_container_cannot_reach_the_platform_api(rt: Any, isolated: str,
-                                                 server: ServerProcess) -> None:
+def test_container_cannot_reach_the_platform_api(
+    rt: Any, isolated: str, server: ServerProcess
+) -> None:
     # 127.0.0.1 inside the container is the container's own loopback, not the host's.
     result = command(rt, isolated, {"connect": ["127.0.0.1", server.port]})
     assert result["connected"] is False
     assert "refused" in result["error"].lower()
 
 
-def test_container_cannot_reach_another_container(sm: Any, rt: Any, isolated: str,
-                                                  echo_image: str) -> None:
+def test_container_cannot_reach_another_container(
+    sm: Any, rt: Any, isolated: str, echo_image: str
+) -> None:
     deploy(sm, "isolated-b", echo_image)
     other = command(rt, "isolated-b", {"whoami": True})["hostname"]
     result = command(rt, isolated, {"connect": [other, 8080]})
@@ -52,11 +54,18 @@ def test_container_cannot_reach_another_container(sm: Any, rt: Any, isolated: st
 
 
 def test_no_bridge_network_or_published_port_is_used(isolated: str) -> None:
-    ids = subprocess.run(["docker", "ps", "-q", "--filter", "label=mlmarket.managed=endpoint"],
-                         capture_output=True, text=True, check=True).stdout.split()
+    ids = subprocess.run(
+        ["docker", "ps", "-q", "--filter", "label=mlmarket.managed=endpoint"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     assert ids
-    data = json.loads(subprocess.run(["docker", "inspect", *ids], capture_output=True,
-                                     text=True, check=True).stdout)
+    data = json.loads(
+        subprocess.run(
+            ["docker", "inspect", *ids], capture_output=True, text=True, check=True
+        ).stdout
+    )
     for container in data:
         assert list(container["NetworkSettings"]["Networks"]) == ["none"]
         assert not container["NetworkSettings"]["Ports"]

@@ -25,9 +25,12 @@ def own_server(tmp_path: Path, echo_image: str) -> Iterator[ServerProcess]:
 
 
 def container_ids(arn: str) -> set[str]:
-    out = subprocess.run(["docker", "ps", "-q", "--no-trunc", "--filter",
-                          f"label=mlmarket.endpoint={arn}"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=mlmarket.endpoint={arn}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return set(out.split())
 
 
@@ -59,21 +62,25 @@ def test_restart_readopts_running_endpoints(own_server: ServerProcess, echo_imag
     rt.close()
 
 
-def test_restart_finishes_a_delete_and_removes_strays(own_server: ServerProcess,
-                                                      echo_image: str) -> None:
+def test_restart_finishes_a_delete_and_removes_strays(
+    own_server: ServerProcess, echo_image: str
+) -> None:
     sm = own_server.client("sagemaker")
     desc = deploy(sm, "doomed", echo_image)
     own_server.stop()
     # a deletion the old server recorded but never carried out
     with sqlite3.connect(own_server.data_dir / "mlmarket.db") as db:
-        db.execute("UPDATE resources SET state = json_set(state, '$.EndpointStatus', 'Deleting')"
-                   " WHERE kind = 'endpoint'")
+        db.execute(
+            "UPDATE resources SET state = json_set(state, '$.EndpointStatus', 'Deleting')"
+            " WHERE kind = 'endpoint'"
+        )
     db.close()
     own_server.start()
     sm.close()
     sm = own_server.client("sagemaker")
-    sm.get_waiter("endpoint_deleted").wait(EndpointName="doomed",
-                                           WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    sm.get_waiter("endpoint_deleted").wait(
+        EndpointName="doomed", WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+    )
     assert container_ids(desc["EndpointArn"]) == set()
     sm.close()
 
@@ -98,5 +105,8 @@ def test_dead_container_is_replaced_and_endpoint_keeps_serving(
         assert time.monotonic() < deadline, "no replacement came up"
         time.sleep(0.1)
     assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
-    assert json.loads(subprocess.run(["docker", "inspect", *now], capture_output=True,
-                                     text=True, check=True).stdout)[0]["State"]["Running"]
+    assert json.loads(
+        subprocess.run(
+            ["docker", "inspect", *now], capture_output=True, text=True, check=True
+        ).stdout
+    )[0]["State"]["Running"]

@@ -14,8 +14,9 @@ from tests.support.server import ServerProcess
 
 
 def test_unknown_access_key_is_unrecognized(server: ServerProcess) -> None:
-    status, headers, body = raw.control(server.url, "ListModels", b"{}", "AKIAUNKNOWN000000000",
-                                        "x" * 40)
+    status, headers, body = raw.control(
+        server.url, "ListModels", b"{}", "AKIAUNKNOWN000000000", "x" * 40
+    )
     assert status == 403
     assert headers["x-amzn-errortype"] == "UnrecognizedClientException"
     assert body["message"] == "The security token included in the request is invalid."
@@ -32,24 +33,33 @@ def test_wrong_secret_fails_signature_check(server: ServerProcess) -> None:
 
 
 def test_request_without_signature_is_refused(server: ServerProcess) -> None:
-    status, headers, body = raw.send(server.url, body=b"{}", headers={
-        "X-Amz-Target": "SageMaker.ListModels", "Content-Type": "application/x-amz-json-1.1"})
+    status, headers, _ = raw.send(
+        server.url,
+        body=b"{}",
+        headers={
+            "X-Amz-Target": "SageMaker.ListModels",
+            "Content-Type": "application/x-amz-json-1.1",
+        },
+    )
     assert status == 403
     assert headers["x-amzn-errortype"] == "MissingAuthenticationTokenException"
 
 
 def test_body_altered_after_signing_is_refused(server: ServerProcess) -> None:
     key, secret = server.credentials()
-    request_headers = {"X-Amz-Target": "SageMaker.ListModels",
-                       "Content-Type": "application/x-amz-json-1.1"}
+    request_headers = {
+        "X-Amz-Target": "SageMaker.ListModels",
+        "Content-Type": "application/x-amz-json-1.1",
+    }
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     signed = AWSRequest(method="POST", url=server.url + "/", data=b"{}", headers=request_headers)
     SigV4Auth(Credentials(key, secret), "sagemaker", "us-east-1").add_auth(signed)
-    status, headers, _ = raw.send(server.url, body=b'{"MaxResults": 5}',
-                                  headers=dict(signed.headers.items()))
+    status, headers, _ = raw.send(
+        server.url, body=b'{"MaxResults": 5}', headers=dict(signed.headers.items())
+    )
     assert status == 403
     assert headers["x-amzn-errortype"] == "InvalidSignatureException"
 
@@ -72,16 +82,18 @@ def test_unknown_operation_is_refused(server: ServerProcess) -> None:
 
 def test_wrong_member_type_is_a_serialization_error(server: ServerProcess) -> None:
     key, secret = server.credentials()
-    status, headers, _ = raw.control(server.url, "ListModels",
-                                     json.dumps({"MaxResults": "ten"}).encode(), key, secret)
+    status, headers, _ = raw.control(
+        server.url, "ListModels", json.dumps({"MaxResults": "ten"}).encode(), key, secret
+    )
     assert status == 400
     assert headers["x-amzn-errortype"] == "SerializationException"
 
 
 def test_missing_required_member_is_named_in_sagemakers_words(server: ServerProcess) -> None:
     key, secret = server.credentials()
-    status, headers, body = raw.control(server.url, "CreateEndpoint",
-                                        json.dumps({"EndpointName": "e"}).encode(), key, secret)
+    status, headers, body = raw.control(
+        server.url, "CreateEndpoint", json.dumps({"EndpointName": "e"}).encode(), key, secret
+    )
     assert status == 400
     assert headers["x-amzn-errortype"] == "ValidationException"
     assert body["message"] == (
@@ -94,8 +106,14 @@ def test_constraint_violations_are_listed_in_one_message(sm: Any) -> None:
     with pytest.raises(ClientError) as err:
         sm.create_endpoint_config(
             EndpointConfigName="x" * 64,
-            ProductionVariants=[{"VariantName": "v", "ModelName": "ENTER MODEL NAME",
-                                 "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+            ProductionVariants=[
+                {
+                    "VariantName": "v",
+                    "ModelName": "ENTER MODEL NAME",
+                    "InstanceType": "ml.m5.large",
+                    "InitialInstanceCount": 1,
+                }
+            ],
         )
     assert err.value.response["Error"]["Code"] == "ValidationException"
     # botocore 1.43.11's patterns; the name pattern itself also caps the length at 63
@@ -118,10 +136,14 @@ def test_enum_and_range_violations(server: ServerProcess) -> None:
     unchecked.close()
     message = err.value.response["Error"]["Message"]
     assert message.startswith("2 validation errors detected: ")
-    assert ("Value 'Size' at 'sortBy' failed to satisfy constraint: Member must satisfy enum "
-            "value set: [Name, CreationTime]") in message
-    assert ("Value '0' at 'maxResults' failed to satisfy constraint: Member must have value "
-            "greater than or equal to 1") in message
+    assert (
+        "Value 'Size' at 'sortBy' failed to satisfy constraint: Member must satisfy enum "
+        "value set: [Name, CreationTime]"
+    ) in message
+    assert (
+        "Value '0' at 'maxResults' failed to satisfy constraint: Member must have value "
+        "greater than or equal to 1"
+    ) in message
 
 
 def test_other_accounts_cannot_see_describe_invoke_or_delete(
@@ -146,21 +168,31 @@ def test_other_accounts_cannot_see_describe_invoke_or_delete(
         f"Endpoint {name} of account 210987654321 not found."
     )
     # the other account may use the same names for its own resources
-    other_sm.create_model(ModelName=name, PrimaryContainer={"Image": echo_image},
-                          ExecutionRoleArn="arn:aws:iam::210987654321:role/test")
+    other_sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": echo_image},
+        ExecutionRoleArn="arn:aws:iam::210987654321:role/test",
+    )
     assert rt.invoke_endpoint(EndpointName=name, Body=b"mine")["Body"].read() == b"mine"
 
 
-def test_resources_are_scoped_to_the_signing_region(server: ServerProcess, sm: Any,
-                                                    echo_image: str, name: str) -> None:
-    sm.create_model(ModelName=name, PrimaryContainer={"Image": echo_image},
-                    ExecutionRoleArn="arn:aws:iam::123456789012:role/test")
+def test_resources_are_scoped_to_the_signing_region(
+    server: ServerProcess, sm: Any, echo_image: str, name: str
+) -> None:
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": echo_image},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+    )
     west = server.client("sagemaker", region="us-west-2")
     try:
         with pytest.raises(ClientError):
             west.describe_model(ModelName=name)
-        arn = west.create_model(ModelName=name, PrimaryContainer={"Image": echo_image},
-                                ExecutionRoleArn="arn:aws:iam::123456789012:role/t")["ModelArn"]
+        arn = west.create_model(
+            ModelName=name,
+            PrimaryContainer={"Image": echo_image},
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/t",
+        )["ModelArn"]
         assert arn == f"arn:aws:sagemaker:us-west-2:123456789012:model/{name.lower()}"
     finally:
         west.close()

@@ -44,8 +44,9 @@ def send(
     return status, {k.lower(): v for k, v in resp_headers.items()}, parsed
 
 
-def control(url: str, operation: str, body: bytes, key: str, secret: str,
-            **kwargs: Any) -> tuple[int, dict[str, str], Any]:
+def control(
+    url: str, operation: str, body: bytes, key: str, secret: str, **kwargs: Any
+) -> tuple[int, dict[str, str], Any]:
     headers = {
         "X-Amz-Target": f"SageMaker.{operation}",
         "Content-Type": "application/x-amz-json-1.1",

@@ -62,8 +62,16 @@ class ServerProcess:
 
     def _spawn(self, log: Any) -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [sys.executable, "-m", "mlmarket.cli", "serve", "--data-dir", str(self.data_dir),
-             "--port", str(self.port)],
+            [
+                sys.executable,
+                "-m",
+                "mlmarket.cli",
+                "serve",
+                "--data-dir",
+                str(self.data_dir),
+                "--port",
+                str(self.port),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
@@ -96,12 +104,16 @@ class ServerProcess:
     def cli(self, *args: str) -> str:
         result = subprocess.run(
             [sys.executable, "-m", "mlmarket.cli", *args, "--data-dir", str(self.data_dir)],
-            capture_output=True, text=True, env=self.env, check=True,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            check=True,
         )
         return result.stdout
 
-    def client(self, service: str, account: str = "default", region: str = REGION,
-               **config: Any) -> Any:
+    def client(
+        self, service: str, account: str = "default", region: str = REGION, **config: Any
+    ) -> Any:
         key, secret = self.credentials(account)
         return boto3.client(
             service,

@@ -169,6 +169,7 @@ class ConnectionPool:
         while self._idle:
             conn = self._idle.pop()
             if conn.closed:
+                conn.close()
                 continue
             try:
                 return await self._use(conn, method, path, headers, body, max_response_bytes)

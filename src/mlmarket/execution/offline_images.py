@@ -22,9 +22,7 @@ class ImageBuildError(Exception):
 
 
 def image_exists(tag: str) -> bool:
-    result = subprocess.run(
-        ["docker", "image", "inspect", tag], capture_output=True, check=False
-    )
+    result = subprocess.run(["docker", "image", "inspect", tag], capture_output=True, check=False)
     return result.returncode == 0
 
 

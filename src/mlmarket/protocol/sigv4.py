@@ -13,6 +13,7 @@ import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
@@ -133,7 +134,10 @@ def verify(
             f"{(now + skew).strftime('%Y%m%dT%H%M%SZ')} ({stamp} + 15 min.)"
         )
 
-    request = AWSRequest(method=method, url=url, headers=_multi(headers, scope.signed_headers))
+    signed = _multi(headers, scope.signed_headers)
+    if "host" in scope.signed_headers and "host" not in signed:
+        signed["host"] = urlsplit(url).netloc  # as botocore does when signing
+    request = AWSRequest(method=method, url=url, headers=signed)
     request.context["timestamp"] = amz_date
     verifier = _Verifier(Credentials(scope.access_key, secret), scope, payload_sha256)
     canonical = verifier.canonical_request(request)

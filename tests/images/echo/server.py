@@ -27,8 +27,12 @@ COMMAND = "application/x-mlmarket-command"
 
 def answer(status, body=b"", content_type="application/octet-stream", extra=()):
     reason = {200: "OK", 400: "Bad Request", 500: "Internal Server Error"}.get(status, "Status")
-    lines = [f"HTTP/1.1 {status} {reason}", f"Content-Type: {content_type}",
-             f"Content-Length: {len(body)}", f"X-Container-Host: {socket.gethostname()}"]
+    lines = [
+        f"HTTP/1.1 {status} {reason}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(body)}",
+        f"X-Container-Host: {socket.gethostname()}",
+    ]
     lines += [f"{k}: {v}" for k, v in extra]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
@@ -108,8 +112,12 @@ async def handle(reader, writer):
                 else:
                     extra = []
                     if "x-amzn-sagemaker-custom-attributes" in headers:
-                        extra.append(("X-Amzn-SageMaker-Custom-Attributes",
-                                      headers["x-amzn-sagemaker-custom-attributes"]))
+                        extra.append(
+                            (
+                                "X-Amzn-SageMaker-Custom-Attributes",
+                                headers["x-amzn-sagemaker-custom-attributes"],
+                            )
+                        )
                     if "accept" in headers:
                         extra.append(("X-Seen-Accept", headers["accept"]))
                     writer.write(answer(200, body, ctype, extra))

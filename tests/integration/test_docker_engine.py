@@ -1,0 +1,101 @@
+"""The Docker engine behind the ContainerEngine interface: isolation, limits, reachability."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from mlmarket.execution.base import ContainerSpec
+from mlmarket.execution.docker import DockerEngine
+from mlmarket.execution.http1 import ConnectionPool
+
+T = TypeVar("T")
+
+
+def with_engine(work: Callable[[DockerEngine], Awaitable[T]]) -> T:
+    async def main() -> T:
+        engine = DockerEngine()
+        try:
+            return await work(engine)
+        finally:
+            await engine.close()
+
+    return asyncio.run(main())
+
+
+def spec(image: str, **env: str) -> ContainerSpec:
+    tag = secrets.token_hex(4)
+    return ContainerSpec(
+        name=f"mlmarket-it-{tag}",
+        image=image,
+        command=["serve"],
+        environment=env,
+        labels={"mlmarket.it": tag, "mlmarket.owner": "pytest-integration"},
+        cpus=0.5,
+        memory_bytes=256 * 2**20,
+    )
+
+
+def test_isolated_container_is_reached_through_its_namespace(echo_image: str) -> None:
+    async def work(engine: DockerEngine) -> None:
+        info = await engine.run(spec(echo_image))
+        try:
+            assert info.running and info.pid > 0
+            pool = ConnectionPool(lambda: engine.connect(info, 8080))
+            for _ in range(50):
+                try:
+                    ping = await pool.request("GET", "/ping", [])
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+            assert ping.status == 200
+            echoed = await pool.request("POST", "/invocations", [("Content-Type", "a/b")], b"hi")
+            assert (echoed.body, echoed.headers["content-type"]) == (b"hi", "a/b")
+            pool.close()
+        finally:
+            await engine.remove(info.id, 1)
+
+    with_engine(work)
+
+
+def test_containers_are_found_by_label_and_removed(echo_image: str) -> None:
+    async def work(engine: DockerEngine) -> None:
+        container = spec(echo_image)
+        info = await engine.run(container)
+        found = await engine.list({"mlmarket.it": container.labels["mlmarket.it"]})
+        assert [f.id for f in found] == [info.id]
+        assert found[0].labels["mlmarket.owner"] == "pytest-integration"
+        await engine.remove(info.id, 1)
+        assert await engine.inspect(info.id) is None
+        await engine.remove(info.id, 1)  # removing twice is harmless
+
+    with_engine(work)
+
+
+def test_log_following_ends_when_the_container_exits(echo_image: str) -> None:
+    async def work(engine: DockerEngine) -> bytes:
+        info = await engine.run(spec(echo_image, ON_START="crash"))
+        chunks: list[bytes] = []
+        try:
+            await asyncio.wait_for(engine.follow_logs(info.id, chunks.append), 20)
+            final = await engine.inspect(info.id)
+            assert final is not None and not final.running and final.exit_code == 3
+        finally:
+            await engine.remove(info.id, 1)
+        return b"".join(chunks)
+
+    assert b"crashing on purpose" in with_engine(work)
+
+
+def test_images_resolve_to_their_id_or_not_at_all(echo_image: str) -> None:
+    async def work(engine: DockerEngine) -> None:
+        resolved = await engine.resolve_image(echo_image)
+        assert resolved is not None
+        image_id, reported = resolved
+        assert image_id.startswith("sha256:")
+        assert reported == f"mlmarket-test/echo@{image_id}"
+        assert await engine.resolve_image("absent/image:none") is None
+
+    with_engine(work)

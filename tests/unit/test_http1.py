@@ -1,0 +1,151 @@
+"""The container HTTP client, against small servers on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from mlmarket.execution.http1 import ConnectionLost, ConnectionPool, ResponseTooLarge
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    return await reader.readexactly(length)
+
+
+def run(handler: Handler, scenario: Callable[[ConnectionPool], Awaitable[None]]) -> list[int]:
+    """Serve `handler` on loopback, run `scenario` with a pool to it; return connection count."""
+    connections: list[int] = []
+
+    async def main() -> None:
+        async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connections.append(1)
+            try:
+                await handler(reader, writer)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            finally:
+                writer.close()
+
+        server = await asyncio.start_server(counted, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        pool = ConnectionPool(lambda: asyncio.open_connection("127.0.0.1", port))
+        async with server:
+            await scenario(pool)
+        pool.close()
+
+    asyncio.run(main())
+    return connections
+
+
+async def keep_alive_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        body = await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+
+
+def test_connections_are_kept_alive_and_reused() -> None:
+    async def scenario(pool: ConnectionPool) -> None:
+        for i in range(5):
+            response = await pool.request("POST", "/invocations", [], b"n%d" % i)
+            assert (response.status, response.body) == (200, b"n%d" % i)
+
+    assert len(run(keep_alive_echo, scenario)) == 1
+
+
+def test_chunked_responses_are_reassembled() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: text/plain\r\n\r\n"
+            b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n"
+        )
+        await writer.drain()
+        await reader.read()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        response = await pool.request("POST", "/invocations", [], b"")
+        assert response.body == b"hello world"
+        assert response.headers["content-type"] == "text/plain"
+        assert response.reusable
+
+    run(chunked, scenario)
+
+
+def test_responses_delimited_by_close_are_read_whole_and_not_reused() -> None:
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.0 200 OK\r\n\r\nall of it")
+        await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        for _ in range(2):
+            response = await pool.request("GET", "/ping", [])
+            assert response.body == b"all of it" and not response.reusable
+
+    assert len(run(closing, scenario)) == 2
+
+
+def test_a_connection_the_server_dropped_while_idle_is_retried_fresh() -> None:
+    async def one_per_connection(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        body = await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()  # then close, without saying Connection: close
+
+    async def scenario(pool: ConnectionPool) -> None:
+        assert (await pool.request("POST", "/invocations", [], b"a")).body == b"a"
+        await asyncio.sleep(0.05)
+        assert (await pool.request("POST", "/invocations", [], b"b")).body == b"b"
+
+    assert len(run(one_per_connection, scenario)) == 2
+
+
+def test_a_peer_that_closes_without_answering_is_connection_lost() -> None:
+    async def rude(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+
+    async def scenario(pool: ConnectionPool) -> None:
+        with pytest.raises(ConnectionLost):
+            await pool.request("POST", "/invocations", [], b"x")
+
+    run(rude, scenario)
+
+
+def test_responses_over_the_limit_are_refused() -> None:
+    async def scenario(pool: ConnectionPool) -> None:
+        with pytest.raises(ResponseTooLarge):
+            await pool.request("POST", "/invocations", [], b"x" * 100, max_response_bytes=10)
+        assert (await pool.request("POST", "/invocations", [], b"ok")).body == b"ok"
+
+    run(keep_alive_echo, scenario)
+
+
+def test_a_timed_out_request_does_not_leave_its_connection_in_the_pool() -> None:
+    async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        body = await read_request(reader)
+        if body == b"slow":
+            await asyncio.sleep(0.3)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        await keep_alive_echo(reader, writer)
+
+    async def scenario(pool: ConnectionPool) -> None:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await pool.request("POST", "/invocations", [], b"slow")
+        # a fresh connection answers this one, not the late reply to "slow"
+        assert (await pool.request("POST", "/invocations", [], b"fast")).body == b"fast"
+
+    assert len(run(slow_then_fast, scenario)) == 2
