@@ -91,3 +91,38 @@ def test_malformed_authorization_headers() -> None:
         sigv4.parse_authorization("AWS4-HMAC-SHA256 Credential=abc")
     with pytest.raises(IncompleteSignature):
         sigv4.parse_authorization("Basic dXNlcjpwYXNz")
+
+
+@pytest.mark.parametrize(
+    ("path", "extra"),
+    [
+        ("/", {}),
+        ("/endpoints/my-endpoint/invocations", {"X-Amzn-SageMaker-Custom-Attributes": "a  b"}),
+        ("/endpoints/with%20space/invocations", {"Accept": "text/csv"}),
+        ("/a/./b/../c", {}),
+        ("/?b=2&a=1", {}),
+    ],
+)
+def test_direct_path_computes_what_botocores_signer_computes(
+    path: str, extra: dict[str, str]
+) -> None:
+    request = AWSRequest(
+        method="POST",
+        url="http://127.0.0.1:8787" + path,
+        data=b"body",
+        headers={"Content-Type": "application/json", **extra},
+    )
+    SigV4Auth(Credentials(KEY, SECRET), "sagemaker", "eu-west-1").add_auth(request)
+    scope = sigv4.parse_authorization(request.headers["Authorization"])
+    payload = hashlib.sha256(b"body").hexdigest()
+    args = (
+        "POST",
+        request.url,
+        request.headers,
+        scope,
+        SECRET,
+        request.headers["X-Amz-Date"],
+        payload,
+    )
+    assert sigv4.expected_signature(*args) == scope.signature
+    assert sigv4._botocore_signature(*args) == scope.signature

@@ -338,7 +338,8 @@ class EndpointController:
                 if info is None:
                     mounts = await self._model_mounts(container, variant, hardware.storage_gb)
                     spec = ContainerSpec(
-                        name=f"mlmarket-{instance_id}-{index}",
+                        # unique per start: a stale container may still hold an older name
+                        name=f"mlmarket-{instance_id}-{index}-{secrets.token_hex(3)}",
                         image=container["ImageId"],
                         command=["serve"],
                         environment=dict(container.get("Environment") or {}),

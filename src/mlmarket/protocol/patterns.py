@@ -7,7 +7,7 @@ A pattern that still will not compile is skipped rather than guessed at.
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import regex
@@ -29,5 +29,13 @@ def compiled(java: str) -> Any | None:
 
 def matches(java: str, value: str) -> bool:
     """Java `String.matches` semantics: the whole value must match."""
+    if len(value) <= 256:
+        return _matches_short(java, value)  # header values repeat call after call
+    pattern = compiled(java)
+    return pattern is None or pattern.fullmatch(value) is not None
+
+
+@lru_cache(maxsize=4096)
+def _matches_short(java: str, value: str) -> bool:
     pattern = compiled(java)
     return pattern is None or pattern.fullmatch(value) is not None

@@ -138,21 +138,13 @@ class RuntimeProvider:
         body: bytes | bytearray | memoryview,
     ) -> Response:
         who = "primary" if variant.mode == "Single" else container.hostname
-        log_stream = (
-            f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:/aws/sagemaker/Endpoints/"
-            f"{route.name}:log-stream:{variant.name}/{instance.instance_id}"
-        )
-        see = (
-            f"See https://{ctx.region}.console.aws.amazon.com/cloudwatch/home?region={ctx.region}"
-            f"#logEventViewer:group=/aws/sagemaker/Endpoints/{route.name} in account "
-            f"{ctx.account_id} for more information."
-        )
         try:
             async with asyncio.timeout(self.timeout):
                 response = await container.pool.request(
                     "POST", "/invocations", headers, body, self.max_response_bytes
                 )
         except TimeoutError:
+            see, log_stream = _where_to_look(ctx, route, variant, instance)
             raise ModelError(
                 f'Received server error (0) from {who} with message "Your invocation timed out '
                 f"while waiting for a response from container {who}. Review the latency metrics "
@@ -161,6 +153,7 @@ class RuntimeProvider:
                 LogStreamArn=log_stream,
             ) from None
         except ResponseTooLarge:
+            see, log_stream = _where_to_look(ctx, route, variant, instance)
             raise ModelError(
                 f"Received server error (500) from {who} and could not load the entire response "
                 f"body: it exceeds {self.max_response_bytes} bytes. " + see,
@@ -168,12 +161,14 @@ class RuntimeProvider:
                 LogStreamArn=log_stream,
             ) from None
         except (ConnectionLost, OSError) as exc:
+            see, log_stream = _where_to_look(ctx, route, variant, instance)
             raise ModelError(
                 f'Received server error (0) from {who} with message "The connection to the '
                 f'container was closed before it answered ({exc})". ' + see,
                 LogStreamArn=log_stream,
             ) from None
         if not 200 <= response.status < 300:
+            see, log_stream = _where_to_look(ctx, route, variant, instance)
             text = response.body.decode("utf-8", errors="replace")
             side = "client" if 400 <= response.status < 500 else "server"
             raise ModelError(
@@ -184,6 +179,22 @@ class RuntimeProvider:
                 LogStreamArn=log_stream,
             )
         return response
+
+
+def _where_to_look(
+    ctx: RequestContext, route: EndpointRoute, variant: VariantRoute, instance: InstanceRuntime
+) -> tuple[str, str]:
+    """The pointer to the logs every ModelError ends with, and its log stream's ARN."""
+    see = (
+        f"See https://{ctx.region}.console.aws.amazon.com/cloudwatch/home?region={ctx.region}"
+        f"#logEventViewer:group=/aws/sagemaker/Endpoints/{route.name} in account "
+        f"{ctx.account_id} for more information."
+    )
+    log_stream = (
+        f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:/aws/sagemaker/Endpoints/"
+        f"{route.name}:log-stream:{variant.name}/{instance.instance_id}"
+    )
+    return see, log_stream
 
 
 def _next_hop_headers(

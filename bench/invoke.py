@@ -1,0 +1,350 @@
+"""Benchmark: InvokeEndpoint through mlmarket against calling the same container directly.
+
+Both sides use the same minimal keep-alive HTTP/1.1 client, so the difference is what mlmarket
+adds (parsing, SigV4 verification, routing, the extra hop). The direct side reaches the
+container the way mlmarket does, through a socket made in its network namespace. Requests to
+mlmarket are signed once and replayed (SigV4 allows it within the clock-skew window), keeping
+client-side signing out of the timings. Everything runs in one process tree, in one run, so the
+figures compare on the same noisy machine.
+
+    .venv/bin/python -m bench.invoke [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import configparser
+import datetime as dt
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from mlmarket.execution.netns import NamespaceDialer
+from mlmarket.execution.offline_images import build_image
+
+ROOT = Path(__file__).resolve().parent.parent
+ECHO = ROOT / "tests" / "images" / "echo"
+IMAGE = "mlmarket-test/echo:latest"
+KIB = b"x" * 1024
+SIX_MIB = b"y" * 6_291_456
+
+Opener = Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+class RawClient:
+    """One keep-alive connection; sends a prebuilt request, reads a Content-Length answer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def call(self, request: bytes) -> int:
+        self.writer.write(request)
+        status_line = await self.reader.readline()
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def raw_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"POST {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def signed_invoke(url: str, endpoint: str, body: bytes, key: str, secret: str) -> bytes:
+    host = url.split("//", 1)[1]
+    request = AWSRequest(
+        method="POST",
+        url=f"{url}/endpoints/{endpoint}/invocations",
+        data=body,
+        headers={"Content-Type": "application/octet-stream", "Host": host},
+    )
+    SigV4Auth(Credentials(key, secret), "sagemaker", "us-east-1").add_auth(request)
+    return raw_request(f"/endpoints/{endpoint}/invocations", dict(request.headers.items()), body)
+
+
+def direct_invoke(body: bytes) -> bytes:
+    return raw_request(
+        "/invocations", {"Host": "localhost", "Content-Type": "application/octet-stream"}, body
+    )
+
+
+async def latencies(open_conn: Opener, request: bytes, count: int) -> list[float]:
+    client = RawClient(*await open_conn())
+    for _ in range(min(50, count)):  # warm up
+        await client.call(request)
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        status = await client.call(request)
+        samples.append((time.perf_counter() - start) * 1000)
+        assert status == 200, status
+    client.close()
+    return samples
+
+
+async def throughput(open_conn: Opener, request: bytes, clients: int, seconds: float) -> float:
+    conns = [RawClient(*await open_conn()) for _ in range(clients)]
+    done = 0
+    stop = time.perf_counter() + seconds
+
+    async def worker(client: RawClient) -> None:
+        nonlocal done
+        while time.perf_counter() < stop:
+            assert await client.call(request) == 200
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in conns))
+    elapsed = time.perf_counter() - started
+    for c in conns:
+        c.close()
+    return done / elapsed
+
+
+def pct(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def container_pid(endpoint_arn: str) -> int:
+    ids = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=mlmarket.endpoint={endpoint_arn}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    out = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Pid}}", ids[0]],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return int(out.strip())
+
+
+def first_ping_after_run(dialer: NamespaceDialer) -> float:
+    """Seconds from `docker run` to the container's first /ping 200, with no platform around."""
+    name = f"bench-ping-{time.time_ns()}"
+    start = time.perf_counter()
+    subprocess.run(
+        ["docker", "run", "-d", "--network", "none", "--name", name, IMAGE, "serve"],
+        capture_output=True,
+        check=True,
+    )
+    pid = int(
+        subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Pid}}", name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+
+    async def poll() -> float:
+        while True:
+            try:
+                client = RawClient(*await dialer.open_connection(pid, 8080))
+                client.writer.write(b"GET /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+                line = await client.reader.readline()
+                client.close()
+                if b" 200 " in line:
+                    return time.perf_counter() - start
+            except OSError:
+                pass
+            await asyncio.sleep(0.005)
+
+    try:
+        return asyncio.run(poll())
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True, check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
+    args = parser.parse_args()
+    n_small, n_large, secs, rounds = (300, 10, 1.0, 2) if args.quick else (3000, 60, 4.0, 5)
+
+    build_image(ECHO, IMAGE)
+    data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
+    port = 18000 + (time.time_ns() // 1000) % 2000
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlmarket.cli",
+            "serve",
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    results: dict[str, Any] = {}
+    try:
+        for _ in range(100):
+            if (data / "credentials").exists():
+                break
+            time.sleep(0.1)
+        time.sleep(1)
+        creds = configparser.ConfigParser()
+        creds.read(data / "credentials")
+        key = creds["default"]["aws_access_key_id"]
+        secret = creds["default"]["aws_secret_access_key"]
+        sm = boto3.client(
+            "sagemaker",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+        )
+
+        # CreateEndpoint → InService, against the container's own time to first /ping
+        dialer = NamespaceDialer()
+        create, own = [], []
+        arn = ""
+        for i in range(rounds):
+            name = f"bench-{i}"
+            sm.create_model(
+                ModelName=name,
+                PrimaryContainer={"Image": IMAGE},
+                ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
+            )
+            sm.create_endpoint_config(
+                EndpointConfigName=name,
+                ProductionVariants=[
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": name,
+                        "InstanceType": "ml.c5.large",
+                        "InitialInstanceCount": 1,
+                    }
+                ],
+            )
+            start = time.perf_counter()
+            arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=name)["EndpointArn"]
+            while sm.describe_endpoint(EndpointName=name)["EndpointStatus"] != "InService":
+                time.sleep(0.01)
+            create.append(time.perf_counter() - start)
+            own.append(first_ping_after_run(dialer))
+            if i < rounds - 1:
+                sm.delete_endpoint(EndpointName=name)
+        results["create_to_in_service_s"] = statistics.median(create)
+        results["container_first_ping_s"] = statistics.median(own)
+        results["create_overhead_s"] = statistics.median(c - o for c, o in zip(create, own, strict=True))
+
+        endpoint = f"bench-{rounds - 1}"
+        pid = container_pid(arn)
+
+        async def to_mlmarket() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await asyncio.open_connection("127.0.0.1", port, limit=2**20)
+
+        async def to_container() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await dialer.open_connection(pid, 8080, limit=2**20)
+
+        via_small = signed_invoke(url, endpoint, KIB, key, secret)
+        via_large = signed_invoke(url, endpoint, SIX_MIB, key, secret)
+
+        async def measure() -> None:
+            for label, body, via, count in (
+                ("1KiB", KIB, via_small, n_small),
+                ("6MiB", SIX_MIB, via_large, n_large),
+            ):
+                direct = await latencies(to_container, direct_invoke(body), count)
+                through = await latencies(to_mlmarket, via, count)
+                results[f"latency_{label}"] = {
+                    "direct_p50_ms": pct(direct, 0.5),
+                    "direct_p99_ms": pct(direct, 0.99),
+                    "mlmarket_p50_ms": pct(through, 0.5),
+                    "mlmarket_p99_ms": pct(through, 0.99),
+                    "added_p50_ms": pct(through, 0.5) - pct(direct, 0.5),
+                }
+            for clients in (1, 16, 64):
+                direct_rps = await throughput(to_container, direct_invoke(KIB), clients, secs)
+                through_rps = await throughput(to_mlmarket, via_small, clients, secs)
+                results[f"throughput_{clients}_clients"] = {
+                    "direct_rps": direct_rps,
+                    "mlmarket_rps": through_rps,
+                    "ratio": through_rps / direct_rps,
+                }
+
+        asyncio.run(measure())
+        dialer.close()
+    finally:
+        server.terminate()
+        server.wait()
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=mlmarket.owner={data}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+
+    results["machine"] = {
+        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+        "python": platform.python_version(),
+        "quick": args.quick,
+    }
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    out = ROOT / "bench" / "results" / f"invoke-{stamp}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(report(results))
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def report(r: dict[str, Any]) -> str:
+    rows = [
+        "| What | direct to container | through mlmarket | added / ratio |",
+        "|---|---|---|---|",
+    ]
+    for label in ("1KiB", "6MiB"):
+        x = r[f"latency_{label}"]
+        rows.append(
+            f"| InvokeEndpoint {label}, p50 | {x['direct_p50_ms']:.2f} ms | "
+            f"{x['mlmarket_p50_ms']:.2f} ms | +{x['added_p50_ms']:.2f} ms |"
+        )
+        rows.append(
+            f"| InvokeEndpoint {label}, p99 | {x['direct_p99_ms']:.2f} ms | "
+            f"{x['mlmarket_p99_ms']:.2f} ms | |"
+        )
+    for clients in (1, 16, 64):
+        x = r[f"throughput_{clients}_clients"]
+        rows.append(
+            f"| Throughput 1 KiB, {clients} clients | {x['direct_rps']:.0f} req/s | "
+            f"{x['mlmarket_rps']:.0f} req/s | {100 * x['ratio']:.0f} % |"
+        )
+    rows.append(
+        f"| CreateEndpoint → InService | {r['container_first_ping_s']:.2f} s (container's "
+        f"first /ping) | {r['create_to_in_service_s']:.2f} s | "
+        f"+{r['create_overhead_s']:.2f} s |"
+    )
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    main()
