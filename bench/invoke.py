@@ -254,7 +254,9 @@ def main() -> None:
                 sm.delete_endpoint(EndpointName=name)
         results["create_to_in_service_s"] = statistics.median(create)
         results["container_first_ping_s"] = statistics.median(own)
-        results["create_overhead_s"] = statistics.median(c - o for c, o in zip(create, own, strict=True))
+        results["create_overhead_s"] = statistics.median(
+            c - o for c, o in zip(create, own, strict=True)
+        )
 
         endpoint = f"bench-{rounds - 1}"
         pid = container_pid(arn)
