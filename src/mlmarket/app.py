@@ -14,12 +14,14 @@ from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
+from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway
 from mlmarket.services.accounts import Accounts
+from mlmarket.services.s3.provider import S3Provider
 from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
-from mlmarket.storage.artifacts import LocalArtifactStore
 from mlmarket.storage.metadata import MetadataStore
+from mlmarket.storage.objects import ObjectStore
 
 log = logging.getLogger("mlmarket")
 
@@ -29,7 +31,7 @@ class App:
     settings: Settings
     store: MetadataStore
     accounts: Accounts
-    artifacts: LocalArtifactStore
+    artifacts: ObjectStore
     engine: ContainerEngine
     routes: RoutingTable
     endpoints: EndpointController
@@ -43,7 +45,7 @@ def build(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = MetadataStore(settings.database_url)
     accounts = Accounts(store, clock)
-    artifacts = LocalArtifactStore(settings.artifacts_dir)
+    artifacts = ObjectStore(store.engine, settings.artifacts_dir)
     engine = engine or DockerEngine(settings.docker_socket)
     routes = RoutingTable()
     endpoints = EndpointController(settings, store, artifacts, engine, routes, clock)
@@ -55,6 +57,7 @@ def build(
         runtime=runtime,
         clock=clock,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
+        s3=S3Edge(S3Provider(artifacts, clock), accounts.secret_for, clock),
     )
     return App(settings, store, accounts, artifacts, engine, routes, endpoints, gateway)
 

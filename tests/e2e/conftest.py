@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mlmarket.storage.artifacts import LocalArtifactStore
 from tests.support.server import ServerProcess
 
 
@@ -50,9 +48,18 @@ def other_rt(server: ServerProcess) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
-def artifacts(server: ServerProcess) -> LocalArtifactStore:
-    """The server's own artifact store (the S3 protocol in front of it comes with batch jobs)."""
-    return LocalArtifactStore(Path(server.data_dir) / "artifacts")
+def s3(server: ServerProcess) -> Iterator[Any]:
+    client = server.client("s3")
+    client.create_bucket(Bucket="models")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def other_s3(server: ServerProcess) -> Iterator[Any]:
+    client = server.client("s3", account="other")
+    yield client
+    client.close()
 
 
 _counter = iter(range(10**6))

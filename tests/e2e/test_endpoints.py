@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from mlmarket.storage.artifacts import LocalArtifactStore
 from tests.support.hosting import command, deploy, tarball, wait_for_status
 
 
@@ -119,10 +118,14 @@ def test_missing_image_fails_the_endpoint(sm: Any, name: str) -> None:
 
 
 def test_model_data_is_unpacked_read_only_under_opt_ml_model(
-    sm: Any, rt: Any, echo_image: str, artifacts: LocalArtifactStore, name: str
+    sm: Any, rt: Any, echo_image: str, s3: Any, name: str
 ) -> None:
     uri = f"s3://models/{name}/model.tar.gz"
-    artifacts.put_bytes(uri, tarball({"weights.txt": b"w=1", "code/inference.py": b"pass"}))
+    s3.put_object(
+        Bucket="models",
+        Key=f"{name}/model.tar.gz",
+        Body=tarball({"weights.txt": b"w=1", "code/inference.py": b"pass"}),
+    )
     deploy(sm, name, echo_image, model_data_url=uri)
     assert command(rt, name, {"model": True}) == {"weights.txt": "w=1", "code/inference.py": "pass"}
     result = command(rt, name, {"write": "/opt/ml/model/new.txt"})
@@ -130,12 +133,14 @@ def test_model_data_is_unpacked_read_only_under_opt_ml_model(
 
 
 def test_model_archive_with_parent_paths_is_refused(
-    sm: Any, echo_image: str, artifacts: LocalArtifactStore, name: str
+    sm: Any, echo_image: str, s3: Any, name: str
 ) -> None:
     uri = f"s3://models/{name}/evil.tar.gz"
     escape = tarfile.TarInfo("../../escaped.txt")
     escape.size = 1
-    artifacts.put_bytes(uri, tarball({"ok.txt": b"ok"}, extra=[escape]))
+    s3.put_object(
+        Bucket="models", Key=f"{name}/evil.tar.gz", Body=tarball({"ok.txt": b"ok"}, extra=[escape])
+    )
     desc = deploy(sm, name, echo_image, model_data_url=uri)
     assert desc["EndpointStatus"] == "Failed"
     assert desc["FailureReason"].startswith(
@@ -343,3 +348,27 @@ def test_container_logs_are_kept_per_endpoint_and_instance(
         assert time.monotonic() < deadline, logs[0].read_text()
         time.sleep(0.05)
     assert "serving on 8080" in logs[0].read_text()
+
+
+def test_model_data_in_another_accounts_bucket_cannot_be_used(
+    sm: Any, echo_image: str, other_s3: Any, name: str
+) -> None:
+    other_s3.create_bucket(Bucket=f"{name}-theirs")
+    other_s3.put_object(Bucket=f"{name}-theirs", Key="model.tar.gz", Body=tarball({"a": b"1"}))
+    desc = deploy(sm, name, echo_image, model_data_url=f"s3://{name}-theirs/model.tar.gz")
+    assert desc["EndpointStatus"] == "Failed"
+    assert desc["FailureReason"].startswith("Failed to download model data")
+
+
+def test_model_data_from_another_region_is_refused(
+    server: Any, sm: Any, echo_image: str, name: str
+) -> None:
+    west = server.client("s3", region="us-west-2")
+    west.create_bucket(
+        Bucket=f"{name}-west", CreateBucketConfiguration={"LocationConstraint": "us-west-2"}
+    )
+    west.put_object(Bucket=f"{name}-west", Key="model.tar.gz", Body=tarball({"a": b"1"}))
+    west.close()
+    desc = deploy(sm, name, echo_image, model_data_url=f"s3://{name}-west/model.tar.gz")
+    assert desc["EndpointStatus"] == "Failed"
+    assert "model data must be in the endpoint's region, us-east-1" in desc["FailureReason"]

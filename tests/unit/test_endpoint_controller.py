@@ -15,8 +15,8 @@ from mlmarket.controllers.routes import RoutingTable
 from mlmarket.execution.fake import FakeEngine
 from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
-from mlmarket.storage.artifacts import LocalArtifactStore
 from mlmarket.storage.metadata import MetadataStore
+from mlmarket.storage.objects import ObjectStore
 
 CTX = RequestContext("req", "123456789012", "us-east-1", "sagemaker", "test")
 IMAGE = "seller/model:1"
@@ -39,7 +39,7 @@ class Platform:
         self.controller = EndpointController(
             settings,
             self.store,
-            LocalArtifactStore(settings.artifacts_dir),
+            ObjectStore(self.store.engine, settings.artifacts_dir),
             engine,
             self.routes,
             SystemClock(),

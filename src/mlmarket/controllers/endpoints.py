@@ -42,8 +42,8 @@ from mlmarket.execution.base import (
 )
 from mlmarket.execution.http1 import ConnectionLost, ConnectionPool
 from mlmarket.limits import CONTAINER_PORT, MODEL_ARCHIVE_MAX_MEMBERS
-from mlmarket.storage.artifacts import ArtifactNotFound, InvalidArtifactUri, LocalArtifactStore
 from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
 
 log = logging.getLogger("mlmarket.endpoints")
 
@@ -87,7 +87,7 @@ class EndpointController:
         self,
         settings: Settings,
         store: MetadataStore,
-        artifacts: LocalArtifactStore,
+        artifacts: ObjectStore,
         engine: ContainerEngine,
         routes: RoutingTable,
         clock: Clock,
@@ -336,7 +336,7 @@ class EndpointController:
                 hostname = container["Hostname"]
                 info = (adopt or {}).get(hostname)
                 if info is None:
-                    mounts = await self._model_mounts(container, variant, hardware.storage_gb)
+                    mounts = await self._model_mounts(endpoint, container, hardware.storage_gb)
                     spec = ContainerSpec(
                         # unique per start: a stale container may still hold an older name
                         name=f"mlmarket-{instance_id}-{index}-{secrets.token_hex(3)}",
@@ -381,24 +381,31 @@ class EndpointController:
         return instance
 
     async def _model_mounts(
-        self, container: dict[str, Any], variant: dict[str, Any], storage_gb: int
+        self, endpoint: Resource, container: dict[str, Any], storage_gb: int
     ) -> tuple[Mount, ...]:
         url = container.get("ModelDataUrl")
         if not url:
             return ()
         hostname = container["Hostname"]
         try:
-            path = self.artifacts.path_of(url)
+            bucket, found = self.artifacts.locate(url)
         except (ArtifactNotFound, InvalidArtifactUri):
+            bucket, found = None, None
+        if bucket is None or found is None or bucket.account_id != endpoint.account_id:
+            # another account's bucket is as good as missing: there are no bucket policies
             raise DeploymentFailed(
                 f'Failed to download model data for container "{hostname}" from URL "{url}". '
                 "Please ensure that there is an object located at the URL and that the role "
                 "passed to CreateModel has permissions to download the object."
-            ) from None
-        stat = path.stat()
-        target = self.settings.models_dir / model_data.cache_key(
-            url, stat.st_size, stat.st_mtime_ns
-        )
+            )
+        if bucket.region != endpoint.region:
+            raise DeploymentFailed(
+                f'Failed to download model data for container "{hostname}" from URL "{url}": '
+                f"the bucket is in {bucket.region}, and model data must be in the endpoint's "
+                f"region, {endpoint.region}."
+            )
+        path = found.path
+        target = self.settings.models_dir / model_data.cache_key(url, found.size, found.etag)
 
         def unpack() -> None:
             with path.open("rb") as archive:

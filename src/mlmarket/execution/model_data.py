@@ -57,5 +57,6 @@ def _check_and_extract(
             raise ModelDataError(f"model archive entry refused: {exc}") from None
 
 
-def cache_key(uri: str, size: int, mtime_ns: int) -> str:
-    return hashlib.sha256(f"{uri}\0{size}\0{mtime_ns}".encode()).hexdigest()[:24]
+def cache_key(uri: str, size: int, etag: str) -> str:
+    """Where an archive's contents are kept: one unpacking per version of the object."""
+    return hashlib.sha256(f"{uri}\0{size}\0{etag}".encode()).hexdigest()[:24]

@@ -38,8 +38,15 @@ class ServiceError(Exception):
 class CommonServiceError(ServiceError):
     """An error whose code is not a modelled shape (SageMaker's ValidationException)."""
 
-    def __init__(self, code: str, message: str, status_code: int = 400, sender_fault: bool = True):
-        super().__init__(message)
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        status_code: int = 400,
+        sender_fault: bool = True,
+        **fields: Any,
+    ) -> None:
+        super().__init__(message, **fields)
         self._code = code
         self._status = status_code
         self.is_sender_fault = sender_fault

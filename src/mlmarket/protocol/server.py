@@ -32,6 +32,7 @@ from mlmarket.protocol.errors import (
     ValidationError,
 )
 from mlmarket.protocol.models import operation_model, service_model
+from mlmarket.protocol.s3 import S3Edge
 
 log = logging.getLogger("mlmarket.server")
 
@@ -59,6 +60,7 @@ class Gateway:
     runtime: Invoker
     clock: Clock
     invoke_max_body_bytes: int
+    s3: S3Edge
 
     def __post_init__(self) -> None:
         self._sagemaker_model = service_model("sagemaker")
@@ -68,6 +70,8 @@ class Gateway:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
+        if "/s3/aws4_request" in request.headers.get("Authorization", ""):
+            return await self.s3.handle(request, request_id)
         match = _INVOKE_PATH.match(request.path)
         if match and request.method == "POST":
             return await self._answer(
@@ -81,6 +85,8 @@ class Gateway:
             )
         if request.path == "/ping" and request.method == "GET":
             return web.Response(text="ok")
+        if request.method in ("GET", "HEAD", "PUT", "DELETE"):
+            return await self.s3.handle(request, request_id)  # S3 answers anonymous callers
         error = NotFoundRoute(f"No operation at {request.method} {request.path}")
         return _error_response(request_id, *rest_json.serialize_error(error))
 

@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from botocore.auth import SigV4Auth
+from botocore.auth import S3SigV4Auth, SigV4Auth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 from botocore.utils import normalize_url_path
@@ -79,23 +79,28 @@ def parse_authorization(header: str | None) -> Scope:
     return Scope(access_key, date, region, service, signed, signature)
 
 
-class _Verifier(SigV4Auth):  # type: ignore[misc]
-    """botocore's signer, told which headers the client signed and what its payload hash was."""
+@lru_cache(maxsize=4)
+def _verifier(signer: type[SigV4Auth]) -> Any:
+    """botocore's signer (SigV4Auth, or S3SigV4Auth with its own path and query rules), told
+    which headers the client signed and what its payload hash was."""
 
-    def __init__(self, credentials: Any, scope: Scope, payload_sha256: str) -> None:
-        super().__init__(credentials, scope.service, scope.region)
-        self._scope = scope
-        self._payload_sha256 = payload_sha256
+    class Verifier(signer):  # type: ignore[misc]
+        def __init__(self, credentials: Any, scope: Scope, payload_sha256: str) -> None:
+            super().__init__(credentials, scope.service, scope.region)
+            self._scope = scope
+            self._payload_sha256 = payload_sha256
 
-    def headers_to_sign(self, request: Any) -> HTTPHeaders:
-        signed = HTTPHeaders()
-        for name in self._scope.signed_headers:
-            for value in request.headers.get_all(name) or []:
-                signed[name] = value
-        return signed
+        def headers_to_sign(self, request: Any) -> HTTPHeaders:
+            signed = HTTPHeaders()
+            for name in self._scope.signed_headers:
+                for value in request.headers.get_all(name) or []:
+                    signed[name] = value
+            return signed
 
-    def payload(self, request: Any) -> str:
-        return self._payload_sha256
+        def payload(self, request: Any) -> str:
+            return self._payload_sha256
+
+    return Verifier
 
 
 def verify(
@@ -106,8 +111,13 @@ def verify(
     payload_sha256: str,
     secret_for: Callable[[str], tuple[str, str] | None],
     now: dt.datetime,
+    s3: bool = False,
 ) -> Principal:
-    """Check the request's signature; return who signed it, or raise the error AWS would."""
+    """Check the request's signature; return who signed it, or raise the error AWS would.
+
+    For S3, `payload_sha256` is the hash the client declared (x-amz-content-sha256), which is
+    what it signed; the body is checked against it as it streams in.
+    """
     scope = parse_authorization(headers.get("Authorization"))
     found = secret_for(scope.access_key)
     if found is None:
@@ -131,7 +141,12 @@ def verify(
             f"Signature not yet current: {amz_date} is still later than "
             f"{(now + skew).strftime('%Y%m%dT%H%M%SZ')} ({stamp} + 15 min.)"
         )
-    expected = expected_signature(method, url, headers, scope, secret, amz_date, payload_sha256)
+    if s3:
+        expected = _botocore_signature(
+            method, url, headers, scope, secret, amz_date, payload_sha256, S3SigV4Auth
+        )
+    else:
+        expected = expected_signature(method, url, headers, scope, secret, amz_date, payload_sha256)
     if not hmac.compare_digest(expected, scope.signature):
         raise InvalidSignature(
             "The request signature we calculated does not match the signature you provided. "
@@ -194,13 +209,15 @@ def _botocore_signature(
     secret: str,
     amz_date: str,
     payload_sha256: str,
+    signer: type[SigV4Auth] = SigV4Auth,
 ) -> str:
     signed = _multi(headers, scope.signed_headers)
     if "host" in scope.signed_headers and "host" not in signed:
         signed["host"] = urlsplit(url).netloc  # as botocore does when signing
     request = AWSRequest(method=method, url=url, headers=signed)
     request.context["timestamp"] = amz_date
-    verifier = _Verifier(Credentials(scope.access_key, secret), scope, payload_sha256)
+    verifier_class = _verifier(signer)  # type: ignore[arg-type]
+    verifier = verifier_class(Credentials(scope.access_key, secret), scope, payload_sha256)
     canonical = verifier.canonical_request(request)
     return str(verifier.signature(verifier.string_to_sign(request, canonical), request))
 

@@ -1,0 +1,293 @@
+"""The S3 edge: path-style requests (`/bucket/key`), told apart by the `s3` credential scope.
+
+Which operation a request is comes from its method, path and query (as S3's REST API defines
+it); its members are bound from the URI, query string and headers the operation's input shape
+names; object bodies stream in and out without being held in memory. Errors are S3's XML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import hashlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from aiohttp import web
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.protocol import rest_xml, sigv4
+from mlmarket.protocol.errors import (
+    CommonServiceError,
+    IncompleteSignature,
+    InvalidSignature,
+    MissingAuthenticationToken,
+    ServiceError,
+    UnrecognizedClient,
+)
+from mlmarket.protocol.expect import send_continue
+from mlmarket.protocol.models import service_model
+from mlmarket.services.s3.bodies import Payload
+
+_XML_BODY_MAX = 1024 * 1024
+_ROOTS = {
+    "ListBuckets": "ListAllMyBucketsResult",
+    "ListObjectsV2": "ListBucketResult",
+    "CreateMultipartUpload": "InitiateMultipartUploadResult",
+    "CompleteMultipartUpload": "CompleteMultipartUploadResult",
+    "DeleteObjects": "DeleteResult",
+}
+_STREAMING = {"PutObject", "UploadPart"}
+
+
+def _error(code: str, message: str, status: int) -> CommonServiceError:
+    return CommonServiceError(code, message, status)
+
+
+def operation_for(
+    method: str, bucket: str, key: str, query: dict[str, str], headers: Any
+) -> str | None:
+    if not bucket:
+        return "ListBuckets" if method == "GET" else None
+    if not key:
+        if method == "GET":
+            return "ListObjectsV2" if query.get("list-type") == "2" else "ListObjects"
+        if method == "POST" and "delete" in query:
+            return "DeleteObjects"
+        return {"PUT": "CreateBucket", "HEAD": "HeadBucket", "DELETE": "DeleteBucket"}.get(method)
+    if method == "PUT":
+        if "partNumber" in query and "uploadId" in query:
+            return "UploadPart"
+        return "CopyObject" if "x-amz-copy-source" in headers else "PutObject"
+    if method == "GET":
+        return "ListParts" if "uploadId" in query else "GetObject"
+    if method == "HEAD":
+        return "HeadObject"
+    if method == "DELETE":
+        return "AbortMultipartUpload" if "uploadId" in query else "DeleteObject"
+    if method == "POST":
+        if "uploads" in query:
+            return "CreateMultipartUpload"
+        if "uploadId" in query:
+            return "CompleteMultipartUpload"
+    return None
+
+
+def _snake(name: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
+
+
+class S3Edge:
+    def __init__(
+        self,
+        provider: Any,
+        secret_for: Callable[[str], tuple[str, str] | None],
+        clock: Clock,
+    ) -> None:
+        self.provider = provider
+        self.secret_for = secret_for
+        self.clock = clock
+        self.model = service_model("s3")
+
+    async def handle(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        try:
+            return await self._handle(request, request_id)
+        except ServiceError as error:
+            status, headers, body = rest_xml.serialize_error(_as_s3(error), request_id)
+            headers["x-amz-request-id"] = request_id
+            if request.method == "HEAD":
+                body = b""
+            return web.Response(status=status, headers=headers, body=body)
+
+    async def _handle(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        path = unquote(raw_path)
+        bucket, _, key = path.lstrip("/").partition("/")
+        query = dict(parse_qsl(raw_query, keep_blank_values=True))
+        name = operation_for(request.method, bucket, key, query, request.headers)
+        declared = request.headers.get("x-amz-content-sha256")
+        if "Authorization" in request.headers and not declared:
+            raise _error(
+                "InvalidRequest",
+                "Missing required header for this request: x-amz-content-sha256",
+                400,
+            )
+        if declared and declared.startswith("STREAMING-"):
+            raise _error(
+                "NotImplemented",
+                f"Payload signing mode {declared} (aws-chunked) is "
+                "not supported by mlmarket yet; sign the payload or send it unsigned.",
+                501,
+            )
+        principal = sigv4.verify(
+            method=request.method,
+            url=f"http://{request.host}{request.raw_path}",
+            headers=request.headers,
+            payload_sha256=declared or "",
+            secret_for=self.secret_for,
+            now=self.clock.now(),
+            s3=True,
+        )
+        if name is None or not hasattr(self.provider, _snake(name)):
+            raise _error(
+                "NotImplemented",
+                "A header you provided implies functionality that "
+                f"is not implemented ({request.method} {name or path}).",
+                501,
+            )
+        ctx = RequestContext(request_id, principal.account_id, principal.region, "s3", name)
+        operation = self.model.operation_model(name)
+        params = _bind(operation, bucket, key, query, request.headers)
+        handler = getattr(self.provider, _snake(name))
+        payload_member = operation.input_shape.serialization.get("payload")
+        await send_continue(request)
+        if name in _STREAMING:
+            result = await handler(
+                ctx, params, Payload(_chunks(request), declared, request.headers)
+            )
+        else:
+            if payload_member and request.can_read_body:
+                body = await request.content.read(_XML_BODY_MAX + 1)
+                if len(body) > _XML_BODY_MAX:
+                    raise _error("MaxMessageLengthExceeded", "Your request was too big.", 400)
+                if (
+                    declared
+                    and declared != "UNSIGNED-PAYLOAD"
+                    and hashlib.sha256(body).hexdigest() != declared
+                ):
+                    raise _error(
+                        "XAmzContentSHA256Mismatch",
+                        "The provided "
+                        "'x-amz-content-sha256' header does not match what was "
+                        "computed.",
+                        400,
+                    )
+                if body.strip():
+                    member = operation.input_shape.members[payload_member]
+                    try:
+                        params[payload_member] = rest_xml.parse(member, body)
+                    except rest_xml.MalformedXML as exc:
+                        raise _error("MalformedXML", str(exc), 400) from None
+            result = handler(ctx, params)
+            if hasattr(result, "__await__"):
+                result = await result
+        return await self._respond(request, request_id, operation, result)
+
+    async def _respond(
+        self, request: web.BaseRequest, request_id: str, operation: Any, result: dict[str, Any]
+    ) -> web.StreamResponse:
+        status = result.pop("_status", 200)
+        shape = operation.output_shape
+        headers = {"x-amz-request-id": request_id}
+        payload_name = shape.serialization.get("payload") if shape is not None else None
+        if shape is not None:
+            for member_name, member in shape.members.items():
+                value = result.get(member_name)
+                location = member.serialization.get("location")
+                if value is None or location not in ("header", "headers"):
+                    continue
+                if location == "headers":
+                    prefix = member.serialization.get("name", "")
+                    for k, v in value.items():
+                        headers[prefix + k] = str(v)
+                else:
+                    headers[member.serialization["name"]] = _header_value(member, value)
+        body = result.get(payload_name) if payload_name else None
+        if body is not None and hasattr(body, "chunks"):
+            response = web.StreamResponse(status=status, headers=headers)
+            response.content_length = body.length
+            await response.prepare(request)
+            if request.method != "HEAD":
+                for chunk in body.chunks:
+                    await response.write(chunk)
+            await response.write_eof()
+            return response
+        if request.method == "HEAD":
+            length = headers.pop("Content-Length", None)
+            response = web.StreamResponse(status=status, headers=headers)
+            if length is not None:
+                response.content_length = int(length)
+            await response.prepare(request)
+            await response.write_eof()
+            return response
+        xml = b""
+        if shape is not None and operation.name in _ROOTS:
+            xml = rest_xml.serialize(shape, result, _ROOTS[operation.name])
+            headers["Content-Type"] = "application/xml"
+        return web.Response(status=status, headers=headers, body=xml)
+
+
+def _bind(
+    operation: Any, bucket: str, key: str, query: dict[str, str], headers: Any
+) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for member_name, member in operation.input_shape.members.items():
+        location = member.serialization.get("location")
+        wire = member.serialization.get("name", member_name)
+        if location == "uri":
+            value: Any = bucket if wire == "Bucket" else key if wire in ("Key", "Key+") else None
+        elif location == "querystring":
+            value = query.get(wire)
+        elif location == "header":
+            value = headers.get(wire)
+        elif location == "headers":
+            prefix = wire.lower()
+            value = {
+                k[len(prefix) :]: v for k, v in headers.items() if k.lower().startswith(prefix)
+            } or None
+        else:
+            continue
+        if value is None:
+            continue
+        if member.type_name in ("integer", "long"):
+            try:
+                value = int(value)
+            except ValueError:
+                raise _error("InvalidArgument", f"'{value}' is not a valid {wire}", 400) from None
+        elif member.type_name == "boolean":
+            value = str(value).lower() == "true"
+        params[member_name] = value
+    return params
+
+
+async def _chunks(request: web.BaseRequest) -> AsyncIterator[bytes]:
+    async for chunk in request.content.iter_chunked(1 << 20):
+        yield chunk
+
+
+def _header_value(member: Any, value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return email.utils.format_datetime(value.astimezone(dt.UTC), usegmt=True)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _as_s3(error: ServiceError) -> ServiceError:
+    """The edge's SigV4 errors, in S3's words."""
+    if isinstance(error, MissingAuthenticationToken):
+        return _error("AccessDenied", "Access Denied", 403)
+    if isinstance(error, UnrecognizedClient):
+        return _error(
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+            403,
+        )
+    if isinstance(error, InvalidSignature):
+        if error.message.startswith("Signature"):
+            return _error(
+                "RequestTimeTooSkewed",
+                "The difference between the request time and the current time is too large.",
+                403,
+            )
+        return _error(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not "
+            "match the signature you provided. Check your key and signing method.",
+            403,
+        )
+    if isinstance(error, IncompleteSignature):
+        return _error("AuthorizationHeaderMalformed", error.message, 400)
+    return error
