@@ -141,12 +141,16 @@ class S3Provider:
         """Stream a body into a new blob, checking every digest the client declared."""
         blob = self.store.new_blob()
         crc = 0
-        sha1 = hashlib.sha1(usedforsecurity=False)
+        # SHA-1 only when asked for: every byte already goes through MD5, SHA-256 and CRC32
+        sha1 = (
+            hashlib.sha1(usedforsecurity=False) if "x-amz-checksum-sha1" in body.headers else None
+        )
         try:
             async for chunk in body.chunks:
                 blob.write(chunk)
                 crc = zlib.crc32(chunk, crc)
-                sha1.update(chunk)
+                if sha1 is not None:
+                    sha1.update(chunk)
             await asyncio.to_thread(blob.finish)
             declared = body.declared_sha256
             if declared and declared != UNSIGNED and declared != blob.sha256.hexdigest():
@@ -163,7 +167,7 @@ class S3Provider:
                 )
             computed = {
                 "ChecksumCRC32": base64.b64encode(crc.to_bytes(4, "big")).decode(),
-                "ChecksumSHA1": base64.b64encode(sha1.digest()).decode(),
+                "ChecksumSHA1": base64.b64encode(sha1.digest()).decode() if sha1 else "",
                 "ChecksumSHA256": base64.b64encode(blob.sha256.digest()).decode(),
             }
             checksums = {}
