@@ -12,6 +12,7 @@ from mlmarket.execution.offline_images import build_image
 
 IMAGES = Path(__file__).parent / "images"
 ECHO_IMAGE = "mlmarket-test/echo:latest"
+TRAINER_IMAGE = "mlmarket-test/trainer:latest"
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +21,21 @@ def echo_image() -> str:
     return build_image(IMAGES / "echo", ECHO_IMAGE, rebuild=True)
 
 
+@pytest.fixture(scope="session")
+def trainer_image() -> str:
+    return build_image(IMAGES / "trainer", TRAINER_IMAGE, rebuild=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_leftover_test_containers() -> Iterator[None]:
     yield
     # Containers owned by test data dirs (under pytest's tmp) are removed at the end.
+    networks = subprocess.run(
+        ["docker", "network", "ls", "-q", "--filter", "label=mlmarket.owner"],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
     ids = subprocess.run(
         ["docker", "ps", "-aq", "--filter", "label=mlmarket.owner"],
         capture_output=True,
@@ -42,3 +54,5 @@ def _no_leftover_test_containers() -> Iterator[None]:
             owned.append(container_id)
     if owned:
         subprocess.run(["docker", "rm", "-f", *owned], capture_output=True, check=False)
+    for network in networks:
+        subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)

@@ -12,6 +12,7 @@ from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
 from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.routes import RoutingTable
+from mlmarket.controllers.training import TrainingController
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.s3 import S3Edge
@@ -19,6 +20,7 @@ from mlmarket.protocol.server import Gateway
 from mlmarket.services.accounts import Accounts
 from mlmarket.services.s3.provider import S3Provider
 from mlmarket.services.sagemaker.provider import SageMakerProvider
+from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
@@ -35,6 +37,7 @@ class App:
     engine: ContainerEngine
     routes: RoutingTable
     endpoints: EndpointController
+    training: TrainingController
     gateway: Gateway
 
 
@@ -49,7 +52,11 @@ def build(
     engine = engine or DockerEngine(settings.docker_socket)
     routes = RoutingTable()
     endpoints = EndpointController(settings, store, artifacts, engine, routes, clock)
-    sagemaker = SageMakerProvider(store, clock, endpoints)
+    training = TrainingController(settings, store, artifacts, engine, clock)
+    sagemaker = [
+        SageMakerProvider(store, clock, endpoints),
+        TrainingProvider(store, artifacts, clock, training),
+    ]
     runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds)
     gateway = Gateway(
         secret_for=accounts.secret_for,
@@ -59,7 +66,7 @@ def build(
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
         s3=S3Edge(S3Provider(artifacts, clock), accounts.secret_for, clock),
     )
-    return App(settings, store, accounts, artifacts, engine, routes, endpoints, gateway)
+    return App(settings, store, accounts, artifacts, engine, routes, endpoints, training, gateway)
 
 
 async def serve(app: App, ready: asyncio.Event | None = None) -> None:
@@ -69,6 +76,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     await runner.setup()
     site = web.TCPSite(runner, app.settings.host, app.settings.port, reuse_address=True)
     await app.endpoints.start()
+    await app.training.start()
     await site.start()
     log.info("listening on http://%s:%s", app.settings.host, app.settings.port)
     if ready is not None:
@@ -78,5 +86,6 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     finally:
         await runner.cleanup()
         await app.endpoints.stop()
+        await app.training.stop()
         await app.engine.close()
         app.store.close()

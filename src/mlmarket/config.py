@@ -25,6 +25,7 @@ class Settings:
     ping_timeout_seconds: float = limits.PING_TIMEOUT_SECONDS
     startup_health_timeout_seconds: float = limits.DEFAULT_STARTUP_HEALTH_TIMEOUT_SECONDS
     container_stop_grace_seconds: int = limits.CONTAINER_STOP_GRACE_SECONDS
+    training_stop_grace_seconds: int = limits.TRAINING_STOP_GRACE_SECONDS
     # Caps CPU limits at what the host has: Docker refuses NanoCpus beyond the host's CPUs.
     host_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -44,6 +45,11 @@ class Settings:
     def logs_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    @property
+    def jobs_dir(self) -> Path:
+        """Per-job working space: each instance's sized volume holding its /opt/ml."""
+        return self.data_dir / "jobs"
+
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from MLMARKET_* variables, then explicit overrides (CLI flags win)."""
@@ -56,6 +62,7 @@ class Settings:
             ("ping_timeout_seconds", float),
             ("startup_health_timeout_seconds", float),
             ("container_stop_grace_seconds", int),
+            ("training_stop_grace_seconds", int),
             ("port", int),
             ("host", str),
             ("default_region", str),

@@ -30,3 +30,11 @@ MODEL_ARCHIVE_MAX_MEMBERS = 100_000
 
 # SigV4: AWS accepts request timestamps within 15 minutes of its clock.
 SIGV4_MAX_CLOCK_SKEW_SECONDS = 15 * 60
+
+# Training: StopTrainingJob and MaxRuntimeInSeconds send SIGTERM, then SIGKILL 120 s later
+# (DG your-algorithms-training-algo-dockerfile).
+TRAINING_STOP_GRACE_SECONDS = 120
+# FailureReason keeps the first 1024 characters of /opt/ml/output/failure.
+TRAINING_FAILURE_REASON_MAX = 1024
+# A training job's storage volume when ResourceConfig names none (R3).
+DEFAULT_TRAINING_VOLUME_GB = 30

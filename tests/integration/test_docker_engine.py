@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -99,3 +100,21 @@ def test_images_resolve_to_their_id_or_not_at_all(echo_image: str) -> None:
         assert await engine.resolve_image("absent/image:none") is None
 
     with_engine(work)
+
+
+def test_internal_networks_leave_the_host_no_address_on_them() -> None:
+    async def work(engine: DockerEngine) -> str:
+        name = f"mlmarket-it-{secrets.token_hex(4)}"
+        network_id = await engine.create_network(name, {"mlmarket.owner": "pytest-it"})
+        try:
+            shown = subprocess.run(
+                ["ip", "-4", "addr", "show", f"br-{network_id[:12]}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        finally:
+            await engine.remove_network(name)
+        return shown
+
+    assert "inet " not in with_engine(work)

@@ -28,6 +28,9 @@ class ContainerSpec:
     # None: no network at all (`--network none`), the rule for every container we run (R1).
     network: str | None = None
     hostname: str | None = None
+    # replaces the image's ENTRYPOINT when set (training's ContainerEntrypoint)
+    entrypoint: list[str] | None = None
+    network_aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,16 @@ class ContainerEngine(Protocol):
     async def list(self, labels: dict[str, str]) -> list[ContainerInfo]: ...
 
     async def remove(self, container_id: str, grace_seconds: int) -> None: ...
+
+    async def stop(self, container_id: str, grace_seconds: int) -> None:
+        """SIGTERM, then SIGKILL after `grace_seconds`; the container is kept."""
+        ...
+
+    async def create_network(self, name: str, labels: dict[str, str]) -> str:
+        """An internal network (no gateway, no way out) for peers that must talk."""
+        ...
+
+    async def remove_network(self, name: str) -> None: ...
 
     async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
         """Copy the container's output into `sink` until the container ends."""

@@ -6,6 +6,8 @@ through `NamespaceDialer`. Paths are unversioned, so any engine version answers 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import struct
 from collections.abc import Callable
@@ -115,6 +117,12 @@ class DockerEngine:
         }
         if spec.hostname:
             body["Hostname"] = spec.hostname
+        if spec.entrypoint is not None:
+            body["Entrypoint"] = spec.entrypoint
+        if spec.network and spec.network_aliases:
+            body["NetworkingConfig"] = {
+                "EndpointsConfig": {spec.network: {"Aliases": list(spec.network_aliases)}}
+            }
         try:
             created = await self._call(
                 "POST", "/containers/create", params={"name": spec.name}, body=body
@@ -166,6 +174,34 @@ class DockerEngine:
             if "already in progress" not in str(exc):
                 raise
 
+    async def stop(self, container_id: str, grace_seconds: int) -> None:
+        with contextlib.suppress(_NotFound):
+            await self._call(
+                "POST", f"/containers/{container_id}/stop", params={"t": str(grace_seconds)}
+            )
+
+    async def create_network(self, name: str, labels: dict[str, str]) -> str:
+        created = await self._call(
+            "POST",
+            "/networks/create",
+            body={
+                "Name": name,
+                "Driver": "bridge",
+                "Internal": True,
+                "Labels": labels,
+                "CheckDuplicate": True,
+            },
+        )
+        network_id = str(created["Id"])
+        # Docker gives the host an address on every bridge it makes; take it away, so the
+        # peers on this network reach each other and nothing else, not even the host.
+        await _flush_host_address(f"br-{network_id[:12]}")
+        return network_id
+
+    async def remove_network(self, name: str) -> None:
+        with contextlib.suppress(_NotFound):
+            await self._call("DELETE", f"/networks/{name}")
+
     async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
         params = {"follow": "1", "stdout": "1", "stderr": "1", "timestamps": "1"}
         try:
@@ -198,6 +234,21 @@ class DockerEngine:
 
 class _NotFound(EngineError):
     pass
+
+
+async def _flush_host_address(interface: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "ip",
+        "addr",
+        "flush",
+        "dev",
+        interface,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    if process.returncode != 0:
+        raise EngineError(f"could not remove the host's address from {interface}: {err!r}")
 
 
 def _message(data: bytes) -> str:

@@ -30,6 +30,7 @@ class FakeEngine:
         self.images = set(images or ())
         self.containers: dict[str, _Container] = {}
         self.runs: list[ContainerSpec] = []
+        self.networks: dict[str, dict[str, str]] = {}
         self._ids = itertools.count(1)
 
     async def image_exists(self, image: str) -> bool:
@@ -84,6 +85,18 @@ class FakeEngine:
         container = self.containers.pop(container_id, None)
         if container is not None:
             self._end(container, 0)
+
+    async def stop(self, container_id: str, grace_seconds: int) -> None:
+        container = self.containers.get(container_id)
+        if container is not None:
+            self._end(container, 143)
+
+    async def create_network(self, name: str, labels: dict[str, str]) -> str:
+        self.networks[name] = dict(labels)
+        return name
+
+    async def remove_network(self, name: str) -> None:
+        self.networks.pop(name, None)
 
     async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
         container = self.containers.get(container_id)

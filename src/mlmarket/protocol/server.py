@@ -56,7 +56,7 @@ class Invoker(Protocol):
 @dataclass
 class Gateway:
     secret_for: Callable[[str], tuple[str, str] | None]
-    sagemaker: Any
+    sagemaker: list[Any]  # providers of SageMaker operations, each a slice of the API
     runtime: Invoker
     clock: Clock
     invoke_max_body_bytes: int
@@ -132,7 +132,8 @@ class Gateway:
         ctx = self._authenticate(request, hashlib.sha256(body).hexdigest(), name, request_id)
         if prefix != "SageMaker" or name not in self._sagemaker_model.operation_names:
             raise UnknownOperation(f"Operation {target} is unknown.")
-        handler = getattr(self.sagemaker, snake_case(name), None)
+        method = snake_case(name)
+        handler = next((getattr(p, method) for p in self.sagemaker if hasattr(p, method)), None)
         if handler is None:
             raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
         op = self._sagemaker_model.operation_model(name)

@@ -1,0 +1,574 @@
+"""The training controller: runs a training job's containers from start to uploaded artifacts.
+
+For each instance (`algo-1` … `algo-N`) it makes a storage volume of the job's size holding that
+instance's `/opt/ml` (R3), writes the three config files, copies the channels in (sharded when
+asked), and starts `IMAGE train` with no network at all, or, for several instances, on an
+internal network of their own where they reach each other and nothing else. It follows the
+logs (metrics from MetricDefinitions), enforces MaxRuntimeInSeconds and StopTrainingJob with
+SIGTERM then SIGKILL, and uploads `/opt/ml/model` and `/opt/ml/output/data` of every instance
+as `model.tar.gz` and `output.tar.gz` under `<S3OutputPath>/<job>/output/`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlmarket.clock import Clock
+from mlmarket.config import Settings
+from mlmarket.controllers import channels
+from mlmarket.domain import instance_types
+from mlmarket.domain.training import (
+    FINAL,
+    JobStatus,
+    compile_metrics,
+    enter,
+    failure_reason,
+    scan_metrics,
+    shard_keys,
+)
+from mlmarket.execution.base import (
+    ContainerEngine,
+    ContainerInfo,
+    ContainerSpec,
+    EngineError,
+    Mount,
+)
+from mlmarket.execution.volumes import SizedVolume, VolumeError
+from mlmarket.limits import DEFAULT_TRAINING_VOLUME_GB
+from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.objects import ObjectStore, split_uri
+
+log = logging.getLogger("mlmarket.training")
+
+KIND = "training-job"
+LABEL_MANAGED = "mlmarket.managed"
+LABEL_OWNER = "mlmarket.owner"
+LABEL_JOB = "mlmarket.training-job"
+
+
+class JobFailed(Exception):
+    pass
+
+
+@dataclass
+class _Run:
+    job: Resource
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    containers: list[ContainerInfo] = field(default_factory=list)
+
+
+@dataclass
+class _Instance:
+    host: str
+    volume: SizedVolume | None
+    root: Path  # the instance's /opt/ml on the host
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output(self) -> Path:
+        return self.root / "output"
+
+
+class TrainingController:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MetadataStore,
+        objects: ObjectStore,
+        engine: ContainerEngine,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.objects = objects
+        self.engine = engine
+        self.clock = clock
+        self._runs: dict[str, _Run] = {}
+        self._owner = str(settings.data_dir.resolve())
+
+    # -- entry points --
+
+    def start_job(self, job: Resource) -> None:
+        run = self._runs.setdefault(job.arn, _Run(job))
+        run.task = asyncio.ensure_future(self._guarded(job))
+
+    def stop_job(self, job: Resource) -> bool:
+        """Ask a running job to stop; False if this controller is not running it."""
+        run = self._runs.get(job.arn)
+        if run is None:
+            return False
+        live = run.job  # the controller's copy is the one it keeps saving
+        live.state["TrainingJobStatus"] = str(JobStatus.STOPPING)
+        self._status(live, "Stopping")
+        run.stop.set()
+        return True
+
+    async def start(self) -> None:
+        """Jobs a previous server left unfinished start over (their data is copied anew)."""
+        leftovers = await self.engine.list({LABEL_MANAGED: KIND, LABEL_OWNER: self._owner})
+        for info in leftovers:
+            await self._remove(info)
+        for job in self.store.all_of_kind(KIND):
+            status = job.state.get("TrainingJobStatus")
+            if status == JobStatus.IN_PROGRESS:
+                self._cleanup_volumes(job)
+                enter(
+                    job.state["SecondaryStatusTransitions"],
+                    "Starting",
+                    self.clock.now(),
+                    "Restarting the training job after the mlmarket server restarted",
+                )
+                job.state["SecondaryStatus"] = "Starting"
+                self._save(job)
+                self.start_job(job)
+            elif status == JobStatus.STOPPING:
+                self._cleanup_volumes(job)
+                self._finish(job, JobStatus.STOPPED, "Stopped")
+
+    async def stop(self) -> None:
+        tasks = [r.task for r in self._runs.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the run --
+
+    async def _guarded(self, job: Resource) -> None:
+        try:
+            await self._run(job)
+        except asyncio.CancelledError:
+            raise  # the server is stopping: the job restarts with the next server
+        except JobFailed as exc:
+            self._finish(job, JobStatus.FAILED, "Failed", str(exc))
+        except Exception as exc:
+            log.exception("training job %s failed unexpectedly", job.arn)
+            self._finish(job, JobStatus.FAILED, "Failed", f"InternalServerError: {exc}")
+        finally:
+            run = self._runs.get(job.arn)
+            if run is not None and run.task is asyncio.current_task():
+                self._runs.pop(job.arn, None)
+
+    async def _run(self, job: Resource) -> None:
+        spec = job.spec
+        run = self._runs[job.arn]
+        resources = spec["ResourceConfig"]
+        count = int(resources.get("InstanceCount", 1))
+        hosts = [f"algo-{i + 1}" for i in range(count)]
+        hardware = instance_types.lookup(resources["InstanceType"])
+        started = time.monotonic()
+        max_runtime = float((spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
+
+        algorithm = spec["AlgorithmSpecification"]
+        resolved = await self.engine.resolve_image(algorithm["TrainingImage"])
+        if resolved is None:
+            raise JobFailed(
+                "Cannot pull algorithm container. Either the image does not exist "
+                "or its permissions are incorrect."
+            )
+        image_id, _ = resolved
+
+        instances = await asyncio.to_thread(self._prepare_instances, job, hosts, resources)
+        network = None
+        try:
+            self._status(job, "Downloading")
+            await asyncio.to_thread(self._download, job, instances)
+            if run.stop.is_set():
+                return self._finish(job, JobStatus.STOPPED, "Stopped")
+
+            if count > 1:
+                network = f"mlmarket-{job.account_id}-{job.name}"[:63]
+                await self.engine.remove_network(network)
+                await self.engine.create_network(network, self._labels(job))
+            now = self.clock.now()
+            job.state["TrainingStartTime"] = now
+            self._status(job, "Training")
+            metrics = compile_metrics(algorithm.get("MetricDefinitions") or [])
+            found: dict[str, float] = {}
+            # all instances start together, as a cluster does
+            started_containers = await asyncio.gather(
+                *(
+                    self._start_container(job, i, image_id, hardware, network, count)
+                    for i in instances
+                ),
+                return_exceptions=True,
+            )
+            run.containers.extend(c for c in started_containers if isinstance(c, ContainerInfo))
+            failure = next((c for c in started_containers if isinstance(c, BaseException)), None)
+            if failure is not None:
+                raise failure
+            waits = [
+                asyncio.ensure_future(self._follow(job, instance.host, info, metrics, found))
+                for instance, info in zip(instances, run.containers, strict=True)
+            ]
+            outcome = await self._await_exit(
+                job, run, waits, max_runtime - (time.monotonic() - started)
+            )
+            if metrics:
+                job.state["FinalMetricDataList"] = [
+                    {"MetricName": k, "Value": v, "Timestamp": self.clock.now()}
+                    for k, v in found.items()
+                ]
+            for info in run.containers:
+                await self._remove(info)
+            run.containers.clear()
+
+            exit_codes = outcome["exit_codes"]
+            if outcome["stopped"] is None:
+                failed = [(h, c) for h, c in exit_codes.items() if c != 0]
+                if failed:
+                    host, code = failed[0]
+                    instance = next(i for i in instances if i.host == host)
+                    reason = await asyncio.to_thread(_read_failure, instance)
+                    raise JobFailed(failure_reason(reason, code))
+            self._status(job, "Uploading")
+            await asyncio.to_thread(self._upload, job, instances)
+            if outcome["stopped"] is not None:
+                self._finish(job, JobStatus.STOPPED, outcome["stopped"])
+            else:
+                self._finish(job, JobStatus.COMPLETED, "Completed")
+        finally:
+            for info in run.containers:
+                await self._remove(info)
+            if network is not None:
+                with contextlib.suppress(EngineError):
+                    await self.engine.remove_network(network)
+            await asyncio.to_thread(self._cleanup_volumes, job)
+
+    def _prepare_instances(
+        self, job: Resource, hosts: list[str], resources: dict[str, Any]
+    ) -> list[_Instance]:
+        size_gb = int(resources.get("VolumeSizeInGB") or DEFAULT_TRAINING_VOLUME_GB)
+        instances = []
+        for host in hosts:
+            base = self._job_dir(job) / host
+            try:
+                volume = SizedVolume.create(base, size_gb * 10**9)
+                root = volume.mountpoint / "ml"
+            except VolumeError as exc:
+                raise JobFailed(
+                    f"InternalServerError: could not create the {size_gb} GB "
+                    f"storage volume for {host}: {exc}"
+                ) from None
+            for sub in (
+                "input/config",
+                "input/data",
+                "model",
+                "output/data",
+                "checkpoints",
+                "code",
+            ):
+                (root / sub).mkdir(parents=True, exist_ok=True)
+            instance = _Instance(host, volume, root)
+            self._write_config(job, instance, hosts)
+            instances.append(instance)
+        return instances
+
+    def _write_config(self, job: Resource, instance: _Instance, hosts: list[str]) -> None:
+        spec = job.spec
+        config = instance.root / "input" / "config"
+        hyper = {k: str(v) for k, v in (spec.get("HyperParameters") or {}).items()}
+        (config / "hyperparameters.json").write_text(json.dumps(hyper))
+        mode = spec["AlgorithmSpecification"].get("TrainingInputMode", "File")
+        data_config = {}
+        for channel in spec.get("InputDataConfig") or []:
+            source = channel["DataSource"]["S3DataSource"]
+            entry = {
+                "TrainingInputMode": channel.get("InputMode") or mode,
+                "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+            }
+            if channel.get("ContentType"):
+                entry["ContentType"] = channel["ContentType"]
+            data_config[channel["ChannelName"]] = entry
+        (config / "inputdataconfig.json").write_text(json.dumps(data_config))
+        resource = {
+            "current_host": instance.host,
+            "hosts": sorted(hosts),
+            "network_interface_name": "eth0",
+            "current_instance_type": spec["ResourceConfig"]["InstanceType"],
+        }
+        (config / "resourceconfig.json").write_text(json.dumps(resource))
+
+    def _download(self, job: Resource, instances: list[_Instance]) -> None:
+        spec = job.spec
+        for channel in spec.get("InputDataConfig") or []:
+            source = channel["DataSource"]["S3DataSource"]
+            try:
+                objects = channels.resolve(
+                    self.objects,
+                    job.account_id,
+                    job.region,
+                    spec.get("RoleArn", ""),
+                    source["S3Uri"],
+                    source.get("S3DataType", "S3Prefix"),
+                )
+            except channels.ChannelError as exc:
+                raise JobFailed(f"ClientError: {exc}") from None
+            sharded = source.get("S3DataDistributionType") == "ShardedByS3Key"
+            for index, instance in enumerate(instances):
+                mine = objects
+                if sharded:
+                    keys = shard_keys([o.info.key for o in objects], index, len(instances))
+                    mine = [o for o in objects if o.info.key in set(keys)]
+                target = instance.root / "input" / "data" / channel["ChannelName"]
+                target.mkdir(parents=True, exist_ok=True)
+                try:
+                    channels.copy_into(
+                        mine, target, gzipped=channel.get("CompressionType") == "Gzip"
+                    )
+                except channels.ChannelError as exc:
+                    raise JobFailed(f"ClientError: {exc}") from None
+                except OSError as exc:
+                    raise JobFailed(
+                        f"ClientError: Channel {channel['ChannelName']} does not fit on the "
+                        f"{instance.host} storage volume ({exc.strerror}); raise "
+                        "ResourceConfig.VolumeSizeInGB."
+                    ) from None
+
+    async def _start_container(
+        self,
+        job: Resource,
+        instance: _Instance,
+        image_id: str,
+        hardware: instance_types.InstanceType,
+        network: str | None,
+        count: int,
+    ) -> ContainerInfo:
+        spec = job.spec
+        algorithm = spec["AlgorithmSpecification"]
+        environment = dict(spec.get("Environment") or {})
+        environment.update(
+            {"TRAINING_JOB_NAME": spec["TrainingJobName"], "TRAINING_JOB_ARN": job.arn}
+        )
+        container = ContainerSpec(
+            name=f"mlmarket-train-{job.name}-{instance.host}"[:120] + f"-{int(time.time())}",
+            image=image_id,
+            command=list(
+                algorithm.get("ContainerArguments")
+                or ([] if algorithm.get("ContainerEntrypoint") else ["train"])
+            ),
+            entrypoint=list(algorithm["ContainerEntrypoint"])
+            if algorithm.get("ContainerEntrypoint")
+            else None,
+            environment=environment,
+            labels=dict(self._labels(job), **{"mlmarket.host": instance.host}),
+            cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
+            memory_bytes=int(hardware.memory_gib * 2**30),
+            mounts=(Mount(str(instance.root), "/opt/ml", read_only=False),),
+            network=network,
+            hostname=instance.host,
+            network_aliases=(instance.host,) if network else (),
+        )
+        try:
+            return await self.engine.run(container)
+        except EngineError as exc:
+            raise JobFailed(
+                f"InternalServerError: could not start {instance.host}: {exc}"
+            ) from None
+
+    async def _follow(
+        self,
+        job: Resource,
+        host: str,
+        info: ContainerInfo,
+        metrics: list[Any],
+        found: dict[str, float],
+    ) -> tuple[str, int]:
+        path = self._log_path(job, host)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pending = ""
+        with path.open("ab", buffering=0) as sink:
+
+            def write(chunk: bytes) -> None:
+                nonlocal pending
+                sink.write(chunk)
+                if metrics:
+                    text = pending + chunk.decode("utf-8", errors="replace")
+                    *lines, pending = text.split("\n")
+                    for line in lines:
+                        scan_metrics(metrics, line, found)
+
+            await self.engine.follow_logs(info.id, write)
+        if pending and metrics:
+            scan_metrics(metrics, pending, found)
+        final = await self.engine.inspect(info.id)
+        code = final.exit_code if final is not None and final.exit_code is not None else 137
+        return host, code
+
+    async def _await_exit(
+        self,
+        job: Resource,
+        run: _Run,
+        waits: list[asyncio.Task[tuple[str, int]]],
+        remaining: float,
+    ) -> dict[str, Any]:
+        """Until every container has exited, one failed, a stop was asked for, or time ran out."""
+        exit_codes: dict[str, int] = {}
+        stopper: asyncio.Future[Any] = asyncio.ensure_future(run.stop.wait())
+        deadline = time.monotonic() + max(remaining, 0.0)
+        stopped: str | None = None
+        pending: set[asyncio.Future[Any]] = set(waits)
+        try:
+            while pending:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    stopped = "MaxRuntimeExceeded"
+                    break
+                done, pending = await asyncio.wait(
+                    pending | {stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if stopper in done:
+                    pending.discard(stopper)
+                    stopped = "Stopped"
+                    break
+                pending.discard(stopper)
+                for task in done:
+                    host, code = task.result()
+                    exit_codes[host] = code
+                if any(c != 0 for c in exit_codes.values()):
+                    break  # one instance failed: the job fails, the others are stopped
+        finally:
+            stopper.cancel()
+        if stopped is not None or pending:
+            grace = self.settings.training_stop_grace_seconds
+            await asyncio.gather(*(self.engine.stop(c.id, grace) for c in run.containers))
+            for task in asyncio.as_completed(list(pending)):
+                host, code = await task
+                exit_codes.setdefault(host, code)
+        return {"exit_codes": exit_codes, "stopped": stopped}
+
+    def _upload(self, job: Resource, instances: list[_Instance]) -> None:
+        spec = job.spec
+        output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        base = f"{output}/{spec['TrainingJobName']}/output"
+        compress = spec["OutputDataConfig"].get("CompressionType", "GZIP") != "NONE"
+        sources: tuple[tuple[str, Callable[[_Instance], Path]], ...] = (
+            ("model", lambda i: i.model),
+            ("output", lambda i: i.output / "data"),
+        )
+        for name, pick in sources:
+            suffix = ".tar.gz" if compress else ".tar"
+            archive = self._job_dir(job) / f"{name}{suffix}"
+            with tarfile.open(archive, "w:gz" if compress else "w") as tar:
+                for instance in instances:
+                    folder = pick(instance)
+                    for path in sorted(folder.rglob("*")):
+                        tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
+            uri = f"{base}/{name}{suffix}"
+            bucket, key = split_uri(uri)
+            blob = self.objects.new_blob()
+            try:
+                with archive.open("rb") as src:
+                    while chunk := src.read(1 << 20):
+                        blob.write(chunk)
+                blob.finish()
+                self.objects.commit(
+                    blob,
+                    bucket,
+                    key,
+                    etag=f'"{blob.md5.hexdigest()}"',
+                    content_type="application/x-tar",
+                    metadata={},
+                    checksums={},
+                    now=self.clock.now(),
+                )
+            except BaseException:
+                blob.discard()
+                raise
+            finally:
+                archive.unlink(missing_ok=True)
+            if name == "model":
+                job.state["ModelArtifacts"] = {"S3ModelArtifacts": uri}
+
+    # -- bookkeeping --
+
+    def _status(self, job: Resource, secondary: str) -> None:
+        now = self.clock.now()
+        enter(job.state.setdefault("SecondaryStatusTransitions", []), secondary, now)
+        job.state["SecondaryStatus"] = secondary
+        self._save(job)
+
+    def _finish(
+        self, job: Resource, status: JobStatus, secondary: str, reason: str | None = None
+    ) -> None:
+        if job.state.get("TrainingJobStatus") in FINAL:
+            return
+        now = self.clock.now()
+        state = job.state
+        state["TrainingJobStatus"] = str(status)
+        state["SecondaryStatus"] = secondary
+        enter(state.setdefault("SecondaryStatusTransitions", []), secondary, now, reason)
+        if reason:
+            state["FailureReason"] = reason
+        start = state.get("TrainingStartTime")
+        if start is not None:
+            state["TrainingEndTime"] = now
+            seconds = max(int((now - start).total_seconds()), 1)
+            state["TrainingTimeInSeconds"] = seconds
+            state["BillableTimeInSeconds"] = seconds
+        self._save(job)
+
+    def _save(self, job: Resource) -> None:
+        job.modified = self.clock.now()
+        self.store.update(job)
+
+    def _labels(self, job: Resource) -> dict[str, str]:
+        return {LABEL_MANAGED: KIND, LABEL_OWNER: self._owner, LABEL_JOB: job.arn}
+
+    def _job_dir(self, job: Resource) -> Path:
+        return self.settings.jobs_dir / job.account_id / job.region / "training" / job.name
+
+    def _log_path(self, job: Resource, host: str) -> Path:
+        return (
+            self.settings.logs_dir
+            / job.account_id
+            / job.region
+            / "training"
+            / job.name
+            / f"{host}.log"
+        )
+
+    def _cleanup_volumes(self, job: Resource) -> None:
+        directory = self._job_dir(job)
+        if not directory.exists():
+            return
+        for host_dir in directory.iterdir():
+            if host_dir.is_dir():
+                volume = SizedVolume(host_dir / "volume.img", host_dir / "mnt")
+                try:
+                    volume.destroy()
+                except VolumeError:
+                    log.exception("could not release the volume of %s", host_dir)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    async def _remove(self, info: ContainerInfo) -> None:
+        try:
+            await self.engine.remove(info.id, 0)
+        except EngineError:
+            log.exception("could not remove container %s", info.name)
+
+
+def _read_failure(instance: _Instance) -> str | None:
+    path = instance.output / "failure"
+    try:
+        return path.read_text(errors="replace")[:4096]
+    except OSError:
+        return None

@@ -1,0 +1,80 @@
+"""Running training jobs through the real SageMaker API."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from typing import Any
+
+ROLE = "arn:aws:iam::123456789012:role/test"
+
+
+def train(
+    sm: Any,
+    name: str,
+    image: str,
+    *,
+    hyper: dict[str, str] | None = None,
+    channels: dict[str, str] | None = None,
+    output: str = "s3://jobs/out",
+    instance_count: int = 1,
+    volume_gb: int = 1,
+    max_runtime: int = 3600,
+    wait: bool = True,
+    **extra: Any,
+) -> dict[str, Any]:
+    inputs = [
+        {
+            "ChannelName": ch,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": uri,
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
+        for ch, uri in (channels or {}).items()
+    ]
+    request: dict[str, Any] = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "HyperParameters": hyper or {},
+        "OutputDataConfig": {"S3OutputPath": output},
+        "ResourceConfig": {
+            "InstanceType": "ml.m5.large",
+            "InstanceCount": instance_count,
+            "VolumeSizeInGB": volume_gb,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime},
+    }
+    if inputs:
+        request["InputDataConfig"] = inputs
+    request.update(extra)
+    sm.create_training_job(**request)
+    return wait_for_job(sm, name) if wait else sm.describe_training_job(TrainingJobName=name)
+
+
+def wait_for_job(sm: Any, name: str, timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        desc = sm.describe_training_job(TrainingJobName=name)
+        if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return dict(desc)
+        assert time.monotonic() < deadline, f"{name} stuck in {desc['SecondaryStatus']}"
+        time.sleep(0.2)
+
+
+def model_files(s3: Any, uri: str) -> dict[str, Any]:
+    """The JSON files inside a model.tar.gz in the object store."""
+    bucket, key = uri[5:].split("/", 1)
+    data = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    out = {}
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            if member.isfile():
+                out[member.name] = json.loads(tar.extractfile(member).read())  # type: ignore[union-attr]
+    return out
