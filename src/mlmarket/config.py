@@ -26,6 +26,9 @@ class Settings:
     startup_health_timeout_seconds: float = limits.DEFAULT_STARTUP_HEALTH_TIMEOUT_SECONDS
     container_stop_grace_seconds: int = limits.CONTAINER_STOP_GRACE_SECONDS
     training_stop_grace_seconds: int = limits.TRAINING_STOP_GRACE_SECONDS
+    # R10 simulation: see domain/spot.py for the policy's form ("never" by default)
+    spot_interruptions: str = "never"
+    checkpoint_sync_seconds: float = 1.0
     # Caps CPU limits at what the host has: Docker refuses NanoCpus beyond the host's CPUs.
     host_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -63,6 +66,8 @@ class Settings:
             ("startup_health_timeout_seconds", float),
             ("container_stop_grace_seconds", int),
             ("training_stop_grace_seconds", int),
+            ("spot_interruptions", str),
+            ("checkpoint_sync_seconds", float),
             ("port", int),
             ("host", str),
             ("default_region", str),

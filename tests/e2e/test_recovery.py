@@ -110,3 +110,28 @@ def test_dead_container_is_replaced_and_endpoint_keeps_serving(
             ["docker", "inspect", *now], capture_output=True, text=True, check=True
         ).stdout
     )[0]["State"]["Running"]
+
+
+def test_training_job_interrupted_by_a_server_restart_starts_over_and_completes(
+    own_server: ServerProcess, trainer_image: str
+) -> None:
+    from tests.support.jobs import train, wait_for_job
+
+    s3 = own_server.client("s3")
+    s3.create_bucket(Bucket="jobs")
+    sm = own_server.client("sagemaker")
+    train(sm, "restarted", trainer_image, hyper={"mode": "resume", "steps": "15"}, wait=False)
+    deadline = time.monotonic() + 30
+    while sm.describe_training_job(TrainingJobName="restarted")["SecondaryStatus"] != "Training":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    sm.close()
+    own_server.stop()
+    own_server.start()
+    sm = own_server.client("sagemaker")
+    desc = wait_for_job(sm, "restarted")
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    messages = [t["StatusMessage"] for t in desc["SecondaryStatusTransitions"]]
+    assert any("server restarted" in m for m in messages)
+    sm.close()
+    s3.close()

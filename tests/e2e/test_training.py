@@ -284,3 +284,69 @@ def test_list_training_jobs_and_waiter(sm: Any, trainer_image: str, data: str, n
     )
     listed = sm.list_training_jobs(NameContains=name, StatusEquals="Completed")
     assert [j["TrainingJobName"] for j in listed["TrainingJobSummaries"]] == [name]
+
+
+def spot_job(
+    sm: Any,
+    name: str,
+    image: str,
+    policy: str,
+    *,
+    steps: int = 10,
+    max_wait: int = 120,
+    max_runtime: int = 60,
+) -> dict[str, Any]:
+    return train(
+        sm,
+        name,
+        image,
+        hyper={"mode": "resume", "steps": str(steps)},
+        max_runtime=max_runtime,
+        EnableManagedSpotTraining=True,
+        StoppingCondition={"MaxRuntimeInSeconds": max_runtime, "MaxWaitTimeInSeconds": max_wait},
+        CheckpointConfig={"S3Uri": f"s3://jobs/checkpoints/{name}/"},
+        Tags=[{"Key": "mlmarket:spot-interruptions", "Value": policy}],
+    )
+
+
+def test_spot_interruption_resumes_from_the_synced_checkpoint(
+    sm: Any, s3: Any, trainer_image: str, data: str, name: str
+) -> None:
+    desc = spot_job(sm, name, trainer_image, "after=1.5 times=1 delay=2", steps=12)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    statuses = [t["Status"] for t in desc["SecondaryStatusTransitions"]]
+    assert statuses == [
+        "Starting",
+        "Downloading",
+        "Training",
+        "Interrupted",
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
+    model = model_files(s3, desc["ModelArtifacts"]["S3ModelArtifacts"])["model-algo-1.json"]
+    assert model == {"steps": 12}
+    # the second attempt started from a checkpoint, not from zero
+    checkpoint = s3.get_object(Bucket="jobs", Key=f"checkpoints/{name}/step")["Body"].read()
+    assert checkpoint == b"12"
+    assert desc["BillableTimeInSeconds"] < desc["TrainingTimeInSeconds"]  # the wait is free
+
+
+def test_spot_job_past_its_max_wait_is_stopped(
+    sm: Any, trainer_image: str, data: str, name: str
+) -> None:
+    desc = spot_job(
+        sm, name, trainer_image, "after=1 delay=1", steps=100, max_wait=5, max_runtime=5
+    )
+    assert desc["TrainingJobStatus"] == "Stopped"
+    assert desc["SecondaryStatus"] == "MaxWaitTimeExceeded"
+    assert "Interrupted" in [t["Status"] for t in desc["SecondaryStatusTransitions"]]
+
+
+def test_spot_requests_are_checked(sm: Any, trainer_image: str, data: str, name: str) -> None:
+    with pytest.raises(ClientError, match="must be equal to or greater than MaxRuntime"):
+        spot_job(sm, name, trainer_image, "never", max_wait=30, max_runtime=60)
+    with pytest.raises(ClientError, match="mlmarket:spot-interruptions"):
+        spot_job(sm, name, trainer_image, "sometimes")

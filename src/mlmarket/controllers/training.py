@@ -26,7 +26,9 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
 from mlmarket.controllers import channels
+from mlmarket.controllers.checkpoints import CheckpointSync
 from mlmarket.domain import instance_types
+from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     FINAL,
     JobStatus,
@@ -51,6 +53,8 @@ from mlmarket.storage.objects import ObjectStore, split_uri
 log = logging.getLogger("mlmarket.training")
 
 KIND = "training-job"
+# A spot interruption gives the container this long between SIGTERM and SIGKILL.
+SPOT_NOTICE_SECONDS = 2
 LABEL_MANAGED = "mlmarket.managed"
 LABEL_OWNER = "mlmarket.owner"
 LABEL_JOB = "mlmarket.training-job"
@@ -169,12 +173,12 @@ class TrainingController:
     async def _run(self, job: Resource) -> None:
         spec = job.spec
         run = self._runs[job.arn]
-        resources = spec["ResourceConfig"]
-        count = int(resources.get("InstanceCount", 1))
-        hosts = [f"algo-{i + 1}" for i in range(count)]
-        hardware = instance_types.lookup(resources["InstanceType"])
-        started = time.monotonic()
-        max_runtime = float((spec.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds", 86400))
+        stopping = spec.get("StoppingCondition") or {}
+        max_runtime = float(stopping.get("MaxRuntimeInSeconds", 86400))
+        spot = bool(spec.get("EnableManagedSpotTraining"))
+        max_wait = float(stopping["MaxWaitTimeInSeconds"]) if spot else None
+        policy = self._policy(job) if spot else InterruptionPolicy()
+        begun = time.monotonic()
 
         algorithm = spec["AlgorithmSpecification"]
         resolved = await self.engine.resolve_image(algorithm["TrainingImage"])
@@ -183,31 +187,89 @@ class TrainingController:
                 "Cannot pull algorithm container. Either the image does not exist "
                 "or its permissions are incorrect."
             )
-        image_id, _ = resolved
+        metrics = compile_metrics(algorithm.get("MetricDefinitions") or [])
+        found: dict[str, float] = {}
+        billable = 0.0
+        attempt = 0
+        while True:
+            attempt += 1
+            wait_left = None if max_wait is None else max_wait - (time.monotonic() - begun)
+            limits = {
+                "MaxRuntimeExceeded": max_runtime - billable,
+                "MaxWaitTimeExceeded": wait_left,
+                "Interrupted": policy.interrupt_after(attempt),
+            }
+            attempt_began = time.monotonic()
+            try:
+                outcome = await self._attempt(job, run, resolved[0], metrics, found, limits)
+            finally:
+                billable += time.monotonic() - attempt_began
+                job.state["BillableTimeInSeconds"] = max(int(billable), 1)
+            if outcome != "Interrupted":
+                break
+            self._status(job, "Interrupted")
+            delay = policy.restart_delay_seconds
+            wait_left = None if max_wait is None else max_wait - (time.monotonic() - begun)
+            if wait_left is not None and delay >= wait_left:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.stop.wait(), max(wait_left, 0.0))
+                outcome = "Stopped" if run.stop.is_set() else "MaxWaitTimeExceeded"
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(run.stop.wait(), delay)
+            if run.stop.is_set():
+                outcome = "Stopped"
+                break
+            self._status(job, "Starting")
 
+        if metrics:
+            job.state["FinalMetricDataList"] = [
+                {"MetricName": k, "Value": v, "Timestamp": self.clock.now()}
+                for k, v in found.items()
+            ]
+        if outcome is None:
+            self._finish(job, JobStatus.COMPLETED, "Completed")
+        else:
+            self._finish(job, JobStatus.STOPPED, outcome)
+
+    async def _attempt(
+        self,
+        job: Resource,
+        run: _Run,
+        image_id: str,
+        metrics: list[Any],
+        found: dict[str, float],
+        limits: dict[str, float | None],
+    ) -> str | None:
+        """One run of the job on fresh instances: None when the containers exited by themselves,
+        else why they were stopped. Failures raise JobFailed."""
+        spec = job.spec
+        resources = spec["ResourceConfig"]
+        count = int(resources.get("InstanceCount", 1))
+        hosts = [f"algo-{i + 1}" for i in range(count)]
+        hardware = instance_types.lookup(resources["InstanceType"])
+        started = time.monotonic()
         instances = await asyncio.to_thread(self._prepare_instances, job, hosts, resources)
         network = None
+        syncs = [self._checkpoints(job, i) for i in instances]
+        syncer: asyncio.Task[None] | None = None
         try:
             self._status(job, "Downloading")
             await asyncio.to_thread(self._download, job, instances)
+            for sync in syncs:
+                if sync is not None:
+                    await asyncio.to_thread(sync.restore)
             if run.stop.is_set():
-                return self._finish(job, JobStatus.STOPPED, "Stopped")
-
+                return "Stopped"
             if count > 1:
                 network = f"mlmarket-{job.account_id}-{job.name}"[:63]
                 await self.engine.remove_network(network)
                 await self.engine.create_network(network, self._labels(job))
-            now = self.clock.now()
-            job.state["TrainingStartTime"] = now
+            job.state.setdefault("TrainingStartTime", self.clock.now())
             self._status(job, "Training")
-            metrics = compile_metrics(algorithm.get("MetricDefinitions") or [])
-            found: dict[str, float] = {}
             # all instances start together, as a cluster does
             started_containers = await asyncio.gather(
-                *(
-                    self._start_container(job, i, image_id, hardware, network, count)
-                    for i in instances
-                ),
+                *(self._start_container(job, i, image_id, hardware, network) for i in instances),
                 return_exceptions=True,
             )
             run.containers.extend(c for c in started_containers if isinstance(c, ContainerInfo))
@@ -218,39 +280,75 @@ class TrainingController:
                 asyncio.ensure_future(self._follow(job, instance.host, info, metrics, found))
                 for instance, info in zip(instances, run.containers, strict=True)
             ]
-            outcome = await self._await_exit(
-                job, run, waits, max_runtime - (time.monotonic() - started)
-            )
-            if metrics:
-                job.state["FinalMetricDataList"] = [
-                    {"MetricName": k, "Value": v, "Timestamp": self.clock.now()}
-                    for k, v in found.items()
-                ]
+            active = [s for s in syncs if s is not None]
+            if active:
+                syncer = asyncio.ensure_future(self._sync_checkpoints(active))
+            elapsed = time.monotonic() - started
+            deadlines = {
+                reason: left - (elapsed if reason != "Interrupted" else 0.0)
+                for reason, left in limits.items()
+                if left is not None
+            }
+            outcome = await self._await_exit(run, waits, deadlines)
+            if syncer is not None:
+                syncer.cancel()
+                await asyncio.gather(syncer, return_exceptions=True)
+                if outcome["stopped"] is None:
+                    for sync in active:
+                        await asyncio.to_thread(sync.sync, self.clock.now())
             for info in run.containers:
                 await self._remove(info)
             run.containers.clear()
 
-            exit_codes = outcome["exit_codes"]
-            if outcome["stopped"] is None:
-                failed = [(h, c) for h, c in exit_codes.items() if c != 0]
+            stopped = outcome["stopped"]
+            if stopped is None:
+                failed = [(h, c) for h, c in outcome["exit_codes"].items() if c != 0]
                 if failed:
                     host, code = failed[0]
                     instance = next(i for i in instances if i.host == host)
                     reason = await asyncio.to_thread(_read_failure, instance)
                     raise JobFailed(failure_reason(reason, code))
+            if stopped in ("Interrupted", "MaxWaitTimeExceeded"):
+                return str(stopped)  # nothing is uploaded from an attempt cut short by spot
             self._status(job, "Uploading")
             await asyncio.to_thread(self._upload, job, instances)
-            if outcome["stopped"] is not None:
-                self._finish(job, JobStatus.STOPPED, outcome["stopped"])
-            else:
-                self._finish(job, JobStatus.COMPLETED, "Completed")
+            return None if stopped is None else str(stopped)
         finally:
+            if syncer is not None and not syncer.done():
+                syncer.cancel()
             for info in run.containers:
                 await self._remove(info)
+            run.containers.clear()
             if network is not None:
                 with contextlib.suppress(EngineError):
                     await self.engine.remove_network(network)
             await asyncio.to_thread(self._cleanup_volumes, job)
+
+    def _policy(self, job: Resource) -> InterruptionPolicy:
+        tags = {t["Key"]: t["Value"] for t in job.spec.get("Tags") or []}
+        text = tags.get(POLICY_TAG, self.settings.spot_interruptions)
+        try:
+            return InterruptionPolicy.parse(text)
+        except InvalidPolicy as exc:
+            raise JobFailed(f"ClientError: {POLICY_TAG}: {exc}") from None
+
+    def _checkpoints(self, job: Resource, instance: _Instance) -> CheckpointSync | None:
+        config = job.spec.get("CheckpointConfig")
+        if not config:
+            return None
+        return CheckpointSync(self.objects, config["S3Uri"], self._checkpoint_dir(job, instance))
+
+    def _checkpoint_dir(self, job: Resource, instance: _Instance) -> Path:
+        local = (job.spec.get("CheckpointConfig") or {}).get("LocalPath", "/opt/ml/checkpoints")
+        if local.rstrip("/") == "/opt/ml/checkpoints":
+            return instance.root / "checkpoints"
+        return instance.root.parent / "local-checkpoints"
+
+    async def _sync_checkpoints(self, syncs: list[CheckpointSync]) -> None:
+        while True:
+            await asyncio.sleep(self.settings.checkpoint_sync_seconds)
+            for sync in syncs:
+                await asyncio.to_thread(sync.sync, self.clock.now())
 
     def _prepare_instances(
         self, job: Resource, hosts: list[str], resources: dict[str, Any]
@@ -350,7 +448,6 @@ class TrainingController:
         image_id: str,
         hardware: instance_types.InstanceType,
         network: str | None,
-        count: int,
     ) -> ContainerInfo:
         spec = job.spec
         algorithm = spec["AlgorithmSpecification"]
@@ -372,7 +469,7 @@ class TrainingController:
             labels=dict(self._labels(job), **{"mlmarket.host": instance.host}),
             cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
             memory_bytes=int(hardware.memory_gib * 2**30),
-            mounts=(Mount(str(instance.root), "/opt/ml", read_only=False),),
+            mounts=self._mounts(job, instance),
             network=network,
             hostname=instance.host,
             network_aliases=(instance.host,) if network else (),
@@ -383,6 +480,15 @@ class TrainingController:
             raise JobFailed(
                 f"InternalServerError: could not start {instance.host}: {exc}"
             ) from None
+
+    def _mounts(self, job: Resource, instance: _Instance) -> tuple[Mount, ...]:
+        mounts = [Mount(str(instance.root), "/opt/ml", read_only=False)]
+        local = (job.spec.get("CheckpointConfig") or {}).get("LocalPath")
+        if local and local.rstrip("/") != "/opt/ml/checkpoints":
+            path = self._checkpoint_dir(job, instance)
+            path.mkdir(parents=True, exist_ok=True)
+            mounts.append(Mount(str(path), local, read_only=False))
+        return tuple(mounts)
 
     async def _follow(
         self,
@@ -415,22 +521,24 @@ class TrainingController:
 
     async def _await_exit(
         self,
-        job: Resource,
         run: _Run,
         waits: list[asyncio.Task[tuple[str, int]]],
-        remaining: float,
+        deadlines: dict[str, float],
     ) -> dict[str, Any]:
-        """Until every container has exited, one failed, a stop was asked for, or time ran out."""
+        """Until every container has exited, one failed, a stop was asked for, or the first of
+        `deadlines` (seconds from now, by the reason they stop the job for) passed."""
         exit_codes: dict[str, int] = {}
         stopper: asyncio.Future[Any] = asyncio.ensure_future(run.stop.wait())
-        deadline = time.monotonic() + max(remaining, 0.0)
+        now = time.monotonic()
+        due = {reason: now + max(left, 0.0) for reason, left in deadlines.items()}
         stopped: str | None = None
         pending: set[asyncio.Future[Any]] = set(waits)
         try:
             while pending:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    stopped = "MaxRuntimeExceeded"
+                reason, at = min(due.items(), key=lambda kv: kv[1]) if due else (None, None)
+                timeout = None if at is None else at - time.monotonic()
+                if timeout is not None and timeout <= 0:
+                    stopped = reason
                     break
                 done, pending = await asyncio.wait(
                     pending | {stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -449,6 +557,8 @@ class TrainingController:
             stopper.cancel()
         if stopped is not None or pending:
             grace = self.settings.training_stop_grace_seconds
+            if stopped == "Interrupted":
+                grace = SPOT_NOTICE_SECONDS  # spot capacity leaves after a short notice
             await asyncio.gather(*(self.engine.stop(c.id, grace) for c in run.containers))
             for task in asyncio.as_completed(list(pending)):
                 host, code = await task
@@ -523,7 +633,10 @@ class TrainingController:
             state["TrainingEndTime"] = now
             seconds = max(int((now - start).total_seconds()), 1)
             state["TrainingTimeInSeconds"] = seconds
-            state["BillableTimeInSeconds"] = seconds
+            # spot waits are not billed; attempts (downloads included) are
+            state["BillableTimeInSeconds"] = min(
+                state.get("BillableTimeInSeconds", seconds), seconds
+            )
         self._save(job)
 
     def _save(self, job: Resource) -> None:

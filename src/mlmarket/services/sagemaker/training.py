@@ -9,6 +9,7 @@ from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.training import KIND, TrainingController
 from mlmarket.domain import arns
+from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     FINAL,
     InvalidStoppingCondition,
@@ -75,8 +76,11 @@ class TrainingProvider:
             compile_metrics(algorithm.get("MetricDefinitions") or [])
         except (InvalidStoppingCondition, ValueError) as exc:
             raise validation_exception(str(exc)) from None
-        if spot:
-            raise validation_exception("Managed spot training is not supported by mlmarket yet.")
+        tags = {t["Key"]: t["Value"] for t in p.get("Tags") or []}
+        try:
+            InterruptionPolicy.parse(tags.get(POLICY_TAG))
+        except InvalidPolicy as exc:
+            raise validation_exception(f"Tag {POLICY_TAG}: {exc}") from None
         names = [c["ChannelName"] for c in p.get("InputDataConfig") or []]
         if len(names) != len(set(names)):
             raise validation_exception("Channel names must be unique within a training job.")
@@ -104,12 +108,13 @@ class TrainingProvider:
             except channels.ChannelError as exc:
                 raise validation_exception(str(exc)) from None
         self._check_output(ctx, p["OutputDataConfig"]["S3OutputPath"])
+        if p.get("CheckpointConfig"):
+            self._check_output(ctx, p["CheckpointConfig"]["S3Uri"])
 
         now = self.clock.now()
         transitions: list[dict[str, Any]] = []
         enter(transitions, "Starting", now)
         spec = dict(p)
-        spec.pop("Tags", None)
         spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
         spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
         state = {
@@ -145,7 +150,7 @@ class TrainingProvider:
 
     def describe_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         job = self._get(ctx, p["TrainingJobName"])
-        out = dict(job.spec)
+        out = {k: v for k, v in job.spec.items() if k != "Tags"}
         out.update(job.state)
         out.update(
             {
