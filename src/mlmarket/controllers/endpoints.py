@@ -21,6 +21,8 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
+from mlmarket.controllers.health import NotHealthy, wait_until_healthy
+from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.controllers.routes import (
     ContainerRuntime,
     EndpointRoute,
@@ -31,7 +33,6 @@ from mlmarket.controllers.routes import (
 )
 from mlmarket.domain import instance_types
 from mlmarket.domain.endpoints import SERVING, EndpointStatus
-from mlmarket.execution import model_data
 from mlmarket.execution.base import (
     ContainerEngine,
     ContainerInfo,
@@ -40,10 +41,10 @@ from mlmarket.execution.base import (
     ImageNotFound,
     Mount,
 )
-from mlmarket.execution.http1 import ConnectionLost, ConnectionPool
-from mlmarket.limits import CONTAINER_PORT, MODEL_ARCHIVE_MAX_MEMBERS
+from mlmarket.execution.http1 import ConnectionPool
+from mlmarket.limits import CONTAINER_PORT
 from mlmarket.storage.metadata import MetadataStore, Resource
-from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
+from mlmarket.storage.objects import ObjectStore
 
 log = logging.getLogger("mlmarket.endpoints")
 
@@ -58,7 +59,6 @@ LABEL_VARIANT = "mlmarket.variant"
 LABEL_INSTANCE = "mlmarket.instance"
 LABEL_CONTAINER = "mlmarket.container"
 
-_PING_INTERVAL = 0.05
 _REPLACE_BACKOFF_MAX = 30.0
 
 
@@ -383,75 +383,38 @@ class EndpointController:
     async def _model_mounts(
         self, endpoint: Resource, container: dict[str, Any], storage_gb: int
     ) -> tuple[Mount, ...]:
-        url = container.get("ModelDataUrl")
-        if not url:
-            return ()
-        hostname = container["Hostname"]
         try:
-            bucket, found = self.artifacts.locate(url)
-        except (ArtifactNotFound, InvalidArtifactUri):
-            bucket, found = None, None
-        if bucket is None or found is None or bucket.account_id != endpoint.account_id:
-            # another account's bucket is as good as missing: there are no bucket policies
-            raise DeploymentFailed(
-                f'Failed to download model data for container "{hostname}" from URL "{url}". '
-                "Please ensure that there is an object located at the URL and that the role "
-                "passed to CreateModel has permissions to download the object."
+            return await model_mounts(
+                self.settings,
+                self.artifacts,
+                endpoint.account_id,
+                endpoint.region,
+                container,
+                storage_gb,
             )
-        if bucket.region != endpoint.region:
-            raise DeploymentFailed(
-                f'Failed to download model data for container "{hostname}" from URL "{url}": '
-                f"the bucket is in {bucket.region}, and model data must be in the endpoint's "
-                f"region, {endpoint.region}."
-            )
-        path = found.path
-        target = self.settings.models_dir / model_data.cache_key(url, found.size, found.etag)
-
-        def unpack() -> None:
-            with path.open("rb") as archive:
-                model_data.extract(
-                    archive,
-                    target,
-                    max_bytes=storage_gb * 10**9,
-                    max_members=MODEL_ARCHIVE_MAX_MEMBERS,
-                )
-
-        try:
-            await asyncio.to_thread(unpack)
-        except model_data.ModelDataError as exc:
-            raise DeploymentFailed(
-                f'Failed to extract model data archive for container "{hostname}" from URL '
-                f'"{url}". Please ensure that the object located at the URL is a valid tar.gz '
-                f"archive. ({exc})"
-            ) from None
-        return (Mount(str(target), "/opt/ml/model", read_only=True),)
+        except ModelDataUnavailable as exc:
+            raise DeploymentFailed(str(exc)) from None
 
     async def _wait_healthy(
         self, instance: InstanceRuntime, variant: dict[str, Any], timeout: float
     ) -> None:
         deadline = time.monotonic() + timeout
         for runtime in instance.containers:
-            while True:
-                if await self._pings(runtime):
-                    break
-                info = await self.engine.inspect(runtime.info.id)
-                if info is None or not info.running:
-                    code = info.exit_code if info else "unknown"
-                    raise DeploymentFailed(
-                        self._ping_failure(variant, runtime)
-                        + f" The container exited with code {code} before answering /ping."
+            try:
+                await wait_until_healthy(
+                    self.engine,
+                    runtime.info,
+                    runtime.pool,
+                    deadline,
+                    self.settings.ping_timeout_seconds,
+                )
+            except NotHealthy as exc:
+                reason = self._ping_failure(variant, runtime)
+                if exc.exit_code is not None:
+                    reason += (
+                        f" The container exited with code {exc.exit_code} before answering /ping."
                     )
-                if time.monotonic() >= deadline:
-                    raise DeploymentFailed(self._ping_failure(variant, runtime))
-                await asyncio.sleep(_PING_INTERVAL)
-
-    async def _pings(self, runtime: ContainerRuntime) -> bool:
-        try:
-            async with asyncio.timeout(self.settings.ping_timeout_seconds):
-                response = await runtime.pool.request("GET", "/ping", [])
-        except (TimeoutError, ConnectionLost, OSError):
-            return False
-        return response.status == 200
+                raise DeploymentFailed(reason) from None
 
     @staticmethod
     def _ping_failure(variant: dict[str, Any], runtime: ContainerRuntime) -> str:

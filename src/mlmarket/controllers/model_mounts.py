@@ -1,0 +1,70 @@
+"""Model data for a container: the `ModelDataUrl` archive, unpacked once, mounted read-only at
+`/opt/ml/model`. Endpoints and batch transform jobs both start containers this way."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from mlmarket.config import Settings
+from mlmarket.execution import model_data
+from mlmarket.execution.base import Mount
+from mlmarket.limits import MODEL_ARCHIVE_MAX_MEMBERS
+from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
+
+
+class ModelDataUnavailable(Exception):
+    """The reason, in SageMaker's words, that a container's model data cannot be used."""
+
+
+async def model_mounts(
+    settings: Settings,
+    objects: ObjectStore,
+    account_id: str,
+    region: str,
+    container: dict[str, Any],
+    storage_gb: int,
+    owner: str = "endpoint",
+) -> tuple[Mount, ...]:
+    url = container.get("ModelDataUrl")
+    if not url:
+        return ()
+    hostname = container.get("Hostname", "primary")
+    try:
+        bucket, found = objects.locate(url)
+    except (ArtifactNotFound, InvalidArtifactUri):
+        bucket, found = None, None
+    if bucket is None or found is None or bucket.account_id != account_id:
+        # another account's bucket is as good as missing: there are no bucket policies
+        raise ModelDataUnavailable(
+            f'Failed to download model data for container "{hostname}" from URL "{url}". '
+            "Please ensure that there is an object located at the URL and that the role "
+            "passed to CreateModel has permissions to download the object."
+        )
+    if bucket.region != region:
+        raise ModelDataUnavailable(
+            f'Failed to download model data for container "{hostname}" from URL "{url}": '
+            f"the bucket is in {bucket.region}, and model data must be in the {owner}'s "
+            f"region, {region}."
+        )
+    path = found.path
+    target = settings.models_dir / model_data.cache_key(url, found.size, found.etag)
+
+    def unpack() -> None:
+        with path.open("rb") as archive:
+            model_data.extract(
+                archive,
+                target,
+                max_bytes=storage_gb * 10**9,
+                max_members=MODEL_ARCHIVE_MAX_MEMBERS,
+            )
+
+    try:
+        await asyncio.to_thread(unpack)
+    except model_data.ModelDataError as exc:
+        raise ModelDataUnavailable(
+            f'Failed to extract model data archive for container "{hostname}" from URL '
+            f'"{url}". Please ensure that the object located at the URL is a valid tar.gz '
+            f"archive. ({exc})"
+        ) from None
+    return (Mount(str(target), "/opt/ml/model", read_only=True),)
