@@ -13,6 +13,7 @@ from mlmarket.config import Settings
 from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.controllers.training import TrainingController
+from mlmarket.controllers.transform import TransformController
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.s3 import S3Edge
@@ -21,6 +22,7 @@ from mlmarket.services.accounts import Accounts
 from mlmarket.services.s3.provider import S3Provider
 from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker.training import TrainingProvider
+from mlmarket.services.sagemaker.transform import TransformProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
@@ -38,6 +40,7 @@ class App:
     routes: RoutingTable
     endpoints: EndpointController
     training: TrainingController
+    transform: TransformController
     gateway: Gateway
 
 
@@ -53,9 +56,11 @@ def build(
     routes = RoutingTable()
     endpoints = EndpointController(settings, store, artifacts, engine, routes, clock)
     training = TrainingController(settings, store, artifacts, engine, clock)
+    transform = TransformController(settings, store, artifacts, engine, clock)
     sagemaker = [
         SageMakerProvider(store, clock, endpoints),
         TrainingProvider(store, artifacts, clock, training),
+        TransformProvider(store, artifacts, clock, transform),
     ]
     runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds)
     gateway = Gateway(
@@ -66,7 +71,18 @@ def build(
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
         s3=S3Edge(S3Provider(artifacts, clock), accounts.secret_for, clock),
     )
-    return App(settings, store, accounts, artifacts, engine, routes, endpoints, training, gateway)
+    return App(
+        settings,
+        store,
+        accounts,
+        artifacts,
+        engine,
+        routes,
+        endpoints,
+        training,
+        transform,
+        gateway,
+    )
 
 
 async def serve(app: App, ready: asyncio.Event | None = None) -> None:
@@ -77,6 +93,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     site = web.TCPSite(runner, app.settings.host, app.settings.port, reuse_address=True)
     await app.endpoints.start()
     await app.training.start()
+    await app.transform.start()
     await site.start()
     log.info("listening on http://%s:%s", app.settings.host, app.settings.port)
     if ready is not None:
@@ -87,5 +104,6 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await runner.cleanup()
         await app.endpoints.stop()
         await app.training.stop()
+        await app.transform.stop()
         await app.engine.close()
         app.store.close()

@@ -12,7 +12,11 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     {"model": true}                answer the files under /opt/ml/model
     {"whoami": true}               answer the container's hostname and network interfaces
     {"write": path}                try to write a file, answer what happened
-  anything else: echo the body, its Content-Type and custom attributes.
+  anything else: echo the body, its Content-Type and custom attributes, transformed by
+    TRANSFORM=upper     upper-cased
+    FAIL_ON=text        answer 400 when the body contains text
+    SLOW_ON=text        answer after 30 s when the body contains text
+  EXEC_PARAMS=json      answer GET /execution-parameters with it (404 otherwise)
 """
 
 import asyncio
@@ -105,11 +109,21 @@ async def handle(reader, writer):
                 if mode == "hang":
                     await asyncio.sleep(3600)
                 writer.write(answer(500 if mode == "fail" else 200))
+            elif path == "/execution-parameters" and os.environ.get("EXEC_PARAMS"):
+                writer.write(answer(200, os.environ["EXEC_PARAMS"].encode(), "application/json"))
             elif path == "/invocations" and method == "POST":
                 ctype = headers.get("content-type", "application/octet-stream")
+                fail_on = os.environ.get("FAIL_ON", "").encode()
+                slow_on = os.environ.get("SLOW_ON", "").encode()
                 if ctype == COMMAND:
                     writer.write(await command(body))
+                elif fail_on and fail_on in body:
+                    writer.write(answer(400, b"cannot handle this record", "text/plain"))
                 else:
+                    if slow_on and slow_on in body:
+                        await asyncio.sleep(30)
+                    if os.environ.get("TRANSFORM") == "upper":
+                        body = body.upper()
                     extra = []
                     if "x-amzn-sagemaker-custom-attributes" in headers:
                         extra.append(

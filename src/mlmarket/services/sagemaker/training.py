@@ -8,20 +8,18 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.training import KIND, TrainingController
-from mlmarket.domain import arns
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
-    FINAL,
     InvalidStoppingCondition,
     JobStatus,
     check_stopping_condition,
     compile_metrics,
     enter,
 )
-from mlmarket.protocol.errors import ResourceInUse, validation_exception
-from mlmarket.services.listing import list_resources
+from mlmarket.protocol.errors import validation_exception
+from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
 from mlmarket.storage.metadata import MetadataStore, Resource
-from mlmarket.storage.objects import InvalidArtifactUri, ObjectStore, split_uri
+from mlmarket.storage.objects import ObjectStore
 
 
 class TrainingProvider:
@@ -36,21 +34,11 @@ class TrainingProvider:
         self.objects = objects
         self.clock = clock
         self.controller = controller
-
-    def _get(self, ctx: RequestContext, name: str) -> Resource:
-        found = self.store.get(ctx.account_id, ctx.region, KIND, name.lower())
-        if found is None:
-            raise validation_exception("Requested resource not found.")
-        return found
+        self.jobs = Jobs(store, KIND, "training job", "TrainingJobStatus")
 
     def create_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name = p["TrainingJobName"]
-        arn = arns.sagemaker(ctx.region, ctx.account_id, "training-job", name)
-        if self.store.get(ctx.account_id, ctx.region, KIND, name.lower()) is not None:
-            raise ResourceInUse(
-                "Training job names must be unique within an AWS account and region, and a "
-                f"training job with this name already exists ({arn})"
-            )
+        self.jobs.require_unique(ctx, name)
         algorithm = p.get("AlgorithmSpecification") or {}
         if bool(algorithm.get("TrainingImage")) == bool(algorithm.get("AlgorithmName")):
             raise validation_exception(
@@ -68,10 +56,11 @@ class TrainingProvider:
                 "ResourceConfig must specify InstanceType and an InstanceCount of at least 1."
             )
         stopping = p.get("StoppingCondition") or {}
-        spot = bool(p.get("EnableManagedSpotTraining"))
         try:
             check_stopping_condition(
-                spot, stopping.get("MaxRuntimeInSeconds"), stopping.get("MaxWaitTimeInSeconds")
+                bool(p.get("EnableManagedSpotTraining")),
+                stopping.get("MaxRuntimeInSeconds"),
+                stopping.get("MaxWaitTimeInSeconds"),
             )
             compile_metrics(algorithm.get("MetricDefinitions") or [])
         except (InvalidStoppingCondition, ValueError) as exc:
@@ -81,6 +70,40 @@ class TrainingProvider:
             InterruptionPolicy.parse(tags.get(POLICY_TAG))
         except InvalidPolicy as exc:
             raise validation_exception(f"Tag {POLICY_TAG}: {exc}") from None
+        self._check_channels(ctx, p, algorithm.get("TrainingInputMode", "File"))
+        check_output_bucket(
+            self.objects, ctx, p["OutputDataConfig"]["S3OutputPath"], "training job"
+        )
+        if p.get("CheckpointConfig"):
+            check_output_bucket(self.objects, ctx, p["CheckpointConfig"]["S3Uri"], "training job")
+
+        now = self.clock.now()
+        transitions: list[dict[str, Any]] = []
+        enter(transitions, "Starting", now)
+        spec = dict(p)
+        spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
+        spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
+        state = {
+            "TrainingJobStatus": str(JobStatus.IN_PROGRESS),
+            "SecondaryStatus": "Starting",
+            "SecondaryStatusTransitions": transitions,
+        }
+        job = Resource(
+            ctx.account_id,
+            ctx.region,
+            KIND,
+            name.lower(),
+            self.jobs.arn(ctx, name),
+            now,
+            now,
+            spec,
+            state,
+        )
+        self.jobs.insert(job)
+        self.controller.start_job(job)
+        return {"TrainingJobArn": job.arn}
+
+    def _check_channels(self, ctx: RequestContext, p: dict[str, Any], mode: str) -> None:
         names = [c["ChannelName"] for c in p.get("InputDataConfig") or []]
         if len(names) != len(set(names)):
             raise validation_exception("Channel names must be unique within a training job.")
@@ -91,7 +114,7 @@ class TrainingProvider:
                     f"Channel {channel['ChannelName']} must have an S3DataSource: file system "
                     "data sources are not supported by mlmarket."
                 )
-            if (channel.get("InputMode") or algorithm.get("TrainingInputMode", "File")) != "File":
+            if (channel.get("InputMode") or mode) != "File":
                 raise validation_exception(
                     f"Channel {channel['ChannelName']}: only the File input mode is supported "
                     "by mlmarket."
@@ -107,49 +130,9 @@ class TrainingProvider:
                 )
             except channels.ChannelError as exc:
                 raise validation_exception(str(exc)) from None
-        self._check_output(ctx, p["OutputDataConfig"]["S3OutputPath"])
-        if p.get("CheckpointConfig"):
-            self._check_output(ctx, p["CheckpointConfig"]["S3Uri"])
-
-        now = self.clock.now()
-        transitions: list[dict[str, Any]] = []
-        enter(transitions, "Starting", now)
-        spec = dict(p)
-        spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
-        spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
-        state = {
-            "TrainingJobStatus": str(JobStatus.IN_PROGRESS),
-            "SecondaryStatus": "Starting",
-            "SecondaryStatusTransitions": transitions,
-        }
-        job = Resource(ctx.account_id, ctx.region, KIND, name.lower(), arn, now, now, spec, state)
-        if not self.store.insert(job):
-            raise ResourceInUse(
-                "Training job names must be unique within an AWS account and region, and a "
-                f"training job with this name already exists ({arn})"
-            )
-        self.controller.start_job(job)
-        return {"TrainingJobArn": arn}
-
-    def _check_output(self, ctx: RequestContext, uri: str) -> None:
-        try:
-            bucket_name, _ = split_uri(uri.rstrip("/") + "/x")
-        except InvalidArtifactUri:
-            raise validation_exception(f"Invalid S3OutputPath {uri}") from None
-        bucket = self.objects.bucket(bucket_name)
-        if bucket is None or bucket.account_id != ctx.account_id:
-            raise validation_exception(
-                f"Could not access the output path {uri}: bucket {bucket_name} does not exist "
-                "or is not accessible to this account."
-            )
-        if bucket.region != ctx.region:
-            raise validation_exception(
-                f"The output path {uri} is in bucket {bucket_name} in {bucket.region}; it must "
-                f"be in {ctx.region}, the region of the training job."
-            )
 
     def describe_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        job = self._get(ctx, p["TrainingJobName"])
+        job = self.jobs.get(ctx, p["TrainingJobName"])
         out = {k: v for k, v in job.spec.items() if k != "Tags"}
         out.update(job.state)
         out.update(
@@ -163,14 +146,11 @@ class TrainingProvider:
         return out
 
     def list_training_jobs(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        items, token = list_resources(
-            self.store.list(ctx.account_id, ctx.region, KIND),
+        summaries, token = self.jobs.list(
+            ctx,
             p,
-            display_name=lambda r: r.spec["TrainingJobName"],
-            status=lambda r: r.state["TrainingJobStatus"],
-        )
-        summaries = [
-            {
+            "TrainingJobName",
+            lambda r: {
                 "TrainingJobName": r.spec["TrainingJobName"],
                 "TrainingJobArn": r.arn,
                 "CreationTime": r.created,
@@ -178,22 +158,17 @@ class TrainingProvider:
                 "LastModifiedTime": r.modified,
                 "TrainingJobStatus": r.state["TrainingJobStatus"],
                 "SecondaryStatus": r.state.get("SecondaryStatus"),
-            }
-            for r in items
-        ]
+            },
+        )
         return {"TrainingJobSummaries": summaries, "NextToken": token}
 
     def stop_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        job = self._get(ctx, p["TrainingJobName"])
-        status = job.state["TrainingJobStatus"]
-        if status in FINAL or status == JobStatus.STOPPING:
-            raise validation_exception(
-                f"The request was rejected because the training job is in status {status}."
-            )
-        if not self.controller.stop_job(job):
+        def mark_stopped(job: Resource) -> None:
             job.state["TrainingJobStatus"] = str(JobStatus.STOPPED)
             job.state["SecondaryStatus"] = "Stopped"
             enter(job.state["SecondaryStatusTransitions"], "Stopped", self.clock.now())
             job.modified = self.clock.now()
             self.store.update(job)
+
+        self.jobs.stop(ctx, p["TrainingJobName"], self.controller.stop_job, mark_stopped)
         return {}

@@ -1,0 +1,513 @@
+"""The batch transform controller: model containers, input objects in, `.out` objects back.
+
+Each instance is one `IMAGE serve` container with no network, the model's data at
+`/opt/ml/model` and the batch environment. Once every container answers `/ping`, the first one
+is asked for `/execution-parameters`; input objects are dealt across instances by key, split
+into records, grouped into requests no larger than MaxPayloadInMB (R5) and sent with up to
+MaxConcurrentTransforms in flight, each with InvocationsTimeoutInSeconds (R6) and its retries.
+Answers are written in input order to a new blob per object, which becomes `<key>.out` only if
+the whole object succeeded and the job was not stopped: there are no partial outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from mlmarket.clock import Clock
+from mlmarket.config import Settings
+from mlmarket.controllers import channels
+from mlmarket.controllers.health import NotHealthy, wait_until_healthy
+from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
+from mlmarket.domain import instance_types, records
+from mlmarket.domain.data_processing import DataProcessing, DataProcessingError
+from mlmarket.domain.training import FINAL, JobStatus
+from mlmarket.domain.transform import (
+    BATCH_VOLUME_GB,
+    ExecutionParameters,
+    TransformParameterError,
+    resolve_parameters,
+)
+from mlmarket.execution.base import ContainerEngine, ContainerInfo, ContainerSpec, EngineError
+from mlmarket.execution.http1 import ConnectionLost, ConnectionPool
+from mlmarket.limits import CONTAINER_PORT
+from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.objects import BlobWriter, ObjectStore, split_uri
+
+log = logging.getLogger("mlmarket.transform")
+
+KIND = "transform-job"
+LABEL_MANAGED = "mlmarket.managed"
+LABEL_OWNER = "mlmarket.owner"
+LABEL_JOB = "mlmarket.transform-job"
+
+
+class JobFailed(Exception):
+    pass
+
+
+class ObjectFailed(Exception):
+    pass
+
+
+@dataclass
+class _Run:
+    job: Resource
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass
+class _Instance:
+    name: str
+    info: ContainerInfo
+    pool: ConnectionPool
+
+
+class TransformController:
+    def __init__(
+        self,
+        settings: Settings,
+        store: MetadataStore,
+        objects: ObjectStore,
+        engine: ContainerEngine,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.objects = objects
+        self.engine = engine
+        self.clock = clock
+        self._runs: dict[str, _Run] = {}
+        self._owner = str(settings.data_dir.resolve())
+
+    # -- entry points --
+
+    def start_job(self, job: Resource) -> None:
+        run = self._runs.setdefault(job.arn, _Run(job))
+        run.task = asyncio.ensure_future(self._guarded(job))
+
+    def stop_job(self, job: Resource) -> bool:
+        run = self._runs.get(job.arn)
+        if run is None:
+            return False
+        run.job.state["TransformJobStatus"] = str(JobStatus.STOPPING)
+        self._save(run.job)
+        run.stop.set()
+        return True
+
+    async def start(self) -> None:
+        """Unfinished jobs start over: none of their outputs had been written."""
+        for info in await self.engine.list({LABEL_MANAGED: KIND, LABEL_OWNER: self._owner}):
+            await self._remove(info)
+        for job in self.store.all_of_kind(KIND):
+            status = job.state.get("TransformJobStatus")
+            if status == JobStatus.IN_PROGRESS:
+                self.start_job(job)
+            elif status == JobStatus.STOPPING:
+                self._finish(job, JobStatus.STOPPED)
+
+    async def stop(self) -> None:
+        tasks = [r.task for r in self._runs.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- the run --
+
+    async def _guarded(self, job: Resource) -> None:
+        try:
+            await self._run(job)
+        except asyncio.CancelledError:
+            raise
+        except JobFailed as exc:
+            self._finish(job, JobStatus.FAILED, str(exc))
+        except Exception as exc:
+            log.exception("transform job %s failed unexpectedly", job.arn)
+            self._finish(job, JobStatus.FAILED, f"InternalServerError: {exc}")
+        finally:
+            run = self._runs.get(job.arn)
+            if run is not None and run.task is asyncio.current_task():
+                self._runs.pop(job.arn, None)
+
+    async def _run(self, job: Resource) -> None:
+        run = self._runs[job.arn]
+        job.state["TransformStartTime"] = self.clock.now()
+        self._save(job)
+        instances: list[_Instance] = []
+        try:
+            instances = await self._start_instances(job)
+            params = await self._parameters(job, instances[0])
+            self._data_log(
+                job,
+                f"MaxConcurrentTransforms={params.max_concurrent}, "
+                f"MaxPayloadInMB={params.max_payload_mb}, "
+                f"BatchStrategy={params.wire_strategy}",
+            )
+            spec = job.spec
+            source = spec["TransformInput"]["DataSource"]["S3DataSource"]
+            try:
+                inputs = channels.resolve(
+                    self.objects,
+                    job.account_id,
+                    job.region,
+                    "",
+                    source["S3Uri"],
+                    source.get("S3DataType", "S3Prefix"),
+                )
+            except channels.ChannelError as exc:
+                raise JobFailed(f"ClientError: {exc}") from None
+            inputs.sort(key=lambda o: o.info.key)
+            processing = DataProcessing.build(
+                spec.get("DataProcessing"),
+                spec["TransformInput"].get("ContentType"),
+                spec["TransformInput"].get("SplitType", "None"),
+                spec["TransformOutput"].get("AssembleWith", "None"),
+            )
+            shares = [inputs[i :: len(instances)] for i in range(len(instances))]
+            done: list[tuple[channels.InputObject, BlobWriter]] = []
+            failures: list[str] = []
+            workers = [
+                asyncio.ensure_future(
+                    self._work(job, instance, share, params, processing, done, failures)
+                )
+                for instance, share in zip(instances, shares, strict=True)
+            ]
+            stopper = asyncio.ensure_future(run.stop.wait())
+            try:
+                pending = set(workers)
+                while pending and not run.stop.is_set():
+                    await asyncio.wait(pending | {stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    pending = {w for w in workers if not w.done()}
+                    if any(w.done() and not w.cancelled() and w.exception() for w in workers):
+                        break  # an internal error: no point going on
+            finally:
+                stopper.cancel()
+                for worker in workers:
+                    worker.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+            if run.stop.is_set():
+                for _, blob in done:
+                    blob.discard()
+                self._finish(job, JobStatus.STOPPED)
+                return
+            for worker in workers:
+                error = None if worker.cancelled() else worker.exception()
+                if error is not None:
+                    raise error
+            await asyncio.to_thread(self._commit, job, done)
+            if failures:
+                raise JobFailed(failures[0][:1024])
+            self._finish(job, JobStatus.COMPLETED)
+        finally:
+            for instance in instances:
+                instance.pool.close()
+                await self._remove(instance.info)
+
+    async def _start_instances(self, job: Resource) -> list[_Instance]:
+        spec = job.spec
+        model = spec["ModelSnapshot"]
+        container = model["Container"]
+        resolved = await self.engine.resolve_image(container["Image"])
+        if resolved is None:
+            raise JobFailed(
+                "ClientError: Please make sure all images included in the model "
+                f"{spec['ModelName']} exist, and that the execution role used to create the "
+                "model has permissions to access them."
+            )
+        try:
+            mounts = await model_mounts(
+                self.settings,
+                self.objects,
+                job.account_id,
+                job.region,
+                container,
+                BATCH_VOLUME_GB,
+                owner="job",
+            )
+        except ModelDataUnavailable as exc:
+            raise JobFailed(f"ClientError: {exc}") from None
+        resources = spec["TransformResources"]
+        hardware = instance_types.lookup(resources["InstanceType"])
+        environment = dict(container.get("Environment") or {})
+        environment.update(spec.get("Environment") or {})
+        environment["SAGEMAKER_BATCH"] = "true"
+        if spec.get("MaxPayloadInMB") is not None:
+            environment["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(spec["MaxPayloadInMB"])
+        if spec.get("BatchStrategy"):
+            environment["SAGEMAKER_BATCH_STRATEGY"] = (
+                "SINGLE_RECORD" if spec["BatchStrategy"] == "SingleRecord" else "MULTI_RECORD"
+            )
+        if spec.get("MaxConcurrentTransforms"):
+            environment["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(
+                spec["MaxConcurrentTransforms"]
+            )
+        labels = {LABEL_MANAGED: KIND, LABEL_OWNER: self._owner, LABEL_JOB: job.arn}
+        instances: list[_Instance] = []
+        try:
+            for index in range(int(resources.get("InstanceCount", 1))):
+                name = f"instance-{index + 1}"
+                info = await self.engine.run(
+                    ContainerSpec(
+                        name=f"mlmarket-transform-{job.name}-{name}-{int(time.time() * 1000)}",
+                        image=resolved[0],
+                        command=["serve"],
+                        environment=environment,
+                        labels=labels,
+                        cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
+                        memory_bytes=int(hardware.memory_gib * 2**30),
+                        mounts=mounts,
+                    )
+                )
+                pool = ConnectionPool(_dialer(self.engine, info))
+                instances.append(_Instance(name, info, pool))
+                self._follow(job, name, info)
+            deadline = time.monotonic() + self.settings.startup_health_timeout_seconds
+            for instance in instances:
+                await wait_until_healthy(
+                    self.engine,
+                    instance.info,
+                    instance.pool,
+                    deadline,
+                    self.settings.ping_timeout_seconds,
+                )
+        except NotHealthy:
+            for instance in instances:
+                instance.pool.close()
+                await self._remove(instance.info)
+            raise JobFailed(
+                "AlgorithmError: Model container failed to respond to ping. Please ensure /ping "
+                "endpoint is implemented and responds with an HTTP 200 status code"
+            ) from None
+        except EngineError as exc:
+            for instance in instances:
+                instance.pool.close()
+                await self._remove(instance.info)
+            raise JobFailed(
+                f"InternalServerError: could not start the model container: {exc}"
+            ) from None
+        return instances
+
+    async def _parameters(self, job: Resource, instance: _Instance) -> ExecutionParameters:
+        offered: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(self.settings.ping_timeout_seconds):
+                response = await instance.pool.request("GET", "/execution-parameters", [])
+            if response.status == 200:
+                parsed = json.loads(response.body)
+                offered = parsed if isinstance(parsed, dict) else {}
+        except (TimeoutError, ConnectionLost, OSError, ValueError):
+            offered = {}
+        try:
+            return resolve_parameters(job.spec, offered)
+        except TransformParameterError as exc:
+            raise JobFailed(f"ClientError: {exc}") from None
+
+    async def _work(
+        self,
+        job: Resource,
+        instance: _Instance,
+        share: list[channels.InputObject],
+        params: ExecutionParameters,
+        processing: DataProcessing,
+        done: list[tuple[channels.InputObject, BlobWriter]],
+        failures: list[str],
+    ) -> None:
+        for item in share:
+            blob = self.objects.new_blob()
+            try:
+                await self._transform_object(job, instance, item, params, processing, blob)
+                await asyncio.to_thread(blob.finish)
+            except ObjectFailed as exc:
+                blob.discard()
+                uri = f"s3://{item.info.bucket}/{item.info.key}"
+                failures.append(f"ClientError: {uri}: {exc}")
+                self._data_log(job, f"{item.info.bucket}/{item.info.key}: {exc}")
+                continue
+            except BaseException:
+                blob.discard()
+                raise
+            done.append((item, blob))
+
+    async def _transform_object(
+        self,
+        job: Resource,
+        instance: _Instance,
+        item: channels.InputObject,
+        params: ExecutionParameters,
+        processing: DataProcessing,
+        blob: BlobWriter,
+    ) -> None:
+        spec = job.spec
+        split_type = spec["TransformInput"].get("SplitType", "None")
+        assemble_lines = spec["TransformOutput"].get("AssembleWith", "None") == "Line"
+        limit = params.max_payload_mb * records.MIB
+        headers = []
+        if spec["TransformInput"].get("ContentType"):
+            headers.append(("Content-Type", spec["TransformInput"]["ContentType"]))
+        if spec["TransformOutput"].get("Accept"):
+            headers.append(("Accept", spec["TransformOutput"]["Accept"]))
+        in_flight: deque[tuple[list[bytes], asyncio.Task[bytes]]] = deque()
+
+        def write(inputs: list[bytes], body: bytes) -> None:
+            try:
+                outputs = processing.finish(inputs, body)
+            except DataProcessingError as exc:
+                raise ObjectFailed(str(exc)) from None
+            for out in outputs:
+                blob.write(out)
+                if assemble_lines and not out.endswith(b"\n"):
+                    blob.write(b"\n")
+
+        with self._open_input(spec, item) as stream:
+            try:
+                groups = records.batches(
+                    records.split(stream, split_type, limit), params.strategy, limit
+                )
+                for group in groups:
+                    try:
+                        filtered = [processing.filter_input(r) for r in group]
+                    except DataProcessingError as exc:
+                        raise ObjectFailed(str(exc)) from None
+                    task = asyncio.ensure_future(
+                        self._invoke(instance, headers, b"".join(filtered), params)
+                    )
+                    in_flight.append((group, task))
+                    if len(in_flight) >= params.max_concurrent:
+                        inputs, oldest = in_flight.popleft()
+                        write(inputs, await oldest)
+                while in_flight:
+                    inputs, oldest = in_flight.popleft()
+                    write(inputs, await oldest)
+            except records.RecordTooLarge as exc:
+                raise ObjectFailed(
+                    f"{exc}; split the input with SplitType, or raise MaxPayloadInMB (at most 100)."
+                ) from None
+            except (records.MalformedRecord, OSError, EOFError) as exc:
+                raise ObjectFailed(f"the input could not be read: {exc}") from None
+            finally:
+                for _, task in in_flight:
+                    task.cancel()
+                await asyncio.gather(*(t for _, t in in_flight), return_exceptions=True)
+
+    def _open_input(self, spec: dict[str, Any], item: channels.InputObject) -> BinaryIO:
+        if spec["TransformInput"].get("CompressionType") == "Gzip":
+            return gzip.open(item.info.path, "rb")  # type: ignore[return-value]
+        return item.info.path.open("rb")
+
+    async def _invoke(
+        self,
+        instance: _Instance,
+        headers: list[tuple[str, str]],
+        payload: bytes,
+        params: ExecutionParameters,
+    ) -> bytes:
+        last = ""
+        for _ in range(params.max_retries + 1):
+            try:
+                async with asyncio.timeout(params.timeout_seconds):
+                    response = await instance.pool.request("POST", "/invocations", headers, payload)
+            except TimeoutError:
+                last = (
+                    f"the model container did not answer within "
+                    f"{params.timeout_seconds} seconds (InvocationsTimeoutInSeconds)"
+                )
+                continue
+            except (ConnectionLost, OSError) as exc:
+                last = f"Unable to get response from algorithm: {exc}"
+                continue
+            if 200 <= response.status < 300:
+                return response.body
+            text = response.body[:512].decode("utf-8", errors="replace")
+            last = f"the model container answered {response.status}: {text}"
+            if response.status < 500 and response.status != 429:
+                break  # a client error will not change on a retry
+        raise ObjectFailed(last)
+
+    def _commit(self, job: Resource, done: list[tuple[channels.InputObject, BlobWriter]]) -> None:
+        output = job.spec["TransformOutput"]["S3OutputPath"].rstrip("/")
+        for item, blob in done:
+            bucket, key = split_uri(f"{output}/{item.relative}.out")
+            self.objects.commit(
+                blob,
+                bucket,
+                key,
+                etag=f'"{blob.md5.hexdigest()}"',
+                content_type=job.spec["TransformOutput"].get("Accept") or "binary/octet-stream",
+                metadata={},
+                checksums={},
+                now=self.clock.now(),
+            )
+
+    # -- bookkeeping --
+
+    def _finish(self, job: Resource, status: JobStatus, reason: str | None = None) -> None:
+        if job.state.get("TransformJobStatus") in FINAL:
+            return
+        job.state["TransformJobStatus"] = str(status)
+        if reason:
+            job.state["FailureReason"] = reason[:1024]
+        job.state["TransformEndTime"] = self.clock.now()
+        self._save(job)
+
+    def _save(self, job: Resource) -> None:
+        job.modified = self.clock.now()
+        self.store.update(job)
+
+    def _log_dir(self, job: Resource) -> Path:
+        return self.settings.logs_dir / job.account_id / job.region / "transform" / job.name
+
+    def _data_log(self, job: Resource, line: str) -> None:
+        path = self._log_dir(job) / "data-log.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = self.clock.now().isoformat()
+        with path.open("a") as f:
+            f.write(f"{stamp} [sagemaker logs]: {line}\n")
+
+    def _follow(self, job: Resource, name: str, info: ContainerInfo) -> None:
+        path = self._log_dir(job) / f"{name}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+        async def follow() -> None:
+            with path.open("ab", buffering=0) as sink:
+
+                def write(chunk: bytes) -> None:
+                    sink.write(chunk)
+
+                await self.engine.follow_logs(info.id, write)
+
+        _background(follow())
+
+    async def _remove(self, info: ContainerInfo) -> None:
+        try:
+            await self.engine.remove(info.id, self.settings.container_stop_grace_seconds)
+        except EngineError:
+            log.exception("could not remove container %s", info.name)
+
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _background(work: Awaitable[None]) -> None:
+    task = asyncio.ensure_future(work)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+def _dialer(engine: ContainerEngine, info: ContainerInfo) -> Any:
+    async def dial() -> Any:
+        return await engine.connect(info, CONTAINER_PORT)
+
+    return dial

@@ -1,0 +1,131 @@
+"""SageMaker batch transform jobs: Create, Describe, List, Stop. The controller runs them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.controllers import channels
+from mlmarket.controllers.transform import KIND, TransformController
+from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessing
+from mlmarket.domain.training import JobStatus
+from mlmarket.domain.transform import TransformParameterError, check_payload
+from mlmarket.protocol.errors import validation_exception
+from mlmarket.services.sagemaker.deployments import containers_of
+from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
+from mlmarket.services.sagemaker.resources import Kind
+from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.objects import ObjectStore
+
+
+class TransformProvider:
+    def __init__(
+        self,
+        store: MetadataStore,
+        objects: ObjectStore,
+        clock: Clock,
+        controller: TransformController,
+    ) -> None:
+        self.store = store
+        self.objects = objects
+        self.clock = clock
+        self.controller = controller
+        self.jobs = Jobs(store, KIND, "job", "TransformJobStatus")
+        self.models = Kind(store, clock, "model", "model", "model")
+
+    def create_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["TransformJobName"]
+        self.jobs.require_unique(ctx, name)
+        model = self.models.require(ctx, p["ModelName"])
+        _, containers = containers_of(model.spec)
+        if len(containers) != 1:
+            raise validation_exception(
+                "Batch transform with a model of several containers is not supported by "
+                "mlmarket yet."
+            )
+        try:
+            check_payload(p.get("MaxPayloadInMB"), p.get("MaxConcurrentTransforms"))
+        except TransformParameterError as exc:
+            raise validation_exception(str(exc)) from None
+        transform_input = p["TransformInput"]
+        source = transform_input["DataSource"]["S3DataSource"]
+        try:
+            DataProcessing.build(
+                p.get("DataProcessing"),
+                transform_input.get("ContentType"),
+                transform_input.get("SplitType", "None"),
+                p["TransformOutput"].get("AssembleWith", "None"),
+            )
+        except InvalidDataProcessing as exc:
+            raise validation_exception(str(exc)) from None
+        try:
+            channels.resolve(
+                self.objects,
+                ctx.account_id,
+                ctx.region,
+                model.spec.get("ExecutionRoleArn", ""),
+                source["S3Uri"],
+                source.get("S3DataType", "S3Prefix"),
+            )
+        except channels.ChannelError as exc:
+            raise validation_exception(str(exc)) from None
+        check_output_bucket(self.objects, ctx, p["TransformOutput"]["S3OutputPath"], "job")
+        if not p["TransformResources"].get("InstanceType"):
+            raise validation_exception("TransformResources must specify an InstanceType.")
+
+        now = self.clock.now()
+        spec = {k: v for k, v in p.items() if k != "Tags"}
+        # like an endpoint, a job runs the model as it was when the job was created
+        spec["ModelSnapshot"] = {
+            "Container": containers[0],
+            "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
+        }
+        state = {"TransformJobStatus": str(JobStatus.IN_PROGRESS)}
+        job = Resource(
+            ctx.account_id,
+            ctx.region,
+            KIND,
+            name.lower(),
+            self.jobs.arn(ctx, name),
+            now,
+            now,
+            spec,
+            state,
+        )
+        self.jobs.insert(job)
+        self.controller.start_job(job)
+        return {"TransformJobArn": job.arn}
+
+    def describe_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        job = self.jobs.get(ctx, p["TransformJobName"])
+        out = {k: v for k, v in job.spec.items() if k != "ModelSnapshot"}
+        out.update(job.state)
+        out.update({"TransformJobArn": job.arn, "CreationTime": job.created})
+        return out
+
+    def list_transform_jobs(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        summaries, token = self.jobs.list(
+            ctx,
+            p,
+            "TransformJobName",
+            lambda r: {
+                "TransformJobName": r.spec["TransformJobName"],
+                "TransformJobArn": r.arn,
+                "CreationTime": r.created,
+                "TransformEndTime": r.state.get("TransformEndTime"),
+                "LastModifiedTime": r.modified,
+                "TransformJobStatus": r.state["TransformJobStatus"],
+                "FailureReason": r.state.get("FailureReason"),
+            },
+        )
+        return {"TransformJobSummaries": summaries, "NextToken": token}
+
+    def stop_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        def mark_stopped(job: Resource) -> None:
+            job.state["TransformJobStatus"] = str(JobStatus.STOPPED)
+            job.modified = self.clock.now()
+            self.store.update(job)
+
+        self.jobs.stop(ctx, p["TransformJobName"], self.controller.stop_job, mark_stopped)
+        return {}
