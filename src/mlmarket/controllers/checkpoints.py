@@ -51,7 +51,7 @@ class CheckpointSync:
             signature = (stat.st_size, stat.st_mtime_ns)
             if self._uploaded.get(key) == signature:
                 continue
-            blob = self.objects.new_blob()
+            blob = self.objects.new_blob(sha256=False)
             try:
                 with path.open("rb") as src:
                     while chunk := src.read(1 << 20):

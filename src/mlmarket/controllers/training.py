@@ -584,7 +584,7 @@ class TrainingController:
                         tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
             uri = f"{base}/{name}{suffix}"
             bucket, key = split_uri(uri)
-            blob = self.objects.new_blob()
+            blob = self.objects.new_blob(sha256=False)
             try:
                 with archive.open("rb") as src:
                     while chunk := src.read(1 << 20):

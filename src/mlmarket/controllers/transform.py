@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -326,7 +326,7 @@ class TransformController:
         failures: list[str],
     ) -> None:
         for item in share:
-            blob = self.objects.new_blob()
+            blob = self.objects.new_blob(sha256=False)
             try:
                 await self._transform_object(job, instance, item, params, processing, blob)
                 await asyncio.to_thread(blob.finish)
@@ -373,9 +373,17 @@ class TransformController:
 
         with self._open_input(spec, item) as stream:
             try:
-                groups = records.batches(
-                    records.split(stream, split_type, limit), params.strategy, limit
-                )
+                groups: Iterator[list[bytes]]
+                if (
+                    split_type == "Line"
+                    and params.strategy == "MultiRecord"
+                    and processing.identity
+                ):
+                    groups = ([payload] for payload in records.line_payloads(stream, limit))
+                else:
+                    groups = records.batches(
+                        records.split(stream, split_type, limit), params.strategy, limit
+                    )
                 for group in groups:
                     try:
                         filtered = [processing.filter_input(r) for r in group]

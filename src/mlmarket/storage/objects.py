@@ -150,18 +150,26 @@ def _utc(value: dt.datetime) -> dt.datetime:
 class BlobWriter:
     """A blob being written: bytes go to a temporary file, digests are computed on the way."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, sha256: bool = True) -> None:
         fd, name = tempfile.mkstemp(dir=directory, prefix=".incoming-")
         self._file: BinaryIO = os.fdopen(fd, "wb")
         self.temp = Path(name)
         self.size = 0
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)  # the ETag
+        # SHA-256 only where a signature declared one (uploads); outputs we write need none
+        self._sha256 = hashlib.sha256() if sha256 else None
+
+    @property
+    def sha256(self) -> Any:
+        if self._sha256 is None:
+            raise RuntimeError("this blob was written without a SHA-256")
+        return self._sha256
 
     def write(self, chunk: bytes | bytearray | memoryview) -> None:
         self._file.write(chunk)
         self.md5.update(chunk)
-        self.sha256.update(chunk)
+        if self._sha256 is not None:
+            self._sha256.update(chunk)
         self.size += len(chunk)
 
     def finish(self) -> None:
@@ -219,8 +227,8 @@ class ObjectStore:
             conn.execute(delete(buckets).where(buckets.c.name == name))
 
     # -- objects --
-    def new_blob(self) -> BlobWriter:
-        return BlobWriter(self.blobs)
+    def new_blob(self, sha256: bool = True) -> BlobWriter:
+        return BlobWriter(self.blobs, sha256)
 
     def commit(
         self,
@@ -318,7 +326,7 @@ class ObjectStore:
         """Store `data` at `uri` for the platform's own use (job outputs), creating the bucket."""
         bucket, key = split_uri(uri)
         self.create_bucket(bucket, account_id, region, now)
-        blob = self.new_blob()
+        blob = self.new_blob(sha256=False)
         try:
             blob.write(data)
             blob.finish()

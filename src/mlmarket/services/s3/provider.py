@@ -387,7 +387,7 @@ class S3Provider:
                     PartNumber=str(part.number),
                 )
             chosen.append(part)
-        blob = self.store.new_blob()
+        blob = self.store.new_blob(sha256=False)
         try:
             await asyncio.to_thread(concatenate, blob, [part.path for part in chosen])
             await asyncio.to_thread(blob.finish)
