@@ -1,0 +1,111 @@
+"""The SageMaker Python SDK, unmodified: Estimator.fit, Transformer and Predictor.
+
+The SDK finds the server through AWS_ENDPOINT_URL (honoured by boto3 for every client) and its
+telemetry is switched off through its own config file, so nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.hosting import wait_for_status
+from tests.support.server import ServerProcess
+
+ROLE = "arn:aws:iam::123456789012:role/sdk"
+
+
+@pytest.fixture(scope="module")
+def sdk(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    config = tmp_path_factory.mktemp("sdk") / "config.yaml"
+    config.write_text(
+        "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n"
+        "      TelemetryOptOut: true\n"
+    )
+    key, secret = server.credentials()
+    wanted = {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": server.url,
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+    }
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    import sagemaker
+
+    session = sagemaker.Session(default_bucket="sdk-bucket")
+    session.boto_session.client("s3").create_bucket(Bucket="sdk-bucket")
+    yield session
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_estimator_fit_then_batch_transform(
+    sdk: Any, trainer_image: str, echo_image: str, tmp_path: Path
+) -> None:
+    from sagemaker.estimator import Estimator
+    from sagemaker.transformer import Transformer
+
+    data = tmp_path / "train.csv"
+    data.write_text("1,2\n3,4\n")
+    train_uri = sdk.upload_data(str(data), key_prefix="sdk/train")
+    estimator = Estimator(
+        image_uri=trainer_image,
+        role=ROLE,
+        instance_count=1,
+        instance_type="ml.m5.large",
+        output_path="s3://sdk-bucket/sdk/out",
+        hyperparameters={"mode": "ok"},
+        sagemaker_session=sdk,
+    )
+    estimator.fit({"train": train_uri.rsplit("/", 1)[0]}, wait=True, logs=False)
+    job = estimator.latest_training_job.describe()
+    assert job["TrainingJobStatus"] == "Completed"
+    assert estimator.model_data.endswith("/output/model.tar.gz")
+
+    sdk.sagemaker_client.create_model(
+        ModelName="sdk-echo", PrimaryContainer={"Image": echo_image}, ExecutionRoleArn=ROLE
+    )
+    lines = tmp_path / "lines.txt"
+    lines.write_text("a\nb\n")
+    batch_in = sdk.upload_data(str(lines), key_prefix="sdk/batch-in")
+    transformer = Transformer(
+        model_name="sdk-echo",
+        instance_count=1,
+        instance_type="ml.m5.large",
+        strategy="MultiRecord",
+        assemble_with="Line",
+        output_path="s3://sdk-bucket/sdk/batch-out",
+        sagemaker_session=sdk,
+    )
+    transformer.transform(
+        batch_in, split_type="Line", content_type="text/plain", wait=True, logs=False
+    )
+    out = sdk.read_s3_file("sdk-bucket", "sdk/batch-out/lines.txt.out")
+    assert out == "a\nb\n"
+
+
+def test_model_deploy_and_predictor(sdk: Any, echo_image: str) -> None:
+    from sagemaker.model import Model
+    from sagemaker.predictor import Predictor
+
+    model = Model(image_uri=echo_image, role=ROLE, name="sdk-deployed", sagemaker_session=sdk)
+    model.deploy(
+        initial_instance_count=1,
+        instance_type="ml.m5.large",
+        endpoint_name="sdk-deployed",
+        wait=False,
+    )
+    assert wait_for_status(sdk.sagemaker_client, "sdk-deployed")["EndpointStatus"] == "InService"
+    predictor = Predictor("sdk-deployed", sagemaker_session=sdk)
+    assert predictor.predict(b"hello from the sdk") == b"hello from the sdk"
+    predictor.delete_endpoint()
