@@ -24,6 +24,7 @@ from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.services.sagemaker.transform import TransformProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
+from mlmarket.storage.blobs import S3Blobs
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
 
@@ -51,7 +52,17 @@ def build(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = MetadataStore(settings.database_url)
     accounts = Accounts(store, clock)
-    artifacts = ObjectStore(store.engine, settings.artifacts_dir)
+    backend = (
+        S3Blobs(
+            settings.blob_store_url,
+            settings.data_dir / "blob-cache",
+            settings.blob_store_access_key,
+            settings.blob_store_secret_key,
+        )
+        if settings.blob_store_url
+        else None
+    )
+    artifacts = ObjectStore(store.engine, settings.artifacts_dir, backend)
     engine = engine or DockerEngine(settings.docker_socket)
     routes = RoutingTable()
     endpoints = EndpointController(settings, store, artifacts, engine, routes, clock)

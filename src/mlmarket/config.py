@@ -29,6 +29,11 @@ class Settings:
     # R10 simulation: see domain/spot.py for the policy's form ("never" by default)
     spot_interruptions: str = "never"
     checkpoint_sync_seconds: float = 1.0
+    # Object bytes on an S3-compatible endpoint instead of the data directory, e.g.
+    # s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1 (storage/blobs.py)
+    blob_store_url: str | None = None
+    blob_store_access_key: str | None = None
+    blob_store_secret_key: str | None = None
     # Caps CPU limits at what the host has: Docker refuses NanoCpus beyond the host's CPUs.
     host_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
 
@@ -68,6 +73,9 @@ class Settings:
             ("training_stop_grace_seconds", int),
             ("spot_interruptions", str),
             ("checkpoint_sync_seconds", float),
+            ("blob_store_url", str),
+            ("blob_store_access_key", str),
+            ("blob_store_secret_key", str),
             ("port", int),
             ("host", str),
             ("default_region", str),

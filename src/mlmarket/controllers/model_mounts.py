@@ -47,11 +47,12 @@ async def model_mounts(
             f"the bucket is in {bucket.region}, and model data must be in the {owner}'s "
             f"region, {region}."
         )
-    path = found.path
     target = settings.models_dir / model_data.cache_key(url, found.size, found.etag)
 
     def unpack() -> None:
-        with path.open("rb") as archive:
+        if target.exists():
+            return
+        with found.path.open("rb") as archive:
             model_data.extract(
                 archive,
                 target,

@@ -371,7 +371,8 @@ class TransformController:
                 if assemble_lines and not out.endswith(b"\n"):
                     blob.write(b"\n")
 
-        with self._open_input(spec, item) as stream:
+        path = await asyncio.to_thread(lambda: item.info.path)  # fetched once if remote
+        with self._open_input(spec, path) as stream:
             try:
                 groups: Iterator[list[bytes]]
                 if (
@@ -410,10 +411,10 @@ class TransformController:
                     task.cancel()
                 await asyncio.gather(*(t for _, t in in_flight), return_exceptions=True)
 
-    def _open_input(self, spec: dict[str, Any], item: channels.InputObject) -> BinaryIO:
+    def _open_input(self, spec: dict[str, Any], path: Path) -> BinaryIO:
         if spec["TransformInput"].get("CompressionType") == "Gzip":
-            return gzip.open(item.info.path, "rb")  # type: ignore[return-value]
-        return item.info.path.open("rb")
+            return gzip.open(path, "rb")  # type: ignore[return-value]
+        return path.open("rb")
 
     async def _invoke(
         self,

@@ -35,6 +35,8 @@ from sqlalchemy import (
     select,
 )
 
+from mlmarket.storage.blobs import BlobBackend, LocalBlobs
+
 _meta = MetaData()
 
 buckets = Table(
@@ -107,9 +109,15 @@ class ObjectInfo:
     etag: str
     content_type: str
     modified: dt.datetime
-    path: Path
+    blob: str
+    backend: BlobBackend = field(repr=False, compare=False)
     metadata: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """A local file with the object's bytes (fetched on first use from a remote store)."""
+        return self.backend.path(self.blob)
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,12 @@ class PartInfo:
     size: int
     etag: str
     modified: dt.datetime
-    path: Path
+    blob: str
+    backend: BlobBackend = field(repr=False, compare=False)
+
+    @property
+    def path(self) -> Path:
+        return self.backend.path(self.blob)
 
 
 @dataclass(frozen=True)
@@ -184,11 +197,10 @@ class BlobWriter:
 
 
 class ObjectStore:
-    def __init__(self, engine: Engine, root: Path) -> None:
+    def __init__(self, engine: Engine, root: Path, backend: BlobBackend | None = None) -> None:
         self.engine = engine
         self.root = root
-        self.blobs = root / "blobs"
-        self.blobs.mkdir(parents=True, exist_ok=True)
+        self.backend: BlobBackend = backend or LocalBlobs(root / "blobs")
         _meta.create_all(engine)
 
     # -- buckets --
@@ -228,7 +240,7 @@ class ObjectStore:
 
     # -- objects --
     def new_blob(self, sha256: bool = True) -> BlobWriter:
-        return BlobWriter(self.blobs, sha256)
+        return BlobWriter(self.backend.incoming, sha256)
 
     def commit(
         self,
@@ -244,7 +256,7 @@ class ObjectStore:
     ) -> ObjectInfo:
         """Make `blob` the object at (bucket, key), replacing what was there."""
         blob_id = secrets.token_hex(16)
-        os.replace(blob.temp, self._blob_path(blob_id))
+        self.backend.store(blob_id, blob.temp)
         values = dict(
             blob=blob_id,
             size=blob.size,
@@ -267,7 +279,7 @@ class ObjectStore:
             else:
                 conn.execute(objects.insert().values(bucket=bucket, key=key, **values))
         if old:
-            self._blob_path(old.blob).unlink(missing_ok=True)
+            self.backend.remove(old.blob)
         return ObjectInfo(
             bucket,
             key,
@@ -275,7 +287,8 @@ class ObjectStore:
             etag,
             content_type,
             now,
-            self._blob_path(blob_id),
+            blob_id,
+            self.backend,
             metadata,
             checksums,
         )
@@ -294,7 +307,7 @@ class ObjectStore:
             ).first()
             conn.execute(delete(objects).where(objects.c.bucket == bucket, objects.c.key == key))
         if row:
-            self._blob_path(row.blob).unlink(missing_ok=True)
+            self.backend.remove(row.blob)
 
     def list_objects(self, bucket: str, prefix: str, after: str, limit: int) -> list[ObjectInfo]:
         """Objects whose key starts with `prefix` and sorts after `after`, in key order."""
@@ -380,7 +393,7 @@ class ObjectStore:
         self, blob: BlobWriter, upload_id: str, number: int, etag: str, now: dt.datetime
     ) -> None:
         blob_id = secrets.token_hex(16)
-        os.replace(blob.temp, self._blob_path(blob_id))
+        self.backend.store(blob_id, blob.temp)
         with self.engine.begin() as conn:
             old = conn.execute(
                 select(parts.c.blob).where(
@@ -401,7 +414,7 @@ class ObjectStore:
                 )
             )
         if old:
-            self._blob_path(old.blob).unlink(missing_ok=True)
+            self.backend.remove(old.blob)
 
     def parts_of(self, upload_id: str) -> list[PartInfo]:
         with self.engine.connect() as conn:
@@ -409,7 +422,7 @@ class ObjectStore:
                 select(parts).where(parts.c.upload_id == upload_id).order_by(parts.c.part_number)
             ).all()
         return [
-            PartInfo(r.part_number, r.size, r.etag, _utc(r.modified), self._blob_path(r.blob))
+            PartInfo(r.part_number, r.size, r.etag, _utc(r.modified), r.blob, self.backend)
             for r in rows
         ]
 
@@ -420,12 +433,9 @@ class ObjectStore:
             conn.execute(delete(parts).where(parts.c.upload_id == upload_id))
             conn.execute(delete(uploads).where(uploads.c.upload_id == upload_id))
         for row in rows:
-            self._blob_path(row.blob).unlink(missing_ok=True)
+            self.backend.remove(row.blob)
 
     # -- helpers --
-    def _blob_path(self, blob_id: str) -> Path:
-        return self.blobs / blob_id
-
     def _object(self, row: Any) -> ObjectInfo:
         return ObjectInfo(
             row.bucket,
@@ -434,7 +444,8 @@ class ObjectStore:
             row.etag,
             row.content_type,
             _utc(row.modified),
-            self._blob_path(row.blob),
+            row.blob,
+            self.backend,
             json.loads(row.metadata),
             json.loads(row.checksums),
         )

@@ -125,7 +125,8 @@ class S3Provider:
     ) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
         blob, checksums = await self._receive(body)
-        info = self.store.commit(
+        info = await asyncio.to_thread(
+            self.store.commit,
             blob,
             bucket.name,
             p["Key"],
@@ -200,20 +201,21 @@ class S3Provider:
     def head_object(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         return _object_headers(self._object(ctx, p))
 
-    def get_object(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    async def get_object(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         info = self._object(ctx, p)
+        path = await asyncio.to_thread(lambda: info.path)  # a remote blob is fetched once
         out = _object_headers(info)
         wanted = p.get("Range")
         if wanted:
             first, last = _byte_range(wanted, info.size)
             out["ContentRange"] = f"bytes {first}-{last}/{info.size}"
             out["ContentLength"] = last - first + 1
-            out["Body"] = Streamed(read_chunks(info.path, first, last), last - first + 1)
+            out["Body"] = Streamed(read_chunks(path, first, last), last - first + 1)
             out["_status"] = 206
             for member in ("ChecksumCRC32", "ChecksumSHA1", "ChecksumSHA256"):
                 out.pop(member, None)  # checksums describe the whole object
         else:
-            out["Body"] = Streamed(read_chunks(info.path), info.size)
+            out["Body"] = Streamed(read_chunks(path), info.size)
         return out
 
     def delete_object(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -343,7 +345,9 @@ class S3Provider:
             )
         blob, checksums = await self._receive(body)
         etag = f'"{blob.md5.hexdigest()}"'
-        self.store.commit_part(blob, upload.upload_id, number, etag, self.clock.now())
+        await asyncio.to_thread(
+            self.store.commit_part, blob, upload.upload_id, number, etag, self.clock.now()
+        )
         return dict(checksums, ETag=etag)
 
     async def complete_multipart_upload(
@@ -399,7 +403,8 @@ class S3Provider:
             usedforsecurity=False,
         ).hexdigest()
         etag = f'"{digest}-{len(chosen)}"'
-        self.store.commit(
+        await asyncio.to_thread(
+            self.store.commit,
             blob,
             upload.bucket,
             upload.key,
