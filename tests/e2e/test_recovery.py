@@ -135,3 +135,26 @@ def test_training_job_interrupted_by_a_server_restart_starts_over_and_completes(
     assert any("server restarted" in m for m in messages)
     sm.close()
     s3.close()
+
+
+def test_transform_job_interrupted_by_a_server_restart_starts_over_and_completes(
+    own_server: ServerProcess, echo_image: str
+) -> None:
+    from tests.support.transform import model, transform, wait_for_transform
+
+    s3 = own_server.client("s3")
+    s3.create_bucket(Bucket="batch")
+    s3.put_object(Bucket="batch", Key="in/a.txt", Body=b"slow\n")
+    sm = own_server.client("sagemaker")
+    model(sm, "slowish", echo_image, SLOW_ON="slow", SLOW_SECONDS="3")
+    transform(sm, "restarted", "slowish", "s3://batch/in/", "s3://batch/out", wait=False)
+    time.sleep(1.5)  # the request is in flight
+    sm.close()
+    own_server.stop()
+    own_server.start()
+    sm = own_server.client("sagemaker")
+    desc = wait_for_transform(sm, "restarted")
+    assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
+    assert s3.get_object(Bucket="batch", Key="out/a.txt.out")["Body"].read() == b"slow\n"
+    sm.close()
+    s3.close()

@@ -388,3 +388,35 @@ def test_list_and_waiter(sm: Any, s3: Any, bucket: str, echo_image: str, name: s
     assert [(j["TransformJobName"], j["TransformJobStatus"]) for j in listed] == [
         (name, "Completed")
     ]
+
+
+def test_manifest_file_names_the_inputs(
+    sm: Any, s3: Any, bucket: str, echo_image: str, name: str
+) -> None:
+    put(s3, f"{name}/data/one.txt", b"1\n")
+    put(s3, f"{name}/data/two.txt", b"2\n")
+    put(s3, f"{name}/data/skipped.txt", b"3\n")
+    manifest = [{"prefix": f"s3://batch/{name}/data/"}, "one.txt", "two.txt"]
+    put(s3, f"{name}/input.manifest", json.dumps(manifest).encode())
+    model(sm, name, echo_image)
+    sm.create_transform_job(
+        TransformJobName=name,
+        ModelName=name,
+        TransformInput={
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "ManifestFile",
+                    "S3Uri": f"s3://batch/{name}/input.manifest",
+                }
+            }
+        },
+        TransformOutput={"S3OutputPath": f"s3://batch/{name}/out"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    )
+    desc = wait_for_transform(sm, name)
+    assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
+    listed = s3.list_objects_v2(Bucket="batch", Prefix=f"{name}/out/")["Contents"]
+    assert sorted(o["Key"] for o in listed) == [
+        f"{name}/out/one.txt.out",
+        f"{name}/out/two.txt.out",
+    ]

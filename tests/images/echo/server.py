@@ -15,7 +15,7 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
   anything else: echo the body, its Content-Type and custom attributes, transformed by
     TRANSFORM=upper     upper-cased
     FAIL_ON=text        answer 400 when the body contains text
-    SLOW_ON=text        answer after 30 s when the body contains text
+    SLOW_ON=text        answer after SLOW_SECONDS (30) when the body contains text
   EXEC_PARAMS=json      answer GET /execution-parameters with it (404 otherwise)
 """
 
@@ -121,7 +121,7 @@ async def handle(reader, writer):
                     writer.write(answer(400, b"cannot handle this record", "text/plain"))
                 else:
                     if slow_on and slow_on in body:
-                        await asyncio.sleep(30)
+                        await asyncio.sleep(float(os.environ.get("SLOW_SECONDS", "30")))
                     if os.environ.get("TRANSFORM") == "upper":
                         body = body.upper()
                     extra = []
