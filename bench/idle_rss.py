@@ -5,17 +5,12 @@
 
 from __future__ import annotations
 
-import configparser
 import datetime as dt
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-import boto3
-
+from bench.harness import bench_server
 from mlmarket.execution.offline_images import build_image
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,52 +18,12 @@ IMAGE = "mlmarket-test/echo:latest"
 ENDPOINTS = 20
 
 
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
-
-
 def main() -> None:
     build_image(ROOT / "tests" / "images" / "echo", IMAGE)
-    data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
-    port = 20000 + (time.time_ns() // 1000) % 2000
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlmarket.cli",
-            "serve",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        while not (data / "credentials").exists():
-            time.sleep(0.1)
-        time.sleep(1)
-        creds = configparser.ConfigParser()
-        creds.read(data / "credentials")
-        sm = boto3.client(
-            "sagemaker",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id=creds["default"]["aws_access_key_id"],
-            aws_secret_access_key=creds["default"]["aws_secret_access_key"],
-        )
-        rt = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id=creds["default"]["aws_access_key_id"],
-            aws_secret_access_key=creds["default"]["aws_secret_access_key"],
-        )
-        empty = rss_mib(server.pid)
+    with bench_server(20000) as server:
+        sm = server.client("sagemaker")
+        rt = server.client("sagemaker-runtime")
+        empty = server.rss_mib()
         for i in range(ENDPOINTS):
             name = f"rss-{i}"
             sm.create_model(
@@ -93,18 +48,7 @@ def main() -> None:
                 time.sleep(0.2)
             rt.invoke_endpoint(EndpointName=f"rss-{i}", Body=b"x")["Body"].read()
         time.sleep(2)
-        loaded = rss_mib(server.pid)
-    finally:
-        server.terminate()
-        server.wait()
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=mlmarket.owner={data}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+        loaded = server.rss_mib()
     result = {"endpoints": ENDPOINTS, "rss_empty_mib": empty, "rss_with_endpoints_mib": loaded}
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
     out = ROOT / "bench" / "results" / f"idle-rss-{stamp}.json"

@@ -14,24 +14,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import configparser
 import datetime as dt
 import json
 import platform
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from bench.harness import bench_server
 from mlmarket.execution.netns import NamespaceDialer
 from mlmarket.execution.offline_images import build_image
 
@@ -186,41 +183,10 @@ def main() -> None:
     n_small, n_large, secs, rounds = (300, 10, 1.0, 2) if args.quick else (3000, 60, 4.0, 5)
 
     build_image(ECHO, IMAGE)
-    data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
-    port = 18000 + (time.time_ns() // 1000) % 2000
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlmarket.cli",
-            "serve",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     results: dict[str, Any] = {}
-    try:
-        for _ in range(100):
-            if (data / "credentials").exists():
-                break
-            time.sleep(0.1)
-        time.sleep(1)
-        creds = configparser.ConfigParser()
-        creds.read(data / "credentials")
-        key = creds["default"]["aws_access_key_id"]
-        secret = creds["default"]["aws_secret_access_key"]
-        sm = boto3.client(
-            "sagemaker",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id=key,
-            aws_secret_access_key=secret,
-        )
+    with bench_server(18000) as server:
+        url, port, key, secret = server.url, server.port, server.key, server.secret
+        sm = server.client("sagemaker")
 
         # CreateEndpoint → InService, against the container's own time to first /ping
         dialer = NamespaceDialer()
@@ -295,17 +261,6 @@ def main() -> None:
 
         asyncio.run(measure())
         dialer.close()
-    finally:
-        server.terminate()
-        server.wait()
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=mlmarket.owner={data}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
 
     results["machine"] = {
         "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),

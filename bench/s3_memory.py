@@ -6,27 +6,17 @@
 from __future__ import annotations
 
 import argparse
-import configparser
 import datetime as dt
 import json
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import boto3
 from boto3.s3.transfer import TransferConfig
 
+from bench.harness import bench_server
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 class Zeros:
@@ -55,65 +45,36 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=1024)
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
-    data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
-    port = 22000 + (time.time_ns() // 1000) % 2000
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlmarket.cli",
-            "serve",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     peak = 0.0
     stop = threading.Event()
+    with bench_server(22000) as server:
 
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, rss_mib(server.pid))
-            time.sleep(0.05)
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, server.rss_mib())
+                time.sleep(0.05)
 
-    try:
-        while not (data / "credentials").exists():
-            time.sleep(0.1)
-        time.sleep(1)
-        creds = configparser.ConfigParser()
-        creds.read(data / "credentials")
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id=creds["default"]["aws_access_key_id"],
-            aws_secret_access_key=creds["default"]["aws_secret_access_key"],
-        )
+        s3 = server.client("s3")
         s3.create_bucket(Bucket="bench")
-        baseline = rss_mib(server.pid)
+        baseline = server.rss_mib()
         watcher = threading.Thread(target=sample)
         watcher.start()
-        config = TransferConfig(
-            multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024
-        )
-        start = time.perf_counter()
-        s3.upload_fileobj(Zeros(size), "bench", "large", Config=config)
-        upload_s = time.perf_counter() - start
-        start = time.perf_counter()
-        sink = Sink()
-        s3.download_fileobj("bench", "large", sink, Config=config)
-        download_s = time.perf_counter() - start
-        assert sink.size == size
-        stop.set()
-        watcher.join()
-    finally:
-        stop.set()
-        server.terminate()
-        server.wait()
+        try:
+            config = TransferConfig(
+                multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024
+            )
+            start = time.perf_counter()
+            s3.upload_fileobj(Zeros(size), "bench", "large", Config=config)
+            upload_s = time.perf_counter() - start
+            start = time.perf_counter()
+            sink = Sink()
+            s3.download_fileobj("bench", "large", sink, Config=config)
+            download_s = time.perf_counter() - start
+            assert sink.size == size
+        finally:
+            stop.set()
+            watcher.join()
     result = {
         "object_mib": args.mib,
         "rss_before_mib": baseline,

@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import configparser
 import datetime as dt
 import json
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
-import boto3
 from boto3.s3.transfer import TransferConfig
 
+from bench.harness import bench_server
 from bench.invoke import RawClient, raw_request
-from bench.s3_memory import rss_mib
 from mlmarket.execution.netns import NamespaceDialer
 from mlmarket.execution.offline_images import build_image
 
@@ -108,45 +104,18 @@ def main() -> None:
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
     build_image(ROOT / "tests" / "images" / "echo", IMAGE)
-    data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
-    port = 24000 + (time.time_ns() // 1000) % 2000
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlmarket.cli",
-            "serve",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     peak = 0.0
     stop = threading.Event()
+    with bench_server(24000) as server:
 
-    def sample() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, rss_mib(server.pid))
-            time.sleep(0.05)
+        def sample() -> None:
+            nonlocal peak
+            while not stop.is_set():
+                peak = max(peak, server.rss_mib())
+                time.sleep(0.05)
 
-    try:
-        while not (data / "credentials").exists():
-            time.sleep(0.1)
-        time.sleep(1)
-        creds = configparser.ConfigParser()
-        creds.read(data / "credentials")
-        kw = {
-            "endpoint_url": f"http://127.0.0.1:{port}",
-            "region_name": "us-east-1",
-            "aws_access_key_id": creds["default"]["aws_access_key_id"],
-            "aws_secret_access_key": creds["default"]["aws_secret_access_key"],
-        }
-        s3 = boto3.client("s3", **kw)
-        sm = boto3.client("sagemaker", **kw)
+        s3 = server.client("s3")
+        sm = server.client("sagemaker")
         s3.create_bucket(Bucket="bench")
         s3.upload_fileobj(
             Lines(size),
@@ -159,40 +128,38 @@ def main() -> None:
             PrimaryContainer={"Image": IMAGE},
             ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
         )
-        baseline = rss_mib(server.pid)
+        baseline = server.rss_mib()
         watcher = threading.Thread(target=sample)
         watcher.start()
-        start = time.perf_counter()
-        sm.create_transform_job(
-            TransformJobName="bench",
-            ModelName="echo",
-            TransformInput={
-                "DataSource": {
-                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bench/in/"}
+        try:
+            start = time.perf_counter()
+            sm.create_transform_job(
+                TransformJobName="bench",
+                ModelName="echo",
+                TransformInput={
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bench/in/"}
+                    },
+                    "SplitType": "Line",
+                    "ContentType": "text/plain",
                 },
-                "SplitType": "Line",
-                "ContentType": "text/plain",
-            },
-            TransformOutput={"S3OutputPath": "s3://bench/out", "AssembleWith": "Line"},
-            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
-            BatchStrategy="MultiRecord",
-            MaxPayloadInMB=6,
-        )
-        while True:
-            desc = sm.describe_transform_job(TransformJobName="bench")
-            if desc["TransformJobStatus"] != "InProgress":
-                break
-            time.sleep(0.2)
-        through = time.perf_counter() - start
-        stop.set()
-        watcher.join()
+                TransformOutput={"S3OutputPath": "s3://bench/out", "AssembleWith": "Line"},
+                TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+                BatchStrategy="MultiRecord",
+                MaxPayloadInMB=6,
+            )
+            while True:
+                desc = sm.describe_transform_job(TransformJobName="bench")
+                if desc["TransformJobStatus"] != "InProgress":
+                    break
+                time.sleep(0.2)
+            through = time.perf_counter() - start
+        finally:
+            stop.set()
+            watcher.join()
         assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
         out = s3.head_object(Bucket="bench", Key="out/records.txt.out")["ContentLength"]
         assert out == size - size % len(RECORD)
-    finally:
-        stop.set()
-        server.terminate()
-        server.wait()
     direct_s = direct(size)
     records = size // len(RECORD)
     result = {

@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+from tests.support.cli import aws
 from tests.support.hosting import deploy
 from tests.support.server import ServerProcess
-
-
-def aws(server: ServerProcess, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    key, secret = server.credentials()
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": key,
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }
-    cli = Path(sys.executable).with_name("aws")
-    return subprocess.run(
-        [str(cli), *args, "--endpoint-url", server.url],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=check,
-    )
 
 
 def test_cli_lists_describes_and_invokes(

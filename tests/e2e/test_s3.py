@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +13,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from tests.support import raw
+from tests.support.cli import aws
 from tests.support.server import ServerProcess
 
 
@@ -243,25 +242,8 @@ def test_signature_errors_are_in_s3s_words(server: ServerProcess, bucket: str) -
     assert status == 403 and b"<Code>AccessDenied</Code>" in body
 
 
-def aws(server: ServerProcess, *args: str) -> str:
-    key, secret = server.credentials()
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": key,
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }
-    cli = Path(sys.executable).with_name("aws")
-    result = subprocess.run(
-        [str(cli), *args, "--endpoint-url", server.url],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    return result.stdout
+def s3cli(server: ServerProcess, *args: str) -> str:
+    return aws(server, *args).stdout
 
 
 def test_aws_cli_copies_lists_syncs_and_removes(
@@ -271,13 +253,13 @@ def test_aws_cli_copies_lists_syncs_and_removes(
     (source / "sub").mkdir(parents=True)
     (source / "one.txt").write_text("one")
     (source / "sub" / "two.bin").write_bytes(os.urandom(9 * 1024 * 1024))  # multipart
-    aws(server, "s3", "cp", str(source / "one.txt"), f"s3://{bucket}/copied/one.txt")
-    aws(server, "s3", "sync", str(source), f"s3://{bucket}/synced")
-    listing = aws(server, "s3", "ls", "--recursive", f"s3://{bucket}/")
+    s3cli(server, "s3", "cp", str(source / "one.txt"), f"s3://{bucket}/copied/one.txt")
+    s3cli(server, "s3", "sync", str(source), f"s3://{bucket}/synced")
+    listing = s3cli(server, "s3", "ls", "--recursive", f"s3://{bucket}/")
     for key in ("copied/one.txt", "synced/one.txt", "synced/sub/two.bin"):
         assert key in listing
     back = tmp_path / "back"
-    aws(server, "s3", "sync", f"s3://{bucket}/synced", str(back))
+    s3cli(server, "s3", "sync", f"s3://{bucket}/synced", str(back))
     assert (back / "sub" / "two.bin").read_bytes() == (source / "sub" / "two.bin").read_bytes()
-    aws(server, "s3", "rm", "--recursive", f"s3://{bucket}/synced")
-    assert "synced" not in aws(server, "s3", "ls", "--recursive", f"s3://{bucket}/")
+    s3cli(server, "s3", "rm", "--recursive", f"s3://{bucket}/synced")
+    assert "synced" not in s3cli(server, "s3", "ls", "--recursive", f"s3://{bucket}/")

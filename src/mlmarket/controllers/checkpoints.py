@@ -51,28 +51,10 @@ class CheckpointSync:
             signature = (stat.st_size, stat.st_mtime_ns)
             if self._uploaded.get(key) == signature:
                 continue
-            blob = self.objects.new_blob(sha256=False)
             try:
-                with path.open("rb") as src:
-                    while chunk := src.read(1 << 20):
-                        blob.write(chunk)
-                blob.finish()
-                self.objects.commit(
-                    blob,
-                    self.bucket,
-                    key,
-                    etag=f'"{blob.md5.hexdigest()}"',
-                    content_type="application/octet-stream",
-                    metadata={},
-                    checksums={},
-                    now=now,
-                )
+                self.objects.put_file(path, self.bucket, key, "application/octet-stream", now)
             except FileNotFoundError:
-                blob.discard()
-                continue
-            except BaseException:
-                blob.discard()
-                raise
+                continue  # removed while we copied it
             self._uploaded[key] = signature
         for key in list(self._uploaded):
             if key not in present:

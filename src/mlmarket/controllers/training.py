@@ -19,14 +19,13 @@ import shutil
 import tarfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlmarket.clock import Clock
-from mlmarket.config import Settings
 from mlmarket.controllers import channels
 from mlmarket.controllers.checkpoints import CheckpointSync
+from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
 from mlmarket.domain import instance_types
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
@@ -39,7 +38,6 @@ from mlmarket.domain.training import (
     shard_keys,
 )
 from mlmarket.execution.base import (
-    ContainerEngine,
     ContainerInfo,
     ContainerSpec,
     EngineError,
@@ -47,29 +45,14 @@ from mlmarket.execution.base import (
 )
 from mlmarket.execution.volumes import SizedVolume, VolumeError
 from mlmarket.limits import DEFAULT_TRAINING_VOLUME_GB
-from mlmarket.storage.metadata import MetadataStore, Resource
-from mlmarket.storage.objects import ObjectStore, split_uri
+from mlmarket.storage.metadata import Resource
+from mlmarket.storage.objects import split_uri
 
 log = logging.getLogger("mlmarket.training")
 
 KIND = "training-job"
 # A spot interruption gives the container this long between SIGTERM and SIGKILL.
 SPOT_NOTICE_SECONDS = 2
-LABEL_MANAGED = "mlmarket.managed"
-LABEL_OWNER = "mlmarket.owner"
-LABEL_JOB = "mlmarket.training-job"
-
-
-class JobFailed(Exception):
-    pass
-
-
-@dataclass
-class _Run:
-    job: Resource
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-    containers: list[ContainerInfo] = field(default_factory=list)
 
 
 @dataclass
@@ -87,88 +70,32 @@ class _Instance:
         return self.root / "output"
 
 
-class TrainingController:
-    def __init__(
-        self,
-        settings: Settings,
-        store: MetadataStore,
-        objects: ObjectStore,
-        engine: ContainerEngine,
-        clock: Clock,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.objects = objects
-        self.engine = engine
-        self.clock = clock
-        self._runs: dict[str, _Run] = {}
-        self._owner = str(settings.data_dir.resolve())
+class TrainingController(JobController):
+    kind = KIND
+    status_key = "TrainingJobStatus"
 
-    # -- entry points --
+    def _stopping(self, job: Resource) -> None:
+        self._status(job, "Stopping")
 
-    def start_job(self, job: Resource) -> None:
-        run = self._runs.setdefault(job.arn, _Run(job))
-        run.task = asyncio.ensure_future(self._guarded(job))
+    def _restarting(self, job: Resource) -> None:
+        self._cleanup_volumes(job)
+        enter(
+            job.state["SecondaryStatusTransitions"],
+            "Starting",
+            self.clock.now(),
+            "Restarting the training job after the mlmarket server restarted",
+        )
+        job.state["SecondaryStatus"] = "Starting"
+        self._save(job)
 
-    def stop_job(self, job: Resource) -> bool:
-        """Ask a running job to stop; False if this controller is not running it."""
-        run = self._runs.get(job.arn)
-        if run is None:
-            return False
-        live = run.job  # the controller's copy is the one it keeps saving
-        live.state["TrainingJobStatus"] = str(JobStatus.STOPPING)
-        self._status(live, "Stopping")
-        run.stop.set()
-        return True
+    def _stopped_while_down(self, job: Resource) -> None:
+        self._cleanup_volumes(job)
+        self._finish(job, JobStatus.STOPPED, "Stopped")
 
-    async def start(self) -> None:
-        """Jobs a previous server left unfinished start over (their data is copied anew)."""
-        leftovers = await self.engine.list({LABEL_MANAGED: KIND, LABEL_OWNER: self._owner})
-        for info in leftovers:
-            await self._remove(info)
-        for job in self.store.all_of_kind(KIND):
-            status = job.state.get("TrainingJobStatus")
-            if status == JobStatus.IN_PROGRESS:
-                self._cleanup_volumes(job)
-                enter(
-                    job.state["SecondaryStatusTransitions"],
-                    "Starting",
-                    self.clock.now(),
-                    "Restarting the training job after the mlmarket server restarted",
-                )
-                job.state["SecondaryStatus"] = "Starting"
-                self._save(job)
-                self.start_job(job)
-            elif status == JobStatus.STOPPING:
-                self._cleanup_volumes(job)
-                self._finish(job, JobStatus.STOPPED, "Stopped")
-
-    async def stop(self) -> None:
-        tasks = [r.task for r in self._runs.values() if r.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def wait_idle(self) -> None:
-        tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
-        await asyncio.gather(*tasks, return_exceptions=True)
+    def _fail(self, job: Resource, reason: str) -> None:
+        self._finish(job, JobStatus.FAILED, "Failed", reason)
 
     # -- the run --
-
-    async def _guarded(self, job: Resource) -> None:
-        try:
-            await self._run(job)
-        except asyncio.CancelledError:
-            raise  # the server is stopping: the job restarts with the next server
-        except JobFailed as exc:
-            self._finish(job, JobStatus.FAILED, "Failed", str(exc))
-        except Exception as exc:
-            log.exception("training job %s failed unexpectedly", job.arn)
-            self._finish(job, JobStatus.FAILED, "Failed", f"InternalServerError: {exc}")
-        finally:
-            run = self._runs.get(job.arn)
-            if run is not None and run.task is asyncio.current_task():
-                self._runs.pop(job.arn, None)
 
     async def _run(self, job: Resource) -> None:
         spec = job.spec
@@ -235,7 +162,7 @@ class TrainingController:
     async def _attempt(
         self,
         job: Resource,
-        run: _Run,
+        run: JobRun,
         image_id: str,
         metrics: list[Any],
         found: dict[str, float],
@@ -521,7 +448,7 @@ class TrainingController:
 
     async def _await_exit(
         self,
-        run: _Run,
+        run: JobRun,
         waits: list[asyncio.Task[tuple[str, int]]],
         deadlines: dict[str, float],
     ) -> dict[str, Any]:
@@ -584,25 +511,8 @@ class TrainingController:
                         tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
             uri = f"{base}/{name}{suffix}"
             bucket, key = split_uri(uri)
-            blob = self.objects.new_blob(sha256=False)
             try:
-                with archive.open("rb") as src:
-                    while chunk := src.read(1 << 20):
-                        blob.write(chunk)
-                blob.finish()
-                self.objects.commit(
-                    blob,
-                    bucket,
-                    key,
-                    etag=f'"{blob.md5.hexdigest()}"',
-                    content_type="application/x-tar",
-                    metadata={},
-                    checksums={},
-                    now=self.clock.now(),
-                )
-            except BaseException:
-                blob.discard()
-                raise
+                self.objects.put_file(archive, bucket, key, "application/x-tar", self.clock.now())
             finally:
                 archive.unlink(missing_ok=True)
             if name == "model":
@@ -639,13 +549,6 @@ class TrainingController:
             )
         self._save(job)
 
-    def _save(self, job: Resource) -> None:
-        job.modified = self.clock.now()
-        self.store.update(job)
-
-    def _labels(self, job: Resource) -> dict[str, str]:
-        return {LABEL_MANAGED: KIND, LABEL_OWNER: self._owner, LABEL_JOB: job.arn}
-
     def _job_dir(self, job: Resource) -> Path:
         return self.settings.jobs_dir / job.account_id / job.region / "training" / job.name
 
@@ -671,12 +574,6 @@ class TrainingController:
                 except VolumeError:
                     log.exception("could not release the volume of %s", host_dir)
         shutil.rmtree(directory, ignore_errors=True)
-
-    async def _remove(self, info: ContainerInfo) -> None:
-        try:
-            await self.engine.remove(info.id, 0)
-        except EngineError:
-            log.exception("could not remove container %s", info.name)
 
 
 def _read_failure(instance: _Instance) -> str | None:

@@ -18,14 +18,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mlmarket.clock import Clock
-from mlmarket.config import Settings
 from mlmarket.controllers import channels
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
+from mlmarket.controllers.jobs import JobController, JobFailed
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.domain import instance_types, records
 from mlmarket.domain.data_processing import DataProcessing, DataProcessingError
@@ -39,30 +38,16 @@ from mlmarket.domain.transform import (
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, ContainerSpec, EngineError
 from mlmarket.execution.http1 import ConnectionLost, ConnectionPool
 from mlmarket.limits import CONTAINER_PORT
-from mlmarket.storage.metadata import MetadataStore, Resource
-from mlmarket.storage.objects import BlobWriter, ObjectStore, split_uri
+from mlmarket.storage.metadata import Resource
+from mlmarket.storage.objects import BlobWriter, split_uri
 
 log = logging.getLogger("mlmarket.transform")
 
 KIND = "transform-job"
-LABEL_MANAGED = "mlmarket.managed"
-LABEL_OWNER = "mlmarket.owner"
-LABEL_JOB = "mlmarket.transform-job"
-
-
-class JobFailed(Exception):
-    pass
 
 
 class ObjectFailed(Exception):
     pass
-
-
-@dataclass
-class _Run:
-    job: Resource
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
 
 
 @dataclass
@@ -72,75 +57,15 @@ class _Instance:
     pool: ConnectionPool
 
 
-class TransformController:
-    def __init__(
-        self,
-        settings: Settings,
-        store: MetadataStore,
-        objects: ObjectStore,
-        engine: ContainerEngine,
-        clock: Clock,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.objects = objects
-        self.engine = engine
-        self.clock = clock
-        self._runs: dict[str, _Run] = {}
-        self._owner = str(settings.data_dir.resolve())
+class TransformController(JobController):
+    kind = KIND
+    status_key = "TransformJobStatus"
 
-    # -- entry points --
+    def _stopped_while_down(self, job: Resource) -> None:
+        self._finish(job, JobStatus.STOPPED)
 
-    def start_job(self, job: Resource) -> None:
-        run = self._runs.setdefault(job.arn, _Run(job))
-        run.task = asyncio.ensure_future(self._guarded(job))
-
-    def stop_job(self, job: Resource) -> bool:
-        run = self._runs.get(job.arn)
-        if run is None:
-            return False
-        run.job.state["TransformJobStatus"] = str(JobStatus.STOPPING)
-        self._save(run.job)
-        run.stop.set()
-        return True
-
-    async def start(self) -> None:
-        """Unfinished jobs start over: none of their outputs had been written."""
-        for info in await self.engine.list({LABEL_MANAGED: KIND, LABEL_OWNER: self._owner}):
-            await self._remove(info)
-        for job in self.store.all_of_kind(KIND):
-            status = job.state.get("TransformJobStatus")
-            if status == JobStatus.IN_PROGRESS:
-                self.start_job(job)
-            elif status == JobStatus.STOPPING:
-                self._finish(job, JobStatus.STOPPED)
-
-    async def stop(self) -> None:
-        tasks = [r.task for r in self._runs.values() if r.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def wait_idle(self) -> None:
-        tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    # -- the run --
-
-    async def _guarded(self, job: Resource) -> None:
-        try:
-            await self._run(job)
-        except asyncio.CancelledError:
-            raise
-        except JobFailed as exc:
-            self._finish(job, JobStatus.FAILED, str(exc))
-        except Exception as exc:
-            log.exception("transform job %s failed unexpectedly", job.arn)
-            self._finish(job, JobStatus.FAILED, f"InternalServerError: {exc}")
-        finally:
-            run = self._runs.get(job.arn)
-            if run is not None and run.task is asyncio.current_task():
-                self._runs.pop(job.arn, None)
+    def _fail(self, job: Resource, reason: str) -> None:
+        self._finish(job, JobStatus.FAILED, reason)
 
     async def _run(self, job: Resource) -> None:
         run = self._runs[job.arn]
@@ -214,7 +139,7 @@ class TransformController:
         finally:
             for instance in instances:
                 instance.pool.close()
-                await self._remove(instance.info)
+                await self._remove(instance.info, self.settings.container_stop_grace_seconds)
 
     async def _start_instances(self, job: Resource) -> list[_Instance]:
         spec = job.spec
@@ -254,7 +179,7 @@ class TransformController:
             environment["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(
                 spec["MaxConcurrentTransforms"]
             )
-        labels = {LABEL_MANAGED: KIND, LABEL_OWNER: self._owner, LABEL_JOB: job.arn}
+        labels = self._labels(job)
         instances: list[_Instance] = []
         try:
             for index in range(int(resources.get("InstanceCount", 1))):
@@ -286,7 +211,7 @@ class TransformController:
         except NotHealthy:
             for instance in instances:
                 instance.pool.close()
-                await self._remove(instance.info)
+                await self._remove(instance.info, self.settings.container_stop_grace_seconds)
             raise JobFailed(
                 "AlgorithmError: Model container failed to respond to ping. Please ensure /ping "
                 "endpoint is implemented and responds with an HTTP 200 status code"
@@ -294,7 +219,7 @@ class TransformController:
         except EngineError as exc:
             for instance in instances:
                 instance.pool.close()
-                await self._remove(instance.info)
+                await self._remove(instance.info, self.settings.container_stop_grace_seconds)
             raise JobFailed(
                 f"InternalServerError: could not start the model container: {exc}"
             ) from None
@@ -471,10 +396,6 @@ class TransformController:
         job.state["TransformEndTime"] = self.clock.now()
         self._save(job)
 
-    def _save(self, job: Resource) -> None:
-        job.modified = self.clock.now()
-        self.store.update(job)
-
     def _log_dir(self, job: Resource) -> Path:
         return self.settings.logs_dir / job.account_id / job.region / "transform" / job.name
 
@@ -498,12 +419,6 @@ class TransformController:
                 await self.engine.follow_logs(info.id, write)
 
         _background(follow())
-
-    async def _remove(self, info: ContainerInfo) -> None:
-        try:
-            await self.engine.remove(info.id, self.settings.container_stop_grace_seconds)
-        except EngineError:
-            log.exception("could not remove container %s", info.name)
 
 
 _tasks: set[asyncio.Task[None]] = set()

@@ -336,19 +336,39 @@ class ObjectStore:
     def put_bytes(
         self, uri: str, data: bytes, account_id: str, region: str, now: dt.datetime
     ) -> ObjectInfo:
-        """Store `data` at `uri` for the platform's own use (job outputs), creating the bucket."""
+        """Store `data` at `uri` for the platform's own use, creating the bucket."""
         bucket, key = split_uri(uri)
         self.create_bucket(bucket, account_id, region, now)
+        return self.put_chunks(iter([data]), bucket, key, "binary/octet-stream", now)
+
+    def put_file(
+        self, path: Path, bucket: str, key: str, content_type: str, now: dt.datetime
+    ) -> ObjectInfo:
+        """Store a local file (job outputs, checkpoints) as an object."""
+        with path.open("rb") as src:
+            return self.put_chunks(
+                iter(lambda: src.read(1 << 20), b""), bucket, key, content_type, now
+            )
+
+    def put_chunks(
+        self,
+        chunks: Iterator[bytes],
+        bucket: str,
+        key: str,
+        content_type: str,
+        now: dt.datetime,
+    ) -> ObjectInfo:
         blob = self.new_blob(sha256=False)
         try:
-            blob.write(data)
+            for chunk in chunks:
+                blob.write(chunk)
             blob.finish()
             return self.commit(
                 blob,
                 bucket,
                 key,
                 etag=f'"{blob.md5.hexdigest()}"',
-                content_type="binary/octet-stream",
+                content_type=content_type,
                 metadata={},
                 checksums={},
                 now=now,

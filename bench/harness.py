@@ -1,0 +1,95 @@
+"""A `mlmarket serve` process for the benchmarks: started on a fresh data directory, its default
+account's clients at hand, its memory readable, its containers removed afterwards."""
+
+from __future__ import annotations
+
+import configparser
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+@dataclass
+class BenchServer:
+    process: subprocess.Popen[bytes]
+    data: Path
+    port: int
+    key: str
+    secret: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=self.key,
+            aws_secret_access_key=self.secret,
+        )
+
+    def rss_mib(self) -> float:
+        return rss_mib(self.process.pid)
+
+
+@contextmanager
+def bench_server(base_port: int) -> Iterator[BenchServer]:
+    data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
+    port = base_port + (time.time_ns() // 1000) % 2000
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlmarket.cli",
+            "serve",
+            "--data-dir",
+            str(data),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not (data / "credentials").exists():
+            if process.poll() is not None:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.1)
+        time.sleep(1)
+        creds = configparser.ConfigParser()
+        creds.read(data / "credentials")
+        yield BenchServer(
+            process,
+            data,
+            port,
+            creds["default"]["aws_access_key_id"],
+            creds["default"]["aws_secret_access_key"],
+        )
+    finally:
+        process.terminate()
+        process.wait()
+        ids = subprocess.run(
+            ["docker", "ps", "-aq", "--filter", f"label=mlmarket.owner={data}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.split()
+        if ids:
+            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)

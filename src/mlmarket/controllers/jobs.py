@@ -1,0 +1,143 @@
+"""What the training and batch transform controllers share: one task per running job, a stop
+signal it watches, re-adoption after a server restart, and the labels on its containers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from mlmarket.clock import Clock
+from mlmarket.config import Settings
+from mlmarket.domain.training import JobStatus
+from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
+from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.objects import ObjectStore
+
+log = logging.getLogger("mlmarket.jobs")
+
+LABEL_MANAGED = "mlmarket.managed"
+LABEL_OWNER = "mlmarket.owner"
+
+
+class JobFailed(Exception):
+    """The job ends Failed with this message as its FailureReason."""
+
+
+@dataclass
+class JobRun:
+    job: Resource  # the controller's copy, the one it keeps saving
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    containers: list[ContainerInfo] = field(default_factory=list)
+
+
+class JobController:
+    kind: ClassVar[str]  # "training-job", "transform-job"
+    status_key: ClassVar[str]  # "TrainingJobStatus", "TransformJobStatus"
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: MetadataStore,
+        objects: ObjectStore,
+        engine: ContainerEngine,
+        clock: Clock,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.objects = objects
+        self.engine = engine
+        self.clock = clock
+        self._runs: dict[str, JobRun] = {}
+        self._owner = str(settings.data_dir.resolve())
+
+    # -- entry points --
+
+    def start_job(self, job: Resource) -> None:
+        run = self._runs.setdefault(job.arn, JobRun(job))
+        run.task = asyncio.ensure_future(self._guarded(job))
+
+    def stop_job(self, job: Resource) -> bool:
+        """Ask a running job to stop; False if this controller is not running it."""
+        run = self._runs.get(job.arn)
+        if run is None:
+            return False
+        run.job.state[self.status_key] = str(JobStatus.STOPPING)
+        self._stopping(run.job)
+        run.stop.set()
+        return True
+
+    async def start(self) -> None:
+        """Containers a previous server left are removed; its unfinished jobs start over."""
+        for info in await self.engine.list({LABEL_MANAGED: self.kind, LABEL_OWNER: self._owner}):
+            await self._remove(info)
+        for job in self.store.all_of_kind(self.kind):
+            status = job.state.get(self.status_key)
+            if status == JobStatus.IN_PROGRESS:
+                self._restarting(job)
+                self.start_job(job)
+            elif status == JobStatus.STOPPING:
+                self._stopped_while_down(job)
+
+    async def stop(self) -> None:
+        tasks = [r.task for r in self._runs.values() if r.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- what each kind of job does --
+
+    async def _run(self, job: Resource) -> None:
+        raise NotImplementedError
+
+    def _fail(self, job: Resource, reason: str) -> None:
+        raise NotImplementedError
+
+    def _stopping(self, job: Resource) -> None:
+        self._save(job)
+
+    def _restarting(self, job: Resource) -> None:
+        pass
+
+    def _stopped_while_down(self, job: Resource) -> None:
+        raise NotImplementedError
+
+    # -- shared --
+
+    async def _guarded(self, job: Resource) -> None:
+        try:
+            await self._run(job)
+        except asyncio.CancelledError:
+            raise  # the server is stopping: the job starts over with the next one
+        except JobFailed as exc:
+            self._fail(job, str(exc))
+        except Exception as exc:
+            log.exception("%s %s failed unexpectedly", self.kind, job.arn)
+            self._fail(job, f"InternalServerError: {exc}")
+        finally:
+            run = self._runs.get(job.arn)
+            if run is not None and run.task is asyncio.current_task():
+                self._runs.pop(job.arn, None)
+
+    def _save(self, job: Resource) -> None:
+        job.modified = self.clock.now()
+        self.store.update(job)
+
+    def _labels(self, job: Resource) -> dict[str, str]:
+        return {
+            LABEL_MANAGED: self.kind,
+            LABEL_OWNER: self._owner,
+            f"mlmarket.{self.kind}": job.arn,
+        }
+
+    async def _remove(self, info: ContainerInfo, grace: int = 0) -> None:
+        try:
+            await self.engine.remove(info.id, grace)
+        except EngineError:
+            log.exception("could not remove container %s", info.name)
