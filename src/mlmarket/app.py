@@ -20,9 +20,11 @@ from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway
 from mlmarket.services.accounts import Accounts
 from mlmarket.services.s3.provider import S3Provider
+from mlmarket.services.sagemaker.packages import PackagesProvider
 from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.services.sagemaker.transform import TransformProvider
+from mlmarket.services.sagemaker.validation import Validator
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.blobs import S3Blobs
 from mlmarket.storage.metadata import MetadataStore
@@ -68,11 +70,14 @@ def build(
     endpoints = EndpointController(settings, store, artifacts, engine, routes, clock)
     training = TrainingController(settings, store, artifacts, engine, clock)
     transform = TransformController(settings, store, artifacts, engine, clock)
-    sagemaker = [
+    sagemaker: list[object] = [
         SageMakerProvider(store, clock, endpoints),
         TrainingProvider(store, artifacts, clock, training),
         TransformProvider(store, artifacts, clock, transform),
     ]
+    # validation drives the same providers a seller's own calls reach
+    validator = Validator(store, artifacts, engine, clock, sagemaker)
+    sagemaker.append(PackagesProvider(store, clock, engine, validator))
     runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds)
     gateway = Gateway(
         secret_for=accounts.secret_for,

@@ -58,6 +58,10 @@ Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 class ContainerEngine(Protocol):
     async def image_exists(self, image: str) -> bool: ...
 
+    async def image_layers(self, image: str) -> list[int] | None:
+        """The sizes of the image's layers (bytes), or None if the engine lacks it."""
+        ...
+
     async def resolve_image(self, image: str) -> tuple[str, str] | None:
         """(image id to run, `repo@digest` to report), or None if the engine lacks it."""
         ...

@@ -74,6 +74,13 @@ class DockerEngine:
             return False
         return True
 
+    async def image_layers(self, image: str) -> list[int] | None:
+        try:
+            history = await self._call("GET", f"/images/{quote(image, safe='')}/history")
+        except _NotFound:
+            return None
+        return [int(entry.get("Size") or 0) for entry in history if entry.get("Size")]
+
     async def resolve_image(self, image: str) -> tuple[str, str] | None:
         try:
             data = await self.image_inspect(image)

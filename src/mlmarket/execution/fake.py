@@ -36,6 +36,9 @@ class FakeEngine:
     async def image_exists(self, image: str) -> bool:
         return image in self.images or image.removeprefix("sha256:fake-") in self.images
 
+    async def image_layers(self, image: str) -> list[int] | None:
+        return [1024, 2048] if image in self.images else None
+
     async def resolve_image(self, image: str) -> tuple[str, str] | None:
         if image not in self.images:
             return None

@@ -1,0 +1,268 @@
+"""Model packages (unversioned, or versions in a model package group) and algorithms.
+
+Creation pins every image to the digest the engine holds, refuses certification without a
+validation profile or from a region AWS Marketplace does not publish from (R13), and starts
+validation (services/sagemaker/validation.py). Describe shows the statuses as it goes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.domain import regions
+from mlmarket.execution.base import ContainerEngine
+from mlmarket.protocol.errors import ConflictException, validation_exception
+from mlmarket.services.listing import list_resources
+from mlmarket.services.sagemaker.resources import Kind
+from mlmarket.services.sagemaker.validation import Validator, status_item
+from mlmarket.storage.metadata import MetadataStore, Resource
+
+
+class PackagesProvider:
+    def __init__(
+        self, store: MetadataStore, clock: Clock, engine: ContainerEngine, validator: Validator
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.engine = engine
+        self.validator = validator
+        self.packages = Kind(store, clock, "model-package", "model-package", "model package")
+        self.groups = Kind(
+            store, clock, "model-package-group", "model-package-group", "model package group"
+        )
+        self.algorithms = Kind(store, clock, "algorithm", "algorithm", "algorithm")
+
+    # -- shared by packages and algorithms --
+
+    def _certification(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+        if not p.get("CertifyForMarketplace"):
+            return
+        profiles = (p.get("ValidationSpecification") or {}).get("ValidationProfiles") or []
+        if not profiles:
+            raise validation_exception(
+                "CertifyForMarketplace requires a ValidationSpecification with a validation "
+                "profile: AWS Marketplace lists only resources that passed validation."
+            )
+        problem = regions.publishing_problem(ctx.region)
+        if problem:
+            raise validation_exception(f"CertifyForMarketplace is not possible here: {problem}")
+
+    async def _pin(self, containers: list[dict[str, Any]]) -> None:
+        """Tags move; what was validated must be what runs: record each image's digest."""
+        for container in containers:
+            if container.get("ImageDigest"):
+                continue
+            resolved = await self.engine.resolve_image(container["Image"])
+            if resolved is not None:
+                container["ImageDigest"] = resolved[0]
+
+    def _statuses(self, images: list[str], profiles: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "ValidationStatuses": [status_item(p["ProfileName"], "NotStarted") for p in profiles],
+            "ImageScanStatuses": [status_item(image, "NotStarted") for image in images],
+        }
+
+    # -- model package groups --
+
+    def create_model_package_group(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        spec = {k: v for k, v in p.items() if k != "Tags"}
+        res = self.groups.create(
+            ctx,
+            p["ModelPackageGroupName"],
+            spec,
+            {"ModelPackageGroupStatus": "Completed", "Versions": 0},
+        )
+        return {"ModelPackageGroupArn": res.arn}
+
+    def describe_model_package_group(
+        self, ctx: RequestContext, p: dict[str, Any]
+    ) -> dict[str, Any]:
+        res = self.groups.require(ctx, p["ModelPackageGroupName"])
+        return dict(
+            res.spec,
+            ModelPackageGroupArn=res.arn,
+            CreationTime=res.created,
+            ModelPackageGroupStatus=res.state["ModelPackageGroupStatus"],
+            CreatedBy={},
+        )
+
+    def list_model_package_groups(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        items, token = list_resources(
+            self.groups.all(ctx), p, display_name=lambda r: r.spec["ModelPackageGroupName"]
+        )
+        return {
+            "ModelPackageGroupSummaryList": [
+                {
+                    "ModelPackageGroupName": r.spec["ModelPackageGroupName"],
+                    "ModelPackageGroupArn": r.arn,
+                    "CreationTime": r.created,
+                    "ModelPackageGroupStatus": r.state["ModelPackageGroupStatus"],
+                }
+                for r in items
+            ],
+            "NextToken": token,
+        }
+
+    def delete_model_package_group(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        group = self.groups.require(ctx, p["ModelPackageGroupName"])
+        versions = [
+            r
+            for r in self.packages.all(ctx)
+            if r.spec.get("ModelPackageGroupName") == group.spec["ModelPackageGroupName"]
+        ]
+        if versions:
+            raise ConflictException(
+                f"Model package group {group.spec['ModelPackageGroupName']} still has "
+                f"{len(versions)} model package versions; delete them first."
+            )
+        self.groups.delete(ctx, p["ModelPackageGroupName"])
+        return {}
+
+    # -- model packages --
+
+    async def create_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        group_name = p.get("ModelPackageGroupName")
+        if bool(group_name) == bool(p.get("ModelPackageName")):
+            raise validation_exception(
+                "Specify ModelPackageName for an unversioned model package, or "
+                "ModelPackageGroupName for a version in a group; not both."
+            )
+        if group_name and p.get("CertifyForMarketplace"):
+            raise validation_exception(
+                "CertifyForMarketplace applies only to unversioned model packages."
+            )
+        if not p.get("InferenceSpecification"):
+            raise validation_exception(
+                "InferenceSpecification is required: model packages made from an algorithm "
+                "(SourceAlgorithmSpecification) are not supported by mlmarket yet."
+            )
+        self._certification(ctx, p)
+        spec = {k: v for k, v in p.items() if k not in ("Tags", "ClientToken")}
+        containers = spec["InferenceSpecification"]["Containers"]
+        await self._pin(containers)
+        profiles = (spec.get("ValidationSpecification") or {}).get("ValidationProfiles") or []
+        state = {
+            "ModelPackageStatus": "Pending",
+            "ModelPackageStatusDetails": self._statuses([c["Image"] for c in containers], profiles),
+        }
+        if group_name:
+            group = self.groups.require(ctx, group_name)
+            version = int(group.state["Versions"]) + 1
+            group.state["Versions"] = version
+            self.store.update(group)
+            name = f"{group_name}/{version}"
+            spec["ModelPackageVersion"] = version
+            spec["ModelPackageName"] = group_name
+            spec.setdefault("ModelApprovalStatus", "PendingManualApproval")
+        else:
+            name = p["ModelPackageName"]
+        res = self.packages.create(ctx, name, spec, state)
+        self.validator.start(res, "ModelPackageStatus", "ModelPackageStatusDetails")
+        return {"ModelPackageArn": res.arn}
+
+    def _package(self, ctx: RequestContext, name: str) -> Resource:
+        # an ARN, a versioned ARN or a name
+        return self.packages.require(ctx, name.split(":model-package/", 1)[-1])
+
+    def describe_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        res = self._package(ctx, p["ModelPackageName"])
+        out = dict(res.spec)
+        out.update(res.state)
+        out.update(
+            ModelPackageArn=res.arn,
+            CreationTime=res.created,
+            LastModifiedTime=res.modified,
+            CertifyForMarketplace=bool(res.spec.get("CertifyForMarketplace")),
+        )
+        return out
+
+    def list_model_packages(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        group = p.get("ModelPackageGroupName")
+        kind = p.get("ModelPackageType", "Both")
+        candidates = [
+            r
+            for r in self.packages.all(ctx)
+            if (group is None or r.spec.get("ModelPackageGroupName") == group)
+            and (kind == "Both" or (kind == "Versioned") == ("ModelPackageVersion" in r.spec))
+        ]
+        items, token = list_resources(candidates, p, display_name=lambda r: r.name)
+        return {
+            "ModelPackageSummaryList": [
+                {
+                    "ModelPackageName": r.spec["ModelPackageName"],
+                    "ModelPackageArn": r.arn,
+                    "ModelPackageGroupName": r.spec.get("ModelPackageGroupName"),
+                    "ModelPackageVersion": r.spec.get("ModelPackageVersion"),
+                    "ModelPackageDescription": r.spec.get("ModelPackageDescription"),
+                    "CreationTime": r.created,
+                    "ModelPackageStatus": r.state["ModelPackageStatus"],
+                    "ModelApprovalStatus": r.spec.get("ModelApprovalStatus"),
+                }
+                for r in items
+            ],
+            "NextToken": token,
+        }
+
+    def delete_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        res = self._package(ctx, p["ModelPackageName"])
+        self.store.delete(res.account_id, res.region, res.kind, res.name)
+        return {}
+
+    # -- algorithms --
+
+    async def create_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        self._certification(ctx, p)
+        spec = {k: v for k, v in p.items() if k != "Tags"}
+        training = spec["TrainingSpecification"]
+        pinned = [
+            {"Image": training["TrainingImage"], "ImageDigest": training.get("TrainingImageDigest")}
+        ]
+        await self._pin(pinned)
+        if pinned[0].get("ImageDigest"):
+            training["TrainingImageDigest"] = pinned[0]["ImageDigest"]
+        containers = (spec.get("InferenceSpecification") or {}).get("Containers") or []
+        await self._pin(containers)
+        images = [training["TrainingImage"]] + [c["Image"] for c in containers]
+        profiles = (spec.get("ValidationSpecification") or {}).get("ValidationProfiles") or []
+        state = {
+            "AlgorithmStatus": "Pending",
+            "AlgorithmStatusDetails": self._statuses(list(dict.fromkeys(images)), profiles),
+        }
+        res = self.algorithms.create(ctx, p["AlgorithmName"], spec, state)
+        self.validator.start(res, "AlgorithmStatus", "AlgorithmStatusDetails")
+        return {"AlgorithmArn": res.arn}
+
+    def describe_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        res = self.algorithms.require(ctx, p["AlgorithmName"].split(":algorithm/", 1)[-1])
+        out = dict(res.spec)
+        out.update(res.state)
+        out.update(
+            AlgorithmArn=res.arn,
+            CreationTime=res.created,
+            CertifyForMarketplace=bool(res.spec.get("CertifyForMarketplace")),
+        )
+        return out
+
+    def list_algorithms(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        items, token = list_resources(
+            self.algorithms.all(ctx), p, display_name=lambda r: r.spec["AlgorithmName"]
+        )
+        return {
+            "AlgorithmSummaryList": [
+                {
+                    "AlgorithmName": r.spec["AlgorithmName"],
+                    "AlgorithmArn": r.arn,
+                    "AlgorithmDescription": r.spec.get("AlgorithmDescription"),
+                    "CreationTime": r.created,
+                    "AlgorithmStatus": r.state["AlgorithmStatus"],
+                }
+                for r in items
+            ],
+            "NextToken": token,
+        }
+
+    def delete_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        self.algorithms.delete(ctx, p["AlgorithmName"].split(":algorithm/", 1)[-1])
+        return {}

@@ -1,0 +1,250 @@
+"""Validating a model package or algorithm for AWS Marketplace, for real.
+
+What SageMaker does before a resource may be listed, here on the same engine: scan each image
+(it must be in the seller's own ECR repository and the publishing region, R11/R13, and within
+ECR's layer limits, R2), check that model data and validation data are in the publishing region
+(R13), then run every validation profile in the seller's account: for a package a batch
+transform of the validation data; for an algorithm a training job, then a model from its
+artifacts and the inference image, then a batch transform. Statuses go
+Pending → InProgress → Completed | Failed, with one entry per image and per profile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.domain import registry
+from mlmarket.execution.base import ContainerEngine
+from mlmarket.protocol.errors import ServiceError
+from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.objects import ObjectStore, split_uri
+
+log = logging.getLogger("mlmarket.validation")
+
+_POLL_SECONDS = 0.2
+
+
+def status_item(name: str, status: str, reason: str | None = None) -> dict[str, Any]:
+    item = {"Name": name, "Status": status}
+    if reason:
+        item["FailureReason"] = reason
+    return item
+
+
+class Validator:
+    """Runs the checks and jobs for one resource; the providers it drives are SageMaker's."""
+
+    def __init__(
+        self,
+        store: MetadataStore,
+        objects: ObjectStore,
+        engine: ContainerEngine,
+        clock: Clock,
+        sagemaker: list[Any],
+    ) -> None:
+        self.store = store
+        self.objects = objects
+        self.engine = engine
+        self.clock = clock
+        self.sagemaker = sagemaker
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, resource: Resource, status_key: str, details_key: str) -> None:
+        task = asyncio.ensure_future(self._validate(resource, status_key, details_key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_idle(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _call(self, operation: str) -> Callable[..., Any]:
+        handler: Callable[..., Any] = next(
+            getattr(p, operation) for p in self.sagemaker if hasattr(p, operation)
+        )
+        return handler
+
+    async def _validate(self, res: Resource, status_key: str, details_key: str) -> None:
+        ctx = RequestContext("validation", res.account_id, res.region, "sagemaker", "Validate")
+        details = res.state[details_key]
+        res.state[status_key] = "InProgress"
+        self._save(res)
+        certify = bool(res.spec.get("CertifyForMarketplace"))
+        failures: list[str] = []
+        try:
+            for item in details["ImageScanStatuses"]:
+                problems = await self._scan(item["Name"], res, certify)
+                item["Status"] = "Failed" if problems else "Completed"
+                if problems:
+                    item["FailureReason"] = "; ".join(problems)
+                    failures.append(f"Image {item['Name']}: {item['FailureReason']}")
+                self._save(res)
+            if certify:
+                failures += self._region_problems(res)
+            for item in details["ValidationStatuses"]:
+                if failures:
+                    item["Status"] = "NotStarted"
+                    continue
+                item["Status"] = "InProgress"
+                self._save(res)
+                reason = await self._run_profile(ctx, res, item["Name"])
+                item["Status"] = "Failed" if reason else "Completed"
+                if reason:
+                    item["FailureReason"] = reason
+                    failures.append(f"Validation profile {item['Name']}: {reason}")
+                self._save(res)
+        except Exception as exc:  # the resource must not stay InProgress
+            log.exception("validating %s failed", res.arn)
+            failures.append(f"InternalServerError: {exc}")
+        res.state[status_key] = "Failed" if failures else "Completed"
+        if failures:
+            res.state["FailureReason"] = "; ".join(failures)[:1024]
+        self._save(res)
+
+    async def _scan(self, image: str, res: Resource, certify: bool) -> list[str]:
+        if certify:
+            problems = registry.image_problems(image, res.account_id, res.region)
+            if problems:
+                return problems
+        layers = await self.engine.image_layers(image)
+        if layers is None:
+            return [f"Client error: image {image} does not exist"]
+        report = res.state.setdefault("ImageReports", {})
+        report[image] = {"SizeInBytes": sum(layers), "Layers": len(layers)}
+        return registry.size_problems(layers)
+
+    def _region_problems(self, res: Resource) -> list[str]:
+        problems = []
+        for uri in _data_uris(res.spec):
+            try:
+                bucket_name, _ = split_uri(uri.rstrip("/") + "/x")
+            except ValueError:
+                continue
+            bucket = self.objects.bucket(bucket_name)
+            if bucket is not None and bucket.region != res.region:
+                problems.append(
+                    f"{uri} is in {bucket.region}; everything a product published from "
+                    f"{res.region} uses must be in {res.region}"
+                )
+        return problems
+
+    async def _run_profile(
+        self, ctx: RequestContext, res: Resource, profile_name: str
+    ) -> str | None:
+        spec = res.spec
+        profile = next(
+            p
+            for p in spec["ValidationSpecification"]["ValidationProfiles"]
+            if p["ProfileName"] == profile_name
+        )
+        role = spec["ValidationSpecification"].get("ValidationRole", "")
+        tag = secrets.token_hex(3)
+        base = f"{res.name[:40]}-{profile_name[:10]}-{tag}".strip("-")
+        model_data: str | None = None
+        try:
+            training = profile.get("TrainingJobDefinition")
+            if training is not None:
+                job = f"{base}-train"
+                self._call("create_training_job")(
+                    ctx,
+                    dict(
+                        training,
+                        TrainingJobName=job,
+                        RoleArn=role,
+                        AlgorithmSpecification={
+                            "TrainingImage": spec["TrainingSpecification"]["TrainingImage"],
+                            "TrainingInputMode": training.get("TrainingInputMode", "File"),
+                            "MetricDefinitions": spec["TrainingSpecification"].get(
+                                "MetricDefinitions"
+                            )
+                            or [],
+                        },
+                    ),
+                )
+                done = await self._wait(
+                    "describe_training_job", ctx, {"TrainingJobName": job}, "TrainingJobStatus"
+                )
+                if done["TrainingJobStatus"] != "Completed":
+                    return (
+                        f"Training job {job} ended {done['TrainingJobStatus']}: "
+                        f"{done.get('FailureReason', '')}"
+                    ).strip(": ")
+                model_data = done["ModelArtifacts"]["S3ModelArtifacts"]
+            transform = profile.get("TransformJobDefinition")
+            if transform is None or not spec.get("InferenceSpecification"):
+                return None
+            model = f"{base}-model"
+            containers = [
+                {
+                    k: v
+                    for k, v in c.items()
+                    if k in ("Image", "ModelDataUrl", "Environment", "ContainerHostname")
+                }
+                for c in spec["InferenceSpecification"]["Containers"]
+            ]
+            if model_data:
+                for container in containers:
+                    container.setdefault("ModelDataUrl", model_data)
+            self._call("create_model")(
+                ctx,
+                {
+                    "ModelName": model,
+                    "Containers": containers,
+                    "ExecutionRoleArn": role,
+                    "EnableNetworkIsolation": True,
+                },
+            )
+            job = f"{base}-transform"
+            self._call("create_transform_job")(
+                ctx, dict(transform, TransformJobName=job, ModelName=model)
+            )
+            done = await self._wait(
+                "describe_transform_job", ctx, {"TransformJobName": job}, "TransformJobStatus"
+            )
+            if done["TransformJobStatus"] != "Completed":
+                return (
+                    f"Transform job {job} ended {done['TransformJobStatus']}: "
+                    f"{done.get('FailureReason', '')}"
+                ).strip(": ")
+            return None
+        except ServiceError as exc:
+            return f"{exc.error_code}: {exc.message}"
+
+    async def _wait(
+        self, operation: str, ctx: RequestContext, params: dict[str, Any], status_key: str
+    ) -> dict[str, Any]:
+        describe = self._call(operation)
+        while True:
+            result: dict[str, Any] = describe(ctx, params)
+            if result[status_key] in ("Completed", "Failed", "Stopped"):
+                return result
+            await asyncio.sleep(_POLL_SECONDS)
+
+    def _save(self, res: Resource) -> None:
+        res.modified = self.clock.now()
+        self.store.update(res)
+
+
+def _data_uris(spec: dict[str, Any]) -> list[str]:
+    uris = [
+        c["ModelDataUrl"]
+        for c in (spec.get("InferenceSpecification") or {}).get("Containers", [])
+        if c.get("ModelDataUrl")
+    ]
+    for profile in (spec.get("ValidationSpecification") or {}).get("ValidationProfiles", []):
+        transform = profile.get("TransformJobDefinition") or {}
+        source = ((transform.get("TransformInput") or {}).get("DataSource") or {}).get(
+            "S3DataSource"
+        ) or {}
+        if source.get("S3Uri"):
+            uris.append(source["S3Uri"])
+        for channel in (profile.get("TrainingJobDefinition") or {}).get("InputDataConfig", []):
+            uri = channel["DataSource"].get("S3DataSource", {}).get("S3Uri")
+            if uri:
+                uris.append(uri)
+    return uris
