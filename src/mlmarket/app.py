@@ -19,6 +19,7 @@ from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway
 from mlmarket.services.accounts import Accounts
+from mlmarket.services.quotas import Quotas
 from mlmarket.services.s3.provider import S3Provider
 from mlmarket.services.sagemaker.packages import PackagesProvider
 from mlmarket.services.sagemaker.provider import SageMakerProvider
@@ -70,10 +71,11 @@ def build(
     endpoints = EndpointController(settings, store, artifacts, engine, routes, clock)
     training = TrainingController(settings, store, artifacts, engine, clock)
     transform = TransformController(settings, store, artifacts, engine, clock)
+    quotas = Quotas(store)
     sagemaker: list[object] = [
-        SageMakerProvider(store, clock, endpoints),
-        TrainingProvider(store, artifacts, clock, training),
-        TransformProvider(store, artifacts, clock, transform),
+        SageMakerProvider(store, clock, endpoints, quotas),
+        TrainingProvider(store, artifacts, clock, training, quotas),
+        TransformProvider(store, artifacts, clock, transform, quotas),
     ]
     # validation drives the same providers a seller's own calls reach
     validator = Validator(store, artifacts, engine, clock, sagemaker)

@@ -13,6 +13,7 @@ from pathlib import Path
 from mlmarket import app as application
 from mlmarket.clock import SystemClock
 from mlmarket.config import Settings
+from mlmarket.domain import quotas
 from mlmarket.services.accounts import AccountExists, Accounts, Credentials
 from mlmarket.storage.metadata import MetadataStore
 
@@ -100,6 +101,36 @@ def cmd_account_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quota(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    store = MetadataStore(settings.database_url)
+    try:
+        account = store.find_account(args.account)
+        if account is None:
+            print(f"mlmarket: no account '{args.account}'", file=sys.stderr)
+            return 2
+        if args.quota_command == "set":
+            if not quotas.known(args.name):
+                print(
+                    f"mlmarket: unknown quota '{args.name}'; see 'mlmarket quota list'",
+                    file=sys.stderr,
+                )
+                return 2
+            store.set_quota(account.account_id, args.name, args.value)
+        changed = store.quotas_of(account.account_id)
+        names = sorted(set(quotas.DEFAULTS) | set(changed))
+        for name in names:
+            value = changed.get(name, quotas.default(name))
+            print(f"{name}: {value}{'' if name in changed else ' (default)'}")
+        print(
+            f"<type> for endpoint|training job|transform job usage: "
+            f"{quotas.PER_TYPE_DEFAULT} (default, per instance type)"
+        )
+    finally:
+        store.close()
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mlmarket", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -124,6 +155,20 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("name")
     show.add_argument("--data-dir")
     show.set_defaults(func=cmd_account_show)
+
+    quota = sub.add_parser("quota", help="service quotas per account (R7)").add_subparsers(
+        dest="quota_command", required=True
+    )
+    listing = quota.add_parser("list", help="an account's quotas")
+    listing.add_argument("account", help="name or 12-digit id")
+    listing.add_argument("--data-dir")
+    listing.set_defaults(func=cmd_quota)
+    setting = quota.add_parser("set", help="change one of an account's quotas")
+    setting.add_argument("account", help="name or 12-digit id")
+    setting.add_argument("name", help="e.g. 'ml.m5.large for endpoint usage'")
+    setting.add_argument("value", type=int)
+    setting.add_argument("--data-dir")
+    setting.set_defaults(func=cmd_quota)
     return top
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from mlmarket.domain import quotas
 from tests.support.server import ServerProcess
 
 
@@ -15,8 +16,19 @@ from tests.support.server import ServerProcess
 def server(tmp_path_factory: pytest.TempPathFactory, echo_image: str) -> Iterator[ServerProcess]:
     proc = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
     proc.cli("account", "create", "other", "--account-id", "210987654321")
+    # one server serves the whole session: its accounts may run far more than the defaults
+    for account in ("default", "other"):
+        for name in generous_quotas():
+            proc.cli("quota", "set", account, name, "1000")
     yield proc
     proc.stop()
+
+
+def generous_quotas() -> list[str]:
+    names = [quotas.ENDPOINT_INSTANCES, quotas.TRAINING_INSTANCES, quotas.TRANSFORM_INSTANCES]
+    for instance_type in ("ml.m5.large", "ml.c5.large", "ml.t2.medium"):
+        names += [quotas.per_type(instance_type, usage) for usage in quotas.USAGES]
+    return names
 
 
 @pytest.fixture(scope="session")

@@ -40,8 +40,14 @@ def sdk(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iter
     import sagemaker
 
     session = sagemaker.Session(default_bucket="sdk-bucket")
-    session.boto_session.client("s3").create_bucket(Bucket="sdk-bucket")
+    s3 = session.boto_session.client("s3")
+    s3.create_bucket(Bucket="sdk-bucket")
+    s3.close()
     yield session
+    for name in ("sagemaker_client", "sagemaker_runtime_client", "s3_client"):
+        client = getattr(session, name, None)
+        if client is not None:
+            client.close()  # an unclosed client's sockets warn whenever they are collected
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)

@@ -13,6 +13,7 @@ from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.execution.fake import FakeEngine
+from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.metadata import MetadataStore
@@ -44,7 +45,9 @@ class Platform:
             self.routes,
             SystemClock(),
         )
-        self.sagemaker = SageMakerProvider(self.store, SystemClock(), self.controller)
+        self.sagemaker = SageMakerProvider(
+            self.store, SystemClock(), self.controller, Quotas(self.store)
+        )
         self.runtime = RuntimeProvider(self.routes, timeout_seconds=1.0)
 
     async def deploy(self, name: str, count: int = 1, **env: str) -> dict[str, Any]:

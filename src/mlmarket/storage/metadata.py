@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Integer,
     MetaData,
     String,
     Table,
@@ -43,6 +44,14 @@ access_keys = Table(
     Column("access_key", String(128), primary_key=True),
     Column("secret_key", String(128), nullable=False),
     Column("account_id", String(12), nullable=False, index=True),
+)
+
+quotas = Table(
+    "quotas",
+    _meta,
+    Column("account_id", String(12), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("value", Integer, nullable=False),
 )
 
 resources = Table(
@@ -135,6 +144,19 @@ class MetadataStore:
                 select(access_keys).where(access_keys.c.account_id == account_id)
             ).all()
         return [(r.access_key, r.secret_key) for r in rows]
+
+    # -- quotas (only those an operator changed; the rest are defaults) --
+    def set_quota(self, account_id: AccountId, name: str, value: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                quotas.delete().where(quotas.c.account_id == account_id, quotas.c.name == name)
+            )
+            conn.execute(quotas.insert().values(account_id=account_id, name=name, value=value))
+
+    def quotas_of(self, account_id: AccountId) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(quotas).where(quotas.c.account_id == account_id)).all()
+        return {r.name: r.value for r in rows}
 
     # -- resources --
     def insert(self, res: Resource) -> bool:

@@ -15,14 +15,18 @@ from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.domain.endpoints import EndpointStatus, can_delete, can_update
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.services.listing import list_resources
+from mlmarket.services.quotas import Quotas, instances_of
 from mlmarket.services.sagemaker import deployments
 from mlmarket.services.sagemaker.resources import Kind
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 
 class SageMakerProvider:
-    def __init__(self, store: MetadataStore, clock: Clock, endpoints: EndpointController) -> None:
+    def __init__(
+        self, store: MetadataStore, clock: Clock, endpoints: EndpointController, quotas: Quotas
+    ) -> None:
         self.clock = clock
+        self.quotas = quotas
         self.controller = endpoints
         self.models = Kind(store, clock, "model", "model", "model")
         self.configs = Kind(
@@ -121,6 +125,7 @@ class SageMakerProvider:
         if existing is not None:
             raise validation_exception(f'Cannot create already existing endpoint "{existing.arn}".')
         deployment = self._deployment(ctx, p["EndpointConfigName"])
+        self.quotas.check_instances(ctx, "endpoint", instances_of(deployment))
         state = {
             "EndpointStatus": str(EndpointStatus.CREATING),
             "EndpointConfigName": p["EndpointConfigName"],
@@ -194,6 +199,8 @@ class SageMakerProvider:
                     variant["Instances"] = [
                         deployments.new_instance_id() for _ in kept["Instances"]
                     ]
+        # both deployments run while the new one comes up
+        self.quotas.check_instances(ctx, "endpoint", instances_of(pending))
         res.state["PendingDeployment"] = pending
         res.state["EndpointStatus"] = str(EndpointStatus.UPDATING)
         res.modified = self.clock.now()
@@ -217,6 +224,7 @@ class SageMakerProvider:
                 f'The variant(s) "[{", ".join(unknown)}]" are not present in the endpoint '
                 f'"{res.arn}".'
             )
+        before = dict(_by_type(res.state["Deployment"]))
         for desired in p["DesiredWeightsAndCapacities"]:
             variant = variants[desired["VariantName"]]
             if desired.get("DesiredWeight") is not None:
@@ -227,6 +235,8 @@ class SageMakerProvider:
                 while len(instances) < count:
                     instances.append(deployments.new_instance_id())
                 variant["Instances"] = instances
+        growth = [(t, n - before.get(t, 0)) for t, n in _by_type(res.state["Deployment"])]
+        self.quotas.check_instances(ctx, "endpoint", [(t, n) for t, n in growth if n > 0])
         res.state["EndpointStatus"] = str(EndpointStatus.UPDATING)
         res.modified = self.clock.now()
         self.endpoints.store.update(res)
@@ -247,6 +257,13 @@ class SageMakerProvider:
     def _require_updatable(res: Resource) -> None:
         if not can_update(res.state["EndpointStatus"]):
             raise validation_exception(f'Cannot update in-progress endpoint "{res.arn}".')
+
+
+def _by_type(deployment: dict[str, Any]) -> list[tuple[str, int]]:
+    totals: dict[str, int] = {}
+    for instance_type, count in instances_of(deployment):
+        totals[instance_type] = totals.get(instance_type, 0) + count
+    return list(totals.items())
 
 
 def _variant_summary(variant: dict[str, Any], res: Resource) -> dict[str, Any]:

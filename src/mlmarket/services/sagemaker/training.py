@@ -8,6 +8,7 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.training import KIND, TrainingController
+from mlmarket.domain import quotas as quota
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     InvalidStoppingCondition,
@@ -17,6 +18,7 @@ from mlmarket.domain.training import (
     enter,
 )
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
@@ -29,7 +31,9 @@ class TrainingProvider:
         objects: ObjectStore,
         clock: Clock,
         controller: TrainingController,
+        quotas: Quotas,
     ) -> None:
+        self.quotas = quotas
         self.store = store
         self.objects = objects
         self.clock = clock
@@ -56,6 +60,12 @@ class TrainingProvider:
                 "ResourceConfig must specify InstanceType and an InstanceCount of at least 1."
             )
         stopping = p.get("StoppingCondition") or {}
+        count = int(resources["InstanceCount"])
+        self.quotas.check_value(ctx, quota.TRAINING_JOB_INSTANCES, count, "Instances")
+        self.quotas.check_value(
+            ctx, quota.TRAINING_RUNTIME, int(stopping.get("MaxRuntimeInSeconds", 86400)), "Seconds"
+        )
+        self.quotas.check_instances(ctx, "training", [(resources["InstanceType"], count)])
         try:
             check_stopping_condition(
                 bool(p.get("EnableManagedSpotTraining")),

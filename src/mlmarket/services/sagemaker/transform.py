@@ -12,6 +12,7 @@ from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessin
 from mlmarket.domain.training import JobStatus
 from mlmarket.domain.transform import TransformParameterError, check_payload
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.deployments import containers_of
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
 from mlmarket.services.sagemaker.resources import Kind
@@ -26,7 +27,9 @@ class TransformProvider:
         objects: ObjectStore,
         clock: Clock,
         controller: TransformController,
+        quotas: Quotas,
     ) -> None:
+        self.quotas = quotas
         self.store = store
         self.objects = objects
         self.clock = clock
@@ -71,8 +74,12 @@ class TransformProvider:
         except channels.ChannelError as exc:
             raise validation_exception(str(exc)) from None
         check_output_bucket(self.objects, ctx, p["TransformOutput"]["S3OutputPath"], "job")
-        if not p["TransformResources"].get("InstanceType"):
+        resources = p["TransformResources"]
+        if not resources.get("InstanceType"):
             raise validation_exception("TransformResources must specify an InstanceType.")
+        self.quotas.check_instances(
+            ctx, "transform", [(resources["InstanceType"], int(resources.get("InstanceCount", 1)))]
+        )
 
         now = self.clock.now()
         spec = {k: v for k, v in p.items() if k != "Tags"}
