@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from mlmarket.domain import quotas
+from mlmarket.storage.metadata import MetadataStore
 from tests.support.server import ServerProcess
 
 
@@ -17,9 +18,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, echo_image: str) -> Iterato
     proc = ServerProcess(tmp_path_factory.mktemp("server") / "data").start()
     proc.cli("account", "create", "other", "--account-id", "210987654321")
     # one server serves the whole session: its accounts may run far more than the defaults
-    for account in ("default", "other"):
+    # (set in its database directly; `mlmarket quota set` is tested on its own)
+    store = MetadataStore(f"sqlite:///{proc.data_dir / 'mlmarket.db'}")
+    for account_id in ("123456789012", "210987654321"):
         for name in generous_quotas():
-            proc.cli("quota", "set", account, name, "1000")
+            store.set_quota(account_id, name, 1000)
+    store.close()
     yield proc
     proc.stop()
 
