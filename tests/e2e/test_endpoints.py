@@ -270,8 +270,6 @@ def test_update_endpoint_swaps_to_the_new_config_without_downtime(
     assert desc["EndpointConfigName"] == name
     # the old deployment keeps answering while the new one starts
     assert command(rt, name, {"env": True})["GENERATION"] in ("1", "2")
-    with pytest.raises(ClientError, match="Cannot update in-progress endpoint"):
-        sm.update_endpoint(EndpointName=name, EndpointConfigName=name)
     desc = wait_for_status(sm, name)
     assert desc["EndpointStatus"] == "InService"
     assert desc["EndpointConfigName"] == name + "-v2"
@@ -372,3 +370,18 @@ def test_model_data_from_another_region_is_refused(
     desc = deploy(sm, name, echo_image, model_data_url=f"s3://{name}-west/model.tar.gz")
     assert desc["EndpointStatus"] == "Failed"
     assert "model data must be in the endpoint's region, us-east-1" in desc["FailureReason"]
+
+
+def test_an_endpoint_in_progress_cannot_be_updated(sm: Any, echo_image: str, name: str) -> None:
+    desc = deploy(sm, name, echo_image, environment={"PING": "hang"}, wait=False)
+    assert desc["EndpointStatus"] == "Creating"
+    with pytest.raises(ClientError) as err:
+        sm.update_endpoint(EndpointName=name, EndpointConfigName=name)
+    assert err.value.response["Error"]["Message"] == (
+        f'Cannot update in-progress endpoint "{desc["EndpointArn"]}".'
+    )
+    with pytest.raises(ClientError, match="Cannot update in-progress endpoint"):
+        sm.update_endpoint_weights_and_capacities(
+            EndpointName=name,
+            DesiredWeightsAndCapacities=[{"VariantName": "AllTraffic", "DesiredWeight": 2.0}],
+        )

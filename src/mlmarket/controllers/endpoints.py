@@ -21,6 +21,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
+from mlmarket.controllers import images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.controllers.routes import (
@@ -195,6 +196,8 @@ class EndpointController:
         if run.closing:
             return
         self._publish(endpoint, variants)
+        # as in a blue/green update, the endpoint is InService again once the old fleet is gone
+        await self._retire(endpoint, list(old.values()))
         fresh = self._reload(endpoint)
         if fresh is None:
             return
@@ -202,7 +205,6 @@ class EndpointController:
         fresh.state["Deployment"] = pending  # with the images as resolved for this rollout
         fresh.state["EndpointConfigName"] = pending["EndpointConfigName"]
         self._save(fresh, EndpointStatus.IN_SERVICE)
-        await self._retire(endpoint, list(old.values()))
 
     async def _update_capacity(self, endpoint: Resource) -> None:
         deployment = endpoint.state["Deployment"]
@@ -314,7 +316,7 @@ class EndpointController:
         for container in variant["Containers"]:
             if container.get("ImageId") and await self.engine.image_exists(container["ImageId"]):
                 continue
-            resolved = await self.engine.resolve_image(container["Image"])
+            resolved = await images.resolve(self.engine, container["Image"])
             if resolved is None:
                 raise DeploymentFailed(_image_missing(variant))
             container["ImageId"], container["ResolvedImage"] = resolved

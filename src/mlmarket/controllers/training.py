@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlmarket.controllers import channels
+from mlmarket.controllers import channels, images
 from mlmarket.controllers.checkpoints import CheckpointSync
 from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
 from mlmarket.domain import instance_types
@@ -108,7 +108,7 @@ class TrainingController(JobController):
         begun = time.monotonic()
 
         algorithm = spec["AlgorithmSpecification"]
-        resolved = await self.engine.resolve_image(algorithm["TrainingImage"])
+        resolved = await images.resolve(self.engine, algorithm["TrainingImage"])
         if resolved is None:
             raise JobFailed(
                 "Cannot pull algorithm container. Either the image does not exist "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from mlmarket.controllers import channels
+from mlmarket.controllers import channels, images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.controllers.jobs import JobController, JobFailed
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
@@ -145,7 +145,7 @@ class TransformController(JobController):
         spec = job.spec
         model = spec["ModelSnapshot"]
         container = model["Container"]
-        resolved = await self.engine.resolve_image(container["Image"])
+        resolved = await images.resolve(self.engine, container["Image"])
         if resolved is None:
             raise JobFailed(
                 "ClientError: Please make sure all images included in the model "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlmarket import builtin
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import regions
@@ -139,6 +140,8 @@ class PackagesProvider:
                 "(SourceAlgorithmSpecification) are not supported by mlmarket yet."
             )
         self._certification(ctx, p)
+        if p.get("CertifyForMarketplace"):
+            _refuse_builtin_lineage(p["InferenceSpecification"]["Containers"])
         spec = {k: v for k, v in p.items() if k not in ("Tags", "ClientToken")}
         containers = spec["InferenceSpecification"]["Containers"]
         await self._pin(containers)
@@ -266,3 +269,17 @@ class PackagesProvider:
     def delete_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self.algorithms.delete(ctx, p["AlgorithmName"].split(":algorithm/", 1)[-1])
         return {}
+
+
+def _refuse_builtin_lineage(containers: list[dict[str, Any]]) -> None:
+    """R12: what a built-in (or AWS Marketplace) algorithm produced may be used, and published
+    with the seller's own inference image, but not with the algorithm's."""
+    for container in containers:
+        algorithm = builtin.builtin_name(container["Image"])
+        if algorithm is not None:
+            raise validation_exception(
+                f"Model packages that use the built-in algorithm {algorithm} "
+                f"({container['Image']}) cannot be published in AWS Marketplace. The model "
+                "artifacts may be published with your own inference image in your own "
+                "repository."
+            )
