@@ -265,3 +265,51 @@ def test_certified_algorithm_is_validated_by_training_then_transform(
             CertifyForMarketplace=True,
         )
     sm.delete_algorithm(AlgorithmName=name)
+
+
+def test_a_completed_package_becomes_a_model_pinned_to_its_validated_image(
+    sm: Any, rt: Any, images: dict[str, str], validation_data: str, name: str
+) -> None:
+    from tests.support.hosting import wait_for_status
+
+    desc = package(sm, name, images["echo"], validation_data, CertifyForMarketplace=False)
+    digest = desc["InferenceSpecification"]["Containers"][0]["ImageDigest"]
+    sm.create_model(
+        ModelName=name,
+        ExecutionRoleArn=ROLE,
+        PrimaryContainer={"ModelPackageName": desc["ModelPackageArn"]},
+    )
+    container = sm.describe_model(ModelName=name)["PrimaryContainer"]
+    assert container["Image"] == digest
+    assert container["ModelPackageName"] == desc["ModelPackageArn"]
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    assert wait_for_status(sm, name)["EndpointStatus"] == "InService"
+    assert rt.invoke_endpoint(EndpointName=name, Body=b"pkg")["Body"].read() == b"pkg"
+    with pytest.raises(ClientError, match="does not exist"):
+        sm.create_model(
+            ModelName=name + "-x",
+            ExecutionRoleArn=ROLE,
+            PrimaryContainer={"ModelPackageName": "no-such-package"},
+        )
+
+
+def test_a_package_that_failed_validation_cannot_become_a_model(
+    sm: Any, images: dict[str, str], validation_data: str, name: str
+) -> None:
+    desc = package(sm, name, images["foreign"], validation_data)
+    assert desc["ModelPackageStatus"] == "Failed"
+    with pytest.raises(ClientError, match="its status is Failed, not Completed"):
+        sm.create_model(
+            ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"ModelPackageName": name}
+        )

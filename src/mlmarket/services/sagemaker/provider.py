@@ -33,6 +33,7 @@ class SageMakerProvider:
             store, clock, "endpoint-config", "endpoint-config", "endpoint configuration"
         )
         self.endpoints = Kind(store, clock, "endpoint", "endpoint", "endpoint")
+        self.packages = Kind(store, clock, "model-package", "model-package", "model package")
 
     # -- models --
 
@@ -41,12 +42,7 @@ class SageMakerProvider:
             raise validation_exception(
                 "Exactly one of PrimaryContainer or Containers must be specified."
             )
-        for container in [p.get("PrimaryContainer"), *list(p.get("Containers") or [])]:
-            if container and not container.get("Image"):
-                raise validation_exception(
-                    "Every container must specify an Image: model packages are not supported "
-                    "by mlmarket yet."
-                )
+        p = self._expand_packages(ctx, p)
         containers = p.get("Containers") or []
         hostnames = [c.get("ContainerHostname") for c in containers]
         if any(hostnames) and not all(hostnames):
@@ -59,6 +55,50 @@ class SageMakerProvider:
         spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
         res = self.models.create(ctx, p["ModelName"], spec, {})
         return {"ModelArn": res.arn}
+
+    def _expand_packages(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        """Containers that name a model package become that package's containers, each image
+        pinned to the digest the package was validated with."""
+        listed = [p["PrimaryContainer"]] if p.get("PrimaryContainer") else list(p["Containers"])
+        expanded: list[dict[str, Any]] = []
+        for container in listed:
+            package_name = container.get("ModelPackageName")
+            if not package_name:
+                if not container.get("Image"):
+                    raise validation_exception(
+                        "Every container needs an Image or a ModelPackageName."
+                    )
+                expanded.append(container)
+                continue
+            package = self.packages.get(ctx, package_name.split(":model-package/", 1)[-1])
+            if package is None:
+                raise validation_exception(
+                    f"Model package {package_name} does not exist in account {ctx.account_id} "
+                    f"in {ctx.region}."
+                )
+            status = package.state["ModelPackageStatus"]
+            if status != "Completed":
+                raise validation_exception(
+                    f"Model package {package_name} cannot be used: its status is {status}, "
+                    "not Completed."
+                )
+            for source in package.spec["InferenceSpecification"]["Containers"]:
+                environment = dict(source.get("Environment") or {})
+                environment.update(container.get("Environment") or {})
+                entry = {
+                    "ModelPackageName": package.arn,
+                    "Image": source.get("ImageDigest") or source["Image"],
+                    "Environment": environment,
+                }
+                if source.get("ModelDataUrl"):
+                    entry["ModelDataUrl"] = source["ModelDataUrl"]
+                expanded.append(entry)
+        out = {k: v for k, v in p.items() if k not in ("PrimaryContainer", "Containers")}
+        if len(expanded) == 1:
+            out["PrimaryContainer"] = expanded[0]
+        else:
+            out["Containers"] = expanded
+        return out
 
     def describe_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.models.require(ctx, p["ModelName"])
