@@ -72,6 +72,8 @@ class TransformController(JobController):
         job.state["TransformStartTime"] = self.clock.now()
         self._save(job)
         instances: list[_Instance] = []
+        done: list[tuple[channels.InputObject, BlobWriter]] = []
+        committed = False
         try:
             instances = await self._start_instances(job)
             params = await self._parameters(job, instances[0])
@@ -102,7 +104,6 @@ class TransformController(JobController):
                 spec["TransformOutput"].get("AssembleWith", "None"),
             )
             shares = [inputs[i :: len(instances)] for i in range(len(instances))]
-            done: list[tuple[channels.InputObject, BlobWriter]] = []
             failures: list[str] = []
             workers = [
                 asyncio.ensure_future(
@@ -124,8 +125,6 @@ class TransformController(JobController):
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
             if run.stop.is_set():
-                for _, blob in done:
-                    blob.discard()
                 self._finish(job, JobStatus.STOPPED)
                 return
             for worker in workers:
@@ -133,10 +132,14 @@ class TransformController(JobController):
                 if error is not None:
                     raise error
             await asyncio.to_thread(self._commit, job, done)
+            committed = True
             if failures:
                 raise JobFailed(failures[0][:1024])
             self._finish(job, JobStatus.COMPLETED)
         finally:
+            if not committed:
+                for _, blob in done:
+                    blob.discard()  # stopped, failed or cancelled: no output is kept
             for instance in instances:
                 instance.pool.close()
                 await self._remove(instance.info, self.settings.container_stop_grace_seconds)

@@ -31,11 +31,19 @@ class BlobBackend(Protocol):
     def remove(self, blob_id: str) -> None: ...
 
 
+def sweep(directory: Path) -> None:
+    """Remove what writes interrupted by a crash left behind (one server owns a data dir)."""
+    for pattern in (".incoming-*", ".fetch-*"):
+        for leftover in directory.glob(pattern):
+            leftover.unlink(missing_ok=True)
+
+
 class LocalBlobs:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.incoming = root
         root.mkdir(parents=True, exist_ok=True)
+        sweep(root)
 
     def store(self, blob_id: str, temp: Path) -> None:
         os.replace(temp, self.root / blob_id)
@@ -76,6 +84,7 @@ class S3Blobs:
         self.cache = cache
         self.incoming = cache / "incoming"
         self.incoming.mkdir(parents=True, exist_ok=True)
+        sweep(self.incoming)
         self._lock = threading.Lock()
 
     def _key(self, blob_id: str) -> str:
