@@ -281,18 +281,16 @@ def test_gzip_recordio_and_tfrecord_inputs(
 
 
 def _gzip_job(sm: Any, name: str, source: str, output: str) -> dict[str, Any]:
-    sm.create_transform_job(
-        TransformJobName=name,
-        ModelName=name.removesuffix("-badgz"),
-        TransformInput={
-            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
-            "SplitType": "Line",
-            "CompressionType": "Gzip",
-        },
-        TransformOutput={"S3OutputPath": output, "AssembleWith": "Line"},
-        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    return transform(
+        sm,
+        name,
+        name.removesuffix("-badgz"),
+        source,
+        output,
+        split="Line",
+        assemble="Line",
+        compression="Gzip",
     )
-    return wait_for_transform(sm, name)
 
 
 def test_csv_data_processing_filters_and_joins(
@@ -399,21 +397,14 @@ def test_manifest_file_names_the_inputs(
     manifest = [{"prefix": f"s3://batch/{name}/data/"}, "one.txt", "two.txt"]
     put(s3, f"{name}/input.manifest", json.dumps(manifest).encode())
     model(sm, name, echo_image)
-    sm.create_transform_job(
-        TransformJobName=name,
-        ModelName=name,
-        TransformInput={
-            "DataSource": {
-                "S3DataSource": {
-                    "S3DataType": "ManifestFile",
-                    "S3Uri": f"s3://batch/{name}/input.manifest",
-                }
-            }
-        },
-        TransformOutput={"S3OutputPath": f"s3://batch/{name}/out"},
-        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    desc = transform(
+        sm,
+        name,
+        name,
+        f"s3://batch/{name}/input.manifest",
+        f"s3://batch/{name}/out",
+        data_type="ManifestFile",
     )
-    desc = wait_for_transform(sm, name)
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
     listed = s3.list_objects_v2(Bucket="batch", Prefix=f"{name}/out/")["Contents"]
     assert sorted(o["Key"] for o in listed) == [

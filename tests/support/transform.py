@@ -29,12 +29,16 @@ def transform(
     assemble: str | None = None,
     wait: bool = True,
     instance_count: int = 1,
+    compression: str | None = None,
+    data_type: str = "S3Prefix",
     **extra: Any,
 ) -> dict[str, Any]:
     transform_input: dict[str, Any] = {
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
+        "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": source}},
         "SplitType": split,
     }
+    if compression:
+        transform_input["CompressionType"] = compression
     if content_type:
         transform_input["ContentType"] = content_type
     transform_output: dict[str, Any] = {"S3OutputPath": output}
