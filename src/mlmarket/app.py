@@ -16,9 +16,11 @@ from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.transform import TransformController
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
+from mlmarket.protocol.catalog import CatalogEdge
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway
 from mlmarket.services.accounts import Accounts
+from mlmarket.services.marketplace_catalog.provider import CatalogProvider
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.s3.provider import S3Provider
 from mlmarket.services.sagemaker.packages import PackagesProvider
@@ -88,6 +90,7 @@ def build(
         clock=clock,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
         s3=S3Edge(S3Provider(artifacts, clock), accounts.secret_for, clock),
+        catalog=CatalogEdge(CatalogProvider(store, clock)),
     )
     return App(
         settings,

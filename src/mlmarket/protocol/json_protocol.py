@@ -75,6 +75,8 @@ def _parse_timestamp(value: Any) -> dt.datetime:
 def to_wire(shape: Any, value: Any) -> Any:
     """Python values → wire JSON, keeping only what the shape declares."""
     kind = shape.type_name
+    if getattr(shape, "is_document_type", False):
+        return value  # a document is free-form JSON
     if kind == "structure":
         out = {}
         for name, member in shape.members.items():

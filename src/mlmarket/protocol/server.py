@@ -23,6 +23,7 @@ from aiohttp import web
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.protocol import json_protocol, rest_json, sigv4, validation
+from mlmarket.protocol.catalog import CatalogEdge
 from mlmarket.protocol.errors import (
     InternalFailure,
     NotFoundRoute,
@@ -61,6 +62,7 @@ class Gateway:
     clock: Clock
     invoke_max_body_bytes: int
     s3: S3Edge
+    catalog: CatalogEdge
 
     def __post_init__(self) -> None:
         self._sagemaker_model = service_model("sagemaker")
@@ -70,8 +72,13 @@ class Gateway:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = str(uuid.uuid4())
-        if "/s3/aws4_request" in request.headers.get("Authorization", ""):
+        authorization = request.headers.get("Authorization", "")
+        if "/s3/aws4_request" in authorization:
             return await self.s3.handle(request, request_id)
+        if "/aws-marketplace/aws4_request" in authorization:
+            return await self._answer(
+                request_id, rest_json.serialize_error, self._catalog(request, request_id)
+            )
         match = _INVOKE_PATH.match(request.path)
         if match and request.method == "POST":
             return await self._answer(
@@ -105,8 +112,21 @@ class Gateway:
             failure = InternalFailure(f"An internal error occurred (request {request_id}).")
             return _error_response(request_id, *serialize_error(failure))
 
+    async def _catalog(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        body = await _read_body(request, _CONTROL_BODY_MAX)
+
+        def authenticate(req: web.BaseRequest, sha256: str, operation: str) -> RequestContext:
+            return self._authenticate(req, sha256, operation, request_id, "aws-marketplace")
+
+        return await self.catalog.handle(request, request_id, authenticate, bytes(body))
+
     def _authenticate(
-        self, request: web.BaseRequest, payload_sha256: str, operation: str, request_id: str
+        self,
+        request: web.BaseRequest,
+        payload_sha256: str,
+        operation: str,
+        request_id: str,
+        service: str = "sagemaker",
     ) -> RequestContext:
         principal = sigv4.verify(
             method=request.method,
@@ -116,13 +136,13 @@ class Gateway:
             secret_for=self.secret_for,
             now=self.clock.now(),
         )
-        if principal.service != "sagemaker":
+        if principal.service != service:
             raise UnknownOperation(
                 f"Credential scope names service '{principal.service}', which this endpoint "
                 "does not serve here."
             )
         return RequestContext(
-            request_id, principal.account_id, principal.region, "sagemaker", operation
+            request_id, principal.account_id, principal.region, service, operation
         )
 
     async def _control(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:

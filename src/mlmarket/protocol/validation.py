@@ -34,8 +34,9 @@ def _render(value: Any) -> str:
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, patterns: bool = True) -> None:
         self.problems: list[str] = []
+        self.patterns = patterns
 
     def fail(self, value: Any, path: str, constraint: str) -> None:
         shown = "null" if value is None else f"'{_render(value)}'"
@@ -83,7 +84,7 @@ class _Walker:
         enum = shape.enum
         if enum and value not in enum:
             self.fail(value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]")
-        pattern = shape.metadata.get("pattern")
+        pattern = shape.metadata.get("pattern") if self.patterns else None
         if pattern and not patterns.matches(pattern, value):
             self.fail(value, path, f"Member must satisfy regular expression pattern: {pattern}")
 
@@ -137,8 +138,8 @@ def _join(path: str, member: str) -> str:
     return f"{path}.{name}" if path else name
 
 
-def problems(shape: Any, params: dict[str, Any]) -> list[str]:
-    walker = _Walker()
+def problems(shape: Any, params: dict[str, Any], check_patterns: bool = True) -> list[str]:
+    walker = _Walker(check_patterns)
     walker.walk(shape, params, "")
     return walker.problems
 
@@ -147,10 +148,11 @@ def validate(
     shape: Any,
     params: dict[str, Any],
     error: Callable[[str], ServiceError] = validation_exception,
+    check_patterns: bool = True,
 ) -> None:
     """Raise `error` (SageMaker's ValidationException unless the service has its own, like the
     runtime's ValidationError) listing every constraint `params` breaks."""
-    found = problems(shape, params)
+    found = problems(shape, params, check_patterns)
     if not found:
         return
     count = len(found)

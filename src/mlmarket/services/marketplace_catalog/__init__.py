@@ -1,0 +1,1 @@
+"""The AWS Marketplace Catalog API: sellers' products, as change sets."""
