@@ -7,6 +7,7 @@ import configparser
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -47,6 +48,50 @@ class BenchServer:
 
     def rss_mib(self) -> float:
         return rss_mib(self.process.pid)
+
+    def model_and_config(self, sm: Any, name: str, image: str, instance_type: str) -> None:
+        """A one-container model and a one-instance endpoint config, both named `name`."""
+        sm.create_model(
+            ModelName=name,
+            PrimaryContainer={"Image": image},
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName=name,
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": name,
+                    "InstanceType": instance_type,
+                    "InitialInstanceCount": 1,
+                }
+            ],
+        )
+
+    @contextmanager
+    def peak_rss(self) -> Iterator[PeakRss]:
+        """Sample the server's RSS every 50 ms while the block runs."""
+        peak = PeakRss(self.rss_mib(), self.rss_mib())
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                peak.peak_mib = max(peak.peak_mib, self.rss_mib())
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=sample)
+        watcher.start()
+        try:
+            yield peak
+        finally:
+            stop.set()
+            watcher.join()
+
+
+@dataclass
+class PeakRss:
+    before_mib: float
+    peak_mib: float
 
 
 @contextmanager

@@ -26,22 +26,7 @@ def main() -> None:
         empty = server.rss_mib()
         for i in range(ENDPOINTS):
             name = f"rss-{i}"
-            sm.create_model(
-                ModelName=name,
-                PrimaryContainer={"Image": IMAGE},
-                ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
-            )
-            sm.create_endpoint_config(
-                EndpointConfigName=name,
-                ProductionVariants=[
-                    {
-                        "VariantName": "AllTraffic",
-                        "ModelName": name,
-                        "InstanceType": "ml.t2.medium",
-                        "InitialInstanceCount": 1,
-                    }
-                ],
-            )
+            server.model_and_config(sm, name, IMAGE, "ml.t2.medium")
             sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
         for i in range(ENDPOINTS):
             while sm.describe_endpoint(EndpointName=f"rss-{i}")["EndpointStatus"] != "InService":

@@ -194,22 +194,7 @@ def main() -> None:
         arn = ""
         for i in range(rounds):
             name = f"bench-{i}"
-            sm.create_model(
-                ModelName=name,
-                PrimaryContainer={"Image": IMAGE},
-                ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
-            )
-            sm.create_endpoint_config(
-                EndpointConfigName=name,
-                ProductionVariants=[
-                    {
-                        "VariantName": "AllTraffic",
-                        "ModelName": name,
-                        "InstanceType": "ml.c5.large",
-                        "InitialInstanceCount": 1,
-                    }
-                ],
-            )
+            server.model_and_config(sm, name, IMAGE, "ml.c5.large")
             start = time.perf_counter()
             arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=name)["EndpointArn"]
             while sm.describe_endpoint(EndpointName=name)["EndpointStatus"] != "InService":

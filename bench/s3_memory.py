@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -45,22 +44,10 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=1024)
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
-    peak = 0.0
-    stop = threading.Event()
     with bench_server(22000) as server:
-
-        def sample() -> None:
-            nonlocal peak
-            while not stop.is_set():
-                peak = max(peak, server.rss_mib())
-                time.sleep(0.05)
-
         s3 = server.client("s3")
         s3.create_bucket(Bucket="bench")
-        baseline = server.rss_mib()
-        watcher = threading.Thread(target=sample)
-        watcher.start()
-        try:
+        with server.peak_rss() as rss:
             config = TransferConfig(
                 multipart_threshold=64 * 1024 * 1024, multipart_chunksize=64 * 1024 * 1024
             )
@@ -72,9 +59,7 @@ def main() -> None:
             s3.download_fileobj("bench", "large", sink, Config=config)
             download_s = time.perf_counter() - start
             assert sink.size == size
-        finally:
-            stop.set()
-            watcher.join()
+    baseline, peak = rss.before_mib, rss.peak_mib
     result = {
         "object_mib": args.mib,
         "rss_before_mib": baseline,

@@ -15,7 +15,6 @@ import asyncio
 import datetime as dt
 import json
 import subprocess
-import threading
 import time
 from pathlib import Path
 
@@ -104,16 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
     build_image(ROOT / "tests" / "images" / "echo", IMAGE)
-    peak = 0.0
-    stop = threading.Event()
     with bench_server(24000) as server:
-
-        def sample() -> None:
-            nonlocal peak
-            while not stop.is_set():
-                peak = max(peak, server.rss_mib())
-                time.sleep(0.05)
-
         s3 = server.client("s3")
         sm = server.client("sagemaker")
         s3.create_bucket(Bucket="bench")
@@ -128,10 +118,7 @@ def main() -> None:
             PrimaryContainer={"Image": IMAGE},
             ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
         )
-        baseline = server.rss_mib()
-        watcher = threading.Thread(target=sample)
-        watcher.start()
-        try:
+        with server.peak_rss() as rss:
             start = time.perf_counter()
             sm.create_transform_job(
                 TransformJobName="bench",
@@ -154,9 +141,7 @@ def main() -> None:
                     break
                 time.sleep(0.2)
             through = time.perf_counter() - start
-        finally:
-            stop.set()
-            watcher.join()
+        baseline, peak = rss.before_mib, rss.peak_mib
         assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
         out = s3.head_object(Bucket="bench", Key="out/records.txt.out")["ContentLength"]
         assert out == size - size % len(RECORD)

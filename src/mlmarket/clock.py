@@ -13,14 +13,3 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
-
-
-class FixedClock:
-    def __init__(self, at: dt.datetime) -> None:
-        self.at = at
-
-    def now(self) -> dt.datetime:
-        return self.at
-
-    def advance(self, seconds: float) -> None:
-        self.at += dt.timedelta(seconds=seconds)

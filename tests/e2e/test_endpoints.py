@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from tests.support.hosting import command, deploy, tarball, wait_for_status
+from tests.support.hosting import command, deploy, model_and_config, tarball, wait_for_status
 
 
 def containers_of(endpoint_arn: str) -> list[dict[str, Any]]:
@@ -248,22 +248,7 @@ def test_update_endpoint_swaps_to_the_new_config_without_downtime(
     sm: Any, rt: Any, echo_image: str, name: str
 ) -> None:
     deploy(sm, name, echo_image, environment={"GENERATION": "1"})
-    sm.create_model(
-        ModelName=name + "-v2",
-        PrimaryContainer={"Image": echo_image, "Environment": {"GENERATION": "2"}},
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=name + "-v2",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name + "-v2",
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
+    model_and_config(sm, name + "-v2", echo_image, environment={"GENERATION": "2"})
     sm.update_endpoint(EndpointName=name, EndpointConfigName=name + "-v2")
     desc = sm.describe_endpoint(EndpointName=name)
     assert desc["EndpointStatus"] == "Updating"
@@ -281,22 +266,7 @@ def test_failed_update_rolls_back_and_keeps_serving(
     sm: Any, rt: Any, echo_image: str, name: str
 ) -> None:
     deploy(sm, name, echo_image)
-    sm.create_model(
-        ModelName=name + "-bad",
-        PrimaryContainer={"Image": echo_image, "Environment": {"ON_START": "crash"}},
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=name + "-bad",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name + "-bad",
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
+    model_and_config(sm, name + "-bad", echo_image, environment={"ON_START": "crash"})
     sm.update_endpoint(EndpointName=name, EndpointConfigName=name + "-bad")
     desc = wait_for_status(sm, name)
     assert desc["EndpointStatus"] == "InService"

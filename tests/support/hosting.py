@@ -16,14 +16,27 @@ def deploy(
     name: str,
     image: str,
     *,
+    wait: bool = True,
+    **config: Any,
+) -> dict[str, Any]:
+    """Model + endpoint config + endpoint named `name`; waits for a final status."""
+    model_and_config(sm, name, image, **config)
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    return wait_for_status(sm, name) if wait else sm.describe_endpoint(EndpointName=name)
+
+
+def model_and_config(
+    sm: Any,
+    name: str,
+    image: str,
+    *,
     environment: dict[str, str] | None = None,
     model_data_url: str | None = None,
     instance_count: int = 1,
     instance_type: str = "ml.m5.large",
     variants: list[dict[str, Any]] | None = None,
-    wait: bool = True,
-) -> dict[str, Any]:
-    """Model + endpoint config + endpoint named `name`; waits for a final status."""
+) -> None:
+    """A model and an endpoint config, both named `name` (one variant unless given)."""
     container: dict[str, Any] = {"Image": image, "Environment": environment or {}}
     if model_data_url:
         container["ModelDataUrl"] = model_data_url
@@ -41,8 +54,6 @@ def deploy(
         }
     ]
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=production)
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    return wait_for_status(sm, name) if wait else sm.describe_endpoint(EndpointName=name)
 
 
 def wait_for_status(sm: Any, name: str, timeout: float = 60) -> dict[str, Any]:

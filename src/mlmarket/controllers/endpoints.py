@@ -33,7 +33,7 @@ from mlmarket.controllers.routes import (
     route_key,
 )
 from mlmarket.domain import instance_types
-from mlmarket.domain.endpoints import SERVING, EndpointStatus
+from mlmarket.domain.endpoints import SERVING, EndpointStatus, transition
 from mlmarket.execution.base import (
     ContainerEngine,
     ContainerInfo,
@@ -537,7 +537,8 @@ class EndpointController:
         current = self._reload(res)
         if current is None or current.state.get("EndpointStatus") == EndpointStatus.DELETING:
             return
-        res.state["EndpointStatus"] = str(status)
+        # the lifecycle table in domain/endpoints.py is the one authority on what may follow
+        res.state["EndpointStatus"] = str(transition(current.state["EndpointStatus"], status))
         if failure is not None:
             res.state["FailureReason"] = failure
         else:
@@ -554,15 +555,6 @@ class EndpointController:
             / endpoint.name
             / variant
             / f"{instance_id}-{host}.log"
-        )
-
-    def log_dir(self, endpoint: Resource) -> Path:
-        return (
-            self.settings.logs_dir
-            / endpoint.account_id
-            / endpoint.region
-            / "endpoints"
-            / endpoint.name
         )
 
     def _run(self, endpoint: Resource) -> _Run:

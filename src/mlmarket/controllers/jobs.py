@@ -59,15 +59,16 @@ class JobController:
         run = self._runs.setdefault(job.arn, JobRun(job))
         run.task = asyncio.ensure_future(self._guarded(job))
 
-    def stop_job(self, job: Resource) -> bool:
-        """Ask a running job to stop; False if this controller is not running it."""
+    def stop_job(self, job: Resource) -> None:
+        """Stop a job: a running one through its stop signal, one this server is not running
+        (it never started, or its task is gone) by recording it Stopped at once."""
         run = self._runs.get(job.arn)
         if run is None:
-            return False
+            self._stopped_while_down(job)
+            return
         run.job.state[self.status_key] = str(JobStatus.STOPPING)
         self._stopping(run.job)
         run.stop.set()
-        return True
 
     async def start(self) -> None:
         """Containers a previous server left are removed; its unfinished jobs start over."""

@@ -28,7 +28,10 @@ _TRANSITIONS: dict[EndpointStatus, frozenset[EndpointStatus]] = {
     EndpointStatus.CREATING: frozenset(
         {EndpointStatus.IN_SERVICE, EndpointStatus.FAILED, EndpointStatus.DELETING}
     ),
-    EndpointStatus.IN_SERVICE: frozenset({EndpointStatus.UPDATING, EndpointStatus.DELETING}),
+    # InService → Failed: a restarted server could not bring the endpoint's containers back
+    EndpointStatus.IN_SERVICE: frozenset(
+        {EndpointStatus.UPDATING, EndpointStatus.DELETING, EndpointStatus.FAILED}
+    ),
     EndpointStatus.UPDATING: frozenset(
         {EndpointStatus.IN_SERVICE, EndpointStatus.FAILED, EndpointStatus.DELETING}
     ),
@@ -51,11 +54,11 @@ def transition(current: str, target: EndpointStatus) -> EndpointStatus:
 
 
 def can_update(current: str) -> bool:
-    return current == EndpointStatus.IN_SERVICE
+    return EndpointStatus.UPDATING in _TRANSITIONS[EndpointStatus(current)]
 
 
 def can_delete(current: str) -> bool:
-    return current != EndpointStatus.DELETING
+    return EndpointStatus.DELETING in _TRANSITIONS[EndpointStatus(current)]
 
 
 class Weighted(Protocol):

@@ -333,14 +333,6 @@ class ObjectStore:
     def path_of(self, uri: str) -> Path:
         return self.locate(uri)[1].path
 
-    def put_bytes(
-        self, uri: str, data: bytes, account_id: str, region: str, now: dt.datetime
-    ) -> ObjectInfo:
-        """Store `data` at `uri` for the platform's own use, creating the bucket."""
-        bucket, key = split_uri(uri)
-        self.create_bucket(bucket, account_id, region, now)
-        return self.put_chunks(iter([data]), bucket, key, "binary/octet-stream", now)
-
     def put_file(
         self, path: Path, bucket: str, key: str, content_type: str, now: dt.datetime
     ) -> ObjectInfo:

@@ -323,13 +323,17 @@ class CatalogProvider:
         staged[key] = entity
         return entity
 
-    def describe_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        self._catalog(p)
-        record = self.store.get(ctx.account_id, GLOBAL, CHANGESET_KIND, p["ChangeSetId"])
+    def _change_set(self, ctx: RequestContext, change_set_id: str) -> Resource:
+        record = self.store.get(ctx.account_id, GLOBAL, CHANGESET_KIND, change_set_id)
         if record is None:
             raise catalog_error(
-                "ResourceNotFoundException", f"Change set {p['ChangeSetId']} was not found."
+                "ResourceNotFoundException", f"Change set {change_set_id} was not found."
             )
+        return record
+
+    def describe_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        self._catalog(p)
+        record = self._change_set(ctx, p["ChangeSetId"])
         changes = [
             {k: v for k, v in c.items() if k != "Details" or v is not None}
             for c in record.spec["ChangeSet"]
@@ -375,11 +379,7 @@ class CatalogProvider:
 
     def cancel_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
-        record = self.store.get(ctx.account_id, GLOBAL, CHANGESET_KIND, p["ChangeSetId"])
-        if record is None:
-            raise catalog_error(
-                "ResourceNotFoundException", f"Change set {p['ChangeSetId']} was not found."
-            )
+        record = self._change_set(ctx, p["ChangeSetId"])
         if record.state["Status"] != "PREPARING":
             raise catalog_error(
                 "ResourceInUseException",

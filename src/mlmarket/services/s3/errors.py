@@ -29,11 +29,3 @@ def no_such_upload(upload_id: str) -> CommonServiceError:
         404,
         UploadId=upload_id,
     )
-
-
-def malformed_xml() -> CommonServiceError:
-    return s3_error(
-        "MalformedXML",
-        "The XML you provided was not well-formed or did not validate against our published "
-        "schema.",
-    )

@@ -45,21 +45,14 @@ class Jobs:
                 f"({self.arn(ctx, name)})"
             )
 
-    def stop(
-        self,
-        ctx: RequestContext,
-        name: str,
-        stop_running: Callable[[Resource], bool],
-        mark_stopped: Callable[[Resource], None],
-    ) -> None:
+    def stop(self, ctx: RequestContext, name: str, stop_job: Callable[[Resource], None]) -> None:
         job = self.get(ctx, name)
         status = job.state[self.status_key]
         if status in FINAL or status == JobStatus.STOPPING:
             raise validation_exception(
                 f"The request was rejected because the {self.noun} is in status {status}."
             )
-        if not stop_running(job):
-            mark_stopped(job)
+        stop_job(job)
 
     def list(
         self,

@@ -29,11 +29,9 @@ class PackagesProvider:
         self.clock = clock
         self.engine = engine
         self.validator = validator
-        self.packages = Kind(store, clock, "model-package", "model-package", "model package")
-        self.groups = Kind(
-            store, clock, "model-package-group", "model-package-group", "model package group"
-        )
-        self.algorithms = Kind(store, clock, "algorithm", "algorithm", "algorithm")
+        self.packages = Kind(store, clock, "model-package")
+        self.groups = Kind(store, clock, "model-package-group")
+        self.algorithms = Kind(store, clock, "algorithm")
 
     # -- shared by packages and algorithms --
 
@@ -165,20 +163,10 @@ class PackagesProvider:
         self.validator.start(res, "ModelPackageStatus", "ModelPackageStatusDetails")
         return {"ModelPackageArn": res.arn}
 
-    def _package(self, ctx: RequestContext, name: str) -> Resource:
-        # an ARN, a versioned ARN or a name
-        return self.packages.require(ctx, name.split(":model-package/", 1)[-1])
-
     def describe_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        res = self._package(ctx, p["ModelPackageName"])
-        out = dict(res.spec)
-        out.update(res.state)
-        out.update(
-            ModelPackageArn=res.arn,
-            CreationTime=res.created,
-            LastModifiedTime=res.modified,
-            CertifyForMarketplace=bool(res.spec.get("CertifyForMarketplace")),
-        )
+        res = self.packages.require(ctx, p["ModelPackageName"])
+        out = _described(res, "ModelPackageArn")
+        out["LastModifiedTime"] = res.modified
         return out
 
     def list_model_packages(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +197,7 @@ class PackagesProvider:
         }
 
     def delete_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        res = self._package(ctx, p["ModelPackageName"])
+        res = self.packages.require(ctx, p["ModelPackageName"])
         self.store.delete(res.account_id, res.region, res.kind, res.name)
         return {}
 
@@ -238,15 +226,7 @@ class PackagesProvider:
         return {"AlgorithmArn": res.arn}
 
     def describe_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        res = self.algorithms.require(ctx, p["AlgorithmName"].split(":algorithm/", 1)[-1])
-        out = dict(res.spec)
-        out.update(res.state)
-        out.update(
-            AlgorithmArn=res.arn,
-            CreationTime=res.created,
-            CertifyForMarketplace=bool(res.spec.get("CertifyForMarketplace")),
-        )
-        return out
+        return _described(self.algorithms.require(ctx, p["AlgorithmName"]), "AlgorithmArn")
 
     def list_algorithms(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         items, token = list_resources(
@@ -267,8 +247,21 @@ class PackagesProvider:
         }
 
     def delete_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        self.algorithms.delete(ctx, p["AlgorithmName"].split(":algorithm/", 1)[-1])
+        self.algorithms.delete(ctx, p["AlgorithmName"])
         return {}
+
+
+def _described(res: Resource, arn_key: str) -> dict[str, Any]:
+    out = dict(res.spec)
+    out.update(res.state)
+    out.update(
+        {
+            arn_key: res.arn,
+            "CreationTime": res.created,
+            "CertifyForMarketplace": bool(res.spec.get("CertifyForMarketplace")),
+        }
+    )
+    return out
 
 
 def _refuse_builtin_lineage(containers: list[dict[str, Any]]) -> None:

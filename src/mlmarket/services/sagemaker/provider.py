@@ -28,12 +28,10 @@ class SageMakerProvider:
         self.clock = clock
         self.quotas = quotas
         self.controller = endpoints
-        self.models = Kind(store, clock, "model", "model", "model")
-        self.configs = Kind(
-            store, clock, "endpoint-config", "endpoint-config", "endpoint configuration"
-        )
-        self.endpoints = Kind(store, clock, "endpoint", "endpoint", "endpoint")
-        self.packages = Kind(store, clock, "model-package", "model-package", "model package")
+        self.models = Kind(store, clock, "model")
+        self.configs = Kind(store, clock, "endpoint-config")
+        self.endpoints = Kind(store, clock, "endpoint")
+        self.packages = Kind(store, clock, "model-package")
 
     # -- models --
 
@@ -70,7 +68,7 @@ class SageMakerProvider:
                     )
                 expanded.append(container)
                 continue
-            package = self.packages.get(ctx, package_name.split(":model-package/", 1)[-1])
+            package = self.packages.get(ctx, package_name)
             if package is None:
                 raise validation_exception(
                     f"Model package {package_name} does not exist in account {ctx.account_id} "

@@ -14,27 +14,36 @@ from mlmarket.domain import arns
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import MetadataStore, Resource
 
+# How SageMaker's messages name a kind, where that is not its ARN type with spaces.
+_NOUNS = {"endpoint-config": "endpoint configuration"}
+
 
 class Kind:
-    def __init__(
-        self, store: MetadataStore, clock: Clock, kind: str, arn_type: str, noun: str
-    ) -> None:
+    def __init__(self, store: MetadataStore, clock: Clock, kind: str) -> None:
         self.store = store
         self.clock = clock
-        self.kind = kind
-        self.arn_type = arn_type
-        self.noun = noun  # as SageMaker words its messages: "model", "endpoint configuration"
+        self.kind = kind  # also the resource type in its ARNs
+        self.noun = _NOUNS.get(kind, kind.replace("-", " "))  # "Could not find <noun> …"
 
     def arn(self, ctx: RequestContext, name: str) -> str:
-        return arns.sagemaker(ctx.region, ctx.account_id, self.arn_type, name)
+        return arns.sagemaker(ctx.region, ctx.account_id, self.kind, name)
+
+    def _key(self, name_or_arn: str) -> str:
+        """APIs take a name or an ARN (…:model-package/name[/version]); rows keep names."""
+        return name_or_arn.split(f":{self.kind}/", 1)[-1].lower()
+
+    def _not_found(self, ctx: RequestContext, name: str) -> Exception:
+        return validation_exception(
+            f'Could not find {self.noun} "{self.arn(ctx, self._key(name))}".'
+        )
 
     def get(self, ctx: RequestContext, name: str) -> Resource | None:
-        return self.store.get(ctx.account_id, ctx.region, self.kind, name.lower())
+        return self.store.get(ctx.account_id, ctx.region, self.kind, self._key(name))
 
     def require(self, ctx: RequestContext, name: str) -> Resource:
         found = self.get(ctx, name)
         if found is None:
-            raise validation_exception(f'Could not find {self.noun} "{self.arn(ctx, name)}".')
+            raise self._not_found(ctx, name)
         return found
 
     def create(
@@ -57,8 +66,8 @@ class Kind:
         return res
 
     def delete(self, ctx: RequestContext, name: str) -> None:
-        if not self.store.delete(ctx.account_id, ctx.region, self.kind, name.lower()):
-            raise validation_exception(f'Could not find {self.noun} "{self.arn(ctx, name)}".')
+        if not self.store.delete(ctx.account_id, ctx.region, self.kind, self._key(name)):
+            raise self._not_found(ctx, name)
 
     def all(self, ctx: RequestContext) -> list[Resource]:
         return self.store.list(ctx.account_id, ctx.region, self.kind)

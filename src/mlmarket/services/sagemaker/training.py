@@ -173,12 +173,5 @@ class TrainingProvider:
         return {"TrainingJobSummaries": summaries, "NextToken": token}
 
     def stop_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def mark_stopped(job: Resource) -> None:
-            job.state["TrainingJobStatus"] = str(JobStatus.STOPPED)
-            job.state["SecondaryStatus"] = "Stopped"
-            enter(job.state["SecondaryStatusTransitions"], "Stopped", self.clock.now())
-            job.modified = self.clock.now()
-            self.store.update(job)
-
-        self.jobs.stop(ctx, p["TrainingJobName"], self.controller.stop_job, mark_stopped)
+        self.jobs.stop(ctx, p["TrainingJobName"], self.controller.stop_job)
         return {}

@@ -35,7 +35,7 @@ class TransformProvider:
         self.clock = clock
         self.controller = controller
         self.jobs = Jobs(store, KIND, "job", "TransformJobStatus")
-        self.models = Kind(store, clock, "model", "model", "model")
+        self.models = Kind(store, clock, "model")
 
     def create_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name = p["TransformJobName"]
@@ -129,10 +129,5 @@ class TransformProvider:
         return {"TransformJobSummaries": summaries, "NextToken": token}
 
     def stop_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        def mark_stopped(job: Resource) -> None:
-            job.state["TransformJobStatus"] = str(JobStatus.STOPPED)
-            job.modified = self.clock.now()
-            self.store.update(job)
-
-        self.jobs.stop(ctx, p["TransformJobName"], self.controller.stop_job, mark_stopped)
+        self.jobs.stop(ctx, p["TransformJobName"], self.controller.stop_job)
         return {}

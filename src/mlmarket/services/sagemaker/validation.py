@@ -169,11 +169,9 @@ class Validator:
                 done = await self._wait(
                     "describe_training_job", ctx, {"TrainingJobName": job}, "TrainingJobStatus"
                 )
-                if done["TrainingJobStatus"] != "Completed":
-                    return (
-                        f"Training job {job} ended {done['TrainingJobStatus']}: "
-                        f"{done.get('FailureReason', '')}"
-                    ).strip(": ")
+                failed = _unless_completed("Training", job, done, "TrainingJobStatus")
+                if failed:
+                    return failed
                 model_data = done["ModelArtifacts"]["S3ModelArtifacts"]
             transform = profile.get("TransformJobDefinition")
             if transform is None or not spec.get("InferenceSpecification"):
@@ -206,12 +204,7 @@ class Validator:
             done = await self._wait(
                 "describe_transform_job", ctx, {"TransformJobName": job}, "TransformJobStatus"
             )
-            if done["TransformJobStatus"] != "Completed":
-                return (
-                    f"Transform job {job} ended {done['TransformJobStatus']}: "
-                    f"{done.get('FailureReason', '')}"
-                ).strip(": ")
-            return None
+            return _unless_completed("Transform", job, done, "TransformJobStatus")
         except ServiceError as exc:
             return f"{exc.error_code}: {exc.message}"
 
@@ -228,6 +221,14 @@ class Validator:
     def _save(self, res: Resource) -> None:
         res.modified = self.clock.now()
         self.store.update(res)
+
+
+def _unless_completed(noun: str, job: str, done: dict[str, Any], status_key: str) -> str | None:
+    """None if the job completed, else what the profile's FailureReason says of it."""
+    if done[status_key] == "Completed":
+        return None
+    reason = done.get("FailureReason")
+    return f"{noun} job {job} ended {done[status_key]}" + (f": {reason}" if reason else "")
 
 
 def _data_uris(spec: dict[str, Any]) -> list[str]:
