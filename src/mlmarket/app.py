@@ -20,6 +20,9 @@ from mlmarket.protocol.catalog import CatalogEdge
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway
 from mlmarket.services.accounts import Accounts
+from mlmarket.services.marketplace.listings import Listings
+from mlmarket.services.marketplace.metering import Meter
+from mlmarket.services.marketplace.provider import MarketplaceProvider
 from mlmarket.services.marketplace_catalog.provider import CatalogProvider
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.s3.provider import S3Provider
@@ -30,7 +33,7 @@ from mlmarket.services.sagemaker.transform import TransformProvider
 from mlmarket.services.sagemaker.validation import Validator
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.blobs import S3Blobs
-from mlmarket.storage.metadata import MetadataStore
+from mlmarket.storage.metadata import MetadataStore, UsageStore
 from mlmarket.storage.objects import ObjectStore
 
 log = logging.getLogger("mlmarket")
@@ -47,6 +50,7 @@ class App:
     endpoints: EndpointController
     training: TrainingController
     transform: TransformController
+    meter: Meter
     gateway: Gateway
 
 
@@ -70,19 +74,22 @@ def build(
     artifacts = ObjectStore(store.engine, settings.artifacts_dir, backend)
     engine = engine or DockerEngine(settings.docker_socket)
     routes = RoutingTable()
-    endpoints = EndpointController(settings, store, artifacts, engine, routes, clock)
-    training = TrainingController(settings, store, artifacts, engine, clock)
-    transform = TransformController(settings, store, artifacts, engine, clock)
+    meter = Meter(UsageStore(store), clock)
+    listings = Listings(store, artifacts, clock)
+    listings.ensure_bucket()
+    endpoints = EndpointController(settings, store, artifacts, engine, routes, clock, meter)
+    training = TrainingController(settings, store, artifacts, engine, clock, meter)
+    transform = TransformController(settings, store, artifacts, engine, clock, meter)
     quotas = Quotas(store)
     sagemaker: list[object] = [
-        SageMakerProvider(store, clock, endpoints, quotas),
-        TrainingProvider(store, artifacts, clock, training, quotas),
+        SageMakerProvider(store, clock, endpoints, quotas, listings),
+        TrainingProvider(store, artifacts, clock, training, quotas, listings),
         TransformProvider(store, artifacts, clock, transform, quotas),
     ]
     # validation drives the same providers a seller's own calls reach
     validator = Validator(store, artifacts, engine, clock, sagemaker)
-    sagemaker.append(PackagesProvider(store, clock, engine, validator))
-    runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds)
+    sagemaker.append(PackagesProvider(store, clock, engine, validator, listings))
+    runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds, meter=meter)
     gateway = Gateway(
         secret_for=accounts.secret_for,
         sagemaker=sagemaker,
@@ -90,7 +97,8 @@ def build(
         clock=clock,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
         s3=S3Edge(S3Provider(artifacts, clock), accounts.secret_for, clock),
-        catalog=CatalogEdge(CatalogProvider(store, clock)),
+        catalog=CatalogEdge(CatalogProvider(store, clock, listings)),
+        mlmarket=[MarketplaceProvider(store, listings, meter, clock)],
     )
     return App(
         settings,
@@ -102,6 +110,7 @@ def build(
         endpoints,
         training,
         transform,
+        meter,
         gateway,
     )
 
@@ -112,6 +121,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, app.settings.host, app.settings.port, reuse_address=True)
+    app.meter.recover()
+    app.meter.start_flushing()
     await app.endpoints.start()
     await app.training.start()
     await app.transform.start()
@@ -126,5 +137,6 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await app.endpoints.stop()
         await app.training.stop()
         await app.transform.stop()
+        await app.meter.stop_flushing()
         await app.engine.close()
         app.store.close()

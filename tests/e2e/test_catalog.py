@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support import marketplace as mp
+from tests.support.marketplace import run
 from tests.support.server import ServerProcess
 
 SELLER = "123456789012"
@@ -66,34 +68,19 @@ def certified(sm: Any, s3: Any, echo_image: str) -> str:
     return str(arn)
 
 
-def run(catalog: Any, changes: list[dict[str, Any]], intent: str = "APPLY") -> dict[str, Any]:
-    started = catalog.start_change_set(Catalog="AWSMarketplace", ChangeSet=changes, Intent=intent)
-    deadline = time.monotonic() + 20
-    while True:
-        desc = catalog.describe_change_set(
-            Catalog="AWSMarketplace", ChangeSetId=started["ChangeSetId"]
-        )
-        if desc["Status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            return dict(desc)
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-
-
 def delivery(arn: str, title: str) -> dict[str, Any]:
-    return {
-        "Version": {"VersionTitle": title, "ReleaseNotes": "first"},
-        "DeliveryOptions": [
-            {
-                "Details": {
-                    "SageMakerModelPackageDeliveryOptionDetails": {
-                        "SageMakerModelPackageArn": arn,
-                        "AccessRoleArn": ROLE,
-                        "UsageInstructions": "POST text",
-                    }
-                }
-            }
-        ],
-    }
+    return mp.delivery(arn, title, ROLE)
+
+
+FREE = mp.change(
+    "UpdatePricingTerms",
+    "$offer.Entity.Identifier",
+    {"PricingModel": "Free", "Terms": []},
+    entity_type=mp.OFFER,
+)
+OFFER = mp.change(
+    "CreateOffer", None, {"ProductId": "$product.Entity.Identifier"}, "offer", mp.OFFER
+)
 
 
 def test_a_product_is_created_given_a_version_and_released(catalog: Any, certified: str) -> None:
@@ -106,6 +93,8 @@ def test_a_product_is_created_given_a_version_and_released(catalog: Any, certifi
                 "Entity": {"Type": "MachineLearningProduct@1.0"},
                 "DetailsDocument": {"ProductTitle": "Echo"},
             },
+            OFFER,
+            FREE,
             {
                 "ChangeType": "UpdateInformation",
                 "Entity": {
@@ -132,7 +121,7 @@ def test_a_product_is_created_given_a_version_and_released(catalog: Any, certifi
             },
         ],
     )
-    assert desc["Status"] == "SUCCEEDED", desc
+    assert desc["Status"] == "SUCCEEDED", desc["ChangeSet"]
     product = desc["ChangeSet"][0]["Entity"]["Identifier"]
     assert product.startswith("prod-")
     entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)
@@ -184,6 +173,8 @@ def test_only_certified_validated_own_assets_can_be_listed(
                     "Entity": {"Type": "MachineLearningProduct@1.0"},
                     "DetailsDocument": {},
                 },
+                OFFER_P,
+                FREE,
                 {
                     "ChangeType": "AddDeliveryOptions",
                     "Entity": {
@@ -195,7 +186,7 @@ def test_only_certified_validated_own_assets_can_be_listed(
             ],
         )
         assert desc["Status"] == "FAILED"
-        return str(desc["ChangeSet"][1]["ErrorDetailList"][0]["ErrorCode"])
+        return str(desc["ChangeSet"][3]["ErrorDetailList"][0]["ErrorCode"])
 
     assert add(certified.replace(SELLER, "210987654321")) == "INVALID_ASSET_ARN"
     assert add(certified + "-missing") == "ASSET_NOT_FOUND"
@@ -209,6 +200,9 @@ def test_only_certified_validated_own_assets_can_be_listed(
     )
     uncertified = certified.replace("listed-package", "not-certified")
     assert add(uncertified) == "ASSET_VALIDATION_EXCEPTION"
+
+
+OFFER_P = mp.change("CreateOffer", None, {"ProductId": "$p.Entity.Identifier"}, "offer", mp.OFFER)
 
 
 def test_validate_intent_checks_without_applying(catalog: Any) -> None:

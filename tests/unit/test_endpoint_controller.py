@@ -13,6 +13,7 @@ from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.execution.fake import FakeEngine
+from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
@@ -37,16 +38,16 @@ class Platform:
         self.engine = engine
         self.store = MetadataStore(settings.database_url)
         self.routes = RoutingTable()
+        objects = ObjectStore(self.store.engine, settings.artifacts_dir)
         self.controller = EndpointController(
-            settings,
-            self.store,
-            ObjectStore(self.store.engine, settings.artifacts_dir),
-            engine,
-            self.routes,
-            SystemClock(),
+            settings, self.store, objects, engine, self.routes, SystemClock()
         )
         self.sagemaker = SageMakerProvider(
-            self.store, SystemClock(), self.controller, Quotas(self.store)
+            self.store,
+            SystemClock(),
+            self.controller,
+            Quotas(self.store),
+            Listings(self.store, objects, SystemClock()),
         )
         self.runtime = RuntimeProvider(self.routes, timeout_seconds=1.0)
 

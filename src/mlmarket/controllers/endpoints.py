@@ -32,7 +32,7 @@ from mlmarket.controllers.routes import (
     VariantRoute,
     route_key,
 )
-from mlmarket.domain import instance_types
+from mlmarket.domain import instance_types, marketplace
 from mlmarket.domain.endpoints import SERVING, EndpointStatus, transition
 from mlmarket.execution.base import (
     ContainerEngine,
@@ -44,6 +44,7 @@ from mlmarket.execution.base import (
 )
 from mlmarket.execution.http1 import ConnectionPool
 from mlmarket.limits import CONTAINER_PORT
+from mlmarket.services.marketplace.metering import Meter
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 
@@ -92,7 +93,9 @@ class EndpointController:
         engine: ContainerEngine,
         routes: RoutingTable,
         clock: Clock,
+        meter: Meter | None = None,
     ) -> None:
+        self.meter = meter  # instance time of endpoints that serve AWS Marketplace models
         self.settings = settings
         self.store = store
         self.artifacts = artifacts
@@ -307,7 +310,13 @@ class EndpointController:
         for variant in deployment["Variants"]:
             mine = [i for i in instances if i.variant == variant["VariantName"]]
             variants.append(
-                VariantRoute(variant["VariantName"], variant["Weight"], mine, variant["Mode"])
+                VariantRoute(
+                    variant["VariantName"],
+                    variant["Weight"],
+                    mine,
+                    variant["Mode"],
+                    variant.get("Marketplace"),
+                )
             )
         return variants
 
@@ -380,6 +389,15 @@ class EndpointController:
             await self._retire(endpoint, [instance])
             raise
         instance.healthy = True
+        origin = variant.get("Marketplace")
+        if origin is not None and self.meter is not None:
+            instance.meter_id = self.meter.start(
+                endpoint.account_id,
+                origin,
+                marketplace.dimension(variant["InstanceType"], marketplace.REALTIME),
+                endpoint.arn,
+                1,
+            )
         return instance
 
     async def _model_mounts(
@@ -510,6 +528,9 @@ class EndpointController:
                 del run.instances[instance.instance_id]
             instance.healthy = False
             instance.close()
+            if self.meter is not None:
+                self.meter.stop(instance.meter_id)
+                instance.meter_id = None
         await asyncio.gather(
             *(self._remove_container(c.info) for i in instances for c in i.containers)
         )

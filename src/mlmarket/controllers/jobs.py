@@ -12,6 +12,7 @@ from mlmarket.clock import Clock
 from mlmarket.config import Settings
 from mlmarket.domain.training import JobStatus
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
+from mlmarket.services.marketplace.metering import Meter
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 
@@ -44,7 +45,9 @@ class JobController:
         objects: ObjectStore,
         engine: ContainerEngine,
         clock: Clock,
+        meter: Meter | None = None,
     ) -> None:
+        self.meter = meter  # records instance time of jobs that run AWS Marketplace products
         self.settings = settings
         self.store = store
         self.objects = objects

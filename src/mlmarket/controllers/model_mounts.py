@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 from mlmarket.config import Settings
+from mlmarket.domain import marketplace
 from mlmarket.execution import model_data
 from mlmarket.execution.base import Mount
 from mlmarket.limits import MODEL_ARCHIVE_MAX_MEMBERS
@@ -34,14 +35,19 @@ async def model_mounts(
         bucket, found = objects.locate(url)
     except (ArtifactNotFound, InvalidArtifactUri):
         bucket, found = None, None
-    if bucket is None or found is None or bucket.account_id != account_id:
+    # marketplace-owned copies of listed artifacts are read on the buyer's behalf, in any region
+    listed = bucket is not None and (bucket.name, bucket.account_id) == (
+        marketplace.ARTIFACT_BUCKET,
+        marketplace.ARTIFACT_OWNER,
+    )
+    if bucket is None or found is None or (bucket.account_id != account_id and not listed):
         # another account's bucket is as good as missing: there are no bucket policies
         raise ModelDataUnavailable(
             f'Failed to download model data for container "{hostname}" from URL "{url}". '
             "Please ensure that there is an object located at the URL and that the role "
             "passed to CreateModel has permissions to download the object."
         )
-    if bucket.region != region:
+    if bucket.region != region and not listed:
         raise ModelDataUnavailable(
             f'Failed to download model data for container "{hostname}" from URL "{url}": '
             f"the bucket is in {bucket.region}, and model data must be in the {owner}'s "

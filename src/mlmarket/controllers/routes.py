@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlmarket.domain.endpoints import choose_weighted
 from mlmarket.execution.base import ContainerInfo
@@ -30,6 +31,7 @@ class InstanceRuntime:
     variant: str
     containers: list[ContainerRuntime]
     healthy: bool = False
+    meter_id: int | None = None  # its open interval of metered instance time, if any
 
     def close(self) -> None:
         for container in self.containers:
@@ -43,6 +45,8 @@ class VariantRoute:
     instances: list[InstanceRuntime]
     # Single (one container), Serial (pipeline) or Direct (caller names the container)
     mode: str = "Single"
+    # the AWS Marketplace product it serves (services/marketplace/listings.py), for metering
+    origin: dict[str, Any] | None = None
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick_instance(self) -> InstanceRuntime | None:

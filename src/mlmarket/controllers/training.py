@@ -26,7 +26,7 @@ from typing import Any
 from mlmarket.controllers import channels, images
 from mlmarket.controllers.checkpoints import CheckpointSync
 from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
-from mlmarket.domain import instance_types
+from mlmarket.domain import instance_types, marketplace
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     FINAL,
@@ -107,7 +107,8 @@ class TrainingController(JobController):
         policy = self._policy(job) if spot else InterruptionPolicy()
         begun = time.monotonic()
 
-        algorithm = spec["AlgorithmSpecification"]
+        # a job made from an algorithm resource runs what that algorithm declares
+        algorithm = dict(spec["AlgorithmSpecification"], **(spec.get("_Run") or {}))
         resolved = await images.resolve(self.engine, algorithm["TrainingImage"])
         if resolved is None:
             raise JobFailed(
@@ -547,6 +548,18 @@ class TrainingController(JobController):
             state["BillableTimeInSeconds"] = min(
                 state.get("BillableTimeInSeconds", seconds), seconds
             )
+            origin = job.spec.get("_Marketplace")
+            if origin is not None and self.meter is not None:
+                resources = job.spec["ResourceConfig"]
+                self.meter.span(
+                    job.account_id,
+                    origin,
+                    marketplace.dimension(resources["InstanceType"], marketplace.TRAINING),
+                    job.arn,
+                    int(resources["InstanceCount"]),
+                    start,
+                    state["BillableTimeInSeconds"],
+                )
         self._save(job)
 
     def _job_dir(self, job: Resource) -> Path:

@@ -26,7 +26,7 @@ from mlmarket.controllers import channels, images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.controllers.jobs import JobController, JobFailed
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
-from mlmarket.domain import instance_types, records
+from mlmarket.domain import instance_types, marketplace, records
 from mlmarket.domain.data_processing import DataProcessing, DataProcessingError
 from mlmarket.domain.training import FINAL, JobStatus
 from mlmarket.domain.transform import (
@@ -397,6 +397,19 @@ class TransformController(JobController):
         if reason:
             job.state["FailureReason"] = reason[:1024]
         job.state["TransformEndTime"] = self.clock.now()
+        origin = job.spec["ModelSnapshot"].get("Marketplace")
+        started = job.state.get("TransformStartTime")
+        if origin is not None and started is not None and self.meter is not None:
+            resources = job.spec["TransformResources"]
+            self.meter.span(
+                job.account_id,
+                origin,
+                marketplace.dimension(resources["InstanceType"], marketplace.BATCH),
+                job.arn,
+                int(resources.get("InstanceCount", 1)),
+                started,
+                (job.state["TransformEndTime"] - started).total_seconds(),
+            )
         self._save(job)
 
     def _log_dir(self, job: Resource) -> Path:

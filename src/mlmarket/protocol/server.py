@@ -63,9 +63,14 @@ class Gateway:
     invoke_max_body_bytes: int
     s3: S3Edge
     catalog: CatalogEdge
+    mlmarket: list[Any]  # providers of mlmarket's own API (subscriptions, usage)
 
     def __post_init__(self) -> None:
-        self._sagemaker_model = service_model("sagemaker")
+        # awsJson services by X-Amz-Target prefix: (signing name, model, providers)
+        self._json_services: dict[str, tuple[str, Any, list[Any]]] = {
+            "SageMaker": ("sagemaker", service_model("sagemaker"), self.sagemaker),
+            "MLMarket": ("mlmarket", service_model("mlmarket"), self.mlmarket),
+        }
         self._invoke = rest_json.OperationBinding(
             operation_model("sagemaker-runtime", "InvokeEndpoint")
         )
@@ -149,14 +154,17 @@ class Gateway:
         target = request.headers["X-Amz-Target"]
         prefix, _, name = target.partition(".")
         body = await _read_body(request, _CONTROL_BODY_MAX)
-        ctx = self._authenticate(request, hashlib.sha256(body).hexdigest(), name, request_id)
-        if prefix != "SageMaker" or name not in self._sagemaker_model.operation_names:
+        service, model, providers = self._json_services.get(prefix, ("sagemaker", None, []))
+        ctx = self._authenticate(
+            request, hashlib.sha256(body).hexdigest(), name, request_id, service
+        )
+        if model is None or name not in model.operation_names:
             raise UnknownOperation(f"Operation {target} is unknown.")
         method = snake_case(name)
-        handler = next((getattr(p, method) for p in self.sagemaker if hasattr(p, method)), None)
+        handler = next((getattr(p, method) for p in providers if hasattr(p, method)), None)
         if handler is None:
             raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
-        op = self._sagemaker_model.operation_model(name)
+        op = model.operation_model(name)
         params = json_protocol.from_wire(op.input_shape, json_protocol.parse_body(body))
         validation.validate(op.input_shape, params)
         result = handler(ctx, params)

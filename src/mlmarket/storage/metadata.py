@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Engine,
+    Float,
     Integer,
     MetaData,
     String,
@@ -66,6 +67,23 @@ resources = Table(
     Column("modified", DateTime(timezone=True), nullable=False),
     Column("spec", Text, nullable=False),
     Column("state", Text, nullable=False),
+)
+
+# Metered marketplace usage. A row is either an interval of instance time (`started`, `ended`
+# NULL while it runs, `instances`) or a number of units (`quantity`) counted at `started`.
+usage = Table(
+    "usage",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("buyer", String(12), nullable=False, index=True),
+    Column("seller", String(12), nullable=False, index=True),
+    Column("product_id", String(64), nullable=False),
+    Column("dimension", String(128), nullable=False),
+    Column("resource_arn", String(2048), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False),
+    Column("ended", DateTime(timezone=True)),
+    Column("instances", Integer),
+    Column("quantity", Float),
 )
 
 
@@ -200,6 +218,74 @@ class MetadataStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(resources).where(resources.c.kind == kind)).all()
         return (_resource(r) for r in rows)
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    buyer: AccountId
+    seller: AccountId
+    product_id: str
+    dimension: str
+    resource_arn: Arn
+    started: dt.datetime
+    ended: dt.datetime | None
+    instances: int | None
+    quantity: float | None
+
+
+class UsageStore:
+    """The `usage` table: instance-time intervals and counted units."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self.engine = store.engine
+
+    def open_interval(self, row: UsageRow) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(usage.insert().values(**row.__dict__))
+        key = result.inserted_primary_key
+        assert key is not None
+        return int(key[0])
+
+    def close_interval(self, row_id: int, ended: dt.datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                usage.update()
+                .where(usage.c.id == row_id, usage.c.ended.is_(None))
+                .values(ended=ended)
+            )
+
+    def close_all_open(self, ended: dt.datetime) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(usage.update().where(usage.c.ended.is_(None)).values(ended=ended))
+        return int(result.rowcount)
+
+    def add(self, rows: list[UsageRow]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(usage.insert(), [r.__dict__ for r in rows])
+
+    def rows(self, buyer: str | None = None, seller: str | None = None) -> list[UsageRow]:
+        query = select(usage)
+        if buyer is not None:
+            query = query.where(usage.c.buyer == buyer)
+        if seller is not None:
+            query = query.where(usage.c.seller == seller)
+        with self.engine.connect() as conn:
+            found = conn.execute(query.order_by(usage.c.id)).all()
+        return [
+            UsageRow(
+                r.buyer,
+                r.seller,
+                r.product_id,
+                r.dimension,
+                r.resource_arn,
+                _utc(r.started),
+                _utc(r.ended) if r.ended else None,
+                r.instances,
+                r.quantity,
+            )
+            for r in found
+        ]
 
 
 def _key_clause(account_id: str, region: str, kind: str, name: str) -> tuple[Any, ...]:

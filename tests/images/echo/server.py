@@ -12,6 +12,7 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     {"model": true}                answer the files under /opt/ml/model
     {"whoami": true}               answer the container's hostname and network interfaces
     {"write": path}                try to write a file, answer what happened
+    {"units": n}                   answer 200 declaring n inferences (X-Amzn-Inference-Metering)
   anything else: echo the body, its Content-Type and custom attributes, transformed by
     TRANSFORM=upper     upper-cased
     FAIL_ON=text        answer 400 when the body contains text
@@ -79,6 +80,9 @@ async def command(body):
     if "whoami" in cmd:
         me = {"hostname": socket.gethostname(), "interfaces": sorted(os.listdir("/sys/class/net"))}
         return answer(200, json.dumps(me).encode(), "application/json")
+    if "units" in cmd:
+        metering = json.dumps({"Dimension": "inference.count", "ConsumedUnits": cmd["units"]})
+        return answer(200, b"metered", "text/plain", [("X-Amzn-Inference-Metering", metering)])
     if "write" in cmd:
         try:
             with open(cmd["write"], "w") as f:

@@ -16,21 +16,47 @@ import json
 import re
 import secrets
 import string
+import uuid
 from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import regions
+from mlmarket.domain import marketplace, pricing, regions
 from mlmarket.protocol.catalog import catalog_error
+from mlmarket.services.marketplace.listings import Listings
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 CATALOG = "AWSMarketplace"
 PRODUCT_TYPE = "MachineLearningProduct@1.0"
+OFFER_TYPE = "Offer@1.0"
 ENTITY_KIND = "mp-entity"
 CHANGESET_KIND = "mp-changeset"
 GLOBAL = "global"  # the catalog is one per account, whatever region calls it
 _ALPHABET = string.ascii_lowercase + string.digits
 _REFERENCE = re.compile(r"^\$(?P<change>[\w-]+)\.Entity\.Identifier$")
+_ROLE = re.compile(r"^arn:aws:iam::\d{12}:role(/[A-Za-z0-9_+=,.@-]+)?$")
+_DUPLICATE_TITLE = "The provided version title is already in use. Create a unique version title."
+_DETAIL_TYPES = {
+    "SageMakerModelPackageDeliveryOptionDetails": "SageMakerModelPackage",
+    "SageMakerAlgorithmDeliveryOptionDetails": "SageMakerAlgorithm",
+}
+_SOURCE_KEYS = {"SageMakerModelPackage": "ModelPackageArn", "SageMakerAlgorithm": "AlgorithmArn"}
+_ARN_KEYS = {
+    "SageMakerModelPackage": "SageMakerModelPackageArn",
+    "SageMakerAlgorithm": "SageMakerAlgorithmArn",
+}
+# UpdateInformation: field → maximum length (0: a list of strings)
+_INFORMATION = {
+    "ProductTitle": 72,
+    "ShortDescription": 1000,
+    "LongDescription": 5000,
+    "Sku": 5000,
+    "LogoUrl": 2048,
+    "SupportDescription": 2000,
+    "Highlights": 0,
+    "SearchKeywords": 0,
+    "Categories": 0,
+}
 _ASSET = re.compile(
     r"^arn:aws:sagemaker:(?P<region>[a-z0-9-]{4,24}):(?P<account>\d{12}):"
     r"(?P<kind>model-package|algorithm)/(?P<name>\S{1,2048})$"
@@ -41,6 +67,137 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _text(details: dict[str, Any], key: str, limit: int) -> str | None:
+    value = details.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise ChangeError("INVALID_INPUT", f"{key} must be a string of at most {limit} characters.")
+    return value
+
+
+def _strings(details: dict[str, Any], key: str) -> list[str]:
+    value = details.get(key)
+    limits = {"Highlights": (3, 500), "SearchKeywords": (15, 50), "Categories": (3, 100)}
+    count, length = limits[key]
+    if (
+        not isinstance(value, list)
+        or not 1 <= len(value) <= count
+        or not all(isinstance(v, str) and 0 < len(v) <= length for v in value)
+    ):
+        raise ChangeError(
+            "INVALID_INPUT", f"{key} takes 1 to {count} strings of at most {length} characters."
+        )
+    return value
+
+
+def _require_released(entity: Resource) -> None:
+    if entity.state["Description"]["Visibility"] not in ("Limited", "Public", "Restricted"):
+        raise ChangeError(
+            "INCOMPATIBLE_PRODUCT_STATUS", "Use an existing limited or public product."
+        )
+
+
+def _delivery_option(details: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """(source type, its details, the asset ARN) of an AddDeliveryOptions delivery option."""
+    kinds = [k for k in details if k in _DETAIL_TYPES]
+    if len(kinds) != 1:
+        raise ChangeError(
+            "INVALID_INPUT",
+            "The delivery option names neither a model package nor an algorithm.",
+        )
+    source_type = _DETAIL_TYPES[kinds[0]]
+    inner = details[kinds[0]] or {}
+    return source_type, inner, str(inner.get(_ARN_KEYS[source_type], ""))
+
+
+def _supported(source_type: str, spec: dict[str, Any]) -> dict[str, list[str]]:
+    inference = spec.get("InferenceSpecification") or {}
+    out = {
+        "RealtimeInference": list(inference.get("SupportedRealtimeInferenceInstanceTypes") or []),
+        "BatchTransform": list(inference.get("SupportedTransformInstanceTypes") or []),
+    }
+    if source_type == "SageMakerAlgorithm":
+        training = spec.get("TrainingSpecification") or {}
+        out["Training"] = list(training.get("SupportedTrainingInstanceTypes") or [])
+    return out
+
+
+def _check_recommended(
+    recommended: dict[str, Any] | None, supported: dict[str, list[str]], source_type: str
+) -> None:
+    """Each recommended instance type must be one the resource supports; algorithms must
+    recommend one for training."""
+    recommended = recommended or {}
+    if source_type == "SageMakerAlgorithm" and not recommended.get("Training"):
+        raise ChangeError(
+            "INVALID_RECOMMENDED_INSTANCE_TYPE",
+            "You didn't provide a valid instance type for Training. Valid types are: "
+            f"{supported.get('Training')}",
+        )
+    for use, chosen in recommended.items():
+        valid = supported.get(use)
+        if valid is None or chosen not in valid:
+            raise ChangeError(
+                "INVALID_RECOMMENDED_INSTANCE_TYPE",
+                f"You didn't provide a valid instance type for {use}. Valid types are: {valid}",
+            )
+
+
+def _instructions(inner: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Usage": _text(inner, "UsageInstructions", 10000),
+        "SampleNotebookUrl": _text(inner, "SampleNotebookUrl", 2000),
+        "RepositoryUrl": _text(inner, "RepositoryUrl", 2000),
+        "InputProperties": inner.get("InputProperties"),
+        "OutputProperties": inner.get("OutputProperties"),
+    }
+
+
+def _version_of(entity: Resource, option_id: str) -> dict[str, Any] | None:
+    return next(
+        (v for v in entity.state["Versions"] if v["DeliveryOptions"][0]["Id"] == option_id), None
+    )
+
+
+def _document(entity: Resource) -> dict[str, Any]:
+    """DescribeEntity's DetailsDocument for a product or an offer."""
+    if entity.spec["EntityType"] == OFFER_TYPE:
+        return {
+            "ProductId": entity.state["ProductId"],
+            "PricingModel": entity.state.get("PricingModel"),
+            "Terms": entity.state.get("Terms", []),
+        }
+    versions = [
+        {k: v for k, v in version.items() if k not in ("ListingName", "Dimensions")}
+        for version in entity.state["Versions"]
+    ]
+    keys = sorted({d for v in entity.state["Versions"] for d in v.get("Dimensions", [])})
+    return {
+        "Description": entity.state["Description"],
+        "Versions": versions,
+        "OfferId": entity.state.get("OfferId"),
+        "Targeting": entity.state.get("Targeting"),
+        "Dimensions": [
+            {
+                "Key": key,
+                "Name": key,
+                "Unit": (
+                    marketplace.REQUEST_UNIT
+                    if key == marketplace.INFERENCE_COUNT
+                    else marketplace.HOURLY_UNIT
+                ),
+                "Types": ["ExternallyMetered"],
+            }
+            for key in keys
+        ],
+        "RegionAvailability": {
+            "Regions": marketplace.availability(),
+            "FutureRegionSupport": "All",
+        },
+    }
+
+
 class ChangeError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -49,7 +206,8 @@ class ChangeError(Exception):
 
 
 class CatalogProvider:
-    def __init__(self, store: MetadataStore, clock: Clock) -> None:
+    def __init__(self, store: MetadataStore, clock: Clock, listings: Listings) -> None:
+        self.listings = listings
         self.store = store
         self.clock = clock
         self._tasks: set[asyncio.Task[None]] = set()
@@ -94,7 +252,6 @@ class CatalogProvider:
         record.state["Status"] = "APPLYING"
         self._save(record)
         staged: dict[str, Resource] = {}
-        failed = False
         for change in record.spec["ChangeSet"]:
             try:
                 self._apply(ctx, change, staged)
@@ -102,7 +259,8 @@ class CatalogProvider:
                 change["ErrorDetailList"].append(
                     {"ErrorCode": exc.code, "ErrorMessage": exc.message}
                 )
-                failed = True
+        self._check_pricing(staged, record.spec["ChangeSet"])
+        failed = any(c["ErrorDetailList"] for c in record.spec["ChangeSet"])
         if failed:
             record.state.update(
                 Status="FAILED",
@@ -111,7 +269,8 @@ class CatalogProvider:
             )
         else:
             if record.spec["Intent"] == "APPLY":
-                for entity in staged.values():
+                for entity in {id(e): e for e in staged.values()}.values():
+                    self._publish(entity)
                     entity.modified = self.clock.now()
                     if not self.store.insert(entity):
                         self.store.update(entity)
@@ -129,60 +288,64 @@ class CatalogProvider:
                 details = json.loads(change.get("Details") or "{}")
             except ValueError:
                 raise ChangeError("INVALID_INPUT", "Details is not valid JSON.") from None
+        if not isinstance(details, dict):
+            raise ChangeError("INVALID_INPUT", "Details must be a JSON object.")
         if kind == "CreateProduct":
             if change["Entity"].get("Type") != PRODUCT_TYPE:
                 raise ChangeError(
                     "INVALID_ENTITY_TYPE", f"mlmarket's catalog holds {PRODUCT_TYPE} entities."
                 )
-            entity_id = "prod-" + "".join(secrets.choice(_ALPHABET) for _ in range(13))
-            arn = (
-                f"arn:aws:aws-marketplace:us-east-1:{ctx.account_id}:{CATALOG}/"
-                f"MachineLearningProduct/{entity_id}"
-            )
-            now = self.clock.now()
-            entity = Resource(
-                ctx.account_id,
-                GLOBAL,
-                ENTITY_KIND,
-                entity_id,
-                arn,
-                now,
-                now,
-                {"EntityType": PRODUCT_TYPE},
+            entity = self._new_entity(ctx, "prod", "MachineLearningProduct", PRODUCT_TYPE)
+            entity.state.update(
                 {
                     "Description": {
-                        "ProductTitle": details.get("ProductTitle"),
+                        "ProductTitle": _text(details, "ProductTitle", 72),
                         "Visibility": "Draft",
                     },
                     "Versions": [],
-                },
-            )
-            staged[entity_id] = entity
-            change["Entity"]["Identifier"] = entity_id
-            if change.get("ChangeName"):
-                staged["$" + change["ChangeName"]] = entity
-            return
-        entity = self._entity(ctx, change["Entity"].get("Identifier", ""), staged)
-        description = entity.state["Description"]
-        if kind == "UpdateInformation":
-            description.update(
-                {
-                    k: v
-                    for k, v in details.items()
-                    if k
-                    in (
-                        "ProductTitle",
-                        "ShortDescription",
-                        "LongDescription",
-                        "Sku",
-                        "Highlights",
-                        "SearchKeywords",
-                        "Categories",
-                    )
                 }
             )
+            self._stage(change, entity, staged)
+            return
+        if kind == "CreateOffer":
+            product = self._entity(ctx, details.get("ProductId", ""), staged)
+            if product.state.get("OfferId"):
+                raise ChangeError(
+                    "INVALID_INPUT", f"Product {product.name} already has a public offer."
+                )
+            offer = self._new_entity(ctx, "offer", "Offer", OFFER_TYPE)
+            offer.state.update({"ProductId": product.name})
+            product.state["OfferId"] = offer.name
+            self._stage(change, offer, staged)
+            return
+        if kind == "UpdatePricingTerms":
+            self._update_pricing(ctx, change, details, staged)
+            return
+        entity = self._entity(ctx, change["Entity"].get("Identifier", ""), staged)
+        if entity.spec["EntityType"] != PRODUCT_TYPE:
+            raise ChangeError("INVALID_ENTITY_TYPE", f"{kind} applies to {PRODUCT_TYPE} entities.")
+        description = entity.state["Description"]
+        if kind == "UpdateInformation":
+            for key, limit in _INFORMATION.items():
+                if key in details:
+                    description[key] = (
+                        _text(details, key, limit) if limit else _strings(details, key)
+                    )
         elif kind == "AddDeliveryOptions":
             self._add_version(ctx, entity, details)
+        elif kind == "UpdateDeliveryOptions":
+            self._update_version(entity, details)
+        elif kind == "RestrictDeliveryOptions":
+            self._restrict_versions(entity, details)
+        elif kind == "UpdateTargeting":
+            accounts = (details.get("PositiveTargeting") or {}).get("BuyerAccounts") or []
+            if len(accounts) > 100 or not all(
+                isinstance(a, str) and re.fullmatch(r"\d{12}", a) for a in accounts
+            ):
+                raise ChangeError(
+                    "INVALID_INPUT", "BuyerAccounts holds at most 100 12-digit account IDs."
+                )
+            entity.state["Targeting"] = {"PositiveTargeting": {"BuyerAccounts": accounts}}
         elif kind == "ReleaseProduct":
             if not entity.state["Versions"]:
                 raise ChangeError(
@@ -197,47 +360,50 @@ class CatalogProvider:
                 raise ChangeError(
                     "INVALID_INPUT", "TargetVisibility must be Public, Restricted or Limited."
                 )
-            if description["Visibility"] == "Draft":
-                raise ChangeError(
-                    "INCOMPATIBLE_PRODUCT_STATUS", "Use an existing limited or public product."
-                )
+            _require_released(entity)
             description["Visibility"] = target
         else:
             raise ChangeError(
                 "UNSUPPORTED_CHANGE_TYPE", f"Change type {kind} is not supported by mlmarket yet."
             )
 
+    def _new_entity(
+        self, ctx: RequestContext, prefix: str, arn_type: str, entity_type: str
+    ) -> Resource:
+        entity_id = f"{prefix}-" + "".join(secrets.choice(_ALPHABET) for _ in range(13))
+        now = self.clock.now()
+        return Resource(
+            ctx.account_id,
+            GLOBAL,
+            ENTITY_KIND,
+            entity_id,
+            f"arn:aws:aws-marketplace:us-east-1:{ctx.account_id}:{CATALOG}/{arn_type}/{entity_id}",
+            now,
+            now,
+            {"EntityType": entity_type},
+            {},
+        )
+
+    @staticmethod
+    def _stage(change: dict[str, Any], entity: Resource, staged: dict[str, Resource]) -> None:
+        staged[entity.name] = entity
+        change["Entity"]["Identifier"] = entity.name
+        if change.get("ChangeName"):
+            staged["$" + change["ChangeName"]] = entity
+
     def _add_version(self, ctx: RequestContext, entity: Resource, details: dict[str, Any]) -> None:
         version = details.get("Version") or {}
         title = version.get("VersionTitle")
         if not title or not version.get("ReleaseNotes"):
             raise ChangeError("INVALID_INPUT", "Version needs a VersionTitle and ReleaseNotes.")
+        _text(version, "VersionTitle", 64)
+        _text(version, "ReleaseNotes", 30000)
         if any(v["VersionTitle"] == title for v in entity.state["Versions"]):
-            raise ChangeError(
-                "DUPLICATE_VERSION_TITLE",
-                "The provided version title is already in use. Create a unique version title.",
-            )
+            raise ChangeError("DUPLICATE_VERSION_TITLE", _DUPLICATE_TITLE)
         options = details.get("DeliveryOptions") or []
         if len(options) != 1:
             raise ChangeError("INVALID_INPUT", "A version has exactly one delivery option.")
-        option = options[0].get("Details") or {}
-        if "SageMakerModelPackageDeliveryOptionDetails" in option:
-            source_type, inner = (
-                "SageMakerModelPackage",
-                option["SageMakerModelPackageDeliveryOptionDetails"],
-            )
-            arn = inner.get("SageMakerModelPackageArn", "")
-        elif "SageMakerAlgorithmDeliveryOptionDetails" in option:
-            source_type, inner = (
-                "SageMakerAlgorithm",
-                option["SageMakerAlgorithmDeliveryOptionDetails"],
-            )
-            arn = inner.get("SageMakerAlgorithmArn", "")
-        else:
-            raise ChangeError(
-                "INVALID_INPUT",
-                "The delivery option names neither a model package nor an algorithm.",
-            )
+        source_type, inner, arn = _delivery_option(options[0].get("Details") or {})
         previous = {v["Sources"][0]["Type"] for v in entity.state["Versions"]}
         if previous and source_type not in previous:
             raise ChangeError(
@@ -245,25 +411,30 @@ class CatalogProvider:
                 f"The delivery option you provided doesn't match your previous selection: "
                 f"{previous.pop()}.",
             )
-        self._check_asset(ctx, arn, source_type)
-        option_id = str(__import__("uuid").uuid4())
+        if any(v["Sources"][0]["Id"] == arn for v in entity.state["Versions"]):
+            raise ChangeError(
+                "DUPLICATE_ASSET",
+                f"You didn't provide a unique ARN for this product: {arn} is already a version "
+                "of it.",
+            )
+        role = inner.get("AccessRoleArn")
+        if not role or not _ROLE.match(role) or role.split(":")[4] != ctx.account_id:
+            raise ChangeError(
+                "INVALID_ACCESS_ROLE",
+                f"We couldn't locate the IAM role ARN you provided: {role}. Provide an IAM role "
+                "of your account that AWS Marketplace can assume.",
+            )
+        source = self._check_asset(ctx, arn, source_type)
+        supported = _supported(source_type, source.spec)
+        _check_recommended(inner.get("RecommendedInstanceTypes"), supported, source_type)
+        option_id = str(uuid.uuid4())
         entity.state["Versions"].append(
             {
-                "Id": str(__import__("uuid").uuid4()),
+                "Id": str(uuid.uuid4()),
                 "VersionTitle": title,
                 "ReleaseNotes": version["ReleaseNotes"],
                 "CreationDate": _iso(self.clock.now()),
-                "Sources": [
-                    {
-                        "Type": source_type,
-                        "Id": arn,
-                        (
-                            "ModelPackageArn"
-                            if source_type == "SageMakerModelPackage"
-                            else "AlgorithmArn"
-                        ): arn,
-                    }
-                ],
+                "Sources": [{"Type": source_type, "Id": arn, _SOURCE_KEYS[source_type]: arn}],
                 "DeliveryOptions": [
                     {
                         "Id": option_id,
@@ -271,14 +442,152 @@ class CatalogProvider:
                         "SourceId": arn,
                         "Title": title,
                         "Visibility": "Public",
-                        "Instructions": {"Usage": inner.get("UsageInstructions")},
+                        "Instructions": _instructions(inner),
                         "RecommendedInstanceTypes": inner.get("RecommendedInstanceTypes"),
+                        "SupportedInstanceTypes": supported,
                     }
                 ],
+                "Dimensions": marketplace.dimensions_of(source_type, source.spec),
             }
         )
 
-    def _check_asset(self, ctx: RequestContext, arn: str, source_type: str) -> None:
+    def _update_version(self, entity: Resource, details: dict[str, Any]) -> None:
+        _require_released(entity)
+        options = details.get("DeliveryOptions") or []
+        if len(options) != 1 or not options[0].get("Id"):
+            raise ChangeError(
+                "INVALID_INPUT", "UpdateDeliveryOptions takes exactly one delivery option Id."
+            )
+        option_id = options[0]["Id"]
+        version = _version_of(entity, option_id)
+        if version is None:
+            raise ChangeError(
+                "INVALID_DELIVERY_OPTION_ID",
+                f"The delivery option ID you provided is invalid. IDs not found: [{option_id}]",
+            )
+        option = version["DeliveryOptions"][0]
+        if option["Visibility"] == "Restricted":
+            raise ChangeError(
+                "INCOMPATIBLE_DELIVERY_OPTION_STATUS",
+                "You can't update this delivery option because it's in restricted status. Try "
+                "adding a new version instead.",
+            )
+        given = options[0].get("Details") or {}
+        kinds = [k for k in given if k in _DETAIL_TYPES]
+        if kinds and _DETAIL_TYPES[kinds[0]] != option["Type"]:
+            raise ChangeError(
+                "INCOMPATIBLE_DELIVERY_OPTIONS",
+                f"Product previously used {option['Type']} as delivery option, therefore all "
+                f"the upcoming delivery options should be of type {option['Type']}",
+            )
+        inner = given[kinds[0]] if kinds else {}
+        for immutable in ("SageMakerModelPackageArn", "SageMakerAlgorithmArn", "AccessRoleArn"):
+            if immutable in inner and inner[immutable] != (
+                option["SourceId"] if immutable != "AccessRoleArn" else inner[immutable]
+            ):
+                raise ChangeError(
+                    "FIELD_NOT_ALLOWED_TO_CHANGE",
+                    f"Field {immutable} is not allowed to be changed.",
+                )
+        changes = details.get("Version") or {}
+        title = changes.get("VersionTitle")
+        if title and title != version["VersionTitle"]:
+            _text(changes, "VersionTitle", 64)
+            if any(v["VersionTitle"] == title for v in entity.state["Versions"]):
+                raise ChangeError("DUPLICATE_VERSION_TITLE", _DUPLICATE_TITLE)
+            version["VersionTitle"] = option["Title"] = title
+        if changes.get("ReleaseNotes"):
+            version["ReleaseNotes"] = _text(changes, "ReleaseNotes", 30000)
+        if "RecommendedInstanceTypes" in inner:
+            _check_recommended(
+                inner["RecommendedInstanceTypes"], option["SupportedInstanceTypes"], option["Type"]
+            )
+            option["RecommendedInstanceTypes"] = inner["RecommendedInstanceTypes"]
+        instructions = _instructions(inner)
+        option["Instructions"].update({k: v for k, v in instructions.items() if v is not None})
+
+    def _restrict_versions(self, entity: Resource, details: dict[str, Any]) -> None:
+        _require_released(entity)
+        ids = details.get("DeliveryOptionIds") or []
+        if not ids:
+            raise ChangeError(
+                "MISSING_DELIVERY_OPTION_IDS", "Provide the delivery option IDs to restrict."
+            )
+        found = {v["DeliveryOptions"][0]["Id"]: v for v in entity.state["Versions"]}
+        unknown = [i for i in ids if i not in found]
+        if unknown:
+            raise ChangeError(
+                "INVALID_DELIVERY_OPTION_IDS",
+                f"The delivery option IDs you provided are invalid: [{', '.join(unknown)}]",
+            )
+        if any(found[i]["DeliveryOptions"][0]["Visibility"] != "Public" for i in ids):
+            raise ChangeError(
+                "INVALID_DELIVERY_OPTION_STATUS",
+                "You can only restrict delivery options in the public state. Provide delivery "
+                "options in the public state.",
+            )
+        public = [i for i, v in found.items() if v["DeliveryOptions"][0]["Visibility"] == "Public"]
+        if not set(public) - set(ids):
+            raise ChangeError(
+                "ALL_DELIVERY_OPTIONS_RESTRICTED",
+                "Provide fewer delivery options to restrict as at least one must remain in "
+                "public state.",
+            )
+        for option_id in ids:
+            found[option_id]["DeliveryOptions"][0]["Visibility"] = "Restricted"
+            found[option_id]["DeliveryOptions"][0]["RestrictedDate"] = _iso(self.clock.now())
+
+    def _update_pricing(
+        self,
+        ctx: RequestContext,
+        change: dict[str, Any],
+        details: dict[str, Any],
+        staged: dict[str, Resource],
+    ) -> None:
+        offer = self._entity(ctx, change["Entity"].get("Identifier", ""), staged)
+        if offer.spec["EntityType"] != OFFER_TYPE:
+            raise ChangeError("INVALID_ENTITY_TYPE", f"UpdatePricingTerms applies to {OFFER_TYPE}.")
+        product = self._entity(ctx, offer.state["ProductId"], staged)
+        model = details.get("PricingModel")
+        terms = details.get("Terms") or []
+        try:
+            prices, trial = pricing.parse(model, terms)
+        except pricing.InvalidPricing as exc:
+            raise ChangeError("INVALID_INPUT", str(exc)) from None
+        offer.state.update(PricingModel=model, Terms=terms)
+        product.state["Offer"] = {
+            "OfferId": offer.name,
+            "PricingModel": model,
+            "Prices": prices,
+            "FreeTrial": trial,
+        }
+
+    def _check_pricing(self, staged: dict[str, Resource], changes: list[dict[str, Any]]) -> None:
+        """UPDATE_PRICING_REQUIRED: every dimension of every version must be priced (a Free
+        offer prices them all at zero) once the change set is applied."""
+        for change in changes:
+            if change["ChangeType"] != "AddDeliveryOptions" or change["ErrorDetailList"]:
+                continue
+            product = staged.get(change["Entity"].get("Identifier", "").split("@")[0])
+            if product is None:
+                reference = _REFERENCE.match(change["Entity"].get("Identifier", ""))
+                product = staged.get("$" + reference["change"]) if reference else None
+            if product is None:
+                continue
+            missing = pricing.unpriced(
+                product.state.get("Offer"),
+                [d for v in product.state["Versions"] for d in v.get("Dimensions", [])],
+            )
+            if missing:
+                change["ErrorDetailList"].append(
+                    {
+                        "ErrorCode": "UPDATE_PRICING_REQUIRED",
+                        "ErrorMessage": "UpdatePricingTerms is required. Dimensions without a "
+                        f"price: {', '.join(missing)}",
+                    }
+                )
+
+    def _check_asset(self, ctx: RequestContext, arn: str, source_type: str) -> Resource:
         match = _ASSET.match(arn)
         wanted = "model-package" if source_type == "SageMakerModelPackage" else "algorithm"
         if match is None or match["kind"] != wanted or match["account"] != ctx.account_id:
@@ -286,8 +595,7 @@ class CatalogProvider:
                 "INVALID_ASSET_ARN",
                 f"You didn't provide a valid ARN for {source_type}DeliveryOption: {arn}",
             )
-        kind = "model-package" if wanted == "model-package" else "algorithm"
-        resource = self.store.get(ctx.account_id, match["region"], kind, match["name"].lower())
+        resource = self.store.get(ctx.account_id, match["region"], wanted, match["name"].lower())
         if resource is None:
             raise ChangeError(
                 "ASSET_NOT_FOUND",
@@ -296,15 +604,45 @@ class CatalogProvider:
             )
         status = resource.state.get("ModelPackageStatus") or resource.state.get("AlgorithmStatus")
         problem = regions.publishing_problem(match["region"])
-        if not resource.spec.get("CertifyForMarketplace") or status != "Completed" or problem:
-            why = problem or (
-                "it is not certified for AWS Marketplace"
-                if not resource.spec.get("CertifyForMarketplace")
-                else f"its validation status is {status}"
-            )
+        if not problem and not resource.spec.get("CertifyForMarketplace"):
+            problem = "it is not certified for AWS Marketplace"
+        if not problem and status != "Completed":
+            problem = f"its validation status is {status}"
+        inference = resource.spec.get("InferenceSpecification") or {}
+        if not problem and source_type == "SageMakerAlgorithm" and not inference.get("Containers"):
+            problem = "an algorithm needs an inference image to be listed"
+        if not problem:
+            problem = self.listings.ingestion_problem(resource)
+        if problem:
             raise ChangeError(
                 "ASSET_VALIDATION_EXCEPTION",
-                f"Unable to ingest {arn} into AWS Sagemaker account: {why}",
+                f"Unable to ingest {arn} into AWS Sagemaker account: {problem}",
+            )
+        return resource
+
+    def _publish(self, entity: Resource) -> None:
+        """Applied: copy new versions for buyers and carry restrictions to their copies."""
+        if entity.spec["EntityType"] != PRODUCT_TYPE:
+            return
+        for version in entity.state["Versions"]:
+            option = version["DeliveryOptions"][0]
+            if not version.get("ListingName"):
+                arn = version["Sources"][0]["Id"]
+                match = _ASSET.match(arn)
+                assert match is not None
+                source = self.store.get(
+                    entity.account_id, match["region"], match["kind"], match["name"].lower()
+                )
+                if source is None:
+                    continue  # deleted between check and apply: the version stays unlisted
+                version["ListingName"] = self.listings.ingest(
+                    source,
+                    entity.name,
+                    {"Id": option["Id"], "VersionTitle": version["VersionTitle"]},
+                    option["Type"],
+                )
+            self.listings.sync(
+                version["ListingName"], option["Visibility"], version["VersionTitle"]
             )
 
     def _entity(
@@ -397,12 +735,9 @@ class CatalogProvider:
             raise catalog_error(
                 "ResourceNotFoundException", f"Entity {p['EntityId']} was not found."
             )
-        document = {
-            "Description": entity.state["Description"],
-            "Versions": entity.state["Versions"],
-        }
+        document = _document(entity)
         return {
-            "EntityType": PRODUCT_TYPE,
+            "EntityType": entity.spec["EntityType"],
             "EntityIdentifier": f"{entity.name}@1",
             "EntityArn": entity.arn,
             "LastModifiedDate": _iso(entity.modified),
@@ -412,20 +747,25 @@ class CatalogProvider:
 
     def list_entities(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
-        if p["EntityType"] != "MachineLearningProduct":
-            return {"EntitySummaryList": []}
+        wanted = {"MachineLearningProduct": PRODUCT_TYPE, "Offer": OFFER_TYPE}.get(p["EntityType"])
         entities = sorted(
-            self.store.list(ctx.account_id, GLOBAL, ENTITY_KIND), key=lambda r: r.created
+            (
+                e
+                for e in self.store.list(ctx.account_id, GLOBAL, ENTITY_KIND)
+                if e.spec["EntityType"] == wanted
+            ),
+            key=lambda r: r.created,
         )
         return {
             "EntitySummaryList": [
                 {
-                    "Name": e.state["Description"].get("ProductTitle"),
-                    "EntityType": PRODUCT_TYPE,
+                    "Name": (e.state.get("Description") or {}).get("ProductTitle")
+                    or e.state.get("ProductId"),
+                    "EntityType": e.spec["EntityType"],
                     "EntityId": e.name,
                     "EntityArn": e.arn,
                     "LastModifiedDate": _iso(e.modified),
-                    "Visibility": e.state["Description"]["Visibility"],
+                    "Visibility": (e.state.get("Description") or {}).get("Visibility", "Public"),
                 }
                 for e in entities
             ]

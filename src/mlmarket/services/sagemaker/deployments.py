@@ -14,6 +14,7 @@ from mlmarket.controllers.endpoints import new_instance_id
 
 __all__ = ["build", "containers_of", "new_instance_id", "require_runnable"]
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.services.sagemaker.resources import MARKETPLACE
 from mlmarket.storage.metadata import Resource
 
 
@@ -50,6 +51,8 @@ def build(
                 "StartupTimeout": pv.get("ContainerStartupHealthCheckTimeoutInSeconds"),
                 "Mode": mode,
                 "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
+                # the AWS Marketplace product served, for metering (None for own models)
+                "Marketplace": model.spec.get(MARKETPLACE),
                 "Containers": [
                     {
                         "Hostname": c["Hostname"],

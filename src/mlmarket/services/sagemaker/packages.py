@@ -16,15 +16,22 @@ from mlmarket.domain import regions
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ConflictException, validation_exception
 from mlmarket.services.listing import list_resources
-from mlmarket.services.sagemaker.resources import Kind
+from mlmarket.services.marketplace.listings import Listings, marketplace_origin
+from mlmarket.services.sagemaker.resources import MARKETPLACE, Kind, public
 from mlmarket.services.sagemaker.validation import Validator, status_item
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 
 class PackagesProvider:
     def __init__(
-        self, store: MetadataStore, clock: Clock, engine: ContainerEngine, validator: Validator
+        self,
+        store: MetadataStore,
+        clock: Clock,
+        engine: ContainerEngine,
+        validator: Validator,
+        listings: Listings,
     ) -> None:
+        self.listings = listings
         self.store = store
         self.clock = clock
         self.engine = engine
@@ -132,15 +139,16 @@ class PackagesProvider:
             raise validation_exception(
                 "CertifyForMarketplace applies only to unversioned model packages."
             )
-        if not p.get("InferenceSpecification"):
-            raise validation_exception(
-                "InferenceSpecification is required: model packages made from an algorithm "
-                "(SourceAlgorithmSpecification) are not supported by mlmarket yet."
-            )
         self._certification(ctx, p)
-        if p.get("CertifyForMarketplace"):
-            _refuse_builtin_lineage(p["InferenceSpecification"]["Containers"])
         spec = {k: v for k, v in p.items() if k not in ("Tags", "ClientToken")}
+        if p.get("SourceAlgorithmSpecification"):
+            self._from_algorithm(ctx, spec)
+        elif not p.get("InferenceSpecification"):
+            raise validation_exception(
+                "Either InferenceSpecification or SourceAlgorithmSpecification is required."
+            )
+        if p.get("CertifyForMarketplace"):
+            _refuse_builtin_lineage(spec["InferenceSpecification"]["Containers"])
         containers = spec["InferenceSpecification"]["Containers"]
         await self._pin(containers)
         profiles = (spec.get("ValidationSpecification") or {}).get("ValidationProfiles") or []
@@ -163,7 +171,53 @@ class PackagesProvider:
         self.validator.start(res, "ModelPackageStatus", "ModelPackageStatusDetails")
         return {"ModelPackageArn": res.arn}
 
+    def _from_algorithm(self, ctx: RequestContext, spec: dict[str, Any]) -> None:
+        """A package made from an algorithm and the artifacts it trained: the algorithm's
+        inference containers with those artifacts. From an AWS Marketplace algorithm this needs
+        a subscription, and such a package can never be listed (R12)."""
+        sources = spec["SourceAlgorithmSpecification"]["SourceAlgorithms"]
+        source = sources[0]
+        if not source.get("ModelDataUrl"):
+            raise validation_exception("SourceAlgorithms[0].ModelDataUrl is required.")
+        listed = self.listings.find(ctx, source["AlgorithmName"], "algorithm")
+        if listed is not None:
+            self.listings.require_use(ctx, listed)
+            if spec.get("CertifyForMarketplace"):
+                raise validation_exception(
+                    f"Model packages made with the AWS Marketplace algorithm {listed.arn} "
+                    "cannot be published in AWS Marketplace. The model artifacts may be "
+                    "published with your own inference image in your own repository."
+                )
+            inference = listed.resource.get("InferenceSpecification")
+            view = self.listings.describe_algorithm(listed).get("InferenceSpecification")
+            spec[MARKETPLACE] = marketplace_origin(listed)
+        else:
+            algorithm = self.algorithms.require(ctx, source["AlgorithmName"])
+            inference = algorithm.spec.get("InferenceSpecification")
+            view = inference
+        if not inference or not view:
+            raise validation_exception(
+                f"Algorithm {source['AlgorithmName']} has no InferenceSpecification, so no "
+                "model package can be made from it."
+            )
+        containers = []
+        for shown, run in zip(view["Containers"], inference["Containers"], strict=True):
+            container = {
+                "Image": shown["Image"],
+                "ImageDigest": run.get("ImageDigest"),
+                "ModelDataUrl": source["ModelDataUrl"],
+            }
+            if run.get("Environment"):
+                container["Environment"] = run["Environment"]
+            containers.append({k: v for k, v in container.items() if v is not None})
+        spec["InferenceSpecification"] = dict(
+            {k: v for k, v in view.items() if k != "Containers"}, Containers=containers
+        )
+
     def describe_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        listed = self.listings.find(ctx, p["ModelPackageName"], "model-package")
+        if listed is not None:
+            return self.listings.describe_package(listed)
         res = self.packages.require(ctx, p["ModelPackageName"])
         out = _described(res, "ModelPackageArn")
         out["LastModifiedTime"] = res.modified
@@ -226,6 +280,9 @@ class PackagesProvider:
         return {"AlgorithmArn": res.arn}
 
     def describe_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        listed = self.listings.find(ctx, p["AlgorithmName"], "algorithm")
+        if listed is not None:
+            return self.listings.describe_algorithm(listed)
         return _described(self.algorithms.require(ctx, p["AlgorithmName"]), "AlgorithmArn")
 
     def list_algorithms(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -252,7 +309,7 @@ class PackagesProvider:
 
 
 def _described(res: Resource, arn_key: str) -> dict[str, Any]:
-    out = dict(res.spec)
+    out = public(res.spec)
     out.update(res.state)
     out.update(
         {

@@ -12,21 +12,29 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
+from mlmarket.domain import marketplace
 from mlmarket.domain.endpoints import EndpointStatus, can_delete, can_update
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.services.listing import list_resources
+from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas, instances_of
 from mlmarket.services.sagemaker import deployments
-from mlmarket.services.sagemaker.resources import Kind
+from mlmarket.services.sagemaker.resources import MARKETPLACE, Kind, public
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 
 class SageMakerProvider:
     def __init__(
-        self, store: MetadataStore, clock: Clock, endpoints: EndpointController, quotas: Quotas
+        self,
+        store: MetadataStore,
+        clock: Clock,
+        endpoints: EndpointController,
+        quotas: Quotas,
+        listings: Listings,
     ) -> None:
         self.clock = clock
         self.quotas = quotas
+        self.listings = listings
         self.controller = endpoints
         self.models = Kind(store, clock, "model")
         self.configs = Kind(store, clock, "endpoint-config")
@@ -50,7 +58,10 @@ class SageMakerProvider:
         if len({h for h in hostnames if h}) != len([h for h in hostnames if h]):
             raise validation_exception("ContainerHostname must be unique within a model.")
         spec = {k: v for k, v in p.items() if k != "Tags"}
-        spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
+        # R1: a model of marketplace containers runs isolated whatever the caller asked
+        spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False)) or bool(
+            spec.get(MARKETPLACE)
+        )
         res = self.models.create(ctx, p["ModelName"], spec, {})
         return {"ModelArn": res.arn}
 
@@ -59,6 +70,7 @@ class SageMakerProvider:
         pinned to the digest the package was validated with."""
         listed = [p["PrimaryContainer"]] if p.get("PrimaryContainer") else list(p["Containers"])
         expanded: list[dict[str, Any]] = []
+        origins: list[dict[str, Any]] = []
         for container in listed:
             package_name = container.get("ModelPackageName")
             if not package_name:
@@ -67,6 +79,14 @@ class SageMakerProvider:
                         "Every container needs an Image or a ModelPackageName."
                     )
                 expanded.append(container)
+                continue
+            offered = self.listings.find(ctx, package_name, "model-package")
+            if offered is not None:
+                self.listings.require_use(ctx, offered)
+                origins.append(marketplace_origin(offered))
+                expanded.extend(
+                    self.listings.run_containers(offered, container.get("Environment") or {})
+                )
                 continue
             package = self.packages.get(ctx, package_name)
             if package is None:
@@ -80,6 +100,8 @@ class SageMakerProvider:
                     f"Model package {package_name} cannot be used: its status is {status}, "
                     "not Completed."
                 )
+            if package.spec.get(MARKETPLACE):
+                origins.append(package.spec[MARKETPLACE])  # made from a subscribed algorithm
             for source in package.spec["InferenceSpecification"]["Containers"]:
                 environment = dict(source.get("Environment") or {})
                 environment.update(container.get("Environment") or {})
@@ -92,6 +114,12 @@ class SageMakerProvider:
                     entry["ModelDataUrl"] = source["ModelDataUrl"]
                 expanded.append(entry)
         out = {k: v for k, v in p.items() if k not in ("PrimaryContainer", "Containers")}
+        if len({o["ProductId"] for o in origins}) > 1:
+            raise validation_exception(
+                "A model may use containers of one AWS Marketplace product only."
+            )
+        if origins:
+            out[MARKETPLACE] = origins[0]
         if len(expanded) == 1:
             out["PrimaryContainer"] = expanded[0]
         else:
@@ -100,7 +128,7 @@ class SageMakerProvider:
 
     def describe_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.models.require(ctx, p["ModelName"])
-        return dict(res.spec, ModelArn=res.arn, CreationTime=res.created)
+        return dict(public(res.spec), ModelArn=res.arn, CreationTime=res.created)
 
     def list_models(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         items, token = list_resources(
@@ -124,7 +152,20 @@ class SageMakerProvider:
         if len(set(names)) != len(names):
             raise validation_exception("Each production variant must have a unique VariantName.")
         for variant in variants:
-            self.models.require(ctx, variant["ModelName"])
+            model = self.models.require(ctx, variant["ModelName"])
+            origin = model.spec.get(MARKETPLACE)
+            if origin is None:
+                continue
+            refused = marketplace.refused_endpoint_feature(
+                variant, bool(p.get("AsyncInferenceConfig"))
+            ) or marketplace.unsupported_instance_type(
+                variant.get("InstanceType", ""),
+                origin.get("RealtimeInstanceTypes") or [],
+                "real-time inference",
+                origin["Arn"],
+            )
+            if refused:
+                raise validation_exception(refused)
         spec = {k: v for k, v in p.items() if k != "Tags"}
         res = self.configs.create(ctx, p["EndpointConfigName"], spec, {})
         return {"EndpointConfigArn": res.arn}

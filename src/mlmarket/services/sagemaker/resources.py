@@ -14,6 +14,18 @@ from mlmarket.domain import arns
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import MetadataStore, Resource
 
+# The spec member where a model, package or job records the AWS Marketplace product it runs
+# (services/marketplace/listings.py `marketplace_origin`); callers never see it.
+MARKETPLACE = "_Marketplace"
+# What a training job made from an algorithm resource runs (its image digest and metrics).
+RUN = "_Run"
+
+
+def public(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec as Describe shows it: without what the platform keeps for itself."""
+    return {k: v for k, v in spec.items() if not k.startswith("_")}
+
+
 # How SageMaker's messages name a kind, where that is not its ARN type with spaces.
 _NOUNS = {"endpoint-config": "endpoint configuration"}
 
@@ -32,12 +44,21 @@ class Kind:
         """APIs take a name or an ARN (…:model-package/name[/version]); rows keep names."""
         return name_or_arn.split(f":{self.kind}/", 1)[-1].lower()
 
+    @staticmethod
+    def _foreign(ctx: RequestContext, name_or_arn: str) -> bool:
+        """An ARN of another account or region names nothing the caller can reach."""
+        if not name_or_arn.startswith("arn:"):
+            return False
+        parts = name_or_arn.split(":", 5)
+        return len(parts) < 6 or parts[4] != ctx.account_id or parts[3] != ctx.region
+
     def _not_found(self, ctx: RequestContext, name: str) -> Exception:
-        return validation_exception(
-            f'Could not find {self.noun} "{self.arn(ctx, self._key(name))}".'
-        )
+        arn = name if name.startswith("arn:") else self.arn(ctx, self._key(name))
+        return validation_exception(f'Could not find {self.noun} "{arn}".')
 
     def get(self, ctx: RequestContext, name: str) -> Resource | None:
+        if self._foreign(ctx, name):
+            return None
         return self.store.get(ctx.account_id, ctx.region, self.kind, self._key(name))
 
     def require(self, ctx: RequestContext, name: str) -> Resource:

@@ -8,6 +8,7 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.training import KIND, TrainingController
+from mlmarket.domain import marketplace
 from mlmarket.domain import quotas as quota
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
@@ -18,8 +19,10 @@ from mlmarket.domain.training import (
     enter,
 )
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
+from mlmarket.services.sagemaker.resources import MARKETPLACE, RUN, Kind, public
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 
@@ -32,7 +35,10 @@ class TrainingProvider:
         clock: Clock,
         controller: TrainingController,
         quotas: Quotas,
+        listings: Listings,
     ) -> None:
+        self.listings = listings
+        self.algorithms = Kind(store, clock, "algorithm")
         self.quotas = quotas
         self.store = store
         self.objects = objects
@@ -49,16 +55,15 @@ class TrainingProvider:
                 "Exactly one of AlgorithmSpecification.TrainingImage or "
                 "AlgorithmSpecification.AlgorithmName must be specified."
             )
-        if algorithm.get("AlgorithmName"):
-            raise validation_exception(
-                "Training with an AlgorithmName is not supported by mlmarket yet; give a "
-                "TrainingImage."
-            )
         resources = p.get("ResourceConfig") or {}
         if not resources.get("InstanceType") or not resources.get("InstanceCount"):
             raise validation_exception(
                 "ResourceConfig must specify InstanceType and an InstanceCount of at least 1."
             )
+        p = dict(p)
+        run: dict[str, Any] = {}
+        if algorithm.get("AlgorithmName"):
+            run = self._algorithm(ctx, p, algorithm["AlgorithmName"])
         stopping = p.get("StoppingCondition") or {}
         count = int(resources["InstanceCount"])
         self.quotas.check_value(ctx, quota.TRAINING_JOB_INSTANCES, count, "Instances")
@@ -72,7 +77,9 @@ class TrainingProvider:
                 stopping.get("MaxRuntimeInSeconds"),
                 stopping.get("MaxWaitTimeInSeconds"),
             )
-            compile_metrics(algorithm.get("MetricDefinitions") or [])
+            compile_metrics(
+                run.get("MetricDefinitions") or algorithm.get("MetricDefinitions") or []
+            )
         except (InvalidStoppingCondition, ValueError) as exc:
             raise validation_exception(str(exc)) from None
         tags = {t["Key"]: t["Value"] for t in p.get("Tags") or []}
@@ -93,6 +100,10 @@ class TrainingProvider:
         spec = dict(p)
         spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
         spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
+        if run:
+            spec[RUN] = run
+        if p.get(MARKETPLACE):
+            spec["EnableNetworkIsolation"] = True  # R1
         state = {
             "TrainingJobStatus": str(JobStatus.IN_PROGRESS),
             "SecondaryStatus": "Starting",
@@ -112,6 +123,82 @@ class TrainingProvider:
         self.jobs.insert(job)
         self.controller.start_job(job)
         return {"TrainingJobArn": job.arn}
+
+    def _algorithm(self, ctx: RequestContext, p: dict[str, Any], name: str) -> dict[str, Any]:
+        """Train with an algorithm resource: the caller's own, or an AWS Marketplace one it is
+        subscribed to. Checks the job against the algorithm's declared instance types, channels
+        and hyperparameters, and returns what the controller runs (image by digest, metrics)."""
+        listed = self.listings.find(ctx, name, "algorithm")
+        if listed is not None:
+            self.listings.require_use(ctx, listed)
+            training = listed.resource["TrainingSpecification"]
+            origin = marketplace_origin(listed)
+            p[MARKETPLACE] = origin
+            arn = listed.arn
+            image = training["TrainingImageDigest"]
+            if p.get("EnableManagedSpotTraining"):
+                stopping = dict(p.get("StoppingCondition") or {})
+                if (
+                    int(stopping.get("MaxRuntimeInSeconds", 86400))
+                    > marketplace.SPOT_MAX_WAIT_SECONDS
+                ):
+                    raise validation_exception(
+                        "MaxRuntimeInSeconds must be at most "
+                        f"{marketplace.SPOT_MAX_WAIT_SECONDS} for managed spot training with an "
+                        "AWS Marketplace algorithm, whose MaxWaitTimeInSeconds is fixed at "
+                        f"{marketplace.SPOT_MAX_WAIT_SECONDS} seconds."
+                    )
+                stopping["MaxWaitTimeInSeconds"] = marketplace.SPOT_MAX_WAIT_SECONDS  # R10
+                p["StoppingCondition"] = stopping
+        else:
+            own = self.algorithms.get(ctx, name)
+            if own is None:
+                raise validation_exception(f"Algorithm {name} does not exist.")
+            if own.state.get("AlgorithmStatus") != "Completed":
+                raise validation_exception(
+                    f"Algorithm {name} cannot be used: its status is "
+                    f"{own.state.get('AlgorithmStatus')}, not Completed."
+                )
+            training = own.spec["TrainingSpecification"]
+            arn = own.arn
+            image = training.get("TrainingImageDigest") or training["TrainingImage"]
+        resources = p["ResourceConfig"]
+        refused = marketplace.unsupported_instance_type(
+            resources["InstanceType"],
+            training.get("SupportedTrainingInstanceTypes") or [],
+            "training",
+            arn,
+        )
+        if refused:
+            raise validation_exception(refused)
+        if int(resources["InstanceCount"]) > 1 and not training.get("SupportsDistributedTraining"):
+            raise validation_exception(
+                f"Algorithm {arn} does not support distributed training: InstanceCount must be 1."
+            )
+        declared = {c["Name"]: c for c in training.get("TrainingChannels") or []}
+        given = {c["ChannelName"] for c in p.get("InputDataConfig") or []}
+        for channel in sorted(n for n, c in declared.items() if c.get("IsRequired")):
+            if channel not in given:
+                raise validation_exception(f"Algorithm {arn} requires the channel {channel}.")
+        for channel in sorted(given - set(declared)):
+            raise validation_exception(
+                f"Channel {channel} is not supported by algorithm {arn}. Supported channels: "
+                f"{', '.join(sorted(declared))}."
+            )
+        supported = {h["Name"]: h for h in training.get("SupportedHyperParameters") or []}
+        hyper = dict(p.get("HyperParameters") or {})
+        for key in sorted(set(hyper) - set(supported)):
+            if not key.startswith("sagemaker_"):
+                raise validation_exception(
+                    f"Hyperparameter {key} is not supported by algorithm {arn}."
+                )
+        for key, definition in supported.items():
+            if key not in hyper and definition.get("DefaultValue") is not None:
+                hyper[key] = definition["DefaultValue"]
+            elif key not in hyper and definition.get("IsRequired"):
+                raise validation_exception(f"Algorithm {arn} requires the hyperparameter {key}.")
+        p["HyperParameters"] = hyper
+        return {"TrainingImage": image, "MetricDefinitions": training.get("MetricDefinitions")}
 
     def _check_channels(self, ctx: RequestContext, p: dict[str, Any], mode: str) -> None:
         names = [c["ChannelName"] for c in p.get("InputDataConfig") or []]
@@ -143,7 +230,7 @@ class TrainingProvider:
 
     def describe_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(ctx, p["TrainingJobName"])
-        out = {k: v for k, v in job.spec.items() if k != "Tags"}
+        out = {k: v for k, v in public(job.spec).items() if k != "Tags"}
         out.update(job.state)
         out.update(
             {

@@ -8,6 +8,7 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.transform import KIND, TransformController
+from mlmarket.domain import marketplace
 from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessing
 from mlmarket.domain.training import JobStatus
 from mlmarket.domain.transform import TransformParameterError, check_payload
@@ -15,7 +16,7 @@ from mlmarket.protocol.errors import validation_exception
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.deployments import containers_of
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
-from mlmarket.services.sagemaker.resources import Kind
+from mlmarket.services.sagemaker.resources import MARKETPLACE, Kind, public
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 
@@ -77,6 +78,16 @@ class TransformProvider:
         resources = p["TransformResources"]
         if not resources.get("InstanceType"):
             raise validation_exception("TransformResources must specify an InstanceType.")
+        origin = model.spec.get(MARKETPLACE)
+        if origin is not None:
+            refused = marketplace.unsupported_instance_type(
+                resources["InstanceType"],
+                origin.get("TransformInstanceTypes") or [],
+                "batch transform",
+                origin["Arn"],
+            )
+            if refused:
+                raise validation_exception(refused)
         self.quotas.check_instances(
             ctx, "transform", [(resources["InstanceType"], int(resources.get("InstanceCount", 1)))]
         )
@@ -87,6 +98,7 @@ class TransformProvider:
         spec["ModelSnapshot"] = {
             "Container": containers[0],
             "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
+            "Marketplace": origin,
         }
         state = {"TransformJobStatus": str(JobStatus.IN_PROGRESS)}
         job = Resource(
@@ -106,7 +118,7 @@ class TransformProvider:
 
     def describe_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(ctx, p["TransformJobName"])
-        out = {k: v for k, v in job.spec.items() if k != "ModelSnapshot"}
+        out = {k: v for k, v in public(job.spec).items() if k != "ModelSnapshot"}
         out.update(job.state)
         out.update({"TransformJobArn": job.arn, "CreationTime": job.created})
         return out

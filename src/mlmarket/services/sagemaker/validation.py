@@ -111,7 +111,8 @@ class Validator:
             problems = registry.image_problems(image, res.account_id, res.region)
             if problems:
                 return problems
-        layers = await self.engine.image_layers(image)
+        # scan what was pinned at creation (a marketplace image is known to buyers by digest only)
+        layers = await self.engine.image_layers(_digests(res.spec).get(image) or image)
         if layers is None:
             return [f"Client error: image {image} does not exist"]
         report = res.state.setdefault("ImageReports", {})
@@ -229,6 +230,19 @@ def _unless_completed(noun: str, job: str, done: dict[str, Any], status_key: str
         return None
     reason = done.get("FailureReason")
     return f"{noun} job {job} ended {done[status_key]}" + (f": {reason}" if reason else "")
+
+
+def _digests(spec: dict[str, Any]) -> dict[str, str]:
+    """Image name → the digest it was pinned to when the resource was created."""
+    out = {
+        c["Image"]: c["ImageDigest"]
+        for c in (spec.get("InferenceSpecification") or {}).get("Containers", [])
+        if c.get("ImageDigest")
+    }
+    training = spec.get("TrainingSpecification") or {}
+    if training.get("TrainingImageDigest"):
+        out[training["TrainingImage"]] = training["TrainingImageDigest"]
+    return out
 
 
 def _data_uris(spec: dict[str, Any]) -> list[str]:

@@ -20,8 +20,10 @@ from mlmarket.controllers.routes import (
     RoutingTable,
     VariantRoute,
 )
+from mlmarket.domain import marketplace
 from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge
 from mlmarket.protocol.errors import ModelError, ServiceUnavailable, ValidationError
+from mlmarket.services.marketplace.metering import Meter
 
 # Request members forwarded to the container as the headers they arrived in.
 _FORWARDED = (
@@ -43,7 +45,9 @@ class RuntimeProvider:
         timeout_seconds: float,
         max_response_bytes: int | None = None,
         rng: random.Random | None = None,
+        meter: Meter | None = None,
     ) -> None:
+        self.meter = meter  # counts inferences of AWS Marketplace models
         self.routes = routes
         self.timeout = timeout_seconds
         self.max_response_bytes = max_response_bytes
@@ -88,6 +92,10 @@ class RuntimeProvider:
         custom = response.headers.get("x-amzn-sagemaker-custom-attributes")
         if custom is not None:
             out["CustomAttributes"] = custom
+        if variant.origin is not None and self.meter is not None:
+            # only 2xx answers get here: failed calls are never billed
+            units = marketplace.consumed_units(response.headers.get("x-amzn-inference-metering"))
+            self.meter.count(route.account_id, variant.origin, route.arn, units)
         return out
 
     def _variant(self, route: EndpointRoute, target: str | None) -> VariantRoute:

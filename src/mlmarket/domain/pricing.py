@@ -1,0 +1,81 @@
+"""Offer pricing for ML products (UpdatePricingTerms), reference/marketplace-rules.md §2.9.
+
+`Free`: buyers pay only for infrastructure. `Usage`: exactly one UsageBasedPricingTerm in USD
+with one rate card pricing dimensions (per instance-hour, or per inference); optionally a
+FreeTrialPricingTerm of 5 to 120 days for hourly dimensions. Every dimension a version generates
+must be priced before it can be added ("All supported instance types must be priced").
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from mlmarket.domain import marketplace
+
+_DURATION = re.compile(r"^P(\d{1,3})D$")
+TRIAL_DAYS = (5, 120)
+
+
+class InvalidPricing(ValueError):
+    pass
+
+
+def parse(model: Any, terms: Any) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """(price per dimension, free trial or None) of valid terms; InvalidPricing says why not."""
+    if model not in ("Usage", "Free"):
+        raise InvalidPricing("PricingModel must be Usage or Free (Contract is for private offers).")
+    if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
+        raise InvalidPricing("Terms must be a list of pricing terms.")
+    usage = [t for t in terms if t.get("Type") == "UsageBasedPricingTerm"]
+    trials = [t for t in terms if t.get("Type") == "FreeTrialPricingTerm"]
+    other = [t.get("Type") for t in terms if t not in usage and t not in trials]
+    if other:
+        raise InvalidPricing(f"Unsupported pricing terms for an ML product: {other}.")
+    if model == "Free":
+        if usage or trials:
+            raise InvalidPricing("A Free offer has no usage-based or free-trial terms.")
+        return {}, None
+    if len(usage) != 1:
+        raise InvalidPricing("A Usage offer has exactly one UsageBasedPricingTerm.")
+    term = usage[0]
+    if term.get("CurrencyCode") != "USD":
+        raise InvalidPricing("CurrencyCode must be USD.")
+    cards = term.get("RateCards") or []
+    if len(cards) != 1:
+        raise InvalidPricing("A UsageBasedPricingTerm has exactly one rate card.")
+    prices: dict[str, str] = {}
+    for rate in cards[0].get("RateCard") or []:
+        key, price = rate.get("DimensionKey"), rate.get("Price")
+        if not isinstance(key, str) or not key:
+            raise InvalidPricing("Every rate needs a DimensionKey.")
+        try:
+            amount = Decimal(str(price))
+        except InvalidOperation:
+            raise InvalidPricing(f"Price {price!r} of {key} is not a decimal number.") from None
+        if amount < 0 or not amount.is_finite():
+            raise InvalidPricing(f"Price of {key} must not be negative.")
+        prices[key] = str(price)
+    trial = None
+    if trials:
+        if len(trials) > 1:
+            raise InvalidPricing("An offer has at most one FreeTrialPricingTerm.")
+        match = _DURATION.match(str(trials[0].get("Duration", "")))
+        if match is None or not TRIAL_DAYS[0] <= int(match[1]) <= TRIAL_DAYS[1]:
+            raise InvalidPricing(
+                f"A free trial lasts {TRIAL_DAYS[0]} to {TRIAL_DAYS[1]} days (Duration P<n>D)."
+            )
+        granted = [g.get("DimensionKey") for g in trials[0].get("Grants") or []]
+        if marketplace.INFERENCE_COUNT in granted:
+            raise InvalidPricing("Free trials are offered for hourly pricing only.")
+        trial = {"Days": int(match[1]), "Dimensions": granted}
+    return prices, trial
+
+
+def unpriced(offer: dict[str, Any] | None, dimensions: list[str]) -> list[str]:
+    """Dimensions an offer leaves without a price (none for a Free offer)."""
+    if offer is not None and offer.get("PricingModel") == "Free":
+        return []
+    prices = (offer or {}).get("Prices") or {}
+    return sorted({d for d in dimensions if d not in prices})

@@ -1,0 +1,336 @@
+"""Listed versions as buyers meet them: marketplace-owned copies, region-scoped, subscription-gated.
+
+When a change set adds a version to a product, the seller's model package or algorithm is
+ingested: its spec is copied without what a buyer must not see (image names, S3 locations,
+validation set-up, the seller's account), its model artifacts are copied to a marketplace-owned
+bucket, and the copy is given a name `<seller's name>-<32 hex>`. In each region it is
+`arn:aws:sagemaker:<region>:<marketplace account of that region>:<kind>/<that name>`.
+SageMaker operations that meet such an ARN ask this module what it is and whether the caller may
+use it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.domain import arns, marketplace
+from mlmarket.protocol.errors import validation_exception
+from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
+
+OWNER = "aws-marketplace"  # rows of the marketplace itself: never a caller's account id
+GLOBAL = "global"
+LISTING_KIND = "mp-listing"
+AGREEMENT_KIND = "mp-agreement"
+KINDS = {"SageMakerModelPackage": "model-package", "SageMakerAlgorithm": "algorithm"}
+
+# Spec members a buyer may see, per kind; everything else stays with the seller.
+_PACKAGE_KEEP = ("ModelPackageDescription", "Domain", "Task")
+_ALGORITHM_KEEP = ("AlgorithmDescription",)
+_TRAINING_KEEP = (
+    "TrainingImageDigest",
+    "SupportedHyperParameters",
+    "SupportedTrainingInstanceTypes",
+    "SupportsDistributedTraining",
+    "MetricDefinitions",
+    "TrainingChannels",
+    "SupportedTuningJobObjectiveMetrics",
+)
+_INFERENCE_KEEP = (
+    "SupportedTransformInstanceTypes",
+    "SupportedRealtimeInferenceInstanceTypes",
+    "SupportedContentTypes",
+    "SupportedResponseMIMETypes",
+)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A listed version as seen from one region."""
+
+    listing: Resource
+    region: str
+
+    @property
+    def kind(self) -> str:
+        return str(self.listing.spec["Kind"])
+
+    @property
+    def arn(self) -> str:
+        return arns.sagemaker(
+            self.region, marketplace.copy_account(self.region), self.kind, self.listing.name
+        )
+
+    @property
+    def product_id(self) -> str:
+        return str(self.listing.spec["ProductId"])
+
+    @property
+    def seller(self) -> str:
+        return str(self.listing.spec["SellerAccount"])
+
+    @property
+    def resource(self) -> dict[str, Any]:
+        """The buyer-safe copy of the seller's spec (images by digest, artifacts copied)."""
+        return dict(self.listing.spec["Resource"])
+
+    def registry_image(self, suffix: str = "") -> str:
+        """How a listed image is named to buyers: in the marketplace account's registry."""
+        account = marketplace.copy_account(self.region)
+        return f"{account}.dkr.ecr.{self.region}.amazonaws.com/{self.listing.name}{suffix}"
+
+
+class Listings:
+    def __init__(self, store: MetadataStore, objects: ObjectStore, clock: Clock) -> None:
+        self.store = store
+        self.objects = objects
+        self.clock = clock
+
+    # -- the seller side: ingestion when a version is added --
+
+    def ingestion_problem(self, source: Resource) -> str | None:
+        """What would stop a seller's resource from being copied (missing model artifacts)."""
+        for container in _containers(source.spec):
+            url = container.get("ModelDataUrl")
+            if not url:
+                continue
+            try:
+                self.objects.locate(url)
+            except (ArtifactNotFound, InvalidArtifactUri):
+                return f"its model artifacts {url} cannot be read"
+        return None
+
+    def ingest(
+        self, source: Resource, product_id: str, version: dict[str, Any], source_type: str
+    ) -> str:
+        """Copy a seller's resource for buyers; returns the listing's name."""
+        name = f"{source.spec.get('ModelPackageName') or source.spec.get('AlgorithmName')}"
+        name = f"{name.lower()}-{secrets.token_hex(16)}"
+        copied = self._buyer_copy(source, name)
+        now = self.clock.now()
+        listing = Resource(
+            OWNER,
+            GLOBAL,
+            LISTING_KIND,
+            name,
+            name,
+            now,
+            now,
+            {
+                "Kind": KINDS[source_type],
+                "Type": source_type,
+                "ProductId": product_id,
+                "DeliveryOptionId": version["Id"],
+                "VersionTitle": version["VersionTitle"],
+                "SellerAccount": source.account_id,
+                "SourceArn": source.arn,
+                "Resource": copied,
+            },
+            {"Visibility": "Public"},
+        )
+        self.store.insert(listing)
+        return name
+
+    def ensure_bucket(self) -> None:
+        """The marketplace's artifact bucket exists before any caller could claim its name."""
+        bucket = self.objects.bucket(marketplace.ARTIFACT_BUCKET)
+        if bucket is None:
+            self.objects.create_bucket(
+                marketplace.ARTIFACT_BUCKET, marketplace.ARTIFACT_OWNER, GLOBAL, self.clock.now()
+            )
+        elif bucket.account_id != marketplace.ARTIFACT_OWNER:
+            raise RuntimeError(
+                f"Bucket {marketplace.ARTIFACT_BUCKET} belongs to account {bucket.account_id}; "
+                "mlmarket keeps that name for marketplace artifacts. Rename it and restart."
+            )
+
+    def _buyer_copy(self, source: Resource, name: str) -> dict[str, Any]:
+        spec = source.spec
+        keep = _PACKAGE_KEEP if source.kind == "model-package" else _ALGORITHM_KEEP
+        copied: dict[str, Any] = {k: spec[k] for k in keep if k in spec}
+        if spec.get("TrainingSpecification"):
+            training = spec["TrainingSpecification"]
+            copied["TrainingSpecification"] = {
+                k: training[k] for k in _TRAINING_KEEP if k in training
+            }
+        inference = spec.get("InferenceSpecification")
+        if inference:
+            containers = []
+            for index, container in enumerate(inference.get("Containers") or []):
+                entry: dict[str, Any] = {"ImageDigest": container.get("ImageDigest")}
+                if container.get("Environment"):
+                    entry["Environment"] = container["Environment"]
+                if container.get("ModelDataUrl"):
+                    entry["ModelDataUrl"] = self._copy_artifact(
+                        container["ModelDataUrl"], f"{name}/{index}/model.tar.gz"
+                    )
+                containers.append(entry)
+            copied["InferenceSpecification"] = dict(
+                {k: inference[k] for k in _INFERENCE_KEEP if k in inference},
+                Containers=containers,
+            )
+        return copied
+
+    def _copy_artifact(self, url: str, key: str) -> str:
+        _, found = self.objects.locate(url)
+        self.objects.put_file(
+            found.path, marketplace.ARTIFACT_BUCKET, key, "application/x-gzip", self.clock.now()
+        )
+        return f"s3://{marketplace.ARTIFACT_BUCKET}/{key}"
+
+    def sync(self, name: str, visibility: str, title: str) -> None:
+        """Carry a version's visibility and title to its copy; restriction is one-way."""
+        listing = self.store.get(OWNER, GLOBAL, LISTING_KIND, name)
+        if listing is None:
+            return
+        if (listing.state.get("Visibility"), listing.spec["VersionTitle"]) == (visibility, title):
+            return
+        listing.spec["VersionTitle"] = title
+        if visibility == "Restricted" and listing.state.get("Visibility") != "Restricted":
+            listing.state["RestrictedAt"] = self.clock.now()
+        listing.state["Visibility"] = visibility
+        listing.modified = self.clock.now()
+        self.store.update(listing)
+
+    def of_product(self, product_id: str) -> list[Resource]:
+        return sorted(
+            (
+                r
+                for r in self.store.list(OWNER, GLOBAL, LISTING_KIND)
+                if r.spec["ProductId"] == product_id
+            ),
+            key=lambda r: r.created,
+        )
+
+    # -- the buyer side --
+
+    def find(self, ctx: RequestContext, name_or_arn: str, kind: str) -> Listed | None:
+        """The listed version an ARN names, if it names one; None for the caller's own names.
+
+        Raises SageMaker's ValidationException for a marketplace ARN of another region or one
+        that names nothing listed.
+        """
+        if not name_or_arn.startswith("arn:"):
+            return None
+        try:
+            arn = arns.parse(name_or_arn)
+        except arns.InvalidArn:
+            return None
+        owner_region = marketplace.region_of_copy_account(arn.account_id)
+        if owner_region is None or arn.resource_type != kind:
+            return None
+        problem = marketplace.wrong_region(arn.region, ctx.region)
+        if problem is None and owner_region != arn.region:
+            problem = marketplace.wrong_region(owner_region, ctx.region)
+        if problem:
+            raise validation_exception(problem)
+        listing = self.store.get(OWNER, GLOBAL, LISTING_KIND, arn.resource_id.lower())
+        if listing is None or listing.spec["Kind"] != kind:
+            noun = "Algorithm" if kind == "algorithm" else "Model package"
+            raise validation_exception(f"{noun} {name_or_arn} does not exist.")
+        return Listed(listing, ctx.region)
+
+    def require_use(self, ctx: RequestContext, listed: Listed) -> None:
+        """A buyer may run a listed version only under an agreement for its product; a
+        restricted version only under one made before the restriction."""
+        agreement = self.agreement(ctx.account_id, listed.product_id)
+        if agreement is None:
+            raise validation_exception(marketplace.NOT_SUBSCRIBED)
+        restricted_at = listed.listing.state.get("RestrictedAt")
+        if restricted_at is not None and agreement.created >= restricted_at:
+            raise validation_exception(
+                f"Version {listed.listing.spec['VersionTitle']} ({listed.arn}) of product "
+                f"{listed.product_id} is restricted: it stays available only to buyers who "
+                "subscribed before it was restricted."
+            )
+
+    def agreement(self, buyer: str, product_id: str) -> Resource | None:
+        for agreement in self.store.list(buyer, GLOBAL, AGREEMENT_KIND):
+            if agreement.spec["ProductId"] == product_id and agreement.state["Status"] == "ACTIVE":
+                return agreement
+        return None
+
+    def describe_package(self, listed: Listed) -> dict[str, Any]:
+        copy = listed.resource
+        inference = copy["InferenceSpecification"]
+        return dict(
+            {k: v for k, v in copy.items() if k != "InferenceSpecification"},
+            ModelPackageName=listed.listing.name,
+            ModelPackageArn=listed.arn,
+            CreationTime=listed.listing.created,
+            LastModifiedTime=listed.listing.modified,
+            ModelPackageStatus="Completed",
+            ModelPackageStatusDetails={"ValidationStatuses": [], "ImageScanStatuses": []},
+            CertifyForMarketplace=True,
+            InferenceSpecification=self._inference_view(listed, inference),
+        )
+
+    def describe_algorithm(self, listed: Listed) -> dict[str, Any]:
+        copy = listed.resource
+        training = dict(
+            copy["TrainingSpecification"], TrainingImage=listed.registry_image(":train")
+        )
+        out = dict(
+            {k: v for k, v in copy.items() if k not in ("InferenceSpecification",)},
+            AlgorithmName=listed.listing.name,
+            AlgorithmArn=listed.arn,
+            CreationTime=listed.listing.created,
+            AlgorithmStatus="Completed",
+            AlgorithmStatusDetails={"ValidationStatuses": [], "ImageScanStatuses": []},
+            ProductId=listed.product_id,
+            CertifyForMarketplace=True,
+            TrainingSpecification=training,
+        )
+        if copy.get("InferenceSpecification"):
+            out["InferenceSpecification"] = self._inference_view(
+                listed, copy["InferenceSpecification"]
+            )
+        return out
+
+    def _inference_view(self, listed: Listed, inference: dict[str, Any]) -> dict[str, Any]:
+        containers = [
+            {
+                "Image": listed.registry_image(f":{index}" if index else ""),
+                "ImageDigest": c.get("ImageDigest"),
+                "ProductId": listed.product_id,
+            }
+            for index, c in enumerate(inference["Containers"])
+        ]
+        return dict(inference, Containers=containers)
+
+    def run_containers(self, listed: Listed, environment: dict[str, str]) -> list[dict[str, Any]]:
+        """The containers a buyer's model runs: digests and marketplace-owned artifacts."""
+        out = []
+        for c in listed.resource["InferenceSpecification"]["Containers"]:
+            env = dict(c.get("Environment") or {})
+            env.update(environment)
+            entry = {"ModelPackageName": listed.arn, "Image": c["ImageDigest"], "Environment": env}
+            if c.get("ModelDataUrl"):
+                entry["ModelDataUrl"] = c["ModelDataUrl"]
+            out.append(entry)
+        return out
+
+
+def marketplace_origin(listed: Listed) -> dict[str, Any]:
+    """What a buyer's model, job or endpoint records of the listing it runs (for the buyer-side
+    rules and metering); never shown to the buyer."""
+    spec = listed.listing.spec
+    inference = spec["Resource"].get("InferenceSpecification") or {}
+    training = spec["Resource"].get("TrainingSpecification") or {}
+    return {
+        "ProductId": spec["ProductId"],
+        "Listing": listed.listing.name,
+        "Arn": listed.arn,
+        "Seller": spec["SellerAccount"],
+        "RealtimeInstanceTypes": inference.get("SupportedRealtimeInferenceInstanceTypes"),
+        "TransformInstanceTypes": inference.get("SupportedTransformInstanceTypes"),
+        "TrainingInstanceTypes": training.get("SupportedTrainingInstanceTypes"),
+    }
+
+
+def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((spec.get("InferenceSpecification") or {}).get("Containers") or [])

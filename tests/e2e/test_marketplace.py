@@ -1,0 +1,813 @@
+"""The marketplace end to end: a seller lists a model package and an algorithm; another account
+subscribes and uses them through unmodified boto3 calls; every buyer-side rule holds, and usage
+is metered for both sides."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support import marketplace as mp
+from tests.support.hosting import COMMAND, tarball, wait_for_status
+from tests.support.jobs import wait_for_job
+from tests.support.server import ServerProcess
+from tests.support.transform import wait_for_transform
+
+SELLER = "123456789012"
+BUYER = "210987654321"
+ROLE = f"arn:aws:iam::{SELLER}:role/seller"
+BUYER_ROLE = f"arn:aws:iam::{BUYER}:role/buyer"
+NOT_SUBSCRIBED = "Caller is not subscribed to the marketplace offering."
+PRICES = {
+    "ml.m5.large.m.i.r": "0.50",
+    "ml.m5.large.m.i.b": "0.40",
+    "inference.count.m.i.c": "0.001",
+}
+ALGORITHM_PRICES = {
+    "ml.m5.large.m.i.r": "0.30",
+    "ml.m5.large.m.i.b": "0.30",
+    "ml.m5.large.a.t": "1.20",
+    "inference.count.m.i.c": "0.002",
+}
+
+
+def ecr(repo: str) -> str:
+    return f"{SELLER}.dkr.ecr.us-east-1.amazonaws.com/{repo}:1"
+
+
+def wait_for(describe: Any, key: str, **params: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 180
+    while True:
+        desc = describe(**params)
+        if desc[key] in ("Completed", "Failed"):
+            return dict(desc)
+        assert time.monotonic() < deadline, desc
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def catalog(server: ServerProcess) -> Iterator[Any]:
+    client = server.client("marketplace-catalog")
+    yield client
+    client.close()
+
+
+def _mlmarket(server: ServerProcess, account: str, region: str = "us-east-1") -> Any:
+    key, secret = server.credentials(account)
+    return mp.mlmarket_client(server.url, key, secret, region)
+
+
+@pytest.fixture(scope="module")
+def seller_mm(server: ServerProcess) -> Iterator[Any]:
+    client = _mlmarket(server, "default")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def buyer_mm(server: ServerProcess) -> Iterator[Any]:
+    client = _mlmarket(server, "other")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def seller_data(s3: Any, echo_image: str, trainer_image: str) -> str:
+    for repo, image in (("mp-echo", echo_image), ("mp-trainer", trainer_image)):
+        subprocess.run(["docker", "tag", image, ecr(repo)], check=True)
+    s3.create_bucket(Bucket="mp-seller")
+    s3.put_object(Bucket="mp-seller", Key="validation/in.txt", Body=b"a\nb\n")
+    s3.put_object(Bucket="mp-seller", Key="train/data.csv", Body=b"1,2\n")
+    s3.put_object(
+        Bucket="mp-seller",
+        Key="model/model.tar.gz",
+        Body=tarball({"weights.txt": b"the seller's secret weights"}),
+    )
+    return "s3://mp-seller"
+
+
+def transform_definition(data: str) -> dict[str, Any]:
+    return {
+        "TransformInput": {
+            "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data}/validation/"}
+            },
+            "ContentType": "text/plain",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": f"{data}/validation-output"},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+
+
+def inference(image: str, model_data: str | None = None) -> dict[str, Any]:
+    container: dict[str, Any] = {"Image": image}
+    if model_data:
+        container["ModelDataUrl"] = model_data
+    return {
+        "Containers": [container],
+        "SupportedContentTypes": ["text/plain"],
+        "SupportedResponseMIMETypes": ["text/plain"],
+        "SupportedTransformInstanceTypes": ["ml.m5.large"],
+        "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large"],
+    }
+
+
+def certified_package(sm: Any, name: str, data: str) -> str:
+    sm.create_model_package(
+        ModelPackageName=name,
+        CertifyForMarketplace=True,
+        InferenceSpecification=inference(ecr("mp-echo"), f"{data}/model/model.tar.gz"),
+        ValidationSpecification={
+            "ValidationRole": ROLE,
+            "ValidationProfiles": [
+                {"ProfileName": "basic", "TransformJobDefinition": transform_definition(data)}
+            ],
+        },
+    )
+    desc = wait_for(sm.describe_model_package, "ModelPackageStatus", ModelPackageName=name)
+    assert desc["ModelPackageStatus"] == "Completed", desc["ModelPackageStatusDetails"]
+    return str(desc["ModelPackageArn"])
+
+
+@pytest.fixture(scope="module")
+def package_arn(sm: Any, seller_data: str) -> str:
+    return certified_package(sm, "mp-echo", seller_data)
+
+
+@pytest.fixture(scope="module")
+def algorithm_arn(sm: Any, seller_data: str) -> str:
+    sm.create_algorithm(
+        AlgorithmName="mp-trainer",
+        CertifyForMarketplace=True,
+        TrainingSpecification={
+            "TrainingImage": ecr("mp-trainer"),
+            "SupportedTrainingInstanceTypes": ["ml.m5.large"],
+            "SupportsDistributedTraining": False,
+            "SupportedHyperParameters": [
+                {"Name": "mode", "Type": "FreeText", "DefaultValue": "ok"},
+                {"Name": "steps", "Type": "FreeText", "IsRequired": False},
+                {"Name": "seconds", "Type": "FreeText", "IsRequired": False},
+            ],
+            "TrainingChannels": [
+                {
+                    "Name": "train",
+                    "SupportedContentTypes": ["text/csv"],
+                    "SupportedInputModes": ["File"],
+                    "IsRequired": True,
+                }
+            ],
+            "MetricDefinitions": [{"Name": "loss", "Regex": "loss=([0-9.]+)"}],
+        },
+        InferenceSpecification=inference(ecr("mp-echo")),
+        ValidationSpecification={
+            "ValidationRole": ROLE,
+            "ValidationProfiles": [
+                {
+                    "ProfileName": "train-then-transform",
+                    "TrainingJobDefinition": {
+                        "TrainingInputMode": "File",
+                        "InputDataConfig": [
+                            {
+                                "ChannelName": "train",
+                                "DataSource": {
+                                    "S3DataSource": {
+                                        "S3DataType": "S3Prefix",
+                                        "S3Uri": f"{seller_data}/train/",
+                                    }
+                                },
+                            }
+                        ],
+                        "OutputDataConfig": {"S3OutputPath": f"{seller_data}/algo-output"},
+                        "ResourceConfig": {
+                            "InstanceType": "ml.m5.large",
+                            "InstanceCount": 1,
+                            "VolumeSizeInGB": 1,
+                        },
+                        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+                    },
+                    "TransformJobDefinition": transform_definition(seller_data),
+                }
+            ],
+        },
+    )
+    desc = wait_for(sm.describe_algorithm, "AlgorithmStatus", AlgorithmName="mp-trainer")
+    assert desc["AlgorithmStatus"] == "Completed", desc["AlgorithmStatusDetails"]
+    return str(desc["AlgorithmArn"])
+
+
+@pytest.fixture(scope="module")
+def product(catalog: Any, package_arn: str) -> str:
+    return mp.publish(catalog, package_arn, ROLE, PRICES)
+
+
+@pytest.fixture(scope="module")
+def algorithm_product(catalog: Any, algorithm_arn: str) -> str:
+    return mp.publish(
+        catalog,
+        algorithm_arn,
+        ROLE,
+        ALGORITHM_PRICES,
+        algorithm=True,
+        recommended={"Training": "ml.m5.large"},
+    )
+
+
+def listing(client: Any, product_id: str) -> dict[str, Any]:
+    found = [x for x in client.list_listings()["Listings"] if x["ProductId"] == product_id]
+    assert found, f"{product_id} is not listed"
+    return dict(found[0])
+
+
+def version_arn(client: Any, product_id: str, index: int = 0) -> str:
+    return str(listing(client, product_id)["Versions"][index]["Arn"])
+
+
+@pytest.fixture(scope="module")
+def listed_package(buyer_mm: Any, product: str) -> str:
+    return version_arn(buyer_mm, product)
+
+
+@pytest.fixture(scope="module")
+def listed_algorithm(buyer_mm: Any, algorithm_product: str) -> str:
+    return version_arn(buyer_mm, algorithm_product)
+
+
+@pytest.fixture(scope="module")
+def buyer_data(other_s3: Any) -> str:
+    other_s3.create_bucket(Bucket="mp-buyer")
+    other_s3.put_object(Bucket="mp-buyer", Key="batch/in.txt", Body=b"x\ny\n")
+    other_s3.put_object(Bucket="mp-buyer", Key="train/data.csv", Body=b"3,4\n")
+    return "s3://mp-buyer"
+
+
+def error_of(call: Any, **params: Any) -> str:
+    with pytest.raises(ClientError) as err:
+        call(**params)
+    return str(err.value.response["Error"]["Message"])
+
+
+def marketplace_model(sm: Any, name: str, arn: str, **extra: Any) -> dict[str, Any]:
+    return dict(
+        sm.create_model(
+            ModelName=name,
+            PrimaryContainer={"ModelPackageName": arn},
+            ExecutionRoleArn=BUYER_ROLE,
+            **extra,
+        )
+    )
+
+
+def variant(model: str, instance_type: str = "ml.m5.large", **extra: Any) -> dict[str, Any]:
+    return dict(
+        VariantName="AllTraffic",
+        ModelName=model,
+        InstanceType=instance_type,
+        InitialInstanceCount=1,
+        **extra,
+    )
+
+
+# -- listings and region-scoped ARNs (R13) --
+
+
+def test_buyers_see_listed_versions_under_region_scoped_marketplace_arns(
+    server: ServerProcess, buyer_mm: Any, product: str, listed_package: str
+) -> None:
+    match = re.fullmatch(
+        r"arn:aws:sagemaker:us-east-1:865070037744:model-package/mp-echo-[0-9a-f]{32}",
+        listed_package,
+    )
+    assert match, listed_package
+    shown = listing(buyer_mm, product)
+    assert shown["Prices"] == [{"DimensionKey": k, "Price": v} for k, v in sorted(PRICES.items())]
+    assert shown["Subscribed"] is False
+    ireland = _mlmarket(server, "other", "eu-west-1")
+    try:
+        elsewhere = version_arn(ireland, product)
+    finally:
+        ireland.close()
+    assert elsewhere == listed_package.replace("us-east-1:865070037744", "eu-west-1:985815980388")
+
+
+def test_a_marketplace_arn_of_another_region_is_refused(
+    server: ServerProcess, other_sm: Any, listed_package: str
+) -> None:
+    foreign = listed_package.replace("us-east-1:865070037744", "eu-west-1:985815980388")
+    message = error_of(other_sm.describe_model_package, ModelPackageName=foreign)
+    assert message == "ARN should be scoped to correct region: us-east-1"
+    ireland = server.client("sagemaker", account="other", region="eu-west-1")
+    try:
+        message = error_of(ireland.describe_model_package, ModelPackageName=listed_package)
+    finally:
+        ireland.close()
+    assert message == "ARN should be scoped to correct region: eu-west-1"
+
+
+def test_malformed_or_unknown_marketplace_arns_name_nothing(
+    other_sm: Any, listed_algorithm: str, buyer_data: str
+) -> None:
+    unknown = listed_algorithm.rsplit("/", 1)[0] + "/nothing-here"
+    assert (
+        error_of(other_sm.describe_algorithm, AlgorithmName=unknown)
+        == f"Algorithm {unknown} does not exist."
+    )
+    request = {
+        "TrainingJobName": "unknown-arn",
+        "AlgorithmSpecification": {"AlgorithmName": unknown, "TrainingInputMode": "File"},
+        "RoleArn": BUYER_ROLE,
+        "OutputDataConfig": {"S3OutputPath": f"{buyer_data}/out"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+    }
+    message = error_of(other_sm.create_training_job, **request)
+    assert message == f"Algorithm {unknown} does not exist."
+    nested = listed_algorithm.rsplit("/", 1)[0] + "/" + listed_algorithm
+    request["AlgorithmSpecification"] = {"AlgorithmName": nested, "TrainingInputMode": "File"}
+    message = error_of(other_sm.create_training_job, **request)
+    assert message.startswith("1 validation error detected: Value '" + nested)
+
+
+def test_the_sellers_own_arn_is_not_reachable_from_the_buyers_account(
+    other_sm: Any, package_arn: str
+) -> None:
+    message = error_of(other_sm.describe_model_package, ModelPackageName=package_arn)
+    assert message == f'Could not find model package "{package_arn}".'
+
+
+# -- subscriptions gate use --
+
+
+def test_an_unsubscribed_buyer_can_neither_create_a_model_nor_train(
+    other_sm: Any, listed_package: str, listed_algorithm: str, buyer_data: str
+) -> None:
+    message = error_of(
+        other_sm.create_model,
+        ModelName="unsubscribed",
+        PrimaryContainer={"ModelPackageName": listed_package},
+        ExecutionRoleArn=BUYER_ROLE,
+    )
+    assert message == NOT_SUBSCRIBED
+    message = error_of(
+        other_sm.create_training_job,
+        TrainingJobName="unsubscribed",
+        AlgorithmSpecification={"AlgorithmName": listed_algorithm, "TrainingInputMode": "File"},
+        RoleArn=BUYER_ROLE,
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{buyer_data}/train/"}
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": f"{buyer_data}/out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        StoppingCondition={"MaxRuntimeInSeconds": 60},
+    )
+    assert message == NOT_SUBSCRIBED
+
+
+@pytest.fixture(scope="module")
+def subscribed(buyer_mm: Any, product: str, algorithm_product: str) -> dict[str, Any]:
+    first = buyer_mm.subscribe(ProductId=product)["Subscription"]
+    again = buyer_mm.subscribe(ProductId=product)["Subscription"]
+    assert again["AgreementId"] == first["AgreementId"]  # subscribing twice changes nothing
+    buyer_mm.subscribe(ProductId=algorithm_product)
+    return dict(first)
+
+
+def test_subscribing_records_an_agreement_with_the_versions_to_use(
+    buyer_mm: Any, subscribed: dict[str, Any], product: str, listed_package: str
+) -> None:
+    assert subscribed["Status"] == "ACTIVE"
+    assert subscribed["AgreementId"].startswith("agmt-")
+    assert [v["Arn"] for v in subscribed["Versions"]] == [listed_package]
+    mine = {s["ProductId"]: s for s in buyer_mm.list_subscriptions()["Subscriptions"]}
+    assert mine[product]["AgreementId"] == subscribed["AgreementId"]
+    assert listing(buyer_mm, product)["Subscribed"] is True
+
+
+def test_buyers_never_see_the_sellers_image_model_data_or_account(
+    other_sm: Any, subscribed: dict[str, Any], listed_package: str, listed_algorithm: str, name: str
+) -> None:
+    package = other_sm.describe_model_package(ModelPackageName=listed_package)
+    algorithm = other_sm.describe_algorithm(AlgorithmName=listed_algorithm)
+    marketplace_model(other_sm, name, listed_package)
+    model = other_sm.describe_model(ModelName=name)
+    for shown in (package, algorithm, model):
+        text = json.dumps(shown, default=str)
+        for secret in (SELLER, "mp-echo:1", "mp-trainer:1", "mp-seller", "ValidationSpecification"):
+            assert secret not in text, (secret, text)
+    container = package["InferenceSpecification"]["Containers"][0]
+    assert container["ProductId"] == subscribed["ProductId"]
+    assert container["Image"].startswith("865070037744.dkr.ecr.us-east-1.amazonaws.com/")
+    assert algorithm["ProductId"]  # how the SageMaker SDK tells a marketplace algorithm
+    assert model["EnableNetworkIsolation"] is True
+    other_sm.delete_model(ModelName=name)
+
+
+def test_network_isolation_is_forced_for_marketplace_models(
+    other_sm: Any, subscribed: dict[str, Any], listed_package: str, name: str
+) -> None:
+    marketplace_model(other_sm, name, listed_package, EnableNetworkIsolation=False)
+    assert other_sm.describe_model(ModelName=name)["EnableNetworkIsolation"] is True
+    other_sm.delete_model(ModelName=name)
+
+
+# -- endpoint configs: R8, R9 and supported instance types --
+
+
+def test_marketplace_models_refuse_async_serverless_and_unsupported_instances(
+    other_sm: Any, subscribed: dict[str, Any], listed_package: str, buyer_data: str, name: str
+) -> None:
+    marketplace_model(other_sm, name, listed_package)
+    message = error_of(
+        other_sm.create_endpoint_config,
+        EndpointConfigName=f"{name}-async",
+        ProductionVariants=[variant(name)],
+        AsyncInferenceConfig={"OutputConfig": {"S3OutputPath": f"{buyer_data}/async"}},
+    )
+    assert (
+        message == "Marketplace images are not supported when specifying an AsyncInferenceConfig."
+    )
+    message = error_of(
+        other_sm.create_endpoint_config,
+        EndpointConfigName=f"{name}-serverless",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1},
+            }
+        ],
+    )
+    assert message == "Marketplace images are not supported when specifying a ServerlessConfig."
+    message = error_of(
+        other_sm.create_endpoint_config,
+        EndpointConfigName=f"{name}-c5",
+        ProductionVariants=[variant(name, "ml.c5.large")],
+    )
+    assert message == (
+        f"The instance type ml.c5.large is not supported for real-time inference by "
+        f"{listed_package}. Supported instance types: ml.m5.large."
+    )
+    other_sm.delete_model(ModelName=name)
+
+
+# -- running and metering --
+
+
+def usage_of(client: Any, view: str, product_id: str) -> dict[str, dict[str, Any]]:
+    records = client.get_usage(View=view, ProductId=product_id)["Usage"]
+    return {r["Dimension"]: r for r in records}
+
+
+def test_a_subscriber_deploys_invokes_and_both_sides_see_metered_usage(
+    other_sm: Any,
+    other_rt: Any,
+    buyer_mm: Any,
+    seller_mm: Any,
+    subscribed: dict[str, Any],
+    listed_package: str,
+    product: str,
+    name: str,
+) -> None:
+    marketplace_model(other_sm, name, listed_package)
+    other_sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant(name)])
+    other_sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    desc = wait_for_status(other_sm, name)
+    assert desc["EndpointStatus"] == "InService", desc.get("FailureReason")
+    # the model data came from the marketplace's copy of the seller's artifacts
+    files = other_rt.invoke_endpoint(
+        EndpointName=name, Body=json.dumps({"model": True}), ContentType=COMMAND
+    )["Body"].read()
+    assert "weights.txt" in files.decode()
+    for _ in range(3):
+        other_rt.invoke_endpoint(EndpointName=name, Body=b"hello", ContentType="text/plain")[
+            "Body"
+        ].read()
+    metered = other_rt.invoke_endpoint(
+        EndpointName=name, Body=json.dumps({"units": 5}), ContentType=COMMAND
+    )
+    assert metered["Body"].read() == b"metered"
+    with pytest.raises(ClientError):  # a failed call is not billed
+        other_rt.invoke_endpoint(
+            EndpointName=name, Body=json.dumps({"status": 500}), ContentType=COMMAND
+        )
+
+    buyer = usage_of(buyer_mm, "BUYER", product)
+    # 1 (model listing) + 3 + 5 (the container's X-Amzn-Inference-Metering) units
+    assert buyer["inference.count.m.i.c"]["Quantity"] == 9
+    assert buyer["inference.count.m.i.c"]["Charge"] == "0.0090"
+    assert buyer["inference.count.m.i.c"]["CustomerReference"] == BUYER
+    hourly = buyer["ml.m5.large.m.i.r"]
+    assert hourly["Unit"] == "HostHrs" and hourly["Quantity"] == pytest.approx(1 / 60, abs=1e-6)
+    assert hourly["Charge"] == "0.0083"  # one started minute at 0.50 per hour
+    seller = usage_of(seller_mm, "SELLER", product)
+    assert seller["inference.count.m.i.c"]["Quantity"] == 9
+    assert seller["inference.count.m.i.c"]["CustomerReference"].startswith("cust-")
+    assert BUYER not in json.dumps(seller) and name not in json.dumps(seller)
+    # a seller's BUYER view holds only its own usage
+    assert usage_of(seller_mm, "BUYER", product) == {}
+
+    other_sm.delete_endpoint(EndpointName=name)
+    other_sm.delete_endpoint_config(EndpointConfigName=name)
+    other_sm.delete_model(ModelName=name)
+
+
+def test_batch_transform_with_a_marketplace_model_is_metered_per_instance_hour(
+    other_sm: Any,
+    buyer_mm: Any,
+    subscribed: dict[str, Any],
+    listed_package: str,
+    product: str,
+    buyer_data: str,
+    name: str,
+) -> None:
+    marketplace_model(other_sm, name, listed_package)
+    request = {
+        "TransformJobName": name,
+        "ModelName": name,
+        "TransformInput": {
+            "DataSource": {
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{buyer_data}/batch/"}
+            },
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": f"{buyer_data}/batch-out"},
+        "TransformResources": {"InstanceType": "ml.c5.xlarge", "InstanceCount": 1},
+    }
+    message = error_of(other_sm.create_transform_job, **request)
+    assert "The instance type ml.c5.xlarge is not supported for batch transform" in message
+    request["TransformResources"] = {"InstanceType": "ml.m5.large", "InstanceCount": 1}
+    other_sm.create_transform_job(**request)
+    desc = wait_for_transform(other_sm, name)
+    assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
+    records = buyer_mm.get_usage(ProductId=product)["Usage"]
+    batch = [r for r in records if r["Dimension"] == "ml.m5.large.m.i.b"]
+    assert [r["ResourceArn"] for r in batch] == [desc["TransformJobArn"]]
+    assert batch[0]["Quantity"] == pytest.approx(1 / 60, abs=1e-6)
+
+
+def train_request(name: str, algorithm: str, data: str, **extra: Any) -> dict[str, Any]:
+    request = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"AlgorithmName": algorithm, "TrainingInputMode": "File"},
+        "RoleArn": BUYER_ROLE,
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data}/train/"}
+                },
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"{data}/models"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+    request.update(extra)
+    return request
+
+
+def test_training_with_a_marketplace_algorithm_checks_its_declarations(
+    other_sm: Any, subscribed: dict[str, Any], listed_algorithm: str, buyer_data: str
+) -> None:
+    def refused(**extra: Any) -> str:
+        return error_of(
+            other_sm.create_training_job,
+            **train_request("refused", listed_algorithm, buyer_data, **extra),
+        )
+
+    message = refused(
+        ResourceConfig={"InstanceType": "ml.c5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 1}
+    )
+    assert message.startswith("The instance type ml.c5.xlarge is not supported for training")
+    message = refused(
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2, "VolumeSizeInGB": 1}
+    )
+    assert "does not support distributed training" in message
+    assert "Hyperparameter colour is not supported" in refused(HyperParameters={"colour": "red"})
+    train = train_request("x", listed_algorithm, buyer_data)["InputDataConfig"][0]
+    extra = dict(train, ChannelName="extra")
+    assert "requires the channel train" in refused(InputDataConfig=[extra])
+    assert "Channel extra is not supported" in refused(InputDataConfig=[train, extra])
+
+
+def test_spot_training_with_a_marketplace_algorithm_waits_at_most_an_hour(
+    other_sm: Any,
+    buyer_mm: Any,
+    subscribed: dict[str, Any],
+    listed_algorithm: str,
+    algorithm_product: str,
+    buyer_data: str,
+    name: str,
+) -> None:
+    message = error_of(
+        other_sm.create_training_job,
+        **train_request(
+            f"{name}-long",
+            listed_algorithm,
+            buyer_data,
+            EnableManagedSpotTraining=True,
+            StoppingCondition={"MaxRuntimeInSeconds": 5000, "MaxWaitTimeInSeconds": 7200},
+        ),
+    )
+    assert "fixed at 3600 seconds" in message
+    other_sm.create_training_job(
+        **train_request(
+            name,
+            listed_algorithm,
+            buyer_data,
+            EnableManagedSpotTraining=True,
+            StoppingCondition={"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 7200},
+            HyperParameters={"mode": "sleep", "seconds": "2"},
+            Tags=[{"Key": "mlmarket:spot-interruptions", "Value": "after=1 times=1 delay=0.2"}],
+        )
+    )
+    desc = wait_for_job(other_sm, name)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    assert desc["StoppingCondition"]["MaxWaitTimeInSeconds"] == 3600  # R10
+    assert desc["EnableNetworkIsolation"] is True  # R1
+    assert "TrainingImage" not in desc["AlgorithmSpecification"]
+    assert "Interrupted" in [t["Status"] for t in desc["SecondaryStatusTransitions"]]
+    assert desc["ModelArtifacts"]["S3ModelArtifacts"].startswith(f"{buyer_data}/models/{name}/")
+    records = buyer_mm.get_usage(ProductId=algorithm_product)["Usage"]
+    training = [r for r in records if r["Dimension"] == "ml.m5.large.a.t"]
+    assert [r["ResourceArn"] for r in training] == [desc["TrainingJobArn"]]
+    assert training[0]["Charge"] == "0.0200"  # one started minute at 1.20 per hour
+
+
+def test_a_model_trained_with_a_marketplace_algorithm_is_usable_but_never_publishable(
+    other_sm: Any, subscribed: dict[str, Any], listed_algorithm: str, buyer_data: str, name: str
+) -> None:
+    other_sm.create_training_job(**train_request(name, listed_algorithm, buyer_data))
+    trained = wait_for_job(other_sm, name)
+    assert trained["HyperParameters"] == {"mode": "ok"}  # the algorithm's default
+    artifacts = trained["ModelArtifacts"]["S3ModelArtifacts"]
+    source = {"SourceAlgorithms": [{"AlgorithmName": listed_algorithm, "ModelDataUrl": artifacts}]}
+    message = error_of(
+        other_sm.create_model_package,
+        ModelPackageName=f"{name}-listed",
+        SourceAlgorithmSpecification=source,
+        CertifyForMarketplace=True,
+        ValidationSpecification={
+            "ValidationRole": BUYER_ROLE,
+            "ValidationProfiles": [
+                {
+                    "ProfileName": "p",
+                    "TransformJobDefinition": transform_definition(buyer_data),
+                }
+            ],
+        },
+    )
+    assert message.startswith(
+        f"Model packages made with the AWS Marketplace algorithm {listed_algorithm} cannot be "
+        "published in AWS Marketplace."
+    )
+    # as the SageMaker SDK's AlgorithmEstimator.deploy does: a package, then a model from it
+    other_sm.create_model_package(
+        ModelPackageName=f"{name}-own", SourceAlgorithmSpecification=source
+    )
+    package = wait_for(
+        other_sm.describe_model_package, "ModelPackageStatus", ModelPackageName=f"{name}-own"
+    )
+    assert package["ModelPackageStatus"] == "Completed", package["ModelPackageStatusDetails"]
+    assert SELLER not in json.dumps(package, default=str)
+    other_sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"ModelPackageName": package["ModelPackageArn"]},
+        ExecutionRoleArn=BUYER_ROLE,
+    )
+    assert other_sm.describe_model(ModelName=name)["EnableNetworkIsolation"] is True
+    message = error_of(
+        other_sm.create_endpoint_config,
+        EndpointConfigName=name,
+        ProductionVariants=[variant(name, "ml.c5.large")],
+    )
+    assert "is not supported for real-time inference" in message
+
+
+# -- visibility, restriction and cancellation --
+
+
+def test_a_limited_product_is_open_only_to_its_seller_and_targeted_buyers(
+    catalog: Any, sm: Any, seller_data: str, buyer_mm: Any, seller_mm: Any
+) -> None:
+    arn = certified_package(sm, "mp-limited", seller_data)
+    limited = mp.publish(catalog, arn, ROLE, None, visibility="Limited")
+    assert limited not in [x["ProductId"] for x in buyer_mm.list_listings()["Listings"]]
+    with pytest.raises(ClientError) as err:
+        buyer_mm.subscribe(ProductId=limited)
+    assert "not available to this account" in err.value.response["Error"]["Message"]
+    assert seller_mm.subscribe(ProductId=limited)["Subscription"]["Status"] == "ACTIVE"
+    targeted = mp.run(
+        catalog,
+        [mp.change("UpdateTargeting", limited, {"PositiveTargeting": {"BuyerAccounts": [BUYER]}})],
+    )
+    assert targeted["Status"] == "SUCCEEDED", targeted["ChangeSet"]
+    assert buyer_mm.subscribe(ProductId=limited)["Subscription"]["Status"] == "ACTIVE"
+    with pytest.raises(ClientError) as err:
+        buyer_mm.subscribe(ProductId="prod-doesnotexist")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_restricted_versions_stay_usable_by_existing_subscribers_only(
+    catalog: Any,
+    sm: Any,
+    other_sm: Any,
+    seller_data: str,
+    buyer_mm: Any,
+    seller_mm: Any,
+    name: str,
+) -> None:
+    first = certified_package(sm, "mp-v1", seller_data)
+    second = certified_package(sm, "mp-v2", seller_data)
+    product = mp.publish(catalog, first, ROLE, None)
+    buyer_mm.subscribe(ProductId=product)
+    added = mp.run(
+        catalog, [mp.change("AddDeliveryOptions", product, mp.delivery(second, "2.0", ROLE))]
+    )
+    assert added["Status"] == "SUCCEEDED", added["ChangeSet"]
+    entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    option_ids = [v["DeliveryOptions"][0]["Id"] for v in entity["Versions"]]
+    v1_arn = version_arn(buyer_mm, product, 0)
+
+    every = mp.run(
+        catalog, [mp.change("RestrictDeliveryOptions", product, {"DeliveryOptionIds": option_ids})]
+    )
+    assert mp.errors(every) == ["ALL_DELIVERY_OPTIONS_RESTRICTED"]
+    restricted = mp.run(
+        catalog,
+        [mp.change("RestrictDeliveryOptions", product, {"DeliveryOptionIds": option_ids[:1]})],
+    )
+    assert restricted["Status"] == "SUCCEEDED", restricted["ChangeSet"]
+    again = mp.run(
+        catalog,
+        [mp.change("RestrictDeliveryOptions", product, {"DeliveryOptionIds": option_ids[:1]})],
+    )
+    assert mp.errors(again) == ["INVALID_DELIVERY_OPTION_STATUS"]
+    update = mp.run(
+        catalog,
+        [
+            mp.change(
+                "UpdateDeliveryOptions",
+                product,
+                {"DeliveryOptions": [{"Id": option_ids[0], "Details": {}}]},
+            )
+        ],
+    )
+    assert mp.errors(update) == ["INCOMPATIBLE_DELIVERY_OPTION_STATUS"]
+
+    # the existing subscriber keeps the restricted version
+    marketplace_model(other_sm, name, v1_arn)
+    assert [v["Restricted"] for v in listing(buyer_mm, product)["Versions"]] == [True, False]
+    # a buyer who subscribes now sees and may use only the public one
+    seller_mm.subscribe(ProductId=product)
+    assert [v["VersionTitle"] for v in listing(seller_mm, product)["Versions"]] == ["2.0"]
+    message = error_of(
+        sm.create_model,
+        ModelName=name,
+        PrimaryContainer={"ModelPackageName": v1_arn},
+        ExecutionRoleArn=ROLE,
+    )
+    assert "is restricted" in message
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"ModelPackageName": version_arn(seller_mm, product)},
+        ExecutionRoleArn=ROLE,
+    )
+    sm.delete_model(ModelName=name)
+    other_sm.delete_model(ModelName=name)
+
+
+def test_cancelling_a_subscription_stops_new_use(
+    catalog: Any, sm: Any, other_sm: Any, seller_data: str, buyer_mm: Any, name: str
+) -> None:
+    product = mp.publish(catalog, certified_package(sm, "mp-cancel", seller_data), ROLE, None)
+    buyer_mm.subscribe(ProductId=product)
+    arn = version_arn(buyer_mm, product)
+    marketplace_model(other_sm, name, arn)
+    cancelled = buyer_mm.unsubscribe(ProductId=product)["Subscription"]
+    assert cancelled["Status"] == "CANCELLED" and cancelled["EndTime"]
+    assert (
+        error_of(
+            other_sm.create_model,
+            ModelName=f"{name}-2",
+            PrimaryContainer={"ModelPackageName": arn},
+            ExecutionRoleArn=BUYER_ROLE,
+        )
+        == NOT_SUBSCRIBED
+    )
+    with pytest.raises(ClientError) as err:
+        buyer_mm.unsubscribe(ProductId=product)
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    other_sm.delete_model(ModelName=name)

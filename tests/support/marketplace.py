@@ -1,0 +1,133 @@
+"""Catalog change sets and the mlmarket API, as sellers and buyers call them in the tests."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import boto3
+
+from mlmarket.protocol.models import add_data_path
+
+PRODUCT = "MachineLearningProduct@1.0"
+OFFER = "Offer@1.0"
+
+
+def mlmarket_client(endpoint: str, access_key: str, secret_key: str, region: str) -> Any:
+    """boto3's client for mlmarket's own API: the service model ships with mlmarket."""
+    session = boto3.Session(
+        aws_access_key_id=access_key, aws_secret_access_key=secret_key, region_name=region
+    )
+    add_data_path(session._session)
+    return session.client("mlmarket", endpoint_url=endpoint)
+
+
+def change(
+    change_type: str,
+    identifier: str | None,
+    details: dict[str, Any],
+    name: str | None = None,
+    entity_type: str = PRODUCT,
+) -> dict[str, Any]:
+    entity: dict[str, Any] = {"Type": entity_type}
+    if identifier is not None:
+        entity["Identifier"] = identifier
+    out: dict[str, Any] = {"ChangeType": change_type, "Entity": entity, "DetailsDocument": details}
+    if name:
+        out["ChangeName"] = name
+    return out
+
+
+def run(catalog: Any, changes: list[dict[str, Any]], intent: str = "APPLY") -> dict[str, Any]:
+    started = catalog.start_change_set(Catalog="AWSMarketplace", ChangeSet=changes, Intent=intent)
+    deadline = time.monotonic() + 30
+    while True:
+        desc = catalog.describe_change_set(
+            Catalog="AWSMarketplace", ChangeSetId=started["ChangeSetId"]
+        )
+        if desc["Status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+            return dict(desc)
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def errors(desc: dict[str, Any]) -> list[str]:
+    return [e["ErrorCode"] for c in desc["ChangeSet"] for e in c["ErrorDetailList"]]
+
+
+def delivery(
+    arn: str,
+    title: str,
+    role: str,
+    algorithm: bool = False,
+    recommended: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    key, arn_key = (
+        ("SageMakerAlgorithmDeliveryOptionDetails", "SageMakerAlgorithmArn")
+        if algorithm
+        else ("SageMakerModelPackageDeliveryOptionDetails", "SageMakerModelPackageArn")
+    )
+    details: dict[str, Any] = {arn_key: arn, "AccessRoleArn": role, "UsageInstructions": "POST"}
+    if recommended:
+        details["RecommendedInstanceTypes"] = recommended
+    return {
+        "Version": {"VersionTitle": title, "ReleaseNotes": "notes"},
+        "DeliveryOptions": [{"Details": {key: details}}],
+    }
+
+
+def usage_pricing(prices: dict[str, str]) -> dict[str, Any]:
+    return {
+        "PricingModel": "Usage",
+        "Terms": [
+            {
+                "Type": "UsageBasedPricingTerm",
+                "CurrencyCode": "USD",
+                "RateCards": [
+                    {"RateCard": [{"DimensionKey": k, "Price": v} for k, v in prices.items()]}
+                ],
+            }
+        ],
+    }
+
+
+def publish(
+    catalog: Any,
+    arn: str,
+    role: str,
+    prices: dict[str, str] | None,
+    algorithm: bool = False,
+    visibility: str = "Public",
+    recommended: dict[str, str] | None = None,
+) -> str:
+    """Create, price (Free when `prices` is None), version, release and show a product."""
+    pricing = usage_pricing(prices) if prices is not None else {"PricingModel": "Free", "Terms": []}
+    desc = run(
+        catalog,
+        [
+            change("CreateProduct", None, {"ProductTitle": "Product"}, "product"),
+            change(
+                "CreateOffer",
+                None,
+                {"ProductId": "$product.Entity.Identifier"},
+                "offer",
+                OFFER,
+            ),
+            change("UpdatePricingTerms", "$offer.Entity.Identifier", pricing, entity_type=OFFER),
+            change(
+                "AddDeliveryOptions",
+                "$product.Entity.Identifier",
+                delivery(arn, "1.0", role, algorithm, recommended),
+            ),
+            change("ReleaseProduct", "$product.Entity.Identifier", {}),
+        ],
+    )
+    assert desc["Status"] == "SUCCEEDED", desc["ChangeSet"]
+    product = str(desc["ChangeSet"][0]["Entity"]["Identifier"])
+    if visibility != "Limited":
+        shown = run(
+            catalog,
+            [change("UpdateVisibility", product, {"TargetVisibility": visibility})],
+        )
+        assert shown["Status"] == "SUCCEEDED", shown["ChangeSet"]
+    return product
