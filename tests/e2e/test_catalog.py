@@ -235,3 +235,180 @@ def test_catalog_errors(catalog: Any) -> None:
         catalog.describe_change_set(Catalog="Elsewhere", ChangeSetId="abc")
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 422
+
+
+def released(catalog: Any, arn: str, title: str = "1.0") -> str:
+    """A released (Limited) product with one version of `arn`, priced Free."""
+    desc = run(
+        catalog,
+        [
+            mp.change("CreateProduct", None, {}, "product"),
+            OFFER,
+            FREE,
+            mp.change("AddDeliveryOptions", "$product.Entity.Identifier", delivery(arn, title)),
+            mp.change("ReleaseProduct", "$product.Entity.Identifier", {}),
+        ],
+    )
+    assert desc["Status"] == "SUCCEEDED", desc["ChangeSet"]
+    return str(desc["ChangeSet"][0]["Entity"]["Identifier"])
+
+
+def test_every_dimension_of_a_version_must_be_priced(catalog: Any, certified: str) -> None:
+    def attempt(prices: dict[str, str]) -> dict[str, Any]:
+        return run(
+            catalog,
+            [
+                mp.change("CreateProduct", None, {}, "product"),
+                OFFER,
+                mp.change(
+                    "UpdatePricingTerms",
+                    "$offer.Entity.Identifier",
+                    mp.usage_pricing(prices),
+                    entity_type=mp.OFFER,
+                ),
+                mp.change(
+                    "AddDeliveryOptions", "$product.Entity.Identifier", delivery(certified, "1")
+                ),
+            ],
+        )
+
+    unpriced = attempt({"ml.c5.large.m.i.b": "1.00"})
+    assert mp.errors(unpriced) == ["UPDATE_PRICING_REQUIRED"]
+    assert unpriced["ChangeSet"][3]["ErrorDetailList"][0]["ErrorMessage"] == (
+        "UpdatePricingTerms is required. Dimensions without a price: ml.m5.large.m.i.b"
+    )
+    priced = attempt({"ml.m5.large.m.i.b": "1.00"})
+    assert priced["Status"] == "SUCCEEDED", priced["ChangeSet"]
+    product = priced["ChangeSet"][0]["Entity"]["Identifier"]
+    offer = priced["ChangeSet"][1]["Entity"]["Identifier"]
+    entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    assert entity["OfferId"] == offer
+    assert [d["Key"] for d in entity["Dimensions"]] == ["ml.m5.large.m.i.b"]
+    assert entity["Versions"][0]["DeliveryOptions"][0]["SupportedInstanceTypes"] == {
+        "RealtimeInference": [],
+        "BatchTransform": ["ml.m5.large"],
+    }
+    described = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=offer)
+    assert described["EntityType"] == "Offer@1.0"
+    assert described["DetailsDocument"]["PricingModel"] == "Usage"
+
+    def bad_terms(terms: dict[str, Any]) -> list[str]:
+        desc = run(
+            catalog,
+            [mp.change("UpdatePricingTerms", offer, terms, entity_type=mp.OFFER)],
+        )
+        return [e["ErrorMessage"] for c in desc["ChangeSet"] for e in c["ErrorDetailList"]]
+
+    trial = mp.usage_pricing({"inference.count.m.i.c": "0.01"})
+    trial["Terms"].append(
+        {
+            "Type": "FreeTrialPricingTerm",
+            "Duration": "P30D",
+            "Grants": [{"DimensionKey": "inference.count.m.i.c"}],
+        }
+    )
+    assert bad_terms(trial) == ["Free trials are offered for hourly pricing only."]
+    assert bad_terms(mp.usage_pricing({"ml.m5.large.m.i.b": "-1"})) == [
+        "Price of ml.m5.large.m.i.b must not be negative."
+    ]
+    assert bad_terms({"PricingModel": "Contract", "Terms": []}) == [
+        "PricingModel must be Usage or Free (Contract is for private offers)."
+    ]
+
+
+def test_add_delivery_options_checks_asset_role_and_recommended_instances(
+    catalog: Any, certified: str
+) -> None:
+    product = released(catalog, certified)
+
+    def add(details: dict[str, Any]) -> list[str]:
+        return mp.errors(run(catalog, [mp.change("AddDeliveryOptions", product, details)]))
+
+    def add_to_new(details: dict[str, Any]) -> list[str]:
+        return mp.errors(
+            run(
+                catalog,
+                [
+                    mp.change("CreateProduct", None, {}, "product"),
+                    OFFER,
+                    FREE,
+                    mp.change("AddDeliveryOptions", "$product.Entity.Identifier", details),
+                ],
+            )
+        )
+
+    assert add(delivery(certified, "2.0")) == ["DUPLICATE_ASSET"]
+    wrong_role = mp.delivery(certified, "2.0", "arn:aws:iam::999999999999:role/x")
+    assert add_to_new(wrong_role) == ["INVALID_ACCESS_ROLE"]
+    recommended = mp.delivery(certified, "2.0", ROLE, recommended={"BatchTransform": "ml.c5.large"})
+    assert add_to_new(recommended) == ["INVALID_RECOMMENDED_INSTANCE_TYPE"]
+    algorithm = mp.delivery(
+        certified.replace("model-package/", "algorithm/"), "2.0", ROLE, algorithm=True
+    )
+    assert add(algorithm) == ["INCOMPATIBLE_DELIVERY_OPTIONS"]
+
+
+def test_versions_are_updated_in_place_but_their_asset_never_changes(
+    catalog: Any, certified: str
+) -> None:
+    product = released(catalog, certified)
+    entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    option = entity["Versions"][0]["DeliveryOptions"][0]["Id"]
+    details_key = "SageMakerModelPackageDeliveryOptionDetails"
+
+    def update(details: dict[str, Any]) -> dict[str, Any]:
+        return run(catalog, [mp.change("UpdateDeliveryOptions", product, details)])
+
+    renamed = update(
+        {
+            "Version": {"VersionTitle": "1.0.1", "ReleaseNotes": "better notes"},
+            "DeliveryOptions": [
+                {"Id": option, "Details": {details_key: {"UsageInstructions": "POST text"}}}
+            ],
+        }
+    )
+    assert renamed["Status"] == "SUCCEEDED", renamed["ChangeSet"]
+    entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    assert entity["Versions"][0]["VersionTitle"] == "1.0.1"
+    assert entity["Versions"][0]["DeliveryOptions"][0]["Instructions"]["Usage"] == "POST text"
+    moved = update(
+        {
+            "DeliveryOptions": [
+                {
+                    "Id": option,
+                    "Details": {details_key: {"SageMakerModelPackageArn": certified + "-other"}},
+                }
+            ]
+        }
+    )
+    assert mp.errors(moved) == ["FIELD_NOT_ALLOWED_TO_CHANGE"]
+    missing = "00000000-0000-0000-0000-000000000000"
+    assert mp.errors(update({"DeliveryOptions": [{"Id": missing, "Details": {}}]})) == [
+        "INVALID_DELIVERY_OPTION_ID"
+    ]
+    restrict = run(catalog, [mp.change("RestrictDeliveryOptions", product, {})])
+    assert mp.errors(restrict) == ["MISSING_DELIVERY_OPTION_IDS"]
+    restrict = run(
+        catalog,
+        [mp.change("RestrictDeliveryOptions", product, {"DeliveryOptionIds": [missing]})],
+    )
+    assert mp.errors(restrict) == ["INVALID_DELIVERY_OPTION_IDS"]
+
+
+def test_changes_to_an_unreleased_product_need_a_limited_or_public_one(
+    catalog: Any, certified: str
+) -> None:
+    draft = run(catalog, [mp.change("CreateProduct", None, {}, "product")])
+    product = draft["ChangeSet"][0]["Entity"]["Identifier"]
+    for change_type, details in (
+        ("UpdateDeliveryOptions", {"DeliveryOptions": [{"Id": "x", "Details": {}}]}),
+        ("RestrictDeliveryOptions", {"DeliveryOptionIds": ["x"]}),
+        ("UpdateVisibility", {"TargetVisibility": "Public"}),
+    ):
+        desc = run(catalog, [mp.change(change_type, product, details)])
+        assert mp.errors(desc) == ["INCOMPATIBLE_PRODUCT_STATUS"], change_type
+    assert mp.errors(run(catalog, [mp.change("ReleaseProduct", product, {})])) == [
+        "INCOMPATIBLE_PRODUCT_STATUS"
+    ]
+    too_long = run(catalog, [mp.change("UpdateInformation", product, {"ProductTitle": "x" * 73})])
+    assert mp.errors(too_long) == ["INVALID_INPUT"]

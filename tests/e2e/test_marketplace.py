@@ -407,11 +407,33 @@ def test_buyers_never_see_the_sellers_image_model_data_or_account(
         for secret in (SELLER, "mp-echo:1", "mp-trainer:1", "mp-seller", "ValidationSpecification"):
             assert secret not in text, (secret, text)
     container = package["InferenceSpecification"]["Containers"][0]
+    assert "ImageDigest" not in container
+    assert "TrainingImageDigest" not in algorithm["TrainingSpecification"]
     assert container["ProductId"] == subscribed["ProductId"]
     assert container["Image"].startswith("865070037744.dkr.ecr.us-east-1.amazonaws.com/")
     assert algorithm["ProductId"]  # how the SageMaker SDK tells a marketplace algorithm
     assert model["EnableNetworkIsolation"] is True
     other_sm.delete_model(ModelName=name)
+
+
+def test_images_are_named_by_repository_never_by_engine_id(
+    other_sm: Any, echo_image: str, name: str
+) -> None:
+    """Otherwise a buyer who learnt a listed image's ID could run it unsubscribed."""
+    image_id = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", echo_image],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    for reference in (image_id, image_id.removeprefix("sha256:")[:12]):
+        message = error_of(
+            other_sm.create_model,
+            ModelName=name,
+            PrimaryContainer={"Image": reference},
+            ExecutionRoleArn=BUYER_ROLE,
+        )
+        assert message.startswith(f"Image {reference} is not a repository path.")
 
 
 def test_network_isolation_is_forced_for_marketplace_models(

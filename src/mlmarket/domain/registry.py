@@ -23,6 +23,20 @@ _ECR = re.compile(
 )
 
 
+_RAW_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
+
+
+def raw_id_problem(image: str) -> str | None:
+    """Callers name images by repository; a bare engine image ID would let anyone run an image
+    they only know the digest of (a listed product's, say) without going through its owner."""
+    if _RAW_ID.match(image):
+        return (
+            f"Image {image} is not a repository path. Name images as "
+            "<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]."
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class EcrImage:
     account_id: str

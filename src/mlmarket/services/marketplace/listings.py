@@ -271,9 +271,11 @@ class Listings:
 
     def describe_algorithm(self, listed: Listed) -> dict[str, Any]:
         copy = listed.resource
-        training = dict(
-            copy["TrainingSpecification"], TrainingImage=listed.registry_image(":train")
-        )
+        # by name only: digests stay with the platform
+        training = {
+            k: v for k, v in copy["TrainingSpecification"].items() if k != "TrainingImageDigest"
+        }
+        training["TrainingImage"] = listed.registry_image(":train")
         out = dict(
             {k: v for k, v in copy.items() if k not in ("InferenceSpecification",)},
             AlgorithmName=listed.listing.name,
@@ -293,12 +295,12 @@ class Listings:
 
     def _inference_view(self, listed: Listed, inference: dict[str, Any]) -> dict[str, Any]:
         containers = [
+            # by name only: digests stay with the platform
             {
                 "Image": listed.registry_image(f":{index}" if index else ""),
-                "ImageDigest": c.get("ImageDigest"),
                 "ProductId": listed.product_id,
             }
-            for index, c in enumerate(inference["Containers"])
+            for index, _ in enumerate(inference["Containers"])
         ]
         return dict(inference, Containers=containers)
 

@@ -12,7 +12,7 @@ from typing import Any
 from mlmarket import builtin
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import regions
+from mlmarket.domain import regions, registry
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ConflictException, validation_exception
 from mlmarket.services.listing import list_resources
@@ -58,6 +58,9 @@ class PackagesProvider:
     async def _pin(self, containers: list[dict[str, Any]]) -> None:
         """Tags move; what was validated must be what runs: record each image's digest."""
         for container in containers:
+            refused = registry.raw_id_problem(container["Image"])
+            if refused:
+                raise validation_exception(refused)
             if container.get("ImageDigest"):
                 continue
             resolved = await self.engine.resolve_image(container["Image"])

@@ -12,7 +12,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
-from mlmarket.domain import marketplace
+from mlmarket.domain import marketplace, registry
 from mlmarket.domain.endpoints import EndpointStatus, can_delete, can_update
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.services.listing import list_resources
@@ -78,6 +78,9 @@ class SageMakerProvider:
                     raise validation_exception(
                         "Every container needs an Image or a ModelPackageName."
                     )
+                refused = registry.raw_id_problem(container["Image"])
+                if refused:
+                    raise validation_exception(refused)
                 expanded.append(container)
                 continue
             offered = self.listings.find(ctx, package_name, "model-package")

@@ -8,7 +8,7 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.training import KIND, TrainingController
-from mlmarket.domain import marketplace
+from mlmarket.domain import marketplace, registry
 from mlmarket.domain import quotas as quota
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
@@ -55,6 +55,9 @@ class TrainingProvider:
                 "Exactly one of AlgorithmSpecification.TrainingImage or "
                 "AlgorithmSpecification.AlgorithmName must be specified."
             )
+        refused = registry.raw_id_problem(algorithm.get("TrainingImage") or "")
+        if refused:
+            raise validation_exception(refused)
         resources = p.get("ResourceConfig") or {}
         if not resources.get("InstanceType") or not resources.get("InstanceCount"):
             raise validation_exception(

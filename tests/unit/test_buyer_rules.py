@@ -1,0 +1,170 @@
+"""Buyer-side marketplace rules (R8, R9, R10, region scoping), pricing and metering."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from mlmarket.domain import marketplace, pricing, registry
+from mlmarket.services.marketplace.metering import Meter, customer_reference
+from mlmarket.storage.metadata import MetadataStore, UsageStore
+
+ORIGIN = {"ProductId": "prod-abc", "Seller": "123456789012"}
+BUYER = "210987654321"
+
+
+def test_every_sagemaker_region_has_one_marketplace_account_of_its_own() -> None:
+    accounts = {marketplace.copy_account(r) for r in marketplace.availability()}
+    assert len(accounts) == len(marketplace.availability())
+    assert marketplace.copy_account("us-east-2") == "057799348421"
+    assert marketplace.region_of_copy_account("985815980388") == "eu-west-1"
+    made_up = marketplace.copy_account("ap-northeast-3")
+    assert len(made_up) == 12 and made_up == marketplace.copy_account("ap-northeast-3")
+    assert marketplace.region_of_copy_account(made_up) == "ap-northeast-3"
+    assert not marketplace.is_copy_account("123456789012")
+
+
+def test_a_marketplace_arn_must_name_the_callers_region() -> None:
+    assert marketplace.wrong_region("us-east-1", "us-east-1") is None
+    assert (
+        marketplace.wrong_region("eu-west-1", "us-east-1")
+        == "ARN should be scoped to correct region: us-east-1"
+    )
+
+
+def test_async_and_serverless_endpoints_refuse_marketplace_models() -> None:
+    assert marketplace.refused_endpoint_feature({}, async_config=False) is None
+    assert marketplace.refused_endpoint_feature({}, async_config=True) == (
+        "Marketplace images are not supported when specifying an AsyncInferenceConfig."
+    )
+    assert marketplace.refused_endpoint_feature(
+        {"ServerlessConfig": {"MemorySizeInMB": 1024}}, async_config=False
+    ) == ("Marketplace images are not supported when specifying a ServerlessConfig.")
+
+
+def test_only_listed_instance_types_may_run_a_version() -> None:
+    arn = "arn:aws:sagemaker:us-east-1:865070037744:model-package/x"
+    assert marketplace.unsupported_instance_type("ml.m5.large", ["ml.m5.large"], "u", arn) is None
+    refused = marketplace.unsupported_instance_type("ml.c5.large", ["ml.m5.large"], "u", arn)
+    assert refused == (
+        f"The instance type ml.c5.large is not supported for u by {arn}. "
+        "Supported instance types: ml.m5.large."
+    )
+    assert "Supported instance types: none." in str(
+        marketplace.unsupported_instance_type("ml.c5.large", [], "u", arn)
+    )
+
+
+def test_dimensions_come_from_the_supported_instance_types() -> None:
+    spec = {
+        "InferenceSpecification": {
+            "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large"],
+            "SupportedTransformInstanceTypes": ["ml.c5.xlarge"],
+        },
+        "TrainingSpecification": {"SupportedTrainingInstanceTypes": ["ml.p3.2xlarge"]},
+    }
+    assert marketplace.dimensions_of("SageMakerAlgorithm", spec) == [
+        "ml.m5.large.m.i.r",
+        "ml.c5.xlarge.m.i.b",
+        "ml.p3.2xlarge.a.t",
+        "inference.count.m.i.c",
+    ]
+    assert "ml.p3.2xlarge.a.t" not in marketplace.dimensions_of("SageMakerModelPackage", spec)
+
+
+def test_usage_is_billed_per_started_minute() -> None:
+    assert marketplace.billed_hours(0) == 0
+    assert marketplace.billed_hours(1) == pytest.approx(1 / 60)
+    assert marketplace.billed_hours(60) == pytest.approx(1 / 60)
+    assert marketplace.billed_hours(61) == pytest.approx(2 / 60)
+
+
+def test_the_metering_header_sets_the_units_of_a_call() -> None:
+    assert marketplace.consumed_units(None) == 1
+    assert marketplace.consumed_units('{"Dimension": "inference.count", "ConsumedUnits": 4}') == 4
+    assert marketplace.consumed_units("not json") == 1
+    assert marketplace.consumed_units('{"ConsumedUnits": -2}') == 1
+
+
+def test_bare_engine_image_ids_are_not_image_names() -> None:
+    assert registry.raw_id_problem("sha256:" + "ab" * 32) is not None
+    assert registry.raw_id_problem("abcdef012345") is not None
+    assert registry.raw_id_problem("123456789012.dkr.ecr.us-east-1.amazonaws.com/m:1") is None
+    assert registry.raw_id_problem("mlmarket-test/echo:latest") is None
+
+
+def test_pricing_terms_are_parsed_and_checked() -> None:
+    usage = [
+        {
+            "Type": "UsageBasedPricingTerm",
+            "CurrencyCode": "USD",
+            "RateCards": [{"RateCard": [{"DimensionKey": "ml.m5.large.m.i.r", "Price": "0.5"}]}],
+        }
+    ]
+    prices, trial = pricing.parse("Usage", usage)
+    assert prices == {"ml.m5.large.m.i.r": "0.5"} and trial is None
+    assert (
+        pricing.unpriced({"PricingModel": "Usage", "Prices": prices}, ["ml.m5.large.m.i.r"]) == []
+    )
+    assert pricing.unpriced({"PricingModel": "Free"}, ["ml.m5.large.m.i.r"]) == []
+    assert pricing.unpriced(None, ["a.m.i.b", "a.m.i.b"]) == ["a.m.i.b"]
+    trial_term = {"Type": "FreeTrialPricingTerm", "Duration": "P121D", "Grants": []}
+    with pytest.raises(pricing.InvalidPricing, match="5 to 120 days"):
+        pricing.parse("Usage", [*usage, trial_term])
+    _, trial = pricing.parse("Usage", [*usage, dict(trial_term, Duration="P30D")])
+    assert trial == {"Days": 30, "Dimensions": []}
+    with pytest.raises(pricing.InvalidPricing, match="USD"):
+        pricing.parse("Usage", [dict(usage[0], CurrencyCode="EUR")])
+    with pytest.raises(pricing.InvalidPricing, match="no usage-based"):
+        pricing.parse("Free", usage)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.value = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return self.value
+
+    def advance(self, seconds: float) -> None:
+        self.value += dt.timedelta(seconds=seconds)
+
+
+def test_meters_sum_instance_time_and_counts_for_each_side(tmp_path: Path) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+    clock = Clock()
+    meter = Meter(UsageStore(store), clock)
+    arn = "arn:aws:sagemaker:us-east-1:210987654321:endpoint/e"
+    running = meter.start(BUYER, ORIGIN, "ml.m5.large.m.i.r", arn, 2)
+    meter.count(BUYER, ORIGIN, arn, 3)
+    meter.count(BUYER, ORIGIN, arn, 2)
+    clock.advance(90)  # two started minutes, on two instances
+    prices = {"prod-abc": {"ml.m5.large.m.i.r": "0.60"}}
+    [counted, hourly] = meter.report(BUYER, "BUYER", None, prices)
+    assert (counted["Dimension"], counted["Quantity"]) == ("inference.count.m.i.c", 5)
+    assert hourly["Quantity"] == pytest.approx(4 / 60, abs=1e-6)
+    assert hourly["Charge"] == "0.0400"
+    meter.stop(running)
+    clock.advance(3600)  # a stopped meter stops counting
+    [_, hourly] = meter.report(BUYER, "BUYER", None, prices)
+    assert hourly["Quantity"] == pytest.approx(4 / 60, abs=1e-6)
+    seller = meter.report(ORIGIN["Seller"], "SELLER", "prod-abc", prices)
+    assert {r["CustomerReference"] for r in seller} == {customer_reference(ORIGIN["Seller"], BUYER)}
+    assert all("ResourceArn" not in r for r in seller)
+    assert meter.report(BUYER, "SELLER", None, prices) == []
+    store.close()
+
+
+def test_a_restart_ends_the_intervals_a_previous_server_left_open(tmp_path: Path) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+    clock = Clock()
+    Meter(UsageStore(store), clock).start(BUYER, ORIGIN, "ml.m5.large.m.i.r", "arn", 1)
+    clock.advance(600)
+    restarted = Meter(UsageStore(store), clock)
+    restarted.recover()
+    clock.advance(6000)
+    [hourly] = restarted.report(BUYER, "BUYER", None, {})
+    assert hourly["Quantity"] == pytest.approx(10 / 60, abs=1e-6)
+    store.close()
