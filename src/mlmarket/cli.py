@@ -1,19 +1,26 @@
-"""`mlmarket serve | account create | account show`."""
+"""mlmarket: run the server, manage accounts and quotas, and use the marketplace as a buyer or
+seller (`listings`, `subscribe`, `unsubscribe`, `subscriptions`, `usage`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mlmarket import app as application
 from mlmarket.clock import SystemClock
 from mlmarket.config import Settings
 from mlmarket.domain import quotas
+from mlmarket.protocol.models import DATA_PATH, add_data_path
 from mlmarket.services.accounts import AccountExists, Accounts, Credentials
 from mlmarket.storage.metadata import MetadataStore
 
@@ -131,6 +138,80 @@ def cmd_quota(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the marketplace, through mlmarket's own API (the caller's usual AWS credentials) --
+
+
+def _marketplace_client(args: argparse.Namespace) -> Any:
+    session = boto3.Session(profile_name=args.profile, region_name=args.region)
+    add_data_path(session._session)
+    if session.region_name is None:
+        session = boto3.Session(profile_name=args.profile, region_name="us-east-1")
+        add_data_path(session._session)
+    return session.client("mlmarket", endpoint_url=args.endpoint_url)
+
+
+def _print_subscription(sub: dict[str, Any]) -> None:
+    title = sub.get("ProductTitle") or ""
+    print(f"{sub['ProductId']}  {title}  {sub['Status']}  {sub['AgreementId']}")
+    for version in sub.get("Versions") or []:
+        restricted = "  (restricted)" if version.get("Restricted") else ""
+        print(f"  {version['VersionTitle']}: {version['Arn']}{restricted}")
+
+
+def cmd_marketplace(args: argparse.Namespace) -> int:
+    client = _marketplace_client(args)
+    try:
+        if args.command == "listings":
+            result = client.list_listings()
+            for item in result["Listings"]:
+                mark = "subscribed" if item["Subscribed"] else item["Visibility"]
+                print(f"{item['ProductId']}  {item.get('ProductTitle') or ''}  ({mark})")
+                for price in item.get("Prices") or []:
+                    print(f"  price {price['DimensionKey']}: {price['Price']} USD")
+                for version in item["Versions"]:
+                    print(f"  {version['VersionTitle']}: {version['Arn']}")
+        elif args.command == "subscribe":
+            result = client.subscribe(ProductId=args.product)
+            _print_subscription(result["Subscription"])
+        elif args.command == "unsubscribe":
+            result = client.unsubscribe(ProductId=args.product)
+            _print_subscription(result["Subscription"])
+        elif args.command == "subscriptions":
+            result = client.list_subscriptions()
+            for sub in result["Subscriptions"]:
+                _print_subscription(sub)
+        else:
+            params = {"View": "SELLER" if args.seller else "BUYER"}
+            if args.product:
+                params["ProductId"] = args.product
+            result = client.get_usage(**params)
+            for record in result["Usage"]:
+                charge = f"  {record['Charge']} USD" if "Charge" in record else ""
+                where = f"  {record['ResourceArn']}" if record.get("ResourceArn") else ""
+                print(
+                    f"{record['ProductId']}  {record['CustomerReference']}  "
+                    f"{record['Dimension']}  {record['Quantity']:g} {record['Unit']}{charge}{where}"
+                )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        print(f"mlmarket: {error.get('Code')}: {error.get('Message')}", file=sys.stderr)
+        return 2
+    except BotoCoreError as exc:
+        print(f"mlmarket: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
+    if args.json:
+        result.pop("ResponseMetadata", None)
+        print(json.dumps(result, indent=2, default=str))
+    return 0
+
+
+def cmd_models_path(args: argparse.Namespace) -> int:
+    print(DATA_PATH)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mlmarket", description=__doc__)
     sub = top.add_subparsers(dest="command", required=True)
@@ -169,6 +250,30 @@ def parser() -> argparse.ArgumentParser:
     setting.add_argument("value", type=int)
     setting.add_argument("--data-dir")
     setting.set_defaults(func=cmd_quota)
+
+    def client_options(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument(
+            "--endpoint-url", default="http://127.0.0.1:8787", help="the mlmarket server"
+        )
+        command.add_argument("--region", help="region of the ARNs shown (default: the profile's)")
+        command.add_argument("--profile", help="AWS profile whose credentials sign the calls")
+        command.add_argument("--json", action="store_true", help="also print the raw answer")
+        command.set_defaults(func=cmd_marketplace)
+        return command
+
+    client_options(sub.add_parser("listings", help="products you may subscribe to"))
+    for name, text in (
+        ("subscribe", "subscribe to a product (records an agreement)"),
+        ("unsubscribe", "cancel your subscription to a product"),
+    ):
+        client_options(sub.add_parser(name, help=text)).add_argument("product", help="prod-…")
+    client_options(sub.add_parser("subscriptions", help="your agreements"))
+    usage = client_options(sub.add_parser("usage", help="metered usage, as buyer or seller"))
+    usage.add_argument("--seller", action="store_true", help="usage of your products")
+    usage.add_argument("--product", help="only this product")
+    sub.add_parser(
+        "models-path", help="botocore data path of mlmarket's API (for AWS_DATA_PATH)"
+    ).set_defaults(func=cmd_models_path)
     return top
 
 

@@ -5,10 +5,13 @@ is metered for both sides."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -833,3 +836,53 @@ def test_cancelling_a_subscription_stops_new_use(
         buyer_mm.unsubscribe(ProductId=product)
     assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
     other_sm.delete_model(ModelName=name)
+
+
+def test_the_cli_and_the_aws_cli_subscribe_and_report_usage(
+    server: ServerProcess, catalog: Any, sm: Any, seller_data: str
+) -> None:
+    product = mp.publish(catalog, certified_package(sm, "mp-cli", seller_data), ROLE, None)
+    key, secret = server.credentials("other")
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    }
+
+    def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        endpoint = ["--endpoint-url", server.url] if args[0] != "models-path" else []
+        return subprocess.run(
+            [sys.executable, "-m", "mlmarket.cli", *args, *endpoint],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=check,
+        )
+
+    listed = cli("listings").stdout
+    assert f"{product}  Product  (Public)" in listed
+    subscribed = cli("subscribe", product).stdout
+    assert subscribed.startswith(f"{product}  Product  ACTIVE  agmt-")
+    assert "1.0: arn:aws:sagemaker:us-east-1:865070037744:model-package/mp-cli-" in subscribed
+    missing = cli("subscribe", "prod-nothing", check=False)
+    assert missing.returncode == 2
+    assert "ResourceNotFoundException: Product prod-nothing was not found." in missing.stderr
+
+    data_path = cli("models-path").stdout.strip()
+    aws = Path(sys.executable).with_name("aws")
+    listed_json = subprocess.run(
+        [str(aws), "mlmarket", "list-subscriptions", "--endpoint-url", server.url],
+        capture_output=True,
+        text=True,
+        env={**env, "AWS_DATA_PATH": data_path},
+        check=True,
+    ).stdout
+    mine = {s["ProductId"]: s for s in json.loads(listed_json)["Subscriptions"]}
+    assert mine[product]["Status"] == "ACTIVE"
+    usage = cli("usage", "--product", product, "--json").stdout
+    assert '"Usage": []' in usage
+    cancelled = cli("unsubscribe", product).stdout
+    assert f"{product}  Product  CANCELLED" in cancelled
