@@ -207,6 +207,13 @@ def cmd_marketplace(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from mlmarket import demo  # boto3 clients and sample images: only when asked for
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    return demo.main(args.data_dir, lambda line: print(line, flush=True))
+
+
 def cmd_models_path(args: argparse.Namespace) -> int:
     print(DATA_PATH)
     return 0
@@ -271,6 +278,11 @@ def parser() -> argparse.ArgumentParser:
     usage = client_options(sub.add_parser("usage", help="metered usage, as buyer or seller"))
     usage.add_argument("--seller", action="store_true", help="usage of your products")
     usage.add_argument("--product", help="only this product")
+    demo = sub.add_parser(
+        "demo", help="the whole marketplace in a few minutes, on a server of its own"
+    )
+    demo.add_argument("--data-dir", help="keep the demo's state here (default: a temporary one)")
+    demo.set_defaults(func=cmd_demo)
     sub.add_parser(
         "models-path", help="botocore data path of mlmarket's API (for AWS_DATA_PATH)"
     ).set_defaults(func=cmd_models_path)

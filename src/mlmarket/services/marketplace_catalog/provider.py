@@ -448,6 +448,11 @@ class CatalogProvider:
                     }
                 ],
                 "Dimensions": marketplace.dimensions_of(source_type, source.spec),
+                # the publishing report: each image measured against ECR's quotas (R2)
+                "ImageReports": [
+                    dict(report, Image=image)
+                    for image, report in sorted((source.state.get("ImageReports") or {}).items())
+                ],
             }
         )
 

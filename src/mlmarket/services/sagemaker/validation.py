@@ -116,7 +116,13 @@ class Validator:
         if layers is None:
             return [f"Client error: image {image} does not exist"]
         report = res.state.setdefault("ImageReports", {})
-        report[image] = {"SizeInBytes": sum(layers), "Layers": len(layers)}
+        report[image] = {
+            "SizeInBytes": sum(layers),
+            "Layers": len(layers),
+            "LargestLayerInBytes": max(layers, default=0),
+            "MaxLayers": registry.MAX_LAYERS,
+            "MaxLayerSizeInBytes": registry.MAX_LAYER_BYTES,
+        }
         return registry.size_problems(layers)
 
     def _region_problems(self, res: Resource) -> list[str]:
