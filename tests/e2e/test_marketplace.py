@@ -886,3 +886,94 @@ def test_the_cli_and_the_aws_cli_subscribe_and_report_usage(
     assert '"Usage": []' in usage
     cancelled = cli("unsubscribe", product).stdout
     assert f"{product}  Product  CANCELLED" in cancelled
+
+
+# -- the SageMaker Python SDK, unmodified, as a buyer --
+
+
+@pytest.fixture(scope="module")
+def buyer_sdk(
+    server: ServerProcess, tmp_path_factory: pytest.TempPathFactory, buyer_data: str
+) -> Iterator[Any]:
+    config = tmp_path_factory.mktemp("sdk") / "config.yaml"
+    config.write_text(
+        "SchemaVersion: '1.0'\nSageMaker:\n  PythonSDK:\n    Modules:\n"
+        "      TelemetryOptOut: true\n"
+    )
+    wanted = {
+        "AWS_ENDPOINT_URL": server.url,
+        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+    }
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    import boto3
+    import sagemaker
+
+    key, secret = server.credentials("other")
+    boto_session = boto3.Session(
+        aws_access_key_id=key, aws_secret_access_key=secret, region_name="us-east-1"
+    )
+    session = sagemaker.Session(boto_session=boto_session, default_bucket="mp-buyer")
+    yield session
+    for name in ("sagemaker_client", "sagemaker_runtime_client", "s3_client"):
+        client = getattr(session, name, None)
+        if client is not None:
+            client.close()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def test_the_sdk_deploys_a_subscribed_model_package(
+    buyer_sdk: Any, subscribed: dict[str, Any], listed_package: str, name: str
+) -> None:
+    from sagemaker import ModelPackage
+    from sagemaker.predictor import Predictor
+
+    model = ModelPackage(
+        role=BUYER_ROLE,
+        model_package_arn=listed_package,
+        sagemaker_session=buyer_sdk,
+        predictor_cls=Predictor,
+    )
+    assert model.enable_network_isolation()  # the SDK sees a marketplace package
+    # wait=False, then our own poll: the SDK's waiter sleeps 30 s between polls
+    model.deploy(
+        initial_instance_count=1, instance_type="ml.m5.large", endpoint_name=name, wait=False
+    )
+    assert wait_for_status(buyer_sdk.sagemaker_client, name)["EndpointStatus"] == "InService"
+    predictor = Predictor(name, sagemaker_session=buyer_sdk)
+    try:
+        assert predictor.predict(b"hello", initial_args={"ContentType": "text/plain"}).startswith(
+            b"hello"
+        )
+    finally:
+        predictor.delete_endpoint()
+
+
+def test_the_sdk_fits_a_subscribed_algorithm_and_transforms_with_its_model(
+    buyer_sdk: Any, subscribed: dict[str, Any], listed_algorithm: str, buyer_data: str
+) -> None:
+    from sagemaker.algorithm import AlgorithmEstimator
+
+    estimator = AlgorithmEstimator(
+        algorithm_arn=listed_algorithm,
+        role=BUYER_ROLE,
+        instance_count=1,
+        instance_type="ml.m5.large",
+        output_path=f"{buyer_data}/sdk",
+        sagemaker_session=buyer_sdk,
+    )
+    estimator.fit({"train": f"{buyer_data}/train/"}, wait=False)
+    job = wait_for_job(buyer_sdk.sagemaker_client, estimator.latest_training_job.name)
+    assert job["TrainingJobStatus"] == "Completed"
+    assert job["EnableNetworkIsolation"] is True
+    transformer = estimator.transformer(
+        instance_count=1, instance_type="ml.m5.large", output_path=f"{buyer_data}/sdk-batch"
+    )
+    transformer.transform(f"{buyer_data}/batch/", split_type="Line", wait=False)
+    done = wait_for_transform(buyer_sdk.sagemaker_client, transformer.latest_transform_job.name)
+    assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
