@@ -977,3 +977,50 @@ def test_the_sdk_fits_a_subscribed_algorithm_and_transforms_with_its_model(
     transformer.transform(f"{buyer_data}/batch/", split_type="Line", wait=False)
     done = wait_for_transform(buyer_sdk.sagemaker_client, transformer.latest_transform_job.name)
     assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
+
+
+def test_regions_a_product_leaves_keep_serving_earlier_subscribers_only(
+    server: ServerProcess, catalog: Any, sm: Any, seller_data: str, buyer_mm: Any, name: str
+) -> None:
+    product = mp.publish(catalog, certified_package(sm, "mp-regions", seller_data), ROLE, None)
+    buyer_mm.subscribe(ProductId=product)
+
+    def regions(change_type: str, wanted: list[str]) -> dict[str, Any]:
+        return mp.run(catalog, [mp.change(change_type, product, {"Regions": wanted})])
+
+    assert regions("RestrictRegions", ["eu-west-1"])["Status"] == "SUCCEEDED"
+    assert mp.errors(regions("RestrictRegions", ["eu-west-1"])) == ["INVALID_REGION"]
+    assert mp.errors(regions("AddRegions", ["mars-north-1"])) == ["INVALID_REGION"]
+    entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)
+    availability = entity["DetailsDocument"]["RegionAvailability"]
+    assert "eu-west-1" not in availability["Regions"]
+    assert [r["Region"] for r in availability["Restrict"]] == ["eu-west-1"]
+
+    seller_eu = _mlmarket(server, "default", "eu-west-1")
+    buyer_eu = _mlmarket(server, "other", "eu-west-1")
+    seller_sm_eu = server.client("sagemaker", region="eu-west-1")
+    buyer_sm_eu = server.client("sagemaker", account="other", region="eu-west-1")
+    try:
+        seller_eu.subscribe(ProductId=product)  # after the restriction
+        assert product not in [x["ProductId"] for x in seller_eu.list_listings()["Listings"]]
+        arn = version_arn(buyer_eu, product)  # the earlier subscriber still has it there
+        message = error_of(
+            seller_sm_eu.create_model,
+            ModelName=name,
+            PrimaryContainer={"ModelPackageName": arn},
+            ExecutionRoleArn=ROLE,
+        )
+        assert message == (
+            f"Product {product} is no longer offered in eu-west-1: it stays available there "
+            "only to buyers who subscribed before."
+        )
+        marketplace_model(buyer_sm_eu, name, arn)
+        buyer_sm_eu.delete_model(ModelName=name)
+        assert regions("AddRegions", ["eu-west-1"])["Status"] == "SUCCEEDED"
+        seller_sm_eu.create_model(
+            ModelName=name, PrimaryContainer={"ModelPackageName": arn}, ExecutionRoleArn=ROLE
+        )
+        seller_sm_eu.delete_model(ModelName=name)
+    finally:
+        for client in (seller_eu, buyer_eu, seller_sm_eu, buyer_sm_eu):
+            client.close()

@@ -11,6 +11,7 @@ use it.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -72,6 +73,15 @@ class Listed:
     @property
     def seller(self) -> str:
         return str(self.listing.spec["SellerAccount"])
+
+    @property
+    def offered_here(self) -> bool:
+        regions = self.listing.state.get("Regions")
+        return regions is None or self.region in regions
+
+    @property
+    def restricted_regions(self) -> dict[str, dt.datetime]:
+        return dict(self.listing.state.get("RestrictedRegions") or {})
 
     @property
     def resource(self) -> dict[str, Any]:
@@ -182,14 +192,18 @@ class Listings:
         )
         return f"s3://{marketplace.ARTIFACT_BUCKET}/{key}"
 
-    def sync(self, name: str, visibility: str, title: str) -> None:
-        """Carry a version's visibility and title to its copy; restriction is one-way."""
+    def sync(self, name: str, visibility: str, title: str, regions: dict[str, Any]) -> None:
+        """Carry a version's visibility, title and regions to its copy; restriction is
+        one-way."""
         listing = self.store.get(OWNER, GLOBAL, LISTING_KIND, name)
         if listing is None:
             return
-        if (listing.state.get("Visibility"), listing.spec["VersionTitle"]) == (visibility, title):
-            return
         listing.spec["VersionTitle"] = title
+        listing.state["Regions"] = regions["Regions"]
+        before = listing.state.get("RestrictedRegions") or {}
+        listing.state["RestrictedRegions"] = {
+            r["Region"]: before.get(r["Region"], self.clock.now()) for r in regions["Restrict"]
+        }
         if visibility == "Restricted" and listing.state.get("Visibility") != "Restricted":
             listing.state["RestrictedAt"] = self.clock.now()
         listing.state["Visibility"] = visibility
@@ -229,10 +243,13 @@ class Listings:
         if problem:
             raise validation_exception(problem)
         listing = self.store.get(OWNER, GLOBAL, LISTING_KIND, arn.resource_id.lower())
+        noun = "Algorithm" if kind == "algorithm" else "Model package"
         if listing is None or listing.spec["Kind"] != kind:
-            noun = "Algorithm" if kind == "algorithm" else "Model package"
             raise validation_exception(f"{noun} {name_or_arn} does not exist.")
-        return Listed(listing, ctx.region)
+        listed = Listed(listing, ctx.region)
+        if not listed.offered_here and ctx.region not in listed.restricted_regions:
+            raise validation_exception(f"{noun} {name_or_arn} is not available in {ctx.region}.")
+        return listed
 
     def require_use(self, ctx: RequestContext, listed: Listed) -> None:
         """A buyer may run a listed version only under an agreement for its product; a
@@ -246,6 +263,12 @@ class Listings:
                 f"Version {listed.listing.spec['VersionTitle']} ({listed.arn}) of product "
                 f"{listed.product_id} is restricted: it stays available only to buyers who "
                 "subscribed before it was restricted."
+            )
+        region_restricted_at = listed.restricted_regions.get(listed.region)
+        if region_restricted_at is not None and agreement.created >= region_restricted_at:
+            raise validation_exception(
+                f"Product {listed.product_id} is no longer offered in {listed.region}: it stays "
+                "available there only to buyers who subscribed before."
             )
 
     def agreement(self, buyer: str, product_id: str) -> Resource | None:

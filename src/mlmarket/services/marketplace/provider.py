@@ -57,18 +57,30 @@ class MarketplaceProvider:
             buyer == product.account_id or buyer in (allowed.get("BuyerAccounts") or [])
         )
 
+    @staticmethod
+    def _usable(listed: Listed, agreement: Resource | None) -> bool:
+        """A version is offered here, or withdrawn (restricted, or from this region) after the
+        caller's agreement was made."""
+
+        def before(moment: Any) -> bool:
+            return moment is None or (agreement is not None and agreement.created < moment)
+
+        if not before(listed.listing.state.get("RestrictedAt")):
+            return False
+        if listed.offered_here:
+            return True
+        withdrawn = listed.restricted_regions.get(listed.region)
+        return withdrawn is not None and before(withdrawn)
+
     def _versions(
         self, ctx: RequestContext, product: Resource, agreement: Resource | None
     ) -> list[dict[str, Any]]:
-        """Public versions, and restricted ones the caller's agreement predates."""
+        """Versions the caller may see in its region."""
         out = []
         for listing in self.listings.of_product(product.name):
-            restricted_at = listing.state.get("RestrictedAt")
-            if restricted_at is not None and (
-                agreement is None or agreement.created >= restricted_at
-            ):
-                continue
             listed = Listed(listing, ctx.region)
+            if not self._usable(listed, agreement):
+                continue
             resource = listed.resource
             inference = resource.get("InferenceSpecification") or {}
             training = resource.get("TrainingSpecification") or {}
@@ -78,7 +90,7 @@ class MarketplaceProvider:
                     "DeliveryOptionId": listing.spec.get("DeliveryOptionId"),
                     "Type": listing.spec["Type"],
                     "Arn": listed.arn,
-                    "Restricted": restricted_at is not None,
+                    "Restricted": "RestrictedAt" in listing.state,
                     "SupportedRealtimeInferenceInstanceTypes": inference.get(
                         "SupportedRealtimeInferenceInstanceTypes"
                     ),
@@ -147,7 +159,8 @@ class MarketplaceProvider:
                 f"Product {product.name} is not available to this account for subscription "
                 f"(its visibility is {visibility}).",
             )
-        if not self._versions(ctx, product, None):
+        listings = self.listings.of_product(product.name)
+        if not any("RestrictedAt" not in listing.state for listing in listings):
             raise _error(
                 "ValidationException",
                 f"Product {product.name} has no public version to subscribe to.",

@@ -191,11 +191,27 @@ def _document(entity: Resource) -> dict[str, Any]:
             }
             for key in keys
         ],
-        "RegionAvailability": {
-            "Regions": marketplace.availability(),
-            "FutureRegionSupport": "All",
-        },
+        "RegionAvailability": _regions_of(entity),
     }
+
+
+def _regions_of(entity: Resource) -> dict[str, Any]:
+    """Where a product is offered: every SageMaker region unless the seller restricted some."""
+    default = {"Regions": marketplace.availability(), "FutureRegionSupport": "All", "Restrict": []}
+    return dict(entity.state.get("RegionAvailability") or default)
+
+
+def _region_list(details: dict[str, Any]) -> list[str]:
+    wanted = details.get("Regions")
+    if not isinstance(wanted, list) or not wanted:
+        raise ChangeError("INVALID_INPUT", "Regions must list at least one region.")
+    unknown = [r for r in wanted if r not in marketplace.availability()]
+    if unknown:
+        raise ChangeError(
+            "INVALID_REGION",
+            f"These are not regions where SageMaker runs: {', '.join(map(str, unknown))}",
+        )
+    return list(dict.fromkeys(wanted))
 
 
 class ChangeError(Exception):
@@ -346,6 +362,8 @@ class CatalogProvider:
                     "INVALID_INPUT", "BuyerAccounts holds at most 100 12-digit account IDs."
                 )
             entity.state["Targeting"] = {"PositiveTargeting": {"BuyerAccounts": accounts}}
+        elif kind in ("AddRegions", "RestrictRegions", "UpdateFutureRegionSupport"):
+            self._update_regions(entity, kind, details)
         elif kind == "ReleaseProduct":
             if not entity.state["Versions"]:
                 raise ChangeError(
@@ -511,6 +529,44 @@ class CatalogProvider:
         instructions = _instructions(inner)
         option["Instructions"].update({k: v for k, v in instructions.items() if v is not None})
 
+    def _update_regions(self, entity: Resource, kind: str, details: dict[str, Any]) -> None:
+        """AddRegions / RestrictRegions / UpdateFutureRegionSupport, as the Catalog API has them
+        for other product types. A restricted region takes no new buyers; buyers who subscribed
+        before keep using it there."""
+        regions = _regions_of(entity)
+        available = list(regions["Regions"])
+        restricted = {r["Region"]: r for r in regions["Restrict"]}
+        if kind == "UpdateFutureRegionSupport":
+            supported = (details.get("FutureRegionSupport") or {}).get("SupportedRegions")
+            if supported not in (["All"], []):
+                raise ChangeError(
+                    "INVALID_INPUT", 'FutureRegionSupport.SupportedRegions is ["All"] or [].'
+                )
+            regions["FutureRegionSupport"] = "All" if supported else "None"
+        elif kind == "AddRegions":
+            for region in _region_list(details):
+                restricted.pop(region, None)
+                if region not in available:
+                    available.append(region)
+        else:
+            wanted = _region_list(details)
+            missing = [r for r in wanted if r not in available]
+            if missing:
+                raise ChangeError(
+                    "INVALID_REGION",
+                    f"The product is not available in {', '.join(missing)}, so it cannot be "
+                    "restricted there.",
+                )
+            if not set(available) - set(wanted):
+                raise ChangeError(
+                    "INVALID_INPUT", "A product must stay available in at least one region."
+                )
+            for region in wanted:
+                available.remove(region)
+                restricted[region] = {"Region": region, "Date": _iso(self.clock.now())}
+        regions.update(Regions=sorted(available), Restrict=sorted(restricted.values(), key=str))
+        entity.state["RegionAvailability"] = regions
+
     def _restrict_versions(self, entity: Resource, details: dict[str, Any]) -> None:
         _require_released(entity)
         ids = details.get("DeliveryOptionIds") or []
@@ -647,7 +703,10 @@ class CatalogProvider:
                     option["Type"],
                 )
             self.listings.sync(
-                version["ListingName"], option["Visibility"], version["VersionTitle"]
+                version["ListingName"],
+                option["Visibility"],
+                version["VersionTitle"],
+                _regions_of(entity),
             )
 
     def _entity(
