@@ -382,6 +382,17 @@ def test_versions_are_updated_in_place_but_their_asset_never_changes(
         }
     )
     assert mp.errors(moved) == ["FIELD_NOT_ALLOWED_TO_CHANGE"]
+    other_role = update(
+        {
+            "DeliveryOptions": [
+                {
+                    "Id": option,
+                    "Details": {details_key: {"AccessRoleArn": ROLE + "-other"}},
+                }
+            ]
+        }
+    )
+    assert mp.errors(other_role) == ["FIELD_NOT_ALLOWED_TO_CHANGE"]
     missing = "00000000-0000-0000-0000-000000000000"
     assert mp.errors(update({"DeliveryOptions": [{"Id": missing, "Details": {}}]})) == [
         "INVALID_DELIVERY_OPTION_ID"

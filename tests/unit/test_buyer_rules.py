@@ -26,6 +26,13 @@ def test_every_sagemaker_region_has_one_marketplace_account_of_its_own() -> None
     assert not marketplace.is_copy_account("123456789012")
 
 
+def test_listed_names_fit_sagemakers_63_characters() -> None:
+    token = "0123456789abcdef" * 2
+    assert marketplace.listed_name("My-Model", token) == f"my-model-{token}"
+    long = marketplace.listed_name("a" * 29 + "-" + "b" * 40, token)
+    assert len(long) <= 63 and long == "a" * 29 + "-" + token
+
+
 def test_a_marketplace_arn_must_name_the_callers_region() -> None:
     assert marketplace.wrong_region("us-east-1", "us-east-1") is None
     assert (

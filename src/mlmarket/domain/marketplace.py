@@ -79,6 +79,13 @@ def is_copy_account(account_id: str) -> bool:
     return region_of_copy_account(account_id) is not None
 
 
+def listed_name(seller_name: str, token: str) -> str:
+    """`<seller's name>-<32 hex>`, as AWS names its copies, within SageMaker's 63-character
+    names (the seller's part is shortened to fit)."""
+    head = seller_name.lower()[: 63 - len(token) - 1].rstrip("-")
+    return f"{head}-{token}"
+
+
 def wrong_region(arn_region: str, caller_region: str) -> str | None:
     if arn_region != caller_region:
         return f"ARN should be scoped to correct region: {caller_region}"

@@ -118,8 +118,8 @@ class Listings:
         self, source: Resource, product_id: str, version: dict[str, Any], source_type: str
     ) -> str:
         """Copy a seller's resource for buyers; returns the listing's name."""
-        name = f"{source.spec.get('ModelPackageName') or source.spec.get('AlgorithmName')}"
-        name = f"{name.lower()}-{secrets.token_hex(16)}"
+        seller_name = source.spec.get("ModelPackageName") or source.spec.get("AlgorithmName")
+        name = marketplace.listed_name(str(seller_name), secrets.token_hex(16))
         copied = self._buyer_copy(source, name)
         now = self.clock.now()
         listing = Resource(

@@ -169,7 +169,11 @@ def _document(entity: Resource) -> dict[str, Any]:
             "Terms": entity.state.get("Terms", []),
         }
     versions = [
-        {k: v for k, v in version.items() if k not in ("ListingName", "Dimensions")}
+        {
+            k: v
+            for k, v in version.items()
+            if k not in ("ListingName", "Dimensions", "AccessRoleArn")
+        }
         for version in entity.state["Versions"]
     ]
     keys = sorted({d for v in entity.state["Versions"] for d in v.get("Dimensions", [])})
@@ -466,6 +470,7 @@ class CatalogProvider:
                     }
                 ],
                 "Dimensions": marketplace.dimensions_of(source_type, source.spec),
+                "AccessRoleArn": role,
                 # the publishing report: each image measured against ECR's quotas (R2)
                 "ImageReports": [
                     dict(report, Image=image)
@@ -504,10 +509,13 @@ class CatalogProvider:
                 f"the upcoming delivery options should be of type {option['Type']}",
             )
         inner = given[kinds[0]] if kinds else {}
-        for immutable in ("SageMakerModelPackageArn", "SageMakerAlgorithmArn", "AccessRoleArn"):
-            if immutable in inner and inner[immutable] != (
-                option["SourceId"] if immutable != "AccessRoleArn" else inner[immutable]
-            ):
+        fixed = {
+            "SageMakerModelPackageArn": option["SourceId"],
+            "SageMakerAlgorithmArn": option["SourceId"],
+            "AccessRoleArn": version.get("AccessRoleArn"),
+        }
+        for immutable, value in fixed.items():
+            if immutable in inner and inner[immutable] != value:
                 raise ChangeError(
                     "FIELD_NOT_ALLOWED_TO_CHANGE",
                     f"Field {immutable} is not allowed to be changed.",
