@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mlmarket.domain import marketplace, pricing, registry
+from mlmarket.domain import algorithms, marketplace, pricing, registry
 from mlmarket.services.marketplace.metering import Meter, customer_reference
 from mlmarket.storage.metadata import MetadataStore, UsageStore
 
@@ -49,6 +50,53 @@ def test_async_and_serverless_endpoints_refuse_marketplace_models() -> None:
     assert marketplace.refused_endpoint_feature(
         {"ServerlessConfig": {"MemorySizeInMB": 1024}}, async_config=False
     ) == ("Marketplace images are not supported when specifying a ServerlessConfig.")
+
+
+def test_spot_training_with_a_marketplace_algorithm_waits_an_hour_whatever_was_asked() -> None:
+    fixed = marketplace.spot_stopping_condition(
+        {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 7200}
+    )
+    assert fixed == {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 3600}
+    assert (
+        marketplace.spot_stopping_condition({"MaxRuntimeInSeconds": 60})["MaxWaitTimeInSeconds"]
+        == 3600
+    )
+    with pytest.raises(ValueError, match="at most 3600"):
+        marketplace.spot_stopping_condition({"MaxRuntimeInSeconds": 3601})
+
+
+def test_a_job_must_fit_what_its_algorithm_declares() -> None:
+    training = {
+        "SupportedTrainingInstanceTypes": ["ml.m5.large"],
+        "TrainingChannels": [{"Name": "train", "IsRequired": True}, {"Name": "validation"}],
+        "SupportedHyperParameters": [
+            {"Name": "epochs", "DefaultValue": "10"},
+            {"Name": "target", "IsRequired": True},
+        ],
+    }
+
+    def check(**changes: Any) -> dict[str, str]:
+        job: dict[str, Any] = {
+            "instance_type": "ml.m5.large",
+            "instance_count": 1,
+            "channels": ["train"],
+            "hyperparameters": {"target": "y"},
+        }
+        job.update(changes)
+        return algorithms.check_job(training, "arn", **job)
+
+    assert check() == {"target": "y", "epochs": "10"}
+    assert check(hyperparameters={"target": "y", "sagemaker_program": "x"})["epochs"] == "10"
+    for changes, message in (
+        ({"instance_type": "ml.c5.xlarge"}, "not supported for training"),
+        ({"instance_count": 2}, "does not support distributed training"),
+        ({"channels": ["validation"]}, "requires the channel train"),
+        ({"channels": ["train", "test"]}, "Channel test is not supported"),
+        ({"hyperparameters": {"target": "y", "depth": "3"}}, "Hyperparameter depth"),
+        ({"hyperparameters": {}}, "requires the hyperparameter target"),
+    ):
+        with pytest.raises(algorithms.JobDoesNotFit, match=message):
+            check(**changes)
 
 
 def test_only_listed_instance_types_may_run_a_version() -> None:

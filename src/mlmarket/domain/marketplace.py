@@ -92,6 +92,18 @@ def wrong_region(arn_region: str, caller_region: str) -> str | None:
     return None
 
 
+def spot_stopping_condition(stopping: dict[str, Any]) -> dict[str, Any]:
+    """R10: spot training with a marketplace algorithm waits at most an hour, whatever was
+    asked; a run time longer than that wait could never fit, so it is refused (ValueError)."""
+    if int(stopping.get("MaxRuntimeInSeconds", 86400)) > SPOT_MAX_WAIT_SECONDS:
+        raise ValueError(
+            f"MaxRuntimeInSeconds must be at most {SPOT_MAX_WAIT_SECONDS} for managed spot "
+            "training with an AWS Marketplace algorithm, whose MaxWaitTimeInSeconds is fixed "
+            f"at {SPOT_MAX_WAIT_SECONDS} seconds."
+        )
+    return dict(stopping, MaxWaitTimeInSeconds=SPOT_MAX_WAIT_SECONDS)
+
+
 # -- dimensions (§2.9) --
 
 REALTIME, BATCH, TRAINING = "m.i.r", "m.i.b", "a.t"

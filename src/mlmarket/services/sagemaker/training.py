@@ -8,7 +8,7 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.training import KIND, TrainingController
-from mlmarket.domain import marketplace, registry
+from mlmarket.domain import algorithms, marketplace, registry
 from mlmarket.domain import quotas as quota
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
@@ -140,19 +140,12 @@ class TrainingProvider:
             arn = listed.arn
             image = training["TrainingImageDigest"]
             if p.get("EnableManagedSpotTraining"):
-                stopping = dict(p.get("StoppingCondition") or {})
-                if (
-                    int(stopping.get("MaxRuntimeInSeconds", 86400))
-                    > marketplace.SPOT_MAX_WAIT_SECONDS
-                ):
-                    raise validation_exception(
-                        "MaxRuntimeInSeconds must be at most "
-                        f"{marketplace.SPOT_MAX_WAIT_SECONDS} for managed spot training with an "
-                        "AWS Marketplace algorithm, whose MaxWaitTimeInSeconds is fixed at "
-                        f"{marketplace.SPOT_MAX_WAIT_SECONDS} seconds."
+                try:
+                    p["StoppingCondition"] = marketplace.spot_stopping_condition(
+                        p.get("StoppingCondition") or {}
                     )
-                stopping["MaxWaitTimeInSeconds"] = marketplace.SPOT_MAX_WAIT_SECONDS  # R10
-                p["StoppingCondition"] = stopping
+                except ValueError as exc:
+                    raise validation_exception(str(exc)) from None
         else:
             own = self.algorithms.get(ctx, name)
             if own is None:
@@ -166,41 +159,17 @@ class TrainingProvider:
             arn = own.arn
             image = training.get("TrainingImageDigest") or training["TrainingImage"]
         resources = p["ResourceConfig"]
-        refused = marketplace.unsupported_instance_type(
-            resources["InstanceType"],
-            training.get("SupportedTrainingInstanceTypes") or [],
-            "training",
-            arn,
-        )
-        if refused:
-            raise validation_exception(refused)
-        if int(resources["InstanceCount"]) > 1 and not training.get("SupportsDistributedTraining"):
-            raise validation_exception(
-                f"Algorithm {arn} does not support distributed training: InstanceCount must be 1."
+        try:
+            p["HyperParameters"] = algorithms.check_job(
+                training,
+                arn,
+                resources["InstanceType"],
+                int(resources["InstanceCount"]),
+                [c["ChannelName"] for c in p.get("InputDataConfig") or []],
+                dict(p.get("HyperParameters") or {}),
             )
-        declared = {c["Name"]: c for c in training.get("TrainingChannels") or []}
-        given = {c["ChannelName"] for c in p.get("InputDataConfig") or []}
-        for channel in sorted(n for n, c in declared.items() if c.get("IsRequired")):
-            if channel not in given:
-                raise validation_exception(f"Algorithm {arn} requires the channel {channel}.")
-        for channel in sorted(given - set(declared)):
-            raise validation_exception(
-                f"Channel {channel} is not supported by algorithm {arn}. Supported channels: "
-                f"{', '.join(sorted(declared))}."
-            )
-        supported = {h["Name"]: h for h in training.get("SupportedHyperParameters") or []}
-        hyper = dict(p.get("HyperParameters") or {})
-        for key in sorted(set(hyper) - set(supported)):
-            if not key.startswith("sagemaker_"):
-                raise validation_exception(
-                    f"Hyperparameter {key} is not supported by algorithm {arn}."
-                )
-        for key, definition in supported.items():
-            if key not in hyper and definition.get("DefaultValue") is not None:
-                hyper[key] = definition["DefaultValue"]
-            elif key not in hyper and definition.get("IsRequired"):
-                raise validation_exception(f"Algorithm {arn} requires the hyperparameter {key}.")
-        p["HyperParameters"] = hyper
+        except algorithms.JobDoesNotFit as exc:
+            raise validation_exception(str(exc)) from None
         return {"TrainingImage": image, "MetricDefinitions": training.get("MetricDefinitions")}
 
     def _check_channels(self, ctx: RequestContext, p: dict[str, Any], mode: str) -> None:

@@ -1,0 +1,64 @@
+"""What an algorithm resource declares, and whether a training job fits it.
+
+A job made from an algorithm (the seller's own, or one from AWS Marketplace) runs on the
+instance types the algorithm lists, on one instance unless it supports distributed training,
+with the channels it declares (the required ones present), and with the hyperparameters it
+supports, whose defaults fill what the job leaves out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlmarket.domain import marketplace
+
+
+class JobDoesNotFit(ValueError):
+    pass
+
+
+def check_job(
+    training: dict[str, Any],
+    arn: str,
+    instance_type: str,
+    instance_count: int,
+    channels: list[str],
+    hyperparameters: dict[str, str],
+) -> dict[str, str]:
+    """The job's hyperparameters with the algorithm's defaults; JobDoesNotFit says what does
+    not fit."""
+    refused = marketplace.unsupported_instance_type(
+        instance_type, training.get("SupportedTrainingInstanceTypes") or [], "training", arn
+    )
+    if refused:
+        raise JobDoesNotFit(refused)
+    if instance_count > 1 and not training.get("SupportsDistributedTraining"):
+        raise JobDoesNotFit(
+            f"Algorithm {arn} does not support distributed training: InstanceCount must be 1."
+        )
+    declared = {c["Name"]: c for c in training.get("TrainingChannels") or []}
+    missing = sorted(n for n, c in declared.items() if c.get("IsRequired") and n not in channels)
+    if missing:
+        raise JobDoesNotFit(f"Algorithm {arn} requires the channel {missing[0]}.")
+    unknown = sorted(set(channels) - set(declared))
+    if unknown:
+        raise JobDoesNotFit(
+            f"Channel {unknown[0]} is not supported by algorithm {arn}. Supported channels: "
+            f"{', '.join(sorted(declared))}."
+        )
+    supported = {h["Name"]: h for h in training.get("SupportedHyperParameters") or []}
+    # the SageMaker SDK adds its own sagemaker_* entries; SageMaker lets them through
+    foreign = sorted(
+        k for k in set(hyperparameters) - set(supported) if not k.startswith("sagemaker_")
+    )
+    if foreign:
+        raise JobDoesNotFit(f"Hyperparameter {foreign[0]} is not supported by algorithm {arn}.")
+    out = dict(hyperparameters)
+    for key, definition in supported.items():
+        if key in out:
+            continue
+        if definition.get("DefaultValue") is not None:
+            out[key] = definition["DefaultValue"]
+        elif definition.get("IsRequired"):
+            raise JobDoesNotFit(f"Algorithm {arn} requires the hyperparameter {key}.")
+    return out
