@@ -399,7 +399,12 @@ def test_subscribing_records_an_agreement_with_the_versions_to_use(
 
 
 def test_buyers_never_see_the_sellers_image_model_data_or_account(
-    other_sm: Any, subscribed: dict[str, Any], listed_package: str, listed_algorithm: str, name: str
+    other_sm: Any,
+    other_s3: Any,
+    subscribed: dict[str, Any],
+    listed_package: str,
+    listed_algorithm: str,
+    name: str,
 ) -> None:
     package = other_sm.describe_model_package(ModelPackageName=listed_package)
     algorithm = other_sm.describe_algorithm(AlgorithmName=listed_algorithm)
@@ -416,6 +421,14 @@ def test_buyers_never_see_the_sellers_image_model_data_or_account(
     assert container["Image"].startswith("865070037744.dkr.ecr.us-east-1.amazonaws.com/")
     assert algorithm["ProductId"]  # how the SageMaker SDK tells a marketplace algorithm
     assert model["EnableNetworkIsolation"] is True
+    # the marketplace's copy of the artifacts is out of the buyer's (and anyone's) reach
+    bucket, key = model["PrimaryContainer"]["ModelDataUrl"][5:].split("/", 1)
+    with pytest.raises(ClientError) as err:
+        other_s3.get_object(Bucket=bucket, Key=key)
+    assert err.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as err:
+        other_s3.create_bucket(Bucket=bucket)
+    assert err.value.response["Error"]["Code"] == "BucketAlreadyExists"
     other_sm.delete_model(ModelName=name)
 
 
