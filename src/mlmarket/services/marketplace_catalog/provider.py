@@ -290,7 +290,8 @@ class CatalogProvider:
         else:
             if record.spec["Intent"] == "APPLY":
                 for entity in {id(e): e for e in staged.values()}.values():
-                    self._publish(entity)
+                    # copying model artifacts may take a while: not on the event loop
+                    await asyncio.to_thread(self._publish, entity)
                     entity.modified = self.clock.now()
                     if not self.store.insert(entity):
                         self.store.update(entity)
