@@ -85,9 +85,13 @@ def direct_invoke(body: bytes) -> bytes:
     )
 
 
+WARM_UP = 50
+
+
 async def latencies(open_conn: Opener, request: bytes, count: int) -> list[float]:
+    """`count` timed calls, after min(WARM_UP, count) untimed ones."""
     client = RawClient(*await open_conn())
-    for _ in range(min(50, count)):  # warm up
+    for _ in range(min(WARM_UP, count)):
         await client.call(request)
     samples = []
     for _ in range(count):
@@ -100,6 +104,13 @@ async def latencies(open_conn: Opener, request: bytes, count: int) -> list[float
 
 
 async def throughput(open_conn: Opener, request: bytes, clients: int, seconds: float) -> float:
+    return (await counted_throughput(open_conn, request, clients, seconds))[0]
+
+
+async def counted_throughput(
+    open_conn: Opener, request: bytes, clients: int, seconds: float
+) -> tuple[float, int]:
+    """(requests per second, requests answered) of `clients` connections for `seconds`."""
     conns = [RawClient(*await open_conn()) for _ in range(clients)]
     done = 0
     stop = time.perf_counter() + seconds
@@ -115,7 +126,7 @@ async def throughput(open_conn: Opener, request: bytes, clients: int, seconds: f
     elapsed = time.perf_counter() - started
     for c in conns:
         c.close()
-    return done / elapsed
+    return done / elapsed, done
 
 
 def pct(samples: list[float], q: float) -> float:
