@@ -288,6 +288,10 @@ def test_every_dimension_of_a_version_must_be_priced(catalog: Any, certified: st
         "RealtimeInference": [],
         "BatchTransform": ["ml.m5.large"],
     }
+    [report] = entity["Versions"][0]["ImageReports"]  # the publishing report (R2)
+    assert report["Image"] == f"{SELLER}.dkr.ecr.us-east-1.amazonaws.com/listed:1"
+    assert report["SizeInBytes"] > 0 and 1 <= report["Layers"] <= report["MaxLayers"] == 127
+    assert report["LargestLayerInBytes"] <= report["MaxLayerSizeInBytes"]
     described = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=offer)
     assert described["EntityType"] == "Offer@1.0"
     assert described["DetailsDocument"]["PricingModel"] == "Usage"
