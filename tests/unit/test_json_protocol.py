@@ -44,3 +44,16 @@ def test_errors_carry_type_header_and_message() -> None:
     assert status == 400
     assert headers["X-Amzn-ErrorType"] == "ValidationException"
     assert json.loads(body) == {"__type": "ValidationException", "message": "nope"}
+
+
+def test_members_the_model_does_not_name_never_reach_a_provider() -> None:
+    shape = operation_model("sagemaker", "CreateTrainingJob").input_shape
+    wire = {
+        "TrainingJobName": "j",
+        "_Run": {"TrainingImage": "sha256:" + "a" * 64},
+        "AlgorithmSpecification": {"TrainingInputMode": "File", "_Marketplace": {}},
+    }
+    assert json_protocol.from_wire(shape, wire) == {
+        "TrainingJobName": "j",
+        "AlgorithmSpecification": {"TrainingInputMode": "File"},
+    }

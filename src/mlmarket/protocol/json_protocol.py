@@ -34,13 +34,17 @@ def from_wire(shape: Any, value: Any) -> Any:
     """Wire JSON → Python values (datetime for timestamps, bytes for blobs)."""
     if value is None:
         return None
+    if getattr(shape, "is_document_type", False):
+        return value  # a document is free-form JSON
     kind = shape.type_name
     if kind == "structure" and isinstance(value, dict):
-        out = {}
-        for name, item in value.items():
-            member = shape.members.get(name)
-            out[name] = from_wire(member, item) if member is not None else item
-        return out
+        # members the model does not name are ignored, as AWS does; they must never reach a
+        # provider, whose specs keep platform-only members of their own ("_Marketplace")
+        return {
+            name: from_wire(shape.members[name], item)
+            for name, item in value.items()
+            if name in shape.members
+        }
     if kind == "list" and isinstance(value, list):
         return [from_wire(shape.member, item) for item in value]
     if kind == "map" and isinstance(value, dict):
