@@ -712,8 +712,31 @@ def test_a_model_trained_with_a_marketplace_algorithm_is_usable_but_never_publis
         "published in AWS Marketplace."
     )
     # as the SageMaker SDK's AlgorithmEstimator.deploy does: a package, then a model from it
+    # validated like any package: the algorithm's image runs by the digest pinned for it
     other_sm.create_model_package(
-        ModelPackageName=f"{name}-own", SourceAlgorithmSpecification=source
+        ModelPackageName=f"{name}-own",
+        SourceAlgorithmSpecification=source,
+        ValidationSpecification={
+            "ValidationRole": BUYER_ROLE,
+            "ValidationProfiles": [
+                {
+                    "ProfileName": "p",
+                    "TransformJobDefinition": {
+                        "TransformInput": {
+                            "DataSource": {
+                                "S3DataSource": {
+                                    "S3DataType": "S3Prefix",
+                                    "S3Uri": f"{buyer_data}/batch/",
+                                }
+                            },
+                            "SplitType": "Line",
+                        },
+                        "TransformOutput": {"S3OutputPath": f"{buyer_data}/package-validation"},
+                        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+                    },
+                }
+            ],
+        },
     )
     package = wait_for(
         other_sm.describe_model_package, "ModelPackageStatus", ModelPackageName=f"{name}-own"

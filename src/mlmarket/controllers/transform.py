@@ -148,7 +148,10 @@ class TransformController(JobController):
         spec = job.spec
         model = spec["ModelSnapshot"]
         container = model["Container"]
-        resolved = await images.resolve(self.engine, container["Image"])
+        # a digest pinned by the platform (validation) runs in place of the name
+        resolved = await images.resolve(
+            self.engine, container.get("ImageDigest") or container["Image"]
+        )
         if resolved is None:
             raise JobFailed(
                 "ClientError: Please make sure all images included in the model "

@@ -56,8 +56,9 @@ def build(
                 "Containers": [
                     {
                         "Hostname": c["Hostname"],
-                        "Image": c["Image"],
-                        "ResolvedImage": c["Image"],
+                        # a digest pinned by the platform (validation) runs in place of the name
+                        "Image": c.get("ImageDigest") or c["Image"],
+                        "ResolvedImage": c.get("ImageDigest") or c["Image"],
                         "ModelDataUrl": c.get("ModelDataUrl"),
                         "Environment": c.get("Environment") or {},
                     }

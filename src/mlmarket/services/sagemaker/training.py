@@ -64,7 +64,9 @@ class TrainingProvider:
                 "ResourceConfig must specify InstanceType and an InstanceCount of at least 1."
             )
         p = dict(p)
-        run: dict[str, Any] = {}
+        # set only by the platform's own calls (validation runs the pinned digest); the edge
+        # drops members the model does not name, so callers cannot
+        run: dict[str, Any] = dict(p.pop(RUN, None) or {})
         if algorithm.get("AlgorithmName"):
             run = self._algorithm(ctx, p, algorithm["AlgorithmName"])
         stopping = p.get("StoppingCondition") or {}

@@ -22,6 +22,7 @@ from mlmarket.context import RequestContext
 from mlmarket.domain import registry
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ServiceError
+from mlmarket.services.sagemaker.resources import RUN
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore, split_uri
 
@@ -171,6 +172,8 @@ class Validator:
                             )
                             or [],
                         },
+                        # what was validated must be what runs: the digest pinned at creation
+                        **{RUN: {"TrainingImage": _pinned_training_image(spec)}},
                     ),
                 )
                 done = await self._wait(
@@ -188,7 +191,8 @@ class Validator:
                 {
                     k: v
                     for k, v in c.items()
-                    if k in ("Image", "ModelDataUrl", "Environment", "ContainerHostname")
+                    if k
+                    in ("Image", "ImageDigest", "ModelDataUrl", "Environment", "ContainerHostname")
                 }
                 for c in spec["InferenceSpecification"]["Containers"]
             ]
@@ -236,6 +240,11 @@ def _unless_completed(noun: str, job: str, done: dict[str, Any], status_key: str
         return None
     reason = done.get("FailureReason")
     return f"{noun} job {job} ended {done[status_key]}" + (f": {reason}" if reason else "")
+
+
+def _pinned_training_image(spec: dict[str, Any]) -> str:
+    training = spec["TrainingSpecification"]
+    return str(training.get("TrainingImageDigest") or training["TrainingImage"])
 
 
 def _digests(spec: dict[str, Any]) -> dict[str, str]:
