@@ -16,10 +16,13 @@ from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.transform import TransformController
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
-from mlmarket.protocol.catalog import CatalogEdge
+from mlmarket.protocol.marketplace_rest import CATALOG, DISCOVERY, MarketplaceRestEdge
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway
 from mlmarket.services.accounts import Accounts
+from mlmarket.services.marketplace.agreement_api import AgreementProvider
+from mlmarket.services.marketplace.agreements import Agreements
+from mlmarket.services.marketplace.discovery import DiscoveryProvider
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace.metering import Meter
 from mlmarket.services.marketplace.provider import MarketplaceProvider
@@ -77,6 +80,7 @@ def build(
     meter = Meter(UsageStore(store), clock)
     listings = Listings(store, artifacts, clock)
     listings.ensure_bucket()
+    agreements = Agreements(store, listings, clock)
     endpoints = EndpointController(settings, store, artifacts, engine, routes, clock, meter)
     training = TrainingController(settings, store, artifacts, engine, clock, meter)
     transform = TransformController(settings, store, artifacts, engine, clock, meter)
@@ -97,8 +101,14 @@ def build(
         clock=clock,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
         s3=S3Edge(S3Provider(artifacts, clock), accounts.secret_for, clock),
-        catalog=CatalogEdge(CatalogProvider(store, clock, listings)),
-        mlmarket=[MarketplaceProvider(store, listings, meter, clock)],
+        marketplace=MarketplaceRestEdge(
+            {
+                CATALOG: CatalogProvider(store, clock, listings),
+                DISCOVERY: DiscoveryProvider(store, agreements, listings),
+            }
+        ),
+        mlmarket=[MarketplaceProvider(agreements, listings, meter, clock)],
+        agreements=[AgreementProvider(store, agreements, clock)],
     )
     return App(
         settings,

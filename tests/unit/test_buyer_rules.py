@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from mlmarket.domain import algorithms, marketplace, pricing, registry
-from mlmarket.services.marketplace.metering import Meter, customer_reference
+from mlmarket.services.marketplace.metering import Meter, Terms, customer_reference
 from mlmarket.storage.metadata import MetadataStore, UsageStore
 
 ORIGIN = {"ProductId": "prod-abc", "Seller": "123456789012"}
@@ -196,7 +196,11 @@ def test_meters_sum_instance_time_and_counts_for_each_side(tmp_path: Path) -> No
     meter.count(BUYER, ORIGIN, arn, 3)
     meter.count(BUYER, ORIGIN, arn, 2)
     clock.advance(90)  # two started minutes, on two instances
-    prices = {"prod-abc": {"ml.m5.large.m.i.r": "0.60"}}
+    terms = Terms({"ml.m5.large.m.i.r": "0.60"})
+
+    def prices(buyer: str, product: str) -> Terms | None:
+        return terms if (buyer, product) == (BUYER, "prod-abc") else None
+
     [counted, hourly] = meter.report(BUYER, "BUYER", None, prices)
     assert (counted["Dimension"], counted["Quantity"]) == ("inference.count.m.i.c", 5)
     assert hourly["Quantity"] == pytest.approx(4 / 60, abs=1e-6)
@@ -212,6 +216,31 @@ def test_meters_sum_instance_time_and_counts_for_each_side(tmp_path: Path) -> No
     store.close()
 
 
+def test_usage_within_a_free_trial_is_not_charged(tmp_path: Path) -> None:
+    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+    clock = Clock()
+    meter = Meter(UsageStore(store), clock)
+    trial_ends = clock.value + dt.timedelta(minutes=30)
+    terms = Terms(
+        {"ml.m5.large.m.i.b": "0.60", "ml.m5.large.m.i.r": "0.60"},
+        frozenset({"ml.m5.large.m.i.b"}),
+        trial_ends,
+    )
+    meter.span(BUYER, ORIGIN, "ml.m5.large.m.i.b", "a", 1, clock.value, 600)  # inside
+    meter.span(
+        BUYER, ORIGIN, "ml.m5.large.m.i.b", "b", 1, trial_ends - dt.timedelta(minutes=10), 1800
+    )
+    meter.span(BUYER, ORIGIN, "ml.m5.large.m.i.r", "c", 1, clock.value, 600)  # not granted
+    clock.advance(7200)
+    charges = {
+        r["ResourceArn"]: r["Charge"]
+        for r in meter.report(BUYER, "BUYER", None, lambda buyer, product: terms)
+    }
+    # a: 10 free minutes; b: 20 of its 30 minutes after the trial; c: 10 paid minutes
+    assert charges == {"a": "0.0000", "b": "0.2000", "c": "0.1000"}
+    store.close()
+
+
 def test_a_restart_ends_the_intervals_a_previous_server_left_open(tmp_path: Path) -> None:
     store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
     clock = Clock()
@@ -220,6 +249,6 @@ def test_a_restart_ends_the_intervals_a_previous_server_left_open(tmp_path: Path
     restarted = Meter(UsageStore(store), clock)
     restarted.recover()
     clock.advance(6000)
-    [hourly] = restarted.report(BUYER, "BUYER", None, {})
+    [hourly] = restarted.report(BUYER, "BUYER", None, lambda buyer, product: None)
     assert hourly["Quantity"] == pytest.approx(10 / 60, abs=1e-6)
     store.close()

@@ -9,6 +9,7 @@ must be priced before it can be added ("All supported instance types must be pri
 from __future__ import annotations
 
 import re
+import secrets
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -73,9 +74,92 @@ def parse(model: Any, terms: Any) -> tuple[dict[str, str], dict[str, Any] | None
     return prices, trial
 
 
+def accepted(terms: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """(price per dimension, free trial or None) of the terms an agreement holds."""
+    prices: dict[str, str] = {}
+    trial = None
+    for term in terms:
+        if term["Type"] == "UsageBasedPricingTerm":
+            for card in term.get("RateCards") or []:
+                prices.update({r["DimensionKey"]: str(r["Price"]) for r in card["RateCard"]})
+        elif term["Type"] == "FreeTrialPricingTerm":
+            match = _DURATION.match(str(term.get("Duration", "")))
+            days = int(match[1]) if match else 0
+            trial = {"Days": days, "Dimensions": [g["DimensionKey"] for g in term["Grants"]]}
+    return prices, trial
+
+
 def unpriced(offer: dict[str, Any] | None, dimensions: list[str]) -> list[str]:
     """Dimensions an offer leaves without a price (none for a Free offer)."""
     if offer is not None and offer.get("PricingModel") == "Free":
         return []
     prices = (offer or {}).get("Prices") or {}
     return sorted({d for d in dimensions if d not in prices})
+
+
+# Every offer carries AWS's standard contract; its pricing terms follow UpdatePricingTerms.
+STANDARD_EULA_URL = "https://aws.amazon.com/marketplace/features/standardized-contracts"
+
+
+def with_id(term: dict[str, Any]) -> dict[str, Any]:
+    """Terms are accepted by ID (the Agreement API's requestedTerms)."""
+    return dict(term, Id=term.get("Id") or "term-" + secrets.token_hex(12))
+
+
+def legal_term() -> dict[str, Any]:
+    return with_id(
+        {
+            "Type": "LegalTerm",
+            "Documents": [
+                {"Type": "StandardEula", "Url": STANDARD_EULA_URL, "Version": "2022-07-14"}
+            ],
+        }
+    )
+
+
+def dimension_unit(key: str) -> str:
+    return (
+        marketplace.REQUEST_UNIT if key == marketplace.INFERENCE_COUNT else marketplace.HOURLY_UNIT
+    )
+
+
+def camel_terms(terms: list[dict[str, Any]], accepted: bool) -> list[dict[str, Any]]:
+    """An offer's terms as the Discovery API (`accepted=False`) or the Agreement API
+    (`accepted=True`) show them: a union keyed by term type, members in camelCase."""
+    out: list[dict[str, Any]] = []
+    for term in terms:
+        kind = term["Type"]
+        body: dict[str, Any] = {"type": kind, "id": term["Id"]}
+        if kind == "UsageBasedPricingTerm":
+            rates = []
+            for card in term.get("RateCards") or []:
+                items = []
+                for rate in card.get("RateCard") or []:
+                    item = {"dimensionKey": rate["DimensionKey"], "price": str(rate["Price"])}
+                    if not accepted:
+                        item.update(
+                            displayName=rate["DimensionKey"],
+                            unit=dimension_unit(rate["DimensionKey"]),
+                        )
+                    items.append(item)
+                rates.append({"rateCard": items})
+            body.update(currencyCode=term.get("CurrencyCode", "USD"), rateCards=rates)
+        elif kind == "FreeTrialPricingTerm":
+            grants = []
+            for grant in term.get("Grants") or []:
+                item = {"dimensionKey": grant["DimensionKey"]}
+                if not accepted:
+                    item.update(
+                        displayName=grant["DimensionKey"],
+                        unit=dimension_unit(grant["DimensionKey"]),
+                    )
+                grants.append(item)
+            body.update(duration=term.get("Duration"), grants=grants)
+        elif kind == "LegalTerm":
+            body["documents"] = [
+                {"type": d["Type"], "url": d["Url"], "version": d.get("Version")}
+                for d in term.get("Documents") or []
+            ]
+        key = kind[0].lower() + kind[1:]
+        out.append({key: body})
+    return out

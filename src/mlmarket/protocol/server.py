@@ -2,7 +2,9 @@
 
 Routing follows AWS: the SigV4 credential scope names the service; SageMaker and SageMaker
 Runtime both sign as `sagemaker`, and the runtime is told apart by its path
-(`POST /endpoints/{name}/invocations`). Bodies are read with their size bounded before anything
+(`POST /endpoints/{name}/invocations`); AWS Marketplace's services all sign as `aws-marketplace`,
+the Agreement API (awsJson) is told apart by its X-Amz-Target, the Catalog and Discovery APIs
+(rest-json) by their paths. Bodies are read with their size bounded before anything
 else happens (R5), hashed for the signature, then handed to the provider without further copies.
 This module is also the one error boundary: a ServiceError becomes the protocol's error body;
 anything else a 500 InternalFailure with the request id logged.
@@ -23,7 +25,6 @@ from aiohttp import web
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.protocol import json_protocol, rest_json, sigv4, validation
-from mlmarket.protocol.catalog import CatalogEdge
 from mlmarket.protocol.errors import (
     InternalFailure,
     NotFoundRoute,
@@ -32,6 +33,7 @@ from mlmarket.protocol.errors import (
     UnknownOperation,
     ValidationError,
 )
+from mlmarket.protocol.marketplace_rest import MarketplaceRestEdge
 from mlmarket.protocol.models import operation_model, service_model
 from mlmarket.protocol.s3 import S3Edge
 
@@ -62,14 +64,20 @@ class Gateway:
     clock: Clock
     invoke_max_body_bytes: int
     s3: S3Edge
-    catalog: CatalogEdge
+    marketplace: MarketplaceRestEdge  # the Catalog and Discovery APIs
     mlmarket: list[Any]  # providers of mlmarket's own API (subscriptions, usage)
+    agreements: list[Any]  # providers of the AWS Marketplace Agreement API
 
     def __post_init__(self) -> None:
         # awsJson services by X-Amz-Target prefix: (signing name, model, providers)
         self._json_services: dict[str, tuple[str, Any, list[Any]]] = {
             "SageMaker": ("sagemaker", service_model("sagemaker"), self.sagemaker),
             "MLMarket": ("mlmarket", service_model("mlmarket"), self.mlmarket),
+            "AWSMPCommerceService_v20200301": (
+                "aws-marketplace",
+                service_model("marketplace-agreement"),
+                self.agreements,
+            ),
         }
         self._invoke = rest_json.OperationBinding(
             operation_model("sagemaker-runtime", "InvokeEndpoint")
@@ -80,9 +88,13 @@ class Gateway:
         authorization = request.headers.get("Authorization", "")
         if "/s3/aws4_request" in authorization:
             return await self.s3.handle(request, request_id)
-        if "/aws-marketplace/aws4_request" in authorization:
+        if (
+            "/aws-marketplace/aws4_request" in authorization
+            and "X-Amz-Target" not in request.headers
+        ):
+            # the Catalog and Discovery APIs; the Agreement API is awsJson (below)
             return await self._answer(
-                request_id, rest_json.serialize_error, self._catalog(request, request_id)
+                request_id, rest_json.serialize_error, self._marketplace(request, request_id)
             )
         match = _INVOKE_PATH.match(request.path)
         if match and request.method == "POST":
@@ -117,13 +129,13 @@ class Gateway:
             failure = InternalFailure(f"An internal error occurred (request {request_id}).")
             return _error_response(request_id, *serialize_error(failure))
 
-    async def _catalog(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+    async def _marketplace(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         body = await _read_body(request, _CONTROL_BODY_MAX)
 
         def authenticate(req: web.BaseRequest, sha256: str, operation: str) -> RequestContext:
             return self._authenticate(req, sha256, operation, request_id, "aws-marketplace")
 
-        return await self.catalog.handle(request, request_id, authenticate, bytes(body))
+        return await self.marketplace.handle(request, request_id, authenticate, bytes(body))
 
     def _authenticate(
         self,

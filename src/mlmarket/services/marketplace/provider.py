@@ -1,23 +1,24 @@
-"""mlmarket's own API (awsJson, signing name `mlmarket`): what AWS Marketplace offers buyers and
-sellers outside the public AWS APIs — browse listings, subscribe, cancel, read usage.
-
-Subscribing records an agreement (buyer and product). A product can be subscribed to while it is
-Public, or Limited to its seller and the accounts its targeting names; Restricted products take
-no new buyers, but agreements made before keep working.
+"""mlmarket's own API (awsJson, signing name `mlmarket`): what AWS Marketplace shows buyers and
+sellers only in its console — each listed version's ARN in the caller's region, one-call
+subscribe and cancel, and the usage reports of both sides.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.protocol.errors import CommonServiceError
-from mlmarket.services.marketplace.listings import AGREEMENT_KIND, GLOBAL, Listed, Listings
-from mlmarket.services.marketplace.metering import Meter
-from mlmarket.services.marketplace_catalog.provider import ENTITY_KIND, PRODUCT_TYPE
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.services.marketplace.agreements import (
+    Agreements,
+    NotOffered,
+    UnknownProduct,
+    charging_terms,
+)
+from mlmarket.services.marketplace.listings import Listed, Listings
+from mlmarket.services.marketplace.metering import Meter, Terms
+from mlmarket.storage.metadata import Resource
 
 
 def _error(code: str, message: str) -> CommonServiceError:
@@ -26,36 +27,18 @@ def _error(code: str, message: str) -> CommonServiceError:
 
 class MarketplaceProvider:
     def __init__(
-        self, store: MetadataStore, listings: Listings, meter: Meter, clock: Clock
+        self, agreements: Agreements, listings: Listings, meter: Meter, clock: Clock
     ) -> None:
-        self.store = store
+        self.agreements = agreements
         self.listings = listings
         self.meter = meter
         self.clock = clock
 
-    # -- products as a buyer sees them --
-
-    def _products(self) -> list[Resource]:
-        products = (
-            e for e in self.store.all_of_kind(ENTITY_KIND) if e.spec["EntityType"] == PRODUCT_TYPE
-        )
-        return sorted(products, key=lambda r: r.created)
-
     def _product(self, product_id: str) -> Resource:
-        for product in self._products():
-            if product.name == product_id:
-                return product
-        raise _error("ResourceNotFoundException", f"Product {product_id} was not found.")
-
-    @staticmethod
-    def _open_to(product: Resource, buyer: str) -> bool:
-        visibility = product.state["Description"]["Visibility"]
-        if visibility == "Public":
-            return True
-        allowed = (product.state.get("Targeting") or {}).get("PositiveTargeting") or {}
-        return visibility == "Limited" and (
-            buyer == product.account_id or buyer in (allowed.get("BuyerAccounts") or [])
-        )
+        try:
+            return self.agreements.product(product_id)
+        except UnknownProduct as exc:
+            raise _error("ResourceNotFoundException", str(exc)) from None
 
     @staticmethod
     def _usable(listed: Listed, agreement: Resource | None) -> bool:
@@ -106,10 +89,10 @@ class MarketplaceProvider:
 
     def list_listings(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         listings = []
-        for product in self._products():
-            if not self._open_to(product, ctx.account_id):
+        for product in self.agreements.products():
+            if not self.agreements.open_to(product, ctx.account_id):
                 continue
-            agreement = self.listings.agreement(ctx.account_id, product.name)
+            agreement = self.agreements.active(ctx.account_id, product.name)
             versions = self._versions(ctx, product, agreement)
             if not versions:
                 continue
@@ -149,63 +132,42 @@ class MarketplaceProvider:
 
     def subscribe(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         product = self._product(p["ProductId"])
-        existing = self.listings.agreement(ctx.account_id, product.name)
-        if existing is not None:
-            return {"Subscription": self._subscription(ctx, existing)}
-        if not self._open_to(product, ctx.account_id):
-            visibility = product.state["Description"]["Visibility"]
-            raise _error(
-                "ValidationException",
-                f"Product {product.name} is not available to this account for subscription "
-                f"(its visibility is {visibility}).",
-            )
-        listings = self.listings.of_product(product.name)
-        if not any("RestrictedAt" not in listing.state for listing in listings):
-            raise _error(
-                "ValidationException",
-                f"Product {product.name} has no public version to subscribe to.",
-            )
-        now = self.clock.now()
-        agreement_id = "agmt-" + secrets.token_hex(12)
-        agreement = Resource(
-            ctx.account_id,
-            GLOBAL,
-            AGREEMENT_KIND,
-            agreement_id,
-            f"arn:aws:aws-marketplace:us-east-1:{ctx.account_id}:AWSMarketplace/Agreement/"
-            f"{agreement_id}",
-            now,
-            now,
-            {"ProductId": product.name, "Seller": product.account_id},
-            {"Status": "ACTIVE"},
-        )
-        self.store.insert(agreement)
+        agreement = self.agreements.active(ctx.account_id, product.name)
+        if agreement is None:
+            try:
+                agreement = self.agreements.accept(ctx.account_id, product)
+            except NotOffered as exc:
+                raise _error("ValidationException", str(exc)) from None
         return {"Subscription": self._subscription(ctx, agreement)}
 
     def unsubscribe(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        agreement = self.listings.agreement(ctx.account_id, p["ProductId"])
+        agreement = self.agreements.active(ctx.account_id, p["ProductId"])
         if agreement is None:
             raise _error(
                 "ResourceNotFoundException",
                 f"This account has no active subscription to product {p['ProductId']}.",
             )
-        agreement.state.update(Status="CANCELLED", EndTime=self.clock.now())
-        agreement.modified = self.clock.now()
-        self.store.update(agreement)
+        self.agreements.cancel(agreement)
         return {"Subscription": self._subscription(ctx, agreement)}
 
     def list_subscriptions(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        agreements = sorted(
-            self.store.list(ctx.account_id, GLOBAL, AGREEMENT_KIND), key=lambda r: r.created
-        )
-        return {"Subscriptions": [self._subscription(ctx, a) for a in agreements]}
+        mine = self.agreements.of(ctx.account_id)
+        return {"Subscriptions": [self._subscription(ctx, a) for a in mine]}
 
     # -- usage --
 
     def get_usage(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        view = p.get("View", "BUYER")
-        prices: dict[str, dict[str, str]] = {}
-        for product in self._products():
-            prices[product.name] = (product.state.get("Offer") or {}).get("Prices") or {}
-        records = self.meter.report(ctx.account_id, view, p.get("ProductId"), prices)
+        found: dict[tuple[str, str], Terms | None] = {}
+
+        def terms_for(buyer: str, product_id: str) -> Terms | None:
+            if (buyer, product_id) not in found:
+                agreement = self.agreements.latest(buyer, product_id)
+                found[buyer, product_id] = (
+                    charging_terms(agreement) if agreement is not None else None
+                )
+            return found[buyer, product_id]
+
+        records = self.meter.report(
+            ctx.account_id, p.get("View", "BUYER"), p.get("ProductId"), terms_for
+        )
         return {"Usage": records, "Until": self.clock.now()}

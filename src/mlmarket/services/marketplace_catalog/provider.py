@@ -22,7 +22,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import marketplace, pricing, regions
-from mlmarket.protocol.catalog import catalog_error
+from mlmarket.protocol.marketplace_rest import catalog_error
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.storage.metadata import MetadataStore, Resource
 
@@ -335,7 +335,14 @@ class CatalogProvider:
                     "INVALID_INPUT", f"Product {product.name} already has a public offer."
                 )
             offer = self._new_entity(ctx, "offer", "Offer", OFFER_TYPE)
-            offer.state.update({"ProductId": product.name})
+            offer.state.update(
+                {
+                    "ProductId": product.name,
+                    # what buyers accept through the Agreement API
+                    "AgreementProposalId": "ap-" + secrets.token_hex(12),
+                    "Terms": [pricing.legal_term()],
+                }
+            )
             product.state["OfferId"] = offer.name
             self._stage(change, offer, staged)
             return
@@ -624,7 +631,8 @@ class CatalogProvider:
             prices, trial = pricing.parse(model, terms)
         except pricing.InvalidPricing as exc:
             raise ChangeError("INVALID_INPUT", str(exc)) from None
-        offer.state.update(PricingModel=model, Terms=terms)
+        legal = [t for t in offer.state.get("Terms") or [] if t["Type"] == "LegalTerm"]
+        offer.state.update(PricingModel=model, Terms=legal + [pricing.with_id(t) for t in terms])
         product.state["Offer"] = {
             "OfferId": offer.name,
             "PricingModel": model,

@@ -1,8 +1,9 @@
-"""The AWS Marketplace Catalog edge (rest-json, signing name `aws-marketplace`).
+"""The AWS Marketplace rest-json edge (signing name `aws-marketplace`): the Catalog API for
+sellers and the Discovery API for buyers.
 
-Operations are found by method and path as the service model declares them; members come from
-the query string and the JSON body; errors carry the model's status codes
-(ValidationException is 422 here, ResourceNotFoundException 404).
+Operations are found by method and path as the service models declare them; members come from
+the query string and the JSON body; errors carry the model's status codes (the Catalog's
+ValidationException is 422, ResourceNotFoundException 404).
 """
 
 from __future__ import annotations
@@ -20,23 +21,35 @@ from mlmarket.protocol import json_protocol, validation
 from mlmarket.protocol.errors import CommonServiceError, ServiceError, UnknownOperation
 from mlmarket.protocol.models import service_model
 
-SERVICE = "marketplace-catalog"
+CATALOG = "marketplace-catalog"
+DISCOVERY = "marketplace-discovery"
 
 
-def catalog_error(code: str, message: str) -> CommonServiceError:
-    shape = service_model(SERVICE).shape_for(code)
+def service_error(service: str, code: str, message: str) -> CommonServiceError:
+    """An error of `service`'s model, with the HTTP status the model gives it."""
+    shape = service_model(service).shape_for(code)
     status = int(shape.metadata.get("error", {}).get("httpStatusCode", 400))
     return CommonServiceError(code, message, status)
 
 
-class CatalogEdge:
-    def __init__(self, provider: Any) -> None:
-        self.provider = provider
-        self.model = service_model(SERVICE)
-        self.routes = {
-            (op.http["method"], op.http["requestUri"].split("?")[0]): op
-            for op in (self.model.operation_model(n) for n in self.model.operation_names)
-        }
+def catalog_error(code: str, message: str) -> CommonServiceError:
+    return service_error(CATALOG, code, message)
+
+
+def discovery_error(code: str, message: str) -> CommonServiceError:
+    return service_error(DISCOVERY, code, message)
+
+
+class MarketplaceRestEdge:
+    def __init__(self, providers: dict[str, Any]) -> None:
+        """`providers`: botocore service name → the provider of its operations."""
+        self.routes: dict[tuple[str, str], tuple[str, Any, Any]] = {}
+        for service, provider in providers.items():
+            model = service_model(service)
+            for name in model.operation_names:
+                op = model.operation_model(name)
+                key = (op.http["method"], op.http["requestUri"].split("?")[0])
+                self.routes[key] = (service, op, provider)
 
     async def handle(
         self,
@@ -46,15 +59,16 @@ class CatalogEdge:
         body: bytes,
     ) -> web.StreamResponse:
         try:
-            operation = self.routes.get((request.method, request.path))
+            route = self.routes.get((request.method, request.path))
             ctx = authenticate(
                 request,
                 hashlib.sha256(body).hexdigest(),
-                operation.name if operation else "Unknown",
+                route[1].name if route else "Unknown",
             )
-            if operation is None:
+            if route is None:
                 raise UnknownOperation(f"No operation at {request.method} {request.path}")
-            handler = getattr(self.provider, _snake(operation.name), None)
+            service, operation, provider = route
+            handler = getattr(provider, _snake(operation.name), None)
             if handler is None:
                 raise UnknownOperation(
                     f"Operation {operation.name} is not supported by mlmarket yet."
@@ -71,12 +85,12 @@ class CatalogEdge:
                 params.update(json_protocol.from_wire(operation.input_shape, document))
             # The Catalog model's patterns do not describe what the service accepts (Entity.Type
             # "^[a-zA-Z]+$" would refuse "MachineLearningProduct@1.0", and identifiers refuse the
-            # documented "$ChangeName.Entity.Identifier"), so only they are left out.
+            # documented "$ChangeName.Entity.Identifier"), so only they are left out there.
             validation.validate(
                 operation.input_shape,
                 params,
-                lambda message: catalog_error("ValidationException", message),
-                check_patterns=False,
+                lambda message: service_error(service, "ValidationException", message),
+                check_patterns=service != CATALOG,
             )
             result = handler(ctx, params)
             if hasattr(result, "__await__"):
