@@ -487,9 +487,32 @@ class Demo:
             PrimaryContainer={"ModelPackageName": package},
             ExecutionRoleArn=BUYER_ROLE,
         )
-        for product in (package_product, algorithm_product):
-            agreement = market.subscribe(ProductId=product)["Subscription"]
-            self.did(f"subscribed to {product}: agreement {agreement['AgreementId']}")
+        agreement = market.subscribe(ProductId=package_product)["Subscription"]
+        self.did(
+            f"subscribed to {package_product} (mlmarket subscribe): agreement "
+            f"{agreement['AgreementId']}"
+        )
+        # the algorithm the way AWS's own APIs procure: Discovery, then Agreement
+        discovery = self.client("marketplace-discovery", self.buyer)
+        agreements = self.client("marketplace-agreement", self.buyer)
+        [option] = discovery.list_purchase_options(
+            filters=[{"filterType": "PRODUCT_ID", "filterValues": [algorithm_product]}]
+        )["purchaseOptions"]
+        offer = discovery.get_offer(offerId=option["purchaseOptionId"])
+        terms = discovery.get_offer_terms(offerId=offer["offerId"])["offerTerms"]
+        request = agreements.create_agreement_request(
+            intent="NEW",
+            agreementProposalIdentifier=offer["agreementProposalId"],
+            requestedTerms=[{"id": next(iter(t.values()))["id"]} for t in terms],
+        )
+        accepted = agreements.accept_agreement_request(
+            agreementRequestId=request["agreementRequestId"]
+        )
+        self.did(
+            f"subscribed to {algorithm_product} (Discovery GetOffer → Agreement "
+            f"CreateAgreementRequest + AcceptAgreementRequest, {len(terms)} terms): agreement "
+            f"{accepted['agreementId']}"
+        )
         described = sm.describe_model_package(ModelPackageName=package)
         shown = described["InferenceSpecification"]["Containers"][0]
         hidden = SELLER not in json.dumps(described, default=str)

@@ -36,6 +36,7 @@ def test_the_demo_shows_every_rule_at_work(tmp_path: object) -> None:
         "UPDATE_PRICING_REQUIRED",
         "3 rows in → ['3.5000', '6.0000', '3.0000']",
         "transform Completed: 50 predictions",
+        "CreateAgreementRequest + AcceptAgreementRequest",
     ):
         assert line in out, line
     assert "cust-" in out.split("seller view")[1]
