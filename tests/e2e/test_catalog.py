@@ -427,3 +427,32 @@ def test_changes_to_an_unreleased_product_need_a_limited_or_public_one(
     ]
     too_long = run(catalog, [mp.change("UpdateInformation", product, {"ProductTitle": "x" * 73})])
     assert mp.errors(too_long) == ["INVALID_INPUT"]
+
+
+def test_an_entity_another_change_set_is_changing_is_locked(catalog: Any, certified: str) -> None:
+    product = released(catalog, certified)
+    slow = [
+        mp.change("UpdateInformation", product, {"ShortDescription": f"take {n}"}) for n in range(3)
+    ]
+    first = catalog.start_change_set(Catalog="AWSMarketplace", ChangeSet=slow)
+    with pytest.raises(ClientError) as err:
+        catalog.start_change_set(Catalog="AWSMarketplace", ChangeSet=slow[:1])
+    assert err.value.response["Error"]["Code"] == "ResourceInUseException"
+    assert first["ChangeSetId"] in err.value.response["Error"]["Message"]
+
+
+def test_prices_cannot_be_dropped_from_a_listed_version(catalog: Any, certified: str) -> None:
+    product = released(catalog, certified)
+    entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    desc = run(
+        catalog,
+        [
+            mp.change(
+                "UpdatePricingTerms",
+                entity["OfferId"],
+                mp.usage_pricing({"ml.c5.xlarge.m.i.b": "1"}),
+                entity_type=mp.OFFER,
+            )
+        ],
+    )
+    assert mp.errors(desc) == ["UPDATE_PRICING_REQUIRED"]

@@ -821,6 +821,10 @@ def test_restricted_versions_stay_usable_by_existing_subscribers_only(
         [mp.change("RestrictDeliveryOptions", product, {"DeliveryOptionIds": option_ids[:1]})],
     )
     assert restricted["Status"] == "SUCCEEDED", restricted["ChangeSet"]
+    entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    restricted_option = entity["Versions"][0]["DeliveryOptions"][0]
+    assert restricted_option["Visibility"] == "Restricted"
+    assert restricted_option["SupportExistingBuyersUntil"] > restricted_option["RestrictedDate"]
     again = mp.run(
         catalog,
         [mp.change("RestrictDeliveryOptions", product, {"DeliveryOptionIds": option_ids[:1]})],

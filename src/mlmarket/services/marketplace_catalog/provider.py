@@ -29,6 +29,10 @@ from mlmarket.storage.metadata import MetadataStore, Resource
 CATALOG = "AWSMarketplace"
 PRODUCT_TYPE = "MachineLearningProduct@1.0"
 OFFER_TYPE = "Offer@1.0"
+# A change set waits this long in PREPARING (AWS's take minutes): long enough to be seen, and
+# cancelled or collided with, as with the real service.
+QUEUED_SECONDS = 0.25
+SUPPORT_DAYS = 90  # after a version or product is restricted (reference §2.8)
 ENTITY_KIND = "mp-entity"
 CHANGESET_KIND = "mp-changeset"
 GLOBAL = "global"  # the catalog is one per account, whatever region calls it
@@ -236,6 +240,7 @@ class CatalogProvider:
 
     def start_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
+        self._check_unlocked(ctx, p["ChangeSet"])
         change_set_id = "".join(secrets.choice(_ALPHABET) for _ in range(25))
         arn = (
             f"arn:aws:aws-marketplace:us-east-1:{ctx.account_id}:{CATALOG}/ChangeSet/"
@@ -264,8 +269,27 @@ class CatalogProvider:
         task.add_done_callback(self._tasks.discard)
         return {"ChangeSetId": change_set_id, "ChangeSetArn": arn}
 
+    def _check_unlocked(self, ctx: RequestContext, changes: list[dict[str, Any]]) -> None:
+        """As AWS does, an entity another change set is still changing cannot be changed."""
+        wanted = {
+            c["Entity"].get("Identifier", "").split("@")[0]
+            for c in changes
+            if c["Entity"].get("Identifier") and not c["Entity"]["Identifier"].startswith("$")
+        }
+        for record in self.store.list(ctx.account_id, GLOBAL, CHANGESET_KIND):
+            if record.state["Status"] not in ("PREPARING", "APPLYING"):
+                continue
+            touched = {
+                c["Entity"].get("Identifier", "").split("@")[0] for c in record.spec["ChangeSet"]
+            }
+            if wanted & touched:
+                raise catalog_error(
+                    "ResourceInUseException",
+                    f"Requested change set has entities locked by change sets - {record.name}",
+                )
+
     async def _process(self, ctx: RequestContext, record: Resource) -> None:
-        await asyncio.sleep(0.05)  # queued, as the real service queues
+        await asyncio.sleep(QUEUED_SECONDS)
         current = self.store.get(ctx.account_id, GLOBAL, CHANGESET_KIND, record.name)
         if current is None or current.state["Status"] != "PREPARING":
             return  # cancelled meanwhile
@@ -391,6 +415,8 @@ class CatalogProvider:
                     "INVALID_INPUT", "TargetVisibility must be Public, Restricted or Limited."
                 )
             _require_released(entity)
+            if target == "Restricted" and description["Visibility"] != "Restricted":
+                description["SupportExistingBuyersUntil"] = self._support_until()
             description["Visibility"] = target
         else:
             raise ChangeError(
@@ -545,6 +571,10 @@ class CatalogProvider:
         instructions = _instructions(inner)
         option["Instructions"].update({k: v for k, v in instructions.items() if v is not None})
 
+    def _support_until(self) -> str:
+        """Sellers must keep serving existing buyers for 90 days after a restriction."""
+        return _iso(self.clock.now() + dt.timedelta(days=SUPPORT_DAYS))
+
     def _update_regions(self, entity: Resource, kind: str, details: dict[str, Any]) -> None:
         """AddRegions / RestrictRegions / UpdateFutureRegionSupport, as the Catalog API has them
         for other product types. A restricted region takes no new buyers; buyers who subscribed
@@ -611,8 +641,10 @@ class CatalogProvider:
                 "public state.",
             )
         for option_id in ids:
-            found[option_id]["DeliveryOptions"][0]["Visibility"] = "Restricted"
-            found[option_id]["DeliveryOptions"][0]["RestrictedDate"] = _iso(self.clock.now())
+            option = found[option_id]["DeliveryOptions"][0]
+            option["Visibility"] = "Restricted"
+            option["RestrictedDate"] = _iso(self.clock.now())
+            option["SupportExistingBuyersUntil"] = self._support_until()
 
     def _update_pricing(
         self,
@@ -642,19 +674,23 @@ class CatalogProvider:
 
     def _check_pricing(self, staged: dict[str, Resource], changes: list[dict[str, Any]]) -> None:
         """UPDATE_PRICING_REQUIRED: every dimension of every version must be priced (a Free
-        offer prices them all at zero) once the change set is applied."""
+        offer prices them all at zero) once the change set is applied, whether it adds a
+        version or changes the prices."""
         for change in changes:
-            if change["ChangeType"] != "AddDeliveryOptions" or change["ErrorDetailList"]:
+            kind = change["ChangeType"]
+            if (
+                kind not in ("AddDeliveryOptions", "UpdatePricingTerms")
+                or change["ErrorDetailList"]
+            ):
                 continue
-            product = staged.get(change["Entity"].get("Identifier", "").split("@")[0])
-            if product is None:
-                reference = _REFERENCE.match(change["Entity"].get("Identifier", ""))
-                product = staged.get("$" + reference["change"]) if reference else None
-            if product is None:
+            entity = self._staged(staged, change["Entity"].get("Identifier", ""))
+            if entity is not None and kind == "UpdatePricingTerms":
+                entity = staged.get(entity.state.get("ProductId", ""))
+            if entity is None:
                 continue
             missing = pricing.unpriced(
-                product.state.get("Offer"),
-                [d for v in product.state["Versions"] for d in v.get("Dimensions", [])],
+                entity.state.get("Offer"),
+                [d for v in entity.state["Versions"] for d in v.get("Dimensions", [])],
             )
             if missing:
                 change["ErrorDetailList"].append(
@@ -664,6 +700,11 @@ class CatalogProvider:
                         f"price: {', '.join(missing)}",
                     }
                 )
+
+    @staticmethod
+    def _staged(staged: dict[str, Resource], identifier: str) -> Resource | None:
+        reference = _REFERENCE.match(identifier)
+        return staged.get("$" + reference["change"] if reference else identifier.split("@")[0])
 
     def _check_asset(self, ctx: RequestContext, arn: str, source_type: str) -> Resource:
         match = _ASSET.match(arn)
