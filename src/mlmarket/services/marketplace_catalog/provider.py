@@ -676,7 +676,10 @@ class CatalogProvider:
         """UPDATE_PRICING_REQUIRED: every dimension of every version must be priced (a Free
         offer prices them all at zero) once the change set is applied, whether it adds a
         version or changes the prices."""
-        for change in changes:
+        reported: set[str] = set()
+        # one error per product, on the version being added if there is one
+        ordered = sorted(changes, key=lambda c: c["ChangeType"] != "AddDeliveryOptions")
+        for change in ordered:
             kind = change["ChangeType"]
             if (
                 kind not in ("AddDeliveryOptions", "UpdatePricingTerms")
@@ -686,13 +689,14 @@ class CatalogProvider:
             entity = self._staged(staged, change["Entity"].get("Identifier", ""))
             if entity is not None and kind == "UpdatePricingTerms":
                 entity = staged.get(entity.state.get("ProductId", ""))
-            if entity is None:
+            if entity is None or entity.name in reported:
                 continue
             missing = pricing.unpriced(
                 entity.state.get("Offer"),
                 [d for v in entity.state["Versions"] for d in v.get("Dimensions", [])],
             )
             if missing:
+                reported.add(entity.name)
                 change["ErrorDetailList"].append(
                     {
                         "ErrorCode": "UPDATE_PRICING_REQUIRED",
