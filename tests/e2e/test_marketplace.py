@@ -1226,3 +1226,83 @@ def test_buyers_procure_through_the_discovery_and_agreement_apis(
     finally:
         for client in (discovery, agreement_api, seller_agreements):
             client.close()
+
+
+# -- nothing lost across a restart --
+
+
+def test_a_restart_keeps_listings_agreements_and_metering(
+    tmp_path: Path, echo_image: str, name: str
+) -> None:
+    """The account subscribes to its own listing (as a seller testing a Limited product may);
+    after a restart the endpoint is re-adopted, the agreement holds and metering goes on."""
+    own = ServerProcess(tmp_path / "data").start()
+    clients: list[Any] = []
+    try:
+        sm, s3, catalog = (own.client(s) for s in ("sagemaker", "s3", "marketplace-catalog"))
+        rt = own.client("sagemaker-runtime")
+        market = _mlmarket(own, "default")
+        clients += [sm, s3, catalog, rt, market]
+        subprocess.run(["docker", "tag", echo_image, ecr("mp-echo")], check=True)
+        s3.create_bucket(Bucket="mp-seller")
+        s3.put_object(Bucket="mp-seller", Key="validation/in.txt", Body=b"a\n")
+        s3.put_object(Bucket="mp-seller", Key="model/model.tar.gz", Body=tarball({"w": b"1"}))
+        product = mp.publish(
+            catalog, certified_package(sm, "mp-restart", "s3://mp-seller"), ROLE, PRICES
+        )
+        arn = version_arn(market, product)
+        market.subscribe(ProductId=product)
+        sm.create_model(
+            ModelName=name, PrimaryContainer={"ModelPackageName": arn}, ExecutionRoleArn=ROLE
+        )
+        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant(name)])
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        assert wait_for_status(sm, name)["EndpointStatus"] == "InService"
+        for _ in range(2):
+            rt.invoke_endpoint(EndpointName=name, Body=b"before")["Body"].read()
+        for client in clients:
+            client.close()
+        clients.clear()
+
+        own.stop()  # counts are flushed on the way out
+        own.start()
+
+        sm, rt, market = (
+            own.client("sagemaker"),
+            own.client("sagemaker-runtime"),
+            _mlmarket(own, "default"),
+        )
+        clients += [sm, rt, market]
+        assert wait_for_status(sm, name)["EndpointStatus"] == "InService"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                rt.invoke_endpoint(EndpointName=name, Body=b"after")["Body"].read()
+                break
+            except ClientError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert [s["Status"] for s in market.list_subscriptions()["Subscriptions"]] == ["ACTIVE"]
+        assert version_arn(market, product) == arn
+        time.sleep(1.5)  # one flush
+        usage = usage_of(market, "BUYER", product)
+        assert usage["inference.count.m.i.c"]["Quantity"] == 3
+        # one interval before the restart, one after the endpoint was re-adopted
+        assert usage["ml.m5.large.m.i.r"]["Quantity"] == pytest.approx(2 / 60, abs=1e-6)
+        sm.delete_endpoint(EndpointName=name)
+        wait_for_deleted(sm, name)
+    finally:
+        for client in clients:
+            client.close()
+        own.stop()
+
+
+def wait_for_deleted(sm: Any, name: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            sm.describe_endpoint(EndpointName=name)
+        except ClientError:
+            return
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
