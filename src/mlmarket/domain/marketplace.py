@@ -112,6 +112,10 @@ HOURLY_UNIT = "HostHrs"
 REQUEST_UNIT = "Requests"
 
 
+def unit_of(dimension_key: str) -> str:
+    return REQUEST_UNIT if dimension_key == INFERENCE_COUNT else HOURLY_UNIT
+
+
 def dimension(instance_type: str, use: str) -> str:
     """`ml.m5.large.m.i.r` and the like: instance-hours of one use on one instance type."""
     return f"{instance_type}.{use}"

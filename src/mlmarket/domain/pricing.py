@@ -117,12 +117,6 @@ def legal_term() -> dict[str, Any]:
     )
 
 
-def dimension_unit(key: str) -> str:
-    return (
-        marketplace.REQUEST_UNIT if key == marketplace.INFERENCE_COUNT else marketplace.HOURLY_UNIT
-    )
-
-
 def camel_terms(terms: list[dict[str, Any]], accepted: bool) -> list[dict[str, Any]]:
     """An offer's terms as the Discovery API (`accepted=False`) or the Agreement API
     (`accepted=True`) show them: a union keyed by term type, members in camelCase."""
@@ -139,7 +133,7 @@ def camel_terms(terms: list[dict[str, Any]], accepted: bool) -> list[dict[str, A
                     if not accepted:
                         item.update(
                             displayName=rate["DimensionKey"],
-                            unit=dimension_unit(rate["DimensionKey"]),
+                            unit=marketplace.unit_of(rate["DimensionKey"]),
                         )
                     items.append(item)
                 rates.append({"rateCard": items})
@@ -151,7 +145,7 @@ def camel_terms(terms: list[dict[str, Any]], accepted: bool) -> list[dict[str, A
                 if not accepted:
                     item.update(
                         displayName=grant["DimensionKey"],
-                        unit=dimension_unit(grant["DimensionKey"]),
+                        unit=marketplace.unit_of(grant["DimensionKey"]),
                     )
                 grants.append(item)
             body.update(duration=term.get("Duration"), grants=grants)

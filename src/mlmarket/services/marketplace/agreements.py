@@ -16,7 +16,7 @@ from mlmarket.clock import Clock
 from mlmarket.domain import pricing
 from mlmarket.services.marketplace.listings import AGREEMENT_KIND, GLOBAL, Listings
 from mlmarket.services.marketplace.metering import Terms
-from mlmarket.services.marketplace_catalog.provider import ENTITY_KIND, OFFER_TYPE, PRODUCT_TYPE
+from mlmarket.services.marketplace_catalog.entities import ENTITY_KIND, OFFER_TYPE, PRODUCT_TYPE
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 

@@ -172,11 +172,7 @@ class Meter:
                 "ProductId": product,
                 "CustomerReference": customer,
                 "Dimension": dimension,
-                "Unit": (
-                    marketplace.REQUEST_UNIT
-                    if dimension == marketplace.INFERENCE_COUNT
-                    else marketplace.HOURLY_UNIT
-                ),
+                "Unit": marketplace.unit_of(dimension),
                 "Quantity": round(quantity, 6),
             }
             if where:

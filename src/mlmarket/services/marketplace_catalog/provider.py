@@ -1,17 +1,17 @@
-"""Catalog API for `MachineLearningProduct@1.0`: change sets that create and shape listings.
+"""Catalog API for `MachineLearningProduct@1.0` and `Offer@1.0`: change sets that create and
+shape listings.
 
 A change set is accepted at once (PREPARING), then checked as a whole and applied (APPLYING →
 SUCCEEDED), or refused with each change's errors (FAILED, CLIENT_ERROR) and nothing applied;
-Intent VALIDATE checks without applying. Change types: CreateProduct, UpdateInformation,
-AddDeliveryOptions, UpdateVisibility, ReleaseProduct. A delivery option may name only a model
-package or algorithm of the seller's own account that was certified for AWS Marketplace and
-passed validation, in a region AWS Marketplace publishes from.
+Intent VALIDATE checks without applying; an entity another change set is changing is locked.
+This module runs change sets, resolves assets (a delivery option names only a certified,
+validated model package or algorithm of the seller's own account in a publishing region) and
+hands applied versions to the listings; `changes.py` holds what each change type does.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import re
 import secrets
@@ -24,209 +24,26 @@ from mlmarket.context import RequestContext
 from mlmarket.domain import marketplace, pricing, regions
 from mlmarket.protocol.marketplace_rest import catalog_error
 from mlmarket.services.marketplace.listings import Listings
+from mlmarket.services.marketplace_catalog import changes, entities
+from mlmarket.services.marketplace_catalog.entities import (
+    CATALOG,
+    CHANGESET_KIND,
+    ENTITY_KIND,
+    GLOBAL,
+    OFFER_TYPE,
+    PRODUCT_TYPE,
+)
 from mlmarket.storage.metadata import MetadataStore, Resource
 
-CATALOG = "AWSMarketplace"
-PRODUCT_TYPE = "MachineLearningProduct@1.0"
-OFFER_TYPE = "Offer@1.0"
 # A change set waits this long in PREPARING (AWS's take minutes): long enough to be seen, and
 # cancelled or collided with, as with the real service.
 QUEUED_SECONDS = 0.25
-SUPPORT_DAYS = 90  # after a version or product is restricted (reference §2.8)
-ENTITY_KIND = "mp-entity"
-CHANGESET_KIND = "mp-changeset"
-GLOBAL = "global"  # the catalog is one per account, whatever region calls it
 _ALPHABET = string.ascii_lowercase + string.digits
 _REFERENCE = re.compile(r"^\$(?P<change>[\w-]+)\.Entity\.Identifier$")
-_ROLE = re.compile(r"^arn:aws:iam::\d{12}:role(/[A-Za-z0-9_+=,.@-]+)?$")
-_DUPLICATE_TITLE = "The provided version title is already in use. Create a unique version title."
-_DETAIL_TYPES = {
-    "SageMakerModelPackageDeliveryOptionDetails": "SageMakerModelPackage",
-    "SageMakerAlgorithmDeliveryOptionDetails": "SageMakerAlgorithm",
-}
-_SOURCE_KEYS = {"SageMakerModelPackage": "ModelPackageArn", "SageMakerAlgorithm": "AlgorithmArn"}
-_ARN_KEYS = {
-    "SageMakerModelPackage": "SageMakerModelPackageArn",
-    "SageMakerAlgorithm": "SageMakerAlgorithmArn",
-}
-# UpdateInformation: field → maximum length (0: a list of strings)
-_INFORMATION = {
-    "ProductTitle": 72,
-    "ShortDescription": 1000,
-    "LongDescription": 5000,
-    "Sku": 5000,
-    "LogoUrl": 2048,
-    "SupportDescription": 2000,
-    "Highlights": 0,
-    "SearchKeywords": 0,
-    "Categories": 0,
-}
 _ASSET = re.compile(
     r"^arn:aws:sagemaker:(?P<region>[a-z0-9-]{4,24}):(?P<account>\d{12}):"
     r"(?P<kind>model-package|algorithm)/(?P<name>\S{1,2048})$"
 )
-
-
-def _iso(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _text(details: dict[str, Any], key: str, limit: int) -> str | None:
-    value = details.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise ChangeError("INVALID_INPUT", f"{key} must be a string of at most {limit} characters.")
-    return value
-
-
-def _strings(details: dict[str, Any], key: str) -> list[str]:
-    value = details.get(key)
-    limits = {"Highlights": (3, 500), "SearchKeywords": (15, 50), "Categories": (3, 100)}
-    count, length = limits[key]
-    if (
-        not isinstance(value, list)
-        or not 1 <= len(value) <= count
-        or not all(isinstance(v, str) and 0 < len(v) <= length for v in value)
-    ):
-        raise ChangeError(
-            "INVALID_INPUT", f"{key} takes 1 to {count} strings of at most {length} characters."
-        )
-    return value
-
-
-def _require_released(entity: Resource) -> None:
-    if entity.state["Description"]["Visibility"] not in ("Limited", "Public", "Restricted"):
-        raise ChangeError(
-            "INCOMPATIBLE_PRODUCT_STATUS", "Use an existing limited or public product."
-        )
-
-
-def _delivery_option(details: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
-    """(source type, its details, the asset ARN) of an AddDeliveryOptions delivery option."""
-    kinds = [k for k in details if k in _DETAIL_TYPES]
-    if len(kinds) != 1:
-        raise ChangeError(
-            "INVALID_INPUT",
-            "The delivery option names neither a model package nor an algorithm.",
-        )
-    source_type = _DETAIL_TYPES[kinds[0]]
-    inner = details[kinds[0]] or {}
-    return source_type, inner, str(inner.get(_ARN_KEYS[source_type], ""))
-
-
-def _supported(source_type: str, spec: dict[str, Any]) -> dict[str, list[str]]:
-    inference = spec.get("InferenceSpecification") or {}
-    out = {
-        "RealtimeInference": list(inference.get("SupportedRealtimeInferenceInstanceTypes") or []),
-        "BatchTransform": list(inference.get("SupportedTransformInstanceTypes") or []),
-    }
-    if source_type == "SageMakerAlgorithm":
-        training = spec.get("TrainingSpecification") or {}
-        out["Training"] = list(training.get("SupportedTrainingInstanceTypes") or [])
-    return out
-
-
-def _check_recommended(
-    recommended: dict[str, Any] | None, supported: dict[str, list[str]], source_type: str
-) -> None:
-    """Each recommended instance type must be one the resource supports; algorithms must
-    recommend one for training."""
-    recommended = recommended or {}
-    if source_type == "SageMakerAlgorithm" and not recommended.get("Training"):
-        raise ChangeError(
-            "INVALID_RECOMMENDED_INSTANCE_TYPE",
-            "You didn't provide a valid instance type for Training. Valid types are: "
-            f"{supported.get('Training')}",
-        )
-    for use, chosen in recommended.items():
-        valid = supported.get(use)
-        if valid is None or chosen not in valid:
-            raise ChangeError(
-                "INVALID_RECOMMENDED_INSTANCE_TYPE",
-                f"You didn't provide a valid instance type for {use}. Valid types are: {valid}",
-            )
-
-
-def _instructions(inner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Usage": _text(inner, "UsageInstructions", 10000),
-        "SampleNotebookUrl": _text(inner, "SampleNotebookUrl", 2000),
-        "RepositoryUrl": _text(inner, "RepositoryUrl", 2000),
-        "InputProperties": inner.get("InputProperties"),
-        "OutputProperties": inner.get("OutputProperties"),
-    }
-
-
-def _version_of(entity: Resource, option_id: str) -> dict[str, Any] | None:
-    return next(
-        (v for v in entity.state["Versions"] if v["DeliveryOptions"][0]["Id"] == option_id), None
-    )
-
-
-def _document(entity: Resource) -> dict[str, Any]:
-    """DescribeEntity's DetailsDocument for a product or an offer."""
-    if entity.spec["EntityType"] == OFFER_TYPE:
-        return {
-            "ProductId": entity.state["ProductId"],
-            "PricingModel": entity.state.get("PricingModel"),
-            "Terms": entity.state.get("Terms", []),
-        }
-    versions = [
-        {
-            k: v
-            for k, v in version.items()
-            if k not in ("ListingName", "Dimensions", "AccessRoleArn")
-        }
-        for version in entity.state["Versions"]
-    ]
-    keys = sorted({d for v in entity.state["Versions"] for d in v.get("Dimensions", [])})
-    return {
-        "Description": entity.state["Description"],
-        "Versions": versions,
-        "OfferId": entity.state.get("OfferId"),
-        "Targeting": entity.state.get("Targeting"),
-        "Dimensions": [
-            {
-                "Key": key,
-                "Name": key,
-                "Unit": (
-                    marketplace.REQUEST_UNIT
-                    if key == marketplace.INFERENCE_COUNT
-                    else marketplace.HOURLY_UNIT
-                ),
-                "Types": ["ExternallyMetered"],
-            }
-            for key in keys
-        ],
-        "RegionAvailability": _regions_of(entity),
-    }
-
-
-def _regions_of(entity: Resource) -> dict[str, Any]:
-    """Where a product is offered: every SageMaker region unless the seller restricted some."""
-    default = {"Regions": marketplace.availability(), "FutureRegionSupport": "All", "Restrict": []}
-    return dict(entity.state.get("RegionAvailability") or default)
-
-
-def _region_list(details: dict[str, Any]) -> list[str]:
-    wanted = details.get("Regions")
-    if not isinstance(wanted, list) or not wanted:
-        raise ChangeError("INVALID_INPUT", "Regions must list at least one region.")
-    unknown = [r for r in wanted if r not in marketplace.availability()]
-    if unknown:
-        raise ChangeError(
-            "INVALID_REGION",
-            f"These are not regions where SageMaker runs: {', '.join(map(str, unknown))}",
-        )
-    return list(dict.fromkeys(wanted))
-
-
-class ChangeError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 class CatalogProvider:
@@ -299,7 +116,7 @@ class CatalogProvider:
         for change in record.spec["ChangeSet"]:
             try:
                 self._apply(ctx, change, staged)
-            except ChangeError as exc:
+            except changes.ChangeError as exc:
                 change["ErrorDetailList"].append(
                     {"ErrorCode": exc.code, "ErrorMessage": exc.message}
                 )
@@ -332,19 +149,19 @@ class CatalogProvider:
             try:
                 details = json.loads(change.get("Details") or "{}")
             except ValueError:
-                raise ChangeError("INVALID_INPUT", "Details is not valid JSON.") from None
+                raise changes.ChangeError("INVALID_INPUT", "Details is not valid JSON.") from None
         if not isinstance(details, dict):
-            raise ChangeError("INVALID_INPUT", "Details must be a JSON object.")
+            raise changes.ChangeError("INVALID_INPUT", "Details must be a JSON object.")
         if kind == "CreateProduct":
             if change["Entity"].get("Type") != PRODUCT_TYPE:
-                raise ChangeError(
+                raise changes.ChangeError(
                     "INVALID_ENTITY_TYPE", f"mlmarket's catalog holds {PRODUCT_TYPE} entities."
                 )
             entity = self._new_entity(ctx, "prod", "MachineLearningProduct", PRODUCT_TYPE)
             entity.state.update(
                 {
                     "Description": {
-                        "ProductTitle": _text(details, "ProductTitle", 72),
+                        "ProductTitle": changes.text(details, "ProductTitle", 72),
                         "Visibility": "Draft",
                     },
                     "Versions": [],
@@ -355,7 +172,7 @@ class CatalogProvider:
         if kind == "CreateOffer":
             product = self._entity(ctx, details.get("ProductId", ""), staged)
             if product.state.get("OfferId"):
-                raise ChangeError(
+                raise changes.ChangeError(
                     "INVALID_INPUT", f"Product {product.name} already has a public offer."
                 )
             offer = self._new_entity(ctx, "offer", "Offer", OFFER_TYPE)
@@ -375,34 +192,38 @@ class CatalogProvider:
             return
         entity = self._entity(ctx, change["Entity"].get("Identifier", ""), staged)
         if entity.spec["EntityType"] != PRODUCT_TYPE:
-            raise ChangeError("INVALID_ENTITY_TYPE", f"{kind} applies to {PRODUCT_TYPE} entities.")
+            raise changes.ChangeError(
+                "INVALID_ENTITY_TYPE", f"{kind} applies to {PRODUCT_TYPE} entities."
+            )
         description = entity.state["Description"]
         if kind == "UpdateInformation":
-            for key, limit in _INFORMATION.items():
+            for key, limit in changes.INFORMATION.items():
                 if key in details:
                     description[key] = (
-                        _text(details, key, limit) if limit else _strings(details, key)
+                        changes.text(details, key, limit)
+                        if limit
+                        else changes.strings(details, key)
                     )
         elif kind == "AddDeliveryOptions":
             self._add_version(ctx, entity, details)
         elif kind == "UpdateDeliveryOptions":
-            self._update_version(entity, details)
+            changes.update_version(entity, details)
         elif kind == "RestrictDeliveryOptions":
-            self._restrict_versions(entity, details)
+            changes.restrict_versions(entity, details, self.clock.now())
         elif kind == "UpdateTargeting":
             accounts = (details.get("PositiveTargeting") or {}).get("BuyerAccounts") or []
             if len(accounts) > 100 or not all(
                 isinstance(a, str) and re.fullmatch(r"\d{12}", a) for a in accounts
             ):
-                raise ChangeError(
+                raise changes.ChangeError(
                     "INVALID_INPUT", "BuyerAccounts holds at most 100 12-digit account IDs."
                 )
             entity.state["Targeting"] = {"PositiveTargeting": {"BuyerAccounts": accounts}}
         elif kind in ("AddRegions", "RestrictRegions", "UpdateFutureRegionSupport"):
-            self._update_regions(entity, kind, details)
+            changes.update_regions(entity, kind, details, self.clock.now())
         elif kind == "ReleaseProduct":
             if not entity.state["Versions"]:
-                raise ChangeError(
+                raise changes.ChangeError(
                     "INCOMPATIBLE_PRODUCT_STATUS",
                     "Add a version (AddDeliveryOptions) before releasing.",
                 )
@@ -411,15 +232,15 @@ class CatalogProvider:
         elif kind == "UpdateVisibility":
             target = details.get("TargetVisibility")
             if target not in ("Public", "Restricted", "Limited"):
-                raise ChangeError(
+                raise changes.ChangeError(
                     "INVALID_INPUT", "TargetVisibility must be Public, Restricted or Limited."
                 )
-            _require_released(entity)
+            changes.require_released(entity)
             if target == "Restricted" and description["Visibility"] != "Restricted":
-                description["SupportExistingBuyersUntil"] = self._support_until()
+                description["SupportExistingBuyersUntil"] = changes.support_until(self.clock.now())
             description["Visibility"] = target
         else:
-            raise ChangeError(
+            raise changes.ChangeError(
                 "UNSUPPORTED_CHANGE_TYPE", f"Change type {kind} is not supported by mlmarket yet."
             )
 
@@ -451,46 +272,50 @@ class CatalogProvider:
         version = details.get("Version") or {}
         title = version.get("VersionTitle")
         if not title or not version.get("ReleaseNotes"):
-            raise ChangeError("INVALID_INPUT", "Version needs a VersionTitle and ReleaseNotes.")
-        _text(version, "VersionTitle", 64)
-        _text(version, "ReleaseNotes", 30000)
+            raise changes.ChangeError(
+                "INVALID_INPUT", "Version needs a VersionTitle and ReleaseNotes."
+            )
+        changes.text(version, "VersionTitle", 64)
+        changes.text(version, "ReleaseNotes", 30000)
         if any(v["VersionTitle"] == title for v in entity.state["Versions"]):
-            raise ChangeError("DUPLICATE_VERSION_TITLE", _DUPLICATE_TITLE)
+            raise changes.ChangeError("DUPLICATE_VERSION_TITLE", changes.DUPLICATE_TITLE)
         options = details.get("DeliveryOptions") or []
         if len(options) != 1:
-            raise ChangeError("INVALID_INPUT", "A version has exactly one delivery option.")
-        source_type, inner, arn = _delivery_option(options[0].get("Details") or {})
+            raise changes.ChangeError("INVALID_INPUT", "A version has exactly one delivery option.")
+        source_type, inner, arn = changes.delivery_option(options[0].get("Details") or {})
         previous = {v["Sources"][0]["Type"] for v in entity.state["Versions"]}
         if previous and source_type not in previous:
-            raise ChangeError(
+            raise changes.ChangeError(
                 "INCOMPATIBLE_DELIVERY_OPTIONS",
                 f"The delivery option you provided doesn't match your previous selection: "
                 f"{previous.pop()}.",
             )
         if any(v["Sources"][0]["Id"] == arn for v in entity.state["Versions"]):
-            raise ChangeError(
+            raise changes.ChangeError(
                 "DUPLICATE_ASSET",
                 f"You didn't provide a unique ARN for this product: {arn} is already a version "
                 "of it.",
             )
         role = inner.get("AccessRoleArn")
-        if not role or not _ROLE.match(role) or role.split(":")[4] != ctx.account_id:
-            raise ChangeError(
+        if not role or not changes.ROLE.match(role) or role.split(":")[4] != ctx.account_id:
+            raise changes.ChangeError(
                 "INVALID_ACCESS_ROLE",
                 f"We couldn't locate the IAM role ARN you provided: {role}. Provide an IAM role "
                 "of your account that AWS Marketplace can assume.",
             )
         source = self._check_asset(ctx, arn, source_type)
-        supported = _supported(source_type, source.spec)
-        _check_recommended(inner.get("RecommendedInstanceTypes"), supported, source_type)
+        supported = changes.supported(source_type, source.spec)
+        changes.check_recommended(inner.get("RecommendedInstanceTypes"), supported, source_type)
         option_id = str(uuid.uuid4())
         entity.state["Versions"].append(
             {
                 "Id": str(uuid.uuid4()),
                 "VersionTitle": title,
                 "ReleaseNotes": version["ReleaseNotes"],
-                "CreationDate": _iso(self.clock.now()),
-                "Sources": [{"Type": source_type, "Id": arn, _SOURCE_KEYS[source_type]: arn}],
+                "CreationDate": entities.iso(self.clock.now()),
+                "Sources": [
+                    {"Type": source_type, "Id": arn, changes.SOURCE_KEYS[source_type]: arn}
+                ],
                 "DeliveryOptions": [
                     {
                         "Id": option_id,
@@ -498,7 +323,7 @@ class CatalogProvider:
                         "SourceId": arn,
                         "Title": title,
                         "Visibility": "Public",
-                        "Instructions": _instructions(inner),
+                        "Instructions": changes.instructions(inner),
                         "RecommendedInstanceTypes": inner.get("RecommendedInstanceTypes"),
                         "SupportedInstanceTypes": supported,
                     }
@@ -513,139 +338,6 @@ class CatalogProvider:
             }
         )
 
-    def _update_version(self, entity: Resource, details: dict[str, Any]) -> None:
-        _require_released(entity)
-        options = details.get("DeliveryOptions") or []
-        if len(options) != 1 or not options[0].get("Id"):
-            raise ChangeError(
-                "INVALID_INPUT", "UpdateDeliveryOptions takes exactly one delivery option Id."
-            )
-        option_id = options[0]["Id"]
-        version = _version_of(entity, option_id)
-        if version is None:
-            raise ChangeError(
-                "INVALID_DELIVERY_OPTION_ID",
-                f"The delivery option ID you provided is invalid. IDs not found: [{option_id}]",
-            )
-        option = version["DeliveryOptions"][0]
-        if option["Visibility"] == "Restricted":
-            raise ChangeError(
-                "INCOMPATIBLE_DELIVERY_OPTION_STATUS",
-                "You can't update this delivery option because it's in restricted status. Try "
-                "adding a new version instead.",
-            )
-        given = options[0].get("Details") or {}
-        kinds = [k for k in given if k in _DETAIL_TYPES]
-        if kinds and _DETAIL_TYPES[kinds[0]] != option["Type"]:
-            raise ChangeError(
-                "INCOMPATIBLE_DELIVERY_OPTIONS",
-                f"Product previously used {option['Type']} as delivery option, therefore all "
-                f"the upcoming delivery options should be of type {option['Type']}",
-            )
-        inner = given[kinds[0]] if kinds else {}
-        fixed = {
-            "SageMakerModelPackageArn": option["SourceId"],
-            "SageMakerAlgorithmArn": option["SourceId"],
-            "AccessRoleArn": version.get("AccessRoleArn"),
-        }
-        for immutable, value in fixed.items():
-            if immutable in inner and inner[immutable] != value:
-                raise ChangeError(
-                    "FIELD_NOT_ALLOWED_TO_CHANGE",
-                    f"Field {immutable} is not allowed to be changed.",
-                )
-        changes = details.get("Version") or {}
-        title = changes.get("VersionTitle")
-        if title and title != version["VersionTitle"]:
-            _text(changes, "VersionTitle", 64)
-            if any(v["VersionTitle"] == title for v in entity.state["Versions"]):
-                raise ChangeError("DUPLICATE_VERSION_TITLE", _DUPLICATE_TITLE)
-            version["VersionTitle"] = option["Title"] = title
-        if changes.get("ReleaseNotes"):
-            version["ReleaseNotes"] = _text(changes, "ReleaseNotes", 30000)
-        if "RecommendedInstanceTypes" in inner:
-            _check_recommended(
-                inner["RecommendedInstanceTypes"], option["SupportedInstanceTypes"], option["Type"]
-            )
-            option["RecommendedInstanceTypes"] = inner["RecommendedInstanceTypes"]
-        instructions = _instructions(inner)
-        option["Instructions"].update({k: v for k, v in instructions.items() if v is not None})
-
-    def _support_until(self) -> str:
-        """Sellers must keep serving existing buyers for 90 days after a restriction."""
-        return _iso(self.clock.now() + dt.timedelta(days=SUPPORT_DAYS))
-
-    def _update_regions(self, entity: Resource, kind: str, details: dict[str, Any]) -> None:
-        """AddRegions / RestrictRegions / UpdateFutureRegionSupport, as the Catalog API has them
-        for other product types. A restricted region takes no new buyers; buyers who subscribed
-        before keep using it there."""
-        regions = _regions_of(entity)
-        available = list(regions["Regions"])
-        restricted = {r["Region"]: r for r in regions["Restrict"]}
-        if kind == "UpdateFutureRegionSupport":
-            supported = (details.get("FutureRegionSupport") or {}).get("SupportedRegions")
-            if supported not in (["All"], []):
-                raise ChangeError(
-                    "INVALID_INPUT", 'FutureRegionSupport.SupportedRegions is ["All"] or [].'
-                )
-            regions["FutureRegionSupport"] = "All" if supported else "None"
-        elif kind == "AddRegions":
-            for region in _region_list(details):
-                restricted.pop(region, None)
-                if region not in available:
-                    available.append(region)
-        else:
-            wanted = _region_list(details)
-            missing = [r for r in wanted if r not in available]
-            if missing:
-                raise ChangeError(
-                    "INVALID_REGION",
-                    f"The product is not available in {', '.join(missing)}, so it cannot be "
-                    "restricted there.",
-                )
-            if not set(available) - set(wanted):
-                raise ChangeError(
-                    "INVALID_INPUT", "A product must stay available in at least one region."
-                )
-            for region in wanted:
-                available.remove(region)
-                restricted[region] = {"Region": region, "Date": _iso(self.clock.now())}
-        regions.update(Regions=sorted(available), Restrict=sorted(restricted.values(), key=str))
-        entity.state["RegionAvailability"] = regions
-
-    def _restrict_versions(self, entity: Resource, details: dict[str, Any]) -> None:
-        _require_released(entity)
-        ids = details.get("DeliveryOptionIds") or []
-        if not ids:
-            raise ChangeError(
-                "MISSING_DELIVERY_OPTION_IDS", "Provide the delivery option IDs to restrict."
-            )
-        found = {v["DeliveryOptions"][0]["Id"]: v for v in entity.state["Versions"]}
-        unknown = [i for i in ids if i not in found]
-        if unknown:
-            raise ChangeError(
-                "INVALID_DELIVERY_OPTION_IDS",
-                f"The delivery option IDs you provided are invalid: [{', '.join(unknown)}]",
-            )
-        if any(found[i]["DeliveryOptions"][0]["Visibility"] != "Public" for i in ids):
-            raise ChangeError(
-                "INVALID_DELIVERY_OPTION_STATUS",
-                "You can only restrict delivery options in the public state. Provide delivery "
-                "options in the public state.",
-            )
-        public = [i for i, v in found.items() if v["DeliveryOptions"][0]["Visibility"] == "Public"]
-        if not set(public) - set(ids):
-            raise ChangeError(
-                "ALL_DELIVERY_OPTIONS_RESTRICTED",
-                "Provide fewer delivery options to restrict as at least one must remain in "
-                "public state.",
-            )
-        for option_id in ids:
-            option = found[option_id]["DeliveryOptions"][0]
-            option["Visibility"] = "Restricted"
-            option["RestrictedDate"] = _iso(self.clock.now())
-            option["SupportExistingBuyersUntil"] = self._support_until()
-
     def _update_pricing(
         self,
         ctx: RequestContext,
@@ -655,14 +347,16 @@ class CatalogProvider:
     ) -> None:
         offer = self._entity(ctx, change["Entity"].get("Identifier", ""), staged)
         if offer.spec["EntityType"] != OFFER_TYPE:
-            raise ChangeError("INVALID_ENTITY_TYPE", f"UpdatePricingTerms applies to {OFFER_TYPE}.")
+            raise changes.ChangeError(
+                "INVALID_ENTITY_TYPE", f"UpdatePricingTerms applies to {OFFER_TYPE}."
+            )
         product = self._entity(ctx, offer.state["ProductId"], staged)
         model = details.get("PricingModel")
         terms = details.get("Terms") or []
         try:
             prices, trial = pricing.parse(model, terms)
         except pricing.InvalidPricing as exc:
-            raise ChangeError("INVALID_INPUT", str(exc)) from None
+            raise changes.ChangeError("INVALID_INPUT", str(exc)) from None
         legal = [t for t in offer.state.get("Terms") or [] if t["Type"] == "LegalTerm"]
         offer.state.update(PricingModel=model, Terms=legal + [pricing.with_id(t) for t in terms])
         product.state["Offer"] = {
@@ -714,13 +408,13 @@ class CatalogProvider:
         match = _ASSET.match(arn)
         wanted = "model-package" if source_type == "SageMakerModelPackage" else "algorithm"
         if match is None or match["kind"] != wanted or match["account"] != ctx.account_id:
-            raise ChangeError(
+            raise changes.ChangeError(
                 "INVALID_ASSET_ARN",
                 f"You didn't provide a valid ARN for {source_type}DeliveryOption: {arn}",
             )
         resource = self.store.get(ctx.account_id, match["region"], wanted, match["name"].lower())
         if resource is None:
-            raise ChangeError(
+            raise changes.ChangeError(
                 "ASSET_NOT_FOUND",
                 "We couldn't locate the ARN you provided. Verify "
                 "that the ARN is correct and has the required permissions.",
@@ -737,7 +431,7 @@ class CatalogProvider:
         if not problem:
             problem = self.listings.ingestion_problem(resource)
         if problem:
-            raise ChangeError(
+            raise changes.ChangeError(
                 "ASSET_VALIDATION_EXCEPTION",
                 f"Unable to ingest {arn} into AWS Sagemaker account: {problem}",
             )
@@ -768,7 +462,7 @@ class CatalogProvider:
                 version["ListingName"],
                 option["Visibility"],
                 version["VersionTitle"],
-                _regions_of(entity),
+                entities.regions_of(entity),
             )
 
     def _entity(
@@ -780,7 +474,7 @@ class CatalogProvider:
             return staged[key]
         entity = self.store.get(ctx.account_id, GLOBAL, ENTITY_KIND, key)
         if entity is None:
-            raise ChangeError(
+            raise changes.ChangeError(
                 "INCOMPATIBLE_PRODUCT_STATUS",
                 "We couldn't locate the provided product. Provide a valid product.",
             )
@@ -807,8 +501,10 @@ class CatalogProvider:
             "ChangeSetArn": record.arn,
             "ChangeSetName": record.spec.get("ChangeSetName"),
             "Intent": record.spec["Intent"],
-            "StartTime": _iso(record.created),
-            "EndTime": _iso(record.state["EndTime"]) if record.state.get("EndTime") else None,
+            "StartTime": entities.iso(record.created),
+            "EndTime": entities.iso(record.state["EndTime"])
+            if record.state.get("EndTime")
+            else None,
             "Status": record.state["Status"],
             "FailureCode": record.state.get("FailureCode"),
             "FailureDescription": record.state.get("FailureDescription"),
@@ -828,7 +524,7 @@ class CatalogProvider:
                     "ChangeSetId": r.name,
                     "ChangeSetArn": r.arn,
                     "ChangeSetName": r.spec.get("ChangeSetName"),
-                    "StartTime": _iso(r.created),
+                    "StartTime": entities.iso(r.created),
                     "Status": r.state["Status"],
                     "FailureCode": r.state.get("FailureCode"),
                     "EntityIdList": [
@@ -861,12 +557,12 @@ class CatalogProvider:
             raise catalog_error(
                 "ResourceNotFoundException", f"Entity {p['EntityId']} was not found."
             )
-        document = _document(entity)
+        document = entities.document(entity)
         return {
             "EntityType": entity.spec["EntityType"],
             "EntityIdentifier": f"{entity.name}@1",
             "EntityArn": entity.arn,
-            "LastModifiedDate": _iso(entity.modified),
+            "LastModifiedDate": entities.iso(entity.modified),
             "Details": json.dumps(document),
             "DetailsDocument": document,
         }
@@ -874,7 +570,7 @@ class CatalogProvider:
     def list_entities(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         wanted = {"MachineLearningProduct": PRODUCT_TYPE, "Offer": OFFER_TYPE}.get(p["EntityType"])
-        entities = sorted(
+        found = sorted(
             (
                 e
                 for e in self.store.list(ctx.account_id, GLOBAL, ENTITY_KIND)
@@ -890,10 +586,10 @@ class CatalogProvider:
                     "EntityType": e.spec["EntityType"],
                     "EntityId": e.name,
                     "EntityArn": e.arn,
-                    "LastModifiedDate": _iso(e.modified),
+                    "LastModifiedDate": entities.iso(e.modified),
                     "Visibility": (e.state.get("Description") or {}).get("Visibility", "Public"),
                 }
-                for e in entities
+                for e in found
             ]
         }
 

@@ -1,0 +1,65 @@
+"""Catalog entities as stored and as DescribeEntity shows them: products and their offers.
+
+A product's state holds its Description, Versions (one delivery option each), Targeting,
+RegionAvailability and a summary of its offer's pricing; an offer's state holds its terms.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from mlmarket.domain import marketplace
+from mlmarket.storage.metadata import Resource
+
+CATALOG = "AWSMarketplace"
+PRODUCT_TYPE = "MachineLearningProduct@1.0"
+OFFER_TYPE = "Offer@1.0"
+ENTITY_KIND = "mp-entity"
+CHANGESET_KIND = "mp-changeset"
+GLOBAL = "global"  # the catalog is one per account, whatever region calls it
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def document(entity: Resource) -> dict[str, Any]:
+    """DescribeEntity's DetailsDocument for a product or an offer."""
+    if entity.spec["EntityType"] == OFFER_TYPE:
+        return {
+            "ProductId": entity.state["ProductId"],
+            "PricingModel": entity.state.get("PricingModel"),
+            "Terms": entity.state.get("Terms", []),
+        }
+    versions = [
+        {
+            k: v
+            for k, v in version.items()
+            if k not in ("ListingName", "Dimensions", "AccessRoleArn")
+        }
+        for version in entity.state["Versions"]
+    ]
+    keys = sorted({d for v in entity.state["Versions"] for d in v.get("Dimensions", [])})
+    return {
+        "Description": entity.state["Description"],
+        "Versions": versions,
+        "OfferId": entity.state.get("OfferId"),
+        "Targeting": entity.state.get("Targeting"),
+        "Dimensions": [
+            {
+                "Key": key,
+                "Name": key,
+                "Unit": marketplace.unit_of(key),
+                "Types": ["ExternallyMetered"],
+            }
+            for key in keys
+        ],
+        "RegionAvailability": regions_of(entity),
+    }
+
+
+def regions_of(entity: Resource) -> dict[str, Any]:
+    """Where a product is offered: every SageMaker region unless the seller restricted some."""
+    default = {"Regions": marketplace.availability(), "FutureRegionSupport": "All", "Restrict": []}
+    return dict(entity.state.get("RegionAvailability") or default)
