@@ -1306,3 +1306,24 @@ def wait_for_deleted(sm: Any, name: str) -> None:
             return
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_discovery_pages_listings_with_tokens_bound_to_their_query(
+    server: ServerProcess, product: str, algorithm_product: str
+) -> None:
+    discovery = server.client("marketplace-discovery", account="other")
+    try:
+        first = discovery.search_listings(maxResults=1)
+        assert first["totalResults"] >= 2 and len(first["listingSummaries"]) == 1
+        second = discovery.search_listings(maxResults=1, nextToken=first["nextToken"])
+        assert (
+            second["listingSummaries"][0]["listingId"]
+            != (first["listingSummaries"][0]["listingId"])
+        )
+        with pytest.raises(ClientError) as err:
+            discovery.search_listings(
+                maxResults=1, searchText="other", nextToken=first["nextToken"]
+            )
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+    finally:
+        discovery.close()

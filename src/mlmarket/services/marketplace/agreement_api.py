@@ -15,7 +15,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import pricing
+from mlmarket.domain import pagination, pricing
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.marketplace_rest import service_error
 from mlmarket.services.marketplace.agreements import Agreements, NotOffered, terms_of
@@ -263,14 +263,19 @@ class AgreementProvider:
                 )
             views = [v for v in views if checks[name](v) == value]
         sort = p.get("sort") or {}
-        views.sort(
-            key=lambda v: v[_SORT_KEYS.get(sort.get("sortBy", "StartTime"), "startTime")],
-            reverse=sort.get("sortOrder", "DESCENDING") == "DESCENDING",
-        )
-        start = int(p.get("nextToken") or 0) if str(p.get("nextToken") or "0").isdigit() else 0
-        size = int(p.get("maxResults") or 50)
-        page = views[start : start + size]
-        token = str(start + size) if start + size < len(views) else None
+        by = _SORT_KEYS.get(sort.get("sortBy", "StartTime"), "startTime")
+        query = {k: v for k, v in p.items() if k not in ("nextToken", "maxResults")}
+        try:
+            page, token = pagination.page(
+                views,
+                sort_key=lambda v: (v[by], v["agreementId"]),
+                descending=sort.get("sortOrder", "DESCENDING") == "DESCENDING",
+                max_results=int(p.get("maxResults") or 50),
+                next_token=p.get("nextToken"),
+                query=query,
+            )
+        except pagination.InvalidToken as exc:
+            raise _error("ValidationException", str(exc), reason="INVALID_NEXT_TOKEN") from None
         return {"agreementViewSummaries": page, "nextToken": token}
 
 

@@ -10,12 +10,12 @@ caller's region, as the console's "Configure and launch" does.
 
 from __future__ import annotations
 
-import base64
 import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mlmarket.context import RequestContext
-from mlmarket.domain import pricing
+from mlmarket.domain import pagination, pricing
 from mlmarket.protocol.marketplace_rest import discovery_error
 from mlmarket.services.marketplace.agreements import Agreements
 from mlmarket.services.marketplace.listings import Listings
@@ -30,25 +30,32 @@ _FULFILLMENT = {
 }
 
 
-def _token(offset: int) -> str:
-    return base64.b64encode(str(offset).encode()).decode()
+# Discovery's NextToken pattern allows the standard base64 alphabet only.
+_TO_WIRE = str.maketrans("-_", "+/")
+_FROM_WIRE = str.maketrans("+/", "-_")
 
 
-def _offset(token: str | None) -> int:
-    if not token:
-        return 0
+def _page(
+    items: list[dict[str, Any]],
+    p: dict[str, Any],
+    default: int,
+    key: Callable[[dict[str, Any]], Sequence[Any]],
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Filter, then sort, then slice (domain/pagination.py), with Discovery's tokens."""
+    query = {k: v for k, v in p.items() if k not in ("nextToken", "maxResults")}
+    token = p.get("nextToken")
     try:
-        return int(base64.b64decode(token, validate=True).decode())
-    except (ValueError, UnicodeDecodeError):
-        raise discovery_error("ValidationException", "The nextToken is not valid.") from None
-
-
-def _page(items: list[Any], p: dict[str, Any], default: int) -> tuple[list[Any], str | None]:
-    start = _offset(p.get("nextToken"))
-    size = int(p.get("maxResults") or default)
-    page = items[start : start + size]
-    more = start + size < len(items)
-    return page, _token(start + size) if more else None
+        page, following = pagination.page(
+            items,
+            sort_key=key,
+            descending=False,
+            max_results=int(p.get("maxResults") or default),
+            next_token=token.translate(_FROM_WIRE) if token else None,
+            query=query,
+        )
+    except pagination.InvalidToken as exc:
+        raise discovery_error("ValidationException", str(exc)) from None
+    return page, following.translate(_TO_WIRE) if following else None
 
 
 class DiscoveryProvider:
@@ -159,7 +166,7 @@ class DiscoveryProvider:
                 continue
             if all(_matches(f, summary) for f in p.get("filters") or []):
                 found.append(summary)
-        page, token = _page(found, p, 20)
+        page, token = _page(found, p, 20, lambda x: (x["listingName"], x["listingId"]))
         return {"totalResults": len(found), "listingSummaries": page, "nextToken": token}
 
     def get_listing(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -208,8 +215,10 @@ class DiscoveryProvider:
     def list_fulfillment_options(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         product = self._product(ctx, p["productId"], "Product")
         options = []
+        created: dict[str, str] = {}  # fulfillment option ID → its version's creation date
         for version in self._public_versions(product):
             option = version["DeliveryOptions"][0]
+            created[option["Id"]] = version["CreationDate"]
             kind, _ = _FULFILLMENT[option["Type"]]
             supported = option.get("SupportedInstanceTypes") or {}
             recommended = dict(option.get("RecommendedInstanceTypes") or {})
@@ -245,7 +254,12 @@ class DiscoveryProvider:
                 options.append(
                     {"sageMakerModelFulfillmentOption": dict(body, recommendation=recommendation)}
                 )
-        page, token = _page(options, p, 50)
+
+        def key(o: dict[str, Any]) -> tuple[str, str]:
+            option_id = next(iter(o.values()))["fulfillmentOptionId"]
+            return created[option_id], option_id
+
+        page, token = _page(options, p, 50, key)
         return {"fulfillmentOptions": page, "nextToken": token}
 
     def _offer_information(self, product: Resource) -> dict[str, Any]:
@@ -290,7 +304,7 @@ class DiscoveryProvider:
                     ],
                 }
             )
-        page, token = _page(options, p, 100)
+        page, token = _page(options, p, 100, lambda o: (o["purchaseOptionId"],))
         return {"purchaseOptions": page, "nextToken": token}
 
     def _offer(self, ctx: RequestContext, offer_id: str) -> tuple[Resource, Resource]:
@@ -319,7 +333,7 @@ class DiscoveryProvider:
     def get_offer_terms(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         _, offer = self._offer(ctx, p["offerId"])
         terms = pricing.camel_terms(offer.state.get("Terms") or [], accepted=False)
-        page, token = _page(terms, p, 25)
+        page, token = _page(terms, p, 25, lambda t: (next(iter(t.values()))["id"],))
         return {"offerTerms": page, "nextToken": token}
 
 
