@@ -12,6 +12,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlmarket import builtin
+from mlmarket.demo import SAMPLE
+from mlmarket.execution.offline_images import build_image
 from tests.support.hosting import deploy
 from tests.support.jobs import model_files, train
 
@@ -109,8 +111,25 @@ def test_builtin_lineage_cannot_be_published_but_its_artifacts_can_with_your_own
         )
     assert "built-in algorithm linear-learner" in err.value.response["Error"]["Message"]
 
-    own = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-linear:1"
-    subprocess.run(["docker", "tag", LINEAR, own], check=True)
+    retagged = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-linear:1"
+    subprocess.run(["docker", "tag", LINEAR, retagged], check=True)
+    with pytest.raises(ClientError) as err:
+        sm.create_model_package(
+            ModelPackageName="linear-retagged",
+            CertifyForMarketplace=True,
+            InferenceSpecification=dict(
+                spec, Containers=[{"Image": retagged, "ModelDataUrl": artifacts}]
+            ),
+            ValidationSpecification=validation("s3://builtin/v1"),
+        )
+    assert (
+        "is the built-in algorithm linear-learner's image under another name"
+        in (err.value.response["Error"]["Message"])
+    )
+
+    # the seller's own serving image (the demo's regressor reads the same model.json)
+    own = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-regressor:1"
+    build_image(SAMPLE, own)
     sm.create_model_package(
         ModelPackageName="linear-own-image",
         CertifyForMarketplace=True,

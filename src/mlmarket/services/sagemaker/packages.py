@@ -67,6 +67,22 @@ class PackagesProvider:
             if resolved is not None:
                 container["ImageDigest"] = resolved[0]
 
+    async def _refuse_retagged_builtins(
+        self, ctx: RequestContext, containers: list[dict[str, Any]]
+    ) -> None:
+        """R12 by content, not name: a built-in algorithm's image under the seller's own
+        repository name is still the built-in algorithm's."""
+        pinned = {c.get("ImageDigest"): c["Image"] for c in containers if c.get("ImageDigest")}
+        for algorithm in builtin.ALGORITHMS:
+            resolved = await self.engine.resolve_image(builtin.image(algorithm, ctx.region))
+            if resolved is not None and resolved[0] in pinned:
+                raise validation_exception(
+                    f"Image {pinned[resolved[0]]} is the built-in algorithm {algorithm}'s image "
+                    "under another name; model packages that use it cannot be published in AWS "
+                    "Marketplace. The model artifacts may be published with your own inference "
+                    "image."
+                )
+
     def _statuses(self, images: list[str], profiles: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "ValidationStatuses": [status_item(p["ProfileName"], "NotStarted") for p in profiles],
@@ -154,6 +170,8 @@ class PackagesProvider:
             _refuse_builtin_lineage(spec["InferenceSpecification"]["Containers"])
         containers = spec["InferenceSpecification"]["Containers"]
         await self._pin(containers)
+        if p.get("CertifyForMarketplace"):
+            await self._refuse_retagged_builtins(ctx, containers)
         profiles = (spec.get("ValidationSpecification") or {}).get("ValidationProfiles") or []
         state = {
             "ModelPackageStatus": "Pending",
