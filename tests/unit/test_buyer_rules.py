@@ -70,8 +70,21 @@ def test_a_job_must_fit_what_its_algorithm_declares() -> None:
         "SupportedTrainingInstanceTypes": ["ml.m5.large"],
         "TrainingChannels": [{"Name": "train", "IsRequired": True}, {"Name": "validation"}],
         "SupportedHyperParameters": [
-            {"Name": "epochs", "DefaultValue": "10"},
+            {
+                "Name": "epochs",
+                "Type": "Integer",
+                "DefaultValue": "10",
+                "Range": {
+                    "IntegerParameterRangeSpecification": {"MinValue": "1", "MaxValue": "99"}
+                },
+            },
             {"Name": "target", "IsRequired": True},
+            {
+                "Name": "loss",
+                "Type": "Categorical",
+                "Range": {"CategoricalParameterRangeSpecification": {"Values": ["l1", "l2"]}},
+            },
+            {"Name": "rate", "Type": "Continuous"},
         ],
     }
 
@@ -86,6 +99,7 @@ def test_a_job_must_fit_what_its_algorithm_declares() -> None:
         return algorithms.check_job(training, "arn", **job)
 
     assert check() == {"target": "y", "epochs": "10"}
+    assert check(hyperparameters={"target": "y", "loss": "l1", "rate": "0.5"})["loss"] == "l1"
     assert check(hyperparameters={"target": "y", "sagemaker_program": "x"})["epochs"] == "10"
     for changes, message in (
         ({"instance_type": "ml.c5.xlarge"}, "not supported for training"),
@@ -94,6 +108,10 @@ def test_a_job_must_fit_what_its_algorithm_declares() -> None:
         ({"channels": ["train", "test"]}, "Channel test is not supported"),
         ({"hyperparameters": {"target": "y", "depth": "3"}}, "Hyperparameter depth"),
         ({"hyperparameters": {}}, "requires the hyperparameter target"),
+        ({"hyperparameters": {"target": "y", "epochs": "ten"}}, "'ten' is not an Integer"),
+        ({"hyperparameters": {"target": "y", "epochs": "100"}}, r"outside its range \[1, 99\]"),
+        ({"hyperparameters": {"target": "y", "loss": "huber"}}, "is not one of l1, l2"),
+        ({"hyperparameters": {"target": "y", "rate": "fast"}}, "not a Continuous value"),
     ):
         with pytest.raises(algorithms.JobDoesNotFit, match=message):
             check(**changes)

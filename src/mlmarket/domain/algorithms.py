@@ -53,6 +53,11 @@ def check_job(
     )
     if foreign:
         raise JobDoesNotFit(f"Hyperparameter {foreign[0]} is not supported by algorithm {arn}.")
+    for key, value in hyperparameters.items():
+        if key in supported:
+            problem = _value_problem(supported[key], value)
+            if problem:
+                raise JobDoesNotFit(f"Hyperparameter {key} of algorithm {arn}: {problem}")
     out = dict(hyperparameters)
     for key, definition in supported.items():
         if key in out:
@@ -62,3 +67,26 @@ def check_job(
         elif definition.get("IsRequired"):
             raise JobDoesNotFit(f"Algorithm {arn} requires the hyperparameter {key}.")
     return out
+
+
+def _value_problem(definition: dict[str, Any], value: str) -> str | None:
+    """Why `value` does not fit a hyperparameter's declared type and range, if it does not."""
+    kind = definition.get("Type", "FreeText")
+    ranges = definition.get("Range") or {}
+    if kind in ("Integer", "Continuous"):
+        parse = int if kind == "Integer" else float
+        try:
+            number = parse(value)
+        except ValueError:
+            return (
+                f"{value!r} is not {'an Integer' if kind == 'Integer' else 'a Continuous'} value."
+            )
+        bounds = ranges.get(f"{kind}ParameterRangeSpecification") or {}
+        low, high = bounds.get("MinValue"), bounds.get("MaxValue")
+        if (low is not None and number < parse(low)) or (high is not None and number > parse(high)):
+            return f"{value} is outside its range [{low}, {high}]."
+    elif kind == "Categorical":
+        allowed = (ranges.get("CategoricalParameterRangeSpecification") or {}).get("Values")
+        if allowed and value not in allowed:
+            return f"{value!r} is not one of {', '.join(allowed)}."
+    return None
