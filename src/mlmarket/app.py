@@ -54,6 +54,8 @@ class App:
     training: TrainingController
     transform: TransformController
     meter: Meter
+    validator: Validator
+    catalog: CatalogProvider
     gateway: Gateway
 
 
@@ -93,6 +95,7 @@ def build(
     # validation drives the same providers a seller's own calls reach
     validator = Validator(store, artifacts, engine, clock, sagemaker)
     sagemaker.append(PackagesProvider(store, clock, engine, validator, listings))
+    catalog = CatalogProvider(store, clock, listings)
     runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds, meter=meter)
     gateway = Gateway(
         secret_for=accounts.secret_for,
@@ -103,7 +106,7 @@ def build(
         s3=S3Edge(S3Provider(artifacts, clock), accounts.secret_for, clock),
         marketplace=MarketplaceRestEdge(
             {
-                CATALOG: CatalogProvider(store, clock, listings),
+                CATALOG: catalog,
                 DISCOVERY: DiscoveryProvider(store, agreements, listings),
             }
         ),
@@ -121,6 +124,8 @@ def build(
         training,
         transform,
         meter,
+        validator,
+        catalog,
         gateway,
     )
 
@@ -136,6 +141,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     await app.endpoints.start()
     await app.training.start()
     await app.transform.start()
+    app.validator.resume()
+    app.catalog.resume()
     await site.start()
     log.info("listening on http://%s:%s", app.settings.host, app.settings.port)
     if ready is not None:

@@ -158,3 +158,72 @@ def test_transform_job_interrupted_by_a_server_restart_starts_over_and_completes
     assert s3.get_object(Bucket="batch", Key="out/a.txt.out")["Body"].read() == b"slow\n"
     sm.close()
     s3.close()
+
+
+def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
+    own_server: ServerProcess, echo_image: str
+) -> None:
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/slow-echo:1"
+    subprocess.run(["docker", "tag", echo_image, image], check=True)
+    sm, s3 = own_server.client("sagemaker"), own_server.client("s3")
+    s3.create_bucket(Bucket="validation")
+    s3.put_object(Bucket="validation", Key="in/rows.txt", Body=b"a\n")
+    sm.create_model_package(
+        ModelPackageName="slow",
+        CertifyForMarketplace=True,
+        InferenceSpecification={
+            # the echo container answers "a" after 3 s: the restart comes in the middle
+            "Containers": [{"Image": image, "Environment": {"SLOW_ON": "a", "SLOW_SECONDS": "3"}}],
+            "SupportedContentTypes": ["text/plain"],
+            "SupportedResponseMIMETypes": ["text/plain"],
+            "SupportedTransformInstanceTypes": ["ml.m5.large"],
+        },
+        ValidationSpecification={
+            "ValidationRole": "arn:aws:iam::123456789012:role/v",
+            "ValidationProfiles": [
+                {
+                    "ProfileName": "p",
+                    "TransformJobDefinition": {
+                        "TransformInput": {
+                            "DataSource": {
+                                "S3DataSource": {
+                                    "S3DataType": "S3Prefix",
+                                    "S3Uri": "s3://validation/in/",
+                                }
+                            },
+                            "SplitType": "Line",
+                        },
+                        "TransformOutput": {"S3OutputPath": "s3://validation/out"},
+                        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+                    },
+                }
+            ],
+        },
+    )
+    deadline = time.monotonic() + 30
+    while (
+        sm.describe_model_package(ModelPackageName="slow")["ModelPackageStatusDetails"][
+            "ValidationStatuses"
+        ][0]["Status"]
+        != "InProgress"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    sm.close()
+    s3.close()
+
+    own_server.stop()
+    own_server.start()
+
+    sm = own_server.client("sagemaker")
+    deadline = time.monotonic() + 60
+    while (desc := sm.describe_model_package(ModelPackageName="slow"))[
+        "ModelPackageStatus"
+    ] not in (
+        "Completed",
+        "Failed",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert desc["ModelPackageStatus"] == "Completed", desc["ModelPackageStatusDetails"]
+    sm.close()

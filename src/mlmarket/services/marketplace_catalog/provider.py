@@ -81,10 +81,33 @@ class CatalogProvider:
             {"Status": "PREPARING"},
         )
         self.store.insert(record)
+        self._spawn(ctx, record)
+        return {"ChangeSetId": change_set_id, "ChangeSetArn": arn}
+
+    def resume(self) -> None:
+        """At start-up: change sets a previous server had queued are processed now; one it
+        was applying when it stopped is failed (SERVER_FAULT), since part of it may be in."""
+        for record in self.store.all_of_kind(CHANGESET_KIND):
+            status = record.state["Status"]
+            if status == "PREPARING":
+                self._spawn(RequestContext("resume", record.account_id, GLOBAL, "", ""), record)
+            elif status == "APPLYING":
+                record.state.update(
+                    Status="FAILED",
+                    FailureCode="SERVER_FAULT",
+                    FailureDescription="The server stopped while this change set was being "
+                    "applied; check the entities and start the change set again.",
+                    EndTime=self.clock.now(),
+                )
+                self._save(record)
+
+    def _spawn(self, ctx: RequestContext, record: Resource) -> None:
         task = asyncio.ensure_future(self._process(ctx, record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return {"ChangeSetId": change_set_id, "ChangeSetArn": arn}
+
+    async def wait_idle(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def _check_unlocked(self, ctx: RequestContext, changes: list[dict[str, Any]]) -> None:
         """As AWS does, an entity another change set is still changing cannot be changed."""

@@ -29,6 +29,10 @@ from mlmarket.storage.objects import ObjectStore, split_uri
 log = logging.getLogger("mlmarket.validation")
 
 _POLL_SECONDS = 0.2
+_KINDS = (
+    ("model-package", "ModelPackageStatus", "ModelPackageStatusDetails"),
+    ("algorithm", "AlgorithmStatus", "AlgorithmStatusDetails"),
+)
 
 
 def status_item(name: str, status: str, reason: str | None = None) -> dict[str, Any]:
@@ -63,6 +67,24 @@ class Validator:
 
     async def wait_idle(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def resume(self) -> int:
+        """At start-up: validations a previous server left unfinished start over (their jobs
+        were stopped with it). Returns how many."""
+        resumed = 0
+        for kind, status_key, details_key in _KINDS:
+            for res in self.store.all_of_kind(kind):
+                if res.state.get(status_key) not in ("Pending", "InProgress"):
+                    continue
+                details = res.state[details_key]
+                for item in details["ImageScanStatuses"] + details["ValidationStatuses"]:
+                    item["Status"] = "NotStarted"
+                    item.pop("FailureReason", None)
+                res.state[status_key] = "Pending"
+                self._save(res)
+                self.start(res, status_key, details_key)
+                resumed += 1
+        return resumed
 
     def _call(self, operation: str) -> Callable[..., Any]:
         handler: Callable[..., Any] = next(
