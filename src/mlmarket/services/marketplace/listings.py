@@ -83,6 +83,29 @@ class Listed:
     def restricted_regions(self) -> dict[str, dt.datetime]:
         return dict(self.listing.state.get("RestrictedRegions") or {})
 
+    def withheld(self, agreement: Resource | None) -> str | None:
+        """Why this version is not for the holder of `agreement` here (None: for a new buyer),
+        if it is not: restricted versions and regions stay only with earlier agreements."""
+        since = agreement.created if agreement is not None else None
+
+        def after(moment: dt.datetime | None) -> bool:
+            return moment is not None and (since is None or since >= moment)
+
+        if after(self.listing.state.get("RestrictedAt")):
+            return (
+                f"Version {self.listing.spec['VersionTitle']} ({self.arn}) of product "
+                f"{self.product_id} is restricted: it stays available only to buyers who "
+                "subscribed before it was restricted."
+            )
+        if not self.offered_here:
+            withdrawn = self.restricted_regions.get(self.region)
+            if withdrawn is None or after(withdrawn):
+                return (
+                    f"Product {self.product_id} is no longer offered in {self.region}: it stays "
+                    "available there only to buyers who subscribed before."
+                )
+        return None
+
     @property
     def resource(self) -> dict[str, Any]:
         """The buyer-safe copy of the seller's spec (images by digest, artifacts copied)."""
@@ -257,19 +280,9 @@ class Listings:
         agreement = self.agreement(ctx.account_id, listed.product_id)
         if agreement is None:
             raise validation_exception(marketplace.NOT_SUBSCRIBED)
-        restricted_at = listed.listing.state.get("RestrictedAt")
-        if restricted_at is not None and agreement.created >= restricted_at:
-            raise validation_exception(
-                f"Version {listed.listing.spec['VersionTitle']} ({listed.arn}) of product "
-                f"{listed.product_id} is restricted: it stays available only to buyers who "
-                "subscribed before it was restricted."
-            )
-        region_restricted_at = listed.restricted_regions.get(listed.region)
-        if region_restricted_at is not None and agreement.created >= region_restricted_at:
-            raise validation_exception(
-                f"Product {listed.product_id} is no longer offered in {listed.region}: it stays "
-                "available there only to buyers who subscribed before."
-            )
+        withheld = listed.withheld(agreement)
+        if withheld:
+            raise validation_exception(withheld)
 
     def agreement(self, buyer: str, product_id: str) -> Resource | None:
         for agreement in self.store.list(buyer, GLOBAL, AGREEMENT_KIND):

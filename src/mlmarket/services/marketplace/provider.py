@@ -40,21 +40,6 @@ class MarketplaceProvider:
         except UnknownProduct as exc:
             raise _error("ResourceNotFoundException", str(exc)) from None
 
-    @staticmethod
-    def _usable(listed: Listed, agreement: Resource | None) -> bool:
-        """A version is offered here, or withdrawn (restricted, or from this region) after the
-        caller's agreement was made."""
-
-        def before(moment: Any) -> bool:
-            return moment is None or (agreement is not None and agreement.created < moment)
-
-        if not before(listed.listing.state.get("RestrictedAt")):
-            return False
-        if listed.offered_here:
-            return True
-        withdrawn = listed.restricted_regions.get(listed.region)
-        return withdrawn is not None and before(withdrawn)
-
     def _versions(
         self, ctx: RequestContext, product: Resource, agreement: Resource | None
     ) -> list[dict[str, Any]]:
@@ -62,7 +47,7 @@ class MarketplaceProvider:
         out = []
         for listing in self.listings.of_product(product.name):
             listed = Listed(listing, ctx.region)
-            if not self._usable(listed, agreement):
+            if listed.withheld(agreement):
                 continue
             resource = listed.resource
             inference = resource.get("InferenceSpecification") or {}
