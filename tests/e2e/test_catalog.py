@@ -456,3 +456,20 @@ def test_prices_cannot_be_dropped_from_a_listed_version(catalog: Any, certified:
         ],
     )
     assert mp.errors(desc) == ["UPDATE_PRICING_REQUIRED"]
+
+
+def test_batch_describe_entities_answers_each_entity_or_its_error(
+    catalog: Any, certified: str
+) -> None:
+    product = released(catalog, certified)
+    answer = catalog.batch_describe_entities(
+        EntityRequestList=[
+            {"Catalog": "AWSMarketplace", "EntityId": product},
+            {"Catalog": "AWSMarketplace", "EntityId": "prod-nothing"},
+        ]
+    )
+    assert answer["EntityDetails"][product]["EntityType"] == "MachineLearningProduct@1.0"
+    assert answer["EntityDetails"][product]["DetailsDocument"]["Versions"][0]["VersionTitle"] == (
+        "1.0"
+    )
+    assert answer["Errors"]["prod-nothing"]["ErrorCode"] == "ResourceNotFoundException"

@@ -22,6 +22,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import marketplace, pricing, regions
+from mlmarket.protocol.errors import ServiceError
 from mlmarket.protocol.marketplace_rest import catalog_error
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace_catalog import changes, entities
@@ -589,6 +590,34 @@ class CatalogProvider:
             "Details": json.dumps(document),
             "DetailsDocument": document,
         }
+
+    def batch_describe_entities(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        details: dict[str, Any] = {}
+        errors: dict[str, Any] = {}
+        for request in p["EntityRequestList"]:
+            entity_id = request["EntityId"]
+            if request["Catalog"] != CATALOG:
+                errors[entity_id] = {
+                    "ErrorCode": "ValidationException",
+                    "ErrorMessage": f"Catalog must be {CATALOG}.",
+                }
+                continue
+            try:
+                described = self.describe_entity(ctx, {"Catalog": CATALOG, "EntityId": entity_id})
+            except ServiceError as exc:
+                errors[entity_id] = {"ErrorCode": exc.error_code, "ErrorMessage": exc.message}
+                continue
+            details[entity_id] = {
+                k: described[k]
+                for k in (
+                    "EntityType",
+                    "EntityArn",
+                    "EntityIdentifier",
+                    "LastModifiedDate",
+                    "DetailsDocument",
+                )
+            }
+        return {"EntityDetails": details, "Errors": errors}
 
     def list_entities(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
