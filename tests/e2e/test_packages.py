@@ -4,11 +4,12 @@ R13)."""
 from __future__ import annotations
 
 import subprocess
-import time
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.support.buyers import transform_definition, wait_for
 
 SELLER = "123456789012"
 ROLE = f"arn:aws:iam::{SELLER}:role/validation"
@@ -40,20 +41,6 @@ def validation_data(s3: Any) -> str:
     return "s3://seller-data"
 
 
-def transform_definition(data: str) -> dict[str, Any]:
-    return {
-        "TransformInput": {
-            "DataSource": {
-                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data}/validation/"}
-            },
-            "ContentType": "text/plain",
-            "SplitType": "Line",
-        },
-        "TransformOutput": {"S3OutputPath": f"{data}/validation-output"},
-        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-    }
-
-
 def package(sm: Any, name: str, image: str, data: str, **extra: Any) -> dict[str, Any]:
     request: dict[str, Any] = {
         "ModelPackageName": name,
@@ -74,17 +61,7 @@ def package(sm: Any, name: str, image: str, data: str, **extra: Any) -> dict[str
     }
     request.update(extra)
     sm.create_model_package(**request)
-    return wait_for(sm.describe_model_package, {"ModelPackageName": name}, "ModelPackageStatus")
-
-
-def wait_for(describe: Any, params: dict[str, str], key: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while True:
-        desc = describe(**params)
-        if desc[key] in ("Completed", "Failed"):
-            return dict(desc)
-        assert time.monotonic() < deadline, desc
-        time.sleep(0.2)
+    return wait_for(sm.describe_model_package, "ModelPackageStatus", ModelPackageName=name)
 
 
 def test_certified_package_is_validated_with_a_real_batch_transform(
@@ -166,9 +143,7 @@ def test_versioned_packages_live_in_groups(
     assert first["ModelPackageArn"].endswith(f"model-package/{name.lower()}/1")
     assert second["ModelPackageArn"].endswith(f"model-package/{name.lower()}/2")
     desc = wait_for(
-        sm.describe_model_package,
-        {"ModelPackageName": second["ModelPackageArn"]},
-        "ModelPackageStatus",
+        sm.describe_model_package, "ModelPackageStatus", ModelPackageName=second["ModelPackageArn"]
     )
     assert desc["ModelPackageVersion"] == 2
     listed = sm.list_model_packages(ModelPackageGroupName=name)["ModelPackageSummaryList"]
@@ -244,7 +219,7 @@ def test_certified_algorithm_is_validated_by_training_then_transform(
         },
         CertifyForMarketplace=True,
     )
-    desc = wait_for(sm.describe_algorithm, {"AlgorithmName": name}, "AlgorithmStatus")
+    desc = wait_for(sm.describe_algorithm, "AlgorithmStatus", AlgorithmName=name)
     assert desc["AlgorithmStatus"] == "Completed", desc.get("AlgorithmStatusDetails")
     details = desc["AlgorithmStatusDetails"]
     assert details["ValidationStatuses"] == [
