@@ -40,26 +40,9 @@ def certified(sm: Any, s3: Any, echo_image: str) -> str:
             "SupportedResponseMIMETypes": ["text/plain"],
             "SupportedTransformInstanceTypes": ["ml.m5.large"],
         },
-        ValidationSpecification={
-            "ValidationRole": ROLE,
-            "ValidationProfiles": [
-                {
-                    "ProfileName": "p",
-                    "TransformJobDefinition": {
-                        "TransformInput": {
-                            "DataSource": {
-                                "S3DataSource": {
-                                    "S3DataType": "S3Prefix",
-                                    "S3Uri": "s3://listing-data/in/",
-                                }
-                            }
-                        },
-                        "TransformOutput": {"S3OutputPath": "s3://listing-data/out"},
-                        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-                    },
-                }
-            ],
-        },
+        ValidationSpecification=mp.validation(
+            ROLE, "s3://listing-data/in/", "s3://listing-data/out", "None"
+        ),
     )["ModelPackageArn"]
     deadline = time.monotonic() + 60
     while sm.describe_model_package(ModelPackageName=arn)["ModelPackageStatus"] != "Completed":

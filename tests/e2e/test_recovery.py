@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support import marketplace as mp
 from tests.support.hosting import command, deploy, wait_for_status
 from tests.support.server import ServerProcess
 
@@ -178,27 +179,9 @@ def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
             "SupportedResponseMIMETypes": ["text/plain"],
             "SupportedTransformInstanceTypes": ["ml.m5.large"],
         },
-        ValidationSpecification={
-            "ValidationRole": "arn:aws:iam::123456789012:role/v",
-            "ValidationProfiles": [
-                {
-                    "ProfileName": "p",
-                    "TransformJobDefinition": {
-                        "TransformInput": {
-                            "DataSource": {
-                                "S3DataSource": {
-                                    "S3DataType": "S3Prefix",
-                                    "S3Uri": "s3://validation/in/",
-                                }
-                            },
-                            "SplitType": "Line",
-                        },
-                        "TransformOutput": {"S3OutputPath": "s3://validation/out"},
-                        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-                    },
-                }
-            ],
-        },
+        ValidationSpecification=mp.validation(
+            "arn:aws:iam::123456789012:role/v", "s3://validation/in/", "s3://validation/out", "Line"
+        ),
     )
     deadline = time.monotonic() + 30
     while (

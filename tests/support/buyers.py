@@ -50,17 +50,9 @@ def mlmarket_for(server: ServerProcess, account: str, region: str = "us-east-1")
 
 
 def transform_definition(data: str) -> dict[str, Any]:
-    return {
-        "TransformInput": {
-            "DataSource": {
-                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"{data}/validation/"}
-            },
-            "ContentType": "text/plain",
-            "SplitType": "Line",
-        },
-        "TransformOutput": {"S3OutputPath": f"{data}/validation-output"},
-        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-    }
+    return mp.transform_job(
+        f"{data}/validation/", f"{data}/validation-output", "Line", content_type="text/plain"
+    )
 
 
 def inference(image: str, model_data: str | None = None) -> dict[str, Any]:

@@ -22,6 +22,33 @@ def mlmarket_client(endpoint: str, access_key: str, secret_key: str, region: str
     return session.client("mlmarket", endpoint_url=endpoint)
 
 
+def transform_job(
+    source: str, output: str, split: str = "None", content_type: str | None = None
+) -> dict[str, Any]:
+    """A TransformJobDefinition on one ml.m5.large instance."""
+    transform_input: dict[str, Any] = {
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": source}},
+        "SplitType": split,
+    }
+    if content_type:
+        transform_input["ContentType"] = content_type
+    return {
+        "TransformInput": transform_input,
+        "TransformOutput": {"S3OutputPath": output},
+        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+    }
+
+
+def validation(role: str, source: str, output: str, split: str = "None") -> dict[str, Any]:
+    """A ValidationSpecification of one profile: a batch transform of `source`."""
+    return {
+        "ValidationRole": role,
+        "ValidationProfiles": [
+            {"ProfileName": "p", "TransformJobDefinition": transform_job(source, output, split)}
+        ],
+    }
+
+
 def change(
     change_type: str,
     identifier: str | None,

@@ -178,9 +178,9 @@ def test_pricing_terms_are_parsed_and_checked() -> None:
     ]
     prices, trial = pricing.parse("Usage", usage)
     assert prices == {"ml.m5.large.m.i.r": "0.5"} and trial is None
-    assert (
-        pricing.unpriced({"PricingModel": "Usage", "Prices": prices}, ["ml.m5.large.m.i.r"]) == []
-    )
+    offer = {"PricingModel": "Usage", "Terms": usage}  # an offer's state
+    assert pricing.unpriced(offer, ["ml.m5.large.m.i.r"]) == []
+    assert pricing.unpriced(offer, ["ml.m5.large.m.i.b"]) == ["ml.m5.large.m.i.b"]
     assert pricing.unpriced({"PricingModel": "Free"}, ["ml.m5.large.m.i.r"]) == []
     assert pricing.unpriced(None, ["a.m.i.b", "a.m.i.b"]) == ["a.m.i.b"]
     trial_term = {"Type": "FreeTrialPricingTerm", "Duration": "P121D", "Grants": []}

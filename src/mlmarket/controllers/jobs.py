@@ -4,12 +4,14 @@ signal it watches, re-adoption after a server restart, and the labels on its con
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
+from mlmarket.domain import marketplace
 from mlmarket.domain.training import JobStatus
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
 from mlmarket.services.marketplace.metering import Meter
@@ -55,6 +57,28 @@ class JobController:
         self.clock = clock
         self._runs: dict[str, JobRun] = {}
         self._owner = str(settings.data_dir.resolve())
+
+    def _meter(
+        self,
+        job: Resource,
+        origin: dict[str, Any] | None,
+        resources: dict[str, Any],
+        use: str,
+        started: dt.datetime | None,
+        seconds: float,
+    ) -> None:
+        """Record a finished job's instance time if it ran an AWS Marketplace product."""
+        if origin is None or started is None or self.meter is None:
+            return
+        self.meter.span(
+            job.account_id,
+            origin,
+            marketplace.dimension(resources["InstanceType"], use),
+            job.arn,
+            int(resources.get("InstanceCount", 1)),
+            started,
+            seconds,
+        )
 
     # -- entry points --
 

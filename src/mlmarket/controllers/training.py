@@ -548,18 +548,14 @@ class TrainingController(JobController):
             state["BillableTimeInSeconds"] = min(
                 state.get("BillableTimeInSeconds", seconds), seconds
             )
-            origin = job.spec.get("_Marketplace")
-            if origin is not None and self.meter is not None:
-                resources = job.spec["ResourceConfig"]
-                self.meter.span(
-                    job.account_id,
-                    origin,
-                    marketplace.dimension(resources["InstanceType"], marketplace.TRAINING),
-                    job.arn,
-                    int(resources["InstanceCount"]),
-                    start,
-                    state["BillableTimeInSeconds"],
-                )
+            self._meter(
+                job,
+                job.spec.get("_Marketplace"),
+                job.spec["ResourceConfig"],
+                marketplace.TRAINING,
+                start,
+                state["BillableTimeInSeconds"],
+            )
         self._save(job)
 
     def _job_dir(self, job: Resource) -> Path:

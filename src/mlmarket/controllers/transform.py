@@ -400,19 +400,15 @@ class TransformController(JobController):
         if reason:
             job.state["FailureReason"] = reason[:1024]
         job.state["TransformEndTime"] = self.clock.now()
-        origin = job.spec["ModelSnapshot"].get("Marketplace")
         started = job.state.get("TransformStartTime")
-        if origin is not None and started is not None and self.meter is not None:
-            resources = job.spec["TransformResources"]
-            self.meter.span(
-                job.account_id,
-                origin,
-                marketplace.dimension(resources["InstanceType"], marketplace.BATCH),
-                job.arn,
-                int(resources.get("InstanceCount", 1)),
-                started,
-                (job.state["TransformEndTime"] - started).total_seconds(),
-            )
+        self._meter(
+            job,
+            job.spec["ModelSnapshot"].get("Marketplace"),
+            job.spec["TransformResources"],
+            marketplace.BATCH,
+            started,
+            (job.state["TransformEndTime"] - started).total_seconds() if started else 0.0,
+        )
         self._save(job)
 
     def _log_dir(self, job: Resource) -> Path:

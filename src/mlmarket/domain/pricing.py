@@ -89,11 +89,21 @@ def accepted(terms: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, Any
     return prices, trial
 
 
+def offered(
+    offer: dict[str, Any] | None,
+) -> tuple[str | None, dict[str, str], dict[str, Any] | None]:
+    """(pricing model, price per dimension, free trial) of an offer's state (None: no offer)."""
+    if offer is None:
+        return None, {}, None
+    prices, trial = accepted(offer.get("Terms") or [])
+    return offer.get("PricingModel"), prices, trial
+
+
 def unpriced(offer: dict[str, Any] | None, dimensions: list[str]) -> list[str]:
-    """Dimensions an offer leaves without a price (none for a Free offer)."""
-    if offer is not None and offer.get("PricingModel") == "Free":
+    """Dimensions an offer (its state) leaves without a price (none for a Free offer)."""
+    model, prices, _ = offered(offer)
+    if model == "Free":
         return []
-    prices = (offer or {}).get("Prices") or {}
     return sorted({d for d in dimensions if d not in prices})
 
 

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 from tests.support import marketplace as mp
@@ -15,6 +13,7 @@ from tests.support.buyers import (
     ROLE,
     certified_package,
 )
+from tests.support.cli import aws, mlmarket
 from tests.support.hosting import wait_for_status
 from tests.support.jobs import wait_for_job
 from tests.support.server import ServerProcess
@@ -25,25 +24,9 @@ def test_the_cli_and_the_aws_cli_subscribe_and_report_usage(
     server: ServerProcess, catalog: Any, sm: Any, seller_data: str
 ) -> None:
     product = mp.publish(catalog, certified_package(sm, "mp-cli", seller_data), ROLE, None)
-    key, secret = server.credentials("other")
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": key,
-        "AWS_SECRET_ACCESS_KEY": secret,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": "/dev/null",
-        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    }
 
     def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        endpoint = ["--endpoint-url", server.url] if args[0] != "models-path" else []
-        return subprocess.run(
-            [sys.executable, "-m", "mlmarket.cli", *args, *endpoint],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=check,
-        )
+        return mlmarket(server, *args, check=check, account="other")
 
     listed = cli("listings").stdout
     assert f"{product}  Product  (Public)" in listed
@@ -54,14 +37,14 @@ def test_the_cli_and_the_aws_cli_subscribe_and_report_usage(
     assert missing.returncode == 2
     assert "ResourceNotFoundException: Product prod-nothing was not found." in missing.stderr
 
-    data_path = cli("models-path").stdout.strip()
-    aws = Path(sys.executable).with_name("aws")
-    listed_json = subprocess.run(
-        [str(aws), "mlmarket", "list-subscriptions", "--endpoint-url", server.url],
+    data_path = subprocess.run(
+        [sys.executable, "-m", "mlmarket.cli", "models-path"],
         capture_output=True,
         text=True,
-        env={**env, "AWS_DATA_PATH": data_path},
         check=True,
+    ).stdout.strip()
+    listed_json = aws(
+        server, "mlmarket", "list-subscriptions", account="other", env={"AWS_DATA_PATH": data_path}
     ).stdout
     mine = {s["ProductId"]: s for s in json.loads(listed_json)["Subscriptions"]}
     assert mine[product]["Status"] == "ACTIVE"

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support import marketplace as mp
 from tests.support.buyers import (
     BUYER,
     BUYER_ROLE,
@@ -16,7 +17,6 @@ from tests.support.buyers import (
     error_of,
     marketplace_model,
     train_request,
-    transform_definition,
     usage_of,
     variant,
     wait_for,
@@ -229,20 +229,15 @@ def test_a_model_trained_with_a_marketplace_algorithm_is_usable_but_never_publis
     assert trained["HyperParameters"] == {"mode": "ok"}  # the algorithm's default
     artifacts = trained["ModelArtifacts"]["S3ModelArtifacts"]
     source = {"SourceAlgorithms": [{"AlgorithmName": listed_algorithm, "ModelDataUrl": artifacts}]}
+    validation = mp.validation(
+        BUYER_ROLE, f"{buyer_data}/batch/", f"{buyer_data}/package-validation", "Line"
+    )
     message = error_of(
         other_sm.create_model_package,
         ModelPackageName=f"{name}-listed",
         SourceAlgorithmSpecification=source,
         CertifyForMarketplace=True,
-        ValidationSpecification={
-            "ValidationRole": BUYER_ROLE,
-            "ValidationProfiles": [
-                {
-                    "ProfileName": "p",
-                    "TransformJobDefinition": transform_definition(buyer_data),
-                }
-            ],
-        },
+        ValidationSpecification=validation,
     )
     assert message.startswith(
         f"Model packages made with the AWS Marketplace algorithm {listed_algorithm} cannot be "
@@ -253,27 +248,7 @@ def test_a_model_trained_with_a_marketplace_algorithm_is_usable_but_never_publis
     other_sm.create_model_package(
         ModelPackageName=f"{name}-own",
         SourceAlgorithmSpecification=source,
-        ValidationSpecification={
-            "ValidationRole": BUYER_ROLE,
-            "ValidationProfiles": [
-                {
-                    "ProfileName": "p",
-                    "TransformJobDefinition": {
-                        "TransformInput": {
-                            "DataSource": {
-                                "S3DataSource": {
-                                    "S3DataType": "S3Prefix",
-                                    "S3Uri": f"{buyer_data}/batch/",
-                                }
-                            },
-                            "SplitType": "Line",
-                        },
-                        "TransformOutput": {"S3OutputPath": f"{buyer_data}/package-validation"},
-                        "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
-                    },
-                }
-            ],
-        },
+        ValidationSpecification=validation,
     )
     package = wait_for(
         other_sm.describe_model_package, "ModelPackageStatus", ModelPackageName=f"{name}-own"

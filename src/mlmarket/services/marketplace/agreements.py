@@ -54,6 +54,13 @@ class Agreements:
             return None
         return self.store.get(product.account_id, GLOBAL, ENTITY_KIND, offer_id)
 
+    def offered(
+        self, product: Resource
+    ) -> tuple[str | None, dict[str, str], dict[str, Any] | None]:
+        """(pricing model, price per dimension, free trial) of the product's public offer."""
+        offer = self.offer(product)
+        return pricing.offered(offer.state if offer is not None else None)
+
     def offers(self) -> list[Resource]:
         return [
             e for e in self.store.all_of_kind(ENTITY_KIND) if e.spec["EntityType"] == OFFER_TYPE

@@ -100,8 +100,8 @@ class DiscoveryProvider:
         }
 
     def _pricing(self, product: Resource) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-        offer = product.state.get("Offer") or {}
-        if offer.get("PricingModel") == "Usage":
+        model, _, _ = self.agreements.offered(product)
+        if model == "Usage":
             models = [{"pricingModelType": "USAGE", "displayName": "Usage-based"}]
         else:
             models = [{"pricingModelType": "FREE", "displayName": "Free"}]
@@ -121,7 +121,7 @@ class DiscoveryProvider:
         ]
 
     def _badges(self, product: Resource) -> list[dict[str, str]]:
-        if (product.state.get("Offer") or {}).get("FreeTrial"):
+        if self.agreements.offered(product)[2]:
             return [{"badgeType": "FREE_TRIAL", "displayName": "Free trial"}]
         return []
 

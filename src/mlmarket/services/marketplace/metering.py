@@ -45,17 +45,7 @@ class Meter:
         self, buyer: str, origin: dict[str, Any], dimension: str, arn: str, instances: int
     ) -> int:
         return self.usage.open_interval(
-            UsageRow(
-                buyer,
-                origin["Seller"],
-                origin["ProductId"],
-                dimension,
-                arn,
-                self.clock.now(),
-                None,
-                instances,
-                None,
-            )
+            _interval(buyer, origin, dimension, arn, instances, self.clock.now(), None)
         )
 
     def stop(self, meter_id: int | None) -> None:
@@ -72,22 +62,9 @@ class Meter:
         started: dt.datetime,
         seconds: float,
     ) -> None:
-        """A finished stretch of instance time (a training job's billable seconds)."""
-        self.usage.add(
-            [
-                UsageRow(
-                    buyer,
-                    origin["Seller"],
-                    origin["ProductId"],
-                    dimension,
-                    arn,
-                    started,
-                    started + dt.timedelta(seconds=seconds),
-                    instances,
-                    None,
-                )
-            ]
-        )
+        """A finished stretch of instance time (a job's billable seconds)."""
+        ended = started + dt.timedelta(seconds=seconds)
+        self.usage.add([_interval(buyer, origin, dimension, arn, instances, started, ended)])
 
     def recover(self) -> None:
         """At start-up: intervals a previous server left open end now (its containers ran on;
@@ -182,6 +159,28 @@ class Meter:
                 record["Charge"] = str(charge.quantize(Decimal("0.0001")))
             records.append(record)
         return records
+
+
+def _interval(
+    buyer: str,
+    origin: dict[str, Any],
+    dimension: str,
+    arn: str,
+    instances: int,
+    started: dt.datetime,
+    ended: dt.datetime | None,
+) -> UsageRow:
+    return UsageRow(
+        buyer,
+        origin["Seller"],
+        origin["ProductId"],
+        dimension,
+        arn,
+        started,
+        ended,
+        instances,
+        None,
+    )
 
 
 @dataclass(frozen=True)

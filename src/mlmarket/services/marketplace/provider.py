@@ -82,18 +82,15 @@ class MarketplaceProvider:
             if not versions:
                 continue
             description = product.state["Description"]
-            offer = product.state.get("Offer") or {}
+            model, prices, _ = self.agreements.offered(product)
             listings.append(
                 {
                     "ProductId": product.name,
                     "ProductTitle": description.get("ProductTitle"),
                     "ShortDescription": description.get("ShortDescription"),
                     "Visibility": description["Visibility"],
-                    "PricingModel": offer.get("PricingModel"),
-                    "Prices": [
-                        {"DimensionKey": k, "Price": v}
-                        for k, v in sorted((offer.get("Prices") or {}).items())
-                    ],
+                    "PricingModel": model,
+                    "Prices": [{"DimensionKey": k, "Price": v} for k, v in sorted(prices.items())],
                     "Subscribed": agreement is not None,
                     "Versions": versions,
                 }

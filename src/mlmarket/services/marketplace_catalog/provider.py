@@ -374,21 +374,15 @@ class CatalogProvider:
             raise changes.ChangeError(
                 "INVALID_ENTITY_TYPE", f"UpdatePricingTerms applies to {OFFER_TYPE}."
             )
-        product = self._entity(ctx, offer.state["ProductId"], staged)
+        self._entity(ctx, offer.state["ProductId"], staged)  # checked with the product's
         model = details.get("PricingModel")
         terms = details.get("Terms") or []
         try:
-            prices, trial = pricing.parse(model, terms)
+            pricing.parse(model, terms)
         except pricing.InvalidPricing as exc:
             raise changes.ChangeError("INVALID_INPUT", str(exc)) from None
         legal = [t for t in offer.state.get("Terms") or [] if t["Type"] == "LegalTerm"]
         offer.state.update(PricingModel=model, Terms=legal + [pricing.with_id(t) for t in terms])
-        product.state["Offer"] = {
-            "OfferId": offer.name,
-            "PricingModel": model,
-            "Prices": prices,
-            "FreeTrial": trial,
-        }
 
     def _check_pricing(self, staged: dict[str, Resource], changes: list[dict[str, Any]]) -> None:
         """UPDATE_PRICING_REQUIRED: every dimension of every version must be priced (a Free
@@ -409,8 +403,14 @@ class CatalogProvider:
                 entity = staged.get(entity.state.get("ProductId", ""))
             if entity is None or entity.name in reported:
                 continue
+            offer_id = entity.state.get("OfferId")
+            offer = staged.get(offer_id or "") or (
+                self.store.get(entity.account_id, GLOBAL, ENTITY_KIND, offer_id)
+                if offer_id
+                else None
+            )
             missing = pricing.unpriced(
-                entity.state.get("Offer"),
+                offer.state if offer is not None else None,
                 [d for v in entity.state["Versions"] for d in v.get("Dimensions", [])],
             )
             if missing:
