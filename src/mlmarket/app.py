@@ -16,6 +16,8 @@ from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.transform import TransformController
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
+from mlmarket.protocol.admission import Admission
+from mlmarket.protocol.budget import BodyBudget
 from mlmarket.protocol.marketplace_rest import CATALOG, DISCOVERY, MarketplaceRestEdge
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway
@@ -97,18 +99,24 @@ def build(
     sagemaker.append(PackagesProvider(store, clock, engine, validator, listings))
     catalog = CatalogProvider(store, clock, listings)
     runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds, meter=meter)
+    admission = Admission(
+        accounts.secret_for,
+        clock,
+        BodyBudget(settings.body_bytes_in_flight, settings.body_bytes_in_flight // 2),
+        settings.body_idle_seconds,
+    )
     gateway = Gateway(
-        secret_for=accounts.secret_for,
+        admission=admission,
         sagemaker=sagemaker,
         runtime=runtime,
-        clock=clock,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
-        s3=S3Edge(S3Provider(artifacts, clock), accounts.secret_for, clock),
+        s3=S3Edge(admission, S3Provider(artifacts, clock)),
         marketplace=MarketplaceRestEdge(
+            admission,
             {
                 CATALOG: catalog,
                 DISCOVERY: DiscoveryProvider(store, agreements, listings),
-            }
+            },
         ),
         mlmarket=[MarketplaceProvider(agreements, listings, meter, clock)],
         agreements=[AgreementProvider(store, agreements, clock)],
@@ -132,7 +140,9 @@ def build(
 
 async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     """Run until cancelled: recover endpoints, listen, and on the way out leave containers be."""
-    server = web.Server(app.gateway.handle, access_log=None)
+    # Bodies reach mlmarket as sent: S3 keeps a Content-Encoding as metadata, and nothing is
+    # inflated before its sender is known (aiohttp would otherwise decompress on its own).
+    server = web.Server(app.gateway.handle, access_log=None, auto_decompress=False)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, app.settings.host, app.settings.port, reuse_address=True)

@@ -22,6 +22,8 @@ class Settings:
     docker_socket: str = "/var/run/docker.sock"
     invoke_max_body_bytes: int = limits.INVOKE_MAX_BODY_BYTES
     invoke_timeout_seconds: float = limits.INVOKE_TIMEOUT_SECONDS
+    body_bytes_in_flight: int = limits.BODY_BYTES_IN_FLIGHT
+    body_idle_seconds: float = limits.REQUEST_BODY_IDLE_SECONDS
     ping_timeout_seconds: float = limits.PING_TIMEOUT_SECONDS
     startup_health_timeout_seconds: float = limits.DEFAULT_STARTUP_HEALTH_TIMEOUT_SECONDS
     container_stop_grace_seconds: int = limits.CONTAINER_STOP_GRACE_SECONDS
@@ -67,6 +69,8 @@ class Settings:
         for name, conv in (
             ("invoke_max_body_bytes", int),
             ("invoke_timeout_seconds", float),
+            ("body_bytes_in_flight", int),
+            ("body_idle_seconds", float),
             ("ping_timeout_seconds", float),
             ("startup_health_timeout_seconds", float),
             ("container_stop_grace_seconds", int),

@@ -28,6 +28,14 @@ CUSTOM_ATTRIBUTES_MAX_CHARS = 1024
 # follows the instance's storage volume; the member count is mlmarket's own bound.
 MODEL_ARCHIVE_MAX_MEMBERS = 100_000
 
+# The edge's own bounds (mlmarket's; AWS publishes none for the control plane). A control-plane
+# body is held whole to be parsed; every body held whole counts against one server-wide budget,
+# of which one account may hold half, and a sender may pause at most so long mid-body (S3's
+# RequestTimeout names the same idle limit).
+CONTROL_BODY_MAX_BYTES = 16 * 1024 * 1024
+BODY_BYTES_IN_FLIGHT = 256 * 1024 * 1024
+REQUEST_BODY_IDLE_SECONDS = 20.0
+
 # SigV4: AWS accepts request timestamps within 15 minutes of its clock.
 SIGV4_MAX_CLOCK_SKEW_SECONDS = 15 * 60
 

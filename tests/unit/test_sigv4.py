@@ -35,13 +35,17 @@ def signed(
 def verify(
     request: AWSRequest, body: bytes = b"{}", now: dt.datetime | None = None
 ) -> sigv4.Principal:
+    claim = sigv4.claim(
+        request.headers,
+        secret_for=lambda key: (ACCOUNT, SECRET) if key == KEY else None,
+        now=now or dt.datetime.now(dt.UTC),
+    )
     return sigv4.verify(
+        claim,
         method="POST",
         url=request.url,
         headers=request.headers,
         payload_sha256=hashlib.sha256(body).hexdigest(),
-        secret_for=lambda key: (ACCOUNT, SECRET) if key == KEY else None,
-        now=now or dt.datetime.now(dt.UTC),
     )
 
 

@@ -153,6 +153,18 @@ class SerializationError(_ClientError):
     code = "SerializationException"
 
 
+class UnsupportedEncoding(SerializationError):
+    """A request body in a Content-Encoding the operation does not take."""
+
+
+class RequestTimeout(ServiceError):
+    """The sender paused too long while sending its body."""
+
+    code = "RequestTimeoutException"
+    status_code = 408
+    sender_fault = True
+
+
 class NotFoundRoute(ServiceError):
     code = "UnknownOperationException"
     status_code = 404

@@ -8,17 +8,21 @@ ValidationException is 422, ResourceNotFoundException 404).
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from mlmarket.context import RequestContext
+from mlmarket import limits
 from mlmarket.protocol import json_protocol, validation
-from mlmarket.protocol.errors import CommonServiceError, ServiceError, UnknownOperation
+from mlmarket.protocol.admission import Admission
+from mlmarket.protocol.errors import (
+    CommonServiceError,
+    InternalFailure,
+    ServiceError,
+    UnknownOperation,
+)
 from mlmarket.protocol.models import service_model
 
 CATALOG = "marketplace-catalog"
@@ -41,8 +45,9 @@ def discovery_error(code: str, message: str) -> CommonServiceError:
 
 
 class MarketplaceRestEdge:
-    def __init__(self, providers: dict[str, Any]) -> None:
+    def __init__(self, admission: Admission, providers: dict[str, Any]) -> None:
         """`providers`: botocore service name → the provider of its operations."""
+        self.admission = admission
         self.routes: dict[tuple[str, str], tuple[str, Any, Any]] = {}
         for service, provider in providers.items():
             model = service_model(service)
@@ -51,19 +56,12 @@ class MarketplaceRestEdge:
                 key = (op.http["method"], op.http["requestUri"].split("?")[0])
                 self.routes[key] = (service, op, provider)
 
-    async def handle(
-        self,
-        request: web.BaseRequest,
-        request_id: str,
-        authenticate: Callable[[web.BaseRequest, str, str], RequestContext],
-        body: bytes,
-    ) -> web.StreamResponse:
-        try:
-            route = self.routes.get((request.method, request.path))
-            ctx = authenticate(
-                request,
-                hashlib.sha256(body).hexdigest(),
-                route[1].name if route else "Unknown",
+    async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        claim = self.admission.check(request, "aws-marketplace")
+        route = self.routes.get((request.method, request.path))
+        async with self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES) as body:
+            ctx = self.admission.verify(
+                request, claim, body, request_id, route[1].name if route else "Unknown"
             )
             if route is None:
                 raise UnknownOperation(f"No operation at {request.method} {request.path}")
@@ -95,26 +93,34 @@ class MarketplaceRestEdge:
             result = handler(ctx, params)
             if hasattr(result, "__await__"):
                 result = await result
-            payload = (
-                json_protocol.to_wire(operation.output_shape, result)
-                if operation.output_shape is not None
-                else {}
-            )
-            return web.Response(
-                body=json.dumps(payload).encode(),
-                headers={"Content-Type": "application/json", "x-amzn-RequestId": request_id},
-            )
-        except ServiceError as error:
-            body_out = json.dumps({"message": error.message, **error.fields}).encode()
-            return web.Response(
-                status=error.http_status,
-                body=body_out,
-                headers={
-                    "Content-Type": "application/json",
-                    "x-amzn-ErrorType": error.error_code,
-                    "x-amzn-RequestId": request_id,
-                },
-            )
+        payload = (
+            json_protocol.to_wire(operation.output_shape, result)
+            if operation.output_shape is not None
+            else {}
+        )
+        return web.Response(
+            body=json.dumps(payload).encode(),
+            headers={"Content-Type": "application/json", "x-amzn-RequestId": request_id},
+        )
+
+    def error_response(
+        self, error: ServiceError, request_id: str, request: web.BaseRequest
+    ) -> web.StreamResponse:
+        if isinstance(error, InternalFailure):  # each model names its own 500
+            route = self.routes.get((request.method, request.path))
+            service = route[0] if route else CATALOG
+            code = "InternalServiceException" if service == CATALOG else "InternalServerException"
+            error = service_error(service, code, error.message)
+        body = json.dumps({"message": error.message, **error.fields}).encode()
+        return web.Response(
+            status=error.http_status,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "x-amzn-ErrorType": error.error_code,
+                "x-amzn-RequestId": request_id,
+            },
+        )
 
 
 def _snake(name: str) -> str:

@@ -7,23 +7,28 @@ names; object bodies stream in and out without being held in memory. Errors are 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
-from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.protocol import rest_xml, sigv4
+from mlmarket.protocol import rest_xml, sigv4, validation
+from mlmarket.protocol.admission import IDLE_MESSAGE as _IDLE
+from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.errors import (
     CommonServiceError,
     IncompleteSignature,
+    InternalFailure,
     InvalidSignature,
     MissingAuthenticationToken,
+    PayloadTooLarge,
+    RequestTimeout,
     ServiceError,
     UnrecognizedClient,
 )
@@ -80,41 +85,36 @@ def _snake(name: str) -> str:
 
 
 class S3Edge:
-    def __init__(
-        self,
-        provider: Any,
-        secret_for: Callable[[str], tuple[str, str] | None],
-        clock: Clock,
-    ) -> None:
+    def __init__(self, admission: Admission, provider: Any) -> None:
+        self.admission = admission
         self.provider = provider
-        self.secret_for = secret_for
-        self.clock = clock
         self.model = service_model("s3")
 
-    async def handle(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
-        try:
-            return await self._handle(request, request_id)
-        except ServiceError as error:
-            status, headers, body = rest_xml.serialize_error(_as_s3(error), request_id)
-            headers["x-amz-request-id"] = request_id
-            if request.method == "HEAD":
-                body = b""
-            return web.Response(status=status, headers=headers, body=body)
+    def error_response(
+        self, error: ServiceError, request_id: str, request: web.BaseRequest
+    ) -> web.StreamResponse:
+        status, headers, body = rest_xml.serialize_error(_as_s3(error), request_id)
+        headers["x-amz-request-id"] = request_id
+        if request.method == "HEAD":
+            body = b""
+        return web.Response(status=status, headers=headers, body=body)
 
-    async def _handle(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+    async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         raw_path, _, raw_query = request.raw_path.partition("?")
         path = unquote(raw_path)
         bucket, _, key = path.lstrip("/").partition("/")
         query = dict(parse_qsl(raw_query, keep_blank_values=True))
         name = operation_for(request.method, bucket, key, query, request.headers)
+        # S3 keeps a body's Content-Encoding as the object's metadata: any encoding is taken
+        claim = self.admission.check(request, "s3", any_encoding=True)
         declared = request.headers.get("x-amz-content-sha256")
-        if "Authorization" in request.headers and not declared:
+        if not declared:
             raise _error(
                 "InvalidRequest",
                 "Missing required header for this request: x-amz-content-sha256",
                 400,
             )
-        if declared and declared.startswith("STREAMING-"):
+        if declared.startswith("STREAMING-"):
             raise _error(
                 "NotImplemented",
                 f"Payload signing mode {declared} (aws-chunked) is "
@@ -122,12 +122,11 @@ class S3Edge:
                 501,
             )
         principal = sigv4.verify(
+            claim,
             method=request.method,
             url=f"http://{request.host}{request.raw_path}",
             headers=request.headers,
-            payload_sha256=declared or "",
-            secret_for=self.secret_for,
-            now=self.clock.now(),
+            payload_sha256=declared,
             s3=True,
         )
         if name is None or not hasattr(self.provider, _snake(name)):
@@ -144,36 +143,42 @@ class S3Edge:
         payload_member = operation.input_shape.serialization.get("payload")
         await send_continue(request)
         if name in _STREAMING:
-            result = await handler(
-                ctx, params, Payload(_chunks(request), declared, request.headers)
-            )
+            chunks = self._chunks(request)
+            result = await handler(ctx, params, Payload(chunks, declared, request.headers))
         else:
             if payload_member and request.can_read_body:
-                body = await request.content.read(_XML_BODY_MAX + 1)
-                if len(body) > _XML_BODY_MAX:
-                    raise _error("MaxMessageLengthExceeded", "Your request was too big.", 400)
-                if (
-                    declared
-                    and declared != "UNSIGNED-PAYLOAD"
-                    and hashlib.sha256(body).hexdigest() != declared
-                ):
-                    raise _error(
-                        "XAmzContentSHA256Mismatch",
-                        "The provided "
-                        "'x-amz-content-sha256' header does not match what was "
-                        "computed.",
-                        400,
-                    )
-                if body.strip():
-                    member = operation.input_shape.members[payload_member]
-                    try:
-                        params[payload_member] = rest_xml.parse(member, body)
-                    except rest_xml.MalformedXML as exc:
-                        raise _error("MalformedXML", str(exc), 400) from None
+                async with self.admission.body(request, claim, _XML_BODY_MAX) as body:
+                    if (
+                        declared != "UNSIGNED-PAYLOAD"
+                        and hashlib.sha256(body).hexdigest() != declared
+                    ):
+                        raise _error(
+                            "XAmzContentSHA256Mismatch",
+                            "The provided 'x-amz-content-sha256' header does not match what "
+                            "was computed.",
+                            400,
+                        )
+                    if body.strip():
+                        params[payload_member] = _parse_payload(
+                            operation.input_shape.members[payload_member], bytes(body)
+                        )
             result = handler(ctx, params)
             if hasattr(result, "__await__"):
                 result = await result
         return await self._respond(request, request_id, operation, result)
+
+    async def _chunks(self, request: web.BaseRequest) -> AsyncIterator[bytes]:
+        """An upload's body as it arrives, the sender allowed to pause only so long."""
+        stream = request.content.iter_chunked(1 << 20).__aiter__()
+        while True:
+            try:
+                async with asyncio.timeout(self.admission.idle_seconds):
+                    chunk = await anext(stream)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise RequestTimeout(_IDLE) from None
+            yield chunk
 
     async def _respond(
         self, request: web.BaseRequest, request_id: str, operation: Any, result: dict[str, Any]
@@ -252,9 +257,24 @@ def _bind(
     return params
 
 
-async def _chunks(request: web.BaseRequest) -> AsyncIterator[bytes]:
-    async for chunk in request.content.iter_chunked(1 << 20):
-        yield chunk
+def _parse_payload(shape: Any, body: bytes) -> dict[str, Any]:
+    """An XML request body, which must hold every member its shape requires."""
+    malformed = _error(
+        "MalformedXML",
+        "The XML you provided was not well-formed or did not validate against our published schema",
+        400,
+    )
+    try:
+        parsed = rest_xml.parse(shape, body)
+    except rest_xml.MalformedXML:
+        raise malformed from None
+    try:
+        problems = validation.problems(shape, parsed, check_patterns=False)
+    except ServiceError:  # a value of the wrong type
+        raise malformed from None
+    if problems:
+        raise malformed
+    return parsed
 
 
 def _header_value(member: Any, value: Any) -> str:
@@ -290,4 +310,10 @@ def _as_s3(error: ServiceError) -> ServiceError:
         )
     if isinstance(error, IncompleteSignature):
         return _error("AuthorizationHeaderMalformed", error.message, 400)
+    if isinstance(error, RequestTimeout):
+        return _error("RequestTimeout", error.message, 400)
+    if isinstance(error, PayloadTooLarge):
+        return _error("MaxMessageLengthExceeded", "Your request was too big.", 400)
+    if isinstance(error, InternalFailure):
+        return _error("InternalError", "We encountered an internal error. Please try again.", 500)
     return error

@@ -1,34 +1,35 @@
-"""The edge: one HTTP server, every request routed, authenticated, dispatched, answered.
+"""The edge: one HTTP server, every request routed to the edge of its protocol, and one error
+boundary around them all.
 
 Routing follows AWS: the SigV4 credential scope names the service; SageMaker and SageMaker
 Runtime both sign as `sagemaker`, and the runtime is told apart by its path
 (`POST /endpoints/{name}/invocations`); AWS Marketplace's services all sign as `aws-marketplace`,
 the Agreement API (awsJson) is told apart by its X-Amz-Target, the Catalog and Discovery APIs
-(rest-json) by their paths. Bodies are read with their size bounded before anything
-else happens (R5), hashed for the signature, then handed to the provider without further copies.
-This module is also the one error boundary: a ServiceError becomes the protocol's error body;
-anything else a 500 InternalFailure with the request id logged.
+(rest-json) by their paths; S3 by its own scope, or by method for anonymous callers.
+
+Each edge admits the caller from its headers before reading a byte of the body
+(`admission.py`), then binds, dispatches and answers in its protocol. The boundary here turns a
+ServiceError into that protocol's error body and anything else into its 500 with the request id
+logged: no request ends in a stack trace or in aiohttp's own error page.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from mlmarket.clock import Clock
+from mlmarket import limits
 from mlmarket.context import RequestContext
-from mlmarket.protocol import json_protocol, rest_json, sigv4, validation
+from mlmarket.protocol import json_protocol, rest_json, validation
+from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.errors import (
     InternalFailure,
     NotFoundRoute,
-    PayloadTooLarge,
     ServiceError,
     UnknownOperation,
     ValidationError,
@@ -40,7 +41,6 @@ from mlmarket.protocol.s3 import S3Edge
 log = logging.getLogger("mlmarket.server")
 
 _INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
-_CONTROL_BODY_MAX = 16 * 1024 * 1024
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -48,192 +48,185 @@ def snake_case(operation: str) -> str:
     return _SNAKE.sub("_", operation).lower()
 
 
+class Edge(Protocol):
+    """One protocol's side of the wire."""
+
+    async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse: ...
+
+    def error_response(
+        self, error: ServiceError, request_id: str, request: web.BaseRequest
+    ) -> web.StreamResponse: ...
+
+
 class Invoker(Protocol):
-    """What the edge needs from the runtime provider."""
+    """What the runtime edge needs from the runtime provider."""
 
     async def invoke_endpoint(
         self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
     ) -> dict[str, Any]: ...
 
 
-@dataclass
-class Gateway:
-    secret_for: Callable[[str], tuple[str, str] | None]
-    sagemaker: list[Any]  # providers of SageMaker operations, each a slice of the API
-    runtime: Invoker
-    clock: Clock
-    invoke_max_body_bytes: int
-    s3: S3Edge
-    marketplace: MarketplaceRestEdge  # the Catalog and Discovery APIs
-    mlmarket: list[Any]  # providers of mlmarket's own API (subscriptions, usage)
-    agreements: list[Any]  # providers of the AWS Marketplace Agreement API
+def _rest_json_error(
+    error: ServiceError, request_id: str, request: web.BaseRequest
+) -> web.StreamResponse:
+    return _error_response(request_id, *rest_json.serialize_error(error))
 
-    def __post_init__(self) -> None:
-        # awsJson services by X-Amz-Target prefix: (signing name, model, providers)
-        self._json_services: dict[str, tuple[str, Any, list[Any]]] = {
-            "SageMaker": ("sagemaker", service_model("sagemaker"), self.sagemaker),
-            "MLMarket": ("mlmarket", service_model("mlmarket"), self.mlmarket),
-            "AWSMPCommerceService_v20200301": (
-                "aws-marketplace",
-                service_model("marketplace-agreement"),
-                self.agreements,
-            ),
-        }
-        self._invoke = rest_json.OperationBinding(
-            operation_model("sagemaker-runtime", "InvokeEndpoint")
-        )
 
-    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        request_id = str(uuid.uuid4())
-        authorization = request.headers.get("Authorization", "")
-        if "/s3/aws4_request" in authorization:
-            return await self.s3.handle(request, request_id)
-        if (
-            "/aws-marketplace/aws4_request" in authorization
-            and "X-Amz-Target" not in request.headers
-        ):
-            # the Catalog and Discovery APIs; the Agreement API is awsJson (below)
-            return await self._answer(
-                request_id, rest_json.serialize_error, self._marketplace(request, request_id)
-            )
-        match = _INVOKE_PATH.match(request.path)
-        if match and request.method == "POST":
-            return await self._answer(
-                request_id,
-                rest_json.serialize_error,
-                self._runtime(request, request_id, match.group(1)),
-            )
-        if request.method == "POST" and request.path == "/" and "X-Amz-Target" in request.headers:
-            return await self._answer(
-                request_id, json_protocol.serialize_error, self._control(request, request_id)
-            )
-        if request.path == "/ping" and request.method == "GET":
-            return web.Response(text="ok")
-        if request.method in ("GET", "HEAD", "PUT", "DELETE"):
-            return await self.s3.handle(request, request_id)  # S3 answers anonymous callers
-        error = NotFoundRoute(f"No operation at {request.method} {request.path}")
-        return _error_response(request_id, *rest_json.serialize_error(error))
+class JsonEdge:
+    """awsJson1_1: `POST /` with `X-Amz-Target: <Prefix>.<Operation>` (SageMaker's control
+    plane, mlmarket's own API and the Marketplace Agreement API)."""
 
-    async def _answer(
-        self,
-        request_id: str,
-        serialize_error: Callable[[ServiceError], tuple[int, dict[str, str], bytes]],
-        work: Awaitable[web.StreamResponse],
-    ) -> web.StreamResponse:
-        try:
-            return await work
-        except ServiceError as error:
-            return _error_response(request_id, *serialize_error(error))
-        except Exception:
-            log.exception("request %s failed", request_id)
-            failure = InternalFailure(f"An internal error occurred (request {request_id}).")
-            return _error_response(request_id, *serialize_error(failure))
+    def __init__(self, admission: Admission, services: dict[str, tuple[str, Any, list[Any]]]):
+        """`services`: X-Amz-Target prefix → (signing name, botocore model, providers)."""
+        self.admission = admission
+        self.services = services
 
-    async def _marketplace(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
-        body = await _read_body(request, _CONTROL_BODY_MAX)
-
-        def authenticate(req: web.BaseRequest, sha256: str, operation: str) -> RequestContext:
-            return self._authenticate(req, sha256, operation, request_id, "aws-marketplace")
-
-        return await self.marketplace.handle(request, request_id, authenticate, bytes(body))
-
-    def _authenticate(
-        self,
-        request: web.BaseRequest,
-        payload_sha256: str,
-        operation: str,
-        request_id: str,
-        service: str = "sagemaker",
-    ) -> RequestContext:
-        principal = sigv4.verify(
-            method=request.method,
-            url=f"http://{request.host}{request.raw_path}",
-            headers=request.headers,
-            payload_sha256=payload_sha256,
-            secret_for=self.secret_for,
-            now=self.clock.now(),
-        )
-        if principal.service != service:
-            raise UnknownOperation(
-                f"Credential scope names service '{principal.service}', which this endpoint "
-                "does not serve here."
-            )
-        return RequestContext(
-            request_id, principal.account_id, principal.region, service, operation
-        )
-
-    async def _control(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+    async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         target = request.headers["X-Amz-Target"]
         prefix, _, name = target.partition(".")
-        body = await _read_body(request, _CONTROL_BODY_MAX)
-        service, model, providers = self._json_services.get(prefix, ("sagemaker", None, []))
-        ctx = self._authenticate(
-            request, hashlib.sha256(body).hexdigest(), name, request_id, service
-        )
-        if model is None or name not in model.operation_names:
-            raise UnknownOperation(f"Operation {target} is unknown.")
-        method = snake_case(name)
-        handler = next((getattr(p, method) for p in providers if hasattr(p, method)), None)
-        if handler is None:
-            raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
-        op = model.operation_model(name)
-        params = json_protocol.from_wire(op.input_shape, json_protocol.parse_body(body))
-        validation.validate(op.input_shape, params)
-        result = handler(ctx, params)
-        if hasattr(result, "__await__"):
-            result = await result
+        service, model, providers = self.services.get(prefix, ("sagemaker", None, []))
+        claim = self.admission.check(request, service)
+        async with self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES) as body:
+            ctx = self.admission.verify(request, claim, body, request_id, name)
+            if model is None or name not in model.operation_names:
+                raise UnknownOperation(f"Operation {target} is unknown.")
+            method = snake_case(name)
+            handler = next((getattr(p, method) for p in providers if hasattr(p, method)), None)
+            if handler is None:
+                raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
+            op = model.operation_model(name)
+            params = json_protocol.from_wire(op.input_shape, json_protocol.parse_body(body))
+            validation.validate(op.input_shape, params)
+            result = handler(ctx, params)
+            if hasattr(result, "__await__"):
+                result = await result
         return web.Response(
             body=json_protocol.serialize_output(op.output_shape, result),
             headers={"Content-Type": json_protocol.CONTENT_TYPE, "x-amzn-RequestId": request_id},
         )
 
-    async def _runtime(
-        self, request: web.BaseRequest, request_id: str, endpoint: str
+    def error_response(
+        self, error: ServiceError, request_id: str, request: web.BaseRequest
     ) -> web.StreamResponse:
-        body = await _read_body(request, self.invoke_max_body_bytes)
-        ctx = self._authenticate(
-            request, hashlib.sha256(body).hexdigest(), "InvokeEndpoint", request_id
-        )
-        binding = self._invoke
-        params = binding.parse({"EndpointName": endpoint}, request.headers)
-        # The body's bound was enforced while reading (it is configurable past the model's max).
-        validation.validate(binding.input_shape, dict(params, Body=b""), ValidationError)
-        result = await self.runtime.invoke_endpoint(ctx, params, body)
-        headers, payload = binding.serialize(result)
-        headers["x-amzn-RequestId"] = request_id
-        return web.Response(body=payload, headers=headers)
+        return _error_response(request_id, *json_protocol.serialize_error(error))
 
 
-async def _read_body(request: web.BaseRequest, limit: int) -> bytearray:
-    """The whole body in one buffer, refusing it unread when it declares more than `limit`."""
-    length = request.content_length
-    if length is not None and length > limit:
-        raise PayloadTooLarge(
-            f"Received a request body of {length} bytes, which exceeds the maximum of {limit} "
-            "bytes for this operation."
+class RuntimeEdge:
+    """SageMaker Runtime (rest-json): InvokeEndpoint, the hot path.
+
+    The body is held (and counted in the budget) until the answer has been written: its bytes
+    and the container's answer are what a burst of invocations costs in memory."""
+
+    def __init__(self, admission: Admission, runtime: Invoker, max_body_bytes: int) -> None:
+        self.admission = admission
+        self.runtime = runtime
+        self.max_body_bytes = max_body_bytes
+        self.binding = rest_json.OperationBinding(
+            operation_model("sagemaker-runtime", "InvokeEndpoint")
         )
-    if length is not None:
-        buffer = bytearray(length)
-        view = memoryview(buffer)
-        filled = 0
-        while filled < length:
-            chunk = await request.content.readany()
-            if not chunk:
-                break
-            view[filled : filled + len(chunk)] = chunk
-            filled += len(chunk)
-        view.release()
-        del buffer[filled:]
-        return buffer
-    buffer = bytearray()
-    while chunk := await request.content.readany():
-        buffer += chunk
-        if len(buffer) > limit:
-            raise PayloadTooLarge(
-                f"Received a request body of more than {limit} bytes, which exceeds the maximum "
-                "for this operation."
-            )
-    return buffer
+
+    async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        match = _INVOKE_PATH.match(request.path)
+        assert match is not None  # routed here by this path
+        claim = self.admission.check(request, "sagemaker")
+        async with self.admission.body(request, claim, self.max_body_bytes) as body:
+            ctx = self.admission.verify(request, claim, body, request_id, "InvokeEndpoint")
+            binding = self.binding
+            params = binding.parse({"EndpointName": match.group(1)}, request.headers)
+            # The body's bound was enforced while reading (it is configurable past the model's).
+            validation.validate(binding.input_shape, dict(params, Body=b""), ValidationError)
+            result = await self.runtime.invoke_endpoint(ctx, params, body)
+            headers, payload = binding.serialize(result)
+            headers["x-amzn-RequestId"] = request_id
+            response = web.Response(body=payload, headers=headers)
+            await response.prepare(request)
+            await response.write_eof()
+        return response
+
+    error_response = staticmethod(_rest_json_error)
+
+
+class _NoRoute:
+    async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
+        if request.path == "/ping" and request.method == "GET":
+            return web.Response(text="ok")
+        raise NotFoundRoute(f"No operation at {request.method} {request.path}")
+
+    error_response = staticmethod(_rest_json_error)
+
+
+class Gateway:
+    def __init__(
+        self,
+        *,
+        admission: Admission,
+        sagemaker: list[Any],
+        runtime: Invoker,
+        invoke_max_body_bytes: int,
+        s3: S3Edge,
+        marketplace: MarketplaceRestEdge,
+        mlmarket: list[Any],
+        agreements: list[Any],
+    ) -> None:
+        """`sagemaker`, `mlmarket`, `agreements`: the providers of each awsJson service's
+        operations; `marketplace`: the Catalog and Discovery APIs."""
+        self.admission = admission
+        self.s3 = s3
+        self.marketplace = marketplace
+        self.json = JsonEdge(
+            admission,
+            {
+                "SageMaker": ("sagemaker", service_model("sagemaker"), sagemaker),
+                "MLMarket": ("mlmarket", service_model("mlmarket"), mlmarket),
+                "AWSMPCommerceService_v20200301": (
+                    "aws-marketplace",
+                    service_model("marketplace-agreement"),
+                    agreements,
+                ),
+            },
+        )
+        self.runtime = RuntimeEdge(admission, runtime, invoke_max_body_bytes)
+        self.none = _NoRoute()
+
+    def route(self, request: web.BaseRequest) -> Edge:
+        authorization = request.headers.get("Authorization", "")
+        if "/s3/aws4_request" in authorization:
+            return self.s3
+        has_target = "X-Amz-Target" in request.headers
+        if "/aws-marketplace/aws4_request" in authorization and not has_target:
+            return self.marketplace  # the Catalog and Discovery APIs
+        if request.method == "POST" and _INVOKE_PATH.match(request.path):
+            return self.runtime
+        if request.method == "POST" and request.path == "/" and has_target:
+            return self.json
+        if request.path == "/ping" and request.method == "GET":
+            return self.none
+        if request.method in ("GET", "HEAD", "PUT", "DELETE"):
+            return self.s3  # S3 answers anonymous callers
+        return self.none
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        request_id = str(uuid.uuid4())
+        edge = self.route(request)
+        return await boundary(edge, request, request_id, edge.serve(request, request_id))
+
+
+async def boundary(
+    edge: Edge,
+    request: web.BaseRequest,
+    request_id: str,
+    work: Awaitable[web.StreamResponse],
+) -> web.StreamResponse:
+    """The one error boundary: the protocol's error for a ServiceError, its 500 for anything
+    else (logged with the request id)."""
+    try:
+        return await work
+    except ServiceError as error:
+        return edge.error_response(error, request_id, request)
+    except Exception:
+        log.exception("request %s failed", request_id)
+        failure = InternalFailure(f"An internal error occurred (request {request_id}).")
+        return edge.error_response(failure, request_id, request)
 
 
 def _error_response(

@@ -1,9 +1,14 @@
 """SigV4 verification: recompute the client's signature with botocore's signer and compare.
 
-The client's Authorization header names its access key, credential scope (date, region, service)
-and signed headers. We rebuild the canonical request from exactly those headers and the body's
-SHA-256 (computed while the body streams in), sign it with the account's secret, and compare in
-constant time. The credential scope also tells the router which service was meant, as in AWS.
+Two steps, so that nothing is read from an unknown caller:
+
+    claim(headers)              before the body: one Authorization header, a known access key,
+                                a timestamp within AWS's window, a region mlmarket serves
+    verify(claim, ..., sha256)  after the body (or its declared hash, for S3) is known: rebuild
+                                the canonical request from exactly the signed headers, sign it
+                                with the account's secret, compare in constant time
+
+The credential scope also tells the router which service was meant, as in AWS.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from botocore.credentials import Credentials
 from botocore.utils import normalize_url_path
 
 from mlmarket import limits
+from mlmarket.domain.regions import SAGEMAKER_REGIONS
 from mlmarket.protocol.errors import (
     IncompleteSignature,
     InvalidSignature,
@@ -31,6 +37,9 @@ from mlmarket.protocol.errors import (
 )
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+
+# access key → (account id, secret), or None for a key nobody has
+SecretLookup = Callable[[str], tuple[str, str] | None]
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,16 @@ class Scope:
     service: str
     signed_headers: tuple[str, ...]
     signature: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a request's headers claim, checked before anything else of it is read."""
+
+    scope: Scope
+    account_id: str
+    secret: str
+    amz_date: str
 
 
 @dataclass(frozen=True)
@@ -103,21 +122,16 @@ def _verifier(signer: type[SigV4Auth]) -> Any:
     return Verifier
 
 
-def verify(
-    *,
-    method: str,
-    url: str,
+def claim(
     headers: Mapping[str, str] | Any,
-    payload_sha256: str,
-    secret_for: Callable[[str], tuple[str, str] | None],
+    *,
+    secret_for: SecretLookup,
     now: dt.datetime,
-    s3: bool = False,
-) -> Principal:
-    """Check the request's signature; return who signed it, or raise the error AWS would.
-
-    For S3, `payload_sha256` is the hash the client declared (x-amz-content-sha256), which is
-    what it signed; the body is checked against it as it streams in.
-    """
+) -> Claim:
+    """Check what can be checked from the headers alone, or raise the error AWS would."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None and len(getall("Authorization", ())) > 1:
+        raise IncompleteSignature("A request may carry only one Authorization header.")
     scope = parse_authorization(headers.get("Authorization"))
     found = secret_for(scope.access_key)
     if found is None:
@@ -141,6 +155,26 @@ def verify(
             f"Signature not yet current: {amz_date} is still later than "
             f"{(now + skew).strftime('%Y%m%dT%H%M%SZ')} ({stamp} + 15 min.)"
         )
+    if scope.region not in SAGEMAKER_REGIONS:
+        raise InvalidSignature("Credential should be scoped to a valid region.")
+    return Claim(scope, account_id, secret, amz_date)
+
+
+def verify(
+    claimed: Claim,
+    *,
+    method: str,
+    url: str,
+    headers: Mapping[str, str] | Any,
+    payload_sha256: str,
+    s3: bool = False,
+) -> Principal:
+    """Check the request's signature; return who signed it, or raise the error AWS would.
+
+    For S3, `payload_sha256` is the hash the client declared (x-amz-content-sha256), which is
+    what it signed; the body is checked against it as it streams in.
+    """
+    scope, secret, amz_date = claimed.scope, claimed.secret, claimed.amz_date
     if s3:
         expected = _botocore_signature(
             method, url, headers, scope, secret, amz_date, payload_sha256, S3SigV4Auth
@@ -153,7 +187,7 @@ def verify(
             "Check your AWS Secret Access Key and signing method. Consult the service "
             "documentation for details."
         )
-    return Principal(account_id, scope.access_key, scope.region, scope.service)
+    return Principal(claimed.account_id, scope.access_key, scope.region, scope.service)
 
 
 def expected_signature(

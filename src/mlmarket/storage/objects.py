@@ -32,7 +32,9 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
+    inspect,
     select,
+    text,
 )
 
 from mlmarket.storage.blobs import BlobBackend, LocalBlobs
@@ -60,6 +62,8 @@ objects = Table(
     Column("metadata", Text, nullable=False),
     Column("checksums", Text, nullable=False),
     Column("modified", DateTime(timezone=True), nullable=False),
+    # the body's own headers, kept as sent: Content-Encoding, Cache-Control, … (JSON)
+    Column("headers", Text, nullable=False, server_default="{}"),
 )
 
 uploads = Table(
@@ -71,6 +75,7 @@ uploads = Table(
     Column("content_type", String(255), nullable=False),
     Column("metadata", Text, nullable=False),
     Column("initiated", DateTime(timezone=True), nullable=False),
+    Column("headers", Text, nullable=False, server_default="{}"),
 )
 
 parts = Table(
@@ -113,6 +118,7 @@ class ObjectInfo:
     backend: BlobBackend = field(repr=False, compare=False)
     metadata: dict[str, str] = field(default_factory=dict)
     checksums: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)  # S3 member name → value
 
     @property
     def path(self) -> Path:
@@ -142,6 +148,7 @@ class Upload:
     content_type: str
     metadata: dict[str, str]
     initiated: dt.datetime
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -202,6 +209,7 @@ class ObjectStore:
         self.root = root
         self.backend: BlobBackend = backend or LocalBlobs(root / "blobs")
         _meta.create_all(engine)
+        _add_headers_columns(engine)
 
     # -- buckets --
     def create_bucket(self, name: str, account_id: str, region: str, now: dt.datetime) -> bool:
@@ -253,8 +261,10 @@ class ObjectStore:
         metadata: dict[str, str],
         checksums: dict[str, str],
         now: dt.datetime,
+        headers: dict[str, str] | None = None,
     ) -> ObjectInfo:
         """Make `blob` the object at (bucket, key), replacing what was there."""
+        headers = headers or {}
         blob_id = secrets.token_hex(16)
         self.backend.store(blob_id, blob.temp)
         values = dict(
@@ -265,6 +275,7 @@ class ObjectStore:
             metadata=json.dumps(metadata),
             checksums=json.dumps(checksums),
             modified=now,
+            headers=json.dumps(headers),
         )
         with self.engine.begin() as conn:
             old = conn.execute(
@@ -291,6 +302,7 @@ class ObjectStore:
             self.backend,
             metadata,
             checksums,
+            headers,
         )
 
     def head(self, bucket: str, key: str) -> ObjectInfo | None:
@@ -371,7 +383,13 @@ class ObjectStore:
 
     # -- multipart uploads --
     def create_upload(
-        self, bucket: str, key: str, content_type: str, metadata: dict[str, str], now: dt.datetime
+        self,
+        bucket: str,
+        key: str,
+        content_type: str,
+        metadata: dict[str, str],
+        now: dt.datetime,
+        headers: dict[str, str] | None = None,
     ) -> str:
         upload_id = secrets.token_urlsafe(32)
         with self.engine.begin() as conn:
@@ -383,6 +401,7 @@ class ObjectStore:
                     content_type=content_type,
                     metadata=json.dumps(metadata),
                     initiated=now,
+                    headers=json.dumps(headers or {}),
                 )
             )
         return upload_id
@@ -399,6 +418,7 @@ class ObjectStore:
             row.content_type,
             json.loads(row.metadata),
             _utc(row.initiated),
+            json.loads(row.headers),
         )
 
     def commit_part(
@@ -460,7 +480,21 @@ class ObjectStore:
             self.backend,
             json.loads(row.metadata),
             json.loads(row.checksums),
+            json.loads(row.headers),
         )
+
+
+def _add_headers_columns(engine: Engine) -> None:
+    """Databases made before objects kept their headers gain the column (empty for old rows)."""
+    inspector = inspect(engine)
+    for table in (objects, uploads):
+        if "headers" not in {c["name"] for c in inspector.get_columns(table.name)}:
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        f"ALTER TABLE {table.name} ADD COLUMN headers TEXT NOT NULL DEFAULT '{{}}'"
+                    )
+                )
 
 
 def read_chunks(

@@ -135,6 +135,7 @@ class S3Provider:
             metadata=dict(p.get("Metadata") or {}),
             checksums=checksums,
             now=self.clock.now(),
+            headers=_body_headers(p),
         )
         return dict(checksums, ETag=info.etag)
 
@@ -321,6 +322,7 @@ class S3Provider:
             p.get("ContentType") or "binary/octet-stream",
             dict(p.get("Metadata") or {}),
             self.clock.now(),
+            _body_headers(p),
         )
         return {"Bucket": bucket.name, "Key": p["Key"], "UploadId": upload_id}
 
@@ -413,6 +415,7 @@ class S3Provider:
             metadata=upload.metadata,
             checksums={},
             now=self.clock.now(),
+            headers=upload.headers,
         )
         self.store.end_upload(upload.upload_id)
         return {
@@ -438,7 +441,17 @@ def _object_headers(info: ObjectInfo) -> dict[str, Any]:
         "Metadata": info.metadata,
     }
     out.update(info.checksums)
+    out.update(info.headers)
     return out
+
+
+# What a body says of itself, kept as sent and returned with it: S3 stores a gzip body as gzip
+# bytes with `Content-Encoding: gzip`, it does not inflate it.
+BODY_HEADERS = ("ContentEncoding", "CacheControl", "ContentDisposition", "ContentLanguage")
+
+
+def _body_headers(p: dict[str, Any]) -> dict[str, str]:
+    return {name: str(p[name]) for name in BODY_HEADERS if p.get(name)}
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int]:
