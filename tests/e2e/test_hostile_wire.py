@@ -165,3 +165,115 @@ def test_s3_keeps_a_compressed_body_as_sent_with_its_encoding(s3: Any) -> None:
     assert got["Body"].read() == packed
     assert s3.head_object(Bucket="models", Key="encoded/data.csv.gz")["ContentEncoding"] == "gzip"
     assert got["ETag"] == f'"{hashlib.md5(packed).hexdigest()}"'
+
+
+def control(server: ServerProcess, operation: str, body: bytes) -> tuple[int, str, Any]:
+    key, secret = server.credentials()
+    status, headers, parsed = raw.control(server.url, operation, body, key, secret)
+    return status, error_code(headers), parsed
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"NameContains": ' + b"[" * 3000 + b"]" * 3000 + b"}", b"[" * 2**20],
+    ids=["nested-3000-deep", "1MB-of-brackets"],
+)
+def test_json_nested_past_any_shape_is_a_serialization_error(
+    server: ServerProcess, body: bytes
+) -> None:
+    status, code, _ = control(server, "ListModels", body)
+    assert (status, code) == (400, "SerializationException")
+
+
+@pytest.mark.parametrize(
+    "value", [b"1e20", b"-1e20", str(2**70).encode(), b"NaN", b'"99999999999999999999"']
+)
+def test_timestamps_out_of_range_are_serialization_errors(
+    server: ServerProcess, value: bytes
+) -> None:
+    status, code, _ = control(server, "ListModels", b'{"CreationTimeAfter": ' + value + b"}")
+    assert (status, code) == (400, "SerializationException")
+
+
+@pytest.mark.parametrize("image", ["s3://bucket/key", "\U0001f600"])
+def test_an_image_docker_cannot_parse_is_a_validation_error(sm: Any, image: str, name: str) -> None:
+    from botocore.exceptions import ClientError
+
+    calls = [
+        lambda: sm.create_model_package(
+            ModelPackageName=name,
+            InferenceSpecification={
+                "Containers": [{"Image": image}],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        ),
+        lambda: sm.create_model(
+            ModelName=name,
+            PrimaryContainer={"Image": image},
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ClientError) as err:
+            call()
+        assert err.value.response["Error"]["Code"] == "ValidationException"
+        assert "is not a valid container image reference" in err.value.response["Error"]["Message"]
+
+
+def test_invocation_headers_follow_sagemakers_patterns_and_reach_the_container_as_sent(
+    sm: Any, rt: Any, echo_image: str, name: str
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from tests.support.hosting import deploy
+
+    deploy(sm, name, echo_image)
+    # TargetModel and InferenceId are \A\S[\p{Print}]*\z: Java's \p{Print} is ASCII
+    for member in ("TargetModel", "InferenceId"):
+        with pytest.raises(ClientError) as err:
+            rt.invoke_endpoint(EndpointName=name, Body=b"x", **{member: "model-日本"})
+        assert err.value.response["Error"]["Code"] == "ValidationError"
+        assert "regular expression pattern" in err.value.response["Error"]["Message"]
+    # a single non-ASCII character passes \S, and is passed on, not turned into a 500
+    answer = rt.invoke_endpoint(EndpointName=name, Body=b"x", InferenceId="é")
+    assert answer["Body"].read() == b"x"
+
+
+def test_s3_xml_bodies_missing_required_members_are_malformed(
+    server: ServerProcess, s3: Any
+) -> None:
+    key, secret = server.credentials()
+
+    def post(path: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        headers = raw.signed_headers(
+            server.url, path=path, body=body, key=key, secret=secret, service="s3"
+        )
+        return raw.exchange(server.url, "POST", path, headers, body)
+
+    upload = s3.create_multipart_upload(Bucket="models", Key="hostile/parts")["UploadId"]
+    for path, body in (
+        ("/models?delete", b"<Delete><Object/></Delete>"),
+        (
+            f"/models/hostile/parts?uploadId={upload}",
+            b"<CompleteMultipartUpload><Part><ETag>x</ETag></Part></CompleteMultipartUpload>",
+        ),
+    ):
+        status, headers, answer = post(path, body)
+        assert status == 400, answer
+        assert b"<Code>MalformedXML</Code>" in answer
+        assert headers["x-amz-request-id"].encode() in answer
+
+
+def test_s3_ranges_of_thousands_of_digits_are_answered_not_crashed_on(s3: Any) -> None:
+    from botocore.exceptions import ClientError
+
+    s3.put_object(Bucket="models", Key="hostile/range", Body=b"0123456789")
+    huge = "9" * 5000
+    got = s3.get_object(Bucket="models", Key="hostile/range", Range=f"bytes=2-{huge}")
+    assert got["Body"].read() == b"23456789"
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket="models", Key="hostile/range", Range=f"bytes={huge}-")
+    assert err.value.response["Error"]["Code"] == "InvalidRange"
+    tail = s3.get_object(Bucket="models", Key="hostile/range", Range=f"bytes=-{huge}")
+    assert tail["Body"].read() == b"0123456789"

@@ -162,10 +162,13 @@ def test_the_metering_header_sets_the_units_of_a_call() -> None:
 
 
 def test_bare_engine_image_ids_are_not_image_names() -> None:
-    assert registry.raw_id_problem("sha256:" + "ab" * 32) is not None
-    assert registry.raw_id_problem("abcdef012345") is not None
-    assert registry.raw_id_problem("123456789012.dkr.ecr.us-east-1.amazonaws.com/m:1") is None
-    assert registry.raw_id_problem("mlmarket-test/echo:latest") is None
+    assert registry.naming_problem("sha256:" + "ab" * 32) is not None
+    assert registry.naming_problem("abcdef012345") is not None
+    assert registry.naming_problem("123456789012.dkr.ecr.us-east-1.amazonaws.com/m:1") is None
+    assert registry.naming_problem("mlmarket-test/echo:latest") is None
+    assert registry.naming_problem("localhost:5000/team/model@sha256:" + "ab" * 32) is None
+    for unparseable in ("s3://bucket/key", "\U0001f600", "Upper/case", "", "a" * 300):
+        assert "not a valid container image reference" in str(registry.naming_problem(unparseable))
 
 
 def test_pricing_terms_are_parsed_and_checked() -> None:

@@ -149,3 +149,35 @@ def test_a_timed_out_request_does_not_leave_its_connection_in_the_pool() -> None
         assert (await pool.request("POST", "/invocations", [], b"fast")).body == b"fast"
 
     assert len(run(slow_then_fast, scenario)) == 2
+
+
+def test_header_values_go_to_the_container_as_the_client_sent_them() -> None:
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        seen.append(head)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        # the edge decodes header bytes as UTF-8, keeping undecodable ones as surrogates
+        sent = "模型-é".encode()
+        value = sent.decode("utf-8") + b"\xff".decode("utf-8", "surrogateescape")
+        await pool.request("POST", "/invocations", [("X-Amzn-SageMaker-Target-Model", value)])
+        assert b"X-Amzn-SageMaker-Target-Model: " + sent + b"\xff\r\n" in seen[0]
+
+    run(record, scenario)
+
+
+def test_a_container_header_no_http_peer_may_send_is_a_lost_connection() -> None:
+    async def bad_header(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: a\rb\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        with pytest.raises(ConnectionLost, match="malformed header"):
+            await pool.request("POST", "/invocations", [], b"x")
+
+    run(bad_header, scenario)

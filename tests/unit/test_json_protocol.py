@@ -57,3 +57,51 @@ def test_members_the_model_does_not_name_never_reach_a_provider() -> None:
         "TrainingJobName": "j",
         "AlgorithmSpecification": {"TrainingInputMode": "File"},
     }
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 3000, b"[" * 2**20, b'{"a":' * 3000 + b"1" + b"}" * 3000],
+    ids=["3000-deep", "1MB-of-brackets", "3000-deep-objects"],
+)
+def test_nesting_past_what_the_parser_holds_is_a_serialization_error(raw: bytes) -> None:
+    with pytest.raises(SerializationError, match="nests too deeply"):
+        json_protocol.parse_body(raw)
+
+
+@pytest.mark.parametrize("raw", [b'{"x": NaN}', b'{"x": -Infinity}', b'{"x": 1e400}'])
+def test_numbers_no_aws_value_holds_are_refused(raw: bytes) -> None:
+    with pytest.raises(SerializationError):
+        json_protocol.parse_body(raw)
+
+
+@pytest.mark.parametrize(
+    "value", [1e20, -1e20, 2**70, float("nan"), "99999999999999999999", "not a date", True]
+)
+def test_timestamps_no_calendar_holds_are_serialization_errors(value: object) -> None:
+    shape = operation_model("sagemaker", "ListModels").input_shape
+    with pytest.raises(SerializationError, match="timestamp"):
+        json_protocol.from_wire(shape, {"CreationTimeAfter": value})
+
+
+def test_strings_with_unpaired_surrogates_are_refused_in_values_and_keys() -> None:
+    shape = operation_model("sagemaker", "CreateModel").input_shape
+    for wire in (
+        json.loads(b'{"ModelName": "\\ud800"}'),
+        json.loads(b'{"PrimaryContainer": {"Environment": {"\\udfff": "v"}}}'),
+    ):
+        with pytest.raises(SerializationError, match="surrogate"):
+            json_protocol.from_wire(shape, wire)
+    assert json_protocol.from_wire(shape, {"ModelName": "caf\u00e9 \U0001f600"})
+
+
+def test_free_form_documents_are_bounded_in_depth() -> None:
+    shape = operation_model("marketplace-catalog", "StartChangeSet").input_shape
+    nested: object = "leaf"
+    for _ in range(json_protocol.DOCUMENT_MAX_DEPTH + 1):
+        nested = {"k": nested}
+    change = {"ChangeType": "CreateProduct", "Entity": {"Type": "T"}, "DetailsDocument": nested}
+    with pytest.raises(SerializationError, match="deeper than"):
+        json_protocol.from_wire(shape, {"Catalog": "AWSMarketplace", "ChangeSet": [change]})
+    change["DetailsDocument"] = {"a": [{"b": [1, 2, {"c": "d"}]}]}
+    json_protocol.from_wire(shape, {"Catalog": "AWSMarketplace", "ChangeSet": [change]})

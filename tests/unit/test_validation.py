@@ -84,3 +84,41 @@ def test_surrogate_ranges_become_astral_ranges() -> None:
     java = "[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\t]*"
     assert patterns.compiled(java) is not None
     assert patterns.matches(java, "emoji \U0001f600 ok")
+
+
+@pytest.mark.parametrize(
+    ("member", "value"),
+    [("MaxResults", 2**31), ("MaxResults", -(2**31) - 1), ("MaxResults", 2**70)],
+)
+def test_integers_past_javas_int_are_serialization_errors(member: str, value: int) -> None:
+    with pytest.raises(SerializationError, match="out of range for a integer"):
+        validation.problems(shape("ListModels"), {member: value})
+
+
+def test_javas_ascii_classes_stay_ascii() -> None:
+    # InvokeEndpoint's TargetModel: \A\S[\p{Print}]*\z, where Java's \p{Print} is ASCII only
+    target = r"\A\S[\p{Print}]*\z"
+    assert patterns.matches(target, "model-a.tar.gz")
+    assert not patterns.matches(target, "model-日本")
+    assert not patterns.matches(target, "modèle")
+    assert patterns.matches(target, "é")  # \S is "not ASCII white space", in Java too
+    assert not patterns.matches(r"^[\w-]+$", "naïve")
+    assert not patterns.matches(r"\d+", "١٢")
+    assert patterns.matches(r"[\p{L}\p{N}]+", "naïve42"), "Unicode categories stay Unicode"
+
+
+def test_javas_dot_stops_at_every_line_terminator() -> None:
+    assert patterns.matches(".*", "text/csv")
+    for terminator in ("\r", "\n", "\u2028"):
+        assert not patterns.matches(".*", f"text/csv{terminator}X-Injected: 1")
+
+
+def test_every_pattern_of_the_served_models_compiles() -> None:
+    from mlmarket.protocol.models import service_model
+
+    for service in ("sagemaker", "sagemaker-runtime", "s3", "marketplace-catalog"):
+        model = service_model(service)
+        for name in model.shape_names:
+            pattern = model.shape_for(name).metadata.get("pattern")
+            if pattern:
+                assert patterns.compiled(pattern) is not None, (service, name, pattern)

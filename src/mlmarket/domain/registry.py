@@ -25,10 +25,42 @@ _ECR = re.compile(
 
 _RAW_ID = re.compile(r"^(sha256:)?[0-9a-f]{12,64}$")
 
+# Docker's reference grammar (distribution/reference): [domain/]path[:tag][@digest], where the
+# first component is a domain only if it holds a "." or ":" or is "localhost".
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::[0-9]+)?$", re.ASCII)
+_PATH = re.compile(
+    rf"^(?P<path>{_COMPONENT}(?:/{_COMPONENT})*)"
+    r"(?::[\w][\w.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$",
+    re.ASCII,
+)
+_NAME_MAX = 255
 
-def raw_id_problem(image: str) -> str | None:
-    """Callers name images by repository; a bare engine image ID would let anyone run an image
-    they only know the digest of (a listed product's, say) without going through its owner."""
+
+def _is_reference(image: str) -> bool:
+    first, slash, rest = image.partition("/")
+    domain = ""
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        domain, image = first, rest
+        if not _DOMAIN.match(domain):
+            return False
+    match = _PATH.match(image)
+    return match is not None and len(domain) + len(match["path"]) < _NAME_MAX
+
+
+def naming_problem(image: str) -> str | None:
+    """Why `image` cannot name a container image, or None.
+
+    It must be a reference a registry can resolve (`s3://bucket/key` or an emoji is not), and
+    callers name images by repository: a bare engine image ID would let anyone run an image they
+    only know the digest of (a listed product's, say) without going through its owner."""
+    if not _is_reference(image):
+        return (
+            f"Image '{image[:256]}' is not a valid container image reference. Name images as "
+            "<account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]."
+        )
     if _RAW_ID.match(image):
         return (
             f"Image {image} is not a repository path. Name images as "

@@ -50,9 +50,17 @@ class DockerEngine:
         body: Any = None,
         ok: tuple[int, ...] = (200, 201, 204, 304),
     ) -> Any:
-        async with self._http().request(method, path, params=params, json=body) as resp:
+        async with self._http().request(
+            method, path, params=params, json=body, allow_redirects=False
+        ) as resp:
             data = await resp.read()
-            if resp.status == 404:
+            # A name Docker cannot parse (an emoji, `s3://b/k`, whose `//` the engine's router
+            # redirects) names no image, as a name it does not hold.
+            if resp.status == 404 or (
+                resp.status in (301, 400)
+                and path.startswith(("/images/", "/containers/create"))
+                and (resp.status == 301 or b"invalid reference format" in data)
+            ):
                 raise _NotFound(_message(data))
             if resp.status not in ok:
                 raise EngineError(f"{method} {path}: {resp.status} {_message(data)}")

@@ -63,7 +63,8 @@ class Http1Connection:
         lines = [f"{method} {path} HTTP/1.1", "Host: localhost"]
         lines.extend(f"{k}: {v}" for k, v in headers)
         lines.append(f"Content-Length: {len(body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        # header values go on as the client sent them (the edge decoded them as UTF-8)
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
         if len(body) <= _SMALL_BODY:
             self.writer.write(head + body)
         else:
@@ -100,6 +101,9 @@ class Http1Connection:
             name, _, value = line.decode("latin-1").partition(":")
             key = name.strip().lower()
             value = value.strip()
+            if "\r" in value or "\0" in value:
+                self.close()  # a value no HTTP peer may send, and none we could pass on
+                raise ConnectionLost(f"malformed header {name!r}", sent_nothing_back=False)
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         try:
             body, reusable = await self._read_body(method, status, headers, limit)

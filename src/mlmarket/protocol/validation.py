@@ -19,6 +19,7 @@ from mlmarket.protocol import patterns
 from mlmarket.protocol.errors import SerializationError, ServiceError, validation_exception
 
 _MAX_REPORTED = 10
+_BOUNDS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
 def _lower_camel(name: str) -> str:
@@ -91,6 +92,12 @@ class _Walker:
     def _integer(self, shape: Any, value: Any, path: str) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise SerializationError(f"Value {_render(value)} at '{path}' is not an integer")
+        low, high = _BOUNDS[shape.type_name]
+        if not low <= value <= high:
+            # Coral reads these into Java's int and long: past them, the value cannot be read
+            raise SerializationError(
+                f"Value {_render(value)[:40]} at '{path}' is out of range for a {shape.type_name}"
+            )
         self._range(shape, value, path)
 
     _long = _integer

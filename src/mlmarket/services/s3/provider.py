@@ -357,7 +357,8 @@ class S3Provider:
     ) -> dict[str, Any]:
         upload = self._upload(ctx, p)
         wanted = (p.get("MultipartUpload") or {}).get("Parts") or []
-        if not wanted:
+        # the model leaves PartNumber optional; a part without one names nothing to assemble
+        if not wanted or any(w.get("PartNumber") is None for w in wanted):
             raise s3_error(
                 "MalformedXML",
                 "The XML you provided was not well-formed or did not "
@@ -454,6 +455,11 @@ def _body_headers(p: dict[str, Any]) -> dict[str, str]:
     return {name: str(p[name]) for name in BODY_HEADERS if p.get(name)}
 
 
+def _position(digits: str) -> int:
+    """A byte position of any length: past 2**63 it is past every object's end anyway."""
+    return int(digits) if len(digits) < 19 else 2**63
+
+
 def _byte_range(header: str, size: int) -> tuple[int, int]:
     """`bytes=a-b`, `bytes=a-` or `bytes=-n` → inclusive (first, last); 416 if unsatisfiable."""
     unsatisfiable = s3_error(
@@ -468,12 +474,12 @@ def _byte_range(header: str, size: int) -> tuple[int, int]:
         raise unsatisfiable
     start, end = match.groups()
     if start == "":
-        length = int(end)
+        length = _position(end)
         if length == 0:
             raise unsatisfiable
         return max(size - length, 0), size - 1
-    first = int(start)
-    last = min(int(end), size - 1) if end else size - 1
+    first = _position(start)
+    last = min(_position(end), size - 1) if end else size - 1
     if first >= size or first > last:
         raise unsatisfiable
     return first, last

@@ -58,7 +58,7 @@ class PackagesProvider:
     async def _pin(self, containers: list[dict[str, Any]]) -> None:
         """Tags move; what was validated must be what runs: record each image's digest."""
         for container in containers:
-            refused = registry.raw_id_problem(container["Image"])
+            refused = registry.naming_problem(container["Image"])
             if refused:
                 raise validation_exception(refused)
             if container.get("ImageDigest"):

@@ -78,7 +78,7 @@ class SageMakerProvider:
                     raise validation_exception(
                         "Every container needs an Image or a ModelPackageName."
                     )
-                refused = registry.raw_id_problem(container["Image"])
+                refused = registry.naming_problem(container["Image"])
                 if refused:
                     raise validation_exception(refused)
                 expanded.append(container)

@@ -55,7 +55,9 @@ class TrainingProvider:
                 "Exactly one of AlgorithmSpecification.TrainingImage or "
                 "AlgorithmSpecification.AlgorithmName must be specified."
             )
-        refused = registry.raw_id_problem(algorithm.get("TrainingImage") or "")
+        refused = algorithm.get("TrainingImage") and registry.naming_problem(
+            algorithm["TrainingImage"]
+        )
         if refused:
             raise validation_exception(refused)
         resources = p.get("ResourceConfig") or {}
