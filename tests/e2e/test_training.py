@@ -350,3 +350,43 @@ def test_spot_requests_are_checked(sm: Any, trainer_image: str, data: str, name:
         spot_job(sm, name, trainer_image, "never", max_wait=30, max_runtime=60)
     with pytest.raises(ClientError, match="mlmarket:spot-interruptions"):
         spot_job(sm, name, trainer_image, "sometimes")
+
+
+def test_a_pathological_metric_regex_stalls_neither_the_server_nor_the_job(
+    server: Any, sm: Any, trainer_image: str, data: str, name: str
+) -> None:
+    import json
+    import urllib.request
+
+    lines = ["a" * 26 + "!", "a" * 40 + "b", "loss=0.5"]
+    train(
+        sm,
+        name,
+        trainer_image,
+        hyper={"mode": "say", "lines": json.dumps(lines), "times": "3", "unterminated": "8388608"},
+        AlgorithmSpecification={
+            "TrainingImage": trainer_image,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [
+                {"Name": "issue", "Regex": "(a|a)*!Q"},  # the issue's reproduction
+                {"Name": "backtracks", "Regex": "(a|aa)+$"},
+                {"Name": "loss", "Regex": "loss=([0-9.]+)"},
+            ],
+        },
+        wait=False,
+    )
+    slowest = 0.0
+    while True:
+        began = time.monotonic()
+        with urllib.request.urlopen(server.url + "/ping", timeout=30) as resp:
+            assert resp.status == 200
+        slowest = max(slowest, time.monotonic() - began)
+        desc = sm.describe_training_job(TrainingJobName=name)
+        if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            break
+        time.sleep(0.05)
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    assert {m["MetricName"]: m["Value"] for m in desc["FinalMetricDataList"]} == {"loss": 0.5}
+    assert slowest < 1.0, f"the server stalled for {slowest:.1f} s"
+    log = next((server.data_dir / "logs").rglob(f"*{name}*/algo-1*.log")).read_text()
+    assert "[mlmarket] MetricDefinitions 'backtracks' is no longer read for this job" in log

@@ -40,6 +40,18 @@ def test_metrics_keep_the_latest_value_of_the_first_group() -> None:
         training.compile_metrics([{"Name": "bad", "Regex": "("}])
 
 
+def test_a_regex_that_backtracks_catastrophically_is_stopped_and_named() -> None:
+    # the issue's own reproduction, and one the regex engine backtracks on too
+    found: dict[str, float] = {}
+    fine = training.compile_metrics([{"Name": "issue", "Regex": "(a|a)*!Q"}])
+    training.scan_metrics(fine, "a" * 26 + "!", found)
+    slow = training.compile_metrics([{"Name": "slow", "Regex": "(a|aa)+$"}])
+    with pytest.raises(training.MetricTimeout, match="'slow' is no longer read") as caught:
+        training.scan_metrics(slow, "a" * 40 + "b", found)
+    assert caught.value.definition is slow[0]
+    assert found == {}
+
+
 def test_failure_reason_is_the_failure_file_truncated_or_the_exit_code() -> None:
     assert training.failure_reason("x" * 5000, 2) == "x" * 1024
     assert training.failure_reason("  \n", 137) == "AlgorithmError: , exit code: 137"

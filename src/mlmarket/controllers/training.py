@@ -26,15 +26,16 @@ from typing import Any
 from mlmarket.controllers import channels, images
 from mlmarket.controllers.checkpoints import CheckpointSync
 from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
+from mlmarket.controllers.metrics import MetricScanner
 from mlmarket.domain import instance_types, marketplace
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     FINAL,
     JobStatus,
+    MetricDefinition,
     compile_metrics,
     enter,
     failure_reason,
-    scan_metrics,
     shard_keys,
 )
 from mlmarket.execution.base import (
@@ -165,7 +166,7 @@ class TrainingController(JobController):
         job: Resource,
         run: JobRun,
         image_id: str,
-        metrics: list[Any],
+        metrics: list[MetricDefinition],
         found: dict[str, float],
         limits: dict[str, float | None],
     ) -> str | None:
@@ -423,26 +424,25 @@ class TrainingController(JobController):
         job: Resource,
         host: str,
         info: ContainerInfo,
-        metrics: list[Any],
+        metrics: list[MetricDefinition],
         found: dict[str, float],
     ) -> tuple[str, int]:
         path = self._log_path(job, host)
         path.parent.mkdir(parents=True, exist_ok=True)
-        pending = ""
         with path.open("ab", buffering=0) as sink:
 
+            def report(text: str) -> None:
+                stamp = self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                sink.write(f"{stamp} [mlmarket] {text}\n".encode())
+
+            scanner = MetricScanner(metrics, found, report)
+
             def write(chunk: bytes) -> None:
-                nonlocal pending
                 sink.write(chunk)
-                if metrics:
-                    text = pending + chunk.decode("utf-8", errors="replace")
-                    *lines, pending = text.split("\n")
-                    for line in lines:
-                        scan_metrics(metrics, line, found)
+                scanner.feed(chunk)
 
             await self.engine.follow_logs(info.id, write)
-        if pending and metrics:
-            scan_metrics(metrics, pending, found)
+            await scanner.close()
         final = await self.engine.inspect(info.id)
         code = final.exit_code if final is not None and final.exit_code is not None else 137
         return host, code

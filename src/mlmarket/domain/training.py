@@ -8,11 +8,12 @@ InProgress (Starting → Downloading → Training → Uploading) ──▶ Compl
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import regex
 
 
 class JobStatus(StrEnum):
@@ -87,18 +88,36 @@ def shard_keys(keys: Sequence[str], host_index: int, hosts: int) -> list[str]:
     return [k for i, k in enumerate(sorted(keys)) if i % hosts == host_index]
 
 
+# Metric regexes run over what a container prints: each match is bounded in time, and a line
+# in length (CloudWatch cuts log events at 256 KiB; the metrics are in the first few dozen).
+METRIC_MATCH_SECONDS = 0.1
+METRIC_LINE_MAX_CHARS = 64 * 1024
+
+
 @dataclass(frozen=True)
 class MetricDefinition:
     name: str
-    regex: re.Pattern[str]
+    regex: regex.Pattern[str]
+
+
+class MetricTimeout(Exception):
+    """A definition's regex ran past METRIC_MATCH_SECONDS on one line."""
+
+    def __init__(self, definition: MetricDefinition, line_chars: int) -> None:
+        super().__init__(
+            f"MetricDefinitions '{definition.name}' is no longer read for this job: its regex "
+            f"ran for more than {METRIC_MATCH_SECONDS} s on a line of {line_chars} characters "
+            "(a pattern that backtracks catastrophically, such as (a|aa)+$)."
+        )
+        self.definition = definition
 
 
 def compile_metrics(definitions: Iterable[dict[str, str]]) -> list[MetricDefinition]:
     compiled = []
     for d in definitions:
         try:
-            compiled.append(MetricDefinition(d["Name"], re.compile(d["Regex"])))
-        except re.error as exc:
+            compiled.append(MetricDefinition(d["Name"], regex.compile(d["Regex"])))
+        except regex.error as exc:
             raise ValueError(f"MetricDefinitions regex for {d['Name']} is invalid: {exc}") from None
     return compiled
 
@@ -106,9 +125,17 @@ def compile_metrics(definitions: Iterable[dict[str, str]]) -> list[MetricDefinit
 def scan_metrics(
     definitions: Sequence[MetricDefinition], line: str, found: dict[str, float]
 ) -> None:
-    """Record each metric's latest value in `found`: the first group of its regex, as a float."""
+    """Record each metric's latest value in `found`: the first group of its regex, as a float.
+
+    Matching releases the GIL (run it off the event loop) and stops after METRIC_MATCH_SECONDS
+    with MetricTimeout naming the definition."""
+    line = line[:METRIC_LINE_MAX_CHARS]
     for d in definitions:
-        for match in d.regex.finditer(line):
+        try:
+            matches = list(d.regex.finditer(line, concurrent=True, timeout=METRIC_MATCH_SECONDS))
+        except TimeoutError:
+            raise MetricTimeout(d, len(line)) from None
+        for match in matches:
             raw = match.group(1) if match.groups() else match.group(0)
             try:
                 found[d.name] = float(raw)
