@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import subprocess
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from mlmarket.execution.base import ContainerSpec
@@ -118,3 +120,31 @@ def test_internal_networks_leave_the_host_no_address_on_them() -> None:
         return shown
 
     assert "inet " not in with_engine(work)
+
+
+def test_containers_keep_only_the_capabilities_a_model_server_needs(echo_image: str) -> None:
+    from mlmarket.execution.docker import KEPT_CAPABILITIES
+
+    async def work(engine: DockerEngine) -> dict[str, str]:
+        info = await engine.run(replace(spec(echo_image), pids_limit=321))
+        try:
+            pool = ConnectionPool(lambda: engine.connect(info, 8080))
+            for _ in range(50):
+                try:
+                    await pool.request("GET", "/ping", [])
+                    break
+                except OSError:
+                    await asyncio.sleep(0.05)
+            command = [("Content-Type", "application/x-mlmarket-command")]
+            answer = await pool.request("POST", "/invocations", command, b'{"privileges": 1}')
+            pool.close()
+            return dict(json.loads(answer.body))
+        finally:
+            await engine.remove(info.id, 1)
+
+    seen = with_engine(work)
+    bits = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "FSETID": 4, "KILL": 5, "SETGID": 6}
+    bits |= {"SETUID": 7, "NET_BIND_SERVICE": 10}
+    assert int(seen["CapEff"], 16) == sum(1 << bits[name] for name in KEPT_CAPABILITIES)
+    assert seen["NoNewPrivs"] == "1"
+    assert seen["pids.max"] == "321"

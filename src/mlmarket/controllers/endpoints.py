@@ -365,6 +365,7 @@ class EndpointController:
                         },
                         cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
                         memory_bytes=int(hardware.memory_gib * 2**30),
+                        pids_limit=hardware.pids,
                         mounts=mounts,
                         network=None,
                     )

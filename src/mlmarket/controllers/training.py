@@ -398,6 +398,7 @@ class TrainingController(JobController):
             labels=dict(self._labels(job), **{"mlmarket.host": instance.host}),
             cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
             memory_bytes=int(hardware.memory_gib * 2**30),
+            pids_limit=hardware.pids,
             mounts=self._mounts(job, instance),
             network=network,
             hostname=instance.host,

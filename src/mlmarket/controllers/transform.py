@@ -199,6 +199,7 @@ class TransformController(JobController):
                         labels=labels,
                         cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
                         memory_bytes=int(hardware.memory_gib * 2**30),
+                        pids_limit=hardware.pids,
                         mounts=mounts,
                     )
                 )

@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Processes and threads one instance may run: mlmarket's bound (SageMaker publishes none), with
+# room for a server worker and its thread pool per vCPU, and none for a fork bomb to starve the
+# host or the other instances on it.
+PIDS_PER_VCPU = 512
+PIDS_MIN = 1024
+
 
 @dataclass(frozen=True)
 class InstanceType:
@@ -18,6 +24,10 @@ class InstanceType:
     memory_gib: float
     gpus: int = 0
     storage_gb: int = 30
+
+    @property
+    def pids(self) -> int:
+        return max(PIDS_MIN, PIDS_PER_VCPU * self.vcpus)
 
 
 def _t(name: str, vcpus: int, mem: float, gpus: int = 0, storage: int = 30) -> InstanceType:

@@ -24,6 +24,7 @@ class ContainerSpec:
     labels: dict[str, str] = field(default_factory=dict)
     cpus: float = 1.0
     memory_bytes: int = 0
+    pids_limit: int = 0  # processes and threads together; 0 leaves the engine's default
     mounts: tuple[Mount, ...] = ()
     # None: no network at all (`--network none`), the rule for every container we run (R1).
     network: str | None = None

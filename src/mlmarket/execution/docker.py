@@ -25,6 +25,23 @@ from mlmarket.execution.base import (
 )
 from mlmarket.execution.netns import NamespaceDialer
 
+# What a model server or a training program may still do as root in its container: own and
+# read its files whatever their modes, switch to another user (nginx and gunicorn workers), bind
+# a low port inside its own namespace, signal its own processes. Docker's defaults also grant
+# raw sockets, device nodes, chroot, file capabilities, capability changes and audit writes;
+# none of it serves a model, so every container runs without them, and with no-new-privileges,
+# so no set-uid program inside gains more.
+KEPT_CAPABILITIES = (
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FOWNER",
+    "FSETID",
+    "SETUID",
+    "SETGID",
+    "NET_BIND_SERVICE",
+    "KILL",
+)
+
 
 class DockerEngine:
     def __init__(self, socket_path: str = "/var/run/docker.sock") -> None:
@@ -115,6 +132,9 @@ class DockerEngine:
     async def run(self, spec: ContainerSpec) -> ContainerInfo:
         host_config: dict[str, Any] = {
             "NetworkMode": spec.network or "none",
+            "CapDrop": ["ALL"],
+            "CapAdd": list(KEPT_CAPABILITIES),
+            "SecurityOpt": ["no-new-privileges:true"],
             "NanoCpus": int(spec.cpus * 1e9),
             "Binds": [
                 f"{m.source}:{m.target}:{'ro' if m.read_only else 'rw'}" for m in spec.mounts
@@ -123,6 +143,8 @@ class DockerEngine:
         if spec.memory_bytes:
             host_config["Memory"] = spec.memory_bytes
             host_config["MemorySwap"] = spec.memory_bytes
+        if spec.pids_limit:
+            host_config["PidsLimit"] = spec.pids_limit
         body = {
             "Image": spec.image,
             "Cmd": spec.command,

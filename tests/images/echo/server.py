@@ -13,6 +13,8 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     {"whoami": true}               answer the container's hostname and network interfaces
     {"write": path}                try to write a file, answer what happened
     {"units": n}                   answer 200 declaring n inferences (X-Amzn-Inference-Metering)
+    {"privileges": true}           answer CapEff, NoNewPrivs and the pids cgroup's limit
+    {"fork_bomb": true}            start a fork bomb beside the server, answer at once
   anything else: echo the body, its Content-Type and custom attributes, transformed by
     TRANSFORM=upper     upper-cased
     FAIL_ON=text        answer 400 when the body contains text
@@ -26,6 +28,7 @@ import os
 import signal
 import socket
 import sys
+import time
 
 COMMAND = "application/x-mlmarket-command"
 
@@ -83,6 +86,28 @@ async def command(body):
     if "units" in cmd:
         metering = json.dumps({"Dimension": "inference.count", "ConsumedUnits": cmd["units"]})
         return answer(200, b"metered", "text/plain", [("X-Amzn-Inference-Metering", metering)])
+    if "privileges" in cmd:
+        with open("/proc/self/status") as f:
+            status = dict(line.split(":\t", 1) for line in f.read().splitlines())
+        limit = "unknown"
+        for path in ("/sys/fs/cgroup/pids.max", "/sys/fs/cgroup/pids/pids.max"):
+            if os.path.exists(path):
+                with open(path) as f:
+                    limit = f.read().strip()
+        result = {
+            "CapEff": status["CapEff"].strip(),
+            "NoNewPrivs": status["NoNewPrivs"].strip(),
+            "pids.max": limit,
+        }
+        return answer(200, json.dumps(result).encode(), "application/json")
+    if "fork_bomb" in cmd:
+        if os.fork() == 0:
+            while True:  # every process forks on; past the pids limit, forks fail
+                try:
+                    os.fork()
+                except OSError:
+                    time.sleep(0.01)
+        return answer(200, b"bombing", "text/plain")
     if "write" in cmd:
         try:
             with open(cmd["write"], "w") as f:
