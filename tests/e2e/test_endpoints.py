@@ -12,6 +12,7 @@ import pytest
 from botocore.exceptions import ClientError, WaiterError
 
 from tests.support.hosting import command, deploy, model_and_config, tarball, wait_for_status
+from tests.support.server import ServerProcess
 
 
 def containers_of(endpoint_arn: str) -> list[dict[str, Any]]:
@@ -139,8 +140,21 @@ def test_model_data_is_unpacked_read_only_under_opt_ml_model(
     assert result["written"] is False and "Read-only" in result["error"]
 
 
+def test_model_data_reaches_every_instance_of_a_variant(
+    sm: Any, rt: Any, echo_image: str, s3: Any, name: str
+) -> None:
+    # instances start together and share one unpacking of the archive
+    uri = f"s3://models/{name}/model.tar.gz"
+    files = {f"shard-{i}.bin": b"w" * 50_000 for i in range(60)}
+    s3.put_object(Bucket="models", Key=f"{name}/model.tar.gz", Body=tarball(files))
+    desc = deploy(sm, name, echo_image, model_data_url=uri, instance_count=3)
+    assert desc["EndpointStatus"] == "InService", desc.get("FailureReason")
+    seen = {tuple(sorted(command(rt, name, {"model": True}))) for _ in range(6)}
+    assert seen == {tuple(sorted(files))}
+
+
 def test_model_archive_with_parent_paths_is_refused(
-    sm: Any, echo_image: str, s3: Any, name: str
+    server: ServerProcess, sm: Any, echo_image: str, s3: Any, name: str
 ) -> None:
     uri = f"s3://models/{name}/evil.tar.gz"
     escape = tarfile.TarInfo("../../escaped.txt")
@@ -153,7 +167,11 @@ def test_model_archive_with_parent_paths_is_refused(
     assert desc["FailureReason"].startswith(
         f'Failed to extract model data archive for container "primary" from URL "{uri}".'
     )
-    assert "outside the destination" in desc["FailureReason"]
+    assert (
+        "'../../escaped.txt' refused: it would be written outside /opt/ml/model"
+        in (desc["FailureReason"])
+    )
+    assert str(server.data_dir) not in desc["FailureReason"]  # never the host's paths
 
 
 def test_missing_model_data_fails_with_download_reason(sm: Any, echo_image: str, name: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import struct
+import subprocess
 import time
 from typing import Any
 
@@ -53,6 +54,30 @@ def test_line_split_multi_record_keeps_order_and_assembles_lines(
     assert get(s3, f"{name}/out/a.txt.out").decode().split() == [x.upper() for x in lines]
     assert get(s3, f"{name}/out/sub/b.txt.out") == b"ONE\nTWO\n"
     assert desc["TransformStartTime"] <= desc["TransformEndTime"]
+
+
+def test_a_finished_job_leaves_no_container_behind(
+    sm: Any, s3: Any, bucket: str, echo_image: str, name: str
+) -> None:
+    put(s3, f"{name}/in/a.txt", b"x\ny\n")
+    model(sm, name, echo_image, ON_SIGTERM="ignore")  # would sit out a stop's grace period
+    desc = transform(
+        sm, name, name, f"s3://batch/{name}/in/", f"s3://batch/{name}/out", instance_count=2
+    )
+    assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
+    left = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-aq",
+            "--filter",
+            f"label=mlmarket.transform-job={desc['TransformJobArn']}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert left == []
 
 
 def test_single_record_sends_one_record_per_request(

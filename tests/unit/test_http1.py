@@ -181,3 +181,28 @@ def test_a_container_header_no_http_peer_may_send_is_a_lost_connection() -> None
             await pool.request("POST", "/invocations", [], b"x")
 
     run(bad_header, scenario)
+
+
+def test_a_request_the_container_received_is_sent_once() -> None:
+    received: list[bytes] = []
+
+    async def dies_mid_request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await read_request(reader)
+            received.append(body)
+            if body == b"inference":
+                return  # gone before answering: the caller cannot know whether it ran
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+
+    lost: list[ConnectionLost] = []
+
+    async def scenario(pool: ConnectionPool) -> None:
+        await pool.request("POST", "/invocations", [], b"warm")  # leaves a kept-alive conn
+        with pytest.raises(ConnectionLost) as caught:
+            await pool.request("POST", "/invocations", [], b"inference")
+        lost.append(caught.value)
+
+    run(dies_mid_request, scenario)
+    assert received == [b"warm", b"inference"]
+    assert getattr(lost[0], "delivered", None) is True

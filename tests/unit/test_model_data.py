@@ -66,9 +66,46 @@ def test_entries_that_leave_the_model_directory_are_refused(
     assert not (tmp_path.parent / "escape.txt").exists()
 
 
-def test_absolute_names_are_rerooted_inside_the_model_directory(tmp_path: Path) -> None:
-    extract(archive([file("/etc/evil.txt", b"contained")]), tmp_path / "m")
-    assert (tmp_path / "m" / "etc" / "evil.txt").read_bytes() == b"contained"
+def test_absolute_names_are_refused_not_rerooted(tmp_path: Path) -> None:
+    with pytest.raises(model_data.ModelDataError, match=r"'/etc/evil\.txt' refused: it has an abs"):
+        extract(archive([file("/etc/evil.txt", b"contained")]), tmp_path / "m")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "member", [file("../escape.txt"), link("up", "../../outside"), link("a", "/etc/passwd")]
+)
+def test_refusals_name_the_entry_and_never_a_path_of_the_host(
+    tmp_path: Path, member: tuple[tarfile.TarInfo, bytes | None]
+) -> None:
+    with pytest.raises(model_data.ModelDataError) as refused:
+        extract(archive([member]), tmp_path / "m")
+    assert repr(member[0].name) in str(refused.value)
+    assert str(tmp_path) not in str(refused.value)
+
+
+def test_instances_unpacking_the_same_archive_at_once_all_get_it(tmp_path: Path) -> None:
+    import threading
+
+    payload = archive([file(f"part-{i}.bin", b"w" * 10_000) for i in range(90)]).getvalue()
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def unpack() -> None:
+        start.wait()
+        try:
+            extract(io.BytesIO(payload), tmp_path / "m")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=unpack) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(list((tmp_path / "m").iterdir())) == 90
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no staging copy left behind
 
 
 def test_archives_larger_than_the_volume_are_refused(tmp_path: Path) -> None:

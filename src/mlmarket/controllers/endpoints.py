@@ -34,6 +34,7 @@ from mlmarket.controllers.routes import (
 )
 from mlmarket.domain import instance_types, marketplace
 from mlmarket.domain.endpoints import SERVING, EndpointStatus, transition
+from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import (
     ContainerEngine,
     ContainerInfo,
@@ -376,7 +377,7 @@ class EndpointController:
                     except EngineError as exc:
                         raise DeploymentFailed(
                             f"Failed to start a container for production variant "
-                            f"{variant['VariantName']}: {exc}"
+                            f"{variant['VariantName']}: {public_reason(exc)}"
                         ) from None
                 log_path = self._log_path(endpoint, variant["VariantName"], instance_id, hostname)
                 pool = ConnectionPool(_dialer(self.engine, info))

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
 from mlmarket.domain import marketplace
+from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import JobStatus
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
 from mlmarket.services.marketplace.metering import Meter
@@ -147,7 +148,7 @@ class JobController:
             self._fail(job, str(exc))
         except Exception as exc:
             log.exception("%s %s failed unexpectedly", self.kind, job.arn)
-            self._fail(job, f"InternalServerError: {exc}")
+            self._fail(job, f"InternalServerError: {public_reason(exc)}")
         finally:
             run = self._runs.get(job.arn)
             if run is not None and run.task is asyncio.current_task():

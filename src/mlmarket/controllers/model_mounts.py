@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from mlmarket.config import Settings
@@ -12,6 +13,8 @@ from mlmarket.execution import model_data
 from mlmarket.execution.base import Mount
 from mlmarket.limits import MODEL_ARCHIVE_MAX_MEMBERS
 from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
+
+_unpacking: dict[Path, asyncio.Future[None]] = {}
 
 
 class ModelDataUnavailable(Exception):
@@ -66,8 +69,14 @@ async def model_mounts(
                 max_members=MODEL_ARCHIVE_MAX_MEMBERS,
             )
 
+    # instances of one endpoint start together: the archive is unpacked once, all await it
+    unpacking = _unpacking.get(target)
+    if unpacking is None:
+        unpacking = asyncio.ensure_future(asyncio.to_thread(unpack))
+        _unpacking[target] = unpacking
+        unpacking.add_done_callback(lambda _: _unpacking.pop(target, None))
     try:
-        await asyncio.to_thread(unpack)
+        await asyncio.shield(unpacking)
     except model_data.ModelDataError as exc:
         raise ModelDataUnavailable(
             f'Failed to extract model data archive for container "{hostname}" from URL '

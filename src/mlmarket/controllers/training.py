@@ -28,6 +28,7 @@ from mlmarket.controllers.checkpoints import CheckpointSync
 from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
 from mlmarket.controllers.metrics import MetricScanner
 from mlmarket.domain import instance_types, marketplace
+from mlmarket.domain.failures import public_reason
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     FINAL,
@@ -292,7 +293,7 @@ class TrainingController(JobController):
             except VolumeError as exc:
                 raise JobFailed(
                     f"InternalServerError: could not create the {size_gb} GB "
-                    f"storage volume for {host}: {exc}"
+                    f"storage volume for {host}: {public_reason(exc)}"
                 ) from None
             for sub in (
                 "input/config",
@@ -408,7 +409,7 @@ class TrainingController(JobController):
             return await self.engine.run(container)
         except EngineError as exc:
             raise JobFailed(
-                f"InternalServerError: could not start {instance.host}: {exc}"
+                f"InternalServerError: could not start {instance.host}: {public_reason(exc)}"
             ) from None
 
     def _mounts(self, job: Resource, instance: _Instance) -> tuple[Mount, ...]:

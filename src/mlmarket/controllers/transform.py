@@ -28,6 +28,7 @@ from mlmarket.controllers.jobs import JobController, JobFailed
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.domain import instance_types, marketplace, records
 from mlmarket.domain.data_processing import DataProcessing, DataProcessingError
+from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import FINAL, JobStatus
 from mlmarket.domain.transform import (
     BATCH_VOLUME_GB,
@@ -74,6 +75,7 @@ class TransformController(JobController):
         instances: list[_Instance] = []
         done: list[tuple[channels.InputObject, BlobWriter]] = []
         committed = False
+        outcome: JobStatus | None = None
         try:
             instances = await self._start_instances(job)
             params = await self._parameters(job, instances[0])
@@ -125,7 +127,7 @@ class TransformController(JobController):
                     worker.cancel()
                 await asyncio.gather(*workers, return_exceptions=True)
             if run.stop.is_set():
-                self._finish(job, JobStatus.STOPPED)
+                outcome = JobStatus.STOPPED
                 return
             for worker in workers:
                 error = None if worker.cancelled() else worker.exception()
@@ -135,14 +137,18 @@ class TransformController(JobController):
             committed = True
             if failures:
                 raise JobFailed(failures[0][:1024])
-            self._finish(job, JobStatus.COMPLETED)
+            outcome = JobStatus.COMPLETED
         finally:
             if not committed:
                 for _, blob in done:
                     blob.discard()  # stopped, failed or cancelled: no output is kept
+            # the instances go before the job ends: a finished job leaves nothing running, and
+            # with every answer in, there is nothing for a grace period to save
             for instance in instances:
                 instance.pool.close()
-                await self._remove(instance.info, self.settings.container_stop_grace_seconds)
+            await asyncio.gather(*(self._remove(i.info) for i in instances))
+            if outcome is not None:
+                self._finish(job, outcome)
 
     async def _start_instances(self, job: Resource) -> list[_Instance]:
         spec = job.spec
@@ -228,7 +234,7 @@ class TransformController(JobController):
                 instance.pool.close()
                 await self._remove(instance.info, self.settings.container_stop_grace_seconds)
             raise JobFailed(
-                f"InternalServerError: could not start the model container: {exc}"
+                "InternalServerError: could not start the model container: " + public_reason(exc)
             ) from None
         return instances
 
@@ -337,7 +343,7 @@ class TransformController(JobController):
                     f"{exc}; split the input with SplitType, or raise MaxPayloadInMB (at most 100)."
                 ) from None
             except (records.MalformedRecord, OSError, EOFError) as exc:
-                raise ObjectFailed(f"the input could not be read: {exc}") from None
+                raise ObjectFailed(f"the input could not be read: {public_reason(exc)}") from None
             finally:
                 for _, task in in_flight:
                     task.cancel()

@@ -15,14 +15,16 @@ from dataclasses import dataclass
 from mlmarket.execution.base import Connection
 
 _SMALL_BODY = 256 * 1024
+_IDEMPOTENT = frozenset({"GET", "HEAD"})
 
 
 class ConnectionLost(Exception):
     """The peer closed or reset before sending a complete response."""
 
-    def __init__(self, message: str, *, sent_nothing_back: bool) -> None:
+    def __init__(self, message: str, *, delivered: bool) -> None:
         super().__init__(message)
-        self.sent_nothing_back = sent_nothing_back
+        # the request reached the peer's socket: it may have been acted upon
+        self.delivered = delivered
 
 
 class ResponseTooLarge(Exception):
@@ -72,16 +74,20 @@ class Http1Connection:
             self.writer.write(body)
         try:
             await self.writer.drain()
+        except ConnectionError as exc:
+            self.close()
+            raise ConnectionLost(str(exc) or type(exc).__name__, delivered=False) from None
+        try:
             return await self._read_response(method, max_response_bytes)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             self.close()
-            raise ConnectionLost(str(exc) or type(exc).__name__, sent_nothing_back=True) from None
+            raise ConnectionLost(str(exc) or type(exc).__name__, delivered=True) from None
 
     async def _read_response(self, method: str, limit: int | None) -> Response:
         status_line = await self.reader.readline()
         if not status_line:
             self.close()
-            raise ConnectionLost("connection closed before a response", sent_nothing_back=True)
+            raise ConnectionLost("connection closed before a response", delivered=True)
         try:
             _version, status_text, *rest = (
                 status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
@@ -89,9 +95,7 @@ class Http1Connection:
             status = int(status_text)
         except ValueError:
             self.close()
-            raise ConnectionLost(
-                f"malformed status line {status_line!r}", sent_nothing_back=False
-            ) from None
+            raise ConnectionLost(f"malformed status line {status_line!r}", delivered=True) from None
         reason = rest[0] if rest else ""
         headers: dict[str, str] = {}
         while True:
@@ -103,15 +107,13 @@ class Http1Connection:
             value = value.strip()
             if "\r" in value or "\0" in value:
                 self.close()  # a value no HTTP peer may send, and none we could pass on
-                raise ConnectionLost(f"malformed header {name!r}", sent_nothing_back=False)
+                raise ConnectionLost(f"malformed header {name!r}", delivered=True)
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         try:
             body, reusable = await self._read_body(method, status, headers, limit)
         except asyncio.IncompleteReadError:
             self.close()
-            raise ConnectionLost(
-                "connection closed mid-response", sent_nothing_back=False
-            ) from None
+            raise ConnectionLost("connection closed mid-response", delivered=True) from None
         if "close" in headers.get("connection", "").lower():
             reusable = False
         if not reusable:
@@ -178,8 +180,10 @@ class ConnectionPool:
             try:
                 return await self._use(conn, method, path, headers, body, max_response_bytes)
             except ConnectionLost as exc:
-                # A kept-alive connection the container had already dropped: retry once fresh.
-                if exc.sent_nothing_back:
+                # A kept-alive connection the container had dropped: try once more on a fresh
+                # one, unless the container may have received the request and it is not
+                # idempotent: an inference must never run twice.
+                if not exc.delivered or method in _IDEMPOTENT:
                     break
                 raise
         reader, writer = await self._dial()

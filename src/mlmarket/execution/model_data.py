@@ -22,6 +22,8 @@ class ModelDataError(Exception):
 
 
 def extract(archive: BinaryIO, target: Path, *, max_bytes: int, max_members: int) -> None:
+    """Unpack into `target` unless it is there already (another instance may unpack the same
+    archive at the same time: the first to finish wins, the other's copy is dropped)."""
     if target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -30,13 +32,31 @@ def extract(archive: BinaryIO, target: Path, *, max_bytes: int, max_members: int
         try:
             with tarfile.open(fileobj=archive, mode="r:*") as tar:
                 _check_and_extract(tar, staging, max_bytes=max_bytes, max_members=max_members)
-        except (tarfile.TarError, EOFError, OSError) as exc:
+        except OSError as exc:
+            # never the host's paths: say what went wrong, not where
+            raise ModelDataError(f"cannot unpack model data: {exc.strerror or exc}") from None
+        except (tarfile.TarError, EOFError) as exc:
             raise ModelDataError(f"cannot unpack model data: {exc}") from None
         staging.chmod(0o755)
-        os.replace(staging, target)
+        try:
+            os.replace(staging, target)
+        except OSError:
+            if not target.is_dir():
+                raise ModelDataError("cannot unpack model data: the target is unusable") from None
+            shutil.rmtree(staging, ignore_errors=True)  # unpacked meanwhile: keep that copy
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+# Why the `data` filter refused an entry, in words that name no path of the host.
+_REFUSALS = {
+    tarfile.AbsolutePathError: "it has an absolute path",
+    tarfile.OutsideDestinationError: "it would be written outside /opt/ml/model",
+    tarfile.AbsoluteLinkError: "it links to an absolute path",
+    tarfile.LinkOutsideDestinationError: "it links outside /opt/ml/model",
+    tarfile.SpecialFileError: "it is a device or another special file",
+}
 
 
 def _check_and_extract(
@@ -51,10 +71,15 @@ def _check_and_extract(
             raise ModelDataError(
                 f"model archive expands past {max_bytes} bytes, the instance's storage volume"
             )
+        shown = repr(member.name[:200])
+        if member.name.startswith(("/", "\\")):
+            # tarfile's filter would strip the slash and extract it: refuse it instead
+            raise ModelDataError(f"model archive entry {shown} refused: it has an absolute path")
         try:
             tar.extract(member, dest, filter="data")
         except tarfile.FilterError as exc:
-            raise ModelDataError(f"model archive entry refused: {exc}") from None
+            why = next((t for k, t in _REFUSALS.items() if isinstance(exc, k)), "it is unsafe")
+            raise ModelDataError(f"model archive entry {shown} refused: {why}") from None
 
 
 def cache_key(uri: str, size: int, etag: str) -> str:

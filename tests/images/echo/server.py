@@ -20,6 +20,7 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     FAIL_ON=text        answer 400 when the body contains text
     SLOW_ON=text        answer after SLOW_SECONDS (30) when the body contains text
   EXEC_PARAMS=json      answer GET /execution-parameters with it (404 otherwise)
+  ON_SIGTERM=ignore     keep serving through SIGTERM (as PID 1 without a handler does)
 """
 
 import asyncio
@@ -179,7 +180,8 @@ async def main():
         sys.exit(3)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
-    loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
+    if os.environ.get("ON_SIGTERM") != "ignore":
+        loop.add_signal_handler(signal.SIGTERM, stop.set_result, None)
     server = await asyncio.start_server(handle, "0.0.0.0", 8080, backlog=1024)
     print("serving on 8080", flush=True)
     async with server:

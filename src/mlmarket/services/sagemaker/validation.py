@@ -20,6 +20,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import registry
+from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ServiceError
 from mlmarket.services.sagemaker.resources import RUN
@@ -123,7 +124,7 @@ class Validator:
                 self._save(res)
         except Exception as exc:  # the resource must not stay InProgress
             log.exception("validating %s failed", res.arn)
-            failures.append(f"InternalServerError: {exc}")
+            failures.append(f"InternalServerError: {public_reason(exc)}")
         res.state[status_key] = "Failed" if failures else "Completed"
         if failures:
             res.state["FailureReason"] = "; ".join(failures)[:1024]
