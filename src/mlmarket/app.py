@@ -20,7 +20,7 @@ from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.budget import BodyBudget
 from mlmarket.protocol.marketplace_rest import CATALOG, DISCOVERY, MarketplaceRestEdge
 from mlmarket.protocol.s3 import S3Edge
-from mlmarket.protocol.server import Gateway
+from mlmarket.protocol.server import Gateway, HttpServer
 from mlmarket.services.accounts import Accounts
 from mlmarket.services.marketplace.agreement_api import AgreementProvider
 from mlmarket.services.marketplace.agreements import Agreements
@@ -142,7 +142,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     """Run until cancelled: recover endpoints, listen, and on the way out leave containers be."""
     # Bodies reach mlmarket as sent: S3 keeps a Content-Encoding as metadata, and nothing is
     # inflated before its sender is known (aiohttp would otherwise decompress on its own).
-    server = web.Server(app.gateway.handle, access_log=None, auto_decompress=False)
+    server = HttpServer(app.gateway.handle, access_log=None, auto_decompress=False)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, app.settings.host, app.settings.port, reuse_address=True)

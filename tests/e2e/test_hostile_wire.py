@@ -277,3 +277,23 @@ def test_s3_ranges_of_thousands_of_digits_are_answered_not_crashed_on(s3: Any) -
     assert err.value.response["Error"]["Code"] == "InvalidRange"
     tail = s3.get_object(Bucket="models", Key="hostile/range", Range=f"bytes=-{huge}")
     assert tail["Body"].read() == b"0123456789"
+
+
+def test_members_the_model_leaves_optional_but_an_operation_needs_are_named(
+    server: ServerProcess,
+) -> None:
+    from botocore.exceptions import ClientError
+
+    sm = server.client("sagemaker")
+    with pytest.raises(ClientError) as err:
+        sm.create_endpoint_config(
+            EndpointConfigName="no-model",
+            ProductionVariants=[{"VariantName": "v", "InstanceType": "ml.m5.large"}],
+        )
+    assert err.value.response["Error"]["Message"] == (
+        "Production variant v must specify a ModelName."
+    )
+    agreements = server.client("marketplace-agreement")
+    with pytest.raises(ClientError) as err:
+        agreements.search_agreements(catalog="AWSMarketplace", filters=[{"values": ["x"]}])
+    assert err.value.response["Error"]["Code"] == "ValidationException"

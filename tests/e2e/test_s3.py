@@ -87,6 +87,32 @@ def test_listing_with_prefix_delimiter_and_pages(s3: Any, bucket: str) -> None:
     assert [o["Key"] for o in after["Contents"]] == ["odd%key&=?#", "top"]
 
 
+def test_listing_version_one_pages_by_marker(s3: Any, bucket: str) -> None:
+    keys = ["a/1", "a/2", "a/b/3", "c/4", "top", "z"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+    flat = list(
+        s3.get_paginator("list_objects").paginate(Bucket=bucket, PaginationConfig={"PageSize": 4})
+    )
+    assert [o["Key"] for p in flat for o in p.get("Contents", [])] == sorted(keys)
+    assert flat[0]["IsTruncated"] and "NextMarker" not in flat[0]  # the last key serves
+    grouped = list(
+        s3.get_paginator("list_objects").paginate(
+            Bucket=bucket, Delimiter="/", PaginationConfig={"PageSize": 1}
+        )
+    )
+    assert [c["Prefix"] for p in grouped for c in p.get("CommonPrefixes", [])] == ["a/", "c/"]
+    assert [o["Key"] for p in grouped for o in p.get("Contents", [])] == ["top", "z"]
+    assert grouped[0]["NextMarker"] == "a/"
+
+
+def test_requests_no_operation_answers_are_not_allowed(server: ServerProcess) -> None:
+    key, secret = server.credentials()
+    headers = raw.signed_headers(server.url, key=key, secret=secret, service="s3", method="PUT")
+    status, _, body = raw.exchange(server.url, "PUT", "/", headers)
+    assert status == 405 and b"<Code>MethodNotAllowed</Code>" in body
+
+
 def test_delete_objects_removes_many_at_once(s3: Any, bucket: str) -> None:
     for i in range(3):
         s3.put_object(Bucket=bucket, Key=f"k{i}", Body=b"x")

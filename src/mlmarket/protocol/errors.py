@@ -165,6 +165,12 @@ class RequestTimeout(ServiceError):
     sender_fault = True
 
 
+class BadRequest(_ClientError):
+    """A message that could not be parsed as HTTP at all."""
+
+    code = "BadRequestException"
+
+
 class NotFoundRoute(ServiceError):
     code = "UnknownOperationException"
     status_code = 404

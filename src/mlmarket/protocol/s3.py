@@ -40,6 +40,7 @@ _XML_BODY_MAX = 1024 * 1024
 _ROOTS = {
     "ListBuckets": "ListAllMyBucketsResult",
     "ListObjectsV2": "ListBucketResult",
+    "ListObjects": "ListBucketResult",
     "CreateMultipartUpload": "InitiateMultipartUploadResult",
     "CompleteMultipartUpload": "CompleteMultipartUploadResult",
     "DeleteObjects": "DeleteResult",
@@ -129,11 +130,17 @@ class S3Edge:
             payload_sha256=declared,
             s3=True,
         )
-        if name is None or not hasattr(self.provider, _snake(name)):
+        if name is None:
+            raise _error(
+                "MethodNotAllowed",
+                "The specified method is not allowed against this resource.",
+                405,
+            )
+        if not hasattr(self.provider, _snake(name)):
             raise _error(
                 "NotImplemented",
                 "A header you provided implies functionality that "
-                f"is not implemented ({request.method} {name or path}).",
+                f"is not implemented ({request.method} {name}).",
                 501,
             )
         ctx = RequestContext(request_id, principal.account_id, principal.region, "s3", name)
@@ -143,6 +150,7 @@ class S3Edge:
         payload_member = operation.input_shape.serialization.get("payload")
         await send_continue(request)
         if name in _STREAMING:
+            _check(operation.input_shape, params)
             chunks = self._chunks(request)
             result = await handler(ctx, params, Payload(chunks, declared, request.headers))
         else:
@@ -162,6 +170,7 @@ class S3Edge:
                         params[payload_member] = _parse_payload(
                             operation.input_shape.members[payload_member], bytes(body)
                         )
+            _check(operation.input_shape, params)
             result = handler(ctx, params)
             if hasattr(result, "__await__"):
                 result = await result
@@ -246,15 +255,63 @@ def _bind(
             continue
         if value is None:
             continue
+        texts = value.values() if isinstance(value, dict) else [value]
+        if any(not _is_text(text) for text in texts):
+            raise _error("InvalidArgument", f"{wire} must be valid UTF-8 text.", 400)
         if member.type_name in ("integer", "long"):
             try:
                 value = int(value)
             except ValueError:
-                raise _error("InvalidArgument", f"'{value}' is not a valid {wire}", 400) from None
+                raise _error(
+                    "InvalidArgument", f"'{value[:64]}' is not a valid {wire}", 400
+                ) from None
         elif member.type_name == "boolean":
             value = str(value).lower() == "true"
+        elif member.type_name == "timestamp":
+            value = _http_date(value)
+            if value is None:
+                continue  # as HTTP says of a date it cannot read: ignored
         params[member_name] = value
     return params
+
+
+def _is_text(value: str) -> bool:
+    """Header bytes that are not UTF-8 reach us as unpaired surrogates."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _http_date(value: str) -> dt.datetime | None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _check(shape: Any, params: dict[str, Any]) -> None:
+    """The bound members against the model: types, ranges, enums, required members."""
+    try:
+        found = validation.problems(shape, params, check_patterns=False)
+    except ServiceError as exc:  # a value of the wrong type or out of its type's range
+        raise _error("InvalidArgument", exc.message, 400) from None
+    if not found:
+        return
+    payload = shape.serialization.get("payload")
+    if payload and payload in shape.required_members and params.get(payload) is None:
+        raise _error(
+            "MalformedXML",
+            "The XML you provided was not well-formed or did not validate against our "
+            "published schema",
+            400,
+        )
+    raise _error("InvalidArgument", "; ".join(found[:3]), 400)
 
 
 def _parse_payload(shape: Any, body: bytes) -> dict[str, Any]:

@@ -22,12 +22,14 @@ from collections.abc import Awaitable
 from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestHandler
 
 from mlmarket import limits
 from mlmarket.context import RequestContext
 from mlmarket.protocol import json_protocol, rest_json, validation
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.errors import (
+    BadRequest,
     InternalFailure,
     NotFoundRoute,
     ServiceError,
@@ -227,6 +229,37 @@ async def boundary(
         log.exception("request %s failed", request_id)
         failure = InternalFailure(f"An internal error occurred (request {request_id}).")
         return edge.error_response(failure, request_id, request)
+
+
+class HttpServer(web.Server):
+    """aiohttp's server, except for requests it cannot parse as HTTP at all."""
+
+    def __call__(self) -> RequestHandler:
+        return _HttpHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _HttpHandler(RequestHandler):
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """A message that is not HTTP (a header line past 8 KiB, two Content-Lengths): no
+        protocol can be told from it, so it gets AWS's generic JSON error, logged in one line
+        rather than as aiohttp's traceback and text page."""
+        if status >= 500 or request.writer.output_size > 0:
+            return super().handle_error(request, status, exc, message)
+        request_id = str(uuid.uuid4())
+        reason = " ".join(str(message or exc or "malformed request").split())[:300]
+        log.info("request %s is not HTTP (%s): %s", request_id, request.remote, reason)
+        error = json_protocol.serialize_error(
+            BadRequest(f"The request is not valid HTTP: {reason}")
+        )
+        response = _error_response(request_id, status, *error[1:])
+        response.force_close()
+        return response
 
 
 def _error_response(

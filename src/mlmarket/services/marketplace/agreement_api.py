@@ -234,7 +234,15 @@ class AgreementProvider:
             raise _error(
                 "ValidationException", "catalog must be AWSMarketplace.", reason="INVALID_CATALOG"
             )
-        filters = {f["name"]: f["values"][0] for f in p.get("filters") or []}
+        filters = {}
+        for given in p.get("filters") or []:
+            if not given.get("name") or not given.get("values"):
+                raise _error(
+                    "ValidationException",
+                    "Each filter needs a name and at least one value.",
+                    reason="INVALID_FILTER",
+                )
+            filters[given["name"]] = given["values"][0]
         party = filters.pop("PartyType", "Acceptor")
         if party == "Acceptor":
             found = self.agreements.of(ctx.account_id)

@@ -11,6 +11,8 @@ import hashlib
 import ipaddress
 import re
 import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -235,16 +237,6 @@ class S3Provider:
 
     def list_objects_v2(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
-        prefix = p.get("Prefix") or ""
-        delimiter = p.get("Delimiter") or ""
-        max_keys = int(p.get("MaxKeys", 1000))
-        if max_keys < 0:
-            raise s3_error(
-                "InvalidArgument",
-                "Argument maxKeys must be an integer between 0 and 2147483647",
-                ArgumentName="maxKeys",
-                ArgumentValue=str(max_keys),
-            )
         token = p.get("ContinuationToken")
         if token:
             try:
@@ -257,60 +249,70 @@ class S3Provider:
                 ) from None
         else:
             after = max(p.get("StartAfter") or "", "")
-        contents: list[ObjectInfo] = []
-        prefixes: list[str] = []
-        truncated = False
-        last = after
-        while len(contents) + len(prefixes) < max_keys:
-            batch = self.store.list_objects(bucket.name, prefix, last, 1000)
+        page = self._page(bucket.name, p, after)
+        encode = _encoder(p)
+        out = page.listed(p, encode)
+        out.update(
+            KeyCount=len(page.contents) + len(page.prefixes),
+            ContinuationToken=token,
+            StartAfter=encode(p["StartAfter"]) if p.get("StartAfter") else None,
+        )
+        if page.truncated:
+            out["NextContinuationToken"] = base64.urlsafe_b64encode(page.last.encode()).decode()
+        return out
+
+    def list_objects(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        """Version 1 of the listing (boto3's list_objects): pages by Marker, not token."""
+        bucket = self._own(ctx, p["Bucket"])
+        marker = p.get("Marker") or ""
+        delimiter = p.get("Delimiter") or ""
+        after = marker
+        if delimiter and marker.endswith(delimiter):
+            after = marker + _AFTER_ALL  # a common prefix handed back: skip what it rolled up
+        page = self._page(bucket.name, p, after)
+        encode = _encoder(p)
+        out = page.listed(p, encode)
+        out["Marker"] = encode(marker)
+        if page.truncated and delimiter:  # without one, the last key is the next marker
+            out["NextMarker"] = encode(page.last.removesuffix(_AFTER_ALL))
+        return out
+
+    def _page(self, bucket: str, p: dict[str, Any], after: str) -> _Page:
+        prefix = p.get("Prefix") or ""
+        delimiter = p.get("Delimiter") or ""
+        max_keys = int(p.get("MaxKeys", 1000))
+        if max_keys < 0:
+            raise s3_error(
+                "InvalidArgument",
+                "Argument maxKeys must be an integer between 0 and 2147483647",
+                ArgumentName="maxKeys",
+                ArgumentValue=str(max_keys),
+            )
+        page = _Page(bucket, prefix, max_keys, last=after)
+        while len(page.contents) + len(page.prefixes) < max_keys:
+            batch = self.store.list_objects(bucket, prefix, page.last, 1000)
             if not batch:
                 break
             for info in batch:
-                if info.key <= last:
+                if info.key <= page.last:
                     continue
-                if len(contents) + len(prefixes) >= max_keys:
-                    truncated = True
+                if len(page.contents) + len(page.prefixes) >= max_keys:
+                    page.truncated = True
                     break
                 cut = info.key.find(delimiter, len(prefix)) if delimiter else -1
                 if cut >= 0:
                     common = info.key[: cut + len(delimiter)]
-                    prefixes.append(common)
-                    last = common + "\U0010ffff"  # skip everything under it
+                    page.prefixes.append(common)
+                    page.last = common + _AFTER_ALL  # skip everything under it
                 else:
-                    contents.append(info)
-                    last = info.key
+                    page.contents.append(info)
+                    page.last = info.key
             else:
                 continue
             break
-        if not truncated and len(contents) + len(prefixes) >= max_keys:
-            truncated = bool(self.store.list_objects(bucket.name, prefix, last, 1))
-        encode = (lambda s: quote(s, safe="/")) if p.get("EncodingType") == "url" else str
-        out: dict[str, Any] = {
-            "Name": bucket.name,
-            "Prefix": encode(prefix),
-            "MaxKeys": max_keys,
-            "KeyCount": len(contents) + len(prefixes),
-            "IsTruncated": truncated,
-            "Contents": [
-                {
-                    "Key": encode(i.key),
-                    "LastModified": i.modified,
-                    "ETag": i.etag,
-                    "Size": i.size,
-                    "StorageClass": "STANDARD",
-                }
-                for i in contents
-            ],
-            "CommonPrefixes": [{"Prefix": encode(c)} for c in prefixes],
-            "EncodingType": p.get("EncodingType"),
-            "ContinuationToken": token,
-            "StartAfter": encode(p["StartAfter"]) if p.get("StartAfter") else None,
-        }
-        if delimiter:
-            out["Delimiter"] = encode(delimiter)
-        if truncated:
-            out["NextContinuationToken"] = base64.urlsafe_b64encode(last.encode()).decode()
-        return out
+        if not page.truncated and len(page.contents) + len(page.prefixes) >= max_keys:
+            page.truncated = bool(self.store.list_objects(bucket, prefix, page.last, 1))
+        return page
 
     # -- multipart uploads --
 
@@ -430,6 +432,51 @@ class S3Provider:
         upload = self._upload(ctx, p)
         self.store.end_upload(upload.upload_id)
         return {"_status": 204}
+
+
+_AFTER_ALL = "\U0010ffff"  # sorts after every key that shares a prefix
+
+
+@dataclass
+class _Page:
+    """One page of a listing, as both listing versions return it."""
+
+    bucket: str
+    prefix: str
+    max_keys: int
+    last: str
+    contents: list[ObjectInfo] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    truncated: bool = False
+
+    def listed(self, p: dict[str, Any], encode: Callable[[str], str]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "Name": self.bucket,
+            "Prefix": encode(self.prefix),
+            "MaxKeys": self.max_keys,
+            "IsTruncated": self.truncated,
+            "Contents": [
+                {
+                    "Key": encode(i.key),
+                    "LastModified": i.modified,
+                    "ETag": i.etag,
+                    "Size": i.size,
+                    "StorageClass": "STANDARD",
+                }
+                for i in self.contents
+            ],
+            "CommonPrefixes": [{"Prefix": encode(c)} for c in self.prefixes],
+            "EncodingType": p.get("EncodingType"),
+        }
+        if p.get("Delimiter"):
+            out["Delimiter"] = encode(p["Delimiter"])
+        return out
+
+
+def _encoder(p: dict[str, Any]) -> Callable[[str], str]:
+    if p.get("EncodingType") == "url":
+        return lambda s: quote(s, safe="/")
+    return str
 
 
 def _object_headers(info: ObjectInfo) -> dict[str, Any]:

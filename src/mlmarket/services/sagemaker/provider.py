@@ -155,6 +155,11 @@ class SageMakerProvider:
         if len(set(names)) != len(names):
             raise validation_exception("Each production variant must have a unique VariantName.")
         for variant in variants:
+            if not variant.get("ModelName"):
+                # the model leaves it optional for inference components, which mlmarket lacks
+                raise validation_exception(
+                    f"Production variant {variant['VariantName']} must specify a ModelName."
+                )
             model = self.models.require(ctx, variant["ModelName"])
             origin = model.spec.get(MARKETPLACE)
             if origin is None:
