@@ -4,6 +4,7 @@ account's clients at hand, its memory readable, its containers removed afterward
 from __future__ import annotations
 
 import configparser
+import os
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,12 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -48,6 +55,9 @@ class BenchServer:
 
     def rss_mib(self) -> float:
         return rss_mib(self.process.pid)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.process.pid)
 
     def model_and_config(self, sm: Any, name: str, image: str, instance_type: str) -> None:
         """A one-container model and a one-instance endpoint config, both named `name`."""
@@ -95,8 +105,16 @@ class PeakRss:
 
 
 @contextmanager
-def bench_server(base_port: int) -> Iterator[BenchServer]:
+def bench_server(
+    base_port: int, src: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[BenchServer]:
+    """A server on a fresh data directory, with `env` added to its environment; `src`: run
+    mlmarket from that source tree instead (an earlier checkout, for a before/after comparison
+    in one run)."""
     data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
+    env = dict(os.environ, **(env or {}))
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     port = base_port + (time.time_ns() // 1000) % 2000
     process = subprocess.Popen(
         [
@@ -111,6 +129,7 @@ def bench_server(base_port: int) -> Iterator[BenchServer]:
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )
     try:
         while not (data / "credentials").exists():

@@ -7,7 +7,10 @@ mlmarket are signed once and replayed (SigV4 allows it within the clock-skew win
 client-side signing out of the timings. Everything runs in one process tree, in one run, so the
 figures compare on the same noisy machine.
 
-    .venv/bin/python -m bench.invoke [--quick]
+    .venv/bin/python -m bench.invoke [--quick] [--baseline /path/to/an/earlier/checkout/src]
+
+With `--baseline`, the same measurements also run against a server started from another source
+tree, in the same run, and the report gains its column.
 """
 
 from __future__ import annotations
@@ -190,12 +193,30 @@ def first_ping_after_run(dialer: NamespaceDialer) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
+    parser.add_argument("--baseline", type=Path, help="an earlier checkout's src directory")
     args = parser.parse_args()
-    n_small, n_large, secs, rounds = (300, 10, 1.0, 2) if args.quick else (3000, 60, 4.0, 5)
-
     build_image(ECHO, IMAGE)
+    results = measure_server(None, args.quick)
+    if args.baseline is not None:
+        results["baseline"] = measure_server(args.baseline, args.quick)
+        results["baseline"]["src"] = str(args.baseline)
+    results["machine"] = {
+        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+        "python": platform.python_version(),
+        "quick": args.quick,
+    }
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    out = ROOT / "bench" / "results" / f"invoke-{stamp}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(report(results))
+    print(f"\nwritten to {out.relative_to(ROOT)}")
+
+
+def measure_server(src: Path | None, quick: bool) -> dict[str, Any]:
+    """Every figure, for a server run from `src` (this tree when None)."""
+    n_small, n_large, secs, rounds = (300, 10, 1.0, 2) if quick else (3000, 60, 4.0, 5)
     results: dict[str, Any] = {}
-    with bench_server(18000) as server:
+    with bench_server(18000, src) as server:
         url, port, key, secret = server.url, server.port, server.key, server.secret
         sm = server.client("sagemaker")
 
@@ -248,53 +269,66 @@ def main() -> None:
                 }
             for clients in (1, 16, 64):
                 direct_rps = await throughput(to_container, direct_invoke(KIB), clients, secs)
-                through_rps = await throughput(to_mlmarket, via_small, clients, secs)
+                cpu_before = server.cpu_seconds()
+                through_rps, answered = await counted_throughput(
+                    to_mlmarket, via_small, clients, secs
+                )
+                cpu = server.cpu_seconds() - cpu_before
                 results[f"throughput_{clients}_clients"] = {
                     "direct_rps": direct_rps,
                     "mlmarket_rps": through_rps,
                     "ratio": through_rps / direct_rps,
+                    # the server's own CPU per call: steadier than req/s on a shared machine
+                    "server_cpu_us_per_call": 1e6 * cpu / max(answered, 1),
                 }
 
         asyncio.run(measure())
         dialer.close()
-
-    results["machine"] = {
-        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-        "python": platform.python_version(),
-        "quick": args.quick,
-    }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    out = ROOT / "bench" / "results" / f"invoke-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    print(report(results))
-    print(f"\nwritten to {out.relative_to(ROOT)}")
+    return results
 
 
 def report(r: dict[str, Any]) -> str:
+    base = r.get("baseline")
+    extra = " baseline: through mlmarket | baseline: added / ratio |" if base else ""
     rows = [
-        "| What | direct to container | through mlmarket | added / ratio |",
-        "|---|---|---|---|",
+        "| What | direct to container | through mlmarket | added / ratio |" + extra,
+        "|---|---|---|---|" + ("---|---|" if base else ""),
     ]
     for label in ("1KiB", "6MiB"):
         x = r[f"latency_{label}"]
+        b = base[f"latency_{label}"] if base else None
         rows.append(
             f"| InvokeEndpoint {label}, p50 | {x['direct_p50_ms']:.2f} ms | "
             f"{x['mlmarket_p50_ms']:.2f} ms | +{x['added_p50_ms']:.2f} ms |"
+            + (f" {b['mlmarket_p50_ms']:.2f} ms | +{b['added_p50_ms']:.2f} ms |" if b else "")
         )
         rows.append(
             f"| InvokeEndpoint {label}, p99 | {x['direct_p99_ms']:.2f} ms | "
             f"{x['mlmarket_p99_ms']:.2f} ms | |"
+            + (f" {b['mlmarket_p99_ms']:.2f} ms | |" if b else "")
         )
     for clients in (1, 16, 64):
         x = r[f"throughput_{clients}_clients"]
+        b = base[f"throughput_{clients}_clients"] if base else None
         rows.append(
             f"| Throughput 1 KiB, {clients} clients | {x['direct_rps']:.0f} req/s | "
             f"{x['mlmarket_rps']:.0f} req/s | {100 * x['ratio']:.0f} % |"
+            + (f" {b['mlmarket_rps']:.0f} req/s | {100 * b['ratio']:.0f} % |" if b else "")
+        )
+        rows.append(
+            f"| Server CPU per 1 KiB call, {clients} clients | | "
+            f"{x['server_cpu_us_per_call']:.0f} µs | |"
+            + (f" {b['server_cpu_us_per_call']:.0f} µs | |" if b else "")
         )
     rows.append(
         f"| CreateEndpoint → InService | {r['container_first_ping_s']:.2f} s (container's "
         f"first /ping) | {r['create_to_in_service_s']:.2f} s | "
         f"+{r['create_overhead_s']:.2f} s |"
+        + (
+            f" {base['create_to_in_service_s']:.2f} s | +{base['create_overhead_s']:.2f} s |"
+            if base
+            else ""
+        )
     )
     return "\n".join(rows)
 

@@ -98,7 +98,13 @@ def build(
     validator = Validator(store, artifacts, engine, clock, sagemaker)
     sagemaker.append(PackagesProvider(store, clock, engine, validator, listings))
     catalog = CatalogProvider(store, clock, listings)
-    runtime = RuntimeProvider(routes, timeout_seconds=settings.invoke_timeout_seconds, meter=meter)
+    runtime = RuntimeProvider(
+        routes,
+        timeout_seconds=settings.invoke_timeout_seconds,
+        # InvokeEndpoint's answer is the same 6 MiB BodyBlob as its request (botocore model)
+        max_response_bytes=settings.invoke_max_body_bytes,
+        meter=meter,
+    )
     admission = Admission(
         accounts.secret_for,
         clock,

@@ -34,6 +34,9 @@ MODEL_ARCHIVE_MAX_MEMBERS = 100_000
 # RequestTimeout names the same idle limit).
 CONTROL_BODY_MAX_BYTES = 16 * 1024 * 1024
 BODY_BYTES_IN_FLIGHT = 256 * 1024 * 1024
+# Every held body counts as at least this much: what a call costs beyond its body (buffers, a
+# small answer held whole) is then within the budget too, however small the bodies.
+BODY_MIN_RESERVATION = 64 * 1024
 REQUEST_BODY_IDLE_SECONDS = 20.0
 
 # SigV4: AWS accepts request timestamps within 15 minutes of its clock.

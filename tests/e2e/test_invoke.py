@@ -31,6 +31,24 @@ def test_body_of_exactly_6_mib_is_forwarded(rt: Any, echo_endpoint: str) -> None
     assert response["Body"].read() == body
 
 
+def test_an_answer_is_held_to_the_same_6_mib_as_the_request(rt: Any, echo_endpoint: str) -> None:
+    # the model's InvokeEndpointOutput Body is the same 6 MiB BodyBlob as the input's
+    for size in (70_000, LIMIT):  # larger answers stream to the client as they arrive
+        answer = rt.invoke_endpoint(
+            EndpointName=echo_endpoint, Body=b'{"bytes": %d}' % size, ContentType=COMMAND
+        )
+        assert answer["Body"].read() == b"b" * size
+    response = error_of(
+        lambda: rt.invoke_endpoint(
+            EndpointName=echo_endpoint, Body=b'{"bytes": %d}' % (LIMIT + 1), ContentType=COMMAND
+        )
+    )
+    assert response["Error"]["Code"] == "ModelError"
+    assert response["Error"]["Message"].startswith(
+        "Received server error (500) from primary and could not load the entire response body"
+    )
+
+
 def test_invoke_rejects_body_over_6_mib_before_reaching_container(
     rt: Any, echo_endpoint: str, server: Any
 ) -> None:

@@ -206,3 +206,80 @@ def test_a_request_the_container_received_is_sent_once() -> None:
     run(dies_mid_request, scenario)
     assert received == [b"warm", b"inference"]
     assert getattr(lost[0], "delivered", None) is True
+
+
+async def big_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        body = await read_request(reader)
+        size = int(body or b"0")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % size + b"z" * size)
+        await writer.drain()
+
+
+def test_a_large_answer_is_left_to_stream_and_its_connection_reused_after() -> None:
+    async def scenario(pool: ConnectionPool) -> None:
+        response = await pool.request("POST", "/", [], b"1000000", stream_above=65536)
+        assert response.rest is not None and response.rest.length == 1_000_000
+        sizes = [len(chunk) async for chunk in response.rest.chunks()]
+        assert sum(sizes) == 1_000_000 and max(sizes) <= 256 * 1024
+        small = await pool.request("POST", "/", [], b"10", stream_above=65536)
+        assert small.rest is None and small.body == b"z" * 10
+
+    assert len(run(big_answer, scenario)) == 1
+
+
+def test_a_stream_given_up_on_takes_its_connection_with_it() -> None:
+    async def scenario(pool: ConnectionPool) -> None:
+        response = await pool.request("POST", "/", [], b"1000000", stream_above=65536)
+        assert response.rest is not None
+        response.rest.close()
+        assert (await pool.request("POST", "/", [], b"5")).body == b"zzzzz"
+
+    assert len(run(big_answer, scenario)) == 2
+
+
+def test_a_streamed_chunked_answer_past_the_limit_is_cut_off() -> None:
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(20):
+            writer.write(b"10000\r\n" + b"c" * 0x10000 + b"\r\n")
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        response = await pool.request(
+            "POST", "/", [], b"", max_response_bytes=500_000, stream_above=65536
+        )
+        assert response.rest is not None and response.rest.length is None
+        received = 0
+        with pytest.raises(ResponseTooLarge):
+            async for chunk in response.rest.chunks():
+                received += len(chunk)
+        assert received <= 500_000
+
+    run(chunked, scenario)
+
+
+def test_a_container_answer_past_the_limit_is_refused_before_a_byte_is_streamed() -> None:
+    async def scenario(pool: ConnectionPool) -> None:
+        with pytest.raises(ResponseTooLarge):
+            await pool.request(
+                "POST", "/", [], b"700000", max_response_bytes=600_000, stream_above=65536
+            )
+
+    run(big_answer, scenario)
+
+
+@pytest.mark.parametrize("length", [b"abc", b"-5"])
+def test_a_malformed_content_length_from_a_container_is_a_lost_connection(length: bytes) -> None:
+    async def bad(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: " + length + b"\r\n\r\n")
+        await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        with pytest.raises(ConnectionLost, match="malformed length"):
+            await pool.request("POST", "/", [], b"x")
+
+    run(bad, scenario)

@@ -297,9 +297,9 @@ class TransformController(JobController):
             headers.append(("Content-Type", spec["TransformInput"]["ContentType"]))
         if spec["TransformOutput"].get("Accept"):
             headers.append(("Accept", spec["TransformOutput"]["Accept"]))
-        in_flight: deque[tuple[list[bytes], asyncio.Task[bytes]]] = deque()
+        in_flight: deque[tuple[list[bytes], asyncio.Task[bytes | bytearray]]] = deque()
 
-        def write(inputs: list[bytes], body: bytes) -> None:
+        def write(inputs: list[bytes], body: bytes | bytearray) -> None:
             try:
                 outputs = processing.finish(inputs, body)
             except DataProcessingError as exc:
@@ -360,7 +360,7 @@ class TransformController(JobController):
         headers: list[tuple[str, str]],
         payload: bytes,
         params: ExecutionParameters,
-    ) -> bytes:
+    ) -> bytes | bytearray:
         last = ""
         for _ in range(params.max_retries + 1):
             try:

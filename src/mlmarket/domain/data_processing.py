@@ -99,10 +99,11 @@ class DataProcessing:
             raise DataProcessingError(f"InputFilter matched nothing: {exc}") from None
         return self._render(selected, record.endswith(b"\n"))
 
-    def finish(self, inputs: list[bytes], response: bytes) -> list[bytes]:
+    def finish(self, inputs: list[bytes], response: bytes | bytearray) -> list[bytes | bytearray]:
         """The output records for a request of `inputs` that the model answered `response`."""
         if self.identity:
-            return [response]
+            return [response]  # written as it came, however large
+        response = bytes(response)
         outputs = (
             [line for line in response.split(b"\n") if line.strip()]
             if len(inputs) > 1 or inputs[0].endswith(b"\n")
@@ -113,7 +114,7 @@ class DataProcessing:
                 f"the model answered {len(outputs)} records for {len(inputs)} inputs, so "
                 "inputs and outputs cannot be joined"
             )
-        results = []
+        results: list[bytes | bytearray] = []
         for raw_in, raw_out in zip(inputs, outputs, strict=True):
             value = self._parse(raw_out)
             if self.join_input:

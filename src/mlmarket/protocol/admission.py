@@ -15,16 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from mlmarket import limits
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.protocol import sigv4
-from mlmarket.protocol.budget import BodyBudget
+from mlmarket.protocol.budget import BodyBudget, Hold
 from mlmarket.protocol.errors import (
     IncompleteSignature,
     PayloadTooLarge,
@@ -41,6 +40,34 @@ IDLE_MESSAGE = (
     "Your socket connection to the server was not read from or written to within the timeout "
     "period. Idle connections will be closed."
 )
+
+
+class HeldBody:
+    """`async with admission.body(...) as body:` the body's bytes reserved, then read."""
+
+    __slots__ = ("admission", "declared", "hold", "limit", "request")
+
+    def __init__(
+        self,
+        admission: Admission,
+        request: web.BaseRequest,
+        declared: int | None,
+        limit: int,
+        hold: Hold,
+    ) -> None:
+        self.admission, self.request, self.declared = admission, request, declared
+        self.limit, self.hold = limit, hold
+
+    async def __aenter__(self) -> bytearray:
+        await self.hold.__aenter__()
+        try:
+            return await self.admission.read(self.request, self.declared, self.limit)
+        except BaseException:
+            await self.hold.__aexit__(None, None, None)
+            raise
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.hold.__aexit__(*exc)
 
 
 @dataclass
@@ -71,49 +98,55 @@ class Admission:
             )
         return claim
 
-    @asynccontextmanager
-    async def body(
-        self, request: web.BaseRequest, claim: sigv4.Claim, limit: int
-    ) -> AsyncIterator[bytearray]:
-        """The whole body, held for the duration of the block (and counted in the budget)."""
+    def body(self, request: web.BaseRequest, claim: sigv4.Claim, limit: int) -> HeldBody:
+        """The whole body, held (and counted in the budget) for the duration of the block."""
         declared = request.content_length
         if declared is not None and declared > limit:
             raise PayloadTooLarge(
                 f"Received a request body of {declared} bytes, which exceeds the maximum of "
                 f"{limit} bytes for this operation."
             )
-        size = declared if declared is not None else limit
-        async with self.budget.hold(claim.account_id, size):
-            yield await self._read(request, declared, limit)
+        size = max(declared if declared is not None else limit, limits.BODY_MIN_RESERVATION)
+        return HeldBody(self, request, declared, limit, self.budget.hold(claim.account_id, size))
 
-    async def _read(self, request: web.BaseRequest, declared: int | None, limit: int) -> bytearray:
-        buffer = bytearray(declared or 0)
-        view = memoryview(buffer)
-        filled = 0
-        try:
-            while True:
-                async with asyncio.timeout(self.idle_seconds):
-                    chunk = await request.content.readany()
+    async def read(self, request: web.BaseRequest, declared: int | None, limit: int) -> bytearray:
+        content = request.content
+        if declared is not None:
+            # what arrived with the headers is taken at once; only a body still on its way is
+            # waited for, the sender allowed to idle `idle_seconds` at most
+            first = content.read_nowait(declared)
+            if len(first) == declared:
+                return bytearray(first)
+            buffer = bytearray(declared)
+            view = memoryview(buffer)
+            view[: len(first)] = first
+            filled = len(first)
+            while filled < declared:
+                chunk = await self._next(request)
                 if not chunk:
                     break
-                if declared is None:
-                    buffer += chunk
-                    if len(buffer) > limit:
-                        raise PayloadTooLarge(
-                            f"Received a request body of more than {limit} bytes, which exceeds "
-                            "the maximum for this operation."
-                        )
-                else:
-                    end = min(filled + len(chunk), declared)
-                    view[filled:end] = chunk[: end - filled]
-                    filled = end
+                end = min(filled + len(chunk), declared)
+                view[filled:end] = chunk[: end - filled]
+                filled = end
+            view.release()
+            del buffer[filled:]
+            return buffer
+        buffer = bytearray()
+        while chunk := await self._next(request):
+            buffer += chunk
+            if len(buffer) > limit:
+                raise PayloadTooLarge(
+                    f"Received a request body of more than {limit} bytes, which exceeds the "
+                    "maximum for this operation."
+                )
+        return buffer
+
+    async def _next(self, request: web.BaseRequest) -> bytes:
+        try:
+            async with asyncio.timeout(self.idle_seconds):
+                return await request.content.readany()
         except TimeoutError:
             raise RequestTimeout(IDLE_MESSAGE) from None
-        finally:
-            view.release()
-        if declared is not None:
-            del buffer[filled:]
-        return buffer
 
     def verify(
         self,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 
@@ -22,6 +20,26 @@ class _Waiter:
     ready: asyncio.Future[None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+
+class Hold:
+    """One request's bytes, reserved while its block runs (a class, not a generator: the
+    invoke path enters one per call)."""
+
+    __slots__ = ("account", "budget", "size")
+
+    def __init__(self, budget: BodyBudget, account: str, size: int) -> None:
+        self.budget, self.account, self.size = budget, account, size
+
+    async def __aenter__(self) -> None:
+        budget = self.budget
+        if not budget._waiting and budget._fits(self.account, self.size):
+            budget._take(self.account, self.size)
+        else:
+            await budget._acquire(self.account, self.size)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.budget._release(self.account, self.size)
 
 
 class BodyBudget:
@@ -37,17 +55,10 @@ class BodyBudget:
     def held(self) -> int:
         return self.capacity - self._free
 
-    @asynccontextmanager
-    async def hold(self, account: str, size: int) -> AsyncIterator[None]:
-        """Reserve `size` bytes for `account` for the duration of the block, waiting if needed.
-
-        A request larger than an account's share is reserved as the whole share."""
-        size = max(0, min(size, self.account_share))
-        await self._acquire(account, size)
-        try:
-            yield
-        finally:
-            self._release(account, size)
+    def hold(self, account: str, size: int) -> Hold:
+        """Reserve `size` bytes for `account` for the duration of an `async with` block,
+        waiting if needed. A request larger than an account's share is held as the share."""
+        return Hold(self, account, max(0, min(size, self.account_share)))
 
     def _fits(self, account: str, size: int) -> bool:
         return size <= self._free and self._held.get(account, 0) + size <= self.account_share
@@ -58,9 +69,6 @@ class BodyBudget:
         self.peak = max(self.peak, self.held)
 
     async def _acquire(self, account: str, size: int) -> None:
-        if not self._waiting and self._fits(account, size):
-            self._take(account, size)
-            return
         waiter = _Waiter(account, size)
         self._waiting.append(waiter)
         self._wake()

@@ -49,14 +49,14 @@ class OperationBinding:
                 params[member] = value
         return params
 
-    def serialize(self, result: dict[str, Any]) -> tuple[dict[str, str], bytes]:
+    def serialize(self, result: dict[str, Any]) -> tuple[dict[str, str], bytes | bytearray]:
         headers = {}
         for member, header in self.output_headers:
             value = result.get(member)
             if value is not None:
                 headers[header] = str(value)
         body = result.get(self.output_payload, b"") if self.output_payload else b""
-        return headers, bytes(body) if not isinstance(body, bytes) else body
+        return headers, body if isinstance(body, bytes | bytearray) else bytes(body)
 
 
 def serialize_error(error: ServiceError) -> tuple[int, dict[str, str], bytes]:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -138,14 +138,76 @@ class RuntimeEdge:
             # The body's bound was enforced while reading (it is configurable past the model's).
             validation.validate(binding.input_shape, dict(params, Body=b""), ValidationError)
             result = await self.runtime.invoke_endpoint(ctx, params, body)
-            headers, payload = binding.serialize(result)
-            headers["x-amzn-RequestId"] = request_id
-            response = web.Response(body=payload, headers=headers)
-            await response.prepare(request)
-            await response.write_eof()
-        return response
+            answer = result.get("Body", b"")
+            if isinstance(answer, bytes | bytearray):
+                headers, payload = binding.serialize(result)
+                headers["x-amzn-RequestId"] = request_id
+                return await _write(request, headers, payload)
+            try:
+                headers, _ = binding.serialize(dict(result, Body=b""))
+                headers["x-amzn-RequestId"] = request_id
+                return await _relay(request, headers, answer)
+            finally:
+                answer.close()  # a no-op once read whole; else its connection is dropped
 
     error_response = staticmethod(_rest_json_error)
+
+
+_SLICE = 256 * 1024
+
+
+async def _write(
+    request: web.BaseRequest, headers: dict[str, str], payload: bytes | bytearray
+) -> web.StreamResponse:
+    """Answer now, a large payload in drained slices: a slow reader never makes the server copy
+    a whole answer into its socket buffer."""
+    if len(payload) <= _SLICE:
+        response = web.Response(body=payload, headers=headers)
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    streamed = web.StreamResponse(headers=headers)
+    streamed.content_length = len(payload)
+    await streamed.prepare(request)
+    view = memoryview(payload)
+    for start in range(0, len(view), _SLICE):
+        await streamed.write(view[start : start + _SLICE])
+    await streamed.write_eof()
+    return streamed
+
+
+class StreamedAnswer(Protocol):
+    """An answer the runtime passes on as it arrives (the container's large bodies)."""
+
+    length: int | None
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
+
+    def close(self) -> None: ...
+
+
+async def _relay(
+    request: web.BaseRequest, headers: dict[str, str], body: StreamedAnswer
+) -> web.StreamResponse:
+    """A container's large answer, passed on as it arrives. Past the status line there is no
+    error to send: a container that breaks off (or outlasts the time limit) mid-answer cuts the
+    client's connection, which sees a short body."""
+    streamed = web.StreamResponse(headers=headers)
+    if body.length is not None:
+        streamed.content_length = body.length
+    else:
+        streamed.enable_chunked_encoding()
+    await streamed.prepare(request)
+    try:
+        async for chunk in body.chunks():
+            await streamed.write(chunk)
+    except Exception as exc:  # the container broke off, overran its limit or its time
+        log.info("invocation answer broken off mid-body: %r", exc)
+        if request.transport is not None:
+            request.transport.close()
+        return streamed
+    await streamed.write_eof()
+    return streamed
 
 
 class _NoRoute:

@@ -14,6 +14,7 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     {"write": path}                try to write a file, answer what happened
     {"units": n}                   answer 200 declaring n inferences (X-Amzn-Inference-Metering)
     {"privileges": true}           answer CapEff, NoNewPrivs and the pids cgroup's limit
+    {"bytes": n}                   answer 200 with n bytes
     {"fork_bomb": true}            start a fork bomb beside the server, answer at once
   anything else: echo the body, its Content-Type and custom attributes, transformed by
     TRANSFORM=upper     upper-cased
@@ -87,6 +88,8 @@ async def command(body):
     if "units" in cmd:
         metering = json.dumps({"Dimension": "inference.count", "ConsumedUnits": cmd["units"]})
         return answer(200, b"metered", "text/plain", [("X-Amzn-Inference-Metering", metering)])
+    if "bytes" in cmd:
+        return answer(200, b"b" * cmd["bytes"], "application/octet-stream")
     if "privileges" in cmd:
         with open("/proc/self/status") as f:
             status = dict(line.split(":\t", 1) for line in f.read().splitlines())

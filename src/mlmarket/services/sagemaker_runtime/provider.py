@@ -35,6 +35,8 @@ _FORWARDED = (
 )
 # Serial inference pipelines: payload between containers (DG inference-pipeline-troubleshoot).
 PIPELINE_HOP_MAX_BYTES = 5 * 1024 * 1024
+# Answers larger than this stream from the container to the client; smaller ones are held.
+STREAM_ABOVE_BYTES = 64 * 1024
 
 
 class RuntimeProvider:
@@ -72,6 +74,7 @@ class RuntimeProvider:
         response = None
         payload: bytes | bytearray | memoryview = body
         for index, container in enumerate(chain):
+            last = index == len(chain) - 1
             if index > 0:
                 if len(payload) > PIPELINE_HOP_MAX_BYTES:
                     raise ModelError(
@@ -81,11 +84,14 @@ class RuntimeProvider:
                         "maximum limit of 5 MB."
                     )
                 headers = _next_hop_headers(headers, response)
-            response = await self._call(ctx, route, variant, instance, container, headers, payload)
+            response = await self._call(
+                ctx, route, variant, instance, container, headers, payload, stream=last
+            )
             payload = response.body
         assert response is not None
         out: dict[str, Any] = {
-            "Body": response.body,
+            # a large answer goes to the client as it arrives, not held here whole
+            "Body": response.rest if response.rest is not None else response.body,
             "ContentType": response.headers.get("content-type"),
             "InvokedProductionVariant": variant.name,
         }
@@ -144,13 +150,25 @@ class RuntimeProvider:
         container: ContainerRuntime,
         headers: list[tuple[str, str]],
         body: bytes | bytearray | memoryview,
+        *,
+        stream: bool = False,
     ) -> Response:
+        """One container's answer within the time limit (R6); with `stream`, a large 2xx body
+        is left to stream, and must have arrived by the same deadline."""
         who = "primary" if variant.mode == "Single" else container.hostname
+        deadline = asyncio.get_running_loop().time() + self.timeout
         try:
-            async with asyncio.timeout(self.timeout):
+            async with asyncio.timeout_at(deadline):
                 response = await container.pool.request(
-                    "POST", "/invocations", headers, body, self.max_response_bytes
+                    "POST",
+                    "/invocations",
+                    headers,
+                    body,
+                    self.max_response_bytes,
+                    STREAM_ABOVE_BYTES if stream else None,
                 )
+            if response.rest is not None:
+                response.rest.deadline = deadline
         except TimeoutError:
             see, log_stream = _where_to_look(ctx, route, variant, instance)
             raise ModelError(
