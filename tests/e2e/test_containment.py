@@ -4,33 +4,17 @@ type, only the capabilities a model server needs, no new privileges."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from typing import Any
 
 from mlmarket.domain import instance_types
+from tests.support import engine
 from tests.support.hosting import COMMAND, command, deploy
 
 
 def container_of(endpoint_arn: str) -> str:
-    found = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=mlmarket.endpoint={endpoint_arn}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert len(found) == 1
-    return found[0]
-
-
-def processes_in(container: str) -> int:
-    shown = subprocess.run(
-        ["docker", "stats", "--no-stream", "--format", "{{.PIDs}}", container],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    return int(shown)
+    (found,) = engine.labelled("mlmarket.endpoint", endpoint_arn, running=True)
+    return found
 
 
 def test_endpoint_containers_run_with_a_pids_limit_and_no_spare_privileges(
@@ -55,7 +39,7 @@ def test_a_fork_bomb_in_one_endpoint_leaves_the_others_and_the_server_answering(
     try:
         rt.invoke_endpoint(EndpointName=bomb, Body=b'{"fork_bomb": 1}', ContentType=COMMAND)
         deadline = time.monotonic() + 60
-        while processes_in(container) < limit * 0.95:
+        while engine.processes_in(container) < limit * 0.95:
             assert time.monotonic() < deadline, "the fork bomb never reached the pids limit"
             time.sleep(0.5)
         # the bomb is at its limit and spinning: the rest of the host carries on
@@ -67,7 +51,7 @@ def test_a_fork_bomb_in_one_endpoint_leaves_the_others_and_the_server_answering(
             assert sm.describe_endpoint(EndpointName=calm)["EndpointStatus"] == "InService"
             slowest = max(slowest, time.monotonic() - began)
         assert slowest < 5, f"a call took {slowest:.1f} s"
-        assert processes_in(container) <= limit
+        assert engine.processes_in(container) <= limit
         assert (
             json.loads(
                 rt.invoke_endpoint(

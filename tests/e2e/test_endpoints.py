@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
 import tarfile
 import time
 from typing import Any
@@ -11,21 +9,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
+from tests.support import engine
 from tests.support.hosting import command, deploy, model_and_config, tarball, wait_for_status
 from tests.support.server import ServerProcess
 
 
 def containers_of(endpoint_arn: str) -> list[dict[str, Any]]:
-    ids = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", f"label=mlmarket.endpoint={endpoint_arn}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    if not ids:
-        return []
-    out = subprocess.run(["docker", "inspect", *ids], capture_output=True, text=True, check=True)
-    return list(json.loads(out.stdout))
+    return engine.inspected(engine.labelled("mlmarket.endpoint", endpoint_arn))
 
 
 def variant_of(rt: Any, name: str, **extra: Any) -> str:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import gzip
 import json
 import struct
-import subprocess
 import time
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support import engine
 from tests.support.hosting import COMMAND
 from tests.support.transform import model, transform, wait_for_transform
 
@@ -65,19 +65,7 @@ def test_a_finished_job_leaves_no_container_behind(
         sm, name, name, f"s3://batch/{name}/in/", f"s3://batch/{name}/out", instance_count=2
     )
     assert desc["TransformJobStatus"] == "Completed", desc.get("FailureReason")
-    left = subprocess.run(
-        [
-            "docker",
-            "ps",
-            "-aq",
-            "--filter",
-            f"label=mlmarket.transform-job={desc['TransformJobArn']}",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
-    assert left == []
+    assert engine.labelled("mlmarket.transform-job", desc["TransformJobArn"]) == []
 
 
 def test_single_record_sends_one_record_per_request(
