@@ -7,6 +7,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import time
 import zlib
 from typing import Any
 
@@ -297,3 +298,53 @@ def test_members_the_model_leaves_optional_but_an_operation_needs_are_named(
     with pytest.raises(ClientError) as err:
         agreements.search_agreements(catalog="AWSMarketplace", filters=[{"values": ["x"]}])
     assert err.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_a_client_that_leaves_mid_answer_is_no_error_of_the_servers(
+    server: ServerProcess, sm: Any, s3: Any, echo_image: str, name: str
+) -> None:
+    import socket
+
+    from tests.support.hosting import deploy
+
+    deploy(sm, name, echo_image)
+    s3.put_object(Bucket="models", Key="hostile/large", Body=b"L" * 8 * 2**20)
+    key, secret = server.credentials()
+    path = f"/endpoints/{name}/invocations"
+    large = b"y" * 6 * 2**20
+    requests = [
+        (
+            "POST",
+            path,
+            raw.signed_headers(server.url, path=path, body=large, key=key, secret=secret),
+            large,
+        ),
+        (
+            "GET",
+            "/models/hostile/large",
+            raw.signed_headers(
+                server.url,
+                path="/models/hostile/large",
+                key=key,
+                secret=secret,
+                service="s3",
+                method="GET",
+            ),
+            b"",
+        ),
+    ]
+    before = server.log_text().count("Traceback")
+    for method, target, headers, body in requests:
+        host, port = server.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as conn:
+            head = (
+                f"{method} {target} HTTP/1.1\r\n"
+                + "".join(f"{k}: {v}\r\n" for k, v in headers)
+                + f"Content-Length: {len(body)}\r\n\r\n"
+            )
+            conn.sendall(head.encode() + body)
+            assert conn.recv(100).startswith(b"HTTP/1.1 200")
+        # gone, with megabytes of the answer unread
+    time.sleep(1)
+    assert server.log_text().count("Traceback") == before
+    assert raw.control(server.url, "ListModels", b"{}", key, secret)[0] == 200

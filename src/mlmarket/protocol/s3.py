@@ -8,6 +8,7 @@ names; object bodies stream in and out without being held in memory. Errors are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import email.utils
 import hashlib
@@ -212,11 +213,12 @@ class S3Edge:
         if body is not None and hasattr(body, "chunks"):
             response = web.StreamResponse(status=status, headers=headers)
             response.content_length = body.length
-            await response.prepare(request)
-            if request.method != "HEAD":
-                for chunk in body.chunks:
-                    await response.write(chunk)
-            await response.write_eof()
+            with contextlib.suppress(ConnectionError):  # a client gone mid-download
+                await response.prepare(request)
+                if request.method != "HEAD":
+                    for chunk in body.chunks:
+                        await response.write(chunk)
+                await response.write_eof()
             return response
         if request.method == "HEAD":
             length = headers.pop("Content-Length", None)

@@ -15,6 +15,7 @@ logged: no request ends in a stack trace or in aiohttp's own error page.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import uuid
@@ -160,19 +161,21 @@ async def _write(
     request: web.BaseRequest, headers: dict[str, str], payload: bytes | bytearray
 ) -> web.StreamResponse:
     """Answer now, a large payload in drained slices: a slow reader never makes the server copy
-    a whole answer into its socket buffer."""
+    a whole answer into its socket buffer. A client gone mid-answer is no error of ours."""
     if len(payload) <= _SLICE:
         response = web.Response(body=payload, headers=headers)
-        await response.prepare(request)
-        await response.write_eof()
+        with contextlib.suppress(ConnectionError):
+            await response.prepare(request)
+            await response.write_eof()
         return response
     streamed = web.StreamResponse(headers=headers)
     streamed.content_length = len(payload)
-    await streamed.prepare(request)
-    view = memoryview(payload)
-    for start in range(0, len(view), _SLICE):
-        await streamed.write(view[start : start + _SLICE])
-    await streamed.write_eof()
+    with contextlib.suppress(ConnectionError):
+        await streamed.prepare(request)
+        view = memoryview(payload)
+        for start in range(0, len(view), _SLICE):
+            await streamed.write(view[start : start + _SLICE])
+        await streamed.write_eof()
     return streamed
 
 
@@ -197,11 +200,12 @@ async def _relay(
         streamed.content_length = body.length
     else:
         streamed.enable_chunked_encoding()
-    await streamed.prepare(request)
     try:
+        await streamed.prepare(request)
         async for chunk in body.chunks():
             await streamed.write(chunk)
-    except Exception as exc:  # the container broke off, overran its limit or its time
+    except Exception as exc:  # the container broke off, overran its limit or its time; or
+        # the client left
         log.info("invocation answer broken off mid-body: %r", exc)
         if request.transport is not None:
             request.transport.close()
