@@ -19,6 +19,7 @@ from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.budget import BodyBudget
 from mlmarket.protocol.marketplace_rest import CATALOG, DISCOVERY, MarketplaceRestEdge
+from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway, HttpServer
 from mlmarket.services.accounts import Accounts
@@ -89,14 +90,17 @@ def build(
     training = TrainingController(settings, store, artifacts, engine, clock, meter)
     transform = TransformController(settings, store, artifacts, engine, clock, meter)
     quotas = Quotas(store)
-    sagemaker: list[object] = [
-        SageMakerProvider(store, clock, endpoints, quotas, listings),
-        TrainingProvider(store, artifacts, clock, training, quotas, listings),
-        TransformProvider(store, artifacts, clock, transform, quotas),
-    ]
-    # validation drives the same providers a seller's own calls reach
+    sagemaker = Operations(
+        "sagemaker",
+        [
+            SageMakerProvider(store, clock, endpoints, quotas, listings),
+            TrainingProvider(store, artifacts, clock, training, quotas, listings),
+            TransformProvider(store, artifacts, clock, transform, quotas),
+        ],
+    )
+    # validation drives the same handlers a seller's own calls reach
     validator = Validator(store, artifacts, engine, clock, sagemaker)
-    sagemaker.append(PackagesProvider(store, clock, engine, validator, listings))
+    sagemaker.add(PackagesProvider(store, clock, engine, validator, listings))
     catalog = CatalogProvider(store, clock, listings)
     runtime = RuntimeProvider(
         routes,
@@ -116,16 +120,18 @@ def build(
         sagemaker=sagemaker,
         runtime=runtime,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
-        s3=S3Edge(admission, S3Provider(artifacts, clock)),
+        s3=S3Edge(admission, Operations("s3", [S3Provider(artifacts, clock)])),
         marketplace=MarketplaceRestEdge(
             admission,
-            {
-                CATALOG: catalog,
-                DISCOVERY: DiscoveryProvider(store, agreements, listings),
-            },
+            [
+                Operations(CATALOG, [catalog]),
+                Operations(DISCOVERY, [DiscoveryProvider(store, agreements, listings)]),
+            ],
         ),
-        mlmarket=[MarketplaceProvider(agreements, listings, meter, clock)],
-        agreements=[AgreementProvider(store, agreements, clock)],
+        mlmarket=Operations("mlmarket", [MarketplaceProvider(agreements, listings, meter, clock)]),
+        agreements=Operations(
+            "marketplace-agreement", [AgreementProvider(store, agreements, clock)]
+        ),
     )
     return App(
         settings,

@@ -12,6 +12,7 @@ from mlmarket.clock import SystemClock
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.budget import BodyBudget
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Edge, JsonEdge, boundary
 
@@ -37,7 +38,7 @@ def answer(edge: Edge, method: str = "GET", error: Exception | None = None) -> w
 
 
 def test_an_unexpected_failure_on_the_s3_edge_is_s3s_internal_error_in_xml() -> None:
-    response = answer(S3Edge(admission(), provider=object()))
+    response = answer(S3Edge(admission(), Operations("s3")))
     assert response.status == 500
     assert response.content_type == "application/xml"
     body = response.body
@@ -48,7 +49,7 @@ def test_an_unexpected_failure_on_the_s3_edge_is_s3s_internal_error_in_xml() -> 
 
 
 def test_a_head_request_gets_the_status_without_a_body() -> None:
-    response = answer(S3Edge(admission(), provider=object()), method="HEAD")
+    response = answer(S3Edge(admission(), Operations("s3")), method="HEAD")
     assert (response.status, response.body) == (500, b"")
 
 

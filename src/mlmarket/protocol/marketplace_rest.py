@@ -24,6 +24,7 @@ from mlmarket.protocol.errors import (
     UnknownOperation,
 )
 from mlmarket.protocol.models import service_model
+from mlmarket.protocol.operations import Handler, Operations
 
 CATALOG = "marketplace-catalog"
 DISCOVERY = "marketplace-discovery"
@@ -45,16 +46,15 @@ def discovery_error(code: str, message: str) -> CommonServiceError:
 
 
 class MarketplaceRestEdge:
-    def __init__(self, admission: Admission, providers: dict[str, Any]) -> None:
-        """`providers`: botocore service name → the provider of its operations."""
+    def __init__(self, admission: Admission, services: list[Operations]) -> None:
         self.admission = admission
-        self.routes: dict[tuple[str, str], tuple[str, Any, Any]] = {}
-        for service, provider in providers.items():
-            model = service_model(service)
-            for name in model.operation_names:
-                op = model.operation_model(name)
+        # (method, path) → (service, operation model, handler or None when not served)
+        self.routes: dict[tuple[str, str], tuple[str, Any, Handler | None]] = {}
+        for operations in services:
+            for name in operations.model.operation_names:
+                op = operations.model.operation_model(name)
                 key = (op.http["method"], op.http["requestUri"].split("?")[0])
-                self.routes[key] = (service, op, provider)
+                self.routes[key] = (operations.service, op, operations.handler(name))
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         claim = self.admission.check(request, "aws-marketplace")
@@ -65,8 +65,7 @@ class MarketplaceRestEdge:
             )
             if route is None:
                 raise UnknownOperation(f"No operation at {request.method} {request.path}")
-            service, operation, provider = route
-            handler = getattr(provider, _snake(operation.name), None)
+            service, operation, handler = route
             if handler is None:
                 raise UnknownOperation(
                     f"Operation {operation.name} is not supported by mlmarket yet."
@@ -121,7 +120,3 @@ class MarketplaceRestEdge:
                 "x-amzn-RequestId": request_id,
             },
         )
-
-
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")

@@ -34,7 +34,7 @@ from mlmarket.protocol.errors import (
     UnrecognizedClient,
 )
 from mlmarket.protocol.expect import send_continue
-from mlmarket.protocol.models import service_model
+from mlmarket.protocol.operations import Operations
 from mlmarket.services.s3.bodies import Payload
 
 _XML_BODY_MAX = 1024 * 1024
@@ -82,15 +82,11 @@ def operation_for(
     return None
 
 
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
 class S3Edge:
-    def __init__(self, admission: Admission, provider: Any) -> None:
+    def __init__(self, admission: Admission, operations: Operations) -> None:
         self.admission = admission
-        self.provider = provider
-        self.model = service_model("s3")
+        self.operations = operations
+        self.model = operations.model
 
     def error_response(
         self, error: ServiceError, request_id: str, request: web.BaseRequest
@@ -137,7 +133,8 @@ class S3Edge:
                 "The specified method is not allowed against this resource.",
                 405,
             )
-        if not hasattr(self.provider, _snake(name)):
+        handler = self.operations.handler(name)
+        if handler is None:
             raise _error(
                 "NotImplemented",
                 "A header you provided implies functionality that "
@@ -147,7 +144,6 @@ class S3Edge:
         ctx = RequestContext(request_id, principal.account_id, principal.region, "s3", name)
         operation = self.model.operation_model(name)
         params = _bind(operation, bucket, key, query, request.headers)
-        handler = getattr(self.provider, _snake(name))
         payload_member = operation.input_shape.serialization.get("payload")
         await send_continue(request)
         if name in _STREAMING:

@@ -38,17 +38,13 @@ from mlmarket.protocol.errors import (
     ValidationError,
 )
 from mlmarket.protocol.marketplace_rest import MarketplaceRestEdge
-from mlmarket.protocol.models import operation_model, service_model
+from mlmarket.protocol.models import operation_model
+from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.s3 import S3Edge
 
 log = logging.getLogger("mlmarket.server")
 
 _INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
-_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
-
-
-def snake_case(operation: str) -> str:
-    return _SNAKE.sub("_", operation).lower()
 
 
 class Edge(Protocol):
@@ -79,25 +75,24 @@ class JsonEdge:
     """awsJson1_1: `POST /` with `X-Amz-Target: <Prefix>.<Operation>` (SageMaker's control
     plane, mlmarket's own API and the Marketplace Agreement API)."""
 
-    def __init__(self, admission: Admission, services: dict[str, tuple[str, Any, list[Any]]]):
-        """`services`: X-Amz-Target prefix → (signing name, botocore model, providers)."""
+    def __init__(self, admission: Admission, services: dict[str, tuple[str, Operations]]):
+        """`services`: X-Amz-Target prefix → (signing name, its operations)."""
         self.admission = admission
         self.services = services
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         target = request.headers["X-Amz-Target"]
         prefix, _, name = target.partition(".")
-        service, model, providers = self.services.get(prefix, ("sagemaker", None, []))
+        service, operations = self.services.get(prefix, ("sagemaker", None))
         claim = self.admission.check(request, service)
         async with self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES) as body:
             ctx = self.admission.verify(request, claim, body, request_id, name)
-            if model is None or name not in model.operation_names:
+            if operations is None or name not in operations.model.operation_names:
                 raise UnknownOperation(f"Operation {target} is unknown.")
-            method = snake_case(name)
-            handler = next((getattr(p, method) for p in providers if hasattr(p, method)), None)
+            handler = operations.handler(name)
             if handler is None:
                 raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
-            op = model.operation_model(name)
+            op = operations.model.operation_model(name)
             params = json_protocol.from_wire(op.input_shape, json_protocol.parse_body(body))
             validation.validate(op.input_shape, params)
             result = handler(ctx, params)
@@ -228,29 +223,25 @@ class Gateway:
         self,
         *,
         admission: Admission,
-        sagemaker: list[Any],
+        sagemaker: Operations,
         runtime: Invoker,
         invoke_max_body_bytes: int,
         s3: S3Edge,
         marketplace: MarketplaceRestEdge,
-        mlmarket: list[Any],
-        agreements: list[Any],
+        mlmarket: Operations,
+        agreements: Operations,
     ) -> None:
-        """`sagemaker`, `mlmarket`, `agreements`: the providers of each awsJson service's
-        operations; `marketplace`: the Catalog and Discovery APIs."""
+        """`sagemaker`, `mlmarket`, `agreements`: the awsJson services' operations;
+        `marketplace`: the Catalog and Discovery APIs."""
         self.admission = admission
         self.s3 = s3
         self.marketplace = marketplace
         self.json = JsonEdge(
             admission,
             {
-                "SageMaker": ("sagemaker", service_model("sagemaker"), sagemaker),
-                "MLMarket": ("mlmarket", service_model("mlmarket"), mlmarket),
-                "AWSMPCommerceService_v20200301": (
-                    "aws-marketplace",
-                    service_model("marketplace-agreement"),
-                    agreements,
-                ),
+                "SageMaker": ("sagemaker", sagemaker),
+                "MLMarket": ("mlmarket", mlmarket),
+                "AWSMPCommerceService_v20200301": ("aws-marketplace", agreements),
             },
         )
         self.runtime = RuntimeEdge(admission, runtime, invoke_max_body_bytes)

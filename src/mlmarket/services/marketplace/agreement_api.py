@@ -18,6 +18,7 @@ from mlmarket.context import RequestContext
 from mlmarket.domain import pagination, pricing
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.marketplace_rest import service_error
+from mlmarket.protocol.operations import operation
 from mlmarket.services.marketplace.agreements import Agreements, NotOffered, terms_of
 from mlmarket.services.marketplace.listings import GLOBAL
 from mlmarket.storage.metadata import MetadataStore, Resource
@@ -61,6 +62,7 @@ class AgreementProvider:
             "AgreementProposal",
         )
 
+    @operation("CreateAgreementRequest")
     def create_agreement_request(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         if p["intent"] != "NEW":
             raise _error(
@@ -128,6 +130,7 @@ class AgreementProvider:
             "chargeSummary": {"currencyCode": "USD", "newAgreementValue": "0.00"},
         }
 
+    @operation("AcceptAgreementRequest")
     def accept_agreement_request(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         request = self.store.get(ctx.account_id, GLOBAL, REQUEST_KIND, p["agreementRequestId"])
         if request is None:
@@ -169,6 +172,7 @@ class AgreementProvider:
         self.store.update(request)
         return {"agreementId": agreement.name}
 
+    @operation("CancelAgreement")
     def cancel_agreement(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         agreement = self._agreement(ctx, p["agreementId"])
         if agreement.account_id != ctx.account_id:
@@ -222,13 +226,16 @@ class AgreementProvider:
             "status": agreement.state["Status"],
         }
 
+    @operation("DescribeAgreement")
     def describe_agreement(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         return self._view(self._agreement(ctx, p["agreementId"]))
 
+    @operation("GetAgreementTerms")
     def get_agreement_terms(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         agreement = self._agreement(ctx, p["agreementId"])
         return {"acceptedTerms": pricing.camel_terms(terms_of(agreement), accepted=True)}
 
+    @operation("SearchAgreements")
     def search_agreements(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         if p.get("catalog", "AWSMarketplace") != "AWSMarketplace":
             raise _error(

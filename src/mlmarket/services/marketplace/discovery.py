@@ -17,6 +17,7 @@ from typing import Any
 from mlmarket.context import RequestContext
 from mlmarket.domain import pagination, pricing
 from mlmarket.protocol.marketplace_rest import discovery_error
+from mlmarket.protocol.operations import operation
 from mlmarket.services.marketplace.agreements import Agreements
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.storage.metadata import MetadataStore, Resource
@@ -148,6 +149,7 @@ class DiscoveryProvider:
 
     # -- operations --
 
+    @operation("SearchListings")
     def search_listings(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         text = (p.get("searchText") or "").strip().lower()
         found = []
@@ -169,6 +171,7 @@ class DiscoveryProvider:
         page, token = _page(found, p, 20, lambda x: (x["listingName"], x["listingId"]))
         return {"totalResults": len(found), "listingSummaries": page, "nextToken": token}
 
+    @operation("GetListing")
     def get_listing(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         product = self._product(ctx, p["listingId"], "Listing")
         description = product.state["Description"]
@@ -191,6 +194,7 @@ class DiscoveryProvider:
         )
         return out
 
+    @operation("GetProduct")
     def get_product(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         product = self._product(ctx, p["productId"], "Product")
         summary = self._summary(product)
@@ -212,6 +216,7 @@ class DiscoveryProvider:
             "sellerEngagements": [],
         }
 
+    @operation("ListFulfillmentOptions")
     def list_fulfillment_options(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         product = self._product(ctx, p["productId"], "Product")
         options = []
@@ -274,6 +279,7 @@ class DiscoveryProvider:
             }
         }
 
+    @operation("ListPurchaseOptions")
     def list_purchase_options(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         wanted = {f["filterType"]: set(f["filterValues"]) for f in p.get("filters") or []}
         options = []
@@ -315,6 +321,7 @@ class DiscoveryProvider:
                     return product, offer
         raise discovery_error("ResourceNotFoundException", f"Offer {offer_id} was not found.")
 
+    @operation("GetOffer")
     def get_offer(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         product, offer = self._offer(ctx, p["offerId"])
         models, _ = self._pricing(product)
@@ -330,6 +337,7 @@ class DiscoveryProvider:
             "associatedEntities": [{"product": self._product_information(product)}],
         }
 
+    @operation("GetOfferTerms")
     def get_offer_terms(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         _, offer = self._offer(ctx, p["offerId"])
         terms = pricing.camel_terms(offer.state.get("Terms") or [], accepted=False)

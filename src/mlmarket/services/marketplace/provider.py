@@ -10,6 +10,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.protocol.errors import CommonServiceError
+from mlmarket.protocol.operations import operation
 from mlmarket.services.marketplace.agreements import (
     Agreements,
     NotOffered,
@@ -72,6 +73,7 @@ class MarketplaceProvider:
             )
         return out
 
+    @operation("ListListings")
     def list_listings(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         listings = []
         for product in self.agreements.products():
@@ -112,6 +114,7 @@ class MarketplaceProvider:
             "Versions": self._versions(ctx, product, agreement) if active else [],
         }
 
+    @operation("Subscribe")
     def subscribe(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         product = self._product(p["ProductId"])
         agreement = self.agreements.active(ctx.account_id, product.name)
@@ -122,6 +125,7 @@ class MarketplaceProvider:
                 raise _error("ValidationException", str(exc)) from None
         return {"Subscription": self._subscription(ctx, agreement)}
 
+    @operation("Unsubscribe")
     def unsubscribe(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         agreement = self.agreements.active(ctx.account_id, p["ProductId"])
         if agreement is None:
@@ -132,12 +136,14 @@ class MarketplaceProvider:
         self.agreements.cancel(agreement)
         return {"Subscription": self._subscription(ctx, agreement)}
 
+    @operation("ListSubscriptions")
     def list_subscriptions(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         mine = self.agreements.of(ctx.account_id)
         return {"Subscriptions": [self._subscription(ctx, a) for a in mine]}
 
     # -- usage --
 
+    @operation("GetUsage")
     def get_usage(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         found: dict[tuple[str, str], Terms | None] = {}
 

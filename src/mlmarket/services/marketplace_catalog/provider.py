@@ -24,6 +24,7 @@ from mlmarket.context import RequestContext
 from mlmarket.domain import marketplace, pricing, regions
 from mlmarket.protocol.errors import ServiceError
 from mlmarket.protocol.marketplace_rest import catalog_error
+from mlmarket.protocol.operations import operation
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace_catalog import changes, entities
 from mlmarket.services.marketplace_catalog.entities import (
@@ -56,6 +57,7 @@ class CatalogProvider:
 
     # -- change sets --
 
+    @operation("StartChangeSet")
     def start_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         self._check_unlocked(ctx, p["ChangeSet"])
@@ -513,6 +515,7 @@ class CatalogProvider:
             )
         return record
 
+    @operation("DescribeChangeSet")
     def describe_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         record = self._change_set(ctx, p["ChangeSetId"])
@@ -535,6 +538,7 @@ class CatalogProvider:
             "ChangeSet": changes,
         }
 
+    @operation("ListChangeSets")
     def list_change_sets(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         records = sorted(
@@ -561,6 +565,7 @@ class CatalogProvider:
             ]
         }
 
+    @operation("CancelChangeSet")
     def cancel_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         record = self._change_set(ctx, p["ChangeSetId"])
@@ -574,6 +579,7 @@ class CatalogProvider:
         self._save(record)
         return {"ChangeSetId": record.name, "ChangeSetArn": record.arn}
 
+    @operation("DescribeEntity")
     def describe_entity(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         entity = self.store.get(ctx.account_id, GLOBAL, ENTITY_KIND, p["EntityId"].split("@")[0])
@@ -591,6 +597,7 @@ class CatalogProvider:
             "DetailsDocument": document,
         }
 
+    @operation("BatchDescribeEntities")
     def batch_describe_entities(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         details: dict[str, Any] = {}
         errors: dict[str, Any] = {}
@@ -619,6 +626,7 @@ class CatalogProvider:
             }
         return {"EntityDetails": details, "Errors": errors}
 
+    @operation("ListEntities")
     def list_entities(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         wanted = {"MachineLearningProduct": PRODUCT_TYPE, "Offer": OFFER_TYPE}.get(p["EntityType"])

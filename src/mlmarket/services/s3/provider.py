@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
+from mlmarket.protocol.operations import operation
 from mlmarket.services.s3.bodies import Payload, Streamed
 from mlmarket.services.s3.errors import (
     access_denied,
@@ -59,6 +60,7 @@ class S3Provider:
             raise access_denied()
         return bucket
 
+    @operation("CreateBucket")
     def create_bucket(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name = p["Bucket"]
         if not valid_bucket_name(name):
@@ -92,10 +94,12 @@ class S3Provider:
                 )
         return {"Location": f"/{name}"}
 
+    @operation("HeadBucket")
     def head_bucket(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
         return {"BucketRegion": bucket.region}
 
+    @operation("ListBuckets")
     def list_buckets(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         owned = self.store.buckets_of(ctx.account_id)
         prefix = p.get("Prefix") or ""
@@ -108,6 +112,7 @@ class S3Provider:
             "Owner": {"ID": ctx.account_id, "DisplayName": ctx.account_id},
         }
 
+    @operation("DeleteBucket")
     def delete_bucket(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
         if not self.store.bucket_is_empty(bucket.name):
@@ -122,6 +127,7 @@ class S3Provider:
 
     # -- objects --
 
+    @operation("PutObject")
     async def put_object(
         self, ctx: RequestContext, p: dict[str, Any], body: Payload
     ) -> dict[str, Any]:
@@ -201,9 +207,11 @@ class S3Provider:
             raise no_such_key(p["Key"])
         return info
 
+    @operation("HeadObject")
     def head_object(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         return _object_headers(self._object(ctx, p))
 
+    @operation("GetObject")
     async def get_object(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         info = self._object(ctx, p)
         path = await asyncio.to_thread(lambda: info.path)  # a remote blob is fetched once
@@ -221,11 +229,13 @@ class S3Provider:
             out["Body"] = Streamed(read_chunks(path), info.size)
         return out
 
+    @operation("DeleteObject")
     def delete_object(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
         self.store.delete_object(bucket.name, p["Key"])
         return {"_status": 204}
 
+    @operation("DeleteObjects")
     def delete_objects(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
         request = p.get("Delete") or {}
@@ -235,6 +245,7 @@ class S3Provider:
             deleted.append({"Key": item["Key"]})
         return {"Deleted": [] if request.get("Quiet") else deleted}
 
+    @operation("ListObjectsV2")
     def list_objects_v2(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
         token = p.get("ContinuationToken")
@@ -261,6 +272,7 @@ class S3Provider:
             out["NextContinuationToken"] = base64.urlsafe_b64encode(page.last.encode()).decode()
         return out
 
+    @operation("ListObjects")
     def list_objects(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         """Version 1 of the listing (boto3's list_objects): pages by Marker, not token."""
         bucket = self._own(ctx, p["Bucket"])
@@ -316,6 +328,7 @@ class S3Provider:
 
     # -- multipart uploads --
 
+    @operation("CreateMultipartUpload")
     def create_multipart_upload(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
         upload_id = self.store.create_upload(
@@ -335,6 +348,7 @@ class S3Provider:
             raise no_such_upload(p["UploadId"])
         return upload
 
+    @operation("UploadPart")
     async def upload_part(
         self, ctx: RequestContext, p: dict[str, Any], body: Payload
     ) -> dict[str, Any]:
@@ -354,6 +368,7 @@ class S3Provider:
         )
         return dict(checksums, ETag=etag)
 
+    @operation("CompleteMultipartUpload")
     async def complete_multipart_upload(
         self, ctx: RequestContext, p: dict[str, Any]
     ) -> dict[str, Any]:
@@ -428,6 +443,7 @@ class S3Provider:
             "ETag": etag,
         }
 
+    @operation("AbortMultipartUpload")
     def abort_multipart_upload(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         upload = self._upload(ctx, p)
         self.store.end_upload(upload.upload_id)

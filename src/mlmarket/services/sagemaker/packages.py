@@ -15,6 +15,7 @@ from mlmarket.context import RequestContext
 from mlmarket.domain import regions, registry
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ConflictException, validation_exception
+from mlmarket.protocol.operations import operation
 from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.sagemaker.resources import MARKETPLACE, Kind, public
@@ -91,6 +92,7 @@ class PackagesProvider:
 
     # -- model package groups --
 
+    @operation("CreateModelPackageGroup")
     def create_model_package_group(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         spec = {k: v for k, v in p.items() if k != "Tags"}
         res = self.groups.create(
@@ -101,6 +103,7 @@ class PackagesProvider:
         )
         return {"ModelPackageGroupArn": res.arn}
 
+    @operation("DescribeModelPackageGroup")
     def describe_model_package_group(
         self, ctx: RequestContext, p: dict[str, Any]
     ) -> dict[str, Any]:
@@ -113,6 +116,7 @@ class PackagesProvider:
             CreatedBy={},
         )
 
+    @operation("ListModelPackageGroups")
     def list_model_package_groups(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         items, token = list_resources(
             self.groups.all(ctx), p, display_name=lambda r: r.spec["ModelPackageGroupName"]
@@ -130,6 +134,7 @@ class PackagesProvider:
             "NextToken": token,
         }
 
+    @operation("DeleteModelPackageGroup")
     def delete_model_package_group(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         group = self.groups.require(ctx, p["ModelPackageGroupName"])
         versions = [
@@ -147,6 +152,7 @@ class PackagesProvider:
 
     # -- model packages --
 
+    @operation("CreateModelPackage")
     async def create_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         group_name = p.get("ModelPackageGroupName")
         if bool(group_name) == bool(p.get("ModelPackageName")):
@@ -235,6 +241,7 @@ class PackagesProvider:
             {k: v for k, v in view.items() if k != "Containers"}, Containers=containers
         )
 
+    @operation("DescribeModelPackage")
     def describe_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         listed = self.listings.find(ctx, p["ModelPackageName"], "model-package")
         if listed is not None:
@@ -244,6 +251,7 @@ class PackagesProvider:
         out["LastModifiedTime"] = res.modified
         return out
 
+    @operation("ListModelPackages")
     def list_model_packages(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         group = p.get("ModelPackageGroupName")
         kind = p.get("ModelPackageType", "Both")
@@ -271,6 +279,7 @@ class PackagesProvider:
             "NextToken": token,
         }
 
+    @operation("DeleteModelPackage")
     def delete_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.packages.require(ctx, p["ModelPackageName"])
         self.store.delete(res.account_id, res.region, res.kind, res.name)
@@ -278,6 +287,7 @@ class PackagesProvider:
 
     # -- algorithms --
 
+    @operation("CreateAlgorithm")
     async def create_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._certification(ctx, p)
         spec = {k: v for k, v in p.items() if k != "Tags"}
@@ -300,12 +310,14 @@ class PackagesProvider:
         self.validator.start(res, "AlgorithmStatus", "AlgorithmStatusDetails")
         return {"AlgorithmArn": res.arn}
 
+    @operation("DescribeAlgorithm")
     def describe_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         listed = self.listings.find(ctx, p["AlgorithmName"], "algorithm")
         if listed is not None:
             return self.listings.describe_algorithm(listed)
         return _described(self.algorithms.require(ctx, p["AlgorithmName"]), "AlgorithmArn")
 
+    @operation("ListAlgorithms")
     def list_algorithms(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         items, token = list_resources(
             self.algorithms.all(ctx), p, display_name=lambda r: r.spec["AlgorithmName"]
@@ -324,6 +336,7 @@ class PackagesProvider:
             "NextToken": token,
         }
 
+    @operation("DeleteAlgorithm")
     def delete_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self.algorithms.delete(ctx, p["AlgorithmName"])
         return {}

@@ -1,7 +1,7 @@
 """SageMaker control-plane operations: models, endpoint configs, endpoints.
 
-Each public method is one operation, named as botocore names it in snake_case, taking the request
-context and the validated input dict and returning the output dict. Lifecycle work after the
+Each handler serves the operation its `@operation` names, taking the request context and the
+validated input dict and returning the output dict. Lifecycle work after the
 desired state is written belongs to the endpoint controller.
 """
 
@@ -15,6 +15,7 @@ from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.domain import marketplace, registry
 from mlmarket.domain.endpoints import EndpointStatus, can_delete, can_update
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.protocol.operations import operation
 from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas, instances_of
@@ -43,6 +44,7 @@ class SageMakerProvider:
 
     # -- models --
 
+    @operation("CreateModel")
     def create_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         if bool(p.get("PrimaryContainer")) == bool(p.get("Containers")):
             raise validation_exception(
@@ -129,10 +131,12 @@ class SageMakerProvider:
             out["Containers"] = expanded
         return out
 
+    @operation("DescribeModel")
     def describe_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.models.require(ctx, p["ModelName"])
         return dict(public(res.spec), ModelArn=res.arn, CreationTime=res.created)
 
+    @operation("ListModels")
     def list_models(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         items, token = list_resources(
             self.models.all(ctx), p, display_name=lambda r: r.spec["ModelName"]
@@ -143,12 +147,14 @@ class SageMakerProvider:
         ]
         return {"Models": summaries, "NextToken": token}
 
+    @operation("DeleteModel")
     def delete_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self.models.delete(ctx, p["ModelName"])
         return {}
 
     # -- endpoint configs --
 
+    @operation("CreateEndpointConfig")
     def create_endpoint_config(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         variants = p["ProductionVariants"]
         names = [v["VariantName"] for v in variants]
@@ -178,10 +184,12 @@ class SageMakerProvider:
         res = self.configs.create(ctx, p["EndpointConfigName"], spec, {})
         return {"EndpointConfigArn": res.arn}
 
+    @operation("DescribeEndpointConfig")
     def describe_endpoint_config(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.configs.require(ctx, p["EndpointConfigName"])
         return dict(res.spec, EndpointConfigArn=res.arn, CreationTime=res.created)
 
+    @operation("ListEndpointConfigs")
     def list_endpoint_configs(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         items, token = list_resources(
             self.configs.all(ctx), p, display_name=lambda r: r.spec["EndpointConfigName"]
@@ -196,6 +204,7 @@ class SageMakerProvider:
         ]
         return {"EndpointConfigs": summaries, "NextToken": token}
 
+    @operation("DeleteEndpointConfig")
     def delete_endpoint_config(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self.configs.delete(ctx, p["EndpointConfigName"])
         return {}
@@ -207,6 +216,7 @@ class SageMakerProvider:
         deployments.require_runnable(config)
         return deployments.build(config, lambda name: self.models.require(ctx, name))
 
+    @operation("CreateEndpoint")
     def create_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         existing = self.endpoints.get(ctx, p["EndpointName"])
         if existing is not None:
@@ -223,6 +233,7 @@ class SageMakerProvider:
         self.controller.create(res)
         return {"EndpointArn": res.arn}
 
+    @operation("DescribeEndpoint")
     def describe_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.endpoints.require(ctx, p["EndpointName"])
         state = res.state
@@ -254,6 +265,7 @@ class SageMakerProvider:
             }
         return out
 
+    @operation("ListEndpoints")
     def list_endpoints(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         items, token = list_resources(
             self.endpoints.all(ctx),
@@ -273,6 +285,7 @@ class SageMakerProvider:
         ]
         return {"Endpoints": summaries, "NextToken": token}
 
+    @operation("UpdateEndpoint")
     def update_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.endpoints.require(ctx, p["EndpointName"])
         self._require_updatable(res)
@@ -295,6 +308,7 @@ class SageMakerProvider:
         self.controller.update(res)
         return {"EndpointArn": res.arn}
 
+    @operation("UpdateEndpointWeightsAndCapacities")
     def update_endpoint_weights_and_capacities(
         self, ctx: RequestContext, p: dict[str, Any]
     ) -> dict[str, Any]:
@@ -330,6 +344,7 @@ class SageMakerProvider:
         self.controller.update_capacity(res)
         return {"EndpointArn": res.arn}
 
+    @operation("DeleteEndpoint")
     def delete_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.endpoints.require(ctx, p["EndpointName"])
         if not can_delete(res.state["EndpointStatus"]):

@@ -19,6 +19,7 @@ from mlmarket.domain.training import (
     enter,
 )
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.protocol.operations import operation
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
@@ -46,6 +47,7 @@ class TrainingProvider:
         self.controller = controller
         self.jobs = Jobs(store, KIND, "training job", "TrainingJobStatus")
 
+    @operation("CreateTrainingJob")
     def create_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name = p["TrainingJobName"]
         self.jobs.require_unique(ctx, name)
@@ -204,6 +206,7 @@ class TrainingProvider:
             except channels.ChannelError as exc:
                 raise validation_exception(str(exc)) from None
 
+    @operation("DescribeTrainingJob")
     def describe_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(ctx, p["TrainingJobName"])
         out = {k: v for k, v in public(job.spec).items() if k != "Tags"}
@@ -218,6 +221,7 @@ class TrainingProvider:
         out.setdefault("ModelArtifacts", {"S3ModelArtifacts": ""})
         return out
 
+    @operation("ListTrainingJobs")
     def list_training_jobs(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         summaries, token = self.jobs.list(
             ctx,
@@ -235,6 +239,7 @@ class TrainingProvider:
         )
         return {"TrainingJobSummaries": summaries, "NextToken": token}
 
+    @operation("StopTrainingJob")
     def stop_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self.jobs.stop(ctx, p["TrainingJobName"], self.controller.stop_job)
         return {}

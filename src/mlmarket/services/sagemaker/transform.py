@@ -13,6 +13,7 @@ from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessin
 from mlmarket.domain.training import JobStatus
 from mlmarket.domain.transform import TransformParameterError, check_payload
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.protocol.operations import operation
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.deployments import containers_of
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
@@ -38,6 +39,7 @@ class TransformProvider:
         self.jobs = Jobs(store, KIND, "job", "TransformJobStatus")
         self.models = Kind(store, clock, "model")
 
+    @operation("CreateTransformJob")
     def create_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         name = p["TransformJobName"]
         self.jobs.require_unique(ctx, name)
@@ -116,6 +118,7 @@ class TransformProvider:
         self.controller.start_job(job)
         return {"TransformJobArn": job.arn}
 
+    @operation("DescribeTransformJob")
     def describe_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(ctx, p["TransformJobName"])
         out = {k: v for k, v in public(job.spec).items() if k != "ModelSnapshot"}
@@ -123,6 +126,7 @@ class TransformProvider:
         out.update({"TransformJobArn": job.arn, "CreationTime": job.created})
         return out
 
+    @operation("ListTransformJobs")
     def list_transform_jobs(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         summaries, token = self.jobs.list(
             ctx,
@@ -140,6 +144,7 @@ class TransformProvider:
         )
         return {"TransformJobSummaries": summaries, "NextToken": token}
 
+    @operation("StopTransformJob")
     def stop_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self.jobs.stop(ctx, p["TransformJobName"], self.controller.stop_job)
         return {}

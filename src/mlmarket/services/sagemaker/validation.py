@@ -23,6 +23,7 @@ from mlmarket.domain import registry
 from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ServiceError
+from mlmarket.protocol.operations import Operations
 from mlmarket.services.sagemaker.resources import RUN
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore, split_uri
@@ -52,7 +53,7 @@ class Validator:
         objects: ObjectStore,
         engine: ContainerEngine,
         clock: Clock,
-        sagemaker: list[Any],
+        sagemaker: Operations,
     ) -> None:
         self.store = store
         self.objects = objects
@@ -88,9 +89,9 @@ class Validator:
         return resumed
 
     def _call(self, operation: str) -> Callable[..., Any]:
-        handler: Callable[..., Any] = next(
-            getattr(p, operation) for p in self.sagemaker if hasattr(p, operation)
-        )
+        """The handler a seller's own call of `operation` reaches."""
+        handler = self.sagemaker.handler(operation)
+        assert handler is not None, f"SageMaker {operation} is not served"
         return handler
 
     async def _validate(self, res: Resource, status_key: str, details_key: str) -> None:
@@ -181,7 +182,7 @@ class Validator:
             training = profile.get("TrainingJobDefinition")
             if training is not None:
                 job = f"{base}-train"
-                self._call("create_training_job")(
+                self._call("CreateTrainingJob")(
                     ctx,
                     dict(
                         training,
@@ -200,7 +201,7 @@ class Validator:
                     ),
                 )
                 done = await self._wait(
-                    "describe_training_job", ctx, {"TrainingJobName": job}, "TrainingJobStatus"
+                    "DescribeTrainingJob", ctx, {"TrainingJobName": job}, "TrainingJobStatus"
                 )
                 failed = _unless_completed("Training", job, done, "TrainingJobStatus")
                 if failed:
@@ -222,7 +223,7 @@ class Validator:
             if model_data:
                 for container in containers:
                     container.setdefault("ModelDataUrl", model_data)
-            self._call("create_model")(
+            self._call("CreateModel")(
                 ctx,
                 {
                     "ModelName": model,
@@ -232,11 +233,11 @@ class Validator:
                 },
             )
             job = f"{base}-transform"
-            self._call("create_transform_job")(
+            self._call("CreateTransformJob")(
                 ctx, dict(transform, TransformJobName=job, ModelName=model)
             )
             done = await self._wait(
-                "describe_transform_job", ctx, {"TransformJobName": job}, "TransformJobStatus"
+                "DescribeTransformJob", ctx, {"TransformJobName": job}, "TransformJobStatus"
             )
             return _unless_completed("Transform", job, done, "TransformJobStatus")
         except ServiceError as exc:

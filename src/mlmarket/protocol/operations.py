@@ -1,0 +1,68 @@
+"""Which method serves which operation: registered explicitly, checked against the model.
+
+A provider marks each handler with the operation it serves,
+
+    @operation("CreateEndpoint")
+    def create_endpoint(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]: ...
+
+and `Operations(service, providers)` collects the marked methods of one service's providers
+when the server is built, refusing a name its botocore model does not have or a name served
+twice. The edges dispatch through that table alone, so `grep '"CreateEndpoint"'` finds the one
+handler, and an operation nobody marked is plainly not served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from mlmarket.protocol.models import service_model
+
+# (context, input[, streamed body]) → output, or an awaitable of it
+Handler = Callable[..., Any]
+F = TypeVar("F", bound=Callable[..., Any])
+
+_MARK = "__mlmarket_operation__"
+
+
+def operation(name: str) -> Callable[[F], F]:
+    """Mark a provider method as the handler of the operation `name` of its service."""
+
+    def mark(method: F) -> F:
+        setattr(method, _MARK, name)
+        return method
+
+    return mark
+
+
+class Operations:
+    """One service's served operations: its botocore model and a handler per operation."""
+
+    def __init__(self, service: str, providers: Iterable[object] = ()) -> None:
+        self.service = service
+        self.model = service_model(service)
+        self.handlers: dict[str, Handler] = {}
+        for provider in providers:
+            self.add(provider)
+
+    def add(self, provider: object) -> None:
+        """Serve the operations `provider` marks."""
+        known = set(self.model.operation_names)
+        for attribute in dir(type(provider)):
+            name = getattr(getattr(type(provider), attribute), _MARK, None)
+            if name is None:
+                continue
+            if name not in known:
+                raise ValueError(
+                    f"{type(provider).__name__}.{attribute} serves {name}, which the "
+                    f"{self.service} model does not have"
+                )
+            if name in self.handlers:
+                raise ValueError(f"{self.service} {name} is served twice")
+            self.handlers[name] = getattr(provider, attribute)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.handlers
+
+    def handler(self, name: str) -> Handler | None:
+        return self.handlers.get(name)
