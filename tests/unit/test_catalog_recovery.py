@@ -8,10 +8,10 @@ from pathlib import Path
 
 from mlmarket.clock import SystemClock
 from mlmarket.context import RequestContext
+from mlmarket.domain import kinds
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace_catalog.entities import (
     CATALOG,
-    CHANGESET_KIND,
     GLOBAL,
     PRODUCT_TYPE,
 )
@@ -45,7 +45,7 @@ def test_queued_change_sets_run_after_a_restart_and_half_applied_ones_fail(
         for task in list(stopped._tasks):  # the server stops before processing them
             task.cancel()
         await asyncio.sleep(0)
-        record = store.get(CTX.account_id, GLOBAL, CHANGESET_KIND, applying)
+        record = store.get(CTX.account_id, GLOBAL, kinds.CHANGE_SET, applying)
         assert record is not None
         record.state["Status"] = "APPLYING"  # as if it stopped mid-way
         store.update(record)

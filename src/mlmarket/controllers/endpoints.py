@@ -32,7 +32,7 @@ from mlmarket.controllers.routes import (
     VariantRoute,
     route_key,
 )
-from mlmarket.domain import instance_types, marketplace
+from mlmarket.domain import instance_types, kinds, labels, marketplace
 from mlmarket.domain.endpoints import SERVING, EndpointStatus, transition
 from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import (
@@ -51,16 +51,6 @@ from mlmarket.storage.objects import ObjectStore
 
 log = logging.getLogger("mlmarket.endpoints")
 
-KIND = "endpoint"
-LABEL_MANAGED = "mlmarket.managed"
-# The data directory of the server that owns a container: servers sharing one engine leave each
-# other's containers alone.
-LABEL_OWNER = "mlmarket.owner"
-LABEL_ENDPOINT = "mlmarket.endpoint"
-LABEL_DEPLOYMENT = "mlmarket.deployment"
-LABEL_VARIANT = "mlmarket.variant"
-LABEL_INSTANCE = "mlmarket.instance"
-LABEL_CONTAINER = "mlmarket.container"
 
 _REPLACE_BACKOFF_MAX = 30.0
 
@@ -79,10 +69,6 @@ class _Run:
     watchers: set[asyncio.Task[Any]] = field(default_factory=set)
     closing: bool = False
     replace_failures: int = 0
-
-
-def new_instance_id() -> str:
-    return "i-" + secrets.token_hex(8)
 
 
 class EndpointController:
@@ -127,12 +113,14 @@ class EndpointController:
 
     async def start(self) -> None:
         """Re-adopt or replace what a previous server left, then resume unfinished work."""
-        containers = await self.engine.list({LABEL_MANAGED: KIND, LABEL_OWNER: self._owner})
+        containers = await self.engine.list(
+            {labels.MANAGED: kinds.ENDPOINT, labels.OWNER: self._owner}
+        )
         by_endpoint: dict[str, list[ContainerInfo]] = {}
         for info in containers:
-            by_endpoint.setdefault(info.labels.get(LABEL_ENDPOINT, ""), []).append(info)
+            by_endpoint.setdefault(info.labels.get(labels.ENDPOINT, ""), []).append(info)
         known: set[str] = set()
-        for endpoint in self.store.all_of_kind(KIND):
+        for endpoint in self.store.all_of_kind(kinds.ENDPOINT):
             known.add(endpoint.arn)
             found = by_endpoint.get(endpoint.arn, [])
             status = endpoint.state.get("EndpointStatus")
@@ -243,9 +231,11 @@ class EndpointController:
         self.routes.pop(endpoint.account_id, endpoint.region, endpoint.name)
         run = self._run(endpoint)
         await self._retire(endpoint, list(run.instances.values()))
-        leftovers = await self.engine.list({LABEL_ENDPOINT: endpoint.arn, LABEL_OWNER: self._owner})
+        leftovers = await self.engine.list(
+            {labels.ENDPOINT: endpoint.arn, labels.OWNER: self._owner}
+        )
         await asyncio.gather(*(self._remove_container(i) for i in leftovers))
-        self.store.delete(endpoint.account_id, endpoint.region, KIND, endpoint.name)
+        self.store.delete(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)
         self._runs.pop(_key(endpoint), None)
 
     async def _recover_creating(self, endpoint: Resource, found: list[ContainerInfo]) -> None:
@@ -256,9 +246,9 @@ class EndpointController:
         deployment = endpoint.state["Deployment"]
         adoptable: dict[str, dict[str, ContainerInfo]] = {}
         for info in found:
-            if info.running and info.labels.get(LABEL_DEPLOYMENT) == deployment["Id"]:
-                adoptable.setdefault(info.labels.get(LABEL_INSTANCE, ""), {})[
-                    info.labels.get(LABEL_CONTAINER, "")
+            if info.running and info.labels.get(labels.DEPLOYMENT) == deployment["Id"]:
+                adoptable.setdefault(info.labels.get(labels.INSTANCE, ""), {})[
+                    info.labels.get(labels.CONTAINER, "")
                 ] = info
             else:
                 await self._remove_container(info)
@@ -356,13 +346,13 @@ class EndpointController:
                         command=["serve"],
                         environment=dict(container.get("Environment") or {}),
                         labels={
-                            LABEL_MANAGED: KIND,
-                            LABEL_OWNER: self._owner,
-                            LABEL_ENDPOINT: endpoint.arn,
-                            LABEL_DEPLOYMENT: deployment["Id"],
-                            LABEL_VARIANT: variant["VariantName"],
-                            LABEL_INSTANCE: instance_id,
-                            LABEL_CONTAINER: hostname,
+                            labels.MANAGED: kinds.ENDPOINT,
+                            labels.OWNER: self._owner,
+                            labels.ENDPOINT: endpoint.arn,
+                            labels.DEPLOYMENT: deployment["Id"],
+                            labels.VARIANT: variant["VariantName"],
+                            labels.INSTANCE: instance_id,
+                            labels.CONTAINER: hostname,
                         },
                         cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
                         memory_bytes=int(hardware.memory_gib * 2**30),
@@ -553,7 +543,7 @@ class EndpointController:
         )
 
     def _reload(self, endpoint: Resource) -> Resource | None:
-        return self.store.get(endpoint.account_id, endpoint.region, KIND, endpoint.name)
+        return self.store.get(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)
 
     def _save(self, res: Resource, status: EndpointStatus, failure: str | None = None) -> None:
         """Record a lifecycle outcome, unless the endpoint was deleted meanwhile."""

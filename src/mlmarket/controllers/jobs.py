@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
-from mlmarket.domain import marketplace
+from mlmarket.domain import labels, marketplace
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import JobStatus
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
@@ -20,9 +20,6 @@ from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 
 log = logging.getLogger("mlmarket.jobs")
-
-LABEL_MANAGED = "mlmarket.managed"
-LABEL_OWNER = "mlmarket.owner"
 
 
 class JobFailed(Exception):
@@ -100,7 +97,7 @@ class JobController:
 
     async def start(self) -> None:
         """Containers a previous server left are removed; its unfinished jobs start over."""
-        for info in await self.engine.list({LABEL_MANAGED: self.kind, LABEL_OWNER: self._owner}):
+        for info in await self.engine.list({labels.MANAGED: self.kind, labels.OWNER: self._owner}):
             await self._remove(info)
         for job in self.store.all_of_kind(self.kind):
             status = job.state.get(self.status_key)
@@ -160,9 +157,9 @@ class JobController:
 
     def _labels(self, job: Resource) -> dict[str, str]:
         return {
-            LABEL_MANAGED: self.kind,
-            LABEL_OWNER: self._owner,
-            f"mlmarket.{self.kind}": job.arn,
+            labels.MANAGED: self.kind,
+            labels.OWNER: self._owner,
+            labels.job(self.kind): job.arn,
         }
 
     async def _remove(self, info: ContainerInfo, grace: int = 0) -> None:

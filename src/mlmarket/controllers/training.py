@@ -27,7 +27,7 @@ from mlmarket.controllers import channels, images
 from mlmarket.controllers.checkpoints import CheckpointSync
 from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
 from mlmarket.controllers.metrics import MetricScanner
-from mlmarket.domain import instance_types, marketplace
+from mlmarket.domain import instance_types, kinds, labels, marketplace
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
@@ -52,7 +52,6 @@ from mlmarket.storage.objects import split_uri
 
 log = logging.getLogger("mlmarket.training")
 
-KIND = "training-job"
 # A spot interruption gives the container this long between SIGTERM and SIGKILL.
 SPOT_NOTICE_SECONDS = 2
 
@@ -73,7 +72,7 @@ class _Instance:
 
 
 class TrainingController(JobController):
-    kind = KIND
+    kind = kinds.TRAINING_JOB
     status_key = "TrainingJobStatus"
 
     def _stopping(self, job: Resource) -> None:
@@ -396,7 +395,7 @@ class TrainingController(JobController):
             if algorithm.get("ContainerEntrypoint")
             else None,
             environment=environment,
-            labels=dict(self._labels(job), **{"mlmarket.host": instance.host}),
+            labels=dict(self._labels(job), **{labels.HOST: instance.host}),
             cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
             memory_bytes=int(hardware.memory_gib * 2**30),
             pids_limit=hardware.pids,

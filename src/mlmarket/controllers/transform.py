@@ -26,7 +26,7 @@ from mlmarket.controllers import channels, images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.controllers.jobs import JobController, JobFailed
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
-from mlmarket.domain import instance_types, marketplace, records
+from mlmarket.domain import instance_types, kinds, marketplace, records
 from mlmarket.domain.data_processing import DataProcessing, DataProcessingError
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import FINAL, JobStatus
@@ -44,8 +44,6 @@ from mlmarket.storage.objects import BlobWriter, split_uri
 
 log = logging.getLogger("mlmarket.transform")
 
-KIND = "transform-job"
-
 
 class ObjectFailed(Exception):
     pass
@@ -59,7 +57,7 @@ class _Instance:
 
 
 class TransformController(JobController):
-    kind = KIND
+    kind = kinds.TRANSFORM_JOB
     status_key = "TransformJobStatus"
 
     def _stopped_while_down(self, job: Resource) -> None:

@@ -1,10 +1,22 @@
-"""ARNs are built and parsed here, and nowhere else."""
+"""ARNs are built and parsed here, and nowhere else.
+
+arn:aws:sagemaker:<region>:<account>:<type>/<name>             SageMaker resources
+arn:aws:aws-marketplace:us-east-1:<account>:AWSMarketplace/…   Catalog entities, change sets,
+                                                               agreements (global: us-east-1)
+arn:aws:logs:<region>:<account>:log-group:<group>:log-stream:<stream>
+arn:aws:iam::<account>:role/<path>                             roles, as callers name them
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 PARTITION = "aws"
+# AWS Marketplace's APIs are global and live in us-east-1, their ARNs with them.
+MARKETPLACE_REGION = "us-east-1"
+MARKETPLACE_CATALOG = "AWSMarketplace"
+_ROLE = re.compile(r"^arn:aws:iam::(?P<account>\d{12}):role(/[A-Za-z0-9_+=,.@-]+)?$")
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,16 @@ def sagemaker(region: str, account_id: str, resource_type: str, name: str) -> st
     return str(Arn(PARTITION, "sagemaker", region, account_id, resource_type, name.lower()))
 
 
+def is_arn(text: str) -> bool:
+    return text.startswith("arn:")
+
+
+def name_in(name_or_arn: str, resource_type: str) -> str:
+    """What an API that takes a name or an ARN names: `…:model-package/name[/version]` and
+    `name[/version]` both give `name[/version]`."""
+    return name_or_arn.split(f":{resource_type}/", 1)[-1]
+
+
 def parse(text: str) -> Arn:
     parts = text.split(":", 5)
     if len(parts) != 6 or parts[0] != "arn" or "/" not in parts[5]:
@@ -39,3 +61,27 @@ def parse(text: str) -> Arn:
     _, partition, service, region, account_id, resource = parts
     resource_type, _, resource_id = resource.partition("/")
     return Arn(partition, service, region, account_id, resource_type, resource_id)
+
+
+def marketplace(account_id: str, *path: str) -> str:
+    """An AWS Marketplace ARN: `marketplace(account, "ChangeSet", id)`."""
+    return str(
+        Arn(
+            PARTITION,
+            "aws-marketplace",
+            MARKETPLACE_REGION,
+            account_id,
+            MARKETPLACE_CATALOG,
+            "/".join(path),
+        )
+    )
+
+
+def log_stream(region: str, account_id: str, group: str, stream: str) -> str:
+    return f"arn:{PARTITION}:logs:{region}:{account_id}:log-group:{group}:log-stream:{stream}"
+
+
+def role_account(text: str) -> str | None:
+    """The account of an IAM role ARN, or None if `text` is not one."""
+    match = _ROLE.match(text)
+    return match["account"] if match else None

@@ -11,6 +11,7 @@ Any state but Deleting may be deleted. Only InService endpoints accept updates.
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Protocol, TypeVar
@@ -80,3 +81,8 @@ def choose_weighted(variants: Sequence[W], rng: random.Random) -> W | None:
         if point < 0:
             return variant
     return variants[-1]
+
+
+def new_instance_id() -> str:
+    """An instance's id, as SageMaker shows them in log stream names (i-0123456789abcdef)."""
+    return "i-" + secrets.token_hex(8)

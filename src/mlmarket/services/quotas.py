@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from mlmarket.context import RequestContext
-from mlmarket.domain import quotas
+from mlmarket.domain import kinds, quotas
 from mlmarket.protocol.errors import ResourceLimitExceeded
 from mlmarket.storage.metadata import MetadataStore
 
@@ -46,9 +46,11 @@ class Quotas:
         self, ctx: RequestContext, usage: str, exclude: str | None
     ) -> list[tuple[str, int]]:
         used: list[tuple[str, int]] = []
-        kind = {"endpoint": "endpoint", "training": "training-job", "transform": "transform-job"}[
-            usage
-        ]
+        kind = {
+            "endpoint": kinds.ENDPOINT,
+            "training": kinds.TRAINING_JOB,
+            "transform": kinds.TRANSFORM_JOB,
+        }[usage]
         for res in self.store.list(ctx.account_id, ctx.region, kind):
             if res.arn == exclude:
                 continue

@@ -15,7 +15,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import pagination, pricing
+from mlmarket.domain import kinds, pagination, pricing
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.marketplace_rest import service_error
 from mlmarket.protocol.operations import operation
@@ -24,7 +24,6 @@ from mlmarket.services.marketplace.listings import GLOBAL
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 SERVICE = "marketplace-agreement"
-REQUEST_KIND = "mp-agreement-request"
 AGREEMENT_TYPE = "PurchaseAgreement"
 
 
@@ -111,7 +110,7 @@ class AgreementProvider:
             Resource(
                 ctx.account_id,
                 GLOBAL,
-                REQUEST_KIND,
+                kinds.AGREEMENT_REQUEST,
                 request_id,
                 request_id,
                 now,
@@ -132,7 +131,9 @@ class AgreementProvider:
 
     @operation("AcceptAgreementRequest")
     def accept_agreement_request(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        request = self.store.get(ctx.account_id, GLOBAL, REQUEST_KIND, p["agreementRequestId"])
+        request = self.store.get(
+            ctx.account_id, GLOBAL, kinds.AGREEMENT_REQUEST, p["agreementRequestId"]
+        )
         if request is None:
             raise _about(
                 "ResourceNotFoundException",

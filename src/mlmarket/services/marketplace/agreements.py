@@ -13,10 +13,10 @@ import secrets
 from typing import Any
 
 from mlmarket.clock import Clock
-from mlmarket.domain import pricing
-from mlmarket.services.marketplace.listings import AGREEMENT_KIND, GLOBAL, Listings
+from mlmarket.domain import arns, kinds, pricing
+from mlmarket.services.marketplace.listings import GLOBAL, Listings
 from mlmarket.services.marketplace.metering import Terms
-from mlmarket.services.marketplace_catalog.entities import ENTITY_KIND, OFFER_TYPE, PRODUCT_TYPE
+from mlmarket.services.marketplace_catalog.entities import OFFER_TYPE, PRODUCT_TYPE
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 
@@ -38,7 +38,7 @@ class Agreements:
 
     def products(self) -> list[Resource]:
         found = (
-            e for e in self.store.all_of_kind(ENTITY_KIND) if e.spec["EntityType"] == PRODUCT_TYPE
+            e for e in self.store.all_of_kind(kinds.ENTITY) if e.spec["EntityType"] == PRODUCT_TYPE
         )
         return sorted(found, key=lambda r: r.created)
 
@@ -52,7 +52,7 @@ class Agreements:
         offer_id = product.state.get("OfferId")
         if not offer_id:
             return None
-        return self.store.get(product.account_id, GLOBAL, ENTITY_KIND, offer_id)
+        return self.store.get(product.account_id, GLOBAL, kinds.ENTITY, offer_id)
 
     def offered(
         self, product: Resource
@@ -63,7 +63,7 @@ class Agreements:
 
     def offers(self) -> list[Resource]:
         return [
-            e for e in self.store.all_of_kind(ENTITY_KIND) if e.spec["EntityType"] == OFFER_TYPE
+            e for e in self.store.all_of_kind(kinds.ENTITY) if e.spec["EntityType"] == OFFER_TYPE
         ]
 
     @staticmethod
@@ -83,10 +83,10 @@ class Agreements:
 
     def of(self, account: str) -> list[Resource]:
         """Agreements `account` accepted, oldest first."""
-        return sorted(self.store.list(account, GLOBAL, AGREEMENT_KIND), key=lambda r: r.created)
+        return sorted(self.store.list(account, GLOBAL, kinds.AGREEMENT), key=lambda r: r.created)
 
     def proposed_by(self, seller: str) -> list[Resource]:
-        found = (a for a in self.store.all_of_kind(AGREEMENT_KIND) if a.spec["Seller"] == seller)
+        found = (a for a in self.store.all_of_kind(kinds.AGREEMENT) if a.spec["Seller"] == seller)
         return sorted(found, key=lambda r: r.created)
 
     def latest(self, buyer: str, product_id: str) -> Resource | None:
@@ -96,7 +96,7 @@ class Agreements:
 
     def find(self, agreement_id: str) -> Resource | None:
         return next(
-            (a for a in self.store.all_of_kind(AGREEMENT_KIND) if a.name == agreement_id), None
+            (a for a in self.store.all_of_kind(kinds.AGREEMENT) if a.name == agreement_id), None
         )
 
     def accept(self, buyer: str, product: Resource) -> Resource:
@@ -116,9 +116,9 @@ class Agreements:
         agreement = Resource(
             buyer,
             GLOBAL,
-            AGREEMENT_KIND,
+            kinds.AGREEMENT,
             agreement_id,
-            f"arn:aws:aws-marketplace:us-east-1:{buyer}:AWSMarketplace/Agreement/{agreement_id}",
+            arns.marketplace(buyer, "Agreement", agreement_id),
             now,
             now,
             {

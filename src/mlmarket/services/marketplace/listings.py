@@ -18,16 +18,14 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import arns, marketplace
+from mlmarket.domain import arns, kinds, marketplace
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
 
 OWNER = "aws-marketplace"  # rows of the marketplace itself: never a caller's account id
 GLOBAL = "global"
-LISTING_KIND = "mp-listing"
-AGREEMENT_KIND = "mp-agreement"
-KINDS = {"SageMakerModelPackage": "model-package", "SageMakerAlgorithm": "algorithm"}
+KINDS = {"SageMakerModelPackage": kinds.MODEL_PACKAGE, "SageMakerAlgorithm": kinds.ALGORITHM}
 
 # Spec members a buyer may see, per kind; everything else stays with the seller.
 _PACKAGE_KEEP = ("ModelPackageDescription", "Domain", "Task")
@@ -148,7 +146,7 @@ class Listings:
         listing = Resource(
             OWNER,
             GLOBAL,
-            LISTING_KIND,
+            kinds.LISTING,
             name,
             name,
             now,
@@ -183,7 +181,7 @@ class Listings:
 
     def _buyer_copy(self, source: Resource, name: str) -> dict[str, Any]:
         spec = source.spec
-        keep = _PACKAGE_KEEP if source.kind == "model-package" else _ALGORITHM_KEEP
+        keep = _PACKAGE_KEEP if source.kind == kinds.MODEL_PACKAGE else _ALGORITHM_KEEP
         copied: dict[str, Any] = {k: spec[k] for k in keep if k in spec}
         if spec.get("TrainingSpecification"):
             training = spec["TrainingSpecification"]
@@ -218,7 +216,7 @@ class Listings:
     def sync(self, name: str, visibility: str, title: str, regions: dict[str, Any]) -> None:
         """Carry a version's visibility, title and regions to its copy; restriction is
         one-way."""
-        listing = self.store.get(OWNER, GLOBAL, LISTING_KIND, name)
+        listing = self.store.get(OWNER, GLOBAL, kinds.LISTING, name)
         if listing is None:
             return
         listing.spec["VersionTitle"] = title
@@ -237,7 +235,7 @@ class Listings:
         return sorted(
             (
                 r
-                for r in self.store.list(OWNER, GLOBAL, LISTING_KIND)
+                for r in self.store.list(OWNER, GLOBAL, kinds.LISTING)
                 if r.spec["ProductId"] == product_id
             ),
             key=lambda r: r.created,
@@ -251,7 +249,7 @@ class Listings:
         Raises SageMaker's ValidationException for a marketplace ARN of another region or one
         that names nothing listed.
         """
-        if not name_or_arn.startswith("arn:"):
+        if not arns.is_arn(name_or_arn):
             return None
         try:
             arn = arns.parse(name_or_arn)
@@ -265,8 +263,8 @@ class Listings:
             problem = marketplace.wrong_region(owner_region, ctx.region)
         if problem:
             raise validation_exception(problem)
-        listing = self.store.get(OWNER, GLOBAL, LISTING_KIND, arn.resource_id.lower())
-        noun = "Algorithm" if kind == "algorithm" else "Model package"
+        listing = self.store.get(OWNER, GLOBAL, kinds.LISTING, arn.resource_id.lower())
+        noun = "Algorithm" if kind == kinds.ALGORITHM else "Model package"
         if listing is None or listing.spec["Kind"] != kind:
             raise validation_exception(f"{noun} {name_or_arn} does not exist.")
         listed = Listed(listing, ctx.region)
@@ -285,7 +283,7 @@ class Listings:
             raise validation_exception(withheld)
 
     def agreement(self, buyer: str, product_id: str) -> Resource | None:
-        for agreement in self.store.list(buyer, GLOBAL, AGREEMENT_KIND):
+        for agreement in self.store.list(buyer, GLOBAL, kinds.AGREEMENT):
             if agreement.spec["ProductId"] == product_id and agreement.state["Status"] == "ACTIVE":
                 return agreement
         return None

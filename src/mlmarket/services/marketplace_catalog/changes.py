@@ -7,7 +7,6 @@ store nor the clock.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from mlmarket.domain import marketplace
@@ -15,7 +14,6 @@ from mlmarket.services.marketplace_catalog.entities import iso, regions_of
 from mlmarket.storage.metadata import Resource
 
 SUPPORT_DAYS = 90  # after a version or product is restricted (reference §2.8)
-ROLE = re.compile(r"^arn:aws:iam::\d{12}:role(/[A-Za-z0-9_+=,.@-]+)?$")
 DUPLICATE_TITLE = "The provided version title is already in use. Create a unique version title."
 DETAIL_TYPES = {
     "SageMakerModelPackageDeliveryOptionDetails": "SageMakerModelPackage",

@@ -15,8 +15,6 @@ from mlmarket.storage.metadata import Resource
 CATALOG = "AWSMarketplace"
 PRODUCT_TYPE = "MachineLearningProduct@1.0"
 OFFER_TYPE = "Offer@1.0"
-ENTITY_KIND = "mp-entity"
-CHANGESET_KIND = "mp-changeset"
 GLOBAL = "global"  # the catalog is one per account, whatever region calls it
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import marketplace, pricing, regions
+from mlmarket.domain import arns, kinds, marketplace, pricing, regions
 from mlmarket.protocol.errors import ServiceError
 from mlmarket.protocol.marketplace_rest import catalog_error
 from mlmarket.protocol.operations import operation
@@ -29,8 +29,6 @@ from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace_catalog import changes, entities
 from mlmarket.services.marketplace_catalog.entities import (
     CATALOG,
-    CHANGESET_KIND,
-    ENTITY_KIND,
     GLOBAL,
     OFFER_TYPE,
     PRODUCT_TYPE,
@@ -42,10 +40,6 @@ from mlmarket.storage.metadata import MetadataStore, Resource
 QUEUED_SECONDS = 0.25
 _ALPHABET = string.ascii_lowercase + string.digits
 _REFERENCE = re.compile(r"^\$(?P<change>[\w-]+)\.Entity\.Identifier$")
-_ASSET = re.compile(
-    r"^arn:aws:sagemaker:(?P<region>[a-z0-9-]{4,24}):(?P<account>\d{12}):"
-    r"(?P<kind>model-package|algorithm)/(?P<name>\S{1,2048})$"
-)
 
 
 class CatalogProvider:
@@ -62,16 +56,13 @@ class CatalogProvider:
         self._catalog(p)
         self._check_unlocked(ctx, p["ChangeSet"])
         change_set_id = "".join(secrets.choice(_ALPHABET) for _ in range(25))
-        arn = (
-            f"arn:aws:aws-marketplace:us-east-1:{ctx.account_id}:{CATALOG}/ChangeSet/"
-            f"{change_set_id}"
-        )
+        arn = arns.marketplace(ctx.account_id, "ChangeSet", change_set_id)
         now = self.clock.now()
         changes = [dict(c, ErrorDetailList=[]) for c in p["ChangeSet"]]
         record = Resource(
             ctx.account_id,
             GLOBAL,
-            CHANGESET_KIND,
+            kinds.CHANGE_SET,
             change_set_id,
             arn,
             now,
@@ -90,7 +81,7 @@ class CatalogProvider:
     def resume(self) -> None:
         """At start-up: change sets a previous server had queued are processed now; one it
         was applying when it stopped is failed (SERVER_FAULT), since part of it may be in."""
-        for record in self.store.all_of_kind(CHANGESET_KIND):
+        for record in self.store.all_of_kind(kinds.CHANGE_SET):
             status = record.state["Status"]
             if status == "PREPARING":
                 self._spawn(RequestContext("resume", record.account_id, GLOBAL, "", ""), record)
@@ -119,7 +110,7 @@ class CatalogProvider:
             for c in changes
             if c["Entity"].get("Identifier") and not c["Entity"]["Identifier"].startswith("$")
         }
-        for record in self.store.list(ctx.account_id, GLOBAL, CHANGESET_KIND):
+        for record in self.store.list(ctx.account_id, GLOBAL, kinds.CHANGE_SET):
             if record.state["Status"] not in ("PREPARING", "APPLYING"):
                 continue
             touched = {
@@ -133,7 +124,7 @@ class CatalogProvider:
 
     async def _process(self, ctx: RequestContext, record: Resource) -> None:
         await asyncio.sleep(QUEUED_SECONDS)
-        current = self.store.get(ctx.account_id, GLOBAL, CHANGESET_KIND, record.name)
+        current = self.store.get(ctx.account_id, GLOBAL, kinds.CHANGE_SET, record.name)
         if current is None or current.state["Status"] != "PREPARING":
             return  # cancelled meanwhile
         record.state["Status"] = "APPLYING"
@@ -278,9 +269,9 @@ class CatalogProvider:
         return Resource(
             ctx.account_id,
             GLOBAL,
-            ENTITY_KIND,
+            kinds.ENTITY,
             entity_id,
-            f"arn:aws:aws-marketplace:us-east-1:{ctx.account_id}:{CATALOG}/{arn_type}/{entity_id}",
+            arns.marketplace(ctx.account_id, arn_type, entity_id),
             now,
             now,
             {"EntityType": entity_type},
@@ -323,7 +314,7 @@ class CatalogProvider:
                 "of it.",
             )
         role = inner.get("AccessRoleArn")
-        if not role or not changes.ROLE.match(role) or role.split(":")[4] != ctx.account_id:
+        if not role or arns.role_account(role) != ctx.account_id:
             raise changes.ChangeError(
                 "INVALID_ACCESS_ROLE",
                 f"We couldn't locate the IAM role ARN you provided: {role}. Provide an IAM role "
@@ -407,7 +398,7 @@ class CatalogProvider:
                 continue
             offer_id = entity.state.get("OfferId")
             offer = staged.get(offer_id or "") or (
-                self.store.get(entity.account_id, GLOBAL, ENTITY_KIND, offer_id)
+                self.store.get(entity.account_id, GLOBAL, kinds.ENTITY, offer_id)
                 if offer_id
                 else None
             )
@@ -431,14 +422,14 @@ class CatalogProvider:
         return staged.get("$" + reference["change"] if reference else identifier.split("@")[0])
 
     def _check_asset(self, ctx: RequestContext, arn: str, source_type: str) -> Resource:
-        match = _ASSET.match(arn)
-        wanted = "model-package" if source_type == "SageMakerModelPackage" else "algorithm"
-        if match is None or match["kind"] != wanted or match["account"] != ctx.account_id:
+        asset = _asset(arn)
+        wanted = kinds.MODEL_PACKAGE if source_type == "SageMakerModelPackage" else kinds.ALGORITHM
+        if asset is None or asset.resource_type != wanted or asset.account_id != ctx.account_id:
             raise changes.ChangeError(
                 "INVALID_ASSET_ARN",
                 f"You didn't provide a valid ARN for {source_type}DeliveryOption: {arn}",
             )
-        resource = self.store.get(ctx.account_id, match["region"], wanted, match["name"].lower())
+        resource = self.store.get(ctx.account_id, asset.region, wanted, asset.resource_id.lower())
         if resource is None:
             raise changes.ChangeError(
                 "ASSET_NOT_FOUND",
@@ -446,7 +437,7 @@ class CatalogProvider:
                 "that the ARN is correct and has the required permissions.",
             )
         status = resource.state.get("ModelPackageStatus") or resource.state.get("AlgorithmStatus")
-        problem = regions.publishing_problem(match["region"])
+        problem = regions.publishing_problem(asset.region)
         if not problem and not resource.spec.get("CertifyForMarketplace"):
             problem = "it is not certified for AWS Marketplace"
         if not problem and status != "Completed":
@@ -471,10 +462,10 @@ class CatalogProvider:
             option = version["DeliveryOptions"][0]
             if not version.get("ListingName"):
                 arn = version["Sources"][0]["Id"]
-                match = _ASSET.match(arn)
-                assert match is not None
+                asset = _asset(arn)
+                assert asset is not None
                 source = self.store.get(
-                    entity.account_id, match["region"], match["kind"], match["name"].lower()
+                    entity.account_id, asset.region, asset.resource_type, asset.resource_id.lower()
                 )
                 if source is None:
                     continue  # deleted between check and apply: the version stays unlisted
@@ -498,7 +489,7 @@ class CatalogProvider:
         key = "$" + reference["change"] if reference else identifier.split("@", 1)[0]
         if key in staged:
             return staged[key]
-        entity = self.store.get(ctx.account_id, GLOBAL, ENTITY_KIND, key)
+        entity = self.store.get(ctx.account_id, GLOBAL, kinds.ENTITY, key)
         if entity is None:
             raise changes.ChangeError(
                 "INCOMPATIBLE_PRODUCT_STATUS",
@@ -508,7 +499,7 @@ class CatalogProvider:
         return entity
 
     def _change_set(self, ctx: RequestContext, change_set_id: str) -> Resource:
-        record = self.store.get(ctx.account_id, GLOBAL, CHANGESET_KIND, change_set_id)
+        record = self.store.get(ctx.account_id, GLOBAL, kinds.CHANGE_SET, change_set_id)
         if record is None:
             raise catalog_error(
                 "ResourceNotFoundException", f"Change set {change_set_id} was not found."
@@ -542,7 +533,7 @@ class CatalogProvider:
     def list_change_sets(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         records = sorted(
-            self.store.list(ctx.account_id, GLOBAL, CHANGESET_KIND),
+            self.store.list(ctx.account_id, GLOBAL, kinds.CHANGE_SET),
             key=lambda r: r.created,
             reverse=True,
         )
@@ -582,7 +573,7 @@ class CatalogProvider:
     @operation("DescribeEntity")
     def describe_entity(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
-        entity = self.store.get(ctx.account_id, GLOBAL, ENTITY_KIND, p["EntityId"].split("@")[0])
+        entity = self.store.get(ctx.account_id, GLOBAL, kinds.ENTITY, p["EntityId"].split("@")[0])
         if entity is None:
             raise catalog_error(
                 "ResourceNotFoundException", f"Entity {p['EntityId']} was not found."
@@ -633,7 +624,7 @@ class CatalogProvider:
         found = sorted(
             (
                 e
-                for e in self.store.list(ctx.account_id, GLOBAL, ENTITY_KIND)
+                for e in self.store.list(ctx.account_id, GLOBAL, kinds.ENTITY)
                 if e.spec["EntityType"] == wanted
             ),
             key=lambda r: r.created,
@@ -661,3 +652,17 @@ class CatalogProvider:
     def _save(self, record: Resource) -> None:
         record.modified = self.clock.now()
         self.store.update(record)
+
+
+def _asset(text: str) -> arns.Arn | None:
+    """A delivery option's source: a SageMaker model package or algorithm ARN."""
+    try:
+        parsed = arns.parse(text)
+    except arns.InvalidArn:
+        return None
+    if parsed.service != "sagemaker" or parsed.resource_type not in (
+        kinds.MODEL_PACKAGE,
+        kinds.ALGORITHM,
+    ):
+        return None
+    return parsed

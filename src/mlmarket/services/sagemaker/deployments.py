@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from mlmarket.controllers.endpoints import new_instance_id
+from mlmarket.domain.endpoints import new_instance_id
 
 __all__ = ["build", "containers_of", "new_instance_id", "require_runnable"]
 from mlmarket.protocol.errors import validation_exception

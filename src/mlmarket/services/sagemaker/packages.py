@@ -12,7 +12,7 @@ from typing import Any
 from mlmarket import builtin
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import regions, registry
+from mlmarket.domain import kinds, regions, registry
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ConflictException, validation_exception
 from mlmarket.protocol.operations import operation
@@ -37,9 +37,9 @@ class PackagesProvider:
         self.clock = clock
         self.engine = engine
         self.validator = validator
-        self.packages = Kind(store, clock, "model-package")
-        self.groups = Kind(store, clock, "model-package-group")
-        self.algorithms = Kind(store, clock, "algorithm")
+        self.packages = Kind(store, clock, kinds.MODEL_PACKAGE)
+        self.groups = Kind(store, clock, kinds.MODEL_PACKAGE_GROUP)
+        self.algorithms = Kind(store, clock, kinds.ALGORITHM)
 
     # -- shared by packages and algorithms --
 
@@ -206,7 +206,7 @@ class PackagesProvider:
         source = sources[0]
         if not source.get("ModelDataUrl"):
             raise validation_exception("SourceAlgorithms[0].ModelDataUrl is required.")
-        listed = self.listings.find(ctx, source["AlgorithmName"], "algorithm")
+        listed = self.listings.find(ctx, source["AlgorithmName"], kinds.ALGORITHM)
         if listed is not None:
             self.listings.require_use(ctx, listed)
             if spec.get("CertifyForMarketplace"):
@@ -243,7 +243,7 @@ class PackagesProvider:
 
     @operation("DescribeModelPackage")
     def describe_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        listed = self.listings.find(ctx, p["ModelPackageName"], "model-package")
+        listed = self.listings.find(ctx, p["ModelPackageName"], kinds.MODEL_PACKAGE)
         if listed is not None:
             return self.listings.describe_package(listed)
         res = self.packages.require(ctx, p["ModelPackageName"])
@@ -312,7 +312,7 @@ class PackagesProvider:
 
     @operation("DescribeAlgorithm")
     def describe_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        listed = self.listings.find(ctx, p["AlgorithmName"], "algorithm")
+        listed = self.listings.find(ctx, p["AlgorithmName"], kinds.ALGORITHM)
         if listed is not None:
             return self.listings.describe_algorithm(listed)
         return _described(self.algorithms.require(ctx, p["AlgorithmName"]), "AlgorithmArn")

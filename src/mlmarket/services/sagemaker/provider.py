@@ -12,7 +12,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
-from mlmarket.domain import marketplace, registry
+from mlmarket.domain import kinds, marketplace, registry
 from mlmarket.domain.endpoints import EndpointStatus, can_delete, can_update
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
@@ -37,10 +37,10 @@ class SageMakerProvider:
         self.quotas = quotas
         self.listings = listings
         self.controller = endpoints
-        self.models = Kind(store, clock, "model")
-        self.configs = Kind(store, clock, "endpoint-config")
-        self.endpoints = Kind(store, clock, "endpoint")
-        self.packages = Kind(store, clock, "model-package")
+        self.models = Kind(store, clock, kinds.MODEL)
+        self.configs = Kind(store, clock, kinds.ENDPOINT_CONFIG)
+        self.endpoints = Kind(store, clock, kinds.ENDPOINT)
+        self.packages = Kind(store, clock, kinds.MODEL_PACKAGE)
 
     # -- models --
 
@@ -85,7 +85,7 @@ class SageMakerProvider:
                     raise validation_exception(refused)
                 expanded.append(container)
                 continue
-            offered = self.listings.find(ctx, package_name, "model-package")
+            offered = self.listings.find(ctx, package_name, kinds.MODEL_PACKAGE)
             if offered is not None:
                 self.listings.require_use(ctx, offered)
                 origins.append(marketplace_origin(offered))

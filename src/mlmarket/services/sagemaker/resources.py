@@ -10,7 +10,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import arns
+from mlmarket.domain import arns, kinds
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import MetadataStore, Resource
 
@@ -27,7 +27,7 @@ def public(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # How SageMaker's messages name a kind, where that is not its ARN type with spaces.
-_NOUNS = {"endpoint-config": "endpoint configuration"}
+_NOUNS = {kinds.ENDPOINT_CONFIG: "endpoint configuration"}
 
 
 class Kind:
@@ -41,19 +41,22 @@ class Kind:
         return arns.sagemaker(ctx.region, ctx.account_id, self.kind, name)
 
     def _key(self, name_or_arn: str) -> str:
-        """APIs take a name or an ARN (…:model-package/name[/version]); rows keep names."""
-        return name_or_arn.split(f":{self.kind}/", 1)[-1].lower()
+        """APIs take a name or an ARN; rows keep names, lower-cased as in ARNs."""
+        return arns.name_in(name_or_arn, self.kind).lower()
 
     @staticmethod
     def _foreign(ctx: RequestContext, name_or_arn: str) -> bool:
         """An ARN of another account or region names nothing the caller can reach."""
-        if not name_or_arn.startswith("arn:"):
+        if not arns.is_arn(name_or_arn):
             return False
-        parts = name_or_arn.split(":", 5)
-        return len(parts) < 6 or parts[4] != ctx.account_id or parts[3] != ctx.region
+        try:
+            arn = arns.parse(name_or_arn)
+        except arns.InvalidArn:
+            return True
+        return arn.account_id != ctx.account_id or arn.region != ctx.region
 
     def _not_found(self, ctx: RequestContext, name: str) -> Exception:
-        arn = name if name.startswith("arn:") else self.arn(ctx, self._key(name))
+        arn = name if arns.is_arn(name) else self.arn(ctx, self._key(name))
         return validation_exception(f'Could not find {self.noun} "{arn}".')
 
     def get(self, ctx: RequestContext, name: str) -> Resource | None:

@@ -7,8 +7,8 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
-from mlmarket.controllers.training import KIND, TrainingController
-from mlmarket.domain import algorithms, marketplace, registry
+from mlmarket.controllers.training import TrainingController
+from mlmarket.domain import algorithms, kinds, marketplace, registry
 from mlmarket.domain import quotas as quota
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
@@ -39,13 +39,13 @@ class TrainingProvider:
         listings: Listings,
     ) -> None:
         self.listings = listings
-        self.algorithms = Kind(store, clock, "algorithm")
+        self.algorithms = Kind(store, clock, kinds.ALGORITHM)
         self.quotas = quotas
         self.store = store
         self.objects = objects
         self.clock = clock
         self.controller = controller
-        self.jobs = Jobs(store, KIND, "training job", "TrainingJobStatus")
+        self.jobs = Jobs(store, kinds.TRAINING_JOB, "training job", "TrainingJobStatus")
 
     @operation("CreateTrainingJob")
     def create_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +121,7 @@ class TrainingProvider:
         job = Resource(
             ctx.account_id,
             ctx.region,
-            KIND,
+            kinds.TRAINING_JOB,
             name.lower(),
             self.jobs.arn(ctx, name),
             now,
@@ -137,7 +137,7 @@ class TrainingProvider:
         """Train with an algorithm resource: the caller's own, or an AWS Marketplace one it is
         subscribed to. Checks the job against the algorithm's declared instance types, channels
         and hyperparameters, and returns what the controller runs (image by digest, metrics)."""
-        listed = self.listings.find(ctx, name, "algorithm")
+        listed = self.listings.find(ctx, name, kinds.ALGORITHM)
         if listed is not None:
             self.listings.require_use(ctx, listed)
             training = listed.resource["TrainingSpecification"]

@@ -7,8 +7,8 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
-from mlmarket.controllers.transform import KIND, TransformController
-from mlmarket.domain import marketplace
+from mlmarket.controllers.transform import TransformController
+from mlmarket.domain import kinds, marketplace
 from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessing
 from mlmarket.domain.training import JobStatus
 from mlmarket.domain.transform import TransformParameterError, check_payload
@@ -36,8 +36,8 @@ class TransformProvider:
         self.objects = objects
         self.clock = clock
         self.controller = controller
-        self.jobs = Jobs(store, KIND, "job", "TransformJobStatus")
-        self.models = Kind(store, clock, "model")
+        self.jobs = Jobs(store, kinds.TRANSFORM_JOB, "job", "TransformJobStatus")
+        self.models = Kind(store, clock, kinds.MODEL)
 
     @operation("CreateTransformJob")
     def create_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -106,7 +106,7 @@ class TransformProvider:
         job = Resource(
             ctx.account_id,
             ctx.region,
-            KIND,
+            kinds.TRANSFORM_JOB,
             name.lower(),
             self.jobs.arn(ctx, name),
             now,

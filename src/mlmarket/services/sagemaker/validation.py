@@ -19,7 +19,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import registry
+from mlmarket.domain import kinds, registry
 from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ServiceError
@@ -32,8 +32,8 @@ log = logging.getLogger("mlmarket.validation")
 
 _POLL_SECONDS = 0.2
 _KINDS = (
-    ("model-package", "ModelPackageStatus", "ModelPackageStatusDetails"),
-    ("algorithm", "AlgorithmStatus", "AlgorithmStatusDetails"),
+    (kinds.MODEL_PACKAGE, "ModelPackageStatus", "ModelPackageStatusDetails"),
+    (kinds.ALGORITHM, "AlgorithmStatus", "AlgorithmStatusDetails"),
 )
 
 

@@ -20,7 +20,7 @@ from mlmarket.controllers.routes import (
     RoutingTable,
     VariantRoute,
 )
-from mlmarket.domain import marketplace
+from mlmarket.domain import arns, marketplace
 from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge
 from mlmarket.protocol.errors import ModelError, ServiceUnavailable, ValidationError
 from mlmarket.services.marketplace.metering import Meter
@@ -216,9 +216,11 @@ def _where_to_look(
         f"#logEventViewer:group=/aws/sagemaker/Endpoints/{route.name} in account "
         f"{ctx.account_id} for more information."
     )
-    log_stream = (
-        f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:/aws/sagemaker/Endpoints/"
-        f"{route.name}:log-stream:{variant.name}/{instance.instance_id}"
+    log_stream = arns.log_stream(
+        ctx.region,
+        ctx.account_id,
+        f"/aws/sagemaker/Endpoints/{route.name}",
+        f"{variant.name}/{instance.instance_id}",
     )
     return see, log_stream
 
