@@ -11,6 +11,7 @@ from aiohttp import web
 from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
 from mlmarket.controllers.endpoints import EndpointController
+from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.transform import TransformController
@@ -27,7 +28,6 @@ from mlmarket.services.marketplace.agreement_api import AgreementProvider
 from mlmarket.services.marketplace.agreements import Agreements
 from mlmarket.services.marketplace.discovery import DiscoveryProvider
 from mlmarket.services.marketplace.listings import Listings
-from mlmarket.services.marketplace.metering import Meter
 from mlmarket.services.marketplace.provider import MarketplaceProvider
 from mlmarket.services.marketplace_catalog.provider import CatalogProvider
 from mlmarket.services.quotas import Quotas

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from mlmarket.controllers.metering import Meter
 from mlmarket.domain import algorithms, marketplace, pricing, registry
-from mlmarket.services.marketplace.metering import Meter, Terms, customer_reference
+from mlmarket.services.marketplace.usage import Terms, customer_reference, report
 from mlmarket.storage.metadata import MetadataStore, UsageStore
 
 ORIGIN = {"ProductId": "prod-abc", "Seller": "123456789012"}
@@ -222,18 +223,18 @@ def test_meters_sum_instance_time_and_counts_for_each_side(tmp_path: Path) -> No
     def prices(buyer: str, product: str) -> Terms | None:
         return terms if (buyer, product) == (BUYER, "prod-abc") else None
 
-    [counted, hourly] = meter.report(BUYER, "BUYER", None, prices)
+    [counted, hourly] = report(meter, BUYER, "BUYER", None, prices)
     assert (counted["Dimension"], counted["Quantity"]) == ("inference.count.m.i.c", 5)
     assert hourly["Quantity"] == pytest.approx(4 / 60, abs=1e-6)
     assert hourly["Charge"] == "0.0400"
     meter.stop(running)
     clock.advance(3600)  # a stopped meter stops counting
-    [_, hourly] = meter.report(BUYER, "BUYER", None, prices)
+    [_, hourly] = report(meter, BUYER, "BUYER", None, prices)
     assert hourly["Quantity"] == pytest.approx(4 / 60, abs=1e-6)
-    seller = meter.report(ORIGIN["Seller"], "SELLER", "prod-abc", prices)
+    seller = report(meter, ORIGIN["Seller"], "SELLER", "prod-abc", prices)
     assert {r["CustomerReference"] for r in seller} == {customer_reference(ORIGIN["Seller"], BUYER)}
     assert all("ResourceArn" not in r for r in seller)
-    assert meter.report(BUYER, "SELLER", None, prices) == []
+    assert report(meter, BUYER, "SELLER", None, prices) == []
     store.close()
 
 
@@ -255,7 +256,7 @@ def test_usage_within_a_free_trial_is_not_charged(tmp_path: Path) -> None:
     clock.advance(7200)
     charges = {
         r["ResourceArn"]: r["Charge"]
-        for r in meter.report(BUYER, "BUYER", None, lambda buyer, product: terms)
+        for r in report(meter, BUYER, "BUYER", None, lambda buyer, product: terms)
     }
     # a: 10 free minutes; b: 20 of its 30 minutes after the trial; c: 10 paid minutes
     assert charges == {"a": "0.0000", "b": "0.2000", "c": "0.1000"}
@@ -270,6 +271,6 @@ def test_a_restart_ends_the_intervals_a_previous_server_left_open(tmp_path: Path
     restarted = Meter(UsageStore(store), clock)
     restarted.recover()
     clock.advance(6000)
-    [hourly] = restarted.report(BUYER, "BUYER", None, lambda buyer, product: None)
+    [hourly] = report(restarted, BUYER, "BUYER", None, lambda buyer, product: None)
     assert hourly["Quantity"] == pytest.approx(10 / 60, abs=1e-6)
     store.close()

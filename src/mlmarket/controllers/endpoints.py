@@ -23,6 +23,7 @@ from mlmarket.clock import Clock
 from mlmarket.config import Settings
 from mlmarket.controllers import images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
+from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.controllers.routes import (
     ContainerRuntime,
@@ -45,7 +46,6 @@ from mlmarket.execution.base import (
 )
 from mlmarket.execution.http1 import ConnectionPool
 from mlmarket.limits import CONTAINER_PORT
-from mlmarket.services.marketplace.metering import Meter
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 

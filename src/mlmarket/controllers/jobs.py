@@ -11,11 +11,11 @@ from typing import Any, ClassVar
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
+from mlmarket.controllers.metering import Meter
 from mlmarket.domain import labels, marketplace
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import JobStatus
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
-from mlmarket.services.marketplace.metering import Meter
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 

@@ -15,7 +15,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.domain import arns, kinds, pricing
 from mlmarket.services.marketplace.listings import GLOBAL, Listings
-from mlmarket.services.marketplace.metering import Terms
+from mlmarket.services.marketplace.usage import Terms
 from mlmarket.services.marketplace_catalog.entities import OFFER_TYPE, PRODUCT_TYPE
 from mlmarket.storage.metadata import MetadataStore, Resource
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
+from mlmarket.controllers.metering import Meter
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.operations import operation
 from mlmarket.services.marketplace.agreements import (
@@ -18,7 +19,7 @@ from mlmarket.services.marketplace.agreements import (
     charging_terms,
 )
 from mlmarket.services.marketplace.listings import Listed, Listings
-from mlmarket.services.marketplace.metering import Meter, Terms
+from mlmarket.services.marketplace.usage import Terms, report
 from mlmarket.storage.metadata import Resource
 
 
@@ -155,7 +156,7 @@ class MarketplaceProvider:
                 )
             return found[buyer, product_id]
 
-        records = self.meter.report(
-            ctx.account_id, p.get("View", "BUYER"), p.get("ProductId"), terms_for
+        records = report(
+            self.meter, ctx.account_id, p.get("View", "BUYER"), p.get("ProductId"), terms_for
         )
         return {"Usage": records, "Until": self.clock.now()}

@@ -13,6 +13,7 @@ import random
 from typing import Any
 
 from mlmarket.context import RequestContext
+from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import (
     ContainerRuntime,
     EndpointRoute,
@@ -23,7 +24,6 @@ from mlmarket.controllers.routes import (
 from mlmarket.domain import arns, marketplace
 from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge
 from mlmarket.protocol.errors import ModelError, ServiceUnavailable, ValidationError
-from mlmarket.services.marketplace.metering import Meter
 
 # Request members forwarded to the container as the headers they arrived in.
 _FORWARDED = (

@@ -1,0 +1,123 @@
+"""Metering: recording what buyers use of marketplace products, per buyer, product and dimension.
+
+Instance time is recorded as intervals (an endpoint instance from healthy to retired, a batch
+transform job from start to end, a training job's billable time); real-time inferences are
+counted per 2xx call, in the units the container's `X-Amzn-Inference-Metering` header declares.
+Counting happens on the invoke path, so counts collect in memory and reach the database in one
+write per second (and whenever a report is read: services/marketplace/usage.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections import defaultdict
+from typing import Any
+
+from mlmarket.clock import Clock
+from mlmarket.domain import marketplace
+from mlmarket.storage.metadata import UsageRow, UsageStore
+
+FLUSH_SECONDS = 1.0
+
+
+class Meter:
+    def __init__(self, usage: UsageStore, clock: Clock) -> None:
+        self.usage = usage
+        self.clock = clock
+        # (buyer, seller, product, arn) → inference units not yet written
+        self._counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        self._task: asyncio.Task[None] | None = None
+
+    # -- instance time --
+
+    def start(
+        self, buyer: str, origin: dict[str, Any], dimension: str, arn: str, instances: int
+    ) -> int:
+        return self.usage.open_interval(
+            _interval(buyer, origin, dimension, arn, instances, self.clock.now(), None)
+        )
+
+    def stop(self, meter_id: int | None) -> None:
+        if meter_id is not None:
+            self.usage.close_interval(meter_id, self.clock.now())
+
+    def span(
+        self,
+        buyer: str,
+        origin: dict[str, Any],
+        dimension: str,
+        arn: str,
+        instances: int,
+        started: dt.datetime,
+        seconds: float,
+    ) -> None:
+        """A finished stretch of instance time (a job's billable seconds)."""
+        ended = started + dt.timedelta(seconds=seconds)
+        self.usage.add([_interval(buyer, origin, dimension, arn, instances, started, ended)])
+
+    def recover(self) -> None:
+        """At start-up: intervals a previous server left open end now (its containers ran on;
+        the endpoints re-adopted now open new ones)."""
+        self.usage.close_all_open(self.clock.now())
+
+    # -- inferences --
+
+    def count(self, buyer: str, origin: dict[str, Any], arn: str, units: int) -> None:
+        if units:
+            self._counts[(buyer, origin["Seller"], origin["ProductId"], arn)] += units
+
+    def flush(self) -> None:
+        if not self._counts:
+            return
+        counts, self._counts = self._counts, defaultdict(int)
+        now = self.clock.now()
+        self.usage.add(
+            [
+                UsageRow(
+                    buyer, seller, product, marketplace.INFERENCE_COUNT, arn, now, now, None, units
+                )
+                for (buyer, seller, product, arn), units in counts.items()
+            ]
+        )
+
+    async def run(self) -> None:
+        """Flush counts every second until cancelled, and once more on the way out."""
+        try:
+            while True:
+                await asyncio.sleep(FLUSH_SECONDS)
+                self.flush()
+        finally:
+            self.flush()
+
+    def start_flushing(self) -> None:
+        self._task = asyncio.ensure_future(self.run())
+
+    async def stop_flushing(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+def _interval(
+    buyer: str,
+    origin: dict[str, Any],
+    dimension: str,
+    arn: str,
+    instances: int,
+    started: dt.datetime,
+    ended: dt.datetime | None,
+) -> UsageRow:
+    return UsageRow(
+        buyer,
+        origin["Seller"],
+        origin["ProductId"],
+        dimension,
+        arn,
+        started,
+        ended,
+        instances,
+        None,
+    )
