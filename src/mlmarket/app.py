@@ -10,6 +10,7 @@ from aiohttp import web
 
 from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
+from mlmarket.controllers.change_sets import ChangeSetRunner
 from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import RoutingTable
@@ -29,6 +30,7 @@ from mlmarket.services.marketplace.agreements import Agreements
 from mlmarket.services.marketplace.discovery import DiscoveryProvider
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace.provider import MarketplaceProvider
+from mlmarket.services.marketplace_catalog.apply import ChangeApplier
 from mlmarket.services.marketplace_catalog.provider import CatalogProvider
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.s3.provider import S3Provider
@@ -58,7 +60,7 @@ class App:
     transform: TransformController
     meter: Meter
     validator: Validator
-    catalog: CatalogProvider
+    change_sets: ChangeSetRunner
     gateway: Gateway
 
 
@@ -101,7 +103,8 @@ def build(
     # validation drives the same handlers a seller's own calls reach
     validator = Validator(store, artifacts, engine, clock, sagemaker)
     sagemaker.add(PackagesProvider(store, clock, engine, validator, listings))
-    catalog = CatalogProvider(store, clock, listings)
+    change_sets = ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings))
+    catalog = CatalogProvider(store, clock, change_sets)
     runtime = RuntimeProvider(
         routes,
         timeout_seconds=settings.invoke_timeout_seconds,
@@ -145,7 +148,7 @@ def build(
         transform,
         meter,
         validator,
-        catalog,
+        change_sets,
         gateway,
     )
 
@@ -164,7 +167,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     await app.training.start()
     await app.transform.start()
     app.validator.resume()
-    app.catalog.resume()
+    app.change_sets.resume()
     await site.start()
     log.info("listening on http://%s:%s", app.settings.host, app.settings.port)
     if ready is not None:

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from mlmarket.clock import SystemClock
 from mlmarket.context import RequestContext
+from mlmarket.controllers.change_sets import ChangeSetRunner
 from mlmarket.domain import kinds
 from mlmarket.services.marketplace.listings import Listings
+from mlmarket.services.marketplace_catalog.apply import ChangeApplier
 from mlmarket.services.marketplace_catalog.entities import (
     CATALOG,
-    GLOBAL,
     PRODUCT_TYPE,
 )
 from mlmarket.services.marketplace_catalog.provider import CatalogProvider
@@ -30,7 +31,10 @@ CREATE = {
 
 def _provider(store: MetadataStore, root: Path) -> CatalogProvider:
     clock = SystemClock()
-    return CatalogProvider(store, clock, Listings(store, ObjectStore(store.engine, root), clock))
+    listings = Listings(store, ObjectStore(store.engine, root), clock)
+    return CatalogProvider(
+        store, clock, ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings))
+    )
 
 
 def test_queued_change_sets_run_after_a_restart_and_half_applied_ones_fail(
@@ -42,17 +46,17 @@ def test_queued_change_sets_run_after_a_restart_and_half_applied_ones_fail(
         stopped = _provider(store, tmp_path / "objects")
         queued = stopped.start_change_set(CTX, CREATE)["ChangeSetId"]
         applying = stopped.start_change_set(CTX, CREATE)["ChangeSetId"]
-        for task in list(stopped._tasks):  # the server stops before processing them
+        for task in list(stopped.runner._tasks):  # the server stops before processing them
             task.cancel()
         await asyncio.sleep(0)
-        record = store.get(CTX.account_id, GLOBAL, kinds.CHANGE_SET, applying)
+        record = store.get(CTX.account_id, kinds.GLOBAL, kinds.CHANGE_SET, applying)
         assert record is not None
         record.state["Status"] = "APPLYING"  # as if it stopped mid-way
         store.update(record)
 
         restarted = _provider(store, tmp_path / "objects")
-        restarted.resume()
-        await restarted.wait_idle()
+        restarted.runner.resume()
+        await restarted.runner.wait_idle()
         return (
             restarted.describe_change_set(CTX, {"Catalog": CATALOG, "ChangeSetId": queued})[
                 "Status"

@@ -24,3 +24,7 @@ AGREEMENT: Final = "mp-agreement"
 AGREEMENT_REQUEST: Final = "mp-agreement-request"
 ENTITY: Final = "mp-entity"
 CHANGE_SET: Final = "mp-changeset"
+
+# The region the marketplace's records are kept under: the Catalog is one per account, and
+# listings and agreements one per marketplace, whatever region is asked.
+GLOBAL: Final = "global"

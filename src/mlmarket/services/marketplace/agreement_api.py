@@ -20,7 +20,6 @@ from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.marketplace_rest import service_error
 from mlmarket.protocol.operations import operation
 from mlmarket.services.marketplace.agreements import Agreements, NotOffered, terms_of
-from mlmarket.services.marketplace.listings import GLOBAL
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 SERVICE = "marketplace-agreement"
@@ -109,7 +108,7 @@ class AgreementProvider:
         self.store.insert(
             Resource(
                 ctx.account_id,
-                GLOBAL,
+                kinds.GLOBAL,
                 kinds.AGREEMENT_REQUEST,
                 request_id,
                 request_id,
@@ -132,7 +131,7 @@ class AgreementProvider:
     @operation("AcceptAgreementRequest")
     def accept_agreement_request(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         request = self.store.get(
-            ctx.account_id, GLOBAL, kinds.AGREEMENT_REQUEST, p["agreementRequestId"]
+            ctx.account_id, kinds.GLOBAL, kinds.AGREEMENT_REQUEST, p["agreementRequestId"]
         )
         if request is None:
             raise _about(

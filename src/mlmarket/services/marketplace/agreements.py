@@ -14,7 +14,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.domain import arns, kinds, pricing
-from mlmarket.services.marketplace.listings import GLOBAL, Listings
+from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace.usage import Terms
 from mlmarket.services.marketplace_catalog.entities import OFFER_TYPE, PRODUCT_TYPE
 from mlmarket.storage.metadata import MetadataStore, Resource
@@ -52,7 +52,7 @@ class Agreements:
         offer_id = product.state.get("OfferId")
         if not offer_id:
             return None
-        return self.store.get(product.account_id, GLOBAL, kinds.ENTITY, offer_id)
+        return self.store.get(product.account_id, kinds.GLOBAL, kinds.ENTITY, offer_id)
 
     def offered(
         self, product: Resource
@@ -83,7 +83,9 @@ class Agreements:
 
     def of(self, account: str) -> list[Resource]:
         """Agreements `account` accepted, oldest first."""
-        return sorted(self.store.list(account, GLOBAL, kinds.AGREEMENT), key=lambda r: r.created)
+        return sorted(
+            self.store.list(account, kinds.GLOBAL, kinds.AGREEMENT), key=lambda r: r.created
+        )
 
     def proposed_by(self, seller: str) -> list[Resource]:
         found = (a for a in self.store.all_of_kind(kinds.AGREEMENT) if a.spec["Seller"] == seller)
@@ -115,7 +117,7 @@ class Agreements:
         agreement_id = "agmt-" + secrets.token_hex(12)
         agreement = Resource(
             buyer,
-            GLOBAL,
+            kinds.GLOBAL,
             kinds.AGREEMENT,
             agreement_id,
             arns.marketplace(buyer, "Agreement", agreement_id),

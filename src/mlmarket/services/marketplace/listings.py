@@ -24,7 +24,6 @@ from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
 
 OWNER = "aws-marketplace"  # rows of the marketplace itself: never a caller's account id
-GLOBAL = "global"
 KINDS = {"SageMakerModelPackage": kinds.MODEL_PACKAGE, "SageMakerAlgorithm": kinds.ALGORITHM}
 
 # Spec members a buyer may see, per kind; everything else stays with the seller.
@@ -145,7 +144,7 @@ class Listings:
         now = self.clock.now()
         listing = Resource(
             OWNER,
-            GLOBAL,
+            kinds.GLOBAL,
             kinds.LISTING,
             name,
             name,
@@ -171,7 +170,10 @@ class Listings:
         bucket = self.objects.bucket(marketplace.ARTIFACT_BUCKET)
         if bucket is None:
             self.objects.create_bucket(
-                marketplace.ARTIFACT_BUCKET, marketplace.ARTIFACT_OWNER, GLOBAL, self.clock.now()
+                marketplace.ARTIFACT_BUCKET,
+                marketplace.ARTIFACT_OWNER,
+                kinds.GLOBAL,
+                self.clock.now(),
             )
         elif bucket.account_id != marketplace.ARTIFACT_OWNER:
             raise RuntimeError(
@@ -216,7 +218,7 @@ class Listings:
     def sync(self, name: str, visibility: str, title: str, regions: dict[str, Any]) -> None:
         """Carry a version's visibility, title and regions to its copy; restriction is
         one-way."""
-        listing = self.store.get(OWNER, GLOBAL, kinds.LISTING, name)
+        listing = self.store.get(OWNER, kinds.GLOBAL, kinds.LISTING, name)
         if listing is None:
             return
         listing.spec["VersionTitle"] = title
@@ -235,7 +237,7 @@ class Listings:
         return sorted(
             (
                 r
-                for r in self.store.list(OWNER, GLOBAL, kinds.LISTING)
+                for r in self.store.list(OWNER, kinds.GLOBAL, kinds.LISTING)
                 if r.spec["ProductId"] == product_id
             ),
             key=lambda r: r.created,
@@ -263,7 +265,7 @@ class Listings:
             problem = marketplace.wrong_region(owner_region, ctx.region)
         if problem:
             raise validation_exception(problem)
-        listing = self.store.get(OWNER, GLOBAL, kinds.LISTING, arn.resource_id.lower())
+        listing = self.store.get(OWNER, kinds.GLOBAL, kinds.LISTING, arn.resource_id.lower())
         noun = "Algorithm" if kind == kinds.ALGORITHM else "Model package"
         if listing is None or listing.spec["Kind"] != kind:
             raise validation_exception(f"{noun} {name_or_arn} does not exist.")
@@ -283,7 +285,7 @@ class Listings:
             raise validation_exception(withheld)
 
     def agreement(self, buyer: str, product_id: str) -> Resource | None:
-        for agreement in self.store.list(buyer, GLOBAL, kinds.AGREEMENT):
+        for agreement in self.store.list(buyer, kinds.GLOBAL, kinds.AGREEMENT):
             if agreement.spec["ProductId"] == product_id and agreement.state["Status"] == "ACTIVE":
                 return agreement
         return None

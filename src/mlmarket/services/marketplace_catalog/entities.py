@@ -15,7 +15,6 @@ from mlmarket.storage.metadata import Resource
 CATALOG = "AWSMarketplace"
 PRODUCT_TYPE = "MachineLearningProduct@1.0"
 OFFER_TYPE = "Offer@1.0"
-GLOBAL = "global"  # the catalog is one per account, whatever region calls it
 
 
 def iso(value: dt.datetime) -> str:

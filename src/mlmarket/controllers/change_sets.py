@@ -1,0 +1,107 @@
+"""The Catalog's change sets, from accepted to done: the only writer of their statuses.
+
+    PREPARING ──▶ APPLYING ──▶ SUCCEEDED
+        │             └──────▶ FAILED (CLIENT_ERROR: each change's errors; nothing applied)
+        └── CancelChangeSet ─▶ CANCELLED
+
+A change set waits a moment in PREPARING (AWS's take minutes), long enough to be seen, and
+cancelled or collided with, as with the real service; then its changes are staged together and,
+if none was refused and the intent is APPLY, committed. A server that stops runs what it had
+queued when it starts again, and fails one it was applying (SERVER_FAULT), since part of it may
+be in. What each change type does is the applier's (services/marketplace_catalog/apply.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
+from mlmarket.domain import kinds
+from mlmarket.storage.metadata import MetadataStore, Resource
+
+QUEUED_SECONDS = 0.25
+ACTIVE = ("PREPARING", "APPLYING")
+
+
+class Applier(Protocol):
+    def stage(self, ctx: RequestContext, change_set: list[dict[str, Any]]) -> Any:
+        """Apply the changes to staged entities, recording each change's errors on it."""
+        ...
+
+    def commit(self, staged: Any) -> None:
+        """Write what was staged (blocking)."""
+        ...
+
+
+class ChangeSetRunner:
+    def __init__(self, store: MetadataStore, clock: Clock, applier: Applier) -> None:
+        self.store = store
+        self.clock = clock
+        self.applier = applier
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, record: Resource) -> None:
+        """Accept a new change set and queue it."""
+        record.state["Status"] = "PREPARING"
+        self.store.insert(record)
+        self._spawn(record)
+
+    def cancel(self, record: Resource) -> None:
+        """A change set still PREPARING is CANCELLED; the queued run then finds it so."""
+        record.state.update(Status="CANCELLED", EndTime=self.clock.now())
+        self._save(record)
+
+    def resume(self) -> None:
+        """At start-up: change sets a previous server had queued are processed now; one it
+        was applying when it stopped is failed (SERVER_FAULT), since part of it may be in."""
+        for record in self.store.all_of_kind(kinds.CHANGE_SET):
+            status = record.state["Status"]
+            if status == "PREPARING":
+                self._spawn(record)
+            elif status == "APPLYING":
+                record.state.update(
+                    Status="FAILED",
+                    FailureCode="SERVER_FAULT",
+                    FailureDescription="The server stopped while this change set was being "
+                    "applied; check the entities and start the change set again.",
+                    EndTime=self.clock.now(),
+                )
+                self._save(record)
+
+    async def wait_idle(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, record: Resource) -> None:
+        task = asyncio.ensure_future(self._process(record))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _process(self, record: Resource) -> None:
+        await asyncio.sleep(QUEUED_SECONDS)
+        current = self.store.get(record.account_id, kinds.GLOBAL, kinds.CHANGE_SET, record.name)
+        if current is None or current.state["Status"] != "PREPARING":
+            return  # cancelled meanwhile
+        record.state["Status"] = "APPLYING"
+        self._save(record)
+        ctx = RequestContext(record.arn, record.account_id, kinds.GLOBAL, "", "StartChangeSet")
+        change_set = record.spec["ChangeSet"]
+        staged = self.applier.stage(ctx, change_set)
+        if any(c["ErrorDetailList"] for c in change_set):
+            record.state.update(
+                Status="FAILED",
+                FailureCode="CLIENT_ERROR",
+                FailureDescription="See the errors of each change.",
+            )
+        else:
+            if record.spec["Intent"] == "APPLY":
+                # copying model artifacts may take a while: not on the event loop
+                await asyncio.to_thread(self.applier.commit, staged)
+            record.state["Status"] = "SUCCEEDED"
+        record.state["EndTime"] = self.clock.now()
+        self._save(record)
+
+    def _save(self, record: Resource) -> None:
+        record.modified = self.clock.now()
+        self.store.update(record)
