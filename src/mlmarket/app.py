@@ -16,6 +16,7 @@ from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.transform import TransformController
+from mlmarket.controllers.validation import Validator
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.admission import Admission
@@ -38,7 +39,6 @@ from mlmarket.services.sagemaker.packages import PackagesProvider
 from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.services.sagemaker.transform import TransformProvider
-from mlmarket.services.sagemaker.validation import Validator
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.blobs import S3Blobs
 from mlmarket.storage.metadata import MetadataStore, UsageStore

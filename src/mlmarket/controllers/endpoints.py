@@ -33,7 +33,7 @@ from mlmarket.controllers.routes import (
     VariantRoute,
     route_key,
 )
-from mlmarket.domain import instance_types, kinds, labels, marketplace
+from mlmarket.domain import instance_types, kinds, labels, marketplace, specs
 from mlmarket.domain.endpoints import SERVING, EndpointStatus, transition
 from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import (
@@ -306,7 +306,7 @@ class EndpointController:
                     variant["Weight"],
                     mine,
                     variant["Mode"],
-                    variant.get("Marketplace"),
+                    variant.get(specs.ORIGIN),
                 )
             )
         return variants
@@ -381,7 +381,7 @@ class EndpointController:
             await self._retire(endpoint, [instance])
             raise
         instance.healthy = True
-        origin = variant.get("Marketplace")
+        origin = variant.get(specs.ORIGIN)
         if origin is not None and self.meter is not None:
             instance.meter_id = self.meter.start(
                 endpoint.account_id,

@@ -27,7 +27,7 @@ from mlmarket.controllers import channels, images
 from mlmarket.controllers.checkpoints import CheckpointSync
 from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
 from mlmarket.controllers.metrics import MetricScanner
-from mlmarket.domain import instance_types, kinds, labels, marketplace
+from mlmarket.domain import instance_types, kinds, labels, marketplace, specs
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
@@ -109,7 +109,7 @@ class TrainingController(JobController):
         begun = time.monotonic()
 
         # a job made from an algorithm resource runs what that algorithm declares
-        algorithm = dict(spec["AlgorithmSpecification"], **(spec.get("_Run") or {}))
+        algorithm = dict(spec["AlgorithmSpecification"], **(spec.get(specs.RUN) or {}))
         resolved = await images.resolve(self.engine, algorithm["TrainingImage"])
         if resolved is None:
             raise JobFailed(
@@ -551,7 +551,7 @@ class TrainingController(JobController):
             )
             self._meter(
                 job,
-                job.spec.get("_Marketplace"),
+                job.spec.get(specs.MARKETPLACE),
                 job.spec["ResourceConfig"],
                 marketplace.TRAINING,
                 start,

@@ -26,7 +26,7 @@ from mlmarket.controllers import channels, images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.controllers.jobs import JobController, JobFailed
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
-from mlmarket.domain import instance_types, kinds, marketplace, records
+from mlmarket.domain import instance_types, kinds, marketplace, records, specs
 from mlmarket.domain.data_processing import DataProcessing, DataProcessingError
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import FINAL, JobStatus
@@ -408,7 +408,7 @@ class TransformController(JobController):
         started = job.state.get("TransformStartTime")
         self._meter(
             job,
-            job.spec["ModelSnapshot"].get("Marketplace"),
+            job.spec["ModelSnapshot"].get(specs.ORIGIN),
             job.spec["TransformResources"],
             marketplace.BATCH,
             started,

@@ -10,11 +10,11 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from mlmarket.domain import specs
 from mlmarket.domain.endpoints import new_instance_id
 
 __all__ = ["build", "containers_of", "new_instance_id", "require_runnable"]
 from mlmarket.protocol.errors import validation_exception
-from mlmarket.services.sagemaker.resources import MARKETPLACE
 from mlmarket.storage.metadata import Resource
 
 
@@ -52,7 +52,7 @@ def build(
                 "Mode": mode,
                 "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
                 # the AWS Marketplace product served, for metering (None for own models)
-                "Marketplace": model.spec.get(MARKETPLACE),
+                specs.ORIGIN: model.spec.get(specs.MARKETPLACE),
                 "Containers": [
                     {
                         "Hostname": c["Hostname"],

@@ -12,14 +12,14 @@ from typing import Any
 from mlmarket import builtin
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import kinds, regions, registry
+from mlmarket.controllers.validation import Validator, status_item
+from mlmarket.domain import kinds, regions, registry, specs
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ConflictException, validation_exception
 from mlmarket.protocol.operations import operation
 from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
-from mlmarket.services.sagemaker.resources import MARKETPLACE, Kind, public
-from mlmarket.services.sagemaker.validation import Validator, status_item
+from mlmarket.services.sagemaker.resources import Kind
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 
@@ -217,7 +217,7 @@ class PackagesProvider:
                 )
             inference = listed.resource.get("InferenceSpecification")
             view = self.listings.describe_algorithm(listed).get("InferenceSpecification")
-            spec[MARKETPLACE] = marketplace_origin(listed)
+            spec[specs.MARKETPLACE] = marketplace_origin(listed)
         else:
             algorithm = self.algorithms.require(ctx, source["AlgorithmName"])
             inference = algorithm.spec.get("InferenceSpecification")
@@ -343,7 +343,7 @@ class PackagesProvider:
 
 
 def _described(res: Resource, arn_key: str) -> dict[str, Any]:
-    out = public(res.spec)
+    out = specs.public(res.spec)
     out.update(res.state)
     out.update(
         {

@@ -12,7 +12,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
-from mlmarket.domain import kinds, marketplace, registry
+from mlmarket.domain import kinds, marketplace, registry, specs
 from mlmarket.domain.endpoints import EndpointStatus, can_delete, can_update
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
@@ -20,7 +20,7 @@ from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas, instances_of
 from mlmarket.services.sagemaker import deployments
-from mlmarket.services.sagemaker.resources import MARKETPLACE, Kind, public
+from mlmarket.services.sagemaker.resources import Kind
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 
@@ -62,7 +62,7 @@ class SageMakerProvider:
         spec = {k: v for k, v in p.items() if k != "Tags"}
         # R1: a model of marketplace containers runs isolated whatever the caller asked
         spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False)) or bool(
-            spec.get(MARKETPLACE)
+            spec.get(specs.MARKETPLACE)
         )
         res = self.models.create(ctx, p["ModelName"], spec, {})
         return {"ModelArn": res.arn}
@@ -105,8 +105,8 @@ class SageMakerProvider:
                     f"Model package {package_name} cannot be used: its status is {status}, "
                     "not Completed."
                 )
-            if package.spec.get(MARKETPLACE):
-                origins.append(package.spec[MARKETPLACE])  # made from a subscribed algorithm
+            if package.spec.get(specs.MARKETPLACE):
+                origins.append(package.spec[specs.MARKETPLACE])  # made from a subscribed algorithm
             for source in package.spec["InferenceSpecification"]["Containers"]:
                 environment = dict(source.get("Environment") or {})
                 environment.update(container.get("Environment") or {})
@@ -124,7 +124,7 @@ class SageMakerProvider:
                 "A model may use containers of one AWS Marketplace product only."
             )
         if origins:
-            out[MARKETPLACE] = origins[0]
+            out[specs.MARKETPLACE] = origins[0]
         if len(expanded) == 1:
             out["PrimaryContainer"] = expanded[0]
         else:
@@ -134,7 +134,7 @@ class SageMakerProvider:
     @operation("DescribeModel")
     def describe_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         res = self.models.require(ctx, p["ModelName"])
-        return dict(public(res.spec), ModelArn=res.arn, CreationTime=res.created)
+        return dict(specs.public(res.spec), ModelArn=res.arn, CreationTime=res.created)
 
     @operation("ListModels")
     def list_models(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -167,7 +167,7 @@ class SageMakerProvider:
                     f"Production variant {variant['VariantName']} must specify a ModelName."
                 )
             model = self.models.require(ctx, variant["ModelName"])
-            origin = model.spec.get(MARKETPLACE)
+            origin = model.spec.get(specs.MARKETPLACE)
             if origin is None:
                 continue
             refused = marketplace.refused_endpoint_feature(

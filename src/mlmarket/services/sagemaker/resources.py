@@ -14,18 +14,6 @@ from mlmarket.domain import arns, kinds
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import MetadataStore, Resource
 
-# The spec member where a model, package or job records the AWS Marketplace product it runs
-# (services/marketplace/listings.py `marketplace_origin`); callers never see it.
-MARKETPLACE = "_Marketplace"
-# What a training job made from an algorithm resource runs (its image digest and metrics).
-RUN = "_Run"
-
-
-def public(spec: dict[str, Any]) -> dict[str, Any]:
-    """A spec as Describe shows it: without what the platform keeps for itself."""
-    return {k: v for k, v in spec.items() if not k.startswith("_")}
-
-
 # How SageMaker's messages name a kind, where that is not its ARN type with spaces.
 _NOUNS = {kinds.ENDPOINT_CONFIG: "endpoint configuration"}
 

@@ -8,7 +8,7 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.training import TrainingController
-from mlmarket.domain import algorithms, kinds, marketplace, registry
+from mlmarket.domain import algorithms, kinds, marketplace, registry, specs
 from mlmarket.domain import quotas as quota
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
@@ -23,7 +23,7 @@ from mlmarket.protocol.operations import operation
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
-from mlmarket.services.sagemaker.resources import MARKETPLACE, RUN, Kind, public
+from mlmarket.services.sagemaker.resources import Kind
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 
@@ -70,7 +70,7 @@ class TrainingProvider:
         p = dict(p)
         # set only by the platform's own calls (validation runs the pinned digest); the edge
         # drops members the model does not name, so callers cannot
-        run: dict[str, Any] = dict(p.pop(RUN, None) or {})
+        run: dict[str, Any] = dict(p.pop(specs.RUN, None) or {})
         if algorithm.get("AlgorithmName"):
             run = self._algorithm(ctx, p, algorithm["AlgorithmName"])
         stopping = p.get("StoppingCondition") or {}
@@ -110,8 +110,8 @@ class TrainingProvider:
         spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
         spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
         if run:
-            spec[RUN] = run
-        if p.get(MARKETPLACE):
+            spec[specs.RUN] = run
+        if p.get(specs.MARKETPLACE):
             spec["EnableNetworkIsolation"] = True  # R1
         state = {
             "TrainingJobStatus": str(JobStatus.IN_PROGRESS),
@@ -142,7 +142,7 @@ class TrainingProvider:
             self.listings.require_use(ctx, listed)
             training = listed.resource["TrainingSpecification"]
             origin = marketplace_origin(listed)
-            p[MARKETPLACE] = origin
+            p[specs.MARKETPLACE] = origin
             arn = listed.arn
             image = training["TrainingImageDigest"]
             if p.get("EnableManagedSpotTraining"):
@@ -209,7 +209,7 @@ class TrainingProvider:
     @operation("DescribeTrainingJob")
     def describe_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(ctx, p["TrainingJobName"])
-        out = {k: v for k, v in public(job.spec).items() if k != "Tags"}
+        out = {k: v for k, v in specs.public(job.spec).items() if k != "Tags"}
         out.update(job.state)
         out.update(
             {

@@ -8,7 +8,7 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
 from mlmarket.controllers.transform import TransformController
-from mlmarket.domain import kinds, marketplace
+from mlmarket.domain import kinds, marketplace, specs
 from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessing
 from mlmarket.domain.training import JobStatus
 from mlmarket.domain.transform import TransformParameterError, check_payload
@@ -17,7 +17,7 @@ from mlmarket.protocol.operations import operation
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.deployments import containers_of
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
-from mlmarket.services.sagemaker.resources import MARKETPLACE, Kind, public
+from mlmarket.services.sagemaker.resources import Kind
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 
@@ -80,7 +80,7 @@ class TransformProvider:
         resources = p["TransformResources"]
         if not resources.get("InstanceType"):
             raise validation_exception("TransformResources must specify an InstanceType.")
-        origin = model.spec.get(MARKETPLACE)
+        origin = model.spec.get(specs.MARKETPLACE)
         if origin is not None:
             refused = marketplace.unsupported_instance_type(
                 resources["InstanceType"],
@@ -100,7 +100,7 @@ class TransformProvider:
         spec["ModelSnapshot"] = {
             "Container": containers[0],
             "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
-            "Marketplace": origin,
+            specs.ORIGIN: origin,
         }
         state = {"TransformJobStatus": str(JobStatus.IN_PROGRESS)}
         job = Resource(
@@ -121,7 +121,7 @@ class TransformProvider:
     @operation("DescribeTransformJob")
     def describe_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         job = self.jobs.get(ctx, p["TransformJobName"])
-        out = {k: v for k, v in public(job.spec).items() if k != "ModelSnapshot"}
+        out = {k: v for k, v in specs.public(job.spec).items() if k != "ModelSnapshot"}
         out.update(job.state)
         out.update({"TransformJobArn": job.arn, "CreationTime": job.created})
         return out

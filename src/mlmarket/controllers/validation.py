@@ -15,20 +15,31 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, TypeGuard
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import kinds, registry
+from mlmarket.domain import kinds, registry, specs
 from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import ContainerEngine
-from mlmarket.protocol.errors import ServiceError
-from mlmarket.protocol.operations import Operations
-from mlmarket.services.sagemaker.resources import RUN
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore, split_uri
 
 log = logging.getLogger("mlmarket.validation")
+
+
+class Operations(Protocol):
+    """SageMaker's operations as a seller's own calls reach them (protocol/operations.py)."""
+
+    def handler(self, name: str) -> Callable[..., Any] | None: ...
+
+
+class Refused(Protocol):
+    """What an operation raises to refuse a call: the service error a caller would get."""
+
+    error_code: str
+    message: str
+
 
 _POLL_SECONDS = 0.2
 _KINDS = (
@@ -197,7 +208,7 @@ class Validator:
                             or [],
                         },
                         # what was validated must be what runs: the digest pinned at creation
-                        **{RUN: {"TrainingImage": _pinned_training_image(spec)}},
+                        **{specs.RUN: {"TrainingImage": _pinned_training_image(spec)}},
                     ),
                 )
                 done = await self._wait(
@@ -240,8 +251,10 @@ class Validator:
                 "DescribeTransformJob", ctx, {"TransformJobName": job}, "TransformJobStatus"
             )
             return _unless_completed("Transform", job, done, "TransformJobStatus")
-        except ServiceError as exc:
-            return f"{exc.error_code}: {exc.message}"
+        except Exception as exc:
+            if _refusal(exc):
+                return f"{exc.error_code}: {exc.message}"
+            raise
 
     async def _wait(
         self, operation: str, ctx: RequestContext, params: dict[str, Any], status_key: str
@@ -302,3 +315,8 @@ def _data_uris(spec: dict[str, Any]) -> list[str]:
             if uri:
                 uris.append(uri)
     return uris
+
+
+def _refusal(error: Exception) -> TypeGuard[Refused]:
+    """A service error (protocol/errors.py), told by its shape: what a caller would be told."""
+    return isinstance(getattr(error, "error_code", None), str) and hasattr(error, "message")
