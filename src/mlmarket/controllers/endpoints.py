@@ -93,18 +93,23 @@ class EndpointController:
         self._background: set[asyncio.Task[Any]] = set()
         self._owner = str(settings.data_dir.resolve())
 
-    # -- entry points (called by the SageMaker provider after it wrote the desired state) --
+    # -- entry points (called by the SageMaker provider with the desired state it wrote); the
+    # controller alone moves an endpoint's status --
 
     def create(self, endpoint: Resource) -> None:
+        self._begin(endpoint, EndpointStatus.CREATING)
         self._spawn(endpoint, self._create(endpoint))
 
     def update(self, endpoint: Resource) -> None:
+        self._begin(endpoint, EndpointStatus.UPDATING)
         self._spawn(endpoint, self._update(endpoint))
 
     def update_capacity(self, endpoint: Resource) -> None:
+        self._begin(endpoint, EndpointStatus.UPDATING)
         self._spawn(endpoint, self._update_capacity(endpoint))
 
     def delete(self, endpoint: Resource) -> None:
+        self._begin(endpoint, EndpointStatus.DELETING)
         run = self._run(endpoint)
         run.closing = True
         for task in run.tasks | run.watchers:
@@ -544,6 +549,18 @@ class EndpointController:
 
     def _reload(self, endpoint: Resource) -> Resource | None:
         return self.store.get(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)
+
+    def _begin(self, res: Resource, status: EndpointStatus) -> None:
+        """The status a change of desired state starts in: Creating for a new endpoint. Work a
+        previous server left (a delete it had begun) goes on in the status it had."""
+        current = res.state.get("EndpointStatus")
+        if current == status:
+            return
+        res.state["EndpointStatus"] = str(
+            status if current is None else transition(current, status)
+        )
+        res.modified = self.clock.now()
+        self.store.update(res)
 
     def _save(self, res: Resource, status: EndpointStatus, failure: str | None = None) -> None:
         """Record a lifecycle outcome, unless the endpoint was deleted meanwhile."""

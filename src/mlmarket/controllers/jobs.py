@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -80,6 +81,14 @@ class JobController:
 
     # -- entry points --
 
+    def submit(self, job: Resource, insert: Callable[[Resource], None]) -> None:
+        """A new job: it starts InProgress (the controller alone moves a job's status), is
+        kept by `insert` (which may refuse it), and runs."""
+        job.state[self.status_key] = str(JobStatus.IN_PROGRESS)
+        self._accepted(job)
+        insert(job)
+        self.start_job(job)
+
     def start_job(self, job: Resource) -> None:
         run = self._runs.setdefault(job.arn, JobRun(job))
         run.task = asyncio.ensure_future(self._guarded(job))
@@ -124,6 +133,9 @@ class JobController:
 
     def _fail(self, job: Resource, reason: str) -> None:
         raise NotImplementedError
+
+    def _accepted(self, job: Resource) -> None:
+        """What a kind of job records when it is accepted, beside its status."""
 
     def _stopping(self, job: Resource) -> None:
         self._save(job)

@@ -75,6 +75,11 @@ class TrainingController(JobController):
     kind = kinds.TRAINING_JOB
     status_key = "TrainingJobStatus"
 
+    def _accepted(self, job: Resource) -> None:
+        transitions: list[dict[str, Any]] = []
+        enter(transitions, "Starting", job.created)
+        job.state.update(SecondaryStatus="Starting", SecondaryStatusTransitions=transitions)
+
     def _stopping(self, job: Resource) -> None:
         self._status(job, "Stopping")
 

@@ -223,11 +223,7 @@ class SageMakerProvider:
             raise validation_exception(f'Cannot create already existing endpoint "{existing.arn}".')
         deployment = self._deployment(ctx, p["EndpointConfigName"])
         self.quotas.check_instances(ctx, "endpoint", instances_of(deployment))
-        state = {
-            "EndpointStatus": str(EndpointStatus.CREATING),
-            "EndpointConfigName": p["EndpointConfigName"],
-            "Deployment": deployment,
-        }
+        state = {"EndpointConfigName": p["EndpointConfigName"], "Deployment": deployment}
         spec = {"EndpointName": p["EndpointName"]}
         res = self.endpoints.create(ctx, p["EndpointName"], spec, state)
         self.controller.create(res)
@@ -302,9 +298,6 @@ class SageMakerProvider:
         # both deployments run while the new one comes up
         self.quotas.check_instances(ctx, "endpoint", instances_of(pending))
         res.state["PendingDeployment"] = pending
-        res.state["EndpointStatus"] = str(EndpointStatus.UPDATING)
-        res.modified = self.clock.now()
-        self.endpoints.store.update(res)
         self.controller.update(res)
         return {"EndpointArn": res.arn}
 
@@ -338,9 +331,6 @@ class SageMakerProvider:
                 variant["Instances"] = instances
         growth = [(t, n - before.get(t, 0)) for t, n in _by_type(res.state["Deployment"])]
         self.quotas.check_instances(ctx, "endpoint", [(t, n) for t, n in growth if n > 0])
-        res.state["EndpointStatus"] = str(EndpointStatus.UPDATING)
-        res.modified = self.clock.now()
-        self.endpoints.store.update(res)
         self.controller.update_capacity(res)
         return {"EndpointArn": res.arn}
 
@@ -349,9 +339,6 @@ class SageMakerProvider:
         res = self.endpoints.require(ctx, p["EndpointName"])
         if not can_delete(res.state["EndpointStatus"]):
             raise validation_exception(f'Cannot delete in-progress endpoint "{res.arn}".')
-        res.state["EndpointStatus"] = str(EndpointStatus.DELETING)
-        res.modified = self.clock.now()
-        self.endpoints.store.update(res)
         self.controller.delete(res)
         return {}
 

@@ -13,10 +13,8 @@ from mlmarket.domain import quotas as quota
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     InvalidStoppingCondition,
-    JobStatus,
     check_stopping_condition,
     compile_metrics,
-    enter,
 )
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
@@ -104,8 +102,6 @@ class TrainingProvider:
             check_output_bucket(self.objects, ctx, p["CheckpointConfig"]["S3Uri"], "training job")
 
         now = self.clock.now()
-        transitions: list[dict[str, Any]] = []
-        enter(transitions, "Starting", now)
         spec = dict(p)
         spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
         spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
@@ -113,11 +109,6 @@ class TrainingProvider:
             spec[specs.RUN] = run
         if p.get(specs.MARKETPLACE):
             spec["EnableNetworkIsolation"] = True  # R1
-        state = {
-            "TrainingJobStatus": str(JobStatus.IN_PROGRESS),
-            "SecondaryStatus": "Starting",
-            "SecondaryStatusTransitions": transitions,
-        }
         job = Resource(
             ctx.account_id,
             ctx.region,
@@ -127,10 +118,9 @@ class TrainingProvider:
             now,
             now,
             spec,
-            state,
+            {},
         )
-        self.jobs.insert(job)
-        self.controller.start_job(job)
+        self.controller.submit(job, self.jobs.insert)
         return {"TrainingJobArn": job.arn}
 
     def _algorithm(self, ctx: RequestContext, p: dict[str, Any], name: str) -> dict[str, Any]:

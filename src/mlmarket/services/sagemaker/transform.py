@@ -10,7 +10,6 @@ from mlmarket.controllers import channels
 from mlmarket.controllers.transform import TransformController
 from mlmarket.domain import kinds, marketplace, specs
 from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessing
-from mlmarket.domain.training import JobStatus
 from mlmarket.domain.transform import TransformParameterError, check_payload
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
@@ -102,7 +101,6 @@ class TransformProvider:
             "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
             specs.ORIGIN: origin,
         }
-        state = {"TransformJobStatus": str(JobStatus.IN_PROGRESS)}
         job = Resource(
             ctx.account_id,
             ctx.region,
@@ -112,10 +110,9 @@ class TransformProvider:
             now,
             now,
             spec,
-            state,
+            {},
         )
-        self.jobs.insert(job)
-        self.controller.start_job(job)
+        self.controller.submit(job, self.jobs.insert)
         return {"TransformJobArn": job.arn}
 
     @operation("DescribeTransformJob")
