@@ -149,7 +149,7 @@ class S3Edge:
         if name in _STREAMING:
             _check(operation.input_shape, params)
             chunks = self._chunks(request)
-            result = await handler(ctx, params, Payload(chunks, declared, request.headers))
+            result = await handler(ctx, params, Payload(chunks, declared))
         else:
             if payload_member and request.can_read_body:
                 async with self.admission.body(request, claim, _XML_BODY_MAX) as body:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass
@@ -13,7 +12,6 @@ class Payload:
 
     chunks: AsyncIterator[bytes]
     declared_sha256: str | None
-    headers: Any
 
 
 @dataclass

@@ -132,7 +132,7 @@ class S3Provider:
         self, ctx: RequestContext, p: dict[str, Any], body: Payload
     ) -> dict[str, Any]:
         bucket = self._own(ctx, p["Bucket"])
-        blob, checksums = await self._receive(body)
+        blob, checksums = await self._receive(p, body)
         info = await asyncio.to_thread(
             self.store.commit,
             blob,
@@ -147,14 +147,13 @@ class S3Provider:
         )
         return dict(checksums, ETag=info.etag)
 
-    async def _receive(self, body: Payload) -> tuple[Any, dict[str, str]]:
-        """Stream a body into a new blob, checking every digest the client declared."""
+    async def _receive(self, p: dict[str, Any], body: Payload) -> tuple[Any, dict[str, str]]:
+        """Stream a body into a new blob, checking every digest the client declared (the
+        members ContentMD5 and Checksum*, bound from their headers by the edge)."""
         blob = self.store.new_blob()
         crc = 0
         # SHA-1 only when asked for: every byte already goes through MD5, SHA-256 and CRC32
-        sha1 = (
-            hashlib.sha1(usedforsecurity=False) if "x-amz-checksum-sha1" in body.headers else None
-        )
+        sha1 = hashlib.sha1(usedforsecurity=False) if p.get("ChecksumSHA1") else None
         try:
             async for chunk in body.chunks:
                 blob.write(chunk)
@@ -170,7 +169,7 @@ class S3Provider:
                     ClientComputedContentSHA256=declared,
                     S3ComputedContentSHA256=blob.sha256.hexdigest(),
                 )
-            md5 = body.headers.get("Content-MD5")
+            md5 = p.get("ContentMD5")
             if md5 and md5 != base64.b64encode(blob.md5.digest()).decode():
                 raise s3_error(
                     "BadDigest", "The Content-MD5 you specified did not match what we received."
@@ -181,12 +180,12 @@ class S3Provider:
                 "ChecksumSHA256": base64.b64encode(blob.sha256.digest()).decode(),
             }
             checksums = {}
-            for member, header, algorithm in (
-                ("ChecksumCRC32", "x-amz-checksum-crc32", "CRC32"),
-                ("ChecksumSHA1", "x-amz-checksum-sha1", "SHA1"),
-                ("ChecksumSHA256", "x-amz-checksum-sha256", "SHA256"),
+            for member, algorithm in (
+                ("ChecksumCRC32", "CRC32"),
+                ("ChecksumSHA1", "SHA1"),
+                ("ChecksumSHA256", "SHA256"),
             ):
-                sent = body.headers.get(header)
+                sent = p.get(member)
                 if sent is None:
                     continue
                 if sent != computed[member]:
@@ -361,7 +360,7 @@ class S3Provider:
                 ArgumentName="partNumber",
                 ArgumentValue=str(number),
             )
-        blob, checksums = await self._receive(body)
+        blob, checksums = await self._receive(p, body)
         etag = f'"{blob.md5.hexdigest()}"'
         await asyncio.to_thread(
             self.store.commit_part, blob, upload.upload_id, number, etag, self.clock.now()
