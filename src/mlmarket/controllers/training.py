@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import shutil
-import tarfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlmarket.controllers import channels, images
+from mlmarket.controllers import images, opt_ml
 from mlmarket.controllers.checkpoints import CheckpointSync
 from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
 from mlmarket.controllers.metrics import MetricScanner
@@ -37,38 +32,19 @@ from mlmarket.domain.training import (
     compile_metrics,
     enter,
     failure_reason,
-    shard_keys,
 )
 from mlmarket.execution.base import (
     ContainerInfo,
     ContainerSpec,
     EngineError,
-    Mount,
 )
-from mlmarket.execution.volumes import SizedVolume, VolumeError
 from mlmarket.limits import DEFAULT_TRAINING_VOLUME_GB
 from mlmarket.storage.metadata import Resource
-from mlmarket.storage.objects import split_uri
 
 log = logging.getLogger("mlmarket.training")
 
 # A spot interruption gives the container this long between SIGTERM and SIGKILL.
 SPOT_NOTICE_SECONDS = 2
-
-
-@dataclass
-class _Instance:
-    host: str
-    volume: SizedVolume | None
-    root: Path  # the instance's /opt/ml on the host
-
-    @property
-    def model(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def output(self) -> Path:
-        return self.root / "output"
 
 
 class TrainingController(JobController):
@@ -84,7 +60,7 @@ class TrainingController(JobController):
         self._status(job, "Stopping")
 
     def _restarting(self, job: Resource) -> None:
-        self._cleanup_volumes(job)
+        opt_ml.release(self._job_dir(job))
         enter(
             job.state["SecondaryStatusTransitions"],
             "Starting",
@@ -95,7 +71,7 @@ class TrainingController(JobController):
         self._save(job)
 
     def _stopped_while_down(self, job: Resource) -> None:
-        self._cleanup_volumes(job)
+        opt_ml.release(self._job_dir(job))
         self._finish(job, JobStatus.STOPPED, "Stopped")
 
     def _fail(self, job: Resource, reason: str) -> None:
@@ -183,13 +159,18 @@ class TrainingController(JobController):
         hosts = [f"algo-{i + 1}" for i in range(count)]
         hardware = instance_types.lookup(resources["InstanceType"])
         started = time.monotonic()
-        instances = await asyncio.to_thread(self._prepare_instances, job, hosts, resources)
+        size_gb = int(resources.get("VolumeSizeInGB") or DEFAULT_TRAINING_VOLUME_GB)
+        instances = await asyncio.to_thread(
+            opt_ml.prepare, self._job_dir(job), spec, hosts, size_gb
+        )
         network = None
         syncs = [self._checkpoints(job, i) for i in instances]
         syncer: asyncio.Task[None] | None = None
         try:
             self._status(job, "Downloading")
-            await asyncio.to_thread(self._download, job, instances)
+            await asyncio.to_thread(
+                opt_ml.download, self.objects, job.account_id, job.region, spec, instances
+            )
             for sync in syncs:
                 if sync is not None:
                     await asyncio.to_thread(sync.restore)
@@ -240,12 +221,15 @@ class TrainingController(JobController):
                 if failed:
                     host, code = failed[0]
                     instance = next(i for i in instances if i.host == host)
-                    reason = await asyncio.to_thread(_read_failure, instance)
+                    reason = await asyncio.to_thread(opt_ml.read_failure, instance)
                     raise JobFailed(failure_reason(reason, code))
             if stopped in ("Interrupted", "MaxWaitTimeExceeded"):
                 return str(stopped)  # nothing is uploaded from an attempt cut short by spot
             self._status(job, "Uploading")
-            await asyncio.to_thread(self._upload, job, instances)
+            model = await asyncio.to_thread(
+                opt_ml.upload, self.objects, self._job_dir(job), spec, instances, self.clock.now()
+            )
+            job.state["ModelArtifacts"] = {"S3ModelArtifacts": model}
             return None if stopped is None else str(stopped)
         finally:
             if syncer is not None and not syncer.done():
@@ -256,7 +240,7 @@ class TrainingController(JobController):
             if network is not None:
                 with contextlib.suppress(EngineError):
                     await self.engine.remove_network(network)
-            await asyncio.to_thread(self._cleanup_volumes, job)
+            await asyncio.to_thread(opt_ml.release, self._job_dir(job))
 
     def _policy(self, job: Resource) -> InterruptionPolicy:
         tags = {t["Key"]: t["Value"] for t in job.spec.get("Tags") or []}
@@ -266,17 +250,13 @@ class TrainingController(JobController):
         except InvalidPolicy as exc:
             raise JobFailed(f"ClientError: {POLICY_TAG}: {exc}") from None
 
-    def _checkpoints(self, job: Resource, instance: _Instance) -> CheckpointSync | None:
+    def _checkpoints(self, job: Resource, instance: opt_ml.Instance) -> CheckpointSync | None:
         config = job.spec.get("CheckpointConfig")
         if not config:
             return None
-        return CheckpointSync(self.objects, config["S3Uri"], self._checkpoint_dir(job, instance))
-
-    def _checkpoint_dir(self, job: Resource, instance: _Instance) -> Path:
-        local = (job.spec.get("CheckpointConfig") or {}).get("LocalPath", "/opt/ml/checkpoints")
-        if local.rstrip("/") == "/opt/ml/checkpoints":
-            return instance.root / "checkpoints"
-        return instance.root.parent / "local-checkpoints"
+        return CheckpointSync(
+            self.objects, config["S3Uri"], opt_ml.checkpoint_dir(job.spec, instance)
+        )
 
     async def _sync_checkpoints(self, syncs: list[CheckpointSync]) -> None:
         while True:
@@ -284,101 +264,10 @@ class TrainingController(JobController):
             for sync in syncs:
                 await asyncio.to_thread(sync.sync, self.clock.now())
 
-    def _prepare_instances(
-        self, job: Resource, hosts: list[str], resources: dict[str, Any]
-    ) -> list[_Instance]:
-        size_gb = int(resources.get("VolumeSizeInGB") or DEFAULT_TRAINING_VOLUME_GB)
-        instances = []
-        for host in hosts:
-            base = self._job_dir(job) / host
-            try:
-                volume = SizedVolume.create(base, size_gb * 10**9)
-                root = volume.mountpoint / "ml"
-            except VolumeError as exc:
-                raise JobFailed(
-                    f"InternalServerError: could not create the {size_gb} GB "
-                    f"storage volume for {host}: {public_reason(exc)}"
-                ) from None
-            for sub in (
-                "input/config",
-                "input/data",
-                "model",
-                "output/data",
-                "checkpoints",
-                "code",
-            ):
-                (root / sub).mkdir(parents=True, exist_ok=True)
-            instance = _Instance(host, volume, root)
-            self._write_config(job, instance, hosts)
-            instances.append(instance)
-        return instances
-
-    def _write_config(self, job: Resource, instance: _Instance, hosts: list[str]) -> None:
-        spec = job.spec
-        config = instance.root / "input" / "config"
-        hyper = {k: str(v) for k, v in (spec.get("HyperParameters") or {}).items()}
-        (config / "hyperparameters.json").write_text(json.dumps(hyper))
-        mode = spec["AlgorithmSpecification"].get("TrainingInputMode", "File")
-        data_config = {}
-        for channel in spec.get("InputDataConfig") or []:
-            source = channel["DataSource"]["S3DataSource"]
-            entry = {
-                "TrainingInputMode": channel.get("InputMode") or mode,
-                "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
-                "RecordWrapperType": channel.get("RecordWrapperType", "None"),
-            }
-            if channel.get("ContentType"):
-                entry["ContentType"] = channel["ContentType"]
-            data_config[channel["ChannelName"]] = entry
-        (config / "inputdataconfig.json").write_text(json.dumps(data_config))
-        resource = {
-            "current_host": instance.host,
-            "hosts": sorted(hosts),
-            "network_interface_name": "eth0",
-            "current_instance_type": spec["ResourceConfig"]["InstanceType"],
-        }
-        (config / "resourceconfig.json").write_text(json.dumps(resource))
-
-    def _download(self, job: Resource, instances: list[_Instance]) -> None:
-        spec = job.spec
-        for channel in spec.get("InputDataConfig") or []:
-            source = channel["DataSource"]["S3DataSource"]
-            try:
-                objects = channels.resolve(
-                    self.objects,
-                    job.account_id,
-                    job.region,
-                    spec.get("RoleArn", ""),
-                    source["S3Uri"],
-                    source.get("S3DataType", "S3Prefix"),
-                )
-            except channels.ChannelError as exc:
-                raise JobFailed(f"ClientError: {exc}") from None
-            sharded = source.get("S3DataDistributionType") == "ShardedByS3Key"
-            for index, instance in enumerate(instances):
-                mine = objects
-                if sharded:
-                    keys = shard_keys([o.info.key for o in objects], index, len(instances))
-                    mine = [o for o in objects if o.info.key in set(keys)]
-                target = instance.root / "input" / "data" / channel["ChannelName"]
-                target.mkdir(parents=True, exist_ok=True)
-                try:
-                    channels.copy_into(
-                        mine, target, gzipped=channel.get("CompressionType") == "Gzip"
-                    )
-                except channels.ChannelError as exc:
-                    raise JobFailed(f"ClientError: {exc}") from None
-                except OSError as exc:
-                    raise JobFailed(
-                        f"ClientError: Channel {channel['ChannelName']} does not fit on the "
-                        f"{instance.host} storage volume ({exc.strerror}); raise "
-                        "ResourceConfig.VolumeSizeInGB."
-                    ) from None
-
     async def _start_container(
         self,
         job: Resource,
-        instance: _Instance,
+        instance: opt_ml.Instance,
         image_id: str,
         hardware: instance_types.InstanceType,
         network: str | None,
@@ -404,7 +293,7 @@ class TrainingController(JobController):
             cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
             memory_bytes=int(hardware.memory_gib * 2**30),
             pids_limit=hardware.pids,
-            mounts=self._mounts(job, instance),
+            mounts=opt_ml.mounts(job.spec, instance),
             network=network,
             hostname=instance.host,
             network_aliases=(instance.host,) if network else (),
@@ -415,15 +304,6 @@ class TrainingController(JobController):
             raise JobFailed(
                 f"InternalServerError: could not start {instance.host}: {public_reason(exc)}"
             ) from None
-
-    def _mounts(self, job: Resource, instance: _Instance) -> tuple[Mount, ...]:
-        mounts = [Mount(str(instance.root), "/opt/ml", read_only=False)]
-        local = (job.spec.get("CheckpointConfig") or {}).get("LocalPath")
-        if local and local.rstrip("/") != "/opt/ml/checkpoints":
-            path = self._checkpoint_dir(job, instance)
-            path.mkdir(parents=True, exist_ok=True)
-            mounts.append(Mount(str(path), local, read_only=False))
-        return tuple(mounts)
 
     async def _follow(
         self,
@@ -499,32 +379,6 @@ class TrainingController(JobController):
                 exit_codes.setdefault(host, code)
         return {"exit_codes": exit_codes, "stopped": stopped}
 
-    def _upload(self, job: Resource, instances: list[_Instance]) -> None:
-        spec = job.spec
-        output = spec["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-        base = f"{output}/{spec['TrainingJobName']}/output"
-        compress = spec["OutputDataConfig"].get("CompressionType", "GZIP") != "NONE"
-        sources: tuple[tuple[str, Callable[[_Instance], Path]], ...] = (
-            ("model", lambda i: i.model),
-            ("output", lambda i: i.output / "data"),
-        )
-        for name, pick in sources:
-            suffix = ".tar.gz" if compress else ".tar"
-            archive = self._job_dir(job) / f"{name}{suffix}"
-            with tarfile.open(archive, "w:gz" if compress else "w") as tar:
-                for instance in instances:
-                    folder = pick(instance)
-                    for path in sorted(folder.rglob("*")):
-                        tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
-            uri = f"{base}/{name}{suffix}"
-            bucket, key = split_uri(uri)
-            try:
-                self.objects.put_file(archive, bucket, key, "application/x-tar", self.clock.now())
-            finally:
-                archive.unlink(missing_ok=True)
-            if name == "model":
-                job.state["ModelArtifacts"] = {"S3ModelArtifacts": uri}
-
     # -- bookkeeping --
 
     def _status(self, job: Resource, secondary: str) -> None:
@@ -576,24 +430,3 @@ class TrainingController(JobController):
             / job.name
             / f"{host}.log"
         )
-
-    def _cleanup_volumes(self, job: Resource) -> None:
-        directory = self._job_dir(job)
-        if not directory.exists():
-            return
-        for host_dir in directory.iterdir():
-            if host_dir.is_dir():
-                volume = SizedVolume(host_dir / "volume.img", host_dir / "mnt")
-                try:
-                    volume.destroy()
-                except VolumeError:
-                    log.exception("could not release the volume of %s", host_dir)
-        shutil.rmtree(directory, ignore_errors=True)
-
-
-def _read_failure(instance: _Instance) -> str | None:
-    path = instance.output / "failure"
-    try:
-        return path.read_text(errors="replace")[:4096]
-    except OSError:
-        return None
