@@ -1,30 +1,26 @@
-"""The endpoint controller: runs each endpoint's containers and keeps the routing table true.
+"""The endpoint controller: each endpoint's lifecycle, and the routing table kept true.
 
 The database holds what should exist (an endpoint's status and its deployment: variants, models,
-instance counts); this controller starts the containers, waits for `/ping`, records InService or
-Failed with SageMaker's reasons, replaces containers that die, and on start-up re-adopts the
-containers a previous server left running (they carry labels naming endpoint, deployment and
-instance). Work on one endpoint is serialized by its lock; endpoints proceed independently.
+instance counts); this controller has the fleet (fleet.py) bring the instances up, records
+InService or Failed with SageMaker's reasons, rolls updates out beside the old deployment,
+replaces instances whose containers die, and on start-up re-adopts the containers a previous
+server left running (they carry labels naming endpoint, deployment and instance). It alone moves
+an endpoint's status. Work on one endpoint is serialized by its lock; endpoints proceed
+independently.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import secrets
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
-from mlmarket.controllers import images
-from mlmarket.controllers.health import NotHealthy, wait_until_healthy
+from mlmarket.controllers.fleet import Crew, DeploymentFailed, Fleet, logged
 from mlmarket.controllers.metering import Meter
-from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.controllers.routes import (
     ContainerRuntime,
     EndpointRoute,
@@ -33,19 +29,12 @@ from mlmarket.controllers.routes import (
     VariantRoute,
     route_key,
 )
-from mlmarket.domain import instance_types, kinds, labels, marketplace, specs
+from mlmarket.domain import kinds, labels
 from mlmarket.domain.endpoints import SERVING, EndpointStatus, transition
-from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import (
     ContainerEngine,
     ContainerInfo,
-    ContainerSpec,
-    EngineError,
-    ImageNotFound,
-    Mount,
 )
-from mlmarket.execution.http1 import ConnectionPool
-from mlmarket.limits import CONTAINER_PORT
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
 
@@ -55,19 +44,13 @@ log = logging.getLogger("mlmarket.endpoints")
 _REPLACE_BACKOFF_MAX = 30.0
 
 
-class DeploymentFailed(Exception):
-    pass
-
-
 @dataclass
 class _Run:
     """What the controller holds for one endpoint while it exists."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    instances: dict[str, InstanceRuntime] = field(default_factory=dict)
+    crew: Crew = field(default_factory=Crew)  # its instances, as the fleet runs them
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    watchers: set[asyncio.Task[Any]] = field(default_factory=set)
-    closing: bool = False
     replace_failures: int = 0
 
 
@@ -89,9 +72,10 @@ class EndpointController:
         self.engine = engine
         self.routes = routes
         self.clock = clock
+        self.fleet = Fleet(settings, artifacts, engine, meter, self._container_ended)
         self._runs: dict[tuple[str, str, str], _Run] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._owner = str(settings.data_dir.resolve())
+        self._owner = self.fleet.owner
 
     # -- entry points (called by the SageMaker provider with the desired state it wrote); the
     # controller alone moves an endpoint's status --
@@ -111,8 +95,8 @@ class EndpointController:
     def delete(self, endpoint: Resource) -> None:
         self._begin(endpoint, EndpointStatus.DELETING)
         run = self._run(endpoint)
-        run.closing = True
-        for task in run.tasks | run.watchers:
+        run.crew.closing = True
+        for task in run.tasks | run.crew.watchers:
             task.cancel()  # work in flight gives way; _delete sweeps up after it
         self._spawn(endpoint, self._delete(endpoint))
 
@@ -137,21 +121,21 @@ class EndpointController:
                 self._spawn(endpoint, self._recover_serving(endpoint, found))
             else:
                 for info in found:
-                    self._background_task(self._remove_container(info))
+                    self._background_task(self.fleet.remove_container(info))
         for arn, infos in by_endpoint.items():
             if arn not in known:
                 for info in infos:
-                    self._background_task(self._remove_container(info))
+                    self._background_task(self.fleet.remove_container(info))
 
     async def stop(self) -> None:
         """Stop watching; containers keep running for the next server to adopt."""
-        tasks = [t for run in self._runs.values() for t in run.tasks | run.watchers]
+        tasks = [t for run in self._runs.values() for t in run.tasks | run.crew.watchers]
         tasks += list(self._background)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for run in self._runs.values():
-            for instance in run.instances.values():
+            for instance in run.crew.instances.values():
                 instance.close()
 
     async def wait_idle(self) -> None:
@@ -167,11 +151,11 @@ class EndpointController:
     async def _create(self, endpoint: Resource) -> None:
         deployment = endpoint.state["Deployment"]
         try:
-            variants = await self._bring_up(endpoint, deployment)
+            variants = await self.fleet.bring_up(endpoint, self._run(endpoint).crew, deployment)
         except DeploymentFailed as exc:
             self._save(endpoint, EndpointStatus.FAILED, failure=str(exc))
             return
-        if self._run(endpoint).closing:
+        if self._run(endpoint).crew.closing:
             return
         self._publish(endpoint, variants)
         self._save(endpoint, EndpointStatus.IN_SERVICE)
@@ -179,9 +163,9 @@ class EndpointController:
     async def _update(self, endpoint: Resource) -> None:
         pending = endpoint.state["PendingDeployment"]
         run = self._run(endpoint)
-        old = dict(run.instances)
+        old = dict(run.crew.instances)
         try:
-            variants = await self._bring_up(endpoint, pending)
+            variants = await self.fleet.bring_up(endpoint, self._run(endpoint).crew, pending)
         except DeploymentFailed as exc:
             # SageMaker rolls a failed update back: the old deployment keeps serving.
             fresh = self._reload(endpoint)
@@ -190,11 +174,11 @@ class EndpointController:
             fresh.state.pop("PendingDeployment", None)
             self._save(fresh, EndpointStatus.IN_SERVICE, failure=str(exc))
             return
-        if run.closing:
+        if run.crew.closing:
             return
         self._publish(endpoint, variants)
         # as in a blue/green update, the endpoint is InService again once the old fleet is gone
-        await self._retire(endpoint, list(old.values()))
+        await self.fleet.retire(self._run(endpoint).crew, list(old.values()))
         fresh = self._reload(endpoint)
         if fresh is None:
             return
@@ -215,14 +199,14 @@ class EndpointController:
                 live.weight = variant["Weight"]
                 wanted = variant["Instances"]
                 for instance_id in wanted:
-                    if instance_id not in run.instances:
-                        instance = await self._start_instance(
-                            endpoint, deployment, variant, instance_id
+                    if instance_id not in run.crew.instances:
+                        instance = await self.fleet.start_instance(
+                            endpoint, run.crew, deployment, variant, instance_id
                         )
                         live.instances.append(instance)
                 surplus = [i for i in live.instances if i.instance_id not in wanted]
                 live.instances = [i for i in live.instances if i.instance_id in wanted]
-                await self._retire(endpoint, surplus)
+                await self.fleet.retire(self._run(endpoint).crew, surplus)
         except DeploymentFailed as exc:
             fresh = self._reload(endpoint)
             if fresh is not None:
@@ -235,16 +219,16 @@ class EndpointController:
     async def _delete(self, endpoint: Resource) -> None:
         self.routes.pop(endpoint.account_id, endpoint.region, endpoint.name)
         run = self._run(endpoint)
-        await self._retire(endpoint, list(run.instances.values()))
+        await self.fleet.retire(self._run(endpoint).crew, list(run.crew.instances.values()))
         leftovers = await self.engine.list(
             {labels.ENDPOINT: endpoint.arn, labels.OWNER: self._owner}
         )
-        await asyncio.gather(*(self._remove_container(i) for i in leftovers))
+        await asyncio.gather(*(self.fleet.remove_container(i) for i in leftovers))
         self.store.delete(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)
         self._runs.pop(_key(endpoint), None)
 
     async def _recover_creating(self, endpoint: Resource, found: list[ContainerInfo]) -> None:
-        await asyncio.gather(*(self._remove_container(i) for i in found))
+        await asyncio.gather(*(self.fleet.remove_container(i) for i in found))
         await self._create(endpoint)
 
     async def _recover_serving(self, endpoint: Resource, found: list[ContainerInfo]) -> None:
@@ -256,9 +240,11 @@ class EndpointController:
                     info.labels.get(labels.CONTAINER, "")
                 ] = info
             else:
-                await self._remove_container(info)
+                await self.fleet.remove_container(info)
         try:
-            variants = await self._bring_up(endpoint, deployment, adopt=adoptable)
+            variants = await self.fleet.bring_up(
+                endpoint, self._run(endpoint).crew, deployment, adopt=adoptable
+            )
         except DeploymentFailed as exc:
             self._save(endpoint, EndpointStatus.FAILED, failure=str(exc))
             return
@@ -269,206 +255,13 @@ class EndpointController:
             else:
                 await self._update_capacity(endpoint)
 
-    # -- bringing containers up --
-
-    async def _bring_up(
-        self,
-        endpoint: Resource,
-        deployment: dict[str, Any],
-        adopt: dict[str, dict[str, ContainerInfo]] | None = None,
-    ) -> list[VariantRoute]:
-        """Start every instance of `deployment` and wait until all are healthy, or tear the
-        started ones down and raise DeploymentFailed with SageMaker's reason."""
-        adopt = adopt or {}
-        for variant in deployment["Variants"]:
-            await self._check_images(variant)
-        starts = []
-        for variant in deployment["Variants"]:
-            for instance_id in variant["Instances"]:
-                starts.append(
-                    self._start_instance(
-                        endpoint, deployment, variant, instance_id, adopt.get(instance_id)
-                    )
-                )
-        results = await asyncio.gather(*starts, return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        instances = [r for r in results if isinstance(r, InstanceRuntime)]
-        if failures:
-            await self._retire(endpoint, instances)
-            first = failures[0]
-            if isinstance(first, DeploymentFailed):
-                raise first
-            if isinstance(first, asyncio.CancelledError):
-                raise first
-            log.exception("deployment of %s failed", endpoint.arn, exc_info=first)
-            raise DeploymentFailed(f"Internal error while starting containers: {first}")
-        variants = []
-        for variant in deployment["Variants"]:
-            mine = [i for i in instances if i.variant == variant["VariantName"]]
-            variants.append(
-                VariantRoute(
-                    variant["VariantName"],
-                    variant["Weight"],
-                    mine,
-                    variant["Mode"],
-                    variant.get(specs.ORIGIN),
-                )
-            )
-        return variants
-
-    async def _check_images(self, variant: dict[str, Any]) -> None:
-        """Pin each container's image to what the engine holds now (SageMaker's ResolvedImage)."""
-        for container in variant["Containers"]:
-            if container.get("ImageId") and await self.engine.image_exists(container["ImageId"]):
-                continue
-            resolved = await images.resolve(self.engine, container["Image"])
-            if resolved is None:
-                raise DeploymentFailed(_image_missing(variant))
-            container["ImageId"], container["ResolvedImage"] = resolved
-
-    async def _start_instance(
-        self,
-        endpoint: Resource,
-        deployment: dict[str, Any],
-        variant: dict[str, Any],
-        instance_id: str,
-        adopt: dict[str, ContainerInfo] | None = None,
-    ) -> InstanceRuntime:
-        run = self._run(endpoint)
-        hardware = instance_types.lookup(variant["InstanceType"])
-        instance = InstanceRuntime(instance_id, variant["VariantName"], [])
-        run.instances[instance_id] = instance
-        try:
-            for index, container in enumerate(variant["Containers"]):
-                hostname = container["Hostname"]
-                info = (adopt or {}).get(hostname)
-                if info is None:
-                    mounts = await self._model_mounts(endpoint, container, hardware.storage_gb)
-                    spec = ContainerSpec(
-                        # unique per start: a stale container may still hold an older name
-                        name=f"mlmarket-{instance_id}-{index}-{secrets.token_hex(3)}",
-                        image=container["ImageId"],
-                        command=["serve"],
-                        environment=dict(container.get("Environment") or {}),
-                        labels={
-                            labels.MANAGED: kinds.ENDPOINT,
-                            labels.OWNER: self._owner,
-                            labels.ENDPOINT: endpoint.arn,
-                            labels.DEPLOYMENT: deployment["Id"],
-                            labels.VARIANT: variant["VariantName"],
-                            labels.INSTANCE: instance_id,
-                            labels.CONTAINER: hostname,
-                        },
-                        cpus=min(float(hardware.vcpus), float(self.settings.host_cpus)),
-                        memory_bytes=int(hardware.memory_gib * 2**30),
-                        pids_limit=hardware.pids,
-                        mounts=mounts,
-                        network=None,
-                    )
-                    try:
-                        info = await self.engine.run(spec)
-                    except ImageNotFound:
-                        raise DeploymentFailed(_image_missing(variant)) from None
-                    except EngineError as exc:
-                        raise DeploymentFailed(
-                            f"Failed to start a container for production variant "
-                            f"{variant['VariantName']}: {public_reason(exc)}"
-                        ) from None
-                log_path = self._log_path(endpoint, variant["VariantName"], instance_id, hostname)
-                pool = ConnectionPool(_dialer(self.engine, info))
-                runtime = ContainerRuntime(hostname, info, pool, str(log_path))
-                instance.containers.append(runtime)
-                self._watch(endpoint, instance, runtime)
-            timeout = variant.get("StartupTimeout") or self.settings.startup_health_timeout_seconds
-            await self._wait_healthy(instance, variant, timeout)
-        except BaseException:
-            run.instances.pop(instance_id, None)
-            await self._retire(endpoint, [instance])
-            raise
-        instance.healthy = True
-        origin = variant.get(specs.ORIGIN)
-        if origin is not None and self.meter is not None:
-            instance.meter_id = self.meter.start(
-                endpoint.account_id,
-                origin,
-                marketplace.dimension(variant["InstanceType"], marketplace.REALTIME),
-                endpoint.arn,
-                1,
-            )
-        return instance
-
-    async def _model_mounts(
-        self, endpoint: Resource, container: dict[str, Any], storage_gb: int
-    ) -> tuple[Mount, ...]:
-        try:
-            return await model_mounts(
-                self.settings,
-                self.artifacts,
-                endpoint.account_id,
-                endpoint.region,
-                container,
-                storage_gb,
-            )
-        except ModelDataUnavailable as exc:
-            raise DeploymentFailed(str(exc)) from None
-
-    async def _wait_healthy(
-        self, instance: InstanceRuntime, variant: dict[str, Any], timeout: float
-    ) -> None:
-        deadline = time.monotonic() + timeout
-        for runtime in instance.containers:
-            try:
-                await wait_until_healthy(
-                    self.engine,
-                    runtime.info,
-                    runtime.pool,
-                    deadline,
-                    self.settings.ping_timeout_seconds,
-                )
-            except NotHealthy as exc:
-                reason = self._ping_failure(variant, runtime)
-                if exc.exit_code is not None:
-                    reason += (
-                        f" The container exited with code {exc.exit_code} before answering /ping."
-                    )
-                raise DeploymentFailed(reason) from None
-
-    @staticmethod
-    def _ping_failure(variant: dict[str, Any], runtime: ContainerRuntime) -> str:
-        if variant["Mode"] == "Single":
-            who = "The primary container"
-        else:
-            who = f"The container {runtime.hostname}"
-        return (
-            f"{who} for production variant {variant['VariantName']} did not pass the ping "
-            "health check. Please check CloudWatch logs for this endpoint."
-        )
-
     # -- watching and replacing --
-
-    def _watch(self, endpoint: Resource, instance: InstanceRuntime, rt: ContainerRuntime) -> None:
-        path = Path(rt.log_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-        async def follow() -> None:
-            with path.open("ab", buffering=0) as sink:
-
-                def write(chunk: bytes) -> None:
-                    sink.write(chunk)
-
-                await self.engine.follow_logs(rt.info.id, write)
-            await self._container_ended(endpoint, instance, rt)
-
-        task = asyncio.ensure_future(_logged(follow(), endpoint.arn))
-        run = self._run(endpoint)
-        run.watchers.add(task)
-        task.add_done_callback(run.watchers.discard)
 
     async def _container_ended(
         self, endpoint: Resource, instance: InstanceRuntime, runtime: ContainerRuntime
     ) -> None:
         run = self._run(endpoint)
-        if run.closing or run.instances.get(instance.instance_id) is not instance:
+        if run.crew.closing or run.crew.instances.get(instance.instance_id) is not instance:
             return
         if not instance.healthy:
             return  # still starting: _wait_healthy reports it
@@ -490,7 +283,7 @@ class EndpointController:
         async with run.lock:
             fresh = self._reload(endpoint)
             route = self.routes.get(endpoint.account_id, endpoint.region, endpoint.name)
-            if fresh is None or route is None or run.closing:
+            if fresh is None or route is None or run.crew.closing:
                 return
             deployment = fresh.state["Deployment"]
             variant = next(
@@ -499,12 +292,12 @@ class EndpointController:
             live = route.variant(dead.variant)
             if variant is None or live is None or dead.instance_id not in variant["Instances"]:
                 return
-            run.instances.pop(dead.instance_id, None)
-            await self._retire(endpoint, [dead])
-            while not run.closing:
+            run.crew.instances.pop(dead.instance_id, None)
+            await self.fleet.retire(self._run(endpoint).crew, [dead])
+            while not run.crew.closing:
                 try:
-                    replacement = await self._start_instance(
-                        fresh, deployment, variant, dead.instance_id
+                    replacement = await self.fleet.start_instance(
+                        fresh, run.crew, deployment, variant, dead.instance_id
                     )
                 except DeploymentFailed as exc:
                     run.replace_failures += 1
@@ -517,26 +310,6 @@ class EndpointController:
                 run.replace_failures = 0
                 live.instances = [i for i in live.instances if i is not dead] + [replacement]
                 return
-
-    async def _retire(self, endpoint: Resource, instances: list[InstanceRuntime]) -> None:
-        run = self._run(endpoint)
-        for instance in instances:
-            if run.instances.get(instance.instance_id) is instance:
-                del run.instances[instance.instance_id]
-            instance.healthy = False
-            instance.close()
-            if self.meter is not None:
-                self.meter.stop(instance.meter_id)
-                instance.meter_id = None
-        await asyncio.gather(
-            *(self._remove_container(c.info) for i in instances for c in i.containers)
-        )
-
-    async def _remove_container(self, info: ContainerInfo) -> None:
-        try:
-            await self.engine.remove(info.id, self.settings.container_stop_grace_seconds)
-        except EngineError:
-            log.exception("could not remove container %s", info.name)
 
     # -- bookkeeping --
 
@@ -576,17 +349,6 @@ class EndpointController:
         res.modified = self.clock.now()
         self.store.update(res)
 
-    def _log_path(self, endpoint: Resource, variant: str, instance_id: str, host: str) -> Path:
-        return (
-            self.settings.logs_dir
-            / endpoint.account_id
-            / endpoint.region
-            / "endpoints"
-            / endpoint.name
-            / variant
-            / f"{instance_id}-{host}.log"
-        )
-
     def _run(self, endpoint: Resource) -> _Run:
         return self._runs.setdefault(_key(endpoint), _Run())
 
@@ -597,7 +359,7 @@ class EndpointController:
             async with run.lock:
                 await work
 
-        task = asyncio.ensure_future(_logged(serialized(), endpoint.arn))
+        task = asyncio.ensure_future(logged(serialized(), endpoint.arn))
         run.tasks.add(task)
         task.add_done_callback(run.tasks.discard)
 
@@ -607,30 +369,5 @@ class EndpointController:
         task.add_done_callback(self._background.discard)
 
 
-def _image_missing(variant: dict[str, Any]) -> str:
-    return (
-        "Please make sure all images included in the model for the production variant "
-        f"{variant['VariantName']} exist, and that the execution role used to create the model "
-        "has permissions to access them."
-    )
-
-
 def _key(endpoint: Resource) -> tuple[str, str, str]:
     return route_key(endpoint.account_id, endpoint.region, endpoint.name)
-
-
-def _dialer(
-    engine: ContainerEngine, info: ContainerInfo
-) -> Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
-    async def dial() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await engine.connect(info, CONTAINER_PORT)
-
-    return dial
-
-
-async def _logged(work: Awaitable[None], arn: str) -> None:
-    with contextlib.suppress(asyncio.CancelledError):
-        try:
-            await work
-        except Exception:
-            log.exception("endpoint work for %s failed", arn)

@@ -1,8 +1,8 @@
 """The training controller: runs a training job's containers from start to uploaded artifacts.
 
-For each instance (`algo-1` … `algo-N`) it makes a storage volume of the job's size holding that
-instance's `/opt/ml` (R3), writes the three config files, copies the channels in (sharded when
-asked), and starts `IMAGE train` with no network at all, or, for several instances, on an
+For each instance (`algo-1` … `algo-N`) it has its `/opt/ml` staged on a storage volume of the
+job's size (R3; opt_ml.py: config files, channels, sharding), and starts `IMAGE train` with no
+network at all, or, for several instances, on an
 internal network of their own where they reach each other and nothing else. It follows the
 logs (metrics from MetricDefinitions), enforces MaxRuntimeInSeconds and StopTrainingJob with
 SIGTERM then SIGKILL, and uploads `/opt/ml/model` and `/opt/ml/output/data` of every instance
