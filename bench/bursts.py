@@ -91,7 +91,7 @@ def measure(server: BenchServer, name: str, request: bytes, count: int) -> dict[
 
 def run_bursts(src: Path | None, env: dict[str, str] | None = None) -> list[dict[str, Any]]:
     results = []
-    with bench_server(23000, src, env) as server:
+    with bench_server(src, env) as server:
         sm = server.client("sagemaker")
         server.model_and_config(sm, "burst", IMAGE, "ml.m5.large")
         sm.create_endpoint(EndpointName="burst", EndpointConfigName="burst")

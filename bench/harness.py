@@ -1,12 +1,11 @@
-"""A `mlmarket serve` process for the benchmarks: started on a fresh data directory, its default
-account's clients at hand, its memory readable, its containers removed afterwards."""
+"""The benchmarks' server: mlmarket's own local server (mlmarket/local.py) on a fresh data
+directory, its default account's keys at hand, its memory and CPU readable, its containers
+removed afterwards."""
 
 from __future__ import annotations
 
-import configparser
 import os
-import subprocess
-import sys
+import shutil
 import tempfile
 import threading
 import time
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
+from mlmarket.local import LocalServer
 
 
 def rss_mib(pid: int) -> float:
@@ -32,32 +31,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@dataclass
-class BenchServer:
-    process: subprocess.Popen[bytes]
-    data: Path
-    port: int
-    key: str
-    secret: str
+class BenchServer(LocalServer):
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def key(self) -> str:
+        return self.credentials()[0]
 
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=self.key,
-            aws_secret_access_key=self.secret,
-        )
+    @property
+    def secret(self) -> str:
+        return self.credentials()[1]
 
     def rss_mib(self) -> float:
-        return rss_mib(self.process.pid)
+        return rss_mib(self.pid)
 
     def cpu_seconds(self) -> float:
-        return cpu_seconds(self.process.pid)
+        return cpu_seconds(self.pid)
 
     def model_and_config(self, sm: Any, name: str, image: str, instance_type: str) -> None:
         """A one-container model and a one-instance endpoint config, both named `name`."""
@@ -106,54 +98,18 @@ class PeakRss:
 
 @contextmanager
 def bench_server(
-    base_port: int, src: Path | None = None, env: dict[str, str] | None = None
+    src: Path | None = None, env: dict[str, str] | None = None
 ) -> Iterator[BenchServer]:
     """A server on a fresh data directory, with `env` added to its environment; `src`: run
     mlmarket from that source tree instead (an earlier checkout, for a before/after comparison
     in one run)."""
     data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
-    env = dict(os.environ, **(env or {}))
-    if src is not None:
-        env["PYTHONPATH"] = str(src)
-    port = base_port + (time.time_ns() // 1000) % 2000
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlmarket.cli",
-            "serve",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
-    )
+    server = BenchServer(data, env, src)
     try:
-        while not (data / "credentials").exists():
-            if process.poll() is not None:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
-        time.sleep(1)
-        creds = configparser.ConfigParser()
-        creds.read(data / "credentials")
-        yield BenchServer(
-            process,
-            data,
-            port,
-            creds["default"]["aws_access_key_id"],
-            creds["default"]["aws_secret_access_key"],
-        )
+        server.start()
+        time.sleep(1)  # let start-up work settle before anything is measured
+        yield server
     finally:
-        process.terminate()
-        process.wait()
-        ids = subprocess.run(
-            ["docker", "ps", "-aq", "--filter", f"label=mlmarket.owner={data}"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.split()
-        if ids:
-            subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+        server.stop()
+        server.remove_containers()
+        shutil.rmtree(data, ignore_errors=True)

@@ -20,7 +20,7 @@ ENDPOINTS = 20
 
 def main() -> None:
     build_image(ROOT / "tests" / "images" / "echo", IMAGE)
-    with bench_server(20000) as server:
+    with bench_server() as server:
         sm = server.client("sagemaker")
         rt = server.client("sagemaker-runtime")
         empty = server.rss_mib()

@@ -216,7 +216,7 @@ def measure_server(src: Path | None, quick: bool) -> dict[str, Any]:
     """Every figure, for a server run from `src` (this tree when None)."""
     n_small, n_large, secs, rounds = (300, 10, 1.0, 2) if quick else (3000, 60, 4.0, 5)
     results: dict[str, Any] = {}
-    with bench_server(18000, src) as server:
+    with bench_server(src) as server:
         url, port, key, secret = server.url, server.port, server.key, server.secret
         sm = server.client("sagemaker")
 

@@ -155,7 +155,7 @@ def main() -> None:
     build_image(ECHO, IMAGE)
     subprocess.run(["docker", "tag", IMAGE, LISTED_IMAGE], check=True)
     results: dict[str, Any] = {}
-    with bench_server(18100) as server:
+    with bench_server() as server:
         sm = server.client("sagemaker")
         arn, market = _listed_package(server)
         server.model_and_config(sm, "plain", IMAGE, "ml.m5.large")

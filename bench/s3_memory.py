@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--mib", type=int, default=1024)
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
-    with bench_server(22000) as server:
+    with bench_server() as server:
         s3 = server.client("s3")
         s3.create_bucket(Bucket="bench")
         with server.peak_rss() as rss:

@@ -103,7 +103,7 @@ def main() -> None:
     args = parser.parse_args()
     size = args.mib * 1024 * 1024
     build_image(ROOT / "tests" / "images" / "echo", IMAGE)
-    with bench_server(24000) as server:
+    with bench_server() as server:
         s3 = server.client("s3")
         sm = server.client("sagemaker")
         s3.create_bucket(Bucket="bench")

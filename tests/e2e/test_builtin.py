@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mlmarket import builtin
-from mlmarket.demo import SAMPLE
+from mlmarket.demo.stage import SAMPLE
 from mlmarket.execution.offline_images import build_image
 from tests.support.hosting import deploy
 from tests.support.jobs import model_files, train
