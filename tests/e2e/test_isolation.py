@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import engine
 from tests.support.hosting import command, deploy
 from tests.support.server import ServerProcess
 
@@ -38,19 +39,23 @@ def test_container_cannot_reach_the_platform_api(
     assert "refused" in result["error"].lower()
 
 
-def test_container_cannot_reach_another_container(
+def test_no_container_has_an_address_another_could_reach(
     sm: Any, rt: Any, isolated: str, echo_image: str
 ) -> None:
+    """With a network, a container would have an address a peer could connect to (and the
+    engine would name it); here every instance of both endpoints has loopback's alone."""
     deploy(sm, "isolated-b", echo_image)
-    other = command(rt, "isolated-b", {"whoami": True})["hostname"]
-    result = command(rt, isolated, {"connect": [other, 8080]})
-    assert result["connected"] is False
-    # nor its sibling instance of the same endpoint
-    me = command(rt, isolated, {"whoami": True})["hostname"]
-    for _ in range(4):
-        if command(rt, isolated, {"whoami": True})["hostname"] != me:
-            break
-    assert command(rt, isolated, {"connect": [me, 8080]})["connected"] is False
+    seen: dict[str, list[str]] = {}
+    for endpoint in (isolated, isolated, isolated, isolated, "isolated-b"):
+        me = command(rt, endpoint, {"whoami": True})
+        seen[me["hostname"]] = me["addresses"]
+    assert len(seen) == 3, "both instances of isolated-a and the one of isolated-b answered"
+    assert all(addresses == ["127.0.0.1"] for addresses in seen.values()), seen
+    for name in (isolated, "isolated-b"):
+        arn = sm.describe_endpoint(EndpointName=name)["EndpointArn"]
+        for container in engine.inspected(engine.labelled("mlmarket.endpoint", arn)):
+            networks = container["NetworkSettings"]["Networks"]
+            assert all(not n.get("IPAddress") for n in networks.values()), networks
 
 
 def test_no_bridge_network_or_published_port_is_used(isolated: str) -> None:

@@ -10,7 +10,7 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     {"connect": [host, port]}      try a TCP connection, answer what happened
     {"env": true}                  answer the environment
     {"model": true}                answer the files under /opt/ml/model
-    {"whoami": true}               answer the container's hostname and network interfaces
+    {"whoami": true}               answer the container's hostname, interfaces and addresses
     {"write": path}                try to write a file, answer what happened
     {"units": n}                   answer 200 declaring n inferences (X-Amzn-Inference-Metering)
     {"privileges": true}           answer CapEff, NoNewPrivs and the pids cgroup's limit
@@ -25,6 +25,7 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
 """
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -55,6 +56,17 @@ def probe(host, port):
         return {"connected": False, "error": str(exc)}
 
 
+def local_addresses():
+    """Every IPv4 address of this network namespace, as the kernel's routing table lists them."""
+    found = set()
+    with open("/proc/net/fib_trie") as f:
+        lines = f.read().splitlines()
+    for previous, line in itertools.pairwise(lines):
+        if "/32 host LOCAL" in line:
+            found.add(previous.split()[-1])
+    return sorted(found)
+
+
 def model_files():
     root = "/opt/ml/model"
     found = {}
@@ -83,7 +95,11 @@ async def command(body):
     if "model" in cmd:
         return answer(200, json.dumps(model_files()).encode(), "application/json")
     if "whoami" in cmd:
-        me = {"hostname": socket.gethostname(), "interfaces": sorted(os.listdir("/sys/class/net"))}
+        me = {
+            "hostname": socket.gethostname(),
+            "interfaces": sorted(os.listdir("/sys/class/net")),
+            "addresses": local_addresses(),
+        }
         return answer(200, json.dumps(me).encode(), "application/json")
     if "units" in cmd:
         metering = json.dumps({"Dimension": "inference.count", "ConsumedUnits": cmd["units"]})
