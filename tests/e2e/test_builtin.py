@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import subprocess
-import time
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from mlmarket.demo.stage import SAMPLE
 from mlmarket.execution.offline_images import build_image
 from tests.support.hosting import deploy
 from tests.support.jobs import model_files, train
+from tests.support.waiting import until_status
 
 LINEAR = builtin.image("linear-learner", "us-east-1")
 ROLE = "arn:aws:iam::123456789012:role/seller"
@@ -136,10 +136,12 @@ def test_builtin_lineage_cannot_be_published_but_its_artifacts_can_with_your_own
         InferenceSpecification=dict(spec, Containers=[{"Image": own, "ModelDataUrl": artifacts}]),
         ValidationSpecification=validation("s3://builtin/v2"),
     )
-    deadline = time.monotonic() + 60
-    while (desc := sm.describe_model_package(ModelPackageName="linear-own-image"))[
-        "ModelPackageStatus"
-    ] not in ("Completed", "Failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    desc = until_status(
+        sm.describe_model_package,
+        "ModelPackageStatus",
+        ("Completed", "Failed"),
+        timeout=60,
+        every=0.2,
+        ModelPackageName="linear-own-image",
+    )
     assert desc["ModelPackageStatus"] == "Completed", json.dumps(desc["ModelPackageStatusDetails"])

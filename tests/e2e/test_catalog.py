@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from botocore.exceptions import ClientError
 from tests.support import marketplace as mp
 from tests.support.marketplace import run
 from tests.support.server import ServerProcess
+from tests.support.waiting import until_status
 
 SELLER = "123456789012"
 ROLE = f"arn:aws:iam::{SELLER}:role/seller"
@@ -44,10 +44,14 @@ def certified(sm: Any, s3: Any, echo_image: str) -> str:
             ROLE, "s3://listing-data/in/", "s3://listing-data/out", "None"
         ),
     )["ModelPackageArn"]
-    deadline = time.monotonic() + 60
-    while sm.describe_model_package(ModelPackageName=arn)["ModelPackageStatus"] != "Completed":
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    until_status(
+        sm.describe_model_package,
+        "ModelPackageStatus",
+        ("Completed",),
+        timeout=60,
+        every=0.2,
+        ModelPackageName=arn,
+    )
     return str(arn)
 
 

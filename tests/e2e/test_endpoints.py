@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError, WaiterError
 from tests.support import engine
 from tests.support.hosting import command, deploy, model_and_config, tarball, wait_for_status
 from tests.support.server import ServerProcess
+from tests.support.waiting import until
 
 
 def containers_of(endpoint_arn: str) -> list[dict[str, Any]]:
@@ -319,10 +320,12 @@ def test_container_logs_are_kept_per_endpoint_and_instance(
         ).glob("i-*-primary.log")
     )
     assert len(logs) == 1
-    deadline = time.monotonic() + 5
-    while "POST /invocations 5 bytes" not in logs[0].read_text():
-        assert time.monotonic() < deadline, logs[0].read_text()
-        time.sleep(0.05)
+    until(
+        lambda: "POST /invocations 5 bytes" in logs[0].read_text() or None,
+        timeout=5,
+        every=0.05,
+        what=lambda: f"the call in the log: {logs[0].read_text()}",
+    )
     assert "serving on 8080" in logs[0].read_text()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import time
@@ -13,9 +12,11 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support import engine
 from tests.support import marketplace as mp
 from tests.support.hosting import command, deploy, wait_for_status
 from tests.support.server import ServerProcess
+from tests.support.waiting import succeeds, until, until_status
 
 
 @pytest.fixture
@@ -49,14 +50,14 @@ def test_restart_readopts_running_endpoints(own_server: ServerProcess, echo_imag
     sm = own_server.client("sagemaker")
     rt = own_server.client("sagemaker-runtime")
     assert wait_for_status(sm, "survivor")["EndpointStatus"] == "InService"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            body = rt.invoke_endpoint(EndpointName="survivor", Body=b"back")["Body"].read()
-            break
-        except ClientError:
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    body = until(
+        succeeds(
+            lambda: rt.invoke_endpoint(EndpointName="survivor", Body=b"back")["Body"].read(),
+            ClientError,
+        ),
+        timeout=20,
+        what="the adopted endpoint to answer",
+    )
     assert body == b"back"
     assert container_ids(desc["EndpointArn"]) == before  # adopted, not replaced
     sm.close()
@@ -94,23 +95,20 @@ def test_dead_container_is_replaced_and_endpoint_keeps_serving(
     with pytest.raises(ClientError) as err:
         command(rt, name, {"exit": 1})
     assert err.value.response["Error"]["Code"] == "ModelError"
-    deadline = time.monotonic() + 20
-    while True:
+
+    def replaced() -> set[str] | None:
         now = container_ids(desc["EndpointArn"])
-        if now and now != before:
-            try:
-                if rt.invoke_endpoint(EndpointName=name, Body=b"alive")["Body"].read():
-                    break
-            except ClientError:
-                pass
-        assert time.monotonic() < deadline, "no replacement came up"
-        time.sleep(0.1)
+        if not now or now == before:
+            return None
+        answered = succeeds(
+            lambda: rt.invoke_endpoint(EndpointName=name, Body=b"alive")["Body"].read(),
+            ClientError,
+        )()
+        return now if answered else None
+
+    now = until(replaced, timeout=20, what="a replacement to come up and answer")
     assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
-    assert json.loads(
-        subprocess.run(
-            ["docker", "inspect", *now], capture_output=True, text=True, check=True
-        ).stdout
-    )[0]["State"]["Running"]
+    assert engine.inspected(sorted(now))[0]["State"]["Running"]
 
 
 def test_training_job_interrupted_by_a_server_restart_starts_over_and_completes(
@@ -122,10 +120,13 @@ def test_training_job_interrupted_by_a_server_restart_starts_over_and_completes(
     s3.create_bucket(Bucket="jobs")
     sm = own_server.client("sagemaker")
     train(sm, "restarted", trainer_image, hyper={"mode": "resume", "steps": "15"}, wait=False)
-    deadline = time.monotonic() + 30
-    while sm.describe_training_job(TrainingJobName="restarted")["SecondaryStatus"] != "Training":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    until_status(
+        sm.describe_training_job,
+        "SecondaryStatus",
+        ("Training",),
+        timeout=30,
+        TrainingJobName="restarted",
+    )
     sm.close()
     own_server.stop()
     own_server.start()
@@ -183,15 +184,17 @@ def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
             "arn:aws:iam::123456789012:role/v", "s3://validation/in/", "s3://validation/out", "Line"
         ),
     )
-    deadline = time.monotonic() + 30
-    while (
-        sm.describe_model_package(ModelPackageName="slow")["ModelPackageStatusDetails"][
-            "ValidationStatuses"
-        ][0]["Status"]
-        != "InProgress"
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    until(
+        lambda: (
+            sm.describe_model_package(ModelPackageName="slow")["ModelPackageStatusDetails"][
+                "ValidationStatuses"
+            ][0]["Status"]
+            == "InProgress"
+            or None
+        ),
+        timeout=30,
+        what="the validation to be under way",
+    )
     sm.close()
     s3.close()
 
@@ -199,14 +202,13 @@ def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
     own_server.start()
 
     sm = own_server.client("sagemaker")
-    deadline = time.monotonic() + 60
-    while (desc := sm.describe_model_package(ModelPackageName="slow"))[
-        "ModelPackageStatus"
-    ] not in (
-        "Completed",
-        "Failed",
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    desc = until_status(
+        sm.describe_model_package,
+        "ModelPackageStatus",
+        ("Completed", "Failed"),
+        timeout=60,
+        every=0.2,
+        ModelPackageName="slow",
+    )
     assert desc["ModelPackageStatus"] == "Completed", desc["ModelPackageStatusDetails"]
     sm.close()

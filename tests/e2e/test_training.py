@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.jobs import model_files, train, wait_for_job
+from tests.support.waiting import until_status
 
 
 @pytest.fixture(scope="module")
@@ -115,10 +116,9 @@ def test_stop_training_job_escalates_to_sigkill_after_the_grace_period(
     sm: Any, trainer_image: str, data: str, name: str
 ) -> None:
     train(sm, name, trainer_image, hyper={"mode": "stubborn"}, wait=False)
-    deadline = time.monotonic() + 30
-    while sm.describe_training_job(TrainingJobName=name)["SecondaryStatus"] != "Training":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    until_status(
+        sm.describe_training_job, "SecondaryStatus", ("Training",), timeout=30, TrainingJobName=name
+    )
     sm.stop_training_job(TrainingJobName=name)
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopping"
     desc = wait_for_job(sm, name)

@@ -3,7 +3,6 @@ a buyer (its "other" account), their assets, and the calls both make again and a
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from botocore.exceptions import ClientError
 
 from tests.support import marketplace as mp
 from tests.support.server import ServerProcess
+from tests.support.waiting import until, until_status
 
 SELLER = "123456789012"
 BUYER = "210987654321"
@@ -35,13 +35,7 @@ def ecr(repo: str) -> str:
 
 
 def wait_for(describe: Any, key: str, **params: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    while True:
-        desc = describe(**params)
-        if desc[key] in ("Completed", "Failed"):
-            return dict(desc)
-        assert time.monotonic() < deadline, desc
-        time.sleep(0.2)
+    return until_status(describe, key, ("Completed", "Failed"), timeout=180, every=0.2, **params)
 
 
 def mlmarket_for(server: ServerProcess, account: str, region: str = "us-east-1") -> Any:
@@ -167,11 +161,11 @@ def train_request(name: str, algorithm: str, data: str, **extra: Any) -> dict[st
 
 
 def wait_for_deleted(sm: Any, name: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
+    def gone() -> bool | None:
         try:
             sm.describe_endpoint(EndpointName=name)
         except ClientError:
-            return
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+            return True
+        return None
+
+    until(gone, timeout=30, what=f"endpoint {name} to be deleted")

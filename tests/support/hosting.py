@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 from typing import Any
+
+from tests.support.waiting import until_status
 
 COMMAND = "application/x-mlmarket-command"
 
@@ -58,14 +59,13 @@ def model_and_config(
 
 def wait_for_status(sm: Any, name: str, timeout: float = 60) -> dict[str, Any]:
     """Poll until the endpoint leaves Creating/Updating/Deleting."""
-    deadline = time.monotonic() + timeout
-    while True:
-        desc = sm.describe_endpoint(EndpointName=name)
-        if desc["EndpointStatus"] not in ("Creating", "Updating", "Deleting"):
-            return dict(desc)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"endpoint {name} stuck in {desc['EndpointStatus']}")
-        time.sleep(0.1)
+    return until_status(
+        sm.describe_endpoint,
+        "EndpointStatus",
+        ("InService", "Failed"),
+        timeout=timeout,
+        EndpointName=name,
+    )
 
 
 def command(rt: Any, endpoint: str, cmd: dict[str, Any], **kwargs: Any) -> Any:

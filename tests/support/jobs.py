@@ -5,8 +5,9 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import time
 from typing import Any
+
+from tests.support.waiting import FINAL, until_status
 
 ROLE = "arn:aws:iam::123456789012:role/test"
 
@@ -59,13 +60,14 @@ def train(
 
 
 def wait_for_job(sm: Any, name: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc = sm.describe_training_job(TrainingJobName=name)
-        if desc["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
-            return dict(desc)
-        assert time.monotonic() < deadline, f"{name} stuck in {desc['SecondaryStatus']}"
-        time.sleep(0.2)
+    return until_status(
+        sm.describe_training_job,
+        "TrainingJobStatus",
+        FINAL,
+        timeout=timeout,
+        every=0.2,
+        TrainingJobName=name,
+    )
 
 
 def model_files(s3: Any, uri: str) -> dict[str, Any]:

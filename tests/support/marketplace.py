@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import boto3
 
 from mlmarket.protocol.models import add_data_path
+from tests.support.waiting import until_status
 
 PRODUCT = "MachineLearningProduct@1.0"
 OFFER = "Offer@1.0"
@@ -67,15 +67,15 @@ def change(
 
 def run(catalog: Any, changes: list[dict[str, Any]], intent: str = "APPLY") -> dict[str, Any]:
     started = catalog.start_change_set(Catalog="AWSMarketplace", ChangeSet=changes, Intent=intent)
-    deadline = time.monotonic() + 30
-    while True:
-        desc = catalog.describe_change_set(
-            Catalog="AWSMarketplace", ChangeSetId=started["ChangeSetId"]
-        )
-        if desc["Status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
-            return dict(desc)
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    return until_status(
+        catalog.describe_change_set,
+        "Status",
+        ("SUCCEEDED", "FAILED", "CANCELLED"),
+        timeout=30,
+        every=0.05,
+        Catalog="AWSMarketplace",
+        ChangeSetId=started["ChangeSetId"],
+    )
 
 
 def errors(desc: dict[str, Any]) -> list[str]:

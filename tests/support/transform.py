@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
+
+from tests.support.waiting import FINAL, until_status
 
 ROLE = "arn:aws:iam::123456789012:role/test"
 
@@ -58,10 +59,10 @@ def transform(
 
 
 def wait_for_transform(sm: Any, name: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        desc = sm.describe_transform_job(TransformJobName=name)
-        if desc["TransformJobStatus"] in ("Completed", "Failed", "Stopped"):
-            return dict(desc)
-        assert time.monotonic() < deadline, f"{name} still {desc['TransformJobStatus']}"
-        time.sleep(0.1)
+    return until_status(
+        sm.describe_transform_job,
+        "TransformJobStatus",
+        FINAL,
+        timeout=timeout,
+        TransformJobName=name,
+    )

@@ -30,6 +30,7 @@ from tests.support.buyers import (
 )
 from tests.support.hosting import tarball, wait_for_status
 from tests.support.server import ServerProcess
+from tests.support.waiting import succeeds, until
 
 
 def test_a_limited_product_is_open_only_to_its_seller_and_targeted_buyers(
@@ -232,14 +233,14 @@ def test_a_restart_keeps_listings_agreements_and_metering(
         )
         clients += [sm, rt, market]
         assert wait_for_status(sm, name)["EndpointStatus"] == "InService"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                rt.invoke_endpoint(EndpointName=name, Body=b"after")["Body"].read()
-                break
-            except ClientError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+        until(
+            succeeds(
+                lambda: rt.invoke_endpoint(EndpointName=name, Body=b"after")["Body"].read(),
+                ClientError,
+            ),
+            timeout=20,
+            what="the re-adopted endpoint to answer",
+        )
         assert [s["Status"] for s in market.list_subscriptions()["Subscriptions"]] == ["ACTIVE"]
         assert version_arn(market, product) == arn
         time.sleep(1.5)  # one flush
