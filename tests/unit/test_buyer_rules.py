@@ -205,6 +205,9 @@ class Clock:
     def now(self) -> dt.datetime:
         return self.value
 
+    def monotonic(self) -> float:
+        return self.value.timestamp()
+
     def advance(self, seconds: float) -> None:
         self.value += dt.timedelta(seconds=seconds)
 

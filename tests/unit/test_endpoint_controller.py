@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
+from tests.support import virtual_time
 
 CTX = RequestContext("req", "123456789012", "us-east-1", "sagemaker", "test")
 IMAGE = "seller/model:1"
@@ -27,10 +29,10 @@ IMAGE = "seller/model:1"
 class Platform:
     """Controller, providers and store as app.py wires them, on a fake engine."""
 
-    def __init__(self, data_dir: Path, engine: FakeEngine) -> None:
+    def __init__(self, data_dir: Path, engine: FakeEngine, **limits: float) -> None:
         settings = Settings(
             data_dir=data_dir,
-            startup_health_timeout_seconds=1.0,
+            startup_health_timeout_seconds=limits.get("startup", 1.0),
             ping_timeout_seconds=0.2,
             container_stop_grace_seconds=0,
         )
@@ -119,6 +121,28 @@ def test_failed_ping_fails_the_endpoint_and_removes_its_containers(tmp_path: Pat
         assert p.routes.get(CTX.account_id, CTX.region, "ep") is None
 
     scenario(tmp_path, work)
+
+
+def test_the_start_up_window_is_kept_to_the_second_on_the_loops_clock(tmp_path: Path) -> None:
+    """SageMaker's default window is 240 s: run on virtual time, it passes in no time at all,
+    and the endpoint fails neither sooner nor (much) later."""
+
+    async def work() -> tuple[dict[str, Any], float]:
+        loop = asyncio.get_running_loop()
+        p = Platform(tmp_path / "data", FakeEngine({IMAGE}), startup=240.0)
+        try:
+            began = loop.time()
+            desc = await p.deploy("ep", PING="hang")
+            return desc, loop.time() - began
+        finally:
+            await p.close()
+
+    wall = time.monotonic()
+    (desc, waited), _ = virtual_time.run(work())
+    assert desc["EndpointStatus"] == "Failed"
+    assert "did not pass the ping health check" in desc["FailureReason"]
+    assert 240 <= waited < 241, waited  # the window, plus at most one ping's timeout
+    assert time.monotonic() - wall < 10
 
 
 def test_missing_image_fails_before_any_container_starts(tmp_path: Path) -> None:

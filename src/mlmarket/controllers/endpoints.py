@@ -72,7 +72,7 @@ class EndpointController:
         self.engine = engine
         self.routes = routes
         self.clock = clock
-        self.fleet = Fleet(settings, artifacts, engine, meter, self._container_ended)
+        self.fleet = Fleet(settings, artifacts, engine, meter, clock, self._container_ended)
         self._runs: dict[tuple[str, str, str], _Run] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._owner = self.fleet.owner

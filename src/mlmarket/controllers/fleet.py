@@ -14,12 +14,12 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlmarket.clock import Clock
 from mlmarket.config import Settings
 from mlmarket.controllers import images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
@@ -69,9 +69,11 @@ class Fleet:
         artifacts: ObjectStore,
         engine: ContainerEngine,
         meter: Meter | None,
+        clock: Clock,
         ended: Ended,
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self.artifacts = artifacts
         self.engine = engine
         self.meter = meter  # instance time of endpoints that serve AWS Marketplace models
@@ -225,13 +227,14 @@ class Fleet:
     async def _wait_healthy(
         self, instance: InstanceRuntime, variant: dict[str, Any], timeout: float
     ) -> None:
-        deadline = time.monotonic() + timeout
+        deadline = self.clock.monotonic() + timeout
         for runtime in instance.containers:
             try:
                 await wait_until_healthy(
                     self.engine,
                     runtime.info,
                     runtime.pool,
+                    self.clock,
                     deadline,
                     self.settings.ping_timeout_seconds,
                 )

@@ -4,8 +4,8 @@ transform both do before sending it work."""
 from __future__ import annotations
 
 import asyncio
-import time
 
+from mlmarket.clock import Clock
 from mlmarket.execution.base import ContainerEngine, ContainerInfo
 from mlmarket.execution.http1 import ConnectionLost, ConnectionPool
 
@@ -31,17 +31,18 @@ async def wait_until_healthy(
     engine: ContainerEngine,
     info: ContainerInfo,
     pool: ConnectionPool,
+    clock: Clock,
     deadline: float,
     ping_timeout: float,
 ) -> None:
-    """Return once the container answers; NotHealthy if it exits or `deadline` (monotonic)
-    passes first."""
+    """Return once the container answers; NotHealthy if it exits or `deadline` (on the clock's
+    monotonic time) passes first."""
     while True:
         if await answers_ping(pool, ping_timeout):
             return
         current = await engine.inspect(info.id)
         if current is None or not current.running:
             raise NotHealthy(current.exit_code if current else "unknown")
-        if time.monotonic() >= deadline:
+        if clock.monotonic() >= deadline:
             raise NotHealthy(None)
         await asyncio.sleep(PING_INTERVAL)

@@ -87,7 +87,7 @@ class TrainingController(JobController):
         spot = bool(spec.get("EnableManagedSpotTraining"))
         max_wait = float(stopping["MaxWaitTimeInSeconds"]) if spot else None
         policy = self._policy(job) if spot else InterruptionPolicy()
-        begun = time.monotonic()
+        begun = self.clock.monotonic()
 
         # a job made from an algorithm resource runs what that algorithm declares
         algorithm = dict(spec["AlgorithmSpecification"], **(spec.get(specs.RUN) or {}))
@@ -103,23 +103,23 @@ class TrainingController(JobController):
         attempt = 0
         while True:
             attempt += 1
-            wait_left = None if max_wait is None else max_wait - (time.monotonic() - begun)
+            wait_left = None if max_wait is None else max_wait - (self.clock.monotonic() - begun)
             limits = {
                 "MaxRuntimeExceeded": max_runtime - billable,
                 "MaxWaitTimeExceeded": wait_left,
                 "Interrupted": policy.interrupt_after(attempt),
             }
-            attempt_began = time.monotonic()
+            attempt_began = self.clock.monotonic()
             try:
                 outcome = await self._attempt(job, run, resolved[0], metrics, found, limits)
             finally:
-                billable += time.monotonic() - attempt_began
+                billable += self.clock.monotonic() - attempt_began
                 job.state["BillableTimeInSeconds"] = max(int(billable), 1)
             if outcome != "Interrupted":
                 break
             self._status(job, "Interrupted")
             delay = policy.restart_delay_seconds
-            wait_left = None if max_wait is None else max_wait - (time.monotonic() - begun)
+            wait_left = None if max_wait is None else max_wait - (self.clock.monotonic() - begun)
             if wait_left is not None and delay >= wait_left:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(run.stop.wait(), max(wait_left, 0.0))
@@ -158,7 +158,7 @@ class TrainingController(JobController):
         count = int(resources.get("InstanceCount", 1))
         hosts = [f"algo-{i + 1}" for i in range(count)]
         hardware = instance_types.lookup(resources["InstanceType"])
-        started = time.monotonic()
+        started = self.clock.monotonic()
         size_gb = int(resources.get("VolumeSizeInGB") or DEFAULT_TRAINING_VOLUME_GB)
         instances = await asyncio.to_thread(
             opt_ml.prepare, self._job_dir(job), spec, hosts, size_gb
@@ -198,7 +198,7 @@ class TrainingController(JobController):
             active = [s for s in syncs if s is not None]
             if active:
                 syncer = asyncio.ensure_future(self._sync_checkpoints(active))
-            elapsed = time.monotonic() - started
+            elapsed = self.clock.monotonic() - started
             deadlines = {
                 reason: left - (elapsed if reason != "Interrupted" else 0.0)
                 for reason, left in limits.items()
@@ -343,14 +343,14 @@ class TrainingController(JobController):
         `deadlines` (seconds from now, by the reason they stop the job for) passed."""
         exit_codes: dict[str, int] = {}
         stopper: asyncio.Future[Any] = asyncio.ensure_future(run.stop.wait())
-        now = time.monotonic()
+        now = self.clock.monotonic()
         due = {reason: now + max(left, 0.0) for reason, left in deadlines.items()}
         stopped: str | None = None
         pending: set[asyncio.Future[Any]] = set(waits)
         try:
             while pending:
                 reason, at = min(due.items(), key=lambda kv: kv[1]) if due else (None, None)
-                timeout = None if at is None else at - time.monotonic()
+                timeout = None if at is None else at - self.clock.monotonic()
                 if timeout is not None and timeout <= 0:
                     stopped = reason
                     break

@@ -210,12 +210,13 @@ class TransformController(JobController):
                 pool = ConnectionPool(_dialer(self.engine, info))
                 instances.append(_Instance(name, info, pool))
                 self._follow(job, name, info)
-            deadline = time.monotonic() + self.settings.startup_health_timeout_seconds
+            deadline = self.clock.monotonic() + self.settings.startup_health_timeout_seconds
             for instance in instances:
                 await wait_until_healthy(
                     self.engine,
                     instance.info,
                     instance.pool,
+                    self.clock,
                     deadline,
                     self.settings.ping_timeout_seconds,
                 )
