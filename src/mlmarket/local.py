@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from mlmarket.domain import labels
 
@@ -45,7 +45,7 @@ class LocalServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30) -> LocalServer:
+    def start(self, timeout: float = 30) -> Self:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             command = [sys.executable, "-m", "mlmarket.cli", "serve", "--data-dir"]

@@ -11,6 +11,7 @@ import json
 import os
 import random
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import pytest
 
@@ -109,18 +110,13 @@ def test_no_request_of_any_served_operation_gets_a_5xx(
         for _ in range(REQUESTS):
             roll = rng.random()
             if roll < 0.55:
-                service, prefix, signing, operation = rng.choice(json_ops)
-                yield lambda s=service, p=prefix, g=signing, o=operation: fuzzer.aws_json(
-                    s, p, g, o
-                )
+                yield partial(fuzzer.aws_json, *rng.choice(json_ops))
             elif roll < 0.7:
-                service, operation = rng.choice(rest_ops)
-                yield lambda s=service, o=operation: fuzzer.rest_json(s, o)
+                yield partial(fuzzer.rest_json, *rng.choice(rest_ops))
             elif roll < 0.8:
                 yield fuzzer.invoke
             else:
-                operation = rng.choice(S3_OPERATIONS)
-                yield lambda o=operation: fuzzer.s3(o, bucket)
+                yield partial(fuzzer.s3, rng.choice(S3_OPERATIONS), bucket)
 
     outcome = run(fuzzer, requests(), BUDGET_SECONDS)
     total = sum(outcome.statuses.values())

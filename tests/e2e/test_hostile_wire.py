@@ -9,6 +9,7 @@ import hashlib
 import json
 import time
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -200,7 +201,7 @@ def test_timestamps_out_of_range_are_serialization_errors(
 def test_an_image_docker_cannot_parse_is_a_validation_error(sm: Any, image: str, name: str) -> None:
     from botocore.exceptions import ClientError
 
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: sm.create_model_package(
             ModelPackageName=name,
             InferenceSpecification={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -152,12 +153,13 @@ def test_other_accounts_cannot_see_describe_invoke_or_delete(
     deploy(sm, name, echo_image)
     assert name not in [m["ModelName"] for m in other_sm.list_models(MaxResults=100)["Models"]]
     assert name not in [e["EndpointName"] for e in other_sm.list_endpoints()["Endpoints"]]
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: other_sm.describe_model(ModelName=name),
         lambda: other_sm.describe_endpoint(EndpointName=name),
         lambda: other_sm.delete_endpoint(EndpointName=name),
         lambda: other_sm.delete_model(ModelName=name),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(ClientError) as err:
             call()
         assert err.value.response["Error"]["Code"] == "ValidationException"

@@ -375,8 +375,10 @@ class Fuzzer:
             )
 
 
-def _quote(text: str, safe: str = "", encoding: Any = None, errors: Any = None) -> str:
+def _quote(text: str | bytes, safe: str | bytes = "", encoding: str = "", errors: str = "") -> str:
     """Percent-encoding that keeps unpaired surrogates as the invalid bytes they are."""
+    if isinstance(text, bytes):
+        return quote(text, safe=safe)
     return quote(text, safe=safe, errors="surrogatepass")
 
 

@@ -20,7 +20,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         super().__init__()
         self._now = 0.0
-        wait = self._selector.select
+        selector: selectors.BaseSelector = getattr(self, "_selector")  # noqa: B009
+        wait = selector.select
 
         def select(timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
             ready = wait(0)  # never sleep: what is ready is ready now
@@ -28,7 +29,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 self._now += timeout  # the loop would have slept until its next timer
             return ready
 
-        self._selector.select = select  # type: ignore[method-assign]
+        selector.select = select  # type: ignore[method-assign]
 
     def time(self) -> float:
         return self._now
