@@ -1,8 +1,23 @@
-"""Shared aliases, so signatures say which string they mean."""
+"""Shared aliases, so signatures say which string they mean, and the generic kind of a resource."""
 
-from typing import Any
+from typing import Any, Generic
+
+from typing_extensions import TypeVar
 
 AccountId = str
 Region = str
 Arn = str
 JsonDict = dict[str, Any]
+
+# What a resource's spec (its desired state, as asked) and state (what the platform records)
+# hold: a TypedDict per kind where it is declared, free-form JSON where not (yet).
+SpecT = TypeVar("SpecT", default=JsonDict)
+StateT = TypeVar("StateT", default=JsonDict)
+
+
+class ResourceKind(str, Generic[SpecT, StateT]):
+    """A kind's name, as storage keys resources by it, which also tells the type checker what
+    its resources' spec and state hold: `ResourceKind[EndpointSpec, EndpointState]("endpoint")`
+    makes `store.get(…, ENDPOINT, …)` a `Resource[EndpointSpec, EndpointState]`."""
+
+    __slots__ = ()

@@ -10,10 +10,19 @@ import pytest
 
 from mlmarket.controllers.metering import Meter
 from mlmarket.domain import algorithms, marketplace, pricing, registry
+from mlmarket.domain.marketplace import Origin
 from mlmarket.services.marketplace.usage import Terms, customer_reference, report
 from mlmarket.storage.metadata import MetadataStore, UsageStore
 
-ORIGIN = {"ProductId": "prod-abc", "Seller": "123456789012"}
+ORIGIN = Origin(
+    ProductId="prod-abc",
+    Listing="listing",
+    Arn="arn:aws:sagemaker:us-east-1:123456789012:model-package/p",
+    Seller="123456789012",
+    RealtimeInstanceTypes=None,
+    TransformInstanceTypes=None,
+    TrainingInstanceTypes=None,
+)
 BUYER = "210987654321"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
-from mlmarket.controllers.fleet import Crew, DeploymentFailed, Fleet, logged
+from mlmarket.controllers.fleet import Crew, DeploymentFailed, Endpoint, Fleet, logged
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import (
     ContainerRuntime,
@@ -35,7 +35,7 @@ from mlmarket.execution.base import (
     ContainerEngine,
     ContainerInfo,
 )
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
 
 log = logging.getLogger("mlmarket.endpoints")
@@ -80,19 +80,19 @@ class EndpointController:
     # -- entry points (called by the SageMaker provider with the desired state it wrote); the
     # controller alone moves an endpoint's status --
 
-    def create(self, endpoint: Resource) -> None:
+    def create(self, endpoint: Endpoint) -> None:
         self._begin(endpoint, EndpointStatus.CREATING)
         self._spawn(endpoint, self._create(endpoint))
 
-    def update(self, endpoint: Resource) -> None:
+    def update(self, endpoint: Endpoint) -> None:
         self._begin(endpoint, EndpointStatus.UPDATING)
         self._spawn(endpoint, self._update(endpoint))
 
-    def update_capacity(self, endpoint: Resource) -> None:
+    def update_capacity(self, endpoint: Endpoint) -> None:
         self._begin(endpoint, EndpointStatus.UPDATING)
         self._spawn(endpoint, self._update_capacity(endpoint))
 
-    def delete(self, endpoint: Resource) -> None:
+    def delete(self, endpoint: Endpoint) -> None:
         self._begin(endpoint, EndpointStatus.DELETING)
         run = self._run(endpoint)
         run.crew.closing = True
@@ -148,7 +148,7 @@ class EndpointController:
 
     # -- lifecycle work --
 
-    async def _create(self, endpoint: Resource) -> None:
+    async def _create(self, endpoint: Endpoint) -> None:
         deployment = endpoint.state["Deployment"]
         try:
             variants = await self.fleet.bring_up(endpoint, self._run(endpoint).crew, deployment)
@@ -160,7 +160,7 @@ class EndpointController:
         self._publish(endpoint, variants)
         self._save(endpoint, EndpointStatus.IN_SERVICE)
 
-    async def _update(self, endpoint: Resource) -> None:
+    async def _update(self, endpoint: Endpoint) -> None:
         pending = endpoint.state["PendingDeployment"]
         run = self._run(endpoint)
         old = dict(run.crew.instances)
@@ -187,7 +187,7 @@ class EndpointController:
         fresh.state["EndpointConfigName"] = pending["EndpointConfigName"]
         self._save(fresh, EndpointStatus.IN_SERVICE)
 
-    async def _update_capacity(self, endpoint: Resource) -> None:
+    async def _update_capacity(self, endpoint: Endpoint) -> None:
         deployment = endpoint.state["Deployment"]
         run = self._run(endpoint)
         route = self.routes.get(endpoint.account_id, endpoint.region, endpoint.name)
@@ -216,7 +216,7 @@ class EndpointController:
         if fresh is not None:
             self._save(fresh, EndpointStatus.IN_SERVICE)
 
-    async def _delete(self, endpoint: Resource) -> None:
+    async def _delete(self, endpoint: Endpoint) -> None:
         self.routes.pop(endpoint.account_id, endpoint.region, endpoint.name)
         run = self._run(endpoint)
         await self.fleet.retire(self._run(endpoint).crew, list(run.crew.instances.values()))
@@ -227,11 +227,11 @@ class EndpointController:
         self.store.delete(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)
         self._runs.pop(_key(endpoint), None)
 
-    async def _recover_creating(self, endpoint: Resource, found: list[ContainerInfo]) -> None:
+    async def _recover_creating(self, endpoint: Endpoint, found: list[ContainerInfo]) -> None:
         await asyncio.gather(*(self.fleet.remove_container(i) for i in found))
         await self._create(endpoint)
 
-    async def _recover_serving(self, endpoint: Resource, found: list[ContainerInfo]) -> None:
+    async def _recover_serving(self, endpoint: Endpoint, found: list[ContainerInfo]) -> None:
         deployment = endpoint.state["Deployment"]
         adoptable: dict[str, dict[str, ContainerInfo]] = {}
         for info in found:
@@ -258,7 +258,7 @@ class EndpointController:
     # -- watching and replacing --
 
     async def _container_ended(
-        self, endpoint: Resource, instance: InstanceRuntime, runtime: ContainerRuntime
+        self, endpoint: Endpoint, instance: InstanceRuntime, runtime: ContainerRuntime
     ) -> None:
         run = self._run(endpoint)
         if run.crew.closing or run.crew.instances.get(instance.instance_id) is not instance:
@@ -278,7 +278,7 @@ class EndpointController:
         instance.healthy = False
         await self._replace(endpoint, instance)
 
-    async def _replace(self, endpoint: Resource, dead: InstanceRuntime) -> None:
+    async def _replace(self, endpoint: Endpoint, dead: InstanceRuntime) -> None:
         run = self._run(endpoint)
         async with run.lock:
             fresh = self._reload(endpoint)
@@ -313,17 +313,17 @@ class EndpointController:
 
     # -- bookkeeping --
 
-    def _publish(self, endpoint: Resource, variants: list[VariantRoute]) -> None:
+    def _publish(self, endpoint: Endpoint, variants: list[VariantRoute]) -> None:
         self.routes.put(
             EndpointRoute(
                 endpoint.account_id, endpoint.region, endpoint.name, endpoint.arn, variants
             )
         )
 
-    def _reload(self, endpoint: Resource) -> Resource | None:
+    def _reload(self, endpoint: Endpoint) -> Endpoint | None:
         return self.store.get(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)
 
-    def _begin(self, res: Resource, status: EndpointStatus) -> None:
+    def _begin(self, res: Endpoint, status: EndpointStatus) -> None:
         """The status a change of desired state starts in: Creating for a new endpoint. Work a
         previous server left (a delete it had begun) goes on in the status it had."""
         current = res.state.get("EndpointStatus")
@@ -335,7 +335,7 @@ class EndpointController:
         res.modified = self.clock.now()
         self.store.update(res)
 
-    def _save(self, res: Resource, status: EndpointStatus, failure: str | None = None) -> None:
+    def _save(self, res: Endpoint, status: EndpointStatus, failure: str | None = None) -> None:
         """Record a lifecycle outcome, unless the endpoint was deleted meanwhile."""
         current = self._reload(res)
         if current is None or current.state.get("EndpointStatus") == EndpointStatus.DELETING:
@@ -349,10 +349,10 @@ class EndpointController:
         res.modified = self.clock.now()
         self.store.update(res)
 
-    def _run(self, endpoint: Resource) -> _Run:
+    def _run(self, endpoint: Endpoint) -> _Run:
         return self._runs.setdefault(_key(endpoint), _Run())
 
-    def _spawn(self, endpoint: Resource, work: Awaitable[None]) -> None:
+    def _spawn(self, endpoint: Endpoint, work: Awaitable[None]) -> None:
         run = self._run(endpoint)
 
         async def serialized() -> None:
@@ -369,5 +369,5 @@ class EndpointController:
         task.add_done_callback(self._background.discard)
 
 
-def _key(endpoint: Resource) -> tuple[str, str, str]:
+def _key(endpoint: Endpoint) -> tuple[str, str, str]:
     return route_key(endpoint.account_id, endpoint.region, endpoint.name)

@@ -26,7 +26,14 @@ from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.controllers.routes import ContainerRuntime, InstanceRuntime, VariantRoute
-from mlmarket.domain import instance_types, kinds, labels, marketplace, specs
+from mlmarket.domain import instance_types, kinds, labels, marketplace
+from mlmarket.domain.endpoints import (
+    ContainerPlan,
+    Deployment,
+    EndpointSpec,
+    EndpointState,
+    VariantPlan,
+)
 from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import (
     ContainerEngine,
@@ -42,6 +49,9 @@ from mlmarket.storage.metadata import Resource
 from mlmarket.storage.objects import ObjectStore
 
 log = logging.getLogger("mlmarket.endpoints")
+
+# An endpoint as the controller and the fleet read it.
+Endpoint = Resource[EndpointSpec, EndpointState]
 
 
 class DeploymentFailed(Exception):
@@ -59,7 +69,7 @@ class Crew:
 
 
 # What the endpoint controller is told when a container of an instance ends.
-Ended = Callable[[Resource, InstanceRuntime, ContainerRuntime], Awaitable[None]]
+Ended = Callable[[Endpoint, InstanceRuntime, ContainerRuntime], Awaitable[None]]
 
 
 class Fleet:
@@ -84,9 +94,9 @@ class Fleet:
 
     async def bring_up(
         self,
-        endpoint: Resource,
+        endpoint: Endpoint,
         crew: Crew,
-        deployment: dict[str, Any],
+        deployment: Deployment,
         adopt: dict[str, dict[str, ContainerInfo]] | None = None,
     ) -> list[VariantRoute]:
         """Start every instance of `deployment` and wait until all are healthy, or tear the
@@ -123,15 +133,15 @@ class Fleet:
                     variant["Weight"],
                     mine,
                     variant["Mode"],
-                    variant.get(specs.ORIGIN),
+                    variant["Marketplace"],
                 )
             )
         return variants
 
-    async def _check_images(self, variant: dict[str, Any]) -> None:
+    async def _check_images(self, variant: VariantPlan) -> None:
         """Pin each container's image to what the engine holds now (SageMaker's ResolvedImage)."""
         for container in variant["Containers"]:
-            if container.get("ImageId") and await self.engine.image_exists(container["ImageId"]):
+            if "ImageId" in container and await self.engine.image_exists(container["ImageId"]):
                 continue
             resolved = await images.resolve(self.engine, container["Image"])
             if resolved is None:
@@ -140,10 +150,10 @@ class Fleet:
 
     async def start_instance(
         self,
-        endpoint: Resource,
+        endpoint: Endpoint,
         crew: Crew,
-        deployment: dict[str, Any],
-        variant: dict[str, Any],
+        deployment: Deployment,
+        variant: VariantPlan,
         instance_id: str,
         adopt: dict[str, ContainerInfo] | None = None,
     ) -> InstanceRuntime:
@@ -161,7 +171,7 @@ class Fleet:
                         name=f"mlmarket-{instance_id}-{index}-{secrets.token_hex(3)}",
                         image=container["ImageId"],
                         command=["serve"],
-                        environment=dict(container.get("Environment") or {}),
+                        environment=dict(container["Environment"]),
                         labels={
                             labels.MANAGED: kinds.ENDPOINT,
                             labels.OWNER: self.owner,
@@ -191,14 +201,14 @@ class Fleet:
                 runtime = ContainerRuntime(hostname, info, pool, str(log_path))
                 instance.containers.append(runtime)
                 self._watch(endpoint, crew, instance, runtime)
-            timeout = variant.get("StartupTimeout") or self.settings.startup_health_timeout_seconds
+            timeout = variant["StartupTimeout"] or self.settings.startup_health_timeout_seconds
             await self._wait_healthy(instance, variant, timeout)
         except BaseException:
             crew.instances.pop(instance_id, None)
             await self.retire(crew, [instance])
             raise
         instance.healthy = True
-        origin = variant.get(specs.ORIGIN)
+        origin = variant["Marketplace"]
         if origin is not None and self.meter is not None:
             instance.meter_id = self.meter.start(
                 endpoint.account_id,
@@ -210,7 +220,7 @@ class Fleet:
         return instance
 
     async def _model_mounts(
-        self, endpoint: Resource, container: dict[str, Any], storage_gb: int
+        self, endpoint: Endpoint, container: ContainerPlan, storage_gb: int
     ) -> tuple[Mount, ...]:
         try:
             return await model_mounts(
@@ -218,14 +228,15 @@ class Fleet:
                 self.artifacts,
                 endpoint.account_id,
                 endpoint.region,
-                container,
+                container["ModelDataUrl"],
+                container["Hostname"],
                 storage_gb,
             )
         except ModelDataUnavailable as exc:
             raise DeploymentFailed(str(exc)) from None
 
     async def _wait_healthy(
-        self, instance: InstanceRuntime, variant: dict[str, Any], timeout: float
+        self, instance: InstanceRuntime, variant: VariantPlan, timeout: float
     ) -> None:
         deadline = self.clock.monotonic() + timeout
         for runtime in instance.containers:
@@ -247,7 +258,7 @@ class Fleet:
                 raise DeploymentFailed(reason) from None
 
     @staticmethod
-    def _ping_failure(variant: dict[str, Any], runtime: ContainerRuntime) -> str:
+    def _ping_failure(variant: VariantPlan, runtime: ContainerRuntime) -> str:
         if variant["Mode"] == "Single":
             who = "The primary container"
         else:
@@ -258,7 +269,7 @@ class Fleet:
         )
 
     def _watch(
-        self, endpoint: Resource, crew: Crew, instance: InstanceRuntime, rt: ContainerRuntime
+        self, endpoint: Endpoint, crew: Crew, instance: InstanceRuntime, rt: ContainerRuntime
     ) -> None:
         path = Path(rt.log_path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +307,7 @@ class Fleet:
         except EngineError:
             log.exception("could not remove container %s", info.name)
 
-    def log_path(self, endpoint: Resource, variant: str, instance_id: str, host: str) -> Path:
+    def log_path(self, endpoint: Endpoint, variant: str, instance_id: str, host: str) -> Path:
         return (
             self.settings.logs_dir
             / endpoint.account_id
@@ -308,7 +319,7 @@ class Fleet:
         )
 
 
-def _image_missing(variant: dict[str, Any]) -> str:
+def _image_missing(variant: VariantPlan) -> str:
     return (
         "Please make sure all images included in the model for the production variant "
         f"{variant['VariantName']} exist, and that the execution role used to create the model "

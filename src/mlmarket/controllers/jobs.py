@@ -15,10 +15,12 @@ from mlmarket.config import Settings
 from mlmarket.controllers.metering import Meter
 from mlmarket.domain import labels, marketplace
 from mlmarket.domain.failures import public_reason
+from mlmarket.domain.marketplace import Origin
 from mlmarket.domain.training import JobStatus
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
+from mlmarket.types import ResourceKind
 
 log = logging.getLogger("mlmarket.jobs")
 
@@ -36,7 +38,7 @@ class JobRun:
 
 
 class JobController:
-    kind: ClassVar[str]  # "training-job", "transform-job"
+    kind: ClassVar[ResourceKind]  # training jobs, transform jobs
     status_key: ClassVar[str]  # "TrainingJobStatus", "TransformJobStatus"
 
     def __init__(
@@ -60,7 +62,7 @@ class JobController:
     def _meter(
         self,
         job: Resource,
-        origin: dict[str, Any] | None,
+        origin: Origin | None,
         resources: dict[str, Any],
         use: str,
         started: dt.datetime | None,

@@ -13,10 +13,10 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections import defaultdict
-from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.domain import marketplace
+from mlmarket.domain.marketplace import Origin
 from mlmarket.storage.metadata import UsageRow, UsageStore
 
 FLUSH_SECONDS = 1.0
@@ -32,9 +32,7 @@ class Meter:
 
     # -- instance time --
 
-    def start(
-        self, buyer: str, origin: dict[str, Any], dimension: str, arn: str, instances: int
-    ) -> int:
+    def start(self, buyer: str, origin: Origin, dimension: str, arn: str, instances: int) -> int:
         return self.usage.open_interval(
             _interval(buyer, origin, dimension, arn, instances, self.clock.now(), None)
         )
@@ -46,7 +44,7 @@ class Meter:
     def span(
         self,
         buyer: str,
-        origin: dict[str, Any],
+        origin: Origin,
         dimension: str,
         arn: str,
         instances: int,
@@ -64,7 +62,7 @@ class Meter:
 
     # -- inferences --
 
-    def count(self, buyer: str, origin: dict[str, Any], arn: str, units: int) -> None:
+    def count(self, buyer: str, origin: Origin, arn: str, units: int) -> None:
         if units:
             self._counts[(buyer, origin["Seller"], origin["ProductId"], arn)] += units
 
@@ -103,7 +101,7 @@ class Meter:
 
 def _interval(
     buyer: str,
-    origin: dict[str, Any],
+    origin: Origin,
     dimension: str,
     arn: str,
     instances: int,

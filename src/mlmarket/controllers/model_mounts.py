@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from mlmarket.config import Settings
 from mlmarket.domain import marketplace
@@ -26,14 +25,15 @@ async def model_mounts(
     objects: ObjectStore,
     account_id: str,
     region: str,
-    container: dict[str, Any],
+    url: str | None,
+    hostname: str,
     storage_gb: int,
     owner: str = "endpoint",
 ) -> tuple[Mount, ...]:
-    url = container.get("ModelDataUrl")
+    """The read-only mount of `url`'s unpacked archive for container `hostname` (none without
+    model data), or ModelDataUnavailable with SageMaker's reason."""
     if not url:
         return ()
-    hostname = container.get("Hostname", "primary")
     try:
         bucket, found = objects.locate(url)
     except (ArtifactNotFound, InvalidArtifactUri):

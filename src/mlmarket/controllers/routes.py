@@ -10,9 +10,9 @@ from __future__ import annotations
 import itertools
 import random
 from dataclasses import dataclass, field
-from typing import Any
 
 from mlmarket.domain.endpoints import choose_weighted
+from mlmarket.domain.marketplace import Origin
 from mlmarket.execution.base import ContainerInfo
 from mlmarket.execution.http1 import ConnectionPool
 
@@ -46,7 +46,7 @@ class VariantRoute:
     # Single (one container), Serial (pipeline) or Direct (caller names the container)
     mode: str = "Single"
     # the AWS Marketplace product it serves (services/marketplace/listings.py), for metering
-    origin: dict[str, Any] | None = None
+    origin: Origin | None = None
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick_instance(self) -> InstanceRuntime | None:

@@ -168,7 +168,8 @@ class TransformController(JobController):
                 self.objects,
                 job.account_id,
                 job.region,
-                container,
+                container.get("ModelDataUrl"),
+                container.get("Hostname", "primary"),
                 BATCH_VOLUME_GB,
                 owner="job",
             )

@@ -14,7 +14,9 @@ import random
 import secrets
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Literal, NotRequired, Protocol, TypedDict, TypeVar
+
+from mlmarket.domain.marketplace import Origin
 
 
 class EndpointStatus(StrEnum):
@@ -39,6 +41,54 @@ _TRANSITIONS: dict[EndpointStatus, frozenset[EndpointStatus]] = {
     EndpointStatus.FAILED: frozenset({EndpointStatus.DELETING}),
     EndpointStatus.DELETING: frozenset(),
 }
+
+# -- what an endpoint records: its spec, its state, and the deployment its instances run --
+
+InferenceMode = Literal["Single", "Serial", "Direct"]
+
+
+class EndpointSpec(TypedDict):
+    EndpointName: str
+
+
+class ContainerPlan(TypedDict):
+    """One model container as a deployment runs it: a snapshot, so that deleting the model
+    does not disturb the endpoint."""
+
+    Hostname: str
+    Image: str
+    ResolvedImage: str  # `name@digest` as SageMaker reports it, once resolved for a rollout
+    ModelDataUrl: str | None
+    Environment: dict[str, str]
+    ImageId: NotRequired[str]  # the engine's image, pinned for this rollout
+
+
+class VariantPlan(TypedDict):
+    VariantName: str
+    ModelName: str
+    InstanceType: str
+    Weight: float
+    StartupTimeout: float | None
+    Mode: InferenceMode
+    EnableNetworkIsolation: bool
+    Marketplace: Origin | None  # the product served, for metering (None: the buyer's own models)
+    Containers: list[ContainerPlan]
+    Instances: list[str]  # instance ids, one per instance
+
+
+class Deployment(TypedDict):
+    Id: str
+    EndpointConfigName: str
+    Variants: list[VariantPlan]
+
+
+class EndpointState(TypedDict):
+    EndpointStatus: NotRequired[str]  # an EndpointStatus, written by the controller alone
+    EndpointConfigName: str
+    Deployment: Deployment
+    PendingDeployment: NotRequired[Deployment]  # an update's, until it is rolled out
+    FailureReason: NotRequired[str]
+
 
 # States in which containers should be running and traffic served.
 SERVING = frozenset({EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING})

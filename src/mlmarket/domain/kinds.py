@@ -6,24 +6,43 @@ the marketplace's own records are kept under `mp-` kinds no ARN shows.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
-MODEL: Final = "model"
-ENDPOINT_CONFIG: Final = "endpoint-config"
-ENDPOINT: Final = "endpoint"
-TRAINING_JOB: Final = "training-job"
-TRANSFORM_JOB: Final = "transform-job"
-MODEL_PACKAGE: Final = "model-package"
-MODEL_PACKAGE_GROUP: Final = "model-package-group"
-ALGORITHM: Final = "algorithm"
+from mlmarket.domain.endpoints import EndpointSpec, EndpointState
+from mlmarket.types import JsonDict, ResourceKind
+
+Kind = ResourceKind[JsonDict, JsonDict]  # a kind whose spec and state are not declared yet
+
+MODEL: Final = Kind("model")
+ENDPOINT_CONFIG: Final = Kind("endpoint-config")
+ENDPOINT: Final = ResourceKind[EndpointSpec, EndpointState]("endpoint")
+TRAINING_JOB: Final = Kind("training-job")
+TRANSFORM_JOB: Final = Kind("transform-job")
+MODEL_PACKAGE: Final = Kind("model-package")
+MODEL_PACKAGE_GROUP: Final = Kind("model-package-group")
+ALGORITHM: Final = Kind("algorithm")
 
 # AWS Marketplace: listed versions and agreements (services/marketplace), Catalog entities and
 # change sets (services/marketplace_catalog), agreement requests (the Agreement API)
-LISTING: Final = "mp-listing"
-AGREEMENT: Final = "mp-agreement"
-AGREEMENT_REQUEST: Final = "mp-agreement-request"
-ENTITY: Final = "mp-entity"
-CHANGE_SET: Final = "mp-changeset"
+LISTING: Final = Kind("mp-listing")
+AGREEMENT: Final = Kind("mp-agreement")
+AGREEMENT_REQUEST: Final = Kind("mp-agreement-request")
+ENTITY: Final = Kind("mp-entity")
+CHANGE_SET: Final = Kind("mp-changeset")
+
+BY_NAME: Final[dict[str, ResourceKind[Any, Any]]] = {
+    str(kind): kind
+    for kind in (
+        MODEL,
+        ENDPOINT_CONFIG,
+        ENDPOINT,
+        TRAINING_JOB,
+        TRANSFORM_JOB,
+        MODEL_PACKAGE,
+        MODEL_PACKAGE_GROUP,
+        ALGORITHM,
+    )
+}
 
 # The region the marketplace's records are kept under: the Catalog is one per account, and
 # listings and agreements one per marketplace, whatever region is asked.

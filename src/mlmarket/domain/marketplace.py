@@ -11,9 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any
+from typing import Any, TypedDict
 
 from mlmarket.domain import regions
+
+
+class Origin(TypedDict):
+    """What a buyer's model, job or endpoint records of the listed product it runs (for the
+    buyer-side rules and metering); never shown to the buyer."""
+
+    ProductId: str
+    Listing: str
+    Arn: str
+    Seller: str
+    RealtimeInstanceTypes: list[str] | None
+    TransformInstanceTypes: list[str] | None
+    TrainingInstanceTypes: list[str] | None
+
 
 # Buyers see a listed model package or algorithm as a copy in an AWS Marketplace-owned account,
 # one per region (public SDK tests and notebooks name these accounts).

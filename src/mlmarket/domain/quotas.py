@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Literal
 
 ENDPOINT_INSTANCES = "Number of instances across active endpoints"
 TRAINING_INSTANCES = "Number of instances across all training jobs"
@@ -16,7 +17,9 @@ TRANSFORM_INSTANCES = "Number of instances across all transform jobs"
 TRAINING_JOB_INSTANCES = "Maximum number of instances per training job"
 TRAINING_RUNTIME = "Longest run time for a training job"
 
-USAGES = {
+# What instances are used for, as the per-type quotas' names say it.
+Usage = Literal["endpoint", "training", "transform"]
+USAGES: dict[Usage, str] = {
     "endpoint": "endpoint usage",
     "training": "training job usage",
     "transform": "transform job usage",
@@ -32,7 +35,7 @@ DEFAULTS: dict[str, int] = {
 PER_TYPE_DEFAULT = 10
 
 
-def per_type(instance_type: str, usage: str) -> str:
+def per_type(instance_type: str, usage: Usage) -> str:
     """E.g. "ml.m5.large for endpoint usage"."""
     return f"{instance_type} for {USAGES[usage]}"
 
@@ -67,7 +70,7 @@ class Exceeded:
 
 
 def check_instances(
-    usage: str,
+    usage: Usage,
     current: Iterable[tuple[str, int]],
     requested: Iterable[tuple[str, int]],
     limit_of: dict[str, int],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from mlmarket.domain import pagination
 from mlmarket.protocol.errors import validation_exception
@@ -13,15 +13,17 @@ from mlmarket.storage.metadata import Resource
 
 _DEFAULT_MAX_RESULTS = 10
 
+R = TypeVar("R", bound=Resource[Any, Any])
+
 
 def list_resources(
-    resources: Sequence[Resource],
+    resources: Sequence[R],
     params: dict[str, Any],
     *,
-    display_name: Callable[[Resource], str],
-    status: Callable[[Resource], str] | None = None,
+    display_name: Callable[[R], str],
+    status: Callable[[R], str] | None = None,
     status_param: str = "StatusEquals",
-) -> tuple[list[Resource], str | None]:
+) -> tuple[list[R], str | None]:
     name_contains = params.get("NameContains")
     created_before: dt.datetime | None = params.get("CreationTimeBefore")
     created_after: dt.datetime | None = params.get("CreationTimeAfter")
@@ -29,7 +31,7 @@ def list_resources(
     modified_after: dt.datetime | None = params.get("LastModifiedTimeAfter")
     wanted_status = params.get(status_param)
 
-    def keep(res: Resource) -> bool:
+    def keep(res: R) -> bool:
         if name_contains and name_contains.lower() not in display_name(res).lower():
             return False
         if created_before and not res.created < created_before:
@@ -45,7 +47,7 @@ def list_resources(
     sort_by = params.get("SortBy", "CreationTime")
     descending = params.get("SortOrder", "Descending") == "Descending"
 
-    def sort_key(res: Resource) -> tuple[Any, ...]:
+    def sort_key(res: R) -> tuple[Any, ...]:
         if sort_by == "Name":
             return (display_name(res), res.created)
         if sort_by == "Status" and status is not None:

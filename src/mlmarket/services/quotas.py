@@ -4,10 +4,11 @@ request would take it past a limit."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from mlmarket.context import RequestContext
 from mlmarket.domain import kinds, quotas
+from mlmarket.domain.endpoints import Deployment
+from mlmarket.domain.quotas import Usage
 from mlmarket.protocol.errors import ResourceLimitExceeded
 from mlmarket.storage.metadata import MetadataStore
 
@@ -25,7 +26,7 @@ class Quotas:
     def check_instances(
         self,
         ctx: RequestContext,
-        usage: str,
+        usage: Usage,
         requested: Iterable[tuple[str, int]],
         exclude: str | None = None,
     ) -> None:
@@ -43,33 +44,34 @@ class Quotas:
             raise ResourceLimitExceeded(quotas.Exceeded(name, limit, 0, value, unit).message())
 
     def _in_use(
-        self, ctx: RequestContext, usage: str, exclude: str | None
+        self, ctx: RequestContext, usage: Usage, exclude: str | None
     ) -> list[tuple[str, int]]:
-        used: list[tuple[str, int]] = []
-        kind = {
-            "endpoint": kinds.ENDPOINT,
-            "training": kinds.TRAINING_JOB,
-            "transform": kinds.TRANSFORM_JOB,
-        }[usage]
-        for res in self.store.list(ctx.account_id, ctx.region, kind):
-            if res.arn == exclude:
-                continue
-            if usage == "endpoint":
-                if res.state.get("EndpointStatus") in _INACTIVE_ENDPOINT:
-                    continue
-                for deployment in (res.state.get("Deployment"), res.state.get("PendingDeployment")):
-                    used.extend(instances_of(deployment))
-            elif usage == "training":
-                if res.state.get("TrainingJobStatus") in _ACTIVE_JOB:
-                    config = res.spec["ResourceConfig"]
-                    used.append((config["InstanceType"], int(config.get("InstanceCount", 1))))
-            elif res.state.get("TransformJobStatus") in _ACTIVE_JOB:
-                config = res.spec["TransformResources"]
-                used.append((config["InstanceType"], int(config.get("InstanceCount", 1))))
-        return used
+        if usage == "endpoint":
+            endpoints = self.store.list(ctx.account_id, ctx.region, kinds.ENDPOINT)
+            return [
+                used
+                for res in endpoints
+                if res.arn != exclude and res.state.get("EndpointStatus") not in _INACTIVE_ENDPOINT
+                for deployment in (res.state["Deployment"], res.state.get("PendingDeployment"))
+                for used in instances_of(deployment)
+            ]
+        kind, status, resources = _JOBS[usage]
+        jobs = self.store.list(ctx.account_id, ctx.region, kind)
+        return [
+            (res.spec[resources]["InstanceType"], int(res.spec[resources].get("InstanceCount", 1)))
+            for res in jobs
+            if res.arn != exclude and res.state.get(status) in _ACTIVE_JOB
+        ]
 
 
-def instances_of(deployment: dict[str, Any] | None) -> list[tuple[str, int]]:
+# per kind of job: its kind, its status field, the spec member naming its instances
+_JOBS = {
+    "training": (kinds.TRAINING_JOB, "TrainingJobStatus", "ResourceConfig"),
+    "transform": (kinds.TRANSFORM_JOB, "TransformJobStatus", "TransformResources"),
+}
+
+
+def instances_of(deployment: Deployment | None) -> list[tuple[str, int]]:
     if not deployment:
         return []
     return [(v["InstanceType"], len(v["Instances"])) for v in deployment["Variants"]]

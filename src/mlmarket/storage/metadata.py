@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic
 
 from sqlalchemy import (
     Column,
@@ -27,7 +27,7 @@ from sqlalchemy import (
     select,
 )
 
-from mlmarket.types import AccountId, Arn, JsonDict, Region
+from mlmarket.types import AccountId, Arn, Region, ResourceKind, SpecT, StateT
 
 _meta = MetaData()
 
@@ -88,7 +88,10 @@ usage = Table(
 
 
 @dataclass
-class Resource:
+class Resource(Generic[SpecT, StateT]):
+    """One resource's row: its spec and state are stored as JSON, and read back as the types
+    its kind declares (a TypedDict, or free-form JSON where a kind declares none)."""
+
     account_id: AccountId
     region: Region
     kind: str
@@ -96,8 +99,8 @@ class Resource:
     arn: Arn
     created: dt.datetime
     modified: dt.datetime
-    spec: JsonDict
-    state: JsonDict = field(default_factory=dict)
+    spec: SpecT
+    state: StateT
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ class MetadataStore:
         return {r.name: r.value for r in rows}
 
     # -- resources --
-    def insert(self, res: Resource) -> bool:
+    def insert(self, res: Resource[Any, Any]) -> bool:
         """Insert unless (account, region, kind, name) exists; False when it did."""
         key = (res.account_id, res.region, res.kind, res.name)
         with self.engine.begin() as conn:
@@ -186,7 +189,7 @@ class MetadataStore:
             conn.execute(resources.insert().values(**_row(res)))
         return True
 
-    def update(self, res: Resource) -> None:
+    def update(self, res: Resource[Any, Any]) -> None:
         key = (res.account_id, res.region, res.kind, res.name)
         with self.engine.begin() as conn:
             conn.execute(resources.update().where(*_key_clause(*key)).values(**_row(res)))
@@ -198,26 +201,34 @@ class MetadataStore:
             )
         return bool(result.rowcount)
 
-    def get(self, account_id: AccountId, region: Region, kind: str, name: str) -> Resource | None:
+    def get(
+        self,
+        account_id: AccountId,
+        region: Region,
+        kind: ResourceKind[SpecT, StateT],
+        name: str,
+    ) -> Resource[SpecT, StateT] | None:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(resources).where(*_key_clause(account_id, region, kind, name))
             ).first()
-        return _resource(row) if row else None
+        return _resource(kind, row) if row else None
 
-    def list(self, account_id: AccountId, region: Region, kind: str) -> list[Resource]:
+    def list(
+        self, account_id: AccountId, region: Region, kind: ResourceKind[SpecT, StateT]
+    ) -> list[Resource[SpecT, StateT]]:
         query = select(resources).where(
             resources.c.account_id == account_id,
             resources.c.region == region,
             resources.c.kind == kind,
         )
         with self.engine.connect() as conn:
-            return [_resource(r) for r in conn.execute(query).all()]
+            return [_resource(kind, r) for r in conn.execute(query).all()]
 
-    def all_of_kind(self, kind: str) -> Iterator[Resource]:
+    def all_of_kind(self, kind: ResourceKind[SpecT, StateT]) -> Iterator[Resource[SpecT, StateT]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(resources).where(resources.c.kind == kind)).all()
-        return (_resource(r) for r in rows)
+        return (_resource(kind, r) for r in rows)
 
 
 @dataclass(frozen=True)
@@ -297,7 +308,7 @@ def _key_clause(account_id: str, region: str, kind: str, name: str) -> tuple[Any
     )
 
 
-def _row(res: Resource) -> dict[str, Any]:
+def _row(res: Resource[Any, Any]) -> dict[str, Any]:
     return {
         "account_id": res.account_id,
         "region": res.region,
@@ -323,7 +334,9 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def _resource(row: Any) -> Resource:
+def _resource(kind: ResourceKind[SpecT, StateT], row: Any) -> Resource[SpecT, StateT]:
+    """A row, its JSON read back as the types `kind` declares: storage is where they are
+    serialised, the one place that takes them on trust."""
     return Resource(
         account_id=row.account_id,
         region=row.region,

@@ -353,9 +353,8 @@ class Listings:
         return out
 
 
-def marketplace_origin(listed: Listed) -> dict[str, Any]:
-    """What a buyer's model, job or endpoint records of the listing it runs (for the buyer-side
-    rules and metering); never shown to the buyer."""
+def marketplace_origin(listed: Listed) -> marketplace.Origin:
+    """What a buyer's model, job or endpoint records of the listing it runs."""
     spec = listed.listing.spec
     inference = spec["Resource"].get("InferenceSpecification") or {}
     training = spec["Resource"].get("TrainingSpecification") or {}

@@ -397,7 +397,10 @@ class ChangeApplier:
                 asset = _asset(arn)
                 assert asset is not None
                 source = self.store.get(
-                    entity.account_id, asset.region, asset.resource_type, asset.resource_id.lower()
+                    entity.account_id,
+                    asset.region,
+                    kinds.BY_NAME[asset.resource_type],
+                    asset.resource_id.lower(),
                 )
                 if source is None:
                     continue  # deleted between check and apply: the version stays unlisted

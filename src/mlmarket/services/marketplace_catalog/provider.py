@@ -50,7 +50,7 @@ class CatalogProvider:
         arn = arns.marketplace(ctx.account_id, "ChangeSet", change_set_id)
         now = self.clock.now()
         changes = [dict(c, ErrorDetailList=[]) for c in p["ChangeSet"]]
-        record = Resource(
+        record: Resource = Resource(
             ctx.account_id,
             kinds.GLOBAL,
             kinds.CHANGE_SET,

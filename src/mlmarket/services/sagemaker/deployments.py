@@ -11,14 +11,14 @@ from collections.abc import Callable
 from typing import Any
 
 from mlmarket.domain import specs
-from mlmarket.domain.endpoints import new_instance_id
+from mlmarket.domain.endpoints import Deployment, InferenceMode, VariantPlan, new_instance_id
 
 __all__ = ["build", "containers_of", "new_instance_id", "require_runnable"]
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import Resource
 
 
-def containers_of(model: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+def containers_of(model: dict[str, Any]) -> tuple[InferenceMode, list[dict[str, Any]]]:
     """(mode, containers with hostnames) for a model's spec."""
     if model.get("PrimaryContainer"):
         return "Single", [dict(model["PrimaryContainer"], Hostname="primary")]
@@ -36,8 +36,8 @@ def containers_of(model: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
 def build(
     config: Resource,
     model_for: Callable[[str], Resource],
-) -> dict[str, Any]:
-    variants = []
+) -> Deployment:
+    variants: list[VariantPlan] = []
     for pv in config.spec["ProductionVariants"]:
         model = model_for(pv["ModelName"])
         mode, containers = containers_of(model.spec)
@@ -52,7 +52,7 @@ def build(
                 "Mode": mode,
                 "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
                 # the AWS Marketplace product served, for metering (None for own models)
-                specs.ORIGIN: model.spec.get(specs.MARKETPLACE),
+                "Marketplace": model.spec.get(specs.MARKETPLACE),
                 "Containers": [
                     {
                         "Hostname": c["Hostname"],

@@ -12,10 +12,13 @@ from mlmarket.protocol.errors import ResourceInUse, validation_exception
 from mlmarket.services.listing import list_resources
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import InvalidArtifactUri, ObjectStore, split_uri
+from mlmarket.types import ResourceKind
 
 
 class Jobs:
-    def __init__(self, store: MetadataStore, kind: str, noun: str, status_key: str) -> None:
+    def __init__(
+        self, store: MetadataStore, kind: ResourceKind, noun: str, status_key: str
+    ) -> None:
         self.store = store
         self.kind = kind  # "training-job", "transform-job": also the ARN's resource type
         self.noun = noun  # "training job", "job": as SageMaker's messages say it

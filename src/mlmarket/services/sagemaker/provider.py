@@ -12,8 +12,18 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
+from mlmarket.controllers.fleet import Endpoint
 from mlmarket.domain import kinds, marketplace, registry, specs
-from mlmarket.domain.endpoints import EndpointStatus, can_delete, can_update
+from mlmarket.domain.endpoints import (
+    Deployment,
+    EndpointSpec,
+    EndpointState,
+    EndpointStatus,
+    VariantPlan,
+    can_delete,
+    can_update,
+)
+from mlmarket.domain.marketplace import Origin
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
 from mlmarket.services.listing import list_resources
@@ -21,7 +31,7 @@ from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas, instances_of
 from mlmarket.services.sagemaker import deployments
 from mlmarket.services.sagemaker.resources import Kind
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import MetadataStore
 
 
 class SageMakerProvider:
@@ -72,7 +82,7 @@ class SageMakerProvider:
         pinned to the digest the package was validated with."""
         listed = [p["PrimaryContainer"]] if p.get("PrimaryContainer") else list(p["Containers"])
         expanded: list[dict[str, Any]] = []
-        origins: list[dict[str, Any]] = []
+        origins: list[Origin] = []
         for container in listed:
             package_name = container.get("ModelPackageName")
             if not package_name:
@@ -211,7 +221,7 @@ class SageMakerProvider:
 
     # -- endpoints --
 
-    def _deployment(self, ctx: RequestContext, config_name: str) -> dict[str, Any]:
+    def _deployment(self, ctx: RequestContext, config_name: str) -> Deployment:
         config = self.configs.require(ctx, config_name)
         deployments.require_runnable(config)
         return deployments.build(config, lambda name: self.models.require(ctx, name))
@@ -223,9 +233,12 @@ class SageMakerProvider:
             raise validation_exception(f'Cannot create already existing endpoint "{existing.arn}".')
         deployment = self._deployment(ctx, p["EndpointConfigName"])
         self.quotas.check_instances(ctx, "endpoint", instances_of(deployment))
-        state = {"EndpointConfigName": p["EndpointConfigName"], "Deployment": deployment}
-        spec = {"EndpointName": p["EndpointName"]}
-        res = self.endpoints.create(ctx, p["EndpointName"], spec, state)
+        res = self.endpoints.create(
+            ctx,
+            p["EndpointName"],
+            EndpointSpec(EndpointName=p["EndpointName"]),
+            EndpointState(EndpointConfigName=p["EndpointConfigName"], Deployment=deployment),
+        )
         self.controller.create(res)
         return {"EndpointArn": res.arn}
 
@@ -343,19 +356,19 @@ class SageMakerProvider:
         return {}
 
     @staticmethod
-    def _require_updatable(res: Resource) -> None:
+    def _require_updatable(res: Endpoint) -> None:
         if not can_update(res.state["EndpointStatus"]):
             raise validation_exception(f'Cannot update in-progress endpoint "{res.arn}".')
 
 
-def _by_type(deployment: dict[str, Any]) -> list[tuple[str, int]]:
+def _by_type(deployment: Deployment) -> list[tuple[str, int]]:
     totals: dict[str, int] = {}
     for instance_type, count in instances_of(deployment):
         totals[instance_type] = totals.get(instance_type, 0) + count
     return list(totals.items())
 
 
-def _variant_summary(variant: dict[str, Any], res: Resource) -> dict[str, Any]:
+def _variant_summary(variant: VariantPlan, res: Endpoint) -> dict[str, Any]:
     count = len(variant["Instances"])
     return {
         "VariantName": variant["VariantName"],

@@ -6,24 +6,27 @@ by the lower-cased name and the name as given is kept in the spec.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Generic
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import arns, kinds
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.types import ResourceKind, SpecT, StateT
 
 # How SageMaker's messages name a kind, where that is not its ARN type with spaces.
-_NOUNS = {kinds.ENDPOINT_CONFIG: "endpoint configuration"}
+_NOUNS = {str(kinds.ENDPOINT_CONFIG): "endpoint configuration"}
 
 
-class Kind:
-    def __init__(self, store: MetadataStore, clock: Clock, kind: str) -> None:
+class Kind(Generic[SpecT, StateT]):
+    def __init__(
+        self, store: MetadataStore, clock: Clock, kind: ResourceKind[SpecT, StateT]
+    ) -> None:
         self.store = store
         self.clock = clock
         self.kind = kind  # also the resource type in its ARNs
-        self.noun = _NOUNS.get(kind, kind.replace("-", " "))  # "Could not find <noun> …"
+        self.noun = _NOUNS.get(str(kind), kind.replace("-", " "))  # "Could not find <noun> …"
 
     def arn(self, ctx: RequestContext, name: str) -> str:
         return arns.sagemaker(ctx.region, ctx.account_id, self.kind, name)
@@ -47,22 +50,22 @@ class Kind:
         arn = name if arns.is_arn(name) else self.arn(ctx, self._key(name))
         return validation_exception(f'Could not find {self.noun} "{arn}".')
 
-    def get(self, ctx: RequestContext, name: str) -> Resource | None:
+    def get(self, ctx: RequestContext, name: str) -> Resource[SpecT, StateT] | None:
         if self._foreign(ctx, name):
             return None
         return self.store.get(ctx.account_id, ctx.region, self.kind, self._key(name))
 
-    def require(self, ctx: RequestContext, name: str) -> Resource:
+    def require(self, ctx: RequestContext, name: str) -> Resource[SpecT, StateT]:
         found = self.get(ctx, name)
         if found is None:
             raise self._not_found(ctx, name)
         return found
 
     def create(
-        self, ctx: RequestContext, name: str, spec: dict[str, Any], state: dict[str, Any]
-    ) -> Resource:
+        self, ctx: RequestContext, name: str, spec: SpecT, state: StateT
+    ) -> Resource[SpecT, StateT]:
         now = self.clock.now()
-        res = Resource(
+        res: Resource[SpecT, StateT] = Resource(
             ctx.account_id,
             ctx.region,
             self.kind,
@@ -81,5 +84,5 @@ class Kind:
         if not self.store.delete(ctx.account_id, ctx.region, self.kind, self._key(name)):
             raise self._not_found(ctx, name)
 
-    def all(self, ctx: RequestContext) -> list[Resource]:
+    def all(self, ctx: RequestContext) -> list[Resource[SpecT, StateT]]:
         return self.store.list(ctx.account_id, ctx.region, self.kind)

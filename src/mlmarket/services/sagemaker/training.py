@@ -109,7 +109,7 @@ class TrainingProvider:
             spec[specs.RUN] = run
         if p.get(specs.MARKETPLACE):
             spec["EnableNetworkIsolation"] = True  # R1
-        job = Resource(
+        job: Resource = Resource(
             ctx.account_id,
             ctx.region,
             kinds.TRAINING_JOB,

@@ -101,7 +101,7 @@ class TransformProvider:
             "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
             specs.ORIGIN: origin,
         }
-        job = Resource(
+        job: Resource = Resource(
             ctx.account_id,
             ctx.region,
             kinds.TRANSFORM_JOB,
