@@ -1,6 +1,6 @@
 """Shared aliases, so signatures say which string they mean, and the generic kind of a resource."""
 
-from typing import Any, Generic
+from typing import Any, Generic, TypedDict
 
 from typing_extensions import TypeVar
 
@@ -21,3 +21,7 @@ class ResourceKind(str, Generic[SpecT, StateT]):
     makes `store.get(…, ENDPOINT, …)` a `Resource[EndpointSpec, EndpointState]`."""
 
     __slots__ = ()
+
+
+class NoState(TypedDict):
+    """The state of a kind that records nothing beside its spec (models, endpoint configs)."""

@@ -12,6 +12,7 @@ from mlmarket.controllers.metering import Meter
 from mlmarket.domain import algorithms, marketplace, pricing, registry
 from mlmarket.domain.marketplace import Origin
 from mlmarket.services.marketplace.usage import Terms, customer_reference, report
+from mlmarket.shapes.sagemaker import ProductionVariant
 from mlmarket.storage.metadata import MetadataStore, UsageStore
 
 ORIGIN = Origin(
@@ -53,12 +54,14 @@ def test_a_marketplace_arn_must_name_the_callers_region() -> None:
 
 
 def test_async_and_serverless_endpoints_refuse_marketplace_models() -> None:
-    assert marketplace.refused_endpoint_feature({}, async_config=False) is None
-    assert marketplace.refused_endpoint_feature({}, async_config=True) == (
+    instances: ProductionVariant = {"VariantName": "v", "InstanceType": "ml.m5.large"}
+    assert marketplace.refused_endpoint_feature(instances, async_config=False) is None
+    assert marketplace.refused_endpoint_feature(instances, async_config=True) == (
         "Marketplace images are not supported when specifying an AsyncInferenceConfig."
     )
     assert marketplace.refused_endpoint_feature(
-        {"ServerlessConfig": {"MemorySizeInMB": 1024}}, async_config=False
+        {"VariantName": "v", "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1}},
+        async_config=False,
     ) == ("Marketplace images are not supported when specifying a ServerlessConfig.")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import pytest
 
 from mlmarket.domain.data_processing import (
@@ -10,6 +12,7 @@ from mlmarket.domain.data_processing import (
     InvalidDataProcessing,
 )
 from mlmarket.domain.jsonpath import InvalidJsonPath, NoMatch, compile_path, select
+from mlmarket.shapes import sagemaker as shapes
 
 DOC = {"a": {"b": [1, 2, 3]}, "c": "x"}
 
@@ -45,7 +48,7 @@ def test_missing_members_and_indexes_do_not_match() -> None:
         select(compile_path("$.a.b[7]"), DOC)
 
 
-def csv_processing(**config: str) -> DataProcessing:
+def csv_processing(**config: Unpack[shapes.DataProcessing]) -> DataProcessing:
     return DataProcessing.build(config, "text/csv", "Line", "Line")
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from mlmarket.domain import training
 from mlmarket.domain.spot import InterruptionPolicy, InvalidPolicy
+from mlmarket.shapes.sagemaker import SecondaryStatusTransition
 
 
 def test_max_wait_needs_spot_and_must_cover_max_runtime() -> None:
@@ -60,7 +61,7 @@ def test_failure_reason_is_the_failure_file_truncated_or_the_exit_code() -> None
 
 def test_secondary_status_history_closes_each_status_as_the_next_opens() -> None:
     t0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    history: list[dict[str, object]] = []
+    history: list[SecondaryStatusTransition] = []
     training.enter(history, "Starting", t0)
     training.enter(history, "Starting", t0 + dt.timedelta(seconds=1))  # no duplicate
     training.enter(history, "Training", t0 + dt.timedelta(seconds=2))

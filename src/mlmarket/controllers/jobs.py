@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Generic
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
@@ -18,9 +18,10 @@ from mlmarket.domain.failures import public_reason
 from mlmarket.domain.marketplace import Origin
 from mlmarket.domain.training import JobStatus
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
+from mlmarket.shapes.sagemaker import ResourceConfig, TransformResources
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
-from mlmarket.types import ResourceKind
+from mlmarket.types import ResourceKind, SpecT, StateT
 
 log = logging.getLogger("mlmarket.jobs")
 
@@ -30,16 +31,15 @@ class JobFailed(Exception):
 
 
 @dataclass
-class JobRun:
-    job: Resource  # the controller's copy, the one it keeps saving
+class JobRun(Generic[SpecT, StateT]):
+    job: Resource[SpecT, StateT]  # the controller's copy, the one it keeps saving
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
     containers: list[ContainerInfo] = field(default_factory=list)
 
 
-class JobController:
-    kind: ClassVar[ResourceKind]  # training jobs, transform jobs
-    status_key: ClassVar[str]  # "TrainingJobStatus", "TransformJobStatus"
+class JobController(Generic[SpecT, StateT]):
+    kind: ResourceKind[SpecT, StateT]  # training jobs, transform jobs
 
     def __init__(
         self,
@@ -56,14 +56,14 @@ class JobController:
         self.objects = objects
         self.engine = engine
         self.clock = clock
-        self._runs: dict[str, JobRun] = {}
+        self._runs: dict[str, JobRun[SpecT, StateT]] = {}
         self._owner = str(settings.data_dir.resolve())
 
     def _meter(
         self,
-        job: Resource,
+        job: Resource[SpecT, StateT],
         origin: Origin | None,
-        resources: dict[str, Any],
+        resources: ResourceConfig | TransformResources,
         use: str,
         started: dt.datetime | None,
         seconds: float,
@@ -83,26 +83,28 @@ class JobController:
 
     # -- entry points --
 
-    def submit(self, job: Resource, insert: Callable[[Resource], None]) -> None:
+    def submit(
+        self, job: Resource[SpecT, StateT], insert: Callable[[Resource[SpecT, StateT]], None]
+    ) -> None:
         """A new job: it starts InProgress (the controller alone moves a job's status), is
         kept by `insert` (which may refuse it), and runs."""
-        job.state[self.status_key] = str(JobStatus.IN_PROGRESS)
+        self._set_status(job, JobStatus.IN_PROGRESS)
         self._accepted(job)
         insert(job)
         self.start_job(job)
 
-    def start_job(self, job: Resource) -> None:
+    def start_job(self, job: Resource[SpecT, StateT]) -> None:
         run = self._runs.setdefault(job.arn, JobRun(job))
         run.task = asyncio.ensure_future(self._guarded(job))
 
-    def stop_job(self, job: Resource) -> None:
+    def stop_job(self, job: Resource[SpecT, StateT]) -> None:
         """Stop a job: a running one through its stop signal, one this server is not running
         (it never started, or its task is gone) by recording it Stopped at once."""
         run = self._runs.get(job.arn)
         if run is None:
             self._stopped_while_down(job)
             return
-        run.job.state[self.status_key] = str(JobStatus.STOPPING)
+        self._set_status(run.job, JobStatus.STOPPING)
         self._stopping(run.job)
         run.stop.set()
 
@@ -111,7 +113,7 @@ class JobController:
         for info in await self.engine.list({labels.MANAGED: self.kind, labels.OWNER: self._owner}):
             await self._remove(info)
         for job in self.store.all_of_kind(self.kind):
-            status = job.state.get(self.status_key)
+            status = self._status(job)
             if status == JobStatus.IN_PROGRESS:
                 self._restarting(job)
                 self.start_job(job)
@@ -130,27 +132,34 @@ class JobController:
 
     # -- what each kind of job does --
 
-    async def _run(self, job: Resource) -> None:
+    def _status(self, job: Resource[SpecT, StateT]) -> str | None:
+        """The job's JobStatus, as its kind's state names it."""
         raise NotImplementedError
 
-    def _fail(self, job: Resource, reason: str) -> None:
+    def _set_status(self, job: Resource[SpecT, StateT], status: JobStatus) -> None:
         raise NotImplementedError
 
-    def _accepted(self, job: Resource) -> None:
+    async def _run(self, job: Resource[SpecT, StateT]) -> None:
+        raise NotImplementedError
+
+    def _fail(self, job: Resource[SpecT, StateT], reason: str) -> None:
+        raise NotImplementedError
+
+    def _accepted(self, job: Resource[SpecT, StateT]) -> None:
         """What a kind of job records when it is accepted, beside its status."""
 
-    def _stopping(self, job: Resource) -> None:
+    def _stopping(self, job: Resource[SpecT, StateT]) -> None:
         self._save(job)
 
-    def _restarting(self, job: Resource) -> None:
+    def _restarting(self, job: Resource[SpecT, StateT]) -> None:
         pass
 
-    def _stopped_while_down(self, job: Resource) -> None:
+    def _stopped_while_down(self, job: Resource[SpecT, StateT]) -> None:
         raise NotImplementedError
 
     # -- shared --
 
-    async def _guarded(self, job: Resource) -> None:
+    async def _guarded(self, job: Resource[SpecT, StateT]) -> None:
         try:
             await self._run(job)
         except asyncio.CancelledError:
@@ -165,11 +174,11 @@ class JobController:
             if run is not None and run.task is asyncio.current_task():
                 self._runs.pop(job.arn, None)
 
-    def _save(self, job: Resource) -> None:
+    def _save(self, job: Resource[SpecT, StateT]) -> None:
         job.modified = self.clock.now()
         self.store.update(job)
 
-    def _labels(self, job: Resource) -> dict[str, str]:
+    def _labels(self, job: Resource[SpecT, StateT]) -> dict[str, str]:
         return {
             labels.MANAGED: self.kind,
             labels.OWNER: self._owner,

@@ -21,7 +21,7 @@ from typing import Any
 from mlmarket.controllers import channels
 from mlmarket.controllers.jobs import JobFailed
 from mlmarket.domain.failures import public_reason
-from mlmarket.domain.training import shard_keys
+from mlmarket.domain.training import TrainingJobSpec, shard_keys
 from mlmarket.execution.base import Mount
 from mlmarket.execution.volumes import SizedVolume, VolumeError
 from mlmarket.storage.objects import ObjectStore, split_uri
@@ -47,7 +47,7 @@ class Instance:
         return self.root / "output"
 
 
-def prepare(job_dir: Path, spec: dict[str, Any], hosts: list[str], size_gb: int) -> list[Instance]:
+def prepare(job_dir: Path, spec: TrainingJobSpec, hosts: list[str], size_gb: int) -> list[Instance]:
     """A volume of `size_gb` per host, with /opt/ml laid out and configured."""
     instances = []
     for host in hosts:
@@ -67,7 +67,7 @@ def prepare(job_dir: Path, spec: dict[str, Any], hosts: list[str], size_gb: int)
     return instances
 
 
-def _write_config(spec: dict[str, Any], instance: Instance, hosts: list[str]) -> None:
+def _write_config(spec: TrainingJobSpec, instance: Instance, hosts: list[str]) -> None:
     config = instance.root / "input" / "config"
     hyper = {k: str(v) for k, v in (spec.get("HyperParameters") or {}).items()}
     (config / "hyperparameters.json").write_text(json.dumps(hyper))
@@ -75,7 +75,7 @@ def _write_config(spec: dict[str, Any], instance: Instance, hosts: list[str]) ->
     data_config = {}
     for channel in spec.get("InputDataConfig") or []:
         source = channel["DataSource"]["S3DataSource"]
-        entry = {
+        entry: dict[str, str] = {
             "TrainingInputMode": channel.get("InputMode") or mode,
             "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
             "RecordWrapperType": channel.get("RecordWrapperType", "None"),
@@ -97,7 +97,7 @@ def download(
     objects: ObjectStore,
     account_id: str,
     region: str,
-    spec: dict[str, Any],
+    spec: TrainingJobSpec,
     instances: list[Instance],
 ) -> None:
     """Every channel into every instance's /opt/ml/input/data/<channel> (or its shard)."""
@@ -134,18 +134,20 @@ def download(
                 ) from None
 
 
-def checkpoint_dir(spec: dict[str, Any], instance: Instance) -> Path:
+def checkpoint_dir(spec: TrainingJobSpec, instance: Instance) -> Path:
     """Where an instance's checkpoints are on the host: in /opt/ml, or beside it when the job
     puts them elsewhere in the container (CheckpointConfig.LocalPath)."""
-    local = (spec.get("CheckpointConfig") or {}).get("LocalPath", CHECKPOINTS)
+    config = spec.get("CheckpointConfig")
+    local = config.get("LocalPath", CHECKPOINTS) if config else CHECKPOINTS
     if local.rstrip("/") == CHECKPOINTS:
         return instance.root / "checkpoints"
     return instance.root.parent / "local-checkpoints"
 
 
-def mounts(spec: dict[str, Any], instance: Instance) -> tuple[Mount, ...]:
+def mounts(spec: TrainingJobSpec, instance: Instance) -> tuple[Mount, ...]:
     found = [Mount(str(instance.root), "/opt/ml", read_only=False)]
-    local = (spec.get("CheckpointConfig") or {}).get("LocalPath")
+    config = spec.get("CheckpointConfig")
+    local = config.get("LocalPath") if config else None
     if local and local.rstrip("/") != CHECKPOINTS:
         path = checkpoint_dir(spec, instance)
         path.mkdir(parents=True, exist_ok=True)
@@ -156,7 +158,7 @@ def mounts(spec: dict[str, Any], instance: Instance) -> tuple[Mount, ...]:
 def upload(
     objects: ObjectStore,
     job_dir: Path,
-    spec: dict[str, Any],
+    spec: TrainingJobSpec,
     instances: list[Instance],
     now: Any,
 ) -> str:

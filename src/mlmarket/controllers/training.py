@@ -29,9 +29,12 @@ from mlmarket.domain.training import (
     FINAL,
     JobStatus,
     MetricDefinition,
+    TrainingJobSpec,
+    TrainingJobState,
     compile_metrics,
     enter,
     failure_reason,
+    what_runs,
 )
 from mlmarket.execution.base import (
     ContainerInfo,
@@ -39,6 +42,7 @@ from mlmarket.execution.base import (
     EngineError,
 )
 from mlmarket.limits import DEFAULT_TRAINING_VOLUME_GB
+from mlmarket.shapes.sagemaker import SecondaryStatusTransition
 from mlmarket.storage.metadata import Resource
 
 log = logging.getLogger("mlmarket.training")
@@ -47,19 +51,28 @@ log = logging.getLogger("mlmarket.training")
 SPOT_NOTICE_SECONDS = 2
 
 
-class TrainingController(JobController):
+TrainingJob = Resource[TrainingJobSpec, TrainingJobState]
+
+
+class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
     kind = kinds.TRAINING_JOB
-    status_key = "TrainingJobStatus"
 
-    def _accepted(self, job: Resource) -> None:
-        transitions: list[dict[str, Any]] = []
+    def _status(self, job: TrainingJob) -> str | None:
+        return job.state.get("TrainingJobStatus")
+
+    def _set_status(self, job: TrainingJob, status: JobStatus) -> None:
+        job.state["TrainingJobStatus"] = str(status)
+
+    def _accepted(self, job: TrainingJob) -> None:
+        transitions: list[SecondaryStatusTransition] = []
         enter(transitions, "Starting", job.created)
-        job.state.update(SecondaryStatus="Starting", SecondaryStatusTransitions=transitions)
+        job.state["SecondaryStatus"] = "Starting"
+        job.state["SecondaryStatusTransitions"] = transitions
 
-    def _stopping(self, job: Resource) -> None:
-        self._status(job, "Stopping")
+    def _stopping(self, job: TrainingJob) -> None:
+        self._secondary(job, "Stopping")
 
-    def _restarting(self, job: Resource) -> None:
+    def _restarting(self, job: TrainingJob) -> None:
         opt_ml.release(self._job_dir(job))
         enter(
             job.state["SecondaryStatusTransitions"],
@@ -70,16 +83,16 @@ class TrainingController(JobController):
         job.state["SecondaryStatus"] = "Starting"
         self._save(job)
 
-    def _stopped_while_down(self, job: Resource) -> None:
+    def _stopped_while_down(self, job: TrainingJob) -> None:
         opt_ml.release(self._job_dir(job))
         self._finish(job, JobStatus.STOPPED, "Stopped")
 
-    def _fail(self, job: Resource, reason: str) -> None:
+    def _fail(self, job: TrainingJob, reason: str) -> None:
         self._finish(job, JobStatus.FAILED, "Failed", reason)
 
     # -- the run --
 
-    async def _run(self, job: Resource) -> None:
+    async def _run(self, job: TrainingJob) -> None:
         spec = job.spec
         run = self._runs[job.arn]
         stopping = spec.get("StoppingCondition") or {}
@@ -89,15 +102,14 @@ class TrainingController(JobController):
         policy = self._policy(job) if spot else InterruptionPolicy()
         begun = self.clock.monotonic()
 
-        # a job made from an algorithm resource runs what that algorithm declares
-        algorithm = dict(spec["AlgorithmSpecification"], **(spec.get(specs.RUN) or {}))
-        resolved = await images.resolve(self.engine, algorithm["TrainingImage"])
+        image, definitions = what_runs(spec)
+        resolved = await images.resolve(self.engine, image)
         if resolved is None:
             raise JobFailed(
                 "Cannot pull algorithm container. Either the image does not exist "
                 "or its permissions are incorrect."
             )
-        metrics = compile_metrics(algorithm.get("MetricDefinitions") or [])
+        metrics = compile_metrics(definitions)
         found: dict[str, float] = {}
         billable = 0.0
         attempt = 0
@@ -117,7 +129,7 @@ class TrainingController(JobController):
                 job.state["BillableTimeInSeconds"] = max(int(billable), 1)
             if outcome != "Interrupted":
                 break
-            self._status(job, "Interrupted")
+            self._secondary(job, "Interrupted")
             delay = policy.restart_delay_seconds
             wait_left = None if max_wait is None else max_wait - (self.clock.monotonic() - begun)
             if wait_left is not None and delay >= wait_left:
@@ -130,7 +142,7 @@ class TrainingController(JobController):
             if run.stop.is_set():
                 outcome = "Stopped"
                 break
-            self._status(job, "Starting")
+            self._secondary(job, "Starting")
 
         if metrics:
             job.state["FinalMetricDataList"] = [
@@ -144,8 +156,8 @@ class TrainingController(JobController):
 
     async def _attempt(
         self,
-        job: Resource,
-        run: JobRun,
+        job: TrainingJob,
+        run: JobRun[TrainingJobSpec, TrainingJobState],
         image_id: str,
         metrics: list[MetricDefinition],
         found: dict[str, float],
@@ -167,7 +179,7 @@ class TrainingController(JobController):
         syncs = [self._checkpoints(job, i) for i in instances]
         syncer: asyncio.Task[None] | None = None
         try:
-            self._status(job, "Downloading")
+            self._secondary(job, "Downloading")
             await asyncio.to_thread(
                 opt_ml.download, self.objects, job.account_id, job.region, spec, instances
             )
@@ -181,7 +193,7 @@ class TrainingController(JobController):
                 await self.engine.remove_network(network)
                 await self.engine.create_network(network, self._labels(job))
             job.state.setdefault("TrainingStartTime", self.clock.now())
-            self._status(job, "Training")
+            self._secondary(job, "Training")
             # all instances start together, as a cluster does
             started_containers = await asyncio.gather(
                 *(self._start_container(job, i, image_id, hardware, network) for i in instances),
@@ -225,7 +237,7 @@ class TrainingController(JobController):
                     raise JobFailed(failure_reason(reason, code))
             if stopped in ("Interrupted", "MaxWaitTimeExceeded"):
                 return str(stopped)  # nothing is uploaded from an attempt cut short by spot
-            self._status(job, "Uploading")
+            self._secondary(job, "Uploading")
             model = await asyncio.to_thread(
                 opt_ml.upload, self.objects, self._job_dir(job), spec, instances, self.clock.now()
             )
@@ -242,7 +254,7 @@ class TrainingController(JobController):
                     await self.engine.remove_network(network)
             await asyncio.to_thread(opt_ml.release, self._job_dir(job))
 
-    def _policy(self, job: Resource) -> InterruptionPolicy:
+    def _policy(self, job: TrainingJob) -> InterruptionPolicy:
         tags = {t["Key"]: t["Value"] for t in job.spec.get("Tags") or []}
         text = tags.get(POLICY_TAG, self.settings.spot_interruptions)
         try:
@@ -250,7 +262,7 @@ class TrainingController(JobController):
         except InvalidPolicy as exc:
             raise JobFailed(f"ClientError: {POLICY_TAG}: {exc}") from None
 
-    def _checkpoints(self, job: Resource, instance: opt_ml.Instance) -> CheckpointSync | None:
+    def _checkpoints(self, job: TrainingJob, instance: opt_ml.Instance) -> CheckpointSync | None:
         config = job.spec.get("CheckpointConfig")
         if not config:
             return None
@@ -266,7 +278,7 @@ class TrainingController(JobController):
 
     async def _start_container(
         self,
-        job: Resource,
+        job: TrainingJob,
         instance: opt_ml.Instance,
         image_id: str,
         hardware: instance_types.InstanceType,
@@ -307,7 +319,7 @@ class TrainingController(JobController):
 
     async def _follow(
         self,
-        job: Resource,
+        job: TrainingJob,
         host: str,
         info: ContainerInfo,
         metrics: list[MetricDefinition],
@@ -335,7 +347,7 @@ class TrainingController(JobController):
 
     async def _await_exit(
         self,
-        run: JobRun,
+        run: JobRun[TrainingJobSpec, TrainingJobState],
         waits: list[asyncio.Task[tuple[str, int]]],
         deadlines: dict[str, float],
     ) -> dict[str, Any]:
@@ -381,20 +393,20 @@ class TrainingController(JobController):
 
     # -- bookkeeping --
 
-    def _status(self, job: Resource, secondary: str) -> None:
+    def _secondary(self, job: TrainingJob, secondary: str) -> None:
         now = self.clock.now()
         enter(job.state.setdefault("SecondaryStatusTransitions", []), secondary, now)
         job.state["SecondaryStatus"] = secondary
         self._save(job)
 
     def _finish(
-        self, job: Resource, status: JobStatus, secondary: str, reason: str | None = None
+        self, job: TrainingJob, status: JobStatus, secondary: str, reason: str | None = None
     ) -> None:
-        if job.state.get("TrainingJobStatus") in FINAL:
+        if self._status(job) in FINAL:
             return
         now = self.clock.now()
         state = job.state
-        state["TrainingJobStatus"] = str(status)
+        self._set_status(job, status)
         state["SecondaryStatus"] = secondary
         enter(state.setdefault("SecondaryStatusTransitions", []), secondary, now, reason)
         if reason:
@@ -418,10 +430,10 @@ class TrainingController(JobController):
             )
         self._save(job)
 
-    def _job_dir(self, job: Resource) -> Path:
+    def _job_dir(self, job: TrainingJob) -> Path:
         return self.settings.jobs_dir / job.account_id / job.region / "training" / job.name
 
-    def _log_path(self, job: Resource, host: str) -> Path:
+    def _log_path(self, job: TrainingJob, host: str) -> Path:
         return (
             self.settings.logs_dir
             / job.account_id

@@ -33,6 +33,8 @@ from mlmarket.domain.training import FINAL, JobStatus
 from mlmarket.domain.transform import (
     BATCH_VOLUME_GB,
     ExecutionParameters,
+    TransformJobSpec,
+    TransformJobState,
     TransformParameterError,
     resolve_parameters,
 )
@@ -56,17 +58,25 @@ class _Instance:
     pool: ConnectionPool
 
 
-class TransformController(JobController):
-    kind = kinds.TRANSFORM_JOB
-    status_key = "TransformJobStatus"
+TransformJob = Resource[TransformJobSpec, TransformJobState]
 
-    def _stopped_while_down(self, job: Resource) -> None:
+
+class TransformController(JobController[TransformJobSpec, TransformJobState]):
+    kind = kinds.TRANSFORM_JOB
+
+    def _status(self, job: TransformJob) -> str | None:
+        return job.state.get("TransformJobStatus")
+
+    def _set_status(self, job: TransformJob, status: JobStatus) -> None:
+        job.state["TransformJobStatus"] = str(status)
+
+    def _stopped_while_down(self, job: TransformJob) -> None:
         self._finish(job, JobStatus.STOPPED)
 
-    def _fail(self, job: Resource, reason: str) -> None:
+    def _fail(self, job: TransformJob, reason: str) -> None:
         self._finish(job, JobStatus.FAILED, reason)
 
-    async def _run(self, job: Resource) -> None:
+    async def _run(self, job: TransformJob) -> None:
         run = self._runs[job.arn]
         job.state["TransformStartTime"] = self.clock.now()
         self._save(job)
@@ -148,7 +158,7 @@ class TransformController(JobController):
             if outcome is not None:
                 self._finish(job, outcome)
 
-    async def _start_instances(self, job: Resource) -> list[_Instance]:
+    async def _start_instances(self, job: TransformJob) -> list[_Instance]:
         spec = job.spec
         model = spec["ModelSnapshot"]
         container = model["Container"]
@@ -238,7 +248,7 @@ class TransformController(JobController):
             ) from None
         return instances
 
-    async def _parameters(self, job: Resource, instance: _Instance) -> ExecutionParameters:
+    async def _parameters(self, job: TransformJob, instance: _Instance) -> ExecutionParameters:
         offered: dict[str, Any] = {}
         try:
             async with asyncio.timeout(self.settings.ping_timeout_seconds):
@@ -255,7 +265,7 @@ class TransformController(JobController):
 
     async def _work(
         self,
-        job: Resource,
+        job: TransformJob,
         instance: _Instance,
         share: list[channels.InputObject],
         params: ExecutionParameters,
@@ -281,7 +291,7 @@ class TransformController(JobController):
 
     async def _transform_object(
         self,
-        job: Resource,
+        job: TransformJob,
         instance: _Instance,
         item: channels.InputObject,
         params: ExecutionParameters,
@@ -349,7 +359,7 @@ class TransformController(JobController):
                     task.cancel()
                 await asyncio.gather(*(t for _, t in in_flight), return_exceptions=True)
 
-    def _open_input(self, spec: dict[str, Any], path: Path) -> BinaryIO:
+    def _open_input(self, spec: TransformJobSpec, path: Path) -> BinaryIO:
         if spec["TransformInput"].get("CompressionType") == "Gzip":
             return gzip.open(path, "rb")  # type: ignore[return-value]
         return path.open("rb")
@@ -383,7 +393,9 @@ class TransformController(JobController):
                 break  # a client error will not change on a retry
         raise ObjectFailed(last)
 
-    def _commit(self, job: Resource, done: list[tuple[channels.InputObject, BlobWriter]]) -> None:
+    def _commit(
+        self, job: TransformJob, done: list[tuple[channels.InputObject, BlobWriter]]
+    ) -> None:
         output = job.spec["TransformOutput"]["S3OutputPath"].rstrip("/")
         for item, blob in done:
             bucket, key = split_uri(f"{output}/{item.relative}.out")
@@ -400,10 +412,10 @@ class TransformController(JobController):
 
     # -- bookkeeping --
 
-    def _finish(self, job: Resource, status: JobStatus, reason: str | None = None) -> None:
-        if job.state.get("TransformJobStatus") in FINAL:
+    def _finish(self, job: TransformJob, status: JobStatus, reason: str | None = None) -> None:
+        if self._status(job) in FINAL:
             return
-        job.state["TransformJobStatus"] = str(status)
+        self._set_status(job, status)
         if reason:
             job.state["FailureReason"] = reason[:1024]
         job.state["TransformEndTime"] = self.clock.now()
@@ -418,17 +430,17 @@ class TransformController(JobController):
         )
         self._save(job)
 
-    def _log_dir(self, job: Resource) -> Path:
+    def _log_dir(self, job: TransformJob) -> Path:
         return self.settings.logs_dir / job.account_id / job.region / "transform" / job.name
 
-    def _data_log(self, job: Resource, line: str) -> None:
+    def _data_log(self, job: TransformJob, line: str) -> None:
         path = self._log_dir(job) / "data-log.log"
         path.parent.mkdir(parents=True, exist_ok=True)
         stamp = self.clock.now().isoformat()
         with path.open("a") as f:
             f.write(f"{stamp} [sagemaker logs]: {line}\n")
 
-    def _follow(self, job: Resource, name: str, info: ContainerInfo) -> None:
+    def _follow(self, job: TransformJob, name: str, info: ContainerInfo) -> None:
         path = self._log_dir(job) / f"{name}.log"
         path.parent.mkdir(parents=True, exist_ok=True)
 

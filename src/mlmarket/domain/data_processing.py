@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mlmarket.domain.jsonpath import NoMatch, compile_path, select
+from mlmarket.shapes import sagemaker as shapes
 
 CSV = "text/csv"
 JSON_TYPES = ("application/json", "application/jsonlines", "application/x-jsonlines")
@@ -38,12 +39,12 @@ class DataProcessing:
     @classmethod
     def build(
         cls,
-        config: dict[str, Any] | None,
+        config: shapes.DataProcessing | None,
         content_type: str | None,
         split_type: str,
         assemble_with: str,
     ) -> DataProcessing:
-        config = config or {}
+        config = config or shapes.DataProcessing()
         input_path = config.get("InputFilter") or "$"
         output_path = config.get("OutputFilter") or "$"
         join = (config.get("JoinSource") or "None") == "Input"

@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Literal, NotRequired, Protocol, TypedDict, TypeVar
 
 from mlmarket.domain.marketplace import Origin
+from mlmarket.shapes import sagemaker as shapes
 
 
 class EndpointStatus(StrEnum):
@@ -45,6 +46,10 @@ _TRANSITIONS: dict[EndpointStatus, frozenset[EndpointStatus]] = {
 # -- what an endpoint records: its spec, its state, and the deployment its instances run --
 
 InferenceMode = Literal["Single", "Serial", "Direct"]
+
+
+# CreateEndpointConfig's request, without its Tags
+EndpointConfigSpec = shapes.CreateEndpointConfigInput
 
 
 class EndpointSpec(TypedDict):

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from mlmarket.domain.endpoints import EndpointSpec, EndpointState
-from mlmarket.types import JsonDict, ResourceKind
+from mlmarket.domain.endpoints import EndpointConfigSpec, EndpointSpec, EndpointState
+from mlmarket.domain.models import ModelSpec
+from mlmarket.domain.training import TrainingJobSpec, TrainingJobState
+from mlmarket.domain.transform import TransformJobSpec, TransformJobState
+from mlmarket.types import JsonDict, NoState, ResourceKind
 
 Kind = ResourceKind[JsonDict, JsonDict]  # a kind whose spec and state are not declared yet
 
-MODEL: Final = Kind("model")
-ENDPOINT_CONFIG: Final = Kind("endpoint-config")
+MODEL: Final = ResourceKind[ModelSpec, NoState]("model")
+ENDPOINT_CONFIG: Final = ResourceKind[EndpointConfigSpec, NoState]("endpoint-config")
 ENDPOINT: Final = ResourceKind[EndpointSpec, EndpointState]("endpoint")
-TRAINING_JOB: Final = Kind("training-job")
-TRANSFORM_JOB: Final = Kind("transform-job")
+TRAINING_JOB: Final = ResourceKind[TrainingJobSpec, TrainingJobState]("training-job")
+TRANSFORM_JOB: Final = ResourceKind[TransformJobSpec, TransformJobState]("transform-job")
 MODEL_PACKAGE: Final = Kind("model-package")
 MODEL_PACKAGE_GROUP: Final = Kind("model-package-group")
 ALGORITHM: Final = Kind("algorithm")

@@ -14,6 +14,7 @@ import math
 from typing import Any, TypedDict
 
 from mlmarket.domain import regions
+from mlmarket.shapes import sagemaker as shapes
 
 
 class Origin(TypedDict):
@@ -106,7 +107,7 @@ def wrong_region(arn_region: str, caller_region: str) -> str | None:
     return None
 
 
-def spot_stopping_condition(stopping: dict[str, Any]) -> dict[str, Any]:
+def spot_stopping_condition(stopping: shapes.StoppingCondition) -> shapes.StoppingCondition:
     """R10: spot training with a marketplace algorithm waits at most an hour, whatever was
     asked; a run time longer than that wait could never fit, so it is refused (ValueError)."""
     if int(stopping.get("MaxRuntimeInSeconds", 86400)) > SPOT_MAX_WAIT_SECONDS:
@@ -115,7 +116,9 @@ def spot_stopping_condition(stopping: dict[str, Any]) -> dict[str, Any]:
             "training with an AWS Marketplace algorithm, whose MaxWaitTimeInSeconds is fixed "
             f"at {SPOT_MAX_WAIT_SECONDS} seconds."
         )
-    return dict(stopping, MaxWaitTimeInSeconds=SPOT_MAX_WAIT_SECONDS)
+    limited = stopping.copy()
+    limited["MaxWaitTimeInSeconds"] = SPOT_MAX_WAIT_SECONDS
+    return limited
 
 
 # -- dimensions (§2.9) --
@@ -186,7 +189,7 @@ def unsupported_instance_type(
     )
 
 
-def refused_endpoint_feature(variant: dict[str, Any], async_config: bool) -> str | None:
+def refused_endpoint_feature(variant: shapes.ProductionVariant, async_config: bool) -> str | None:
     """R8 and R9: marketplace models run isolated, so neither async nor serverless inference
     (both need network access) may host them."""
     if async_config:

@@ -3,6 +3,7 @@ edge drops members the model does not name) and never shown (`public`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 # The AWS Marketplace product a model, package or job runs (services/marketplace/listings.py
@@ -14,6 +15,6 @@ RUN: Final = "_Run"
 ORIGIN: Final = "Marketplace"
 
 
-def public(spec: dict[str, Any]) -> dict[str, Any]:
+def public(spec: Mapping[str, object]) -> dict[str, Any]:
     """A spec as Describe shows it: without what the platform keeps for itself."""
     return {k: v for k, v in spec.items() if not k.startswith("_")}

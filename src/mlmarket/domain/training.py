@@ -11,9 +11,13 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Required, TypedDict
 
 import regex
+
+from mlmarket.domain import specs
+from mlmarket.domain.marketplace import Origin
+from mlmarket.shapes import sagemaker as shapes
 
 
 class JobStatus(StrEnum):
@@ -25,6 +29,48 @@ class JobStatus(StrEnum):
 
 
 FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED})
+
+
+class TrainingRun(TypedDict, total=False):
+    """What a job made from an algorithm resource runs: the image pinned by digest, and the
+    algorithm's metrics. Validation runs of a package or algorithm set the image alone."""
+
+    TrainingImage: Required[str]
+    MetricDefinitions: list[shapes.MetricDefinition] | None
+
+
+class TrainingJobSpec(shapes.CreateTrainingJobRequest, total=False):
+    """CreateTrainingJob's request (its Tags too: they carry the spot interruption policy),
+    with what the platform keeps for itself."""
+
+    _Marketplace: Origin  # the listed algorithm it trains with
+    _Run: TrainingRun
+
+
+class TrainingJobState(TypedDict, total=False):
+    TrainingJobStatus: str  # a JobStatus, written by the controller alone (from submit on)
+    SecondaryStatus: str
+    SecondaryStatusTransitions: list[shapes.SecondaryStatusTransition]
+    FailureReason: str
+    TrainingStartTime: dt.datetime
+    TrainingEndTime: dt.datetime
+    TrainingTimeInSeconds: int
+    BillableTimeInSeconds: int
+    FinalMetricDataList: list[shapes.MetricData]
+    ModelArtifacts: shapes.ModelArtifacts
+
+
+def what_runs(spec: TrainingJobSpec) -> tuple[str, list[shapes.MetricDefinition]]:
+    """The image a job runs and the metrics it reports: those of the algorithm resource it was
+    made from (by digest), or those of its AlgorithmSpecification."""
+    declared = spec["AlgorithmSpecification"]
+    run = spec.get(specs.RUN)
+    if run is None:
+        return declared["TrainingImage"], declared.get("MetricDefinitions") or []
+    if "MetricDefinitions" in run:
+        return run["TrainingImage"], run["MetricDefinitions"] or []
+    return run["TrainingImage"], declared.get("MetricDefinitions") or []
+
 
 # Secondary statuses and the messages SageMaker shows for them (DG, "subject to change").
 MESSAGES = {
@@ -45,14 +91,17 @@ FAILURE_REASON_MAX = 1024
 
 
 def enter(
-    transitions: list[dict[str, Any]], status: str, now: dt.datetime, message: str | None = None
+    transitions: list[shapes.SecondaryStatusTransition],
+    status: str,
+    now: dt.datetime,
+    message: str | None = None,
 ) -> None:
     """Close the current secondary status and open `status`, as SecondaryStatusTransitions."""
     if transitions and transitions[-1]["Status"] == status:
         return
     if transitions and "EndTime" not in transitions[-1]:
         transitions[-1]["EndTime"] = now
-    entry: dict[str, Any] = {
+    entry: shapes.SecondaryStatusTransition = {
         "Status": status,
         "StartTime": now,
         "StatusMessage": message or MESSAGES.get(status, status),
@@ -112,7 +161,7 @@ class MetricTimeout(Exception):
         self.definition = definition
 
 
-def compile_metrics(definitions: Iterable[dict[str, str]]) -> list[MetricDefinition]:
+def compile_metrics(definitions: Iterable[shapes.MetricDefinition]) -> list[MetricDefinition]:
     compiled = []
     for d in definitions:
         try:

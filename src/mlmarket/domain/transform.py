@@ -9,8 +9,13 @@ default 600) and is retried InvocationsMaxRetries times (0 to 3, default 3).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Required, TypedDict
+
+from mlmarket.domain.marketplace import Origin
+from mlmarket.domain.models import HostedContainer
+from mlmarket.shapes import sagemaker as shapes
 
 MAX_PAYLOAD_MB = 100
 DEFAULT_PAYLOAD_MB = 6
@@ -19,6 +24,28 @@ MAX_INVOCATION_TIMEOUT_SECONDS = 3600
 DEFAULT_MAX_RETRIES = 3
 # Batch transform's storage volume is fixed at 30 GB (DG batch-transform-storage).
 BATCH_VOLUME_GB = 30
+
+
+class ModelSnapshot(TypedDict):
+    """The model as it was when the job was created: deleting it does not disturb the job."""
+
+    Container: HostedContainer
+    EnableNetworkIsolation: bool
+    Marketplace: Origin | None  # the listed product it runs, for metering
+
+
+class TransformJobSpec(shapes.CreateTransformJobRequest, total=False):
+    """CreateTransformJob's request (without its Tags), with the model it runs."""
+
+    ModelSnapshot: Required[ModelSnapshot]
+
+
+class TransformJobState(TypedDict, total=False):
+    TransformJobStatus: str  # a JobStatus, written by the controller alone (from submit on)
+    FailureReason: str
+    TransformStartTime: dt.datetime
+    TransformEndTime: dt.datetime
+
 
 _STRATEGIES = {
     "MultiRecord": "MultiRecord",
@@ -58,7 +85,7 @@ def check_payload(max_payload_mb: int | None, max_concurrent: int | None) -> Non
         )
 
 
-def resolve_parameters(spec: dict[str, Any], offered: dict[str, Any]) -> ExecutionParameters:
+def resolve_parameters(spec: TransformJobSpec, offered: dict[str, Any]) -> ExecutionParameters:
     concurrent = (
         spec.get("MaxConcurrentTransforms") or _int(offered, "MaxConcurrentTransforms") or 1
     )

@@ -10,6 +10,7 @@ from mlmarket.domain import kinds, quotas
 from mlmarket.domain.endpoints import Deployment
 from mlmarket.domain.quotas import Usage
 from mlmarket.protocol.errors import ResourceLimitExceeded
+from mlmarket.shapes.sagemaker import ResourceConfig, TransformResources
 from mlmarket.storage.metadata import MetadataStore
 
 _ACTIVE_JOB = ("InProgress", "Stopping")
@@ -55,20 +56,23 @@ class Quotas:
                 for deployment in (res.state["Deployment"], res.state.get("PendingDeployment"))
                 for used in instances_of(deployment)
             ]
-        kind, status, resources = _JOBS[usage]
-        jobs = self.store.list(ctx.account_id, ctx.region, kind)
+        if usage == "training":
+            trainings = self.store.list(ctx.account_id, ctx.region, kinds.TRAINING_JOB)
+            return [
+                _instances(job.spec["ResourceConfig"])
+                for job in trainings
+                if job.arn != exclude and job.state.get("TrainingJobStatus") in _ACTIVE_JOB
+            ]
+        transforms = self.store.list(ctx.account_id, ctx.region, kinds.TRANSFORM_JOB)
         return [
-            (res.spec[resources]["InstanceType"], int(res.spec[resources].get("InstanceCount", 1)))
-            for res in jobs
-            if res.arn != exclude and res.state.get(status) in _ACTIVE_JOB
+            _instances(job.spec["TransformResources"])
+            for job in transforms
+            if job.arn != exclude and job.state.get("TransformJobStatus") in _ACTIVE_JOB
         ]
 
 
-# per kind of job: its kind, its status field, the spec member naming its instances
-_JOBS = {
-    "training": (kinds.TRAINING_JOB, "TrainingJobStatus", "ResourceConfig"),
-    "transform": (kinds.TRANSFORM_JOB, "TransformJobStatus", "TransformResources"),
-}
+def _instances(resources: ResourceConfig | TransformResources) -> tuple[str, int]:
+    return resources["InstanceType"], int(resources.get("InstanceCount", 1))
 
 
 def instances_of(deployment: Deployment | None) -> list[tuple[str, int]]:

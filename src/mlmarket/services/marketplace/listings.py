@@ -19,6 +19,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import arns, kinds, marketplace
+from mlmarket.domain.models import ModelContainer
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
@@ -340,13 +341,15 @@ class Listings:
         ]
         return dict(inference, Containers=containers)
 
-    def run_containers(self, listed: Listed, environment: dict[str, str]) -> list[dict[str, Any]]:
+    def run_containers(self, listed: Listed, environment: dict[str, str]) -> list[ModelContainer]:
         """The containers a buyer's model runs: digests and marketplace-owned artifacts."""
         out = []
         for c in listed.resource["InferenceSpecification"]["Containers"]:
             env = dict(c.get("Environment") or {})
             env.update(environment)
-            entry = {"ModelPackageName": listed.arn, "Image": c["ImageDigest"], "Environment": env}
+            entry = ModelContainer(
+                ModelPackageName=listed.arn, Image=c["ImageDigest"], Environment=env
+            )
             if c.get("ModelDataUrl"):
                 entry["ModelDataUrl"] = c["ModelDataUrl"]
             out.append(entry)

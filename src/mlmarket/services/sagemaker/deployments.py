@@ -8,34 +8,43 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
 
 from mlmarket.domain import specs
-from mlmarket.domain.endpoints import Deployment, InferenceMode, VariantPlan, new_instance_id
-
-__all__ = ["build", "containers_of", "new_instance_id", "require_runnable"]
+from mlmarket.domain.endpoints import (
+    Deployment,
+    EndpointConfigSpec,
+    InferenceMode,
+    VariantPlan,
+    new_instance_id,
+)
+from mlmarket.domain.models import HostedContainer, ModelSpec
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.storage.metadata import Resource
+from mlmarket.types import NoState
+
+__all__ = ["build", "containers_of", "new_instance_id", "require_runnable"]
 
 
-def containers_of(model: dict[str, Any]) -> tuple[InferenceMode, list[dict[str, Any]]]:
+def containers_of(model: ModelSpec) -> tuple[InferenceMode, list[HostedContainer]]:
     """(mode, containers with hostnames) for a model's spec."""
-    if model.get("PrimaryContainer"):
-        return "Single", [dict(model["PrimaryContainer"], Hostname="primary")]
+    primary = model.get("PrimaryContainer")
+    if primary:
+        return "Single", [HostedContainer(**primary, Hostname="primary")]
     listed = model.get("Containers") or []
     if len(listed) == 1:
-        return "Single", [dict(listed[0], Hostname="primary")]
-    mode = (model.get("InferenceExecutionConfig") or {}).get("Mode", "Serial")
+        return "Single", [HostedContainer(**listed[0], Hostname="primary")]
+    config = model.get("InferenceExecutionConfig")
+    mode: InferenceMode = config["Mode"] if config else "Serial"
     named = []
     for index, container in enumerate(listed, start=1):
         hostname = container.get("ContainerHostname") or f"container-{index}"
-        named.append(dict(container, Hostname=hostname))
+        named.append(HostedContainer(**container, Hostname=hostname))
     return mode, named
 
 
 def build(
-    config: Resource,
-    model_for: Callable[[str], Resource],
+    config: Resource[EndpointConfigSpec, NoState],
+    model_for: Callable[[str], Resource[ModelSpec, NoState]],
 ) -> Deployment:
     variants: list[VariantPlan] = []
     for pv in config.spec["ProductionVariants"]:
@@ -74,7 +83,7 @@ def build(
     }
 
 
-def require_runnable(config: Resource) -> None:
+def require_runnable(config: Resource[EndpointConfigSpec, NoState]) -> None:
     """Refuse configs whose variants we cannot place on instances."""
     for pv in config.spec["ProductionVariants"]:
         if pv.get("ServerlessConfig") or not pv.get("InstanceType"):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic
 
 from mlmarket.context import RequestContext
 from mlmarket.domain import arns
@@ -12,28 +12,34 @@ from mlmarket.protocol.errors import ResourceInUse, validation_exception
 from mlmarket.services.listing import list_resources
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import InvalidArtifactUri, ObjectStore, split_uri
-from mlmarket.types import ResourceKind
+from mlmarket.types import ResourceKind, SpecT, StateT
 
 
-class Jobs:
+class Jobs(Generic[SpecT, StateT]):
     def __init__(
-        self, store: MetadataStore, kind: ResourceKind, noun: str, status_key: str
+        self,
+        store: MetadataStore,
+        kind: ResourceKind[SpecT, StateT],
+        noun: str,
+        name: Callable[[Resource[SpecT, StateT]], str],
+        status: Callable[[Resource[SpecT, StateT]], str],
     ) -> None:
         self.store = store
         self.kind = kind  # "training-job", "transform-job": also the ARN's resource type
         self.noun = noun  # "training job", "job": as SageMaker's messages say it
-        self.status_key = status_key
+        self.name = name  # the job's name, as given
+        self.status = status
 
     def arn(self, ctx: RequestContext, name: str) -> str:
         return arns.sagemaker(ctx.region, ctx.account_id, self.kind, name)
 
-    def get(self, ctx: RequestContext, name: str) -> Resource:
+    def get(self, ctx: RequestContext, name: str) -> Resource[SpecT, StateT]:
         found = self.store.get(ctx.account_id, ctx.region, self.kind, name.lower())
         if found is None:
             raise validation_exception("Requested resource not found.")
         return found
 
-    def insert(self, job: Resource) -> None:
+    def insert(self, job: Resource[SpecT, StateT]) -> None:
         if not self.store.insert(job):
             raise ResourceInUse(
                 f"{self.noun.capitalize()} names must be unique within an AWS account and "
@@ -48,9 +54,11 @@ class Jobs:
                 f"({self.arn(ctx, name)})"
             )
 
-    def stop(self, ctx: RequestContext, name: str, stop_job: Callable[[Resource], None]) -> None:
+    def stop(
+        self, ctx: RequestContext, name: str, stop_job: Callable[[Resource[SpecT, StateT]], None]
+    ) -> None:
         job = self.get(ctx, name)
-        status = job.state[self.status_key]
+        status = self.status(job)
         if status in FINAL or status == JobStatus.STOPPING:
             raise validation_exception(
                 f"The request was rejected because the {self.noun} is in status {status}."
@@ -61,14 +69,13 @@ class Jobs:
         self,
         ctx: RequestContext,
         p: dict[str, Any],
-        name_key: str,
-        summary: Callable[[Resource], dict[str, Any]],
+        summary: Callable[[Resource[SpecT, StateT]], dict[str, Any]],
     ) -> tuple[list[dict[str, Any]], str | None]:
         items, token = list_resources(
             self.store.list(ctx.account_id, ctx.region, self.kind),
             p,
-            display_name=lambda r: r.spec[name_key],
-            status=lambda r: r.state[self.status_key],
+            display_name=self.name,
+            status=self.status,
         )
         return [summary(r) for r in items], token
 

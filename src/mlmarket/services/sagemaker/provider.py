@@ -24,6 +24,7 @@ from mlmarket.domain.endpoints import (
     can_update,
 )
 from mlmarket.domain.marketplace import Origin
+from mlmarket.domain.models import ModelContainer, ModelSpec, as_given
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
 from mlmarket.services.listing import list_resources
@@ -31,7 +32,13 @@ from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas, instances_of
 from mlmarket.services.sagemaker import deployments
 from mlmarket.services.sagemaker.resources import Kind
+from mlmarket.shapes.sagemaker import (
+    ContainerDefinition,
+    CreateEndpointConfigInput,
+    CreateModelInput,
+)
 from mlmarket.storage.metadata import MetadataStore
+from mlmarket.types import NoState
 
 
 class SageMakerProvider:
@@ -55,33 +62,48 @@ class SageMakerProvider:
     # -- models --
 
     @operation("CreateModel")
-    def create_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        if bool(p.get("PrimaryContainer")) == bool(p.get("Containers")):
+    def create_model(self, ctx: RequestContext, p: CreateModelInput) -> dict[str, Any]:
+        listed = [p["PrimaryContainer"]] if p.get("PrimaryContainer") else p.get("Containers")
+        if not listed or (p.get("PrimaryContainer") and p.get("Containers")):
             raise validation_exception(
                 "Exactly one of PrimaryContainer or Containers must be specified."
             )
-        p = self._expand_packages(ctx, p)
-        containers = p.get("Containers") or []
-        hostnames = [c.get("ContainerHostname") for c in containers]
-        if any(hostnames) and not all(hostnames):
-            raise validation_exception(
-                "ContainerHostname must be specified for all containers or for none."
-            )
-        if len({h for h in hostnames if h}) != len([h for h in hostnames if h]):
-            raise validation_exception("ContainerHostname must be unique within a model.")
-        spec = {k: v for k, v in p.items() if k != "Tags"}
-        # R1: a model of marketplace containers runs isolated whatever the caller asked
-        spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False)) or bool(
-            spec.get(specs.MARKETPLACE)
+        containers, origin = self._expand_packages(ctx, listed)
+        if len(containers) > 1:
+            hostnames = [c.get("ContainerHostname") for c in containers]
+            if any(hostnames) and not all(hostnames):
+                raise validation_exception(
+                    "ContainerHostname must be specified for all containers or for none."
+                )
+            if len({h for h in hostnames if h}) != len([h for h in hostnames if h]):
+                raise validation_exception("ContainerHostname must be unique within a model.")
+        spec = ModelSpec(
+            ModelName=p["ModelName"],
+            # R1: a model of marketplace containers runs isolated whatever the caller asked
+            EnableNetworkIsolation=bool(p.get("EnableNetworkIsolation")) or origin is not None,
         )
-        res = self.models.create(ctx, p["ModelName"], spec, {})
+        if len(containers) == 1:
+            spec["PrimaryContainer"] = containers[0]
+        else:
+            spec["Containers"] = containers
+        if "InferenceExecutionConfig" in p:
+            spec["InferenceExecutionConfig"] = p["InferenceExecutionConfig"]
+        if "ExecutionRoleArn" in p:
+            spec["ExecutionRoleArn"] = p["ExecutionRoleArn"]
+        if "VpcConfig" in p:
+            spec["VpcConfig"] = p["VpcConfig"]
+        if origin is not None:
+            spec[specs.MARKETPLACE] = origin
+        res = self.models.create(ctx, p["ModelName"], spec, NoState())
         return {"ModelArn": res.arn}
 
-    def _expand_packages(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    def _expand_packages(
+        self, ctx: RequestContext, listed: list[ContainerDefinition]
+    ) -> tuple[list[ModelContainer], Origin | None]:
         """Containers that name a model package become that package's containers, each image
-        pinned to the digest the package was validated with."""
-        listed = [p["PrimaryContainer"]] if p.get("PrimaryContainer") else list(p["Containers"])
-        expanded: list[dict[str, Any]] = []
+        pinned to the digest the package was validated with; and the AWS Marketplace product
+        they come from, if any."""
+        expanded: list[ModelContainer] = []
         origins: list[Origin] = []
         for container in listed:
             package_name = container.get("ModelPackageName")
@@ -93,7 +115,7 @@ class SageMakerProvider:
                 refused = registry.naming_problem(container["Image"])
                 if refused:
                     raise validation_exception(refused)
-                expanded.append(container)
+                expanded.append(as_given(container))
                 continue
             offered = self.listings.find(ctx, package_name, kinds.MODEL_PACKAGE)
             if offered is not None:
@@ -120,26 +142,19 @@ class SageMakerProvider:
             for source in package.spec["InferenceSpecification"]["Containers"]:
                 environment = dict(source.get("Environment") or {})
                 environment.update(container.get("Environment") or {})
-                entry = {
-                    "ModelPackageName": package.arn,
-                    "Image": source.get("ImageDigest") or source["Image"],
-                    "Environment": environment,
-                }
+                entry = ModelContainer(
+                    ModelPackageName=package.arn,
+                    Image=source.get("ImageDigest") or source["Image"],
+                    Environment=environment,
+                )
                 if source.get("ModelDataUrl"):
                     entry["ModelDataUrl"] = source["ModelDataUrl"]
                 expanded.append(entry)
-        out = {k: v for k, v in p.items() if k not in ("PrimaryContainer", "Containers")}
         if len({o["ProductId"] for o in origins}) > 1:
             raise validation_exception(
                 "A model may use containers of one AWS Marketplace product only."
             )
-        if origins:
-            out[specs.MARKETPLACE] = origins[0]
-        if len(expanded) == 1:
-            out["PrimaryContainer"] = expanded[0]
-        else:
-            out["Containers"] = expanded
-        return out
+        return expanded, origins[0] if origins else None
 
     @operation("DescribeModel")
     def describe_model(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +180,9 @@ class SageMakerProvider:
     # -- endpoint configs --
 
     @operation("CreateEndpointConfig")
-    def create_endpoint_config(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    def create_endpoint_config(
+        self, ctx: RequestContext, p: CreateEndpointConfigInput
+    ) -> dict[str, Any]:
         variants = p["ProductionVariants"]
         names = [v["VariantName"] for v in variants]
         if len(set(names)) != len(names):
@@ -190,8 +207,9 @@ class SageMakerProvider:
             )
             if refused:
                 raise validation_exception(refused)
-        spec = {k: v for k, v in p.items() if k != "Tags"}
-        res = self.configs.create(ctx, p["EndpointConfigName"], spec, {})
+        spec = p.copy()
+        spec.pop("Tags", None)
+        res = self.configs.create(ctx, p["EndpointConfigName"], spec, NoState())
         return {"EndpointConfigArn": res.arn}
 
     @operation("DescribeEndpointConfig")

@@ -7,12 +7,15 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
-from mlmarket.controllers.training import TrainingController
+from mlmarket.controllers.training import TrainingController, TrainingJob
 from mlmarket.domain import algorithms, kinds, marketplace, registry, specs
 from mlmarket.domain import quotas as quota
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     InvalidStoppingCondition,
+    TrainingJobSpec,
+    TrainingJobState,
+    TrainingRun,
     check_stopping_condition,
     compile_metrics,
 )
@@ -22,7 +25,8 @@ from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
 from mlmarket.services.sagemaker.resources import Kind
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.shapes.sagemaker import ResourceConfig, StoppingCondition
+from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
 
 
@@ -43,14 +47,23 @@ class TrainingProvider:
         self.objects = objects
         self.clock = clock
         self.controller = controller
-        self.jobs = Jobs(store, kinds.TRAINING_JOB, "training job", "TrainingJobStatus")
+        self.jobs = Jobs(
+            store,
+            kinds.TRAINING_JOB,
+            "training job",
+            name=lambda job: job.spec["TrainingJobName"],
+            status=lambda job: job.state["TrainingJobStatus"],
+        )
 
     @operation("CreateTrainingJob")
-    def create_training_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    def create_training_job(self, ctx: RequestContext, p: TrainingJobSpec) -> dict[str, Any]:
+        """`p` is the request, or the platform's own (validation) with the image to run."""
         name = p["TrainingJobName"]
         self.jobs.require_unique(ctx, name)
-        algorithm = p.get("AlgorithmSpecification") or {}
-        if bool(algorithm.get("TrainingImage")) == bool(algorithm.get("AlgorithmName")):
+        algorithm = p.get("AlgorithmSpecification")
+        if algorithm is None or bool(algorithm.get("TrainingImage")) == bool(
+            algorithm.get("AlgorithmName")
+        ):
             raise validation_exception(
                 "Exactly one of AlgorithmSpecification.TrainingImage or "
                 "AlgorithmSpecification.AlgorithmName must be specified."
@@ -60,18 +73,16 @@ class TrainingProvider:
         )
         if refused:
             raise validation_exception(refused)
-        resources = p.get("ResourceConfig") or {}
+        resources = p.get("ResourceConfig") or ResourceConfig()
         if not resources.get("InstanceType") or not resources.get("InstanceCount"):
             raise validation_exception(
                 "ResourceConfig must specify InstanceType and an InstanceCount of at least 1."
             )
-        p = dict(p)
-        # set only by the platform's own calls (validation runs the pinned digest); the edge
-        # drops members the model does not name, so callers cannot
-        run: dict[str, Any] = dict(p.pop(specs.RUN, None) or {})
+        spec = p.copy()
         if algorithm.get("AlgorithmName"):
-            run = self._algorithm(ctx, p, algorithm["AlgorithmName"])
-        stopping = p.get("StoppingCondition") or {}
+            spec[specs.RUN] = self._algorithm(ctx, spec, algorithm["AlgorithmName"])
+        run = spec.get(specs.RUN) or TrainingRun(TrainingImage=algorithm.get("TrainingImage", ""))
+        stopping = spec.get("StoppingCondition") or StoppingCondition()
         count = int(resources["InstanceCount"])
         self.quotas.check_value(ctx, quota.TRAINING_JOB_INSTANCES, count, "Instances")
         self.quotas.check_value(
@@ -80,7 +91,7 @@ class TrainingProvider:
         self.quotas.check_instances(ctx, "training", [(resources["InstanceType"], count)])
         try:
             check_stopping_condition(
-                bool(p.get("EnableManagedSpotTraining")),
+                bool(spec.get("EnableManagedSpotTraining")),
                 stopping.get("MaxRuntimeInSeconds"),
                 stopping.get("MaxWaitTimeInSeconds"),
             )
@@ -89,27 +100,27 @@ class TrainingProvider:
             )
         except (InvalidStoppingCondition, ValueError) as exc:
             raise validation_exception(str(exc)) from None
-        tags = {t["Key"]: t["Value"] for t in p.get("Tags") or []}
+        tags = {t["Key"]: t["Value"] for t in spec.get("Tags") or []}
         try:
             InterruptionPolicy.parse(tags.get(POLICY_TAG))
         except InvalidPolicy as exc:
             raise validation_exception(f"Tag {POLICY_TAG}: {exc}") from None
-        self._check_channels(ctx, p, algorithm.get("TrainingInputMode", "File"))
+        self._check_channels(ctx, spec, algorithm.get("TrainingInputMode", "File"))
         check_output_bucket(
-            self.objects, ctx, p["OutputDataConfig"]["S3OutputPath"], "training job"
+            self.objects, ctx, spec["OutputDataConfig"]["S3OutputPath"], "training job"
         )
-        if p.get("CheckpointConfig"):
-            check_output_bucket(self.objects, ctx, p["CheckpointConfig"]["S3Uri"], "training job")
+        if spec.get("CheckpointConfig"):
+            check_output_bucket(
+                self.objects, ctx, spec["CheckpointConfig"]["S3Uri"], "training job"
+            )
 
         now = self.clock.now()
-        spec = dict(p)
         spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
-        spec["EnableNetworkIsolation"] = bool(p.get("EnableNetworkIsolation", False))
-        if run:
-            spec[specs.RUN] = run
-        if p.get(specs.MARKETPLACE):
-            spec["EnableNetworkIsolation"] = True  # R1
-        job: Resource = Resource(
+        # R1: a listed algorithm trains isolated whatever the caller asked
+        spec["EnableNetworkIsolation"] = bool(spec.get("EnableNetworkIsolation")) or bool(
+            spec.get(specs.MARKETPLACE)
+        )
+        job = TrainingJob(
             ctx.account_id,
             ctx.region,
             kinds.TRAINING_JOB,
@@ -118,27 +129,27 @@ class TrainingProvider:
             now,
             now,
             spec,
-            {},
+            TrainingJobState(),
         )
         self.controller.submit(job, self.jobs.insert)
         return {"TrainingJobArn": job.arn}
 
-    def _algorithm(self, ctx: RequestContext, p: dict[str, Any], name: str) -> dict[str, Any]:
+    def _algorithm(self, ctx: RequestContext, spec: TrainingJobSpec, name: str) -> TrainingRun:
         """Train with an algorithm resource: the caller's own, or an AWS Marketplace one it is
         subscribed to. Checks the job against the algorithm's declared instance types, channels
-        and hyperparameters, and returns what the controller runs (image by digest, metrics)."""
+        and hyperparameters, fills in their defaults and, for a listed one, the product and the
+        spot limits, and returns what the controller runs (image by digest, metrics)."""
         listed = self.listings.find(ctx, name, kinds.ALGORITHM)
         if listed is not None:
             self.listings.require_use(ctx, listed)
             training = listed.resource["TrainingSpecification"]
-            origin = marketplace_origin(listed)
-            p[specs.MARKETPLACE] = origin
+            spec[specs.MARKETPLACE] = marketplace_origin(listed)
             arn = listed.arn
             image = training["TrainingImageDigest"]
-            if p.get("EnableManagedSpotTraining"):
+            if spec.get("EnableManagedSpotTraining"):
                 try:
-                    p["StoppingCondition"] = marketplace.spot_stopping_condition(
-                        p.get("StoppingCondition") or {}
+                    spec["StoppingCondition"] = marketplace.spot_stopping_condition(
+                        spec.get("StoppingCondition") or StoppingCondition()
                     )
                 except ValueError as exc:
                     raise validation_exception(str(exc)) from None
@@ -154,21 +165,21 @@ class TrainingProvider:
             training = own.spec["TrainingSpecification"]
             arn = own.arn
             image = training.get("TrainingImageDigest") or training["TrainingImage"]
-        resources = p["ResourceConfig"]
+        resources = spec["ResourceConfig"]
         try:
-            p["HyperParameters"] = algorithms.check_job(
+            spec["HyperParameters"] = algorithms.check_job(
                 training,
                 arn,
                 resources["InstanceType"],
                 int(resources["InstanceCount"]),
-                [c["ChannelName"] for c in p.get("InputDataConfig") or []],
-                dict(p.get("HyperParameters") or {}),
+                [c["ChannelName"] for c in spec.get("InputDataConfig") or []],
+                dict(spec.get("HyperParameters") or {}),
             )
         except algorithms.JobDoesNotFit as exc:
             raise validation_exception(str(exc)) from None
         return {"TrainingImage": image, "MetricDefinitions": training.get("MetricDefinitions")}
 
-    def _check_channels(self, ctx: RequestContext, p: dict[str, Any], mode: str) -> None:
+    def _check_channels(self, ctx: RequestContext, p: TrainingJobSpec, mode: str) -> None:
         names = [c["ChannelName"] for c in p.get("InputDataConfig") or []]
         if len(names) != len(set(names)):
             raise validation_exception("Channel names must be unique within a training job.")
@@ -216,7 +227,6 @@ class TrainingProvider:
         summaries, token = self.jobs.list(
             ctx,
             p,
-            "TrainingJobName",
             lambda r: {
                 "TrainingJobName": r.spec["TrainingJobName"],
                 "TrainingJobArn": r.arn,

@@ -7,17 +7,24 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
-from mlmarket.controllers.transform import TransformController
+from mlmarket.controllers.transform import TransformController, TransformJob
 from mlmarket.domain import kinds, marketplace, specs
 from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessing
-from mlmarket.domain.transform import TransformParameterError, check_payload
+from mlmarket.domain.transform import (
+    ModelSnapshot,
+    TransformJobSpec,
+    TransformJobState,
+    TransformParameterError,
+    check_payload,
+)
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.deployments import containers_of
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
 from mlmarket.services.sagemaker.resources import Kind
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.shapes.sagemaker import CreateTransformJobRequest
+from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
 
 
@@ -35,11 +42,19 @@ class TransformProvider:
         self.objects = objects
         self.clock = clock
         self.controller = controller
-        self.jobs = Jobs(store, kinds.TRANSFORM_JOB, "job", "TransformJobStatus")
+        self.jobs = Jobs(
+            store,
+            kinds.TRANSFORM_JOB,
+            "job",
+            name=lambda job: job.spec["TransformJobName"],
+            status=lambda job: job.state["TransformJobStatus"],
+        )
         self.models = Kind(store, clock, kinds.MODEL)
 
     @operation("CreateTransformJob")
-    def create_transform_job(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    def create_transform_job(
+        self, ctx: RequestContext, p: CreateTransformJobRequest
+    ) -> dict[str, Any]:
         name = p["TransformJobName"]
         self.jobs.require_unique(ctx, name)
         model = self.models.require(ctx, p["ModelName"])
@@ -94,14 +109,17 @@ class TransformProvider:
         )
 
         now = self.clock.now()
-        spec = {k: v for k, v in p.items() if k != "Tags"}
-        # like an endpoint, a job runs the model as it was when the job was created
-        spec["ModelSnapshot"] = {
-            "Container": containers[0],
-            "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
-            specs.ORIGIN: origin,
-        }
-        job: Resource = Resource(
+        spec = TransformJobSpec(
+            **p,
+            # like an endpoint, a job runs the model as it was when the job was created
+            ModelSnapshot=ModelSnapshot(
+                Container=containers[0],
+                EnableNetworkIsolation=bool(model.spec.get("EnableNetworkIsolation")),
+                Marketplace=origin,
+            ),
+        )
+        spec.pop("Tags", None)
+        job = TransformJob(
             ctx.account_id,
             ctx.region,
             kinds.TRANSFORM_JOB,
@@ -110,7 +128,7 @@ class TransformProvider:
             now,
             now,
             spec,
-            {},
+            TransformJobState(),
         )
         self.controller.submit(job, self.jobs.insert)
         return {"TransformJobArn": job.arn}
@@ -128,7 +146,6 @@ class TransformProvider:
         summaries, token = self.jobs.list(
             ctx,
             p,
-            "TransformJobName",
             lambda r: {
                 "TransformJobName": r.spec["TransformJobName"],
                 "TransformJobArn": r.arn,
