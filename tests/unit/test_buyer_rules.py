@@ -12,7 +12,11 @@ from mlmarket.controllers.metering import Meter
 from mlmarket.domain import algorithms, marketplace, pricing, registry
 from mlmarket.domain.marketplace import Origin
 from mlmarket.services.marketplace.usage import Terms, customer_reference, report
-from mlmarket.shapes.sagemaker import ProductionVariant
+from mlmarket.shapes.sagemaker import (
+    ChannelSpecification,
+    ProductionVariant,
+    TrainingSpecification,
+)
 from mlmarket.storage.metadata import MetadataStore, UsageStore
 
 ORIGIN = Origin(
@@ -78,10 +82,20 @@ def test_spot_training_with_a_marketplace_algorithm_waits_an_hour_whatever_was_a
         marketplace.spot_stopping_condition({"MaxRuntimeInSeconds": 3601})
 
 
+def csv_channel(name: str, required: bool = False) -> ChannelSpecification:
+    return {
+        "Name": name,
+        "IsRequired": required,
+        "SupportedContentTypes": ["text/csv"],
+        "SupportedInputModes": ["File"],
+    }
+
+
 def test_a_job_must_fit_what_its_algorithm_declares() -> None:
-    training = {
+    training: TrainingSpecification = {
+        "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/algo:1",
         "SupportedTrainingInstanceTypes": ["ml.m5.large"],
-        "TrainingChannels": [{"Name": "train", "IsRequired": True}, {"Name": "validation"}],
+        "TrainingChannels": [csv_channel("train", required=True), csv_channel("validation")],
         "SupportedHyperParameters": [
             {
                 "Name": "epochs",
@@ -91,7 +105,7 @@ def test_a_job_must_fit_what_its_algorithm_declares() -> None:
                     "IntegerParameterRangeSpecification": {"MinValue": "1", "MaxValue": "99"}
                 },
             },
-            {"Name": "target", "IsRequired": True},
+            {"Name": "target", "Type": "FreeText", "IsRequired": True},
             {
                 "Name": "loss",
                 "Type": "Categorical",
@@ -144,20 +158,21 @@ def test_only_listed_instance_types_may_run_a_version() -> None:
 
 
 def test_dimensions_come_from_the_supported_instance_types() -> None:
-    spec = {
-        "InferenceSpecification": {
-            "SupportedRealtimeInferenceInstanceTypes": ["ml.m5.large"],
-            "SupportedTransformInstanceTypes": ["ml.c5.xlarge"],
-        },
-        "TrainingSpecification": {"SupportedTrainingInstanceTypes": ["ml.p3.2xlarge"]},
-    }
-    assert marketplace.dimensions_of("SageMakerAlgorithm", spec) == [
+    algorithm = marketplace.SupportedInstanceTypes(
+        RealtimeInference=["ml.m5.large"],
+        BatchTransform=["ml.c5.xlarge"],
+        Training=["ml.p3.2xlarge"],
+    )
+    assert marketplace.dimensions_of(algorithm) == [
         "ml.m5.large.m.i.r",
         "ml.c5.xlarge.m.i.b",
         "ml.p3.2xlarge.a.t",
         "inference.count.m.i.c",
     ]
-    assert "ml.p3.2xlarge.a.t" not in marketplace.dimensions_of("SageMakerModelPackage", spec)
+    package = marketplace.SupportedInstanceTypes(
+        RealtimeInference=[], BatchTransform=["ml.c5.xlarge"]
+    )
+    assert marketplace.dimensions_of(package) == ["ml.c5.xlarge.m.i.b"]  # no calls to count
 
 
 def test_usage_is_billed_per_started_minute() -> None:

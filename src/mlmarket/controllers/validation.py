@@ -15,13 +15,32 @@ import asyncio
 import logging
 import secrets
 from collections.abc import Callable
-from typing import Any, Protocol, TypeGuard
+from typing import Any, Protocol, TypeGuard, TypeVar
+
+from typing_extensions import TypeIs
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.domain import kinds, registry, specs
+from mlmarket.domain import kinds, registry
 from mlmarket.domain.failures import public_reason
+from mlmarket.domain.models import ModelContainer, ModelSpec
+from mlmarket.domain.packages import (
+    AlgorithmSpec,
+    AlgorithmState,
+    ModelPackageSpec,
+    ModelPackageState,
+    StatusDetails,
+)
+from mlmarket.domain.training import TrainingJobSpec, TrainingRun
 from mlmarket.execution.base import ContainerEngine
+from mlmarket.shapes.sagemaker import (
+    AlgorithmSpecification,
+    AlgorithmValidationProfile,
+    ModelPackageContainerDefinition,
+    ModelPackageValidationProfile,
+    TrainingJobDefinition,
+    TransformJobDefinition,
+)
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore, split_uri
 
@@ -42,17 +61,32 @@ class Refused(Protocol):
 
 
 _POLL_SECONDS = 0.2
-_KINDS = (
-    (kinds.MODEL_PACKAGE, "ModelPackageStatus", "ModelPackageStatusDetails"),
-    (kinds.ALGORITHM, "AlgorithmStatus", "AlgorithmStatusDetails"),
-)
+
+Package = Resource[ModelPackageSpec, ModelPackageState]
+Algorithm = Resource[AlgorithmSpec, AlgorithmState]
+Validated = Package | Algorithm  # what is validated: the two record it under their own names
 
 
-def status_item(name: str, status: str, reason: str | None = None) -> dict[str, Any]:
-    item = {"Name": name, "Status": status}
-    if reason:
-        item["FailureReason"] = reason
-    return item
+def is_algorithm(res: Validated) -> TypeIs[Algorithm]:
+    return res.kind == kinds.ALGORITHM
+
+
+def validation_status(res: Validated) -> str:
+    """Pending, InProgress, Completed or Failed."""
+    return res.state["AlgorithmStatus"] if is_algorithm(res) else res.state["ModelPackageStatus"]
+
+
+def _set_status(res: Validated, status: str) -> None:
+    if is_algorithm(res):
+        res.state["AlgorithmStatus"] = status
+    else:
+        res.state["ModelPackageStatus"] = status
+
+
+def _details(res: Validated) -> StatusDetails:
+    if is_algorithm(res):
+        return res.state["AlgorithmStatusDetails"]
+    return res.state["ModelPackageStatusDetails"]
 
 
 class Validator:
@@ -73,8 +107,8 @@ class Validator:
         self.sagemaker = sagemaker
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, resource: Resource, status_key: str, details_key: str) -> None:
-        task = asyncio.ensure_future(self._validate(resource, status_key, details_key))
+    def start(self, resource: Validated) -> None:
+        task = asyncio.ensure_future(self._validate(resource))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -85,18 +119,21 @@ class Validator:
         """At start-up: validations a previous server left unfinished start over (their jobs
         were stopped with it). Returns how many."""
         resumed = 0
-        for kind, status_key, details_key in _KINDS:
-            for res in self.store.all_of_kind(kind):
-                if res.state.get(status_key) not in ("Pending", "InProgress"):
-                    continue
-                details = res.state[details_key]
-                for item in details["ImageScanStatuses"] + details["ValidationStatuses"]:
-                    item["Status"] = "NotStarted"
-                    item.pop("FailureReason", None)
-                res.state[status_key] = "Pending"
-                self._save(res)
-                self.start(res, status_key, details_key)
-                resumed += 1
+        unfinished: list[Validated] = [
+            *self.store.all_of_kind(kinds.MODEL_PACKAGE),
+            *self.store.all_of_kind(kinds.ALGORITHM),
+        ]
+        for res in unfinished:
+            if validation_status(res) not in ("Pending", "InProgress"):
+                continue
+            details = _details(res)
+            for item in details["ImageScanStatuses"] + details["ValidationStatuses"]:
+                item["Status"] = "NotStarted"
+                item.pop("FailureReason", None)
+            _set_status(res, "Pending")
+            self._save(res)
+            self.start(res)
+            resumed += 1
         return resumed
 
     def _call(self, operation: str) -> Callable[..., Any]:
@@ -105,10 +142,10 @@ class Validator:
         assert handler is not None, f"SageMaker {operation} is not served"
         return handler
 
-    async def _validate(self, res: Resource, status_key: str, details_key: str) -> None:
+    async def _validate(self, res: Validated) -> None:
         ctx = RequestContext("validation", res.account_id, res.region, "sagemaker", "Validate")
-        details = res.state[details_key]
-        res.state[status_key] = "InProgress"
+        details = _details(res)
+        _set_status(res, "InProgress")
         self._save(res)
         certify = bool(res.spec.get("CertifyForMarketplace"))
         failures: list[str] = []
@@ -137,18 +174,18 @@ class Validator:
         except Exception as exc:  # the resource must not stay InProgress
             log.exception("validating %s failed", res.arn)
             failures.append(f"InternalServerError: {public_reason(exc)}")
-        res.state[status_key] = "Failed" if failures else "Completed"
+        _set_status(res, "Failed" if failures else "Completed")
         if failures:
             res.state["FailureReason"] = "; ".join(failures)[:1024]
         self._save(res)
 
-    async def _scan(self, image: str, res: Resource, certify: bool) -> list[str]:
+    async def _scan(self, image: str, res: Validated, certify: bool) -> list[str]:
         if certify:
             problems = registry.image_problems(image, res.account_id, res.region)
             if problems:
                 return problems
         # scan what was pinned at creation (a marketplace image is known to buyers by digest only)
-        layers = await self.engine.image_layers(_digests(res.spec).get(image) or image)
+        layers = await self.engine.image_layers(_digests(res).get(image) or image)
         if layers is None:
             return [f"Client error: image {image} does not exist"]
         report = res.state.setdefault("ImageReports", {})
@@ -161,9 +198,9 @@ class Validator:
         }
         return registry.size_problems(layers)
 
-    def _region_problems(self, res: Resource) -> list[str]:
+    def _region_problems(self, res: Validated) -> list[str]:
         problems = []
-        for uri in _data_uris(res.spec):
+        for uri in _data_uris(res):
             try:
                 bucket_name, _ = split_uri(uri.rstrip("/") + "/x")
             except ValueError:
@@ -177,39 +214,23 @@ class Validator:
         return problems
 
     async def _run_profile(
-        self, ctx: RequestContext, res: Resource, profile_name: str
+        self, ctx: RequestContext, res: Validated, profile_name: str
     ) -> str | None:
-        spec = res.spec
-        profile = next(
-            p
-            for p in spec["ValidationSpecification"]["ValidationProfiles"]
-            if p["ProfileName"] == profile_name
-        )
-        role = spec["ValidationSpecification"].get("ValidationRole", "")
+        """Run one validation profile in the seller's account: None if it passed, else why
+        not. An algorithm's trains first, and its transform uses what training made."""
+        role = res.spec["ValidationSpecification"]["ValidationRole"]
         tag = secrets.token_hex(3)
         base = f"{res.name[:40]}-{profile_name[:10]}-{tag}".strip("-")
         model_data: str | None = None
+        transform: TransformJobDefinition | None
         try:
-            training = profile.get("TrainingJobDefinition")
-            if training is not None:
+            if is_algorithm(res):
+                profile = _named(
+                    res.spec["ValidationSpecification"]["ValidationProfiles"], profile_name
+                )
                 job = f"{base}-train"
                 self._call("CreateTrainingJob")(
-                    ctx,
-                    dict(
-                        training,
-                        TrainingJobName=job,
-                        RoleArn=role,
-                        AlgorithmSpecification={
-                            "TrainingImage": spec["TrainingSpecification"]["TrainingImage"],
-                            "TrainingInputMode": training.get("TrainingInputMode", "File"),
-                            "MetricDefinitions": spec["TrainingSpecification"].get(
-                                "MetricDefinitions"
-                            )
-                            or [],
-                        },
-                        # what was validated must be what runs: the digest pinned at creation
-                        **{specs.RUN: {"TrainingImage": _pinned_training_image(spec)}},
-                    ),
+                    ctx, _training_request(res.spec, profile["TrainingJobDefinition"], job, role)
                 )
                 done = await self._wait(
                     "DescribeTrainingJob", ctx, {"TrainingJobName": job}, "TrainingJobStatus"
@@ -218,30 +239,22 @@ class Validator:
                 if failed:
                     return failed
                 model_data = done["ModelArtifacts"]["S3ModelArtifacts"]
-            transform = profile.get("TransformJobDefinition")
-            if transform is None or not spec.get("InferenceSpecification"):
+                transform = profile.get("TransformJobDefinition")
+            else:
+                package_profiles = res.spec["ValidationSpecification"]["ValidationProfiles"]
+                transform = _named(package_profiles, profile_name)["TransformJobDefinition"]
+            inference = res.spec.get("InferenceSpecification")
+            if transform is None or not inference:
                 return None
             model = f"{base}-model"
-            containers = [
-                {
-                    k: v
-                    for k, v in c.items()
-                    if k
-                    in ("Image", "ImageDigest", "ModelDataUrl", "Environment", "ContainerHostname")
-                }
-                for c in spec["InferenceSpecification"]["Containers"]
-            ]
-            if model_data:
-                for container in containers:
-                    container.setdefault("ModelDataUrl", model_data)
             self._call("CreateModel")(
                 ctx,
-                {
-                    "ModelName": model,
-                    "Containers": containers,
-                    "ExecutionRoleArn": role,
-                    "EnableNetworkIsolation": True,
-                },
+                ModelSpec(
+                    ModelName=model,
+                    Containers=[_model_container(c, model_data) for c in inference["Containers"]],
+                    ExecutionRoleArn=role,
+                    EnableNetworkIsolation=True,
+                ),
             )
             job = f"{base}-transform"
             self._call("CreateTransformJob")(
@@ -266,7 +279,7 @@ class Validator:
                 return result
             await asyncio.sleep(_POLL_SECONDS)
 
-    def _save(self, res: Resource) -> None:
+    def _save(self, res: Validated) -> None:
         res.modified = self.clock.now()
         self.store.update(res)
 
@@ -279,42 +292,102 @@ def _unless_completed(noun: str, job: str, done: dict[str, Any], status_key: str
     return f"{noun} job {job} ended {done[status_key]}" + (f": {reason}" if reason else "")
 
 
-def _pinned_training_image(spec: dict[str, Any]) -> str:
+P = TypeVar("P", ModelPackageValidationProfile, AlgorithmValidationProfile)
+
+
+def _named(profiles: list[P], name: str) -> P:
+    return next(p for p in profiles if p["ProfileName"] == name)
+
+
+def _training_request(
+    spec: AlgorithmSpec, definition: TrainingJobDefinition, job: str, role: str
+) -> TrainingJobSpec:
+    """The training job of a validation profile: the algorithm's image, as pinned."""
     training = spec["TrainingSpecification"]
-    return str(training.get("TrainingImageDigest") or training["TrainingImage"])
+    request = TrainingJobSpec(
+        TrainingJobName=job,
+        RoleArn=role,
+        AlgorithmSpecification=AlgorithmSpecification(
+            TrainingImage=training["TrainingImage"],
+            TrainingInputMode=definition["TrainingInputMode"],
+            MetricDefinitions=training.get("MetricDefinitions") or [],
+        ),
+        InputDataConfig=definition["InputDataConfig"],
+        OutputDataConfig=definition["OutputDataConfig"],
+        ResourceConfig=definition["ResourceConfig"],
+        StoppingCondition=definition["StoppingCondition"],
+        # what was validated must be what runs: the digest pinned at creation
+        _Run=TrainingRun(
+            TrainingImage=training.get("TrainingImageDigest") or training["TrainingImage"]
+        ),
+    )
+    if "HyperParameters" in definition:
+        request["HyperParameters"] = definition["HyperParameters"]
+    return request
 
 
-def _digests(spec: dict[str, Any]) -> dict[str, str]:
+def _model_container(
+    listed: ModelPackageContainerDefinition, model_data: str | None
+) -> ModelContainer:
+    """A listed inference container as the validation model runs it, with the artifacts a
+    validation training job made where it names none."""
+    container = ModelContainer(Image=listed["Image"])
+    if "ImageDigest" in listed:
+        container["ImageDigest"] = listed["ImageDigest"]
+    if "ContainerHostname" in listed:
+        container["ContainerHostname"] = listed["ContainerHostname"]
+    if "Environment" in listed:
+        container["Environment"] = listed["Environment"]
+    if "ModelDataUrl" in listed:
+        container["ModelDataUrl"] = listed["ModelDataUrl"]
+    elif model_data:
+        container["ModelDataUrl"] = model_data
+    return container
+
+
+def _digests(res: Validated) -> dict[str, str]:
     """Image name → the digest it was pinned to when the resource was created."""
+    inference = res.spec.get("InferenceSpecification")
     out = {
         c["Image"]: c["ImageDigest"]
-        for c in (spec.get("InferenceSpecification") or {}).get("Containers", [])
+        for c in (inference["Containers"] if inference else [])
         if c.get("ImageDigest")
     }
-    training = spec.get("TrainingSpecification") or {}
-    if training.get("TrainingImageDigest"):
-        out[training["TrainingImage"]] = training["TrainingImageDigest"]
+    if is_algorithm(res):
+        training = res.spec["TrainingSpecification"]
+        if training.get("TrainingImageDigest"):
+            out[training["TrainingImage"]] = training["TrainingImageDigest"]
     return out
 
 
-def _data_uris(spec: dict[str, Any]) -> list[str]:
+def _data_uris(res: Validated) -> list[str]:
+    """What a resource reads from S3: model data, and each profile's input data."""
+    inference = res.spec.get("InferenceSpecification")
     uris = [
         c["ModelDataUrl"]
-        for c in (spec.get("InferenceSpecification") or {}).get("Containers", [])
+        for c in (inference["Containers"] if inference else [])
         if c.get("ModelDataUrl")
     ]
-    for profile in (spec.get("ValidationSpecification") or {}).get("ValidationProfiles", []):
-        transform = profile.get("TransformJobDefinition") or {}
-        source = ((transform.get("TransformInput") or {}).get("DataSource") or {}).get(
-            "S3DataSource"
-        ) or {}
-        if source.get("S3Uri"):
-            uris.append(source["S3Uri"])
-        for channel in (profile.get("TrainingJobDefinition") or {}).get("InputDataConfig", []):
-            uri = channel["DataSource"].get("S3DataSource", {}).get("S3Uri")
-            if uri:
-                uris.append(uri)
+    if is_algorithm(res):
+        validation = res.spec.get("ValidationSpecification")
+        for profile in validation["ValidationProfiles"] if validation else []:
+            if "TransformJobDefinition" in profile:
+                uris += _input_uris(profile["TransformJobDefinition"])
+            uris += [
+                channel["DataSource"]["S3DataSource"]["S3Uri"]
+                for channel in profile["TrainingJobDefinition"].get("InputDataConfig", [])
+                if "S3DataSource" in channel["DataSource"]
+            ]
+    else:
+        packaged = res.spec.get("ValidationSpecification")
+        for package_profile in packaged["ValidationProfiles"] if packaged else []:
+            uris += _input_uris(package_profile["TransformJobDefinition"])
     return uris
+
+
+def _input_uris(transform: TransformJobDefinition) -> list[str]:
+    source = transform["TransformInput"]["DataSource"].get("S3DataSource")
+    return [source["S3Uri"]] if source and source.get("S3Uri") else []
 
 
 def _refusal(error: Exception) -> TypeGuard[Refused]:

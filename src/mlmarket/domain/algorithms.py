@@ -8,9 +8,9 @@ supports, whose defaults fill what the job leaves out.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlmarket.domain import marketplace
+from mlmarket.domain.listings import ListedTraining
+from mlmarket.shapes import sagemaker as shapes
 
 
 class JobDoesNotFit(ValueError):
@@ -18,7 +18,7 @@ class JobDoesNotFit(ValueError):
 
 
 def check_job(
-    training: dict[str, Any],
+    training: shapes.TrainingSpecification | ListedTraining,
     arn: str,
     instance_type: str,
     instance_count: int,
@@ -69,10 +69,10 @@ def check_job(
     return out
 
 
-def _value_problem(definition: dict[str, Any], value: str) -> str | None:
+def _value_problem(definition: shapes.HyperParameterSpecification, value: str) -> str | None:
     """Why `value` does not fit a hyperparameter's declared type and range, if it does not."""
     kind = definition.get("Type", "FreeText")
-    ranges = definition.get("Range") or {}
+    ranges = definition.get("Range", shapes.ParameterRange())
     if kind in ("Integer", "Continuous"):
         parse = int if kind == "Integer" else float
         try:
@@ -81,12 +81,18 @@ def _value_problem(definition: dict[str, Any], value: str) -> str | None:
             return (
                 f"{value!r} is not {'an Integer' if kind == 'Integer' else 'a Continuous'} value."
             )
-        bounds = ranges.get(f"{kind}ParameterRangeSpecification") or {}
-        low, high = bounds.get("MinValue"), bounds.get("MaxValue")
-        if (low is not None and number < parse(low)) or (high is not None and number > parse(high)):
-            return f"{value} is outside its range [{low}, {high}]."
+        bounds = (
+            ranges.get("IntegerParameterRangeSpecification")
+            if kind == "Integer"
+            else ranges.get("ContinuousParameterRangeSpecification")
+        )
+        if bounds is not None:
+            low, high = bounds["MinValue"], bounds["MaxValue"]
+            if number < parse(low) or number > parse(high):
+                return f"{value} is outside its range [{low}, {high}]."
     elif kind == "Categorical":
-        allowed = (ranges.get("CategoricalParameterRangeSpecification") or {}).get("Values")
+        categories = ranges.get("CategoricalParameterRangeSpecification")
+        allowed = categories["Values"] if categories else []
         if allowed and value not in allowed:
             return f"{value!r} is not one of {', '.join(allowed)}."
     return None

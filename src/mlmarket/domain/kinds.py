@@ -6,10 +6,19 @@ the marketplace's own records are kept under `mp-` kinds no ARN shows.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 from mlmarket.domain.endpoints import EndpointConfigSpec, EndpointSpec, EndpointState
+from mlmarket.domain.listings import ListingSpec, ListingState
 from mlmarket.domain.models import ModelSpec
+from mlmarket.domain.packages import (
+    AlgorithmSpec,
+    AlgorithmState,
+    ModelPackageGroupSpec,
+    ModelPackageGroupState,
+    ModelPackageSpec,
+    ModelPackageState,
+)
 from mlmarket.domain.training import TrainingJobSpec, TrainingJobState
 from mlmarket.domain.transform import TransformJobSpec, TransformJobState
 from mlmarket.types import JsonDict, NoState, ResourceKind
@@ -21,31 +30,19 @@ ENDPOINT_CONFIG: Final = ResourceKind[EndpointConfigSpec, NoState]("endpoint-con
 ENDPOINT: Final = ResourceKind[EndpointSpec, EndpointState]("endpoint")
 TRAINING_JOB: Final = ResourceKind[TrainingJobSpec, TrainingJobState]("training-job")
 TRANSFORM_JOB: Final = ResourceKind[TransformJobSpec, TransformJobState]("transform-job")
-MODEL_PACKAGE: Final = Kind("model-package")
-MODEL_PACKAGE_GROUP: Final = Kind("model-package-group")
-ALGORITHM: Final = Kind("algorithm")
+MODEL_PACKAGE: Final = ResourceKind[ModelPackageSpec, ModelPackageState]("model-package")
+MODEL_PACKAGE_GROUP: Final = ResourceKind[ModelPackageGroupSpec, ModelPackageGroupState](
+    "model-package-group"
+)
+ALGORITHM: Final = ResourceKind[AlgorithmSpec, AlgorithmState]("algorithm")
 
 # AWS Marketplace: listed versions and agreements (services/marketplace), Catalog entities and
 # change sets (services/marketplace_catalog), agreement requests (the Agreement API)
-LISTING: Final = Kind("mp-listing")
+LISTING: Final = ResourceKind[ListingSpec, ListingState]("mp-listing")
 AGREEMENT: Final = Kind("mp-agreement")
 AGREEMENT_REQUEST: Final = Kind("mp-agreement-request")
 ENTITY: Final = Kind("mp-entity")
 CHANGE_SET: Final = Kind("mp-changeset")
-
-BY_NAME: Final[dict[str, ResourceKind[Any, Any]]] = {
-    str(kind): kind
-    for kind in (
-        MODEL,
-        ENDPOINT_CONFIG,
-        ENDPOINT,
-        TRAINING_JOB,
-        TRANSFORM_JOB,
-        MODEL_PACKAGE,
-        MODEL_PACKAGE_GROUP,
-        ALGORITHM,
-    )
-}
 
 # The region the marketplace's records are kept under: the Catalog is one per account, and
 # listings and agreements one per marketplace, whatever region is asked.

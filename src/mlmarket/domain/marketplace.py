@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from typing import Any, TypedDict
+from typing import Required, TypedDict
 
 from mlmarket.domain import regions
 from mlmarket.shapes import sagemaker as shapes
@@ -138,20 +138,20 @@ def dimension(instance_type: str, use: str) -> str:
     return f"{instance_type}.{use}"
 
 
-def dimensions_of(source_type: str, spec: dict[str, Any]) -> list[str]:
+class SupportedInstanceTypes(TypedDict, total=False):
+    """A delivery option's instance types per use, as the Catalog shows them."""
+
+    RealtimeInference: Required[list[str]]
+    BatchTransform: Required[list[str]]
+    Training: list[str]  # algorithms only
+
+
+def dimensions_of(supported: SupportedInstanceTypes) -> list[str]:
     """Every dimension a version generates from its supported instance types."""
-    inference = spec.get("InferenceSpecification") or {}
-    keys = [
-        dimension(t, REALTIME)
-        for t in inference.get("SupportedRealtimeInferenceInstanceTypes") or []
-    ]
-    keys += [dimension(t, BATCH) for t in inference.get("SupportedTransformInstanceTypes") or []]
-    if source_type == "SageMakerAlgorithm":
-        training = spec.get("TrainingSpecification") or {}
-        keys += [
-            dimension(t, TRAINING) for t in training.get("SupportedTrainingInstanceTypes") or []
-        ]
-    if inference.get("SupportedRealtimeInferenceInstanceTypes"):
+    keys = [dimension(t, REALTIME) for t in supported["RealtimeInference"]]
+    keys += [dimension(t, BATCH) for t in supported["BatchTransform"]]
+    keys += [dimension(t, TRAINING) for t in supported.get("Training", [])]
+    if supported["RealtimeInference"]:
         keys.append(INFERENCE_COUNT)
     return keys
 

@@ -18,45 +18,42 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
+from mlmarket.controllers.validation import Validated, is_algorithm
 from mlmarket.domain import arns, kinds, marketplace
+from mlmarket.domain.listings import (
+    BuyerCopy,
+    ListedContainer,
+    ListedInference,
+    ListedTraining,
+    ListingSpec,
+    ListingState,
+    SourceType,
+)
 from mlmarket.domain.models import ModelContainer
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.shapes import sagemaker as shapes
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
 
-OWNER = "aws-marketplace"  # rows of the marketplace itself: never a caller's account id
-KINDS = {"SageMakerModelPackage": kinds.MODEL_PACKAGE, "SageMakerAlgorithm": kinds.ALGORITHM}
+Listing = Resource[ListingSpec, ListingState]
 
-# Spec members a buyer may see, per kind; everything else stays with the seller.
-_PACKAGE_KEEP = ("ModelPackageDescription", "Domain", "Task")
-_ALGORITHM_KEEP = ("AlgorithmDescription",)
-_TRAINING_KEEP = (
-    "TrainingImageDigest",
-    "SupportedHyperParameters",
-    "SupportedTrainingInstanceTypes",
-    "SupportsDistributedTraining",
-    "MetricDefinitions",
-    "TrainingChannels",
-    "SupportedTuningJobObjectiveMetrics",
-)
-_INFERENCE_KEEP = (
-    "SupportedTransformInstanceTypes",
-    "SupportedRealtimeInferenceInstanceTypes",
-    "SupportedContentTypes",
-    "SupportedResponseMIMETypes",
-)
+OWNER = "aws-marketplace"  # rows of the marketplace itself: never a caller's account id
+KINDS: dict[SourceType, str] = {
+    "SageMakerModelPackage": kinds.MODEL_PACKAGE,
+    "SageMakerAlgorithm": kinds.ALGORITHM,
+}
 
 
 @dataclass(frozen=True)
 class Listed:
     """A listed version as seen from one region."""
 
-    listing: Resource
+    listing: Listing
     region: str
 
     @property
     def kind(self) -> str:
-        return str(self.listing.spec["Kind"])
+        return self.listing.spec["Kind"]
 
     @property
     def arn(self) -> str:
@@ -66,11 +63,11 @@ class Listed:
 
     @property
     def product_id(self) -> str:
-        return str(self.listing.spec["ProductId"])
+        return self.listing.spec["ProductId"]
 
     @property
     def seller(self) -> str:
-        return str(self.listing.spec["SellerAccount"])
+        return self.listing.spec["SellerAccount"]
 
     @property
     def offered_here(self) -> bool:
@@ -79,7 +76,7 @@ class Listed:
 
     @property
     def restricted_regions(self) -> dict[str, dt.datetime]:
-        return dict(self.listing.state.get("RestrictedRegions") or {})
+        return dict(self.listing.state.get("RestrictedRegions", {}))
 
     def withheld(self, agreement: Resource | None) -> str | None:
         """Why this version is not for the holder of `agreement` here (None: for a new buyer),
@@ -105,9 +102,9 @@ class Listed:
         return None
 
     @property
-    def resource(self) -> dict[str, Any]:
+    def resource(self) -> BuyerCopy:
         """The buyer-safe copy of the seller's spec (images by digest, artifacts copied)."""
-        return dict(self.listing.spec["Resource"])
+        return self.listing.spec["Resource"]
 
     def registry_image(self, suffix: str = "") -> str:
         """How a listed image is named to buyers: in the marketplace account's registry."""
@@ -123,9 +120,22 @@ class Listings:
 
     # -- the seller side: ingestion when a version is added --
 
-    def ingestion_problem(self, source: Resource) -> str | None:
-        """What would stop a seller's resource from being copied (missing model artifacts)."""
-        for container in _containers(source.spec):
+    def ingestion_problem(self, source: Validated) -> str | None:
+        """What would stop a seller's resource from being copied: an image not pinned to a
+        digest when it was created (buyers run digests), or model artifacts that are gone."""
+        inference = source.spec.get("InferenceSpecification")
+        containers = inference["Containers"] if inference else []
+        unpinned = [c["Image"] for c in containers if not c.get("ImageDigest")]
+        if is_algorithm(source):
+            training = source.spec["TrainingSpecification"]
+            if not training.get("TrainingImageDigest"):
+                unpinned.insert(0, training["TrainingImage"])
+        if unpinned:
+            return (
+                f"its image {unpinned[0]} was not in the registry when it was created, so no "
+                "digest was recorded for it; create it again"
+            )
+        for container in containers:
             url = container.get("ModelDataUrl")
             if not url:
                 continue
@@ -136,14 +146,18 @@ class Listings:
         return None
 
     def ingest(
-        self, source: Resource, product_id: str, version: dict[str, Any], source_type: str
+        self, source: Validated, product_id: str, version: dict[str, Any], source_type: SourceType
     ) -> str:
         """Copy a seller's resource for buyers; returns the listing's name."""
-        seller_name = source.spec.get("ModelPackageName") or source.spec.get("AlgorithmName")
-        name = marketplace.listed_name(str(seller_name), secrets.token_hex(16))
+        seller_name = (
+            source.spec["AlgorithmName"]
+            if is_algorithm(source)
+            else source.spec["ModelPackageName"]
+        )
+        name = marketplace.listed_name(seller_name, secrets.token_hex(16))
         copied = self._buyer_copy(source, name)
         now = self.clock.now()
-        listing = Resource(
+        listing = Listing(
             OWNER,
             kinds.GLOBAL,
             kinds.LISTING,
@@ -151,17 +165,17 @@ class Listings:
             name,
             now,
             now,
-            {
-                "Kind": KINDS[source_type],
-                "Type": source_type,
-                "ProductId": product_id,
-                "DeliveryOptionId": version["Id"],
-                "VersionTitle": version["VersionTitle"],
-                "SellerAccount": source.account_id,
-                "SourceArn": source.arn,
-                "Resource": copied,
-            },
-            {"Visibility": "Public"},
+            ListingSpec(
+                Kind=KINDS[source_type],
+                Type=source_type,
+                ProductId=product_id,
+                DeliveryOptionId=version["Id"],
+                VersionTitle=version["VersionTitle"],
+                SellerAccount=source.account_id,
+                SourceArn=source.arn,
+                Resource=copied,
+            ),
+            ListingState(Visibility="Public"),
         )
         self.store.insert(listing)
         return name
@@ -182,20 +196,24 @@ class Listings:
                 "mlmarket keeps that name for marketplace artifacts. Rename it and restart."
             )
 
-    def _buyer_copy(self, source: Resource, name: str) -> dict[str, Any]:
-        spec = source.spec
-        keep = _PACKAGE_KEEP if source.kind == kinds.MODEL_PACKAGE else _ALGORITHM_KEEP
-        copied: dict[str, Any] = {k: spec[k] for k in keep if k in spec}
-        if spec.get("TrainingSpecification"):
-            training = spec["TrainingSpecification"]
-            copied["TrainingSpecification"] = {
-                k: training[k] for k in _TRAINING_KEEP if k in training
-            }
-        inference = spec.get("InferenceSpecification")
+    def _buyer_copy(self, source: Validated, name: str) -> BuyerCopy:
+        copied = BuyerCopy()
+        if is_algorithm(source):
+            if "AlgorithmDescription" in source.spec:
+                copied["AlgorithmDescription"] = source.spec["AlgorithmDescription"]
+            copied["TrainingSpecification"] = _listed_training(source.spec["TrainingSpecification"])
+        else:
+            if "ModelPackageDescription" in source.spec:
+                copied["ModelPackageDescription"] = source.spec["ModelPackageDescription"]
+            if "Domain" in source.spec:
+                copied["Domain"] = source.spec["Domain"]
+            if "Task" in source.spec:
+                copied["Task"] = source.spec["Task"]
+        inference = source.spec.get("InferenceSpecification")
         if inference:
             containers = []
-            for index, container in enumerate(inference.get("Containers") or []):
-                entry: dict[str, Any] = {"ImageDigest": container.get("ImageDigest")}
+            for index, container in enumerate(inference["Containers"]):
+                entry = ListedContainer(ImageDigest=container["ImageDigest"])
                 if container.get("Environment"):
                     entry["Environment"] = container["Environment"]
                 if container.get("ModelDataUrl"):
@@ -203,10 +221,7 @@ class Listings:
                         container["ModelDataUrl"], f"{name}/{index}/model.tar.gz"
                     )
                 containers.append(entry)
-            copied["InferenceSpecification"] = dict(
-                {k: inference[k] for k in _INFERENCE_KEEP if k in inference},
-                Containers=containers,
-            )
+            copied["InferenceSpecification"] = _listed_inference(inference, containers)
         return copied
 
     def _copy_artifact(self, url: str, key: str) -> str:
@@ -234,7 +249,7 @@ class Listings:
         listing.modified = self.clock.now()
         self.store.update(listing)
 
-    def of_product(self, product_id: str) -> list[Resource]:
+    def of_product(self, product_id: str) -> list[Listing]:
         return sorted(
             (
                 r
@@ -330,7 +345,7 @@ class Listings:
             )
         return out
 
-    def _inference_view(self, listed: Listed, inference: dict[str, Any]) -> dict[str, Any]:
+    def _inference_view(self, listed: Listed, inference: ListedInference) -> dict[str, Any]:
         containers = [
             # by name only: digests stay with the platform
             {
@@ -359,18 +374,55 @@ class Listings:
 def marketplace_origin(listed: Listed) -> marketplace.Origin:
     """What a buyer's model, job or endpoint records of the listing it runs."""
     spec = listed.listing.spec
-    inference = spec["Resource"].get("InferenceSpecification") or {}
-    training = spec["Resource"].get("TrainingSpecification") or {}
+    inference = spec["Resource"].get("InferenceSpecification")
+    training = spec["Resource"].get("TrainingSpecification")
     return {
         "ProductId": spec["ProductId"],
         "Listing": listed.listing.name,
         "Arn": listed.arn,
         "Seller": spec["SellerAccount"],
-        "RealtimeInstanceTypes": inference.get("SupportedRealtimeInferenceInstanceTypes"),
-        "TransformInstanceTypes": inference.get("SupportedTransformInstanceTypes"),
-        "TrainingInstanceTypes": training.get("SupportedTrainingInstanceTypes"),
+        "RealtimeInstanceTypes": (
+            inference.get("SupportedRealtimeInferenceInstanceTypes") if inference else None
+        ),
+        "TransformInstanceTypes": (
+            inference.get("SupportedTransformInstanceTypes") if inference else None
+        ),
+        "TrainingInstanceTypes": training["SupportedTrainingInstanceTypes"] if training else None,
     }
 
 
-def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    return list((spec.get("InferenceSpecification") or {}).get("Containers") or [])
+def _listed_training(training: shapes.TrainingSpecification) -> ListedTraining:
+    """What buyers see of an algorithm's training: all but its image's name."""
+    listed = ListedTraining(
+        TrainingImageDigest=training["TrainingImageDigest"],  # pinned (ingestion_problem)
+        SupportedTrainingInstanceTypes=training["SupportedTrainingInstanceTypes"],
+        TrainingChannels=training["TrainingChannels"],
+    )
+    if "SupportedHyperParameters" in training:
+        listed["SupportedHyperParameters"] = training["SupportedHyperParameters"]
+    if "SupportsDistributedTraining" in training:
+        listed["SupportsDistributedTraining"] = training["SupportsDistributedTraining"]
+    if "MetricDefinitions" in training:
+        listed["MetricDefinitions"] = training["MetricDefinitions"]
+    if "SupportedTuningJobObjectiveMetrics" in training:
+        listed["SupportedTuningJobObjectiveMetrics"] = training[
+            "SupportedTuningJobObjectiveMetrics"
+        ]
+    return listed
+
+
+def _listed_inference(
+    inference: shapes.InferenceSpecification, containers: list[ListedContainer]
+) -> ListedInference:
+    listed = ListedInference(Containers=containers)
+    if "SupportedTransformInstanceTypes" in inference:
+        listed["SupportedTransformInstanceTypes"] = inference["SupportedTransformInstanceTypes"]
+    if "SupportedRealtimeInferenceInstanceTypes" in inference:
+        listed["SupportedRealtimeInferenceInstanceTypes"] = inference[
+            "SupportedRealtimeInferenceInstanceTypes"
+        ]
+    if "SupportedContentTypes" in inference:
+        listed["SupportedContentTypes"] = inference["SupportedContentTypes"]
+    if "SupportedResponseMIMETypes" in inference:
+        listed["SupportedResponseMIMETypes"] = inference["SupportedResponseMIMETypes"]
+    return listed

@@ -18,7 +18,7 @@ from mlmarket.services.marketplace.agreements import (
     UnknownProduct,
     charging_terms,
 )
-from mlmarket.services.marketplace.listings import Listed, Listings
+from mlmarket.services.marketplace.listings import Listed, Listings, marketplace_origin
 from mlmarket.services.marketplace.usage import Terms, report
 from mlmarket.storage.metadata import Resource
 
@@ -51,9 +51,7 @@ class MarketplaceProvider:
             listed = Listed(listing, ctx.region)
             if listed.withheld(agreement):
                 continue
-            resource = listed.resource
-            inference = resource.get("InferenceSpecification") or {}
-            training = resource.get("TrainingSpecification") or {}
+            origin = marketplace_origin(listed)
             out.append(
                 {
                     "VersionTitle": listing.spec["VersionTitle"],
@@ -61,15 +59,9 @@ class MarketplaceProvider:
                     "Type": listing.spec["Type"],
                     "Arn": listed.arn,
                     "Restricted": "RestrictedAt" in listing.state,
-                    "SupportedRealtimeInferenceInstanceTypes": inference.get(
-                        "SupportedRealtimeInferenceInstanceTypes"
-                    ),
-                    "SupportedTransformInstanceTypes": inference.get(
-                        "SupportedTransformInstanceTypes"
-                    ),
-                    "SupportedTrainingInstanceTypes": training.get(
-                        "SupportedTrainingInstanceTypes"
-                    ),
+                    "SupportedRealtimeInferenceInstanceTypes": origin["RealtimeInstanceTypes"],
+                    "SupportedTransformInstanceTypes": origin["TransformInstanceTypes"],
+                    "SupportedTrainingInstanceTypes": origin["TrainingInstanceTypes"],
                 }
             )
         return out

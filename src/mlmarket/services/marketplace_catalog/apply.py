@@ -19,6 +19,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
+from mlmarket.controllers.validation import Validated, is_algorithm, validation_status
 from mlmarket.domain import arns, kinds, marketplace, pricing, regions
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace_catalog import changes, entities
@@ -275,7 +276,7 @@ class ChangeApplier:
                 "of your account that AWS Marketplace can assume.",
             )
         source = self._check_asset(ctx, arn, source_type)
-        supported = changes.supported(source_type, source.spec)
+        supported = changes.supported(source)
         changes.check_recommended(inner.get("RecommendedInstanceTypes"), supported, source_type)
         option_id = str(uuid.uuid4())
         entity.state["Versions"].append(
@@ -299,7 +300,7 @@ class ChangeApplier:
                         "SupportedInstanceTypes": supported,
                     }
                 ],
-                "Dimensions": marketplace.dimensions_of(source_type, source.spec),
+                "Dimensions": marketplace.dimensions_of(supported),
                 "AccessRoleArn": role,
                 # the publishing report: each image measured against ECR's quotas (R2)
                 "ImageReports": [
@@ -353,7 +354,7 @@ class ChangeApplier:
         reference = _REFERENCE.match(identifier)
         return staged.get("$" + reference["change"] if reference else identifier.split("@")[0])
 
-    def _check_asset(self, ctx: RequestContext, arn: str, source_type: str) -> Resource:
+    def _check_asset(self, ctx: RequestContext, arn: str, source_type: str) -> Validated:
         asset = _asset(arn)
         wanted = kinds.MODEL_PACKAGE if source_type == "SageMakerModelPackage" else kinds.ALGORITHM
         if asset is None or asset.resource_type != wanted or asset.account_id != ctx.account_id:
@@ -361,21 +362,21 @@ class ChangeApplier:
                 "INVALID_ASSET_ARN",
                 f"You didn't provide a valid ARN for {source_type}DeliveryOption: {arn}",
             )
-        resource = self.store.get(ctx.account_id, asset.region, wanted, asset.resource_id.lower())
+        resource = self._source(ctx.account_id, asset)
         if resource is None:
             raise changes.ChangeError(
                 "ASSET_NOT_FOUND",
                 "We couldn't locate the ARN you provided. Verify "
                 "that the ARN is correct and has the required permissions.",
             )
-        status = resource.state.get("ModelPackageStatus") or resource.state.get("AlgorithmStatus")
+        status = validation_status(resource)
         problem = regions.publishing_problem(asset.region)
         if not problem and not resource.spec.get("CertifyForMarketplace"):
             problem = "it is not certified for AWS Marketplace"
         if not problem and status != "Completed":
             problem = f"its validation status is {status}"
-        inference = resource.spec.get("InferenceSpecification") or {}
-        if not problem and source_type == "SageMakerAlgorithm" and not inference.get("Containers"):
+        inference = resource.spec.get("InferenceSpecification")
+        if not problem and is_algorithm(resource) and not (inference and inference["Containers"]):
             problem = "an algorithm needs an inference image to be listed"
         if not problem:
             problem = self.listings.ingestion_problem(resource)
@@ -396,12 +397,7 @@ class ChangeApplier:
                 arn = version["Sources"][0]["Id"]
                 asset = _asset(arn)
                 assert asset is not None
-                source = self.store.get(
-                    entity.account_id,
-                    asset.region,
-                    kinds.BY_NAME[asset.resource_type],
-                    asset.resource_id.lower(),
-                )
+                source = self._source(entity.account_id, asset)
                 if source is None:
                     continue  # deleted between check and apply: the version stays unlisted
                 version["ListingName"] = self.listings.ingest(
@@ -416,6 +412,13 @@ class ChangeApplier:
                 version["VersionTitle"],
                 entities.regions_of(entity),
             )
+
+    def _source(self, account_id: str, asset: arns.Arn) -> Validated | None:
+        """The model package or algorithm a delivery option's source names."""
+        key = asset.resource_id.lower()
+        if asset.resource_type == kinds.MODEL_PACKAGE:
+            return self.store.get(account_id, asset.region, kinds.MODEL_PACKAGE, key)
+        return self.store.get(account_id, asset.region, kinds.ALGORITHM, key)
 
     def _entity(self, ctx: RequestContext, identifier: str, staged: Staged) -> Resource:
         reference = _REFERENCE.match(identifier)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from mlmarket.controllers.validation import Validated, is_algorithm
 from mlmarket.domain import marketplace
+from mlmarket.domain.marketplace import SupportedInstanceTypes
 from mlmarket.services.marketplace_catalog.entities import iso, regions_of
 from mlmarket.storage.metadata import Resource
 
@@ -82,20 +84,24 @@ def delivery_option(details: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     return source_type, inner, str(inner.get(ARN_KEYS[source_type], ""))
 
 
-def supported(source_type: str, spec: dict[str, Any]) -> dict[str, list[str]]:
-    inference = spec.get("InferenceSpecification") or {}
-    out = {
-        "RealtimeInference": list(inference.get("SupportedRealtimeInferenceInstanceTypes") or []),
-        "BatchTransform": list(inference.get("SupportedTransformInstanceTypes") or []),
-    }
-    if source_type == "SageMakerAlgorithm":
-        training = spec.get("TrainingSpecification") or {}
-        out["Training"] = list(training.get("SupportedTrainingInstanceTypes") or [])
+def supported(source: Validated) -> SupportedInstanceTypes:
+    inference = source.spec.get("InferenceSpecification")
+    out = SupportedInstanceTypes(
+        RealtimeInference=list(
+            inference.get("SupportedRealtimeInferenceInstanceTypes", []) if inference else []
+        ),
+        BatchTransform=list(
+            inference.get("SupportedTransformInstanceTypes", []) if inference else []
+        ),
+    )
+    if is_algorithm(source):
+        training = source.spec["TrainingSpecification"]
+        out["Training"] = list(training["SupportedTrainingInstanceTypes"])
     return out
 
 
 def check_recommended(
-    recommended: dict[str, Any] | None, supported: dict[str, list[str]], source_type: str
+    recommended: dict[str, Any] | None, supported: SupportedInstanceTypes, source_type: str
 ) -> None:
     """Each recommended instance type must be one the resource supports; algorithms must
     recommend one for training."""
@@ -106,8 +112,12 @@ def check_recommended(
             "You didn't provide a valid instance type for Training. Valid types are: "
             f"{supported.get('Training')}",
         )
+    offered = {"RealtimeInference": supported["RealtimeInference"]}
+    offered["BatchTransform"] = supported["BatchTransform"]
+    if "Training" in supported:
+        offered["Training"] = supported["Training"]
     for use, chosen in recommended.items():
-        valid = supported.get(use)
+        valid = offered.get(use)
         if valid is None or chosen not in valid:
             raise ChangeError(
                 "INVALID_RECOMMENDED_INSTANCE_TYPE",

@@ -7,20 +7,35 @@ validation (services/sagemaker/validation.py). Describe shows the statuses as it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from mlmarket import builtin
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.controllers.validation import Validator, status_item
+from mlmarket.controllers.validation import Validated, Validator
 from mlmarket.domain import kinds, regions, registry, specs
+from mlmarket.domain.listings import ListedInference
+from mlmarket.domain.packages import (
+    AlgorithmState,
+    ModelPackageGroupState,
+    ModelPackageSpec,
+    ModelPackageState,
+    not_started,
+)
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ConflictException, validation_exception
 from mlmarket.protocol.operations import operation
 from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.sagemaker.resources import Kind
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.shapes.sagemaker import (
+    CreateAlgorithmInput,
+    CreateModelPackageGroupInput,
+    CreateModelPackageInput,
+    InferenceSpecification,
+    ModelPackageContainerDefinition,
+)
+from mlmarket.storage.metadata import MetadataStore
 
 
 class PackagesProvider:
@@ -43,11 +58,12 @@ class PackagesProvider:
 
     # -- shared by packages and algorithms --
 
-    def _certification(self, ctx: RequestContext, p: dict[str, Any]) -> None:
+    def _certification(
+        self, ctx: RequestContext, p: CreateModelPackageInput | CreateAlgorithmInput
+    ) -> None:
         if not p.get("CertifyForMarketplace"):
             return
-        profiles = (p.get("ValidationSpecification") or {}).get("ValidationProfiles") or []
-        if not profiles:
+        if not _profile_names(p):
             raise validation_exception(
                 "CertifyForMarketplace requires a ValidationSpecification with a validation "
                 "profile: AWS Marketplace lists only resources that passed validation."
@@ -56,7 +72,7 @@ class PackagesProvider:
         if problem:
             raise validation_exception(f"CertifyForMarketplace is not possible here: {problem}")
 
-    async def _pin(self, containers: list[dict[str, Any]]) -> None:
+    async def _pin(self, containers: list[ModelPackageContainerDefinition]) -> None:
         """Tags move; what was validated must be what runs: record each image's digest."""
         for container in containers:
             refused = registry.naming_problem(container["Image"])
@@ -69,7 +85,7 @@ class PackagesProvider:
                 container["ImageDigest"] = resolved[0]
 
     async def _refuse_retagged_builtins(
-        self, ctx: RequestContext, containers: list[dict[str, Any]]
+        self, ctx: RequestContext, containers: list[ModelPackageContainerDefinition]
     ) -> None:
         """R12 by content, not name: a built-in algorithm's image under the seller's own
         repository name is still the built-in algorithm's."""
@@ -84,22 +100,19 @@ class PackagesProvider:
                     "image."
                 )
 
-    def _statuses(self, images: list[str], profiles: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "ValidationStatuses": [status_item(p["ProfileName"], "NotStarted") for p in profiles],
-            "ImageScanStatuses": [status_item(image, "NotStarted") for image in images],
-        }
-
     # -- model package groups --
 
     @operation("CreateModelPackageGroup")
-    def create_model_package_group(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        spec = {k: v for k, v in p.items() if k != "Tags"}
+    def create_model_package_group(
+        self, ctx: RequestContext, p: CreateModelPackageGroupInput
+    ) -> dict[str, Any]:
+        spec = p.copy()
+        spec.pop("Tags", None)
         res = self.groups.create(
             ctx,
             p["ModelPackageGroupName"],
             spec,
-            {"ModelPackageGroupStatus": "Completed", "Versions": 0},
+            ModelPackageGroupState(ModelPackageGroupStatus="Completed", Versions=0),
         )
         return {"ModelPackageGroupArn": res.arn}
 
@@ -153,7 +166,9 @@ class PackagesProvider:
     # -- model packages --
 
     @operation("CreateModelPackage")
-    async def create_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    async def create_model_package(
+        self, ctx: RequestContext, p: CreateModelPackageInput
+    ) -> dict[str, Any]:
         group_name = p.get("ModelPackageGroupName")
         if bool(group_name) == bool(p.get("ModelPackageName")):
             raise validation_exception(
@@ -165,7 +180,9 @@ class PackagesProvider:
                 "CertifyForMarketplace applies only to unversioned model packages."
             )
         self._certification(ctx, p)
-        spec = {k: v for k, v in p.items() if k not in ("Tags", "ClientToken")}
+        spec = cast(ModelPackageSpec, dict(p))  # the request, before the platform adds to it
+        spec.pop("Tags", None)
+        spec.pop("ClientToken", None)
         if p.get("SourceAlgorithmSpecification"):
             self._from_algorithm(ctx, spec)
         elif not p.get("InferenceSpecification"):
@@ -178,11 +195,12 @@ class PackagesProvider:
         await self._pin(containers)
         if p.get("CertifyForMarketplace"):
             await self._refuse_retagged_builtins(ctx, containers)
-        profiles = (spec.get("ValidationSpecification") or {}).get("ValidationProfiles") or []
-        state = {
-            "ModelPackageStatus": "Pending",
-            "ModelPackageStatusDetails": self._statuses([c["Image"] for c in containers], profiles),
-        }
+        state = ModelPackageState(
+            ModelPackageStatus="Pending",
+            ModelPackageStatusDetails=not_started(
+                [c["Image"] for c in containers], _profile_names(spec)
+            ),
+        )
         if group_name:
             group = self.groups.require(ctx, group_name)
             version = int(group.state["Versions"]) + 1
@@ -195,10 +213,10 @@ class PackagesProvider:
         else:
             name = p["ModelPackageName"]
         res = self.packages.create(ctx, name, spec, state)
-        self.validator.start(res, "ModelPackageStatus", "ModelPackageStatusDetails")
+        self.validator.start(res)
         return {"ModelPackageArn": res.arn}
 
-    def _from_algorithm(self, ctx: RequestContext, spec: dict[str, Any]) -> None:
+    def _from_algorithm(self, ctx: RequestContext, spec: ModelPackageSpec) -> None:
         """A package made from an algorithm and the artifacts it trained: the algorithm's
         inference containers with those artifacts. From an AWS Marketplace algorithm this needs
         a subscription, and such a package can never be listed (R12)."""
@@ -206,6 +224,9 @@ class PackagesProvider:
         source = sources[0]
         if not source.get("ModelDataUrl"):
             raise validation_exception("SourceAlgorithms[0].ModelDataUrl is required.")
+        # what runs (images by digest), and what the seller is shown (a listed one's names)
+        inference: InferenceSpecification | ListedInference | None
+        view: InferenceSpecification | None
         listed = self.listings.find(ctx, source["AlgorithmName"], kinds.ALGORITHM)
         if listed is not None:
             self.listings.require_use(ctx, listed)
@@ -229,17 +250,17 @@ class PackagesProvider:
             )
         containers = []
         for shown, run in zip(view["Containers"], inference["Containers"], strict=True):
-            container = {
-                "Image": shown["Image"],
-                "ImageDigest": run.get("ImageDigest"),
-                "ModelDataUrl": source["ModelDataUrl"],
-            }
+            container = ModelPackageContainerDefinition(
+                Image=shown["Image"], ModelDataUrl=source["ModelDataUrl"]
+            )
+            if run.get("ImageDigest"):
+                container["ImageDigest"] = run["ImageDigest"]
             if run.get("Environment"):
                 container["Environment"] = run["Environment"]
-            containers.append({k: v for k, v in container.items() if v is not None})
-        spec["InferenceSpecification"] = dict(
-            {k: v for k, v in view.items() if k != "Containers"}, Containers=containers
-        )
+            containers.append(container)
+        made = view.copy()
+        made["Containers"] = containers
+        spec["InferenceSpecification"] = made
 
     @operation("DescribeModelPackage")
     def describe_model_package(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -288,26 +309,29 @@ class PackagesProvider:
     # -- algorithms --
 
     @operation("CreateAlgorithm")
-    async def create_algorithm(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    async def create_algorithm(
+        self, ctx: RequestContext, p: CreateAlgorithmInput
+    ) -> dict[str, Any]:
         self._certification(ctx, p)
-        spec = {k: v for k, v in p.items() if k != "Tags"}
+        spec = p.copy()
+        spec.pop("Tags", None)
         training = spec["TrainingSpecification"]
-        pinned = [
-            {"Image": training["TrainingImage"], "ImageDigest": training.get("TrainingImageDigest")}
-        ]
+        pinned = [ModelPackageContainerDefinition(Image=training["TrainingImage"])]
+        if training.get("TrainingImageDigest"):
+            pinned[0]["ImageDigest"] = training["TrainingImageDigest"]
         await self._pin(pinned)
         if pinned[0].get("ImageDigest"):
             training["TrainingImageDigest"] = pinned[0]["ImageDigest"]
-        containers = (spec.get("InferenceSpecification") or {}).get("Containers") or []
+        inference = spec.get("InferenceSpecification")
+        containers = inference["Containers"] if inference else []
         await self._pin(containers)
         images = [training["TrainingImage"]] + [c["Image"] for c in containers]
-        profiles = (spec.get("ValidationSpecification") or {}).get("ValidationProfiles") or []
-        state = {
-            "AlgorithmStatus": "Pending",
-            "AlgorithmStatusDetails": self._statuses(list(dict.fromkeys(images)), profiles),
-        }
+        state = AlgorithmState(
+            AlgorithmStatus="Pending",
+            AlgorithmStatusDetails=not_started(list(dict.fromkeys(images)), _profile_names(spec)),
+        )
         res = self.algorithms.create(ctx, p["AlgorithmName"], spec, state)
-        self.validator.start(res, "AlgorithmStatus", "AlgorithmStatusDetails")
+        self.validator.start(res)
         return {"AlgorithmArn": res.arn}
 
     @operation("DescribeAlgorithm")
@@ -342,7 +366,12 @@ class PackagesProvider:
         return {}
 
 
-def _described(res: Resource, arn_key: str) -> dict[str, Any]:
+def _profile_names(spec: CreateModelPackageInput | CreateAlgorithmInput) -> list[str]:
+    validation = spec.get("ValidationSpecification")
+    return [p["ProfileName"] for p in validation["ValidationProfiles"]] if validation else []
+
+
+def _described(res: Validated, arn_key: str) -> dict[str, Any]:
     out = specs.public(res.spec)
     out.update(res.state)
     out.update(
@@ -355,7 +384,7 @@ def _described(res: Resource, arn_key: str) -> dict[str, Any]:
     return out
 
 
-def _refuse_builtin_lineage(containers: list[dict[str, Any]]) -> None:
+def _refuse_builtin_lineage(containers: list[ModelPackageContainerDefinition]) -> None:
     """R12: what a built-in (or AWS Marketplace) algorithm produced may be used, and published
     with the seller's own inference image, but not with the algorithm's."""
     for container in containers:

@@ -10,6 +10,7 @@ from mlmarket.controllers import channels
 from mlmarket.controllers.training import TrainingController, TrainingJob
 from mlmarket.domain import algorithms, kinds, marketplace, registry, specs
 from mlmarket.domain import quotas as quota
+from mlmarket.domain.listings import ListedTraining
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
     InvalidStoppingCondition,
@@ -25,7 +26,7 @@ from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
 from mlmarket.services.sagemaker.resources import Kind
-from mlmarket.shapes.sagemaker import ResourceConfig, StoppingCondition
+from mlmarket.shapes.sagemaker import ResourceConfig, StoppingCondition, TrainingSpecification
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
 
@@ -139,6 +140,7 @@ class TrainingProvider:
         subscribed to. Checks the job against the algorithm's declared instance types, channels
         and hyperparameters, fills in their defaults and, for a listed one, the product and the
         spot limits, and returns what the controller runs (image by digest, metrics)."""
+        training: TrainingSpecification | ListedTraining
         listed = self.listings.find(ctx, name, kinds.ALGORITHM)
         if listed is not None:
             self.listings.require_use(ctx, listed)
@@ -162,9 +164,10 @@ class TrainingProvider:
                     f"Algorithm {name} cannot be used: its status is "
                     f"{own.state.get('AlgorithmStatus')}, not Completed."
                 )
-            training = own.spec["TrainingSpecification"]
+            declared = own.spec["TrainingSpecification"]
+            training = declared
             arn = own.arn
-            image = training.get("TrainingImageDigest") or training["TrainingImage"]
+            image = declared.get("TrainingImageDigest") or declared["TrainingImage"]
         resources = spec["ResourceConfig"]
         try:
             spec["HyperParameters"] = algorithms.check_job(
