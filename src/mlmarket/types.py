@@ -1,8 +1,6 @@
 """Shared aliases, so signatures say which string they mean, and the generic kind of a resource."""
 
-from typing import Any, Generic, TypedDict
-
-from typing_extensions import TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 AccountId = str
 Region = str
@@ -10,9 +8,9 @@ Arn = str
 JsonDict = dict[str, Any]
 
 # What a resource's spec (its desired state, as asked) and state (what the platform records)
-# hold: a TypedDict per kind where it is declared, free-form JSON where not (yet).
-SpecT = TypeVar("SpecT", default=JsonDict)
-StateT = TypeVar("StateT", default=JsonDict)
+# hold: a TypedDict per kind (domain/kinds.py).
+SpecT = TypeVar("SpecT")
+StateT = TypeVar("StateT")
 
 
 class ResourceKind(str, Generic[SpecT, StateT]):

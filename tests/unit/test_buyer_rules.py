@@ -10,6 +10,7 @@ import pytest
 
 from mlmarket.controllers.metering import Meter
 from mlmarket.domain import algorithms, marketplace, pricing, registry
+from mlmarket.domain.catalog import EntityState
 from mlmarket.domain.marketplace import Origin
 from mlmarket.services.marketplace.usage import Terms, customer_reference, report
 from mlmarket.shapes.sagemaker import (
@@ -209,10 +210,10 @@ def test_pricing_terms_are_parsed_and_checked() -> None:
     ]
     prices, trial = pricing.parse("Usage", usage)
     assert prices == {"ml.m5.large.m.i.r": "0.5"} and trial is None
-    offer = {"PricingModel": "Usage", "Terms": usage}  # an offer's state
+    offer = EntityState(PricingModel="Usage", Terms=usage)
     assert pricing.unpriced(offer, ["ml.m5.large.m.i.r"]) == []
     assert pricing.unpriced(offer, ["ml.m5.large.m.i.b"]) == ["ml.m5.large.m.i.b"]
-    assert pricing.unpriced({"PricingModel": "Free"}, ["ml.m5.large.m.i.r"]) == []
+    assert pricing.unpriced(EntityState(PricingModel="Free"), ["ml.m5.large.m.i.r"]) == []
     assert pricing.unpriced(None, ["a.m.i.b", "a.m.i.b"]) == ["a.m.i.b"]
     trial_term = {"Type": "FreeTrialPricingTerm", "Duration": "P121D", "Grants": []}
     with pytest.raises(pricing.InvalidPricing, match="5 to 120 days"):

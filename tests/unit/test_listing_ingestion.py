@@ -6,9 +6,9 @@ import datetime as dt
 from pathlib import Path
 
 from mlmarket.clock import SystemClock
-from mlmarket.controllers.validation import Algorithm, Package
 from mlmarket.domain import kinds
 from mlmarket.domain.packages import AlgorithmState, ModelPackageState, not_started
+from mlmarket.resources import Algorithm, Package
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.shapes.sagemaker import (
     ChannelSpecification,

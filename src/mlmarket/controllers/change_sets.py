@@ -14,23 +14,25 @@ be in. What each change type does is the applier's (services/marketplace_catalog
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
+from typing import Protocol
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import kinds
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.domain.catalog import Change
+from mlmarket.resources import ChangeSet, Entity
+from mlmarket.storage.metadata import MetadataStore
 
 QUEUED_SECONDS = 0.25
 ACTIVE = ("PREPARING", "APPLYING")
 
 
 class Applier(Protocol):
-    def stage(self, ctx: RequestContext, change_set: list[dict[str, Any]]) -> Any:
+    def stage(self, ctx: RequestContext, change_set: list[Change]) -> dict[str, Entity]:
         """Apply the changes to staged entities, recording each change's errors on it."""
         ...
 
-    def commit(self, staged: Any) -> None:
+    def commit(self, staged: dict[str, Entity]) -> None:
         """Write what was staged (blocking)."""
         ...
 
@@ -42,15 +44,16 @@ class ChangeSetRunner:
         self.applier = applier
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, record: Resource) -> None:
+    def submit(self, record: ChangeSet) -> None:
         """Accept a new change set and queue it."""
         record.state["Status"] = "PREPARING"
         self.store.insert(record)
         self._spawn(record)
 
-    def cancel(self, record: Resource) -> None:
+    def cancel(self, record: ChangeSet) -> None:
         """A change set still PREPARING is CANCELLED; the queued run then finds it so."""
-        record.state.update(Status="CANCELLED", EndTime=self.clock.now())
+        record.state["Status"] = "CANCELLED"
+        record.state["EndTime"] = self.clock.now()
         self._save(record)
 
     def resume(self) -> None:
@@ -61,24 +64,24 @@ class ChangeSetRunner:
             if status == "PREPARING":
                 self._spawn(record)
             elif status == "APPLYING":
-                record.state.update(
-                    Status="FAILED",
-                    FailureCode="SERVER_FAULT",
-                    FailureDescription="The server stopped while this change set was being "
-                    "applied; check the entities and start the change set again.",
-                    EndTime=self.clock.now(),
+                record.state["Status"] = "FAILED"
+                record.state["FailureCode"] = "SERVER_FAULT"
+                record.state["FailureDescription"] = (
+                    "The server stopped while this change set was being applied; check the "
+                    "entities and start the change set again."
                 )
+                record.state["EndTime"] = self.clock.now()
                 self._save(record)
 
     async def wait_idle(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _spawn(self, record: Resource) -> None:
+    def _spawn(self, record: ChangeSet) -> None:
         task = asyncio.ensure_future(self._process(record))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _process(self, record: Resource) -> None:
+    async def _process(self, record: ChangeSet) -> None:
         await asyncio.sleep(QUEUED_SECONDS)
         current = self.store.get(record.account_id, kinds.GLOBAL, kinds.CHANGE_SET, record.name)
         if current is None or current.state["Status"] != "PREPARING":
@@ -89,11 +92,9 @@ class ChangeSetRunner:
         change_set = record.spec["ChangeSet"]
         staged = self.applier.stage(ctx, change_set)
         if any(c["ErrorDetailList"] for c in change_set):
-            record.state.update(
-                Status="FAILED",
-                FailureCode="CLIENT_ERROR",
-                FailureDescription="See the errors of each change.",
-            )
+            record.state["Status"] = "FAILED"
+            record.state["FailureCode"] = "CLIENT_ERROR"
+            record.state["FailureDescription"] = "See the errors of each change."
         else:
             if record.spec["Intent"] == "APPLY":
                 # copying model artifacts may take a while: not on the event loop
@@ -102,6 +103,6 @@ class ChangeSetRunner:
         record.state["EndTime"] = self.clock.now()
         self._save(record)
 
-    def _save(self, record: Resource) -> None:
+    def _save(self, record: ChangeSet) -> None:
         record.modified = self.clock.now()
         self.store.update(record)

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
-from mlmarket.controllers.fleet import Crew, DeploymentFailed, Endpoint, Fleet, logged
+from mlmarket.controllers.fleet import Crew, DeploymentFailed, Fleet, logged
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import (
     ContainerRuntime,
@@ -35,6 +35,7 @@ from mlmarket.execution.base import (
     ContainerEngine,
     ContainerInfo,
 )
+from mlmarket.resources import Endpoint
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
 

@@ -30,8 +30,6 @@ from mlmarket.domain import instance_types, kinds, labels, marketplace
 from mlmarket.domain.endpoints import (
     ContainerPlan,
     Deployment,
-    EndpointSpec,
-    EndpointState,
     VariantPlan,
 )
 from mlmarket.domain.failures import public_reason
@@ -45,13 +43,10 @@ from mlmarket.execution.base import (
 )
 from mlmarket.execution.http1 import ConnectionPool
 from mlmarket.limits import CONTAINER_PORT
-from mlmarket.storage.metadata import Resource
+from mlmarket.resources import Endpoint
 from mlmarket.storage.objects import ObjectStore
 
 log = logging.getLogger("mlmarket.endpoints")
-
-# An endpoint as the controller and the fleet read it.
-Endpoint = Resource[EndpointSpec, EndpointState]
 
 
 class DeploymentFailed(Exception):

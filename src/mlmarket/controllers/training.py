@@ -42,16 +42,13 @@ from mlmarket.execution.base import (
     EngineError,
 )
 from mlmarket.limits import DEFAULT_TRAINING_VOLUME_GB
+from mlmarket.resources import TrainingJob
 from mlmarket.shapes.sagemaker import SecondaryStatusTransition
-from mlmarket.storage.metadata import Resource
 
 log = logging.getLogger("mlmarket.training")
 
 # A spot interruption gives the container this long between SIGTERM and SIGKILL.
 SPOT_NOTICE_SECONDS = 2
-
-
-TrainingJob = Resource[TrainingJobSpec, TrainingJobState]
 
 
 class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):

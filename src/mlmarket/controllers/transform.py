@@ -41,7 +41,7 @@ from mlmarket.domain.transform import (
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, ContainerSpec, EngineError
 from mlmarket.execution.http1 import ConnectionLost, ConnectionPool
 from mlmarket.limits import CONTAINER_PORT
-from mlmarket.storage.metadata import Resource
+from mlmarket.resources import TransformJob
 from mlmarket.storage.objects import BlobWriter, split_uri
 
 log = logging.getLogger("mlmarket.transform")
@@ -56,9 +56,6 @@ class _Instance:
     name: str
     info: ContainerInfo
     pool: ConnectionPool
-
-
-TransformJob = Resource[TransformJobSpec, TransformJobState]
 
 
 class TransformController(JobController[TransformJobSpec, TransformJobState]):

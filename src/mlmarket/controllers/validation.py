@@ -17,8 +17,6 @@ import secrets
 from collections.abc import Callable
 from typing import Any, Protocol, TypeGuard, TypeVar
 
-from typing_extensions import TypeIs
-
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import kinds, registry
@@ -26,13 +24,11 @@ from mlmarket.domain.failures import public_reason
 from mlmarket.domain.models import ModelContainer, ModelSpec
 from mlmarket.domain.packages import (
     AlgorithmSpec,
-    AlgorithmState,
-    ModelPackageSpec,
-    ModelPackageState,
     StatusDetails,
 )
 from mlmarket.domain.training import TrainingJobSpec, TrainingRun
 from mlmarket.execution.base import ContainerEngine
+from mlmarket.resources import Validated, is_algorithm
 from mlmarket.shapes.sagemaker import (
     AlgorithmSpecification,
     AlgorithmValidationProfile,
@@ -41,7 +37,7 @@ from mlmarket.shapes.sagemaker import (
     TrainingJobDefinition,
     TransformJobDefinition,
 )
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore, split_uri
 
 log = logging.getLogger("mlmarket.validation")
@@ -61,14 +57,6 @@ class Refused(Protocol):
 
 
 _POLL_SECONDS = 0.2
-
-Package = Resource[ModelPackageSpec, ModelPackageState]
-Algorithm = Resource[AlgorithmSpec, AlgorithmState]
-Validated = Package | Algorithm  # what is validated: the two record it under their own names
-
-
-def is_algorithm(res: Validated) -> TypeIs[Algorithm]:
-    return res.kind == kinds.ALGORITHM
 
 
 def validation_status(res: Validated) -> str:

@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Final
 
+from mlmarket.domain.agreements import (
+    AgreementRequestSpec,
+    AgreementRequestState,
+    AgreementSpec,
+    AgreementState,
+)
+from mlmarket.domain.catalog import ChangeSetSpec, ChangeSetState, EntitySpec, EntityState
 from mlmarket.domain.endpoints import EndpointConfigSpec, EndpointSpec, EndpointState
 from mlmarket.domain.listings import ListingSpec, ListingState
 from mlmarket.domain.models import ModelSpec
@@ -21,9 +28,7 @@ from mlmarket.domain.packages import (
 )
 from mlmarket.domain.training import TrainingJobSpec, TrainingJobState
 from mlmarket.domain.transform import TransformJobSpec, TransformJobState
-from mlmarket.types import JsonDict, NoState, ResourceKind
-
-Kind = ResourceKind[JsonDict, JsonDict]  # a kind whose spec and state are not declared yet
+from mlmarket.types import NoState, ResourceKind
 
 MODEL: Final = ResourceKind[ModelSpec, NoState]("model")
 ENDPOINT_CONFIG: Final = ResourceKind[EndpointConfigSpec, NoState]("endpoint-config")
@@ -39,10 +44,12 @@ ALGORITHM: Final = ResourceKind[AlgorithmSpec, AlgorithmState]("algorithm")
 # AWS Marketplace: listed versions and agreements (services/marketplace), Catalog entities and
 # change sets (services/marketplace_catalog), agreement requests (the Agreement API)
 LISTING: Final = ResourceKind[ListingSpec, ListingState]("mp-listing")
-AGREEMENT: Final = Kind("mp-agreement")
-AGREEMENT_REQUEST: Final = Kind("mp-agreement-request")
-ENTITY: Final = Kind("mp-entity")
-CHANGE_SET: Final = Kind("mp-changeset")
+AGREEMENT: Final = ResourceKind[AgreementSpec, AgreementState]("mp-agreement")
+AGREEMENT_REQUEST: Final = ResourceKind[AgreementRequestSpec, AgreementRequestState](
+    "mp-agreement-request"
+)
+ENTITY: Final = ResourceKind[EntitySpec, EntityState]("mp-entity")
+CHANGE_SET: Final = ResourceKind[ChangeSetSpec, ChangeSetState]("mp-changeset")
 
 # The region the marketplace's records are kept under: the Catalog is one per account, and
 # listings and agreements one per marketplace, whatever region is asked.

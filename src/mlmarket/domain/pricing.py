@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mlmarket.domain import marketplace
+from mlmarket.domain.catalog import EntityState
 
 _DURATION = re.compile(r"^P(\d{1,3})D$")
 TRIAL_DAYS = (5, 120)
@@ -90,7 +91,7 @@ def accepted(terms: list[dict[str, Any]]) -> tuple[dict[str, str], dict[str, Any
 
 
 def offered(
-    offer: dict[str, Any] | None,
+    offer: EntityState | None,
 ) -> tuple[str | None, dict[str, str], dict[str, Any] | None]:
     """(pricing model, price per dimension, free trial) of an offer's state (None: no offer)."""
     if offer is None:
@@ -99,7 +100,7 @@ def offered(
     return offer.get("PricingModel"), prices, trial
 
 
-def unpriced(offer: dict[str, Any] | None, dimensions: list[str]) -> list[str]:
+def unpriced(offer: EntityState | None, dimensions: list[str]) -> list[str]:
     """Dimensions an offer (its state) leaves without a price (none for a Free offer)."""
     model, prices, _ = offered(offer)
     if model == "Free":

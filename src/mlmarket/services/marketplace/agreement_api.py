@@ -19,8 +19,9 @@ from mlmarket.domain import kinds, pagination, pricing
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.marketplace_rest import service_error
 from mlmarket.protocol.operations import operation
+from mlmarket.resources import Agreement, AgreementRequest, Entity
 from mlmarket.services.marketplace.agreements import Agreements, NotOffered, terms_of
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import MetadataStore
 
 SERVICE = "marketplace-agreement"
 AGREEMENT_TYPE = "PurchaseAgreement"
@@ -45,7 +46,7 @@ class AgreementProvider:
 
     # -- procurement --
 
-    def _proposal(self, proposal_id: str) -> tuple[Resource, Resource]:
+    def _proposal(self, proposal_id: str) -> tuple[Entity, Entity]:
         """(offer, product) of an agreement proposal."""
         for offer in self.agreements.offers():
             if offer.state.get("AgreementProposalId") == proposal_id:
@@ -106,7 +107,7 @@ class AgreementProvider:
         now = self.clock.now()
         request_id = "ar-" + secrets.token_hex(12)
         self.store.insert(
-            Resource(
+            AgreementRequest(
                 ctx.account_id,
                 kinds.GLOBAL,
                 kinds.AGREEMENT_REQUEST,
@@ -167,7 +168,8 @@ class AgreementProvider:
             agreement = self.agreements.accept(ctx.account_id, product)
         except NotOffered as exc:
             raise _error("ValidationException", str(exc), reason="INVALID_INPUT") from None
-        request.state.update(Status="ACCEPTED", AgreementId=agreement.name)
+        request.state["Status"] = "ACCEPTED"
+        request.state["AgreementId"] = agreement.name
         request.modified = self.clock.now()
         self.store.update(request)
         return {"agreementId": agreement.name}
@@ -193,7 +195,7 @@ class AgreementProvider:
 
     # -- reading agreements --
 
-    def _agreement(self, ctx: RequestContext, agreement_id: str) -> Resource:
+    def _agreement(self, ctx: RequestContext, agreement_id: str) -> Agreement:
         agreement = self.agreements.find(agreement_id)
         if agreement is None or ctx.account_id not in (
             agreement.account_id,
@@ -208,7 +210,7 @@ class AgreementProvider:
         return agreement
 
     @staticmethod
-    def _view(agreement: Resource) -> dict[str, Any]:
+    def _view(agreement: Agreement) -> dict[str, Any]:
         return {
             "agreementId": agreement.name,
             "acceptor": {"accountId": agreement.account_id},

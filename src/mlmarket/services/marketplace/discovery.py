@@ -16,11 +16,13 @@ from typing import Any
 
 from mlmarket.context import RequestContext
 from mlmarket.domain import pagination, pricing
+from mlmarket.domain.catalog import Version
 from mlmarket.protocol.marketplace_rest import discovery_error
 from mlmarket.protocol.operations import operation
+from mlmarket.resources import Entity
 from mlmarket.services.marketplace.agreements import Agreements
 from mlmarket.services.marketplace.listings import Listings
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import MetadataStore
 
 CATALOG = "AWSMarketplace"
 # Listings must name a logo; products without one show AWS Marketplace's.
@@ -67,20 +69,20 @@ class DiscoveryProvider:
 
     # -- what the caller may see --
 
-    def _visible(self, ctx: RequestContext) -> list[Resource]:
+    def _visible(self, ctx: RequestContext) -> list[Entity]:
         return [
             product
             for product in self.agreements.products()
             if self.agreements.open_to(product, ctx.account_id) and self._public_versions(product)
         ]
 
-    def _product(self, ctx: RequestContext, product_id: str, noun: str) -> Resource:
+    def _product(self, ctx: RequestContext, product_id: str, noun: str) -> Entity:
         for product in self._visible(ctx):
             if product.name == product_id:
                 return product
         raise discovery_error("ResourceNotFoundException", f"{noun} {product_id} was not found.")
 
-    def _public_versions(self, product: Resource) -> list[dict[str, Any]]:
+    def _public_versions(self, product: Entity) -> list[Version]:
         return [
             v
             for v in product.state.get("Versions") or []
@@ -93,14 +95,14 @@ class DiscoveryProvider:
         profile = "seller-" + hashlib.sha256(account_id.encode()).hexdigest()[:16]
         return {"sellerProfileId": profile, "displayName": account.name if account else profile}
 
-    def _product_information(self, product: Resource) -> dict[str, Any]:
+    def _product_information(self, product: Entity) -> dict[str, Any]:
         return {
             "productId": product.name,
             "productName": _title(product),
             "manufacturer": self._seller(product.account_id),
         }
 
-    def _pricing(self, product: Resource) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    def _pricing(self, product: Entity) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
         model, _, _ = self.agreements.offered(product)
         if model == "Usage":
             models = [{"pricingModelType": "USAGE", "displayName": "Usage-based"}]
@@ -114,19 +116,19 @@ class DiscoveryProvider:
             units.append({"pricingUnitType": "REQUESTS", "displayName": "Inferences"})
         return models, units
 
-    def _fulfillment_summaries(self, product: Resource) -> list[dict[str, str]]:
+    def _fulfillment_summaries(self, product: Entity) -> list[dict[str, str]]:
         kinds = {v["Sources"][0]["Type"] for v in self._public_versions(product)}
         return [
             {"fulfillmentOptionType": _FULFILLMENT[k][0], "displayName": _FULFILLMENT[k][1]}
             for k in sorted(kinds)
         ]
 
-    def _badges(self, product: Resource) -> list[dict[str, str]]:
+    def _badges(self, product: Entity) -> list[dict[str, str]]:
         if self.agreements.offered(product)[2]:
             return [{"badgeType": "FREE_TRIAL", "displayName": "Free trial"}]
         return []
 
-    def _summary(self, product: Resource) -> dict[str, Any]:
+    def _summary(self, product: Entity) -> dict[str, Any]:
         description = product.state["Description"]
         models, units = self._pricing(product)
         return {
@@ -267,7 +269,7 @@ class DiscoveryProvider:
         page, token = _page(options, p, 50, key)
         return {"fulfillmentOptions": page, "nextToken": token}
 
-    def _offer_information(self, product: Resource) -> dict[str, Any]:
+    def _offer_information(self, product: Entity) -> dict[str, Any]:
         offer_id = product.state.get("OfferId")
         if not offer_id:
             return {}
@@ -313,7 +315,7 @@ class DiscoveryProvider:
         page, token = _page(options, p, 100, lambda o: (o["purchaseOptionId"],))
         return {"purchaseOptions": page, "nextToken": token}
 
-    def _offer(self, ctx: RequestContext, offer_id: str) -> tuple[Resource, Resource]:
+    def _offer(self, ctx: RequestContext, offer_id: str) -> tuple[Entity, Entity]:
         for product in self._visible(ctx):
             if product.state.get("OfferId") == offer_id:
                 offer = self.agreements.offer(product)
@@ -345,7 +347,7 @@ class DiscoveryProvider:
         return {"offerTerms": page, "nextToken": token}
 
 
-def _title(product: Resource) -> str:
+def _title(product: Entity) -> str:
     return str(product.state["Description"].get("ProductTitle") or product.name)
 
 

@@ -18,8 +18,8 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.controllers.validation import Validated, is_algorithm
 from mlmarket.domain import arns, kinds, marketplace
+from mlmarket.domain.catalog import RegionAvailability
 from mlmarket.domain.listings import (
     BuyerCopy,
     ListedContainer,
@@ -31,11 +31,10 @@ from mlmarket.domain.listings import (
 )
 from mlmarket.domain.models import ModelContainer
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.resources import Agreement, Listing, Validated, is_algorithm
 from mlmarket.shapes import sagemaker as shapes
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
-
-Listing = Resource[ListingSpec, ListingState]
 
 OWNER = "aws-marketplace"  # rows of the marketplace itself: never a caller's account id
 KINDS: dict[SourceType, str] = {
@@ -78,7 +77,7 @@ class Listed:
     def restricted_regions(self) -> dict[str, dt.datetime]:
         return dict(self.listing.state.get("RestrictedRegions", {}))
 
-    def withheld(self, agreement: Resource | None) -> str | None:
+    def withheld(self, agreement: Agreement | None) -> str | None:
         """Why this version is not for the holder of `agreement` here (None: for a new buyer),
         if it is not: restricted versions and regions stay only with earlier agreements."""
         since = agreement.created if agreement is not None else None
@@ -231,7 +230,7 @@ class Listings:
         )
         return f"s3://{marketplace.ARTIFACT_BUCKET}/{key}"
 
-    def sync(self, name: str, visibility: str, title: str, regions: dict[str, Any]) -> None:
+    def sync(self, name: str, visibility: str, title: str, regions: RegionAvailability) -> None:
         """Carry a version's visibility, title and regions to its copy; restriction is
         one-way."""
         listing = self.store.get(OWNER, kinds.GLOBAL, kinds.LISTING, name)
@@ -300,7 +299,7 @@ class Listings:
         if withheld:
             raise validation_exception(withheld)
 
-    def agreement(self, buyer: str, product_id: str) -> Resource | None:
+    def agreement(self, buyer: str, product_id: str) -> Agreement | None:
         for agreement in self.store.list(buyer, kinds.GLOBAL, kinds.AGREEMENT):
             if agreement.spec["ProductId"] == product_id and agreement.state["Status"] == "ACTIVE":
                 return agreement

@@ -12,6 +12,7 @@ from mlmarket.context import RequestContext
 from mlmarket.controllers.metering import Meter
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.operations import operation
+from mlmarket.resources import Agreement, Entity
 from mlmarket.services.marketplace.agreements import (
     Agreements,
     NotOffered,
@@ -20,7 +21,6 @@ from mlmarket.services.marketplace.agreements import (
 )
 from mlmarket.services.marketplace.listings import Listed, Listings, marketplace_origin
 from mlmarket.services.marketplace.usage import Terms, report
-from mlmarket.storage.metadata import Resource
 
 
 def _error(code: str, message: str) -> CommonServiceError:
@@ -36,14 +36,14 @@ class MarketplaceProvider:
         self.meter = meter
         self.clock = clock
 
-    def _product(self, product_id: str) -> Resource:
+    def _product(self, product_id: str) -> Entity:
         try:
             return self.agreements.product(product_id)
         except UnknownProduct as exc:
             raise _error("ResourceNotFoundException", str(exc)) from None
 
     def _versions(
-        self, ctx: RequestContext, product: Resource, agreement: Resource | None
+        self, ctx: RequestContext, product: Entity, agreement: Agreement | None
     ) -> list[dict[str, Any]]:
         """Versions the caller may see in its region."""
         out = []
@@ -94,7 +94,7 @@ class MarketplaceProvider:
 
     # -- agreements --
 
-    def _subscription(self, ctx: RequestContext, agreement: Resource) -> dict[str, Any]:
+    def _subscription(self, ctx: RequestContext, agreement: Agreement) -> dict[str, Any]:
         product = self._product(agreement.spec["ProductId"])
         active = agreement.state["Status"] == "ACTIVE"
         return {

@@ -15,21 +15,23 @@ import secrets
 import string
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.controllers.validation import Validated, is_algorithm, validation_status
+from mlmarket.controllers.validation import validation_status
 from mlmarket.domain import arns, kinds, marketplace, pricing, regions
+from mlmarket.domain.catalog import Change, EntityType, ReportedImage
+from mlmarket.resources import Entity, Validated, is_algorithm
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace_catalog import changes, entities
 from mlmarket.services.marketplace_catalog.entities import OFFER_TYPE, PRODUCT_TYPE
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import MetadataStore
 
 _ALPHABET = string.ascii_lowercase + string.digits
 _REFERENCE = re.compile(r"^\$(?P<change>[\w-]+)\.Entity\.Identifier$")
 
-Staged = dict[str, Resource]  # entity id, or "$ChangeName", → the entity as changed so far
+Staged = dict[str, Entity]  # entity id, or "$ChangeName", → the entity as changed so far
 
 
 class ChangeApplier:
@@ -38,7 +40,7 @@ class ChangeApplier:
         self.clock = clock
         self.listings = listings
 
-    def stage(self, ctx: RequestContext, change_set: list[dict[str, Any]]) -> Staged:
+    def stage(self, ctx: RequestContext, change_set: list[Change]) -> Staged:
         """Apply each change to staged entities; a refused change records its errors."""
         staged: Staged = {}
         for change in change_set:
@@ -59,7 +61,7 @@ class ChangeApplier:
             if not self.store.insert(entity):
                 self.store.update(entity)
 
-    def _apply(self, ctx: RequestContext, change: dict[str, Any], staged: Staged) -> None:
+    def _apply(self, ctx: RequestContext, change: Change, staged: Staged) -> None:
         kind = change["ChangeType"]
         details = change.get("DetailsDocument")
         if details is None:
@@ -88,7 +90,7 @@ class ChangeApplier:
     # -- change types that create or find their own entity --
 
     def _create_product(
-        self, ctx: RequestContext, change: dict[str, Any], details: dict[str, Any], staged: Staged
+        self, ctx: RequestContext, change: Change, details: dict[str, Any], staged: Staged
     ) -> None:
         if change["Entity"].get("Type") != PRODUCT_TYPE:
             raise changes.ChangeError(
@@ -107,7 +109,7 @@ class ChangeApplier:
         self._stage(change, entity, staged)
 
     def _create_offer(
-        self, ctx: RequestContext, change: dict[str, Any], details: dict[str, Any], staged: Staged
+        self, ctx: RequestContext, change: Change, details: dict[str, Any], staged: Staged
     ) -> None:
         product = self._entity(ctx, details.get("ProductId", ""), staged)
         if product.state.get("OfferId"):
@@ -127,7 +129,7 @@ class ChangeApplier:
         self._stage(change, offer, staged)
 
     def _update_pricing(
-        self, ctx: RequestContext, change: dict[str, Any], details: dict[str, Any], staged: Staged
+        self, ctx: RequestContext, change: Change, details: dict[str, Any], staged: Staged
     ) -> None:
         offer = self._entity(ctx, change["Entity"].get("Identifier", ""), staged)
         if offer.spec["EntityType"] != OFFER_TYPE:
@@ -142,37 +144,40 @@ class ChangeApplier:
         except pricing.InvalidPricing as exc:
             raise changes.ChangeError("INVALID_INPUT", str(exc)) from None
         legal = [t for t in offer.state.get("Terms") or [] if t["Type"] == "LegalTerm"]
-        offer.state.update(PricingModel=model, Terms=legal + [pricing.with_id(t) for t in terms])
+        offer.state["PricingModel"] = model
+        offer.state["Terms"] = legal + [pricing.with_id(t) for t in terms]
 
     # -- change types of a product --
 
     def _update_information(
-        self, ctx: RequestContext, entity: Resource, details: dict[str, Any], kind: str
+        self, ctx: RequestContext, entity: Entity, details: dict[str, Any], kind: str
     ) -> None:
-        description = entity.state["Description"]
+        # INFORMATION names the members of Description that UpdateInformation sets, each
+        # with its limit: a table, so the fields are written as data
+        fields = cast(dict[str, object], entity.state["Description"])
         for key, limit in changes.INFORMATION.items():
             if key in details:
-                description[key] = (
+                fields[key] = (
                     changes.text(details, key, limit) if limit else changes.strings(details, key)
                 )
 
     def _add_delivery_options(
-        self, ctx: RequestContext, entity: Resource, details: dict[str, Any], kind: str
+        self, ctx: RequestContext, entity: Entity, details: dict[str, Any], kind: str
     ) -> None:
         self._add_version(ctx, entity, details)
 
     def _update_delivery_options(
-        self, ctx: RequestContext, entity: Resource, details: dict[str, Any], kind: str
+        self, ctx: RequestContext, entity: Entity, details: dict[str, Any], kind: str
     ) -> None:
         changes.update_version(entity, details)
 
     def _restrict_delivery_options(
-        self, ctx: RequestContext, entity: Resource, details: dict[str, Any], kind: str
+        self, ctx: RequestContext, entity: Entity, details: dict[str, Any], kind: str
     ) -> None:
         changes.restrict_versions(entity, details, self.clock.now())
 
     def _update_targeting(
-        self, ctx: RequestContext, entity: Resource, details: dict[str, Any], kind: str
+        self, ctx: RequestContext, entity: Entity, details: dict[str, Any], kind: str
     ) -> None:
         accounts = (details.get("PositiveTargeting") or {}).get("BuyerAccounts") or []
         if len(accounts) > 100 or not all(
@@ -184,12 +189,12 @@ class ChangeApplier:
         entity.state["Targeting"] = {"PositiveTargeting": {"BuyerAccounts": accounts}}
 
     def _change_regions(
-        self, ctx: RequestContext, entity: Resource, details: dict[str, Any], kind: str
+        self, ctx: RequestContext, entity: Entity, details: dict[str, Any], kind: str
     ) -> None:
         changes.update_regions(entity, kind, details, self.clock.now())
 
     def _release_product(
-        self, ctx: RequestContext, entity: Resource, details: dict[str, Any], kind: str
+        self, ctx: RequestContext, entity: Entity, details: dict[str, Any], kind: str
     ) -> None:
         if not entity.state["Versions"]:
             raise changes.ChangeError(
@@ -201,7 +206,7 @@ class ChangeApplier:
             description["Visibility"] = "Limited"
 
     def _update_visibility(
-        self, ctx: RequestContext, entity: Resource, details: dict[str, Any], kind: str
+        self, ctx: RequestContext, entity: Entity, details: dict[str, Any], kind: str
     ) -> None:
         target = details.get("TargetVisibility")
         if target not in ("Public", "Restricted", "Limited"):
@@ -217,11 +222,11 @@ class ChangeApplier:
     # -- staging, assets, publishing --
 
     def _new_entity(
-        self, ctx: RequestContext, prefix: str, arn_type: str, entity_type: str
-    ) -> Resource:
+        self, ctx: RequestContext, prefix: str, arn_type: str, entity_type: EntityType
+    ) -> Entity:
         entity_id = f"{prefix}-" + "".join(secrets.choice(_ALPHABET) for _ in range(13))
         now = self.clock.now()
-        return Resource(
+        return Entity(
             ctx.account_id,
             kinds.GLOBAL,
             kinds.ENTITY,
@@ -234,13 +239,13 @@ class ChangeApplier:
         )
 
     @staticmethod
-    def _stage(change: dict[str, Any], entity: Resource, staged: Staged) -> None:
+    def _stage(change: Change, entity: Entity, staged: Staged) -> None:
         staged[entity.name] = entity
         change["Entity"]["Identifier"] = entity.name
         if change.get("ChangeName"):
             staged["$" + change["ChangeName"]] = entity
 
-    def _add_version(self, ctx: RequestContext, entity: Resource, details: dict[str, Any]) -> None:
+    def _add_version(self, ctx: RequestContext, entity: Entity, details: dict[str, Any]) -> None:
         version = details.get("Version") or {}
         title = version.get("VersionTitle")
         if not title or not version.get("ReleaseNotes"):
@@ -285,9 +290,7 @@ class ChangeApplier:
                 "VersionTitle": title,
                 "ReleaseNotes": version["ReleaseNotes"],
                 "CreationDate": entities.iso(self.clock.now()),
-                "Sources": [
-                    {"Type": source_type, "Id": arn, changes.SOURCE_KEYS[source_type]: arn}
-                ],
+                "Sources": [changes.source(source_type, arn)],
                 "DeliveryOptions": [
                     {
                         "Id": option_id,
@@ -304,13 +307,13 @@ class ChangeApplier:
                 "AccessRoleArn": role,
                 # the publishing report: each image measured against ECR's quotas (R2)
                 "ImageReports": [
-                    dict(report, Image=image)
-                    for image, report in sorted((source.state.get("ImageReports") or {}).items())
+                    ReportedImage(**report, Image=image)
+                    for image, report in sorted(source.state.get("ImageReports", {}).items())
                 ],
             }
         )
 
-    def _check_pricing(self, staged: Staged, changes: list[dict[str, Any]]) -> None:
+    def _check_pricing(self, staged: Staged, changes: list[Change]) -> None:
         """UPDATE_PRICING_REQUIRED: every dimension of every version must be priced (a Free
         offer prices them all at zero) once the change set is applied, whether it adds a
         version or changes the prices."""
@@ -350,7 +353,7 @@ class ChangeApplier:
                 )
 
     @staticmethod
-    def _staged(staged: Staged, identifier: str) -> Resource | None:
+    def _staged(staged: Staged, identifier: str) -> Entity | None:
         reference = _REFERENCE.match(identifier)
         return staged.get("$" + reference["change"] if reference else identifier.split("@")[0])
 
@@ -387,7 +390,7 @@ class ChangeApplier:
             )
         return resource
 
-    def _publish(self, entity: Resource) -> None:
+    def _publish(self, entity: Entity) -> None:
         """Applied: copy new versions for buyers and carry restrictions to their copies."""
         if entity.spec["EntityType"] != PRODUCT_TYPE:
             return
@@ -420,7 +423,7 @@ class ChangeApplier:
             return self.store.get(account_id, asset.region, kinds.MODEL_PACKAGE, key)
         return self.store.get(account_id, asset.region, kinds.ALGORITHM, key)
 
-    def _entity(self, ctx: RequestContext, identifier: str, staged: Staged) -> Resource:
+    def _entity(self, ctx: RequestContext, identifier: str, staged: Staged) -> Entity:
         reference = _REFERENCE.match(identifier)
         key = "$" + reference["change"] if reference else identifier.split("@", 1)[0]
         if key in staged:
@@ -437,7 +440,7 @@ class ChangeApplier:
 
 # Change types that create their entity, or name it in their own way.
 _ADDRESSING: dict[
-    str, Callable[[ChangeApplier, RequestContext, dict[str, Any], dict[str, Any], Staged], None]
+    str, Callable[[ChangeApplier, RequestContext, Change, dict[str, Any], Staged], None]
 ] = {
     "CreateProduct": ChangeApplier._create_product,
     "CreateOffer": ChangeApplier._create_offer,
@@ -446,7 +449,7 @@ _ADDRESSING: dict[
 
 # Change types applied to a MachineLearningProduct@1.0 entity (their kind passed along).
 _PRODUCT_CHANGES: dict[
-    str, Callable[[ChangeApplier, RequestContext, Resource, dict[str, Any], str], None]
+    str, Callable[[ChangeApplier, RequestContext, Entity, dict[str, Any], str], None]
 ] = {
     "UpdateInformation": ChangeApplier._update_information,
     "AddDeliveryOptions": ChangeApplier._add_delivery_options,

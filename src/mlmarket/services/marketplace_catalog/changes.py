@@ -9,19 +9,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from mlmarket.controllers.validation import Validated, is_algorithm
 from mlmarket.domain import marketplace
+from mlmarket.domain.catalog import Instructions, Source, Version
+from mlmarket.domain.listings import SourceType
 from mlmarket.domain.marketplace import SupportedInstanceTypes
+from mlmarket.resources import Entity, Validated, is_algorithm
 from mlmarket.services.marketplace_catalog.entities import iso, regions_of
-from mlmarket.storage.metadata import Resource
 
 SUPPORT_DAYS = 90  # after a version or product is restricted (reference §2.8)
 DUPLICATE_TITLE = "The provided version title is already in use. Create a unique version title."
-DETAIL_TYPES = {
+DETAIL_TYPES: dict[str, SourceType] = {
     "SageMakerModelPackageDeliveryOptionDetails": "SageMakerModelPackage",
     "SageMakerAlgorithmDeliveryOptionDetails": "SageMakerAlgorithm",
 }
-SOURCE_KEYS = {"SageMakerModelPackage": "ModelPackageArn", "SageMakerAlgorithm": "AlgorithmArn"}
 ARN_KEYS = {
     "SageMakerModelPackage": "SageMakerModelPackageArn",
     "SageMakerAlgorithm": "SageMakerAlgorithmArn",
@@ -64,14 +64,14 @@ def strings(details: dict[str, Any], key: str) -> list[str]:
     return value
 
 
-def require_released(entity: Resource) -> None:
+def require_released(entity: Entity) -> None:
     if entity.state["Description"]["Visibility"] not in ("Limited", "Public", "Restricted"):
         raise ChangeError(
             "INCOMPATIBLE_PRODUCT_STATUS", "Use an existing limited or public product."
         )
 
 
-def delivery_option(details: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+def delivery_option(details: dict[str, Any]) -> tuple[SourceType, dict[str, Any], str]:
     """(source type, its details, the asset ARN) of an AddDeliveryOptions delivery option."""
     kinds = [k for k in details if k in DETAIL_TYPES]
     if len(kinds) != 1:
@@ -125,17 +125,24 @@ def check_recommended(
             )
 
 
-def instructions(inner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Usage": text(inner, "UsageInstructions", 10000),
-        "SampleNotebookUrl": text(inner, "SampleNotebookUrl", 2000),
-        "RepositoryUrl": text(inner, "RepositoryUrl", 2000),
-        "InputProperties": inner.get("InputProperties"),
-        "OutputProperties": inner.get("OutputProperties"),
-    }
+def source(source_type: SourceType, arn: str) -> Source:
+    """A version's source, naming its asset by the member its type has."""
+    if source_type == "SageMakerModelPackage":
+        return Source(Type=source_type, Id=arn, ModelPackageArn=arn)
+    return Source(Type=source_type, Id=arn, AlgorithmArn=arn)
 
 
-def version_of(entity: Resource, option_id: str) -> dict[str, Any] | None:
+def instructions(inner: dict[str, Any]) -> Instructions:
+    return Instructions(
+        Usage=text(inner, "UsageInstructions", 10000),
+        SampleNotebookUrl=text(inner, "SampleNotebookUrl", 2000),
+        RepositoryUrl=text(inner, "RepositoryUrl", 2000),
+        InputProperties=inner.get("InputProperties"),
+        OutputProperties=inner.get("OutputProperties"),
+    )
+
+
+def version_of(entity: Entity, option_id: str) -> Version | None:
     return next(
         (v for v in entity.state["Versions"] if v["DeliveryOptions"][0]["Id"] == option_id), None
     )
@@ -161,7 +168,7 @@ class ChangeError(Exception):
         self.message = message
 
 
-def update_version(entity: Resource, details: dict[str, Any]) -> None:
+def update_version(entity: Entity, details: dict[str, Any]) -> None:
     require_released(entity)
     options = details.get("DeliveryOptions") or []
     if len(options) != 1 or not options[0].get("Id"):
@@ -209,18 +216,29 @@ def update_version(entity: Resource, details: dict[str, Any]) -> None:
         if any(v["VersionTitle"] == title for v in entity.state["Versions"]):
             raise ChangeError("DUPLICATE_VERSION_TITLE", DUPLICATE_TITLE)
         version["VersionTitle"] = option["Title"] = title
-    if changes.get("ReleaseNotes"):
-        version["ReleaseNotes"] = text(changes, "ReleaseNotes", 30000)
+    notes = text(changes, "ReleaseNotes", 30000)
+    if notes:
+        version["ReleaseNotes"] = notes
     if "RecommendedInstanceTypes" in inner:
         check_recommended(
             inner["RecommendedInstanceTypes"], option["SupportedInstanceTypes"], option["Type"]
         )
         option["RecommendedInstanceTypes"] = inner["RecommendedInstanceTypes"]
-    given = instructions(inner)
-    option["Instructions"].update({k: v for k, v in given.items() if v is not None})
+    given, kept = instructions(inner), option["Instructions"]
+    # what the change leaves out stays as it was
+    if given["Usage"] is not None:
+        kept["Usage"] = given["Usage"]
+    if given["SampleNotebookUrl"] is not None:
+        kept["SampleNotebookUrl"] = given["SampleNotebookUrl"]
+    if given["RepositoryUrl"] is not None:
+        kept["RepositoryUrl"] = given["RepositoryUrl"]
+    if given["InputProperties"] is not None:
+        kept["InputProperties"] = given["InputProperties"]
+    if given["OutputProperties"] is not None:
+        kept["OutputProperties"] = given["OutputProperties"]
 
 
-def restrict_versions(entity: Resource, details: dict[str, Any], now: dt.datetime) -> None:
+def restrict_versions(entity: Entity, details: dict[str, Any], now: dt.datetime) -> None:
     require_released(entity)
     ids = details.get("DeliveryOptionIds") or []
     if not ids:
@@ -254,7 +272,7 @@ def restrict_versions(entity: Resource, details: dict[str, Any], now: dt.datetim
         option["SupportExistingBuyersUntil"] = support_until(now)
 
 
-def update_regions(entity: Resource, kind: str, details: dict[str, Any], now: dt.datetime) -> None:
+def update_regions(entity: Entity, kind: str, details: dict[str, Any], now: dt.datetime) -> None:
     """AddRegions / RestrictRegions / UpdateFutureRegionSupport, as the Catalog API has them
     for other product types. A restricted region takes no new buyers; buyers who subscribed
     before keep using it there."""
@@ -289,7 +307,8 @@ def update_regions(entity: Resource, kind: str, details: dict[str, Any], now: dt
         for region in wanted:
             available.remove(region)
             restricted[region] = {"Region": region, "Date": iso(now)}
-    regions.update(Regions=sorted(available), Restrict=sorted(restricted.values(), key=str))
+    regions["Regions"] = sorted(available)
+    regions["Restrict"] = sorted(restricted.values(), key=str)
     entity.state["RegionAvailability"] = regions
 
 

@@ -7,21 +7,22 @@ RegionAvailability and a summary of its offer's pricing; an offer's state holds 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Final
 
 from mlmarket.domain import marketplace
-from mlmarket.storage.metadata import Resource
+from mlmarket.domain.catalog import RegionAvailability
+from mlmarket.resources import Entity
 
-CATALOG = "AWSMarketplace"
-PRODUCT_TYPE = "MachineLearningProduct@1.0"
-OFFER_TYPE = "Offer@1.0"
+CATALOG: Final = "AWSMarketplace"
+PRODUCT_TYPE: Final = "MachineLearningProduct@1.0"
+OFFER_TYPE: Final = "Offer@1.0"
 
 
 def iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def document(entity: Resource) -> dict[str, Any]:
+def document(entity: Entity) -> dict[str, Any]:
     """DescribeEntity's DetailsDocument for a product or an offer."""
     if entity.spec["EntityType"] == OFFER_TYPE:
         return {
@@ -56,7 +57,10 @@ def document(entity: Resource) -> dict[str, Any]:
     }
 
 
-def regions_of(entity: Resource) -> dict[str, Any]:
+def regions_of(entity: Entity) -> RegionAvailability:
     """Where a product is offered: every SageMaker region unless the seller restricted some."""
-    default = {"Regions": marketplace.availability(), "FutureRegionSupport": "All", "Restrict": []}
-    return dict(entity.state.get("RegionAvailability") or default)
+    if "RegionAvailability" in entity.state:
+        return entity.state["RegionAvailability"].copy()
+    return RegionAvailability(
+        Regions=marketplace.availability(), FutureRegionSupport="All", Restrict=[]
+    )

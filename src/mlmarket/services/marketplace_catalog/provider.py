@@ -19,16 +19,18 @@ from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.change_sets import ACTIVE, ChangeSetRunner
 from mlmarket.domain import arns, kinds
+from mlmarket.domain.catalog import Change
 from mlmarket.protocol.errors import ServiceError
 from mlmarket.protocol.marketplace_rest import catalog_error
 from mlmarket.protocol.operations import operation
+from mlmarket.resources import ChangeSet, Entity
 from mlmarket.services.marketplace_catalog import entities
 from mlmarket.services.marketplace_catalog.entities import (
     CATALOG,
     OFFER_TYPE,
     PRODUCT_TYPE,
 )
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import MetadataStore
 
 _ALPHABET = string.ascii_lowercase + string.digits
 _REFERENCE = re.compile(r"^\$(?P<change>[\w-]+)\.Entity\.Identifier$")
@@ -49,8 +51,8 @@ class CatalogProvider:
         change_set_id = "".join(secrets.choice(_ALPHABET) for _ in range(25))
         arn = arns.marketplace(ctx.account_id, "ChangeSet", change_set_id)
         now = self.clock.now()
-        changes = [dict(c, ErrorDetailList=[]) for c in p["ChangeSet"]]
-        record: Resource = Resource(
+        changes = [_change(c) for c in p["ChangeSet"]]
+        record = ChangeSet(
             ctx.account_id,
             kinds.GLOBAL,
             kinds.CHANGE_SET,
@@ -87,7 +89,7 @@ class CatalogProvider:
                     f"Requested change set has entities locked by change sets - {record.name}",
                 )
 
-    def _change_set(self, ctx: RequestContext, change_set_id: str) -> Resource:
+    def _change_set(self, ctx: RequestContext, change_set_id: str) -> ChangeSet:
         record = self.store.get(ctx.account_id, kinds.GLOBAL, kinds.CHANGE_SET, change_set_id)
         if record is None:
             raise catalog_error(
@@ -222,13 +224,14 @@ class CatalogProvider:
         return {
             "EntitySummaryList": [
                 {
-                    "Name": (e.state.get("Description") or {}).get("ProductTitle")
-                    or e.state.get("ProductId"),
+                    "Name": _name(e),
                     "EntityType": e.spec["EntityType"],
                     "EntityId": e.name,
                     "EntityArn": e.arn,
                     "LastModifiedDate": entities.iso(e.modified),
-                    "Visibility": (e.state.get("Description") or {}).get("Visibility", "Public"),
+                    "Visibility": e.state["Description"]["Visibility"]
+                    if "Description" in e.state
+                    else "Public",
                 }
                 for e in found
             ]
@@ -238,3 +241,24 @@ class CatalogProvider:
     def _catalog(p: dict[str, Any]) -> None:
         if p.get("Catalog") != CATALOG:
             raise catalog_error("ValidationException", f"Catalog must be {CATALOG}.")
+
+
+def _name(entity: Entity) -> str | None:
+    """A product by its title, an offer by its product."""
+    if "Description" in entity.state:
+        return entity.state["Description"]["ProductTitle"] or entity.state.get("ProductId")
+    return entity.state.get("ProductId")
+
+
+def _change(given: dict[str, Any]) -> Change:
+    """A change as StartChangeSet took it, with room for the errors running it finds."""
+    change = Change(ChangeType=given["ChangeType"], Entity=given["Entity"], ErrorDetailList=[])
+    if "EntityTags" in given:
+        change["EntityTags"] = given["EntityTags"]
+    if "Details" in given:
+        change["Details"] = given["Details"]
+    if "DetailsDocument" in given:
+        change["DetailsDocument"] = given["DetailsDocument"]
+    if "ChangeName" in given:
+        change["ChangeName"] = given["ChangeName"]
+    return change

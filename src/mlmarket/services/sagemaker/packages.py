@@ -2,7 +2,7 @@
 
 Creation pins every image to the digest the engine holds, refuses certification without a
 validation profile or from a region AWS Marketplace does not publish from (R13), and starts
-validation (services/sagemaker/validation.py). Describe shows the statuses as it goes.
+validation (controllers/validation.py). Describe shows the statuses as it goes.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, cast
 from mlmarket import builtin
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.controllers.validation import Validated, Validator
+from mlmarket.controllers.validation import Validator
 from mlmarket.domain import kinds, regions, registry, specs
 from mlmarket.domain.listings import ListedInference
 from mlmarket.domain.packages import (
@@ -25,6 +25,7 @@ from mlmarket.domain.packages import (
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ConflictException, validation_exception
 from mlmarket.protocol.operations import operation
+from mlmarket.resources import Validated
 from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.sagemaker.resources import Kind

@@ -12,7 +12,6 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
-from mlmarket.controllers.fleet import Endpoint
 from mlmarket.domain import kinds, marketplace, registry, specs
 from mlmarket.domain.endpoints import (
     Deployment,
@@ -27,6 +26,7 @@ from mlmarket.domain.marketplace import Origin
 from mlmarket.domain.models import ModelContainer, ModelSpec, as_given
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
+from mlmarket.resources import Endpoint
 from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas, instances_of

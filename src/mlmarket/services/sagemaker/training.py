@@ -7,7 +7,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
-from mlmarket.controllers.training import TrainingController, TrainingJob
+from mlmarket.controllers.training import TrainingController
 from mlmarket.domain import algorithms, kinds, marketplace, registry, specs
 from mlmarket.domain import quotas as quota
 from mlmarket.domain.listings import ListedTraining
@@ -22,6 +22,7 @@ from mlmarket.domain.training import (
 )
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
+from mlmarket.resources import TrainingJob
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket

@@ -7,7 +7,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers import channels
-from mlmarket.controllers.transform import TransformController, TransformJob
+from mlmarket.controllers.transform import TransformController
 from mlmarket.domain import kinds, marketplace, specs
 from mlmarket.domain.data_processing import DataProcessing, InvalidDataProcessing
 from mlmarket.domain.transform import (
@@ -19,6 +19,7 @@ from mlmarket.domain.transform import (
 )
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
+from mlmarket.resources import TransformJob
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.deployments import containers_of
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
