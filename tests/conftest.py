@@ -9,10 +9,23 @@ from pathlib import Path
 import pytest
 
 from mlmarket.execution.offline_images import build_image
+from tests.support.databases import drop_test_databases, new_database
 
 IMAGES = Path(__file__).parent / "images"
 ECHO_IMAGE = "mlmarket-test/echo:latest"
 TRAINER_IMAGE = "mlmarket-test/trainer:latest"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_databases() -> Iterator[None]:
+    yield
+    drop_test_databases()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> str:
+    """An empty metadata database of the backend the suite runs on."""
+    return new_database(tmp_path / "mlmarket.db")
 
 
 @pytest.fixture(scope="session")

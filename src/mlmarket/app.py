@@ -69,7 +69,7 @@ def build(
 ) -> App:
     clock = clock or SystemClock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = MetadataStore(settings.database_url)
+    store = MetadataStore(settings.database)
     accounts = Accounts(store, clock)
     backend = (
         S3Blobs(

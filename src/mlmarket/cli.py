@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy.exc import OperationalError
 
 from mlmarket import app as application
 from mlmarket.clock import SystemClock
@@ -22,7 +23,8 @@ from mlmarket.config import Settings
 from mlmarket.domain import quotas
 from mlmarket.protocol.models import DATA_PATH, add_data_path
 from mlmarket.services.accounts import AccountExists, Accounts, Credentials
-from mlmarket.storage.metadata import MetadataStore
+from mlmarket.storage import schema
+from mlmarket.storage.metadata import DatabaseUnavailable, MetadataStore, connect, unavailable
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -77,10 +79,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db(args: argparse.Namespace) -> int:
+    """`db upgrade` brings the schema to this version's (every command also does, on start);
+    `db version` shows where it is."""
+    settings = _settings(args)
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if args.db_command == "version":
+        engine = connect(settings.database)
+        try:
+            found = schema.version(engine)
+        except OperationalError as exc:
+            raise unavailable(settings.database, exc) from None
+        finally:
+            engine.dispose()
+        print(
+            f"schema {found.current or 'none (an empty database)'}; this mlmarket's: {found.head}"
+        )
+        return 0
+    store = MetadataStore(settings.database)
+    store.close()
+    print(f"schema {store.schema.current} (this mlmarket's newest)")
+    return 0
+
+
 def cmd_account_create(args: argparse.Namespace) -> int:
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = MetadataStore(settings.database_url)
+    store = MetadataStore(settings.database)
     try:
         creds = Accounts(store, SystemClock()).create(
             args.name, args.account_id, args.access_key, args.secret_key
@@ -96,7 +122,7 @@ def cmd_account_create(args: argparse.Namespace) -> int:
 
 def cmd_account_show(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = MetadataStore(settings.database_url)
+    store = MetadataStore(settings.database)
     try:
         creds = Accounts(store, SystemClock()).credentials_of(args.name)
     finally:
@@ -110,7 +136,7 @@ def cmd_account_show(args: argparse.Namespace) -> int:
 
 def cmd_quota(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    store = MetadataStore(settings.database_url)
+    store = MetadataStore(settings.database)
     try:
         account = store.find_account(args.account)
         if account is None:
@@ -229,6 +255,17 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", help="where state lives (default ~/.mlmarket)")
     serve.set_defaults(func=cmd_serve)
 
+    db = sub.add_parser("db", help="the metadata database's schema").add_subparsers(
+        dest="db_command", required=True
+    )
+    for name, text in (
+        ("upgrade", "upgrade the schema to this version's (serve also does, on start)"),
+        ("version", "the schema's version, and this mlmarket's"),
+    ):
+        command = db.add_parser(name, help=text)
+        command.add_argument("--data-dir")
+        command.set_defaults(func=cmd_db)
+
     account = sub.add_parser("account", help="manage accounts").add_subparsers(
         dest="account_command", required=True
     )
@@ -291,7 +328,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (DatabaseUnavailable, schema.SchemaTooNew) as exc:
+        print(f"mlmarket: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

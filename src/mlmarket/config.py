@@ -36,12 +36,15 @@ class Settings:
     blob_store_url: str | None = None
     blob_store_access_key: str | None = None
     blob_store_secret_key: str | None = None
+    # The metadata database: SQLite in the data directory unless a URL is given, e.g.
+    # postgresql://user:password@host:5432/mlmarket (storage/metadata.py)
+    database_url: str | None = None
     # Caps CPU limits at what the host has: Docker refuses NanoCpus beyond the host's CPUs.
     host_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.data_dir / 'mlmarket.db'}"
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'mlmarket.db'}"
 
     @property
     def artifacts_dir(self) -> Path:
@@ -77,6 +80,7 @@ class Settings:
             ("training_stop_grace_seconds", int),
             ("spot_interruptions", str),
             ("checkpoint_sync_seconds", float),
+            ("database_url", str),
             ("blob_store_url", str),
             ("blob_store_access_key", str),
             ("blob_store_secret_key", str),

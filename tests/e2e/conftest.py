@@ -19,7 +19,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, echo_image: str) -> Iterato
     proc.cli("account", "create", "other", "--account-id", "210987654321")
     # one server serves the whole session: its accounts may run far more than the defaults
     # (set in its database directly; `mlmarket quota set` is tested on its own)
-    store = MetadataStore(f"sqlite:///{proc.data_dir / 'mlmarket.db'}")
+    store = MetadataStore(proc.database_url)
     for account_id in ("123456789012", "210987654321"):
         for name in generous_quotas():
             store.set_quota(account_id, name, 1000)

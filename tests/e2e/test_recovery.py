@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from mlmarket.domain import kinds
+from mlmarket.storage.metadata import MetadataStore
 from tests.support import engine
 from tests.support import marketplace as mp
 from tests.support.hosting import command, deploy, wait_for_status
@@ -71,12 +72,11 @@ def test_restart_finishes_a_delete_and_removes_strays(
     desc = deploy(sm, "doomed", echo_image)
     own_server.stop()
     # a deletion the old server recorded but never carried out
-    with sqlite3.connect(own_server.data_dir / "mlmarket.db") as db:
-        db.execute(
-            "UPDATE resources SET state = json_set(state, '$.EndpointStatus', 'Deleting')"
-            " WHERE kind = 'endpoint'"
-        )
-    db.close()
+    store = MetadataStore(own_server.database_url)
+    for endpoint in store.all_of_kind(kinds.ENDPOINT):
+        endpoint.state["EndpointStatus"] = "Deleting"
+        store.update(endpoint)
+    store.close()
     own_server.start()
     sm.close()
     sm = own_server.client("sagemaker")

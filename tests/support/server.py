@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlmarket.local import LocalServer, free_port
+from tests.support.databases import new_database
 
 __all__ = ["FAST_LIMITS", "REGION", "ServerProcess", "free_port"]
 
@@ -20,5 +21,11 @@ FAST_LIMITS = {
 
 
 class ServerProcess(LocalServer):
+    """A server on its own database: SQLite in its data directory, or a new PostgreSQL
+    database when the suite runs on PostgreSQL (tests/support/databases.py)."""
+
     def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
-        super().__init__(data_dir, {**FAST_LIMITS, **(env or {})})
+        env = {**FAST_LIMITS, **(env or {})}
+        env.setdefault("MLMARKET_DATABASE_URL", new_database(data_dir / "mlmarket.db"))
+        self.database_url = env["MLMARKET_DATABASE_URL"]
+        super().__init__(data_dir, env)

@@ -240,8 +240,10 @@ class Clock:
         self.value += dt.timedelta(seconds=seconds)
 
 
-def test_meters_sum_instance_time_and_counts_for_each_side(tmp_path: Path) -> None:
-    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+def test_meters_sum_instance_time_and_counts_for_each_side(
+    tmp_path: Path, database_url: str
+) -> None:
+    store = MetadataStore(database_url)
     clock = Clock()
     meter = Meter(UsageStore(store), clock)
     arn = "arn:aws:sagemaker:us-east-1:210987654321:endpoint/e"
@@ -269,8 +271,8 @@ def test_meters_sum_instance_time_and_counts_for_each_side(tmp_path: Path) -> No
     store.close()
 
 
-def test_usage_within_a_free_trial_is_not_charged(tmp_path: Path) -> None:
-    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+def test_usage_within_a_free_trial_is_not_charged(tmp_path: Path, database_url: str) -> None:
+    store = MetadataStore(database_url)
     clock = Clock()
     meter = Meter(UsageStore(store), clock)
     trial_ends = clock.value + dt.timedelta(minutes=30)
@@ -294,8 +296,10 @@ def test_usage_within_a_free_trial_is_not_charged(tmp_path: Path) -> None:
     store.close()
 
 
-def test_a_restart_ends_the_intervals_a_previous_server_left_open(tmp_path: Path) -> None:
-    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+def test_a_restart_ends_the_intervals_a_previous_server_left_open(
+    tmp_path: Path, database_url: str
+) -> None:
+    store = MetadataStore(database_url)
     clock = Clock()
     Meter(UsageStore(store), clock).start(BUYER, ORIGIN, "ml.m5.large.m.i.r", "arn", 1)
     clock.advance(600)

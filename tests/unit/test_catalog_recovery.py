@@ -38,9 +38,9 @@ def _provider(store: MetadataStore, root: Path) -> CatalogProvider:
 
 
 def test_queued_change_sets_run_after_a_restart_and_half_applied_ones_fail(
-    tmp_path: Path,
+    tmp_path: Path, database_url: str
 ) -> None:
-    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+    store = MetadataStore(database_url)
 
     async def scenario() -> tuple[str, str]:
         stopped = _provider(store, tmp_path / "objects")

@@ -21,6 +21,7 @@ from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
 from tests.support import virtual_time
+from tests.support.databases import new_database
 
 CTX = RequestContext("req", "123456789012", "us-east-1", "sagemaker", "test")
 IMAGE = "seller/model:1"
@@ -29,16 +30,21 @@ IMAGE = "seller/model:1"
 class Platform:
     """Controller, providers and store as app.py wires them, on a fake engine."""
 
-    def __init__(self, data_dir: Path, engine: FakeEngine, **limits: float) -> None:
+    def __init__(
+        self, data_dir: Path, engine: FakeEngine, database: str | None = None, **limits: float
+    ) -> None:
+        """`database`: an earlier Platform's, as a restarted server finds its own."""
         settings = Settings(
             data_dir=data_dir,
+            database_url=database or new_database(data_dir.parent / f"{data_dir.name}.db"),
             startup_health_timeout_seconds=limits.get("startup", 1.0),
             ping_timeout_seconds=0.2,
             container_stop_grace_seconds=0,
         )
         data_dir.mkdir(parents=True, exist_ok=True)
         self.engine = engine
-        self.store = MetadataStore(settings.database_url)
+        self.store = MetadataStore(settings.database)
+        self.database = settings.database
         self.routes = RoutingTable()
         objects = ObjectStore(self.store.engine, settings.artifacts_dir)
         self.controller = EndpointController(
@@ -184,7 +190,7 @@ def test_a_new_controller_adopts_running_containers_instead_of_starting_new_ones
         await first.controller.stop()  # containers keep running
         first.store.close()
 
-        second = Platform(tmp_path / "data", engine)
+        second = Platform(tmp_path / "data", engine, database=first.database)
         await second.controller.start()
         await second.controller.wait_idle()
         assert len(engine.runs) == 2

@@ -69,8 +69,10 @@ def _algorithm(digest: str | None) -> Algorithm:
     )
 
 
-def test_an_image_without_a_digest_pinned_at_creation_cannot_be_listed(tmp_path: Path) -> None:
-    store = MetadataStore(f"sqlite:///{tmp_path / 'm.db'}")
+def test_an_image_without_a_digest_pinned_at_creation_cannot_be_listed(
+    tmp_path: Path, database_url: str
+) -> None:
+    store = MetadataStore(database_url)
     listings = Listings(store, ObjectStore(store.engine, tmp_path / "objects"), SystemClock())
     assert listings.ingestion_problem(_package(DIGEST)) is None
     assert listings.ingestion_problem(_algorithm(DIGEST)) is None

@@ -24,12 +24,15 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    make_url,
     select,
 )
+from sqlalchemy.exc import OperationalError
 
+from mlmarket.storage import schema
 from mlmarket.types import AccountId, Arn, Region, ResourceKind, SpecT, StateT
 
-_meta = MetaData()
+_meta = MetaData()  # the tables as this code reads them; storage/migrations makes them
 
 accounts = Table(
     "accounts",
@@ -58,7 +61,7 @@ quotas = Table(
 resources = Table(
     "resources",
     _meta,
-    Column("account_id", String(12), primary_key=True),
+    Column("account_id", String(32), primary_key=True),  # or "aws-marketplace"
     Column("region", String(32), primary_key=True),
     Column("kind", String(64), primary_key=True),
     Column("name", String(255), primary_key=True),
@@ -115,12 +118,37 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached or opened; the message says where and why."""
+
+
+def connect(url: str) -> Engine:
+    """An engine for `url` (see database_url), SQLite tuned for one server's concurrency."""
+    url = database_url(url)
+    engine = create_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def unavailable(url: str, error: OperationalError) -> DatabaseUnavailable:
+    """What the driver said, with the URL it was said of (its password hidden)."""
+    shown = make_url(database_url(url)).render_as_string(hide_password=True)
+    reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+    return DatabaseUnavailable(f"Cannot use the database {shown}: {reason}")
+
+
 class MetadataStore:
     def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url)
-        if url.startswith("sqlite"):
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        _meta.create_all(self.engine)
+        self.engine: Engine = connect(url)
+        try:
+            self.schema = schema.upgrade(self.engine)
+        except OperationalError as exc:
+            self.engine.dispose()
+            raise unavailable(url, exc) from None
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -356,3 +384,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def database_url(url: str) -> str:
+    """The URL SQLAlchemy is given: `postgresql://` means psycopg (version 3), the driver
+    mlmarket ships with."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url

@@ -32,14 +32,15 @@ from sqlalchemy import (
     Text,
     and_,
     delete,
-    inspect,
     select,
-    text,
 )
 
 from mlmarket.storage.blobs import BlobBackend, LocalBlobs
 
-_meta = MetaData()
+_meta = MetaData()  # the tables as this code reads them; storage/migrations makes them
+
+# S3 lists keys in UTF-8 byte order: on PostgreSQL the column collates bytewise
+_KEY = String(1024).with_variant(String(1024, collation="C"), "postgresql")
 
 buckets = Table(
     "buckets",
@@ -54,7 +55,7 @@ objects = Table(
     "objects",
     _meta,
     Column("bucket", String(63), primary_key=True),
-    Column("key", String(1024), primary_key=True),
+    Column("key", _KEY, primary_key=True),
     Column("blob", String(64), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("etag", String(64), nullable=False),
@@ -71,7 +72,7 @@ uploads = Table(
     _meta,
     Column("upload_id", String(64), primary_key=True),
     Column("bucket", String(63), nullable=False, index=True),
-    Column("key", String(1024), nullable=False),
+    Column("key", _KEY, nullable=False),
     Column("content_type", String(255), nullable=False),
     Column("metadata", Text, nullable=False),
     Column("initiated", DateTime(timezone=True), nullable=False),
@@ -208,8 +209,6 @@ class ObjectStore:
         self.engine = engine
         self.root = root
         self.backend: BlobBackend = backend or LocalBlobs(root / "blobs")
-        _meta.create_all(engine)
-        _add_headers_columns(engine)
 
     # -- buckets --
     def create_bucket(self, name: str, account_id: str, region: str, now: dt.datetime) -> bool:
@@ -482,19 +481,6 @@ class ObjectStore:
             json.loads(row.checksums),
             json.loads(row.headers),
         )
-
-
-def _add_headers_columns(engine: Engine) -> None:
-    """Databases made before objects kept their headers gain the column (empty for old rows)."""
-    inspector = inspect(engine)
-    for table in (objects, uploads):
-        if "headers" not in {c["name"] for c in inspector.get_columns(table.name)}:
-            with engine.begin() as conn:
-                conn.execute(
-                    text(
-                        f"ALTER TABLE {table.name} ADD COLUMN headers TEXT NOT NULL DEFAULT '{{}}'"
-                    )
-                )
 
 
 def read_chunks(
