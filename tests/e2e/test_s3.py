@@ -183,6 +183,17 @@ def test_multipart_rules_small_parts_order_and_abort(s3: Any, bucket: str) -> No
     )
 
 
+def test_a_nul_character_in_a_key_or_prefix_is_refused_on_every_database(
+    s3: Any, bucket: str
+) -> None:
+    # XML cannot carry it back in a listing, and PostgreSQL cannot keep it in a key
+    assert code_of(lambda: s3.put_object(Bucket=bucket, Key="a\x00b", Body=b"x")) == (
+        "InvalidArgument"
+    )
+    assert code_of(lambda: s3.list_objects_v2(Bucket=bucket, Prefix="\x00")) == "InvalidArgument"
+    assert s3.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
 def test_bucket_rules(s3: Any, other_s3: Any, bucket: str) -> None:
     s3.create_bucket(Bucket=bucket)  # the owner's repeat in us-east-1 succeeds, as on AWS
     assert code_of(lambda: other_s3.create_bucket(Bucket=bucket)) == "BucketAlreadyExists"

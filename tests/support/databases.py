@@ -25,14 +25,16 @@ def new_database(sqlite_path: Path) -> str:
     """A URL of an empty database: `sqlite_path`'s, or a new PostgreSQL database."""
     if backend() != "postgresql":
         return f"sqlite:///{sqlite_path}"
-    name = PREFIX + secrets.token_hex(6)
+    name = f"{PREFIX}{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # a name of our own making: no injection
     return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_test_databases() -> None:
-    """Every database the tests made (those of servers still running are forced closed)."""
+    """The databases this test run made, and those of runs that are gone (a run killed before
+    it cleaned up); another run's, on the same server at the same time, are left alone. Those
+    of servers still running are forced closed."""
     if backend() != "postgresql":
         return
     with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
@@ -43,4 +45,11 @@ def drop_test_databases() -> None:
             )
         ]
         for name in names:
+            maker = name.removeprefix(PREFIX).partition("_")[0]
+            if maker.isdigit() and int(maker) != os.getpid() and _alive(int(maker)):
+                continue
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()

@@ -294,7 +294,10 @@ def _http_date(value: str) -> dt.datetime | None:
 
 
 def _check(shape: Any, params: dict[str, Any]) -> None:
-    """The bound members against the model: types, ranges, enums, required members."""
+    """The bound members against the model: types, ranges, enums, required members, and no
+    NUL character anywhere (no database keeps one in a name or key)."""
+    if _holds_nul(params):
+        raise _error("InvalidArgument", "A name, key or value holds a NUL (0x00) character.", 400)
     try:
         found = validation.problems(shape, params, check_patterns=False)
     except ServiceError as exc:  # a value of the wrong type or out of its type's range
@@ -310,6 +313,16 @@ def _check(shape: Any, params: dict[str, Any]) -> None:
             400,
         )
     raise _error("InvalidArgument", "; ".join(found[:3]), 400)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _parse_payload(shape: Any, body: bytes) -> dict[str, Any]:
