@@ -1,5 +1,6 @@
 """Shared aliases, so signatures say which string they mean, and the generic kind of a resource."""
 
+from dataclasses import dataclass
 from typing import Any, Generic, TypedDict, TypeVar
 
 AccountId = str
@@ -13,12 +14,27 @@ SpecT = TypeVar("SpecT")
 StateT = TypeVar("StateT")
 
 
+@dataclass(frozen=True)
+class Listed:
+    """What a kind's List operation filters and sorts on. Storage keeps these fields in indexed
+    columns beside the JSON, so a page is found by the database, never by reading every row."""
+
+    name: str | None = None  # the spec's key of the name as given; None: the stored name
+    status: str | None = None  # the state's key of the status (StatusEquals, SortBy=Status)
+    parent: str | None = None  # the spec's key of the group a resource is a version of
+
+
 class ResourceKind(str, Generic[SpecT, StateT]):
     """A kind's name, as storage keys resources by it, which also tells the type checker what
     its resources' spec and state hold: `ResourceKind[EndpointSpec, EndpointState]("endpoint")`
     makes `store.get(…, ENDPOINT, …)` a `Resource[EndpointSpec, EndpointState]`."""
 
-    __slots__ = ()
+    listed: Listed
+
+    def __new__(cls, name: str, listed: Listed = Listed()) -> "ResourceKind[SpecT, StateT]":
+        kind = super().__new__(cls, name)
+        kind.listed = listed
+        return kind
 
 
 class NoState(TypedDict):

@@ -296,6 +296,29 @@ def test_usage_within_a_free_trial_is_not_charged(tmp_path: Path, database_url: 
     store.close()
 
 
+def test_counted_units_are_summed_over_flushes_and_free_only_during_the_trial(
+    database_url: str,
+) -> None:
+    store = MetadataStore(database_url)
+    clock = Clock()
+    meter = Meter(UsageStore(store), clock)
+    trial_ends = clock.value + dt.timedelta(minutes=30)
+    terms = Terms(
+        {marketplace.INFERENCE_COUNT: "0.01"}, frozenset({marketplace.INFERENCE_COUNT}), trial_ends
+    )
+    for _minute in range(60):  # one flush a minute, 3 units each: 30 flushes in the trial
+        meter.count(BUYER, ORIGIN, "a", 3)
+        meter.flush()
+        clock.advance(60)
+    meter.count(BUYER, ORIGIN, "b", 7)  # another endpoint, after the trial, not yet flushed
+    [a, b] = report(meter, BUYER, "BUYER", None, lambda buyer, product: terms)
+    assert (a["ResourceArn"], a["Quantity"], a["Charge"]) == ("a", 180, "0.9000")
+    assert (b["ResourceArn"], b["Quantity"], b["Charge"]) == ("b", 7, "0.0700")
+    [seen] = report(meter, ORIGIN["Seller"], "SELLER", "prod-abc", lambda buyer, product: terms)
+    assert (seen["Quantity"], seen["Charge"]) == (187, "0.9700")
+    store.close()
+
+
 def test_a_restart_ends_the_intervals_a_previous_server_left_open(
     tmp_path: Path, database_url: str
 ) -> None:

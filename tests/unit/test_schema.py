@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from mlmarket import cli
 from mlmarket.domain import kinds
 from mlmarket.storage import schema
-from mlmarket.storage.metadata import DatabaseUnavailable, MetadataStore, connect
+from mlmarket.storage.metadata import DatabaseUnavailable, ListQuery, MetadataStore, connect
 from mlmarket.storage.objects import ObjectStore
 
 NOW = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
@@ -122,6 +122,14 @@ def test_a_database_made_before_migrations_upgrades_in_place_keeping_its_rows(
     assert store.schema.current == store.schema.head
     kept = store.get("123456789012", "us-east-1", kinds.ENDPOINT, "kept")
     assert kept is not None and kept.state["EndpointStatus"] == "InService"
+    # the columns List operations filter on were filled from the rows' JSON
+    listed, _ = store.page(
+        "123456789012",
+        "us-east-1",
+        kinds.ENDPOINT,
+        ListQuery(name_contains="KEP", status="InService"),
+    )
+    assert [r.name for r in listed] == ["kept"]
     found = ObjectStore(store.engine, tmp_path / "objects").head("b", "model.tar.gz")
     assert found is not None and found.headers == {}  # the column the upgrade added
     # the tables that did not exist yet were made

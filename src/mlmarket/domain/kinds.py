@@ -1,7 +1,8 @@
 """The kinds of resource mlmarket keeps, by the names its storage and its ARNs give them.
 
 A SageMaker kind is also the resource type in its ARNs (`arn:aws:sagemaker:…:endpoint/name`);
-the marketplace's own records are kept under `mp-` kinds no ARN shows.
+the marketplace's own records are kept under `mp-` kinds no ARN shows. Each SageMaker kind
+names what its List operation filters and sorts on (`Listed`).
 """
 
 from __future__ import annotations
@@ -28,18 +29,30 @@ from mlmarket.domain.packages import (
 )
 from mlmarket.domain.training import TrainingJobSpec, TrainingJobState
 from mlmarket.domain.transform import TransformJobSpec, TransformJobState
-from mlmarket.types import NoState, ResourceKind
+from mlmarket.types import Listed, NoState, ResourceKind
 
-MODEL: Final = ResourceKind[ModelSpec, NoState]("model")
-ENDPOINT_CONFIG: Final = ResourceKind[EndpointConfigSpec, NoState]("endpoint-config")
-ENDPOINT: Final = ResourceKind[EndpointSpec, EndpointState]("endpoint")
-TRAINING_JOB: Final = ResourceKind[TrainingJobSpec, TrainingJobState]("training-job")
-TRANSFORM_JOB: Final = ResourceKind[TransformJobSpec, TransformJobState]("transform-job")
-MODEL_PACKAGE: Final = ResourceKind[ModelPackageSpec, ModelPackageState]("model-package")
-MODEL_PACKAGE_GROUP: Final = ResourceKind[ModelPackageGroupSpec, ModelPackageGroupState](
-    "model-package-group"
+MODEL: Final = ResourceKind[ModelSpec, NoState]("model", Listed("ModelName"))
+ENDPOINT_CONFIG: Final = ResourceKind[EndpointConfigSpec, NoState](
+    "endpoint-config", Listed("EndpointConfigName")
 )
-ALGORITHM: Final = ResourceKind[AlgorithmSpec, AlgorithmState]("algorithm")
+ENDPOINT: Final = ResourceKind[EndpointSpec, EndpointState](
+    "endpoint", Listed("EndpointName", "EndpointStatus")
+)
+TRAINING_JOB: Final = ResourceKind[TrainingJobSpec, TrainingJobState](
+    "training-job", Listed("TrainingJobName", "TrainingJobStatus")
+)
+TRANSFORM_JOB: Final = ResourceKind[TransformJobSpec, TransformJobState](
+    "transform-job", Listed("TransformJobName", "TransformJobStatus")
+)
+MODEL_PACKAGE: Final = ResourceKind[ModelPackageSpec, ModelPackageState](
+    "model-package", Listed(None, "ModelPackageStatus", parent="ModelPackageGroupName")
+)
+MODEL_PACKAGE_GROUP: Final = ResourceKind[ModelPackageGroupSpec, ModelPackageGroupState](
+    "model-package-group", Listed("ModelPackageGroupName")
+)
+ALGORITHM: Final = ResourceKind[AlgorithmSpec, AlgorithmState](
+    "algorithm", Listed("AlgorithmName", "AlgorithmStatus")
+)
 
 # AWS Marketplace: listed versions and agreements (services/marketplace), Catalog entities and
 # change sets (services/marketplace_catalog), agreement requests (the Agreement API)

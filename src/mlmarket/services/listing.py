@@ -1,70 +1,90 @@
-"""The List* operations' common filters (name, creation and modification times, status) and
-sorting, applied the same way for every resource kind."""
+"""The List operations' common filters (name, creation and modification times, status) and
+sorting, the same for every resource kind, answered by the database (storage.metadata.page).
+
+A NextToken is the sort key of the page's first item (domain/pagination.py), so pages stay
+correct while resources are created and deleted between calls.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
+from mlmarket.context import RequestContext
 from mlmarket.domain import pagination
 from mlmarket.protocol.errors import validation_exception
-from mlmarket.storage.metadata import Resource
+from mlmarket.storage.metadata import ListQuery, MetadataStore, Resource, SortBy
+from mlmarket.types import ResourceKind, SpecT, StateT
 
 _DEFAULT_MAX_RESULTS = 10
 
-R = TypeVar("R", bound=Resource[Any, Any])
-
 
 def list_resources(
-    resources: Sequence[R],
+    store: MetadataStore,
+    ctx: RequestContext,
+    kind: ResourceKind[SpecT, StateT],
     params: dict[str, Any],
     *,
-    display_name: Callable[[R], str],
-    status: Callable[[R], str] | None = None,
     status_param: str = "StatusEquals",
-) -> tuple[list[R], str | None]:
-    name_contains = params.get("NameContains")
-    created_before: dt.datetime | None = params.get("CreationTimeBefore")
-    created_after: dt.datetime | None = params.get("CreationTimeAfter")
-    modified_before: dt.datetime | None = params.get("LastModifiedTimeBefore")
-    modified_after: dt.datetime | None = params.get("LastModifiedTimeAfter")
-    wanted_status = params.get(status_param)
-
-    def keep(res: R) -> bool:
-        if name_contains and name_contains.lower() not in display_name(res).lower():
-            return False
-        if created_before and not res.created < created_before:
-            return False
-        if created_after and not res.created > created_after:
-            return False
-        if modified_before and not res.modified < modified_before:
-            return False
-        if modified_after and not res.modified > modified_after:
-            return False
-        return not (wanted_status and status and status(res) != wanted_status)
-
-    sort_by = params.get("SortBy", "CreationTime")
-    descending = params.get("SortOrder", "Descending") == "Descending"
-
-    def sort_key(res: R) -> tuple[Any, ...]:
-        if sort_by == "Name":
-            return (display_name(res), res.created)
-        if sort_by == "Status" and status is not None:
-            return (status(res), display_name(res))
-        return (res.created, display_name(res))
-
+    parent: str | None = None,
+    versioned: bool | None = None,
+) -> tuple[list[Resource[SpecT, StateT]], str | None]:
+    """One page of `kind` in the caller's account and region, filtered and sorted as `params`
+    ask, and the NextToken of the next page."""
+    sort_by: SortBy = params.get("SortBy") or "CreationTime"
+    if sort_by == "Status" and kind.listed.status is None:
+        sort_by = "CreationTime"
     query = {
         k: v for k, v in params.items() if k not in ("NextToken", "MaxResults") and v is not None
     }
+    token = params.get("NextToken")
     try:
-        return pagination.page(
-            [r for r in resources if keep(r)],
-            sort_key=sort_key,
-            descending=descending,
-            max_results=params.get("MaxResults") or _DEFAULT_MAX_RESULTS,
-            next_token=params.get("NextToken"),
-            query=query,
-        )
+        start = _position(sort_by, pagination.decode_token(token, query)) if token else None
     except pagination.InvalidToken as exc:
         raise validation_exception(str(exc)) from None
+    items, following = store.page(
+        ctx.account_id,
+        ctx.region,
+        kind,
+        ListQuery(
+            name_contains=params.get("NameContains"),
+            created_before=params.get("CreationTimeBefore"),
+            created_after=params.get("CreationTimeAfter"),
+            modified_before=params.get("LastModifiedTimeBefore"),
+            modified_after=params.get("LastModifiedTimeAfter"),
+            status=params.get(status_param) if kind.listed.status else None,
+            parent=parent,
+            versioned=versioned,
+            sort_by=sort_by,
+            descending=params.get("SortOrder", "Descending") == "Descending",
+            limit=params.get("MaxResults") or _DEFAULT_MAX_RESULTS,
+            start=start,
+        ),
+    )
+    next_token = pagination.encode_token(_plain(following), query) if following else None
+    return items, next_token
+
+
+def _plain(key: tuple[Any, ...]) -> list[Any]:
+    return [k.isoformat() if isinstance(k, dt.datetime) else k for k in key]
+
+
+def _position(sort_by: SortBy, key: list[Any]) -> tuple[Any, ...]:
+    """A token's sort key with its types back: a name (or status) and a time, in the order's
+    order; anything else is a token this server did not make."""
+    try:
+        if sort_by == "Status":
+            status, name = key
+            if isinstance(status, str | None) and isinstance(name, str):
+                return (status, name)
+        elif sort_by == "Name":
+            name, created = key
+            if isinstance(name, str) and isinstance(created, str):
+                return (name, dt.datetime.fromisoformat(created))
+        else:
+            created, name = key
+            if isinstance(name, str) and isinstance(created, str):
+                return (dt.datetime.fromisoformat(created), name)
+    except ValueError:
+        pass
+    raise validation_exception("Invalid pagination token")

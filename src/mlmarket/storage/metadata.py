@@ -1,22 +1,27 @@
-"""Metadata: accounts, access keys and resources, in SQLite (WAL) through SQLAlchemy Core.
+"""Metadata: accounts, access keys, resources and usage, in SQLite (WAL) or PostgreSQL through
+SQLAlchemy Core; the schema is made by storage/migrations.
 
 Every resource is one row keyed by (account, region, kind, name): `spec` holds what the caller
-asked for (immutable after creation), `state` what the controllers observed. Both are JSON.
+asked for (immutable after creation), `state` what the controllers observed. Both are JSON;
+what List operations filter and sort on is copied into indexed columns beside them.
 """
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import Any, Generic, Literal
 
 from sqlalchemy import (
     Column,
+    ColumnElement,
     DateTime,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -24,8 +29,11 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    func,
+    literal,
     make_url,
     select,
+    tuple_,
 )
 from sqlalchemy.exc import OperationalError
 
@@ -33,6 +41,9 @@ from mlmarket.storage import schema
 from mlmarket.types import AccountId, Arn, Region, ResourceKind, SpecT, StateT
 
 _meta = MetaData()  # the tables as this code reads them; storage/migrations makes them
+
+# Names sort as SageMaker sorts them, by code point: on PostgreSQL the column collates bytewise
+_TEXT_KEY = String(255).with_variant(String(255, collation="C"), "postgresql")
 
 accounts = Table(
     "accounts",
@@ -70,6 +81,14 @@ resources = Table(
     Column("modified", DateTime(timezone=True), nullable=False),
     Column("spec", Text, nullable=False),
     Column("state", Text, nullable=False),
+    # What List operations filter and sort on (the kind's `Listed`), copied out of the JSON
+    Column("display_name", _TEXT_KEY, nullable=False),
+    Column("status", String(64)),
+    Column("parent", String(255)),
+    Index("ix_resources_created", "account_id", "region", "kind", "created", "display_name"),
+    Index("ix_resources_name", "account_id", "region", "kind", "display_name", "created"),
+    Index("ix_resources_status", "account_id", "region", "kind", "status", "display_name"),
+    Index("ix_resources_kind", "kind"),
 )
 
 # Metered marketplace usage. A row is either an interval of instance time (`started`, `ended`
@@ -97,13 +116,42 @@ class Resource(Generic[SpecT, StateT]):
 
     account_id: AccountId
     region: Region
-    kind: str
+    kind: ResourceKind[SpecT, StateT]
     name: str
     arn: Arn
     created: dt.datetime
     modified: dt.datetime
     spec: SpecT
     state: StateT
+
+
+SortBy = Literal["Name", "CreationTime", "Status"]
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """A List operation's filters, order and page, as the database answers them."""
+
+    name_contains: str | None = None  # case-insensitive, in the name as given
+    created_before: dt.datetime | None = None
+    created_after: dt.datetime | None = None
+    modified_before: dt.datetime | None = None
+    modified_after: dt.datetime | None = None
+    status: str | None = None
+    parent: str | None = None  # only versions of this group
+    versioned: bool | None = None  # only versions of a group (True), or only the rest (False)
+    sort_by: SortBy = "CreationTime"
+    descending: bool = True
+    limit: int = 10
+    start: tuple[Any, ...] | None = None  # the sort key of the page's first item
+
+
+# Each order ends in a column that makes it total, so a page boundary is never ambiguous
+_ORDER: dict[SortBy, tuple[Column[Any], Column[Any]]] = {
+    "Name": (resources.c.display_name, resources.c.created),
+    "CreationTime": (resources.c.created, resources.c.display_name),
+    "Status": (resources.c.status, resources.c.display_name),
+}
 
 
 @dataclass(frozen=True)
@@ -114,8 +162,13 @@ class Account:
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
-    # SQLite returns naive datetimes; everything stored is UTC.
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    """Everything stored is UTC: SQLite returns naive datetimes and compares them as text, so a
+    caller's time is converted before it is compared."""
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _plain_value(value: Any) -> Any:
+    return _utc(value) if isinstance(value, dt.datetime) else value
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -253,6 +306,65 @@ class MetadataStore:
         with self.engine.connect() as conn:
             return [_resource(kind, r) for r in conn.execute(query).all()]
 
+    def page(
+        self,
+        account_id: AccountId,
+        region: Region,
+        kind: ResourceKind[SpecT, StateT],
+        query: ListQuery,
+    ) -> tuple[builtins.list[Resource[SpecT, StateT]], tuple[Any, ...] | None]:
+        """One page of a List operation, and where the next one starts (None: no more), found
+        through the indexes: the cost of a page does not grow with the account."""
+        c = resources.c
+        order = _ORDER[query.sort_by]
+        where: list[ColumnElement[bool]] = [
+            c.account_id == account_id,
+            c.region == region,
+            c.kind == kind,
+        ]
+        if query.name_contains:
+            where.append(
+                func.lower(c.display_name).contains(query.name_contains.lower(), autoescape=True)
+            )
+        for column, bound, before in (
+            (c.created, query.created_before, True),
+            (c.created, query.created_after, False),
+            (c.modified, query.modified_before, True),
+            (c.modified, query.modified_after, False),
+        ):
+            if bound is not None:
+                where.append(column < _utc(bound) if before else column > _utc(bound))
+        if query.status is not None:
+            where.append(c.status == query.status)
+        if query.parent is not None:
+            where.append(c.parent == query.parent)
+        if query.versioned is not None:
+            where.append(c.parent.is_not(None) if query.versioned else c.parent.is_(None))
+        if query.start is not None:
+            position = tuple_(*order)
+            start = tuple_(
+                *(
+                    literal(_utc(value) if isinstance(value, dt.datetime) else value, col.type)
+                    for value, col in zip(query.start, order, strict=True)
+                )
+            )
+            where.append(position <= start if query.descending else position >= start)
+        statement = (
+            select(resources)
+            .where(*where)
+            .order_by(*(col.desc() if query.descending else col.asc() for col in order))
+            .limit(query.limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(statement).all()
+        following = rows[query.limit] if len(rows) > query.limit else None
+        start_next = (
+            tuple(_plain_value(getattr(following, col.name)) for col in order)
+            if following is not None
+            else None
+        )
+        return [_resource(kind, r) for r in rows[: query.limit]], start_next
+
     def all_of_kind(self, kind: ResourceKind[SpecT, StateT]) -> Iterator[Resource[SpecT, StateT]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(resources).where(resources.c.kind == kind)).all()
@@ -270,6 +382,18 @@ class UsageRow:
     ended: dt.datetime | None
     instances: int | None
     quantity: float | None
+
+
+@dataclass(frozen=True)
+class UsageTotal:
+    """Units counted for one (buyer, seller, product, dimension, resource), summed."""
+
+    buyer: AccountId
+    seller: AccountId
+    product_id: str
+    dimension: str
+    resource_arn: Arn
+    quantity: float
 
 
 class UsageStore:
@@ -303,12 +427,52 @@ class UsageStore:
             with self.engine.begin() as conn:
                 conn.execute(usage.insert(), [r.__dict__ for r in rows])
 
-    def rows(self, buyer: str | None = None, seller: str | None = None) -> list[UsageRow]:
-        query = select(usage)
-        if buyer is not None:
-            query = query.where(usage.c.buyer == buyer)
-        if seller is not None:
-            query = query.where(usage.c.seller == seller)
+    def counted(
+        self,
+        *,
+        buyer: str | None = None,
+        seller: str | None = None,
+        product_id: str | None = None,
+        before: dt.datetime | None = None,
+    ) -> list[UsageTotal]:
+        """Counted units summed by the database per (buyer, seller, product, dimension,
+        resource): a report reads one row per group however many flushes made it; `before`:
+        only units counted before that time."""
+        where = _usage_where(buyer, seller, product_id)
+        if before is not None:
+            where.append(usage.c.started < _utc(before))
+        group = (
+            usage.c.buyer,
+            usage.c.seller,
+            usage.c.product_id,
+            usage.c.dimension,
+            usage.c.resource_arn,
+        )
+        query = (
+            select(*group, func.sum(usage.c.quantity).label("quantity"))
+            .where(usage.c.quantity.is_not(None), *where)
+            .group_by(*group)
+            .order_by(*group)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).all()
+        return [
+            UsageTotal(r.buyer, r.seller, r.product_id, r.dimension, r.resource_arn, r.quantity)
+            for r in found
+        ]
+
+    def intervals(
+        self,
+        *,
+        buyer: str | None = None,
+        seller: str | None = None,
+        product_id: str | None = None,
+    ) -> list[UsageRow]:
+        """The intervals of instance time, each as recorded (each is billed by the started
+        minute, so they are not summed before they are charged)."""
+        query = select(usage).where(
+            usage.c.quantity.is_(None), *_usage_where(buyer, seller, product_id)
+        )
         with self.engine.connect() as conn:
             found = conn.execute(query.order_by(usage.c.id)).all()
         return [
@@ -327,6 +491,19 @@ class UsageStore:
         ]
 
 
+def _usage_where(
+    buyer: str | None, seller: str | None, product_id: str | None
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if buyer is not None:
+        where.append(usage.c.buyer == buyer)
+    if seller is not None:
+        where.append(usage.c.seller == seller)
+    if product_id is not None:
+        where.append(usage.c.product_id == product_id)
+    return where
+
+
 def _key_clause(account_id: str, region: str, kind: str, name: str) -> tuple[Any, ...]:
     return (
         resources.c.account_id == account_id,
@@ -337,6 +514,7 @@ def _key_clause(account_id: str, region: str, kind: str, name: str) -> tuple[Any
 
 
 def _row(res: Resource[Any, Any]) -> dict[str, Any]:
+    listed = res.kind.listed
     return {
         "account_id": res.account_id,
         "region": res.region,
@@ -347,6 +525,9 @@ def _row(res: Resource[Any, Any]) -> dict[str, Any]:
         "modified": res.modified,
         "spec": json.dumps(res.spec, default=_json_default),
         "state": json.dumps(res.state, default=_json_default),
+        "display_name": res.spec[listed.name] if listed.name else res.name,
+        "status": res.state.get(listed.status) if listed.status else None,
+        "parent": res.spec.get(listed.parent) if listed.parent else None,
     }
 
 
@@ -368,7 +549,7 @@ def _resource(kind: ResourceKind[SpecT, StateT], row: Any) -> Resource[SpecT, St
     return Resource(
         account_id=row.account_id,
         region=row.region,
-        kind=row.kind,
+        kind=kind,
         name=row.name,
         arn=row.arn,
         created=_utc(row.created),

@@ -13,7 +13,7 @@ from typing import Any
 
 from mlmarket.controllers.metering import Meter
 from mlmarket.domain import marketplace
-from mlmarket.storage.metadata import UsageRow
+from mlmarket.storage.metadata import UsageRow, UsageTotal
 
 
 def customer_reference(seller: str, buyer: str) -> str:
@@ -43,22 +43,41 @@ def report(
     meter.flush()  # counts still in memory are usage too
     now = meter.clock.now()
     usage = meter.usage
-    rows = usage.rows(buyer=account) if view == "BUYER" else usage.rows(seller=account)
+    buyer, seller = (account, None) if view == "BUYER" else (None, account)
     totals: dict[tuple[str, str, str, str], list[Any]] = {}
-    for row in rows:
-        if product_id is not None and row.product_id != product_id:
-            continue
-        customer = row.buyer if view == "BUYER" else customer_reference(row.seller, row.buyer)
+
+    def add(group: UsageTotal | UsageRow, used: float, paid: float) -> None:
+        customer = group.buyer if view == "BUYER" else customer_reference(group.seller, group.buyer)
         # sellers never learn which resource of the buyer used their product
-        where = row.resource_arn if view == "BUYER" else ""
-        key = (row.product_id, customer, row.dimension, where)
-        terms = terms_for(row.buyer, row.product_id)
-        quantity, billable = _quantities(row, now, terms)
-        price = terms.prices.get(row.dimension) if terms is not None else None
+        where = group.resource_arn if view == "BUYER" else ""
+        key = (group.product_id, customer, group.dimension, where)
+        terms = terms_for(group.buyer, group.product_id)
+        price = terms.prices.get(group.dimension) if terms is not None else None
         total = totals.setdefault(key, [0.0, Decimal(0), price])
-        total[0] += quantity
+        total[0] += used
         if price is not None:
-            total[1] += _amount(price, billable)
+            total[1] += _amount(price, paid)
+
+    # counted units, summed by the database; units counted during a free trial are free
+    free_by_group: dict[tuple[str, str], dict[tuple[str, str], float]] = {}
+
+    def free(total: UsageTotal) -> float:
+        until = _trial(terms_for(total.buyer, total.product_id), total.dimension)
+        if until is None:
+            return 0.0
+        group = (total.buyer, total.product_id)
+        if group not in free_by_group:
+            free_by_group[group] = {
+                (t.dimension, t.resource_arn): t.quantity
+                for t in usage.counted(buyer=total.buyer, product_id=total.product_id, before=until)
+            }
+        return free_by_group[group].get((total.dimension, total.resource_arn), 0.0)
+
+    for total in usage.counted(buyer=buyer, seller=seller, product_id=product_id):
+        add(total, total.quantity, total.quantity - free(total))
+    # instance time, each interval billed by its started minutes
+    for row in usage.intervals(buyer=buyer, seller=seller, product_id=product_id):
+        add(row, *_instance_hours(row, now, terms_for(row.buyer, row.product_id)))
     records = []
     for (product, customer, dimension, where), (quantity, charge, price) in sorted(totals.items()):
         record: dict[str, Any] = {
@@ -77,14 +96,16 @@ def report(
     return records
 
 
-def _quantities(row: UsageRow, now: dt.datetime, terms: Terms | None) -> tuple[float, float]:
-    """(quantity used, quantity billable after any free trial) of one usage row."""
-    trial = (
-        terms.trial_until if terms is not None and row.dimension in terms.trial_dimensions else None
-    )
-    if row.quantity is not None:
-        free = trial is not None and row.started < trial
-        return row.quantity, 0.0 if free else row.quantity
+def _trial(terms: Terms | None, dimension: str) -> dt.datetime | None:
+    """When the free trial of `dimension` ends under `terms`; None: it has none."""
+    if terms is None or dimension not in terms.trial_dimensions:
+        return None
+    return terms.trial_until
+
+
+def _instance_hours(row: UsageRow, now: dt.datetime, terms: Terms | None) -> tuple[float, float]:
+    """(hours used, hours billable after any free trial) of one interval of instance time."""
+    trial = _trial(terms, row.dimension)
     end = row.ended or now
     instances = row.instances or 1
     used = instances * marketplace.billed_hours((end - row.started).total_seconds())

@@ -21,13 +21,11 @@ class Jobs(Generic[SpecT, StateT]):
         store: MetadataStore,
         kind: ResourceKind[SpecT, StateT],
         noun: str,
-        name: Callable[[Resource[SpecT, StateT]], str],
         status: Callable[[Resource[SpecT, StateT]], str],
     ) -> None:
         self.store = store
         self.kind = kind  # "training-job", "transform-job": also the ARN's resource type
         self.noun = noun  # "training job", "job": as SageMaker's messages say it
-        self.name = name  # the job's name, as given
         self.status = status
 
     def arn(self, ctx: RequestContext, name: str) -> str:
@@ -71,12 +69,7 @@ class Jobs(Generic[SpecT, StateT]):
         p: dict[str, Any],
         summary: Callable[[Resource[SpecT, StateT]], dict[str, Any]],
     ) -> tuple[list[dict[str, Any]], str | None]:
-        items, token = list_resources(
-            self.store.list(ctx.account_id, ctx.region, self.kind),
-            p,
-            display_name=self.name,
-            status=self.status,
-        )
+        items, token = list_resources(self.store, ctx, self.kind, p)
         return [summary(r) for r in items], token
 
 

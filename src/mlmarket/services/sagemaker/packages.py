@@ -26,7 +26,6 @@ from mlmarket.execution.base import ContainerEngine
 from mlmarket.protocol.errors import ConflictException, validation_exception
 from mlmarket.protocol.operations import operation
 from mlmarket.resources import Validated
-from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.sagemaker.resources import Kind
 from mlmarket.shapes.sagemaker import (
@@ -132,9 +131,7 @@ class PackagesProvider:
 
     @operation("ListModelPackageGroups")
     def list_model_package_groups(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        items, token = list_resources(
-            self.groups.all(ctx), p, display_name=lambda r: r.spec["ModelPackageGroupName"]
-        )
+        items, token = self.groups.page(ctx, p)
         return {
             "ModelPackageGroupSummaryList": [
                 {
@@ -275,15 +272,13 @@ class PackagesProvider:
 
     @operation("ListModelPackages")
     def list_model_packages(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        group = p.get("ModelPackageGroupName")
         kind = p.get("ModelPackageType", "Both")
-        candidates = [
-            r
-            for r in self.packages.all(ctx)
-            if (group is None or r.spec.get("ModelPackageGroupName") == group)
-            and (kind == "Both" or (kind == "Versioned") == ("ModelPackageVersion" in r.spec))
-        ]
-        items, token = list_resources(candidates, p, display_name=lambda r: r.name)
+        items, token = self.packages.page(
+            ctx,
+            p,
+            parent=p.get("ModelPackageGroupName"),
+            versioned=None if kind == "Both" else kind == "Versioned",
+        )
         return {
             "ModelPackageSummaryList": [
                 {
@@ -344,9 +339,7 @@ class PackagesProvider:
 
     @operation("ListAlgorithms")
     def list_algorithms(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        items, token = list_resources(
-            self.algorithms.all(ctx), p, display_name=lambda r: r.spec["AlgorithmName"]
-        )
+        items, token = self.algorithms.page(ctx, p)
         return {
             "AlgorithmSummaryList": [
                 {

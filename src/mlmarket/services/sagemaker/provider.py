@@ -27,7 +27,6 @@ from mlmarket.domain.models import ModelContainer, ModelSpec, as_given
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
 from mlmarket.resources import Endpoint
-from mlmarket.services.listing import list_resources
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas, instances_of
 from mlmarket.services.sagemaker import deployments
@@ -163,9 +162,7 @@ class SageMakerProvider:
 
     @operation("ListModels")
     def list_models(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        items, token = list_resources(
-            self.models.all(ctx), p, display_name=lambda r: r.spec["ModelName"]
-        )
+        items, token = self.models.page(ctx, p)
         summaries = [
             {"ModelName": r.spec["ModelName"], "ModelArn": r.arn, "CreationTime": r.created}
             for r in items
@@ -219,9 +216,7 @@ class SageMakerProvider:
 
     @operation("ListEndpointConfigs")
     def list_endpoint_configs(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        items, token = list_resources(
-            self.configs.all(ctx), p, display_name=lambda r: r.spec["EndpointConfigName"]
-        )
+        items, token = self.configs.page(ctx, p)
         summaries = [
             {
                 "EndpointConfigName": r.spec["EndpointConfigName"],
@@ -294,12 +289,7 @@ class SageMakerProvider:
 
     @operation("ListEndpoints")
     def list_endpoints(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        items, token = list_resources(
-            self.endpoints.all(ctx),
-            p,
-            display_name=lambda r: r.spec["EndpointName"],
-            status=lambda r: r.state["EndpointStatus"],
-        )
+        items, token = self.endpoints.page(ctx, p)
         summaries = [
             {
                 "EndpointName": r.spec["EndpointName"],

@@ -6,12 +6,13 @@ by the lower-cased name and the name as given is kept in the spec.
 
 from __future__ import annotations
 
-from typing import Generic
+from typing import Any, Generic
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.domain import arns, kinds
 from mlmarket.protocol.errors import validation_exception
+from mlmarket.services.listing import list_resources
 from mlmarket.storage.metadata import MetadataStore, Resource
 from mlmarket.types import ResourceKind, SpecT, StateT
 
@@ -86,3 +87,16 @@ class Kind(Generic[SpecT, StateT]):
 
     def all(self, ctx: RequestContext) -> list[Resource[SpecT, StateT]]:
         return self.store.list(ctx.account_id, ctx.region, self.kind)
+
+    def page(
+        self,
+        ctx: RequestContext,
+        params: dict[str, Any],
+        *,
+        parent: str | None = None,
+        versioned: bool | None = None,
+    ) -> tuple[list[Resource[SpecT, StateT]], str | None]:
+        """One page of a List operation (services/listing.py) and its NextToken."""
+        return list_resources(
+            self.store, ctx, self.kind, params, parent=parent, versioned=versioned
+        )

@@ -53,7 +53,6 @@ class TrainingProvider:
             store,
             kinds.TRAINING_JOB,
             "training job",
-            name=lambda job: job.spec["TrainingJobName"],
             status=lambda job: job.state["TrainingJobStatus"],
         )
 

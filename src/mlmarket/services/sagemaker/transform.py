@@ -47,7 +47,6 @@ class TransformProvider:
             store,
             kinds.TRANSFORM_JOB,
             "job",
-            name=lambda job: job.spec["TransformJobName"],
             status=lambda job: job.state["TransformJobStatus"],
         )
         self.models = Kind(store, clock, kinds.MODEL)
