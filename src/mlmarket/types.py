@@ -22,6 +22,7 @@ class Listed:
     name: str | None = None  # the spec's key of the name as given; None: the stored name
     status: str | None = None  # the state's key of the status (StatusEquals, SortBy=Status)
     parent: str | None = None  # the spec's key of the group a resource is a version of
+    descending: bool = True  # the order when the caller names none, as SageMaker documents
 
 
 class ResourceKind(str, Generic[SpecT, StateT]):

@@ -4,10 +4,12 @@ MetadataStore.page), on the backend the suite runs on."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from itertools import chain
 from typing import Any
 
+import botocore.session
 import pytest
 import sqlalchemy as sa
 
@@ -17,7 +19,7 @@ from mlmarket.protocol.errors import ServiceError
 from mlmarket.resources import Endpoint, Model
 from mlmarket.services.listing import list_resources
 from mlmarket.storage.metadata import MetadataStore, Resource
-from mlmarket.types import NoState
+from mlmarket.types import NoState, ResourceKind
 
 T0 = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 CTX = RequestContext("r", "123456789012", "us-east-1", "sagemaker", "List")
@@ -178,3 +180,47 @@ def test_a_page_is_found_through_an_index_not_a_scan(
             str(row[-1]) for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}", parameters)
         )
     assert "USING INDEX ix_resources_name" in plan and "TEMP B-TREE" not in plan
+
+
+LISTED_BY: dict[str, ResourceKind[Any, Any]] = {
+    "ListModels": kinds.MODEL,
+    "ListEndpointConfigs": kinds.ENDPOINT_CONFIG,
+    "ListEndpoints": kinds.ENDPOINT,
+    "ListTrainingJobs": kinds.TRAINING_JOB,
+    "ListTransformJobs": kinds.TRANSFORM_JOB,
+    "ListModelPackages": kinds.MODEL_PACKAGE,
+    "ListModelPackageGroups": kinds.MODEL_PACKAGE_GROUP,
+    "ListAlgorithms": kinds.ALGORITHM,
+}
+
+
+@pytest.mark.parametrize("operation", sorted(LISTED_BY))
+def test_each_list_operation_defaults_to_the_order_sagemaker_documents(operation: str) -> None:
+    # botocore's own model: the one mlmarket ships has its documentation stripped
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    documented = model.operation_model(operation).input_shape.members["SortOrder"]
+    default = re.search(r"default is (?:<code>)?(Ascending|Descending)", documented.documentation)
+    assert default is not None
+    assert LISTED_BY[operation].listed.descending == (default.group(1) == "Descending")
+
+
+def test_a_list_without_sort_order_uses_the_kinds_default(store: MetadataStore) -> None:
+    group = kinds.MODEL_PACKAGE_GROUP
+    for i in range(3):
+        store.insert(
+            Resource(
+                CTX.account_id,
+                CTX.region,
+                group,
+                f"g-{i}",
+                f"arn:aws:sagemaker:us-east-1:{CTX.account_id}:model-package-group/g-{i}",
+                T0 + dt.timedelta(minutes=i),
+                T0,
+                {"ModelPackageGroupName": f"g-{i}"},
+                {"ModelPackageGroupStatus": "Completed", "Versions": 0},
+            )
+        )
+    oldest_first, _ = list_resources(store, CTX, group, {})
+    assert [r.name for r in oldest_first] == ["g-0", "g-1", "g-2"]
+    newest_first, _ = list_resources(store, CTX, group, {"SortOrder": "Descending"})
+    assert [r.name for r in newest_first] == ["g-2", "g-1", "g-0"]

@@ -39,19 +39,20 @@ ENDPOINT: Final = ResourceKind[EndpointSpec, EndpointState](
     "endpoint", Listed("EndpointName", "EndpointStatus")
 )
 TRAINING_JOB: Final = ResourceKind[TrainingJobSpec, TrainingJobState](
-    "training-job", Listed("TrainingJobName", "TrainingJobStatus")
+    "training-job", Listed("TrainingJobName", "TrainingJobStatus", descending=False)
 )
 TRANSFORM_JOB: Final = ResourceKind[TransformJobSpec, TransformJobState](
     "transform-job", Listed("TransformJobName", "TransformJobStatus")
 )
 MODEL_PACKAGE: Final = ResourceKind[ModelPackageSpec, ModelPackageState](
-    "model-package", Listed(None, "ModelPackageStatus", parent="ModelPackageGroupName")
+    "model-package",
+    Listed(None, "ModelPackageStatus", parent="ModelPackageGroupName", descending=False),
 )
 MODEL_PACKAGE_GROUP: Final = ResourceKind[ModelPackageGroupSpec, ModelPackageGroupState](
-    "model-package-group", Listed("ModelPackageGroupName")
+    "model-package-group", Listed("ModelPackageGroupName", descending=False)
 )
 ALGORITHM: Final = ResourceKind[AlgorithmSpec, AlgorithmState](
-    "algorithm", Listed("AlgorithmName", "AlgorithmStatus")
+    "algorithm", Listed("AlgorithmName", "AlgorithmStatus", descending=False)
 )
 
 # AWS Marketplace: listed versions and agreements (services/marketplace), Catalog entities and

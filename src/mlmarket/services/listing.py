@@ -56,7 +56,11 @@ def list_resources(
             parent=parent,
             versioned=versioned,
             sort_by=sort_by,
-            descending=params.get("SortOrder", "Descending") == "Descending",
+            descending=(
+                params["SortOrder"] == "Descending"
+                if params.get("SortOrder")
+                else kind.listed.descending
+            ),
             limit=params.get("MaxResults") or _DEFAULT_MAX_RESULTS,
             start=start,
         ),
