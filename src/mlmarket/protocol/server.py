@@ -5,7 +5,8 @@ Routing follows AWS: the SigV4 credential scope names the service; SageMaker and
 Runtime both sign as `sagemaker`, and the runtime is told apart by its path
 (`POST /endpoints/{name}/invocations`); AWS Marketplace's services all sign as `aws-marketplace`,
 the Agreement API (awsJson) is told apart by its X-Amz-Target, the Catalog and Discovery APIs
-(rest-json) by their paths; S3 by its own scope, or by method for anonymous callers.
+(rest-json) by their paths; S3 by its own scope, or by method for anonymous callers; STS
+(awsQuery) by its scope. A service mlmarket does not serve is refused in its own protocol.
 
 Each edge admits the caller from its headers before reading a byte of the body
 (`admission.py`), then binds, dispatches and answers in its protocol. The boundary here turns a
@@ -40,11 +41,14 @@ from mlmarket.protocol.errors import (
 from mlmarket.protocol.marketplace_rest import MarketplaceRestEdge
 from mlmarket.protocol.models import operation_model
 from mlmarket.protocol.operations import Operations
+from mlmarket.protocol.query import ForeignEdge, StsEdge, signing_service
 from mlmarket.protocol.s3 import S3Edge
 
 log = logging.getLogger("mlmarket.server")
 
 _INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+# The signing names of the services mlmarket serves; any other is refused in its own protocol
+_SERVED = frozenset({"s3", "sagemaker", "aws-marketplace", "mlmarket", "sts"})
 
 
 class Edge(Protocol):
@@ -245,12 +249,19 @@ class Gateway:
             },
         )
         self.runtime = RuntimeEdge(admission, runtime, invoke_max_body_bytes)
+        self.sts = StsEdge(admission)
+        self.foreign = ForeignEdge()
         self.none = _NoRoute()
 
     def route(self, request: web.BaseRequest) -> Edge:
         authorization = request.headers.get("Authorization", "")
         if "/s3/aws4_request" in authorization:
             return self.s3
+        service = signing_service(authorization)
+        if service == "sts":
+            return self.sts
+        if service is not None and service not in _SERVED:
+            return self.foreign
         has_target = "X-Amz-Target" in request.headers
         if "/aws-marketplace/aws4_request" in authorization and not has_target:
             return self.marketplace  # the Catalog and Discovery APIs
