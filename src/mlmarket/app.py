@@ -26,6 +26,7 @@ from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway, HttpServer
 from mlmarket.services.accounts import Accounts
+from mlmarket.services.logs import LogsProvider
 from mlmarket.services.marketplace.agreement_api import AgreementProvider
 from mlmarket.services.marketplace.agreements import Agreements
 from mlmarket.services.marketplace.discovery import DiscoveryProvider
@@ -135,6 +136,7 @@ def build(
         agreements=Operations(
             "marketplace-agreement", [AgreementProvider(store, agreements, clock)]
         ),
+        logs=Operations("logs", [LogsProvider(store, settings.logs_dir)]),
     )
     return App(
         settings,

@@ -56,7 +56,11 @@ def sdk(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 
 def test_estimator_fit_then_batch_transform(
-    sdk: Any, trainer_image: str, echo_image: str, tmp_path: Path
+    sdk: Any,
+    trainer_image: str,
+    echo_image: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from sagemaker.estimator import Estimator
     from sagemaker.transformer import Transformer
@@ -73,7 +77,8 @@ def test_estimator_fit_then_batch_transform(
         hyperparameters={"mode": "ok"},
         sagemaker_session=sdk,
     )
-    estimator.fit({"train": train_uri.rsplit("/", 1)[0]}, wait=True, logs=False)
+    estimator.fit({"train": train_uri.rsplit("/", 1)[0]})  # streams the job's logs by default
+    assert "epoch=1 loss=0.500" in capsys.readouterr().out  # the container's own lines
     job = estimator.latest_training_job.describe()
     assert job["TrainingJobStatus"] == "Completed"
     assert estimator.model_data.endswith("/output/model.tar.gz")
@@ -93,9 +98,8 @@ def test_estimator_fit_then_batch_transform(
         output_path="s3://sdk-bucket/sdk/batch-out",
         sagemaker_session=sdk,
     )
-    transformer.transform(
-        batch_in, split_type="Line", content_type="text/plain", wait=True, logs=False
-    )
+    transformer.transform(batch_in, split_type="Line", content_type="text/plain", wait=True)
+    assert "[sagemaker logs]: MaxConcurrentTransforms=1" in capsys.readouterr().out
     out = sdk.read_s3_file("sdk-bucket", "sdk/batch-out/lines.txt.out")
     assert out == "a\nb\n"
 

@@ -84,7 +84,10 @@ class ForeignEdge:
     service's own protocol (from botocore's model of it), so its client reads a clear error
     instead of failing to parse one."""
 
-    SERVED = "SageMaker, SageMaker Runtime, S3, AWS Marketplace and STS GetCallerIdentity"
+    SERVED = (
+        "SageMaker, SageMaker Runtime, S3, AWS Marketplace, CloudWatch Logs (reading) and STS "
+        "GetCallerIdentity"
+    )
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         service = signing_service(request.headers.get("Authorization", "")) or "(unsigned)"

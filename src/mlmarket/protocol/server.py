@@ -48,7 +48,7 @@ log = logging.getLogger("mlmarket.server")
 
 _INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 # The signing names of the services mlmarket serves; any other is refused in its own protocol
-_SERVED = frozenset({"s3", "sagemaker", "aws-marketplace", "mlmarket", "sts"})
+_SERVED = frozenset({"s3", "sagemaker", "aws-marketplace", "mlmarket", "sts", "logs"})
 
 
 class Edge(Protocol):
@@ -234,8 +234,9 @@ class Gateway:
         marketplace: MarketplaceRestEdge,
         mlmarket: Operations,
         agreements: Operations,
+        logs: Operations,
     ) -> None:
-        """`sagemaker`, `mlmarket`, `agreements`: the awsJson services' operations;
+        """`sagemaker`, `mlmarket`, `agreements`, `logs`: the awsJson services' operations;
         `marketplace`: the Catalog and Discovery APIs."""
         self.admission = admission
         self.s3 = s3
@@ -246,6 +247,7 @@ class Gateway:
                 "SageMaker": ("sagemaker", sagemaker),
                 "MLMarket": ("mlmarket", mlmarket),
                 "AWSMPCommerceService_v20200301": ("aws-marketplace", agreements),
+                "Logs_20140328": ("logs", logs),
             },
         )
         self.runtime = RuntimeEdge(admission, runtime, invoke_max_body_bytes)

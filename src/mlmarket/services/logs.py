@@ -1,0 +1,300 @@
+"""CloudWatch Logs, read-only, over the container logs mlmarket keeps (Settings.logs_dir), with
+SageMaker's group and stream names, so the SageMaker SDK's `fit()` / `transform().wait()` log
+streaming, boto3 and the AWS CLI read them as on AWS:
+
+    /aws/sagemaker/TrainingJobs         <job>/<host>-<epoch of the job's creation>
+    /aws/sagemaker/TransformJobs        <job>/<instance>, <job>/data-log (mlmarket's own lines)
+    /aws/sagemaker/Endpoints/<name>     <variant>/<instance id>[/<container host>, pipelines]
+
+A caller sees its own account's logs in the region it signs for, and nothing else: the logs of
+its jobs and endpoints, marketplace products' containers included (their logs are the buyer's,
+as on SageMaker); a seller never sees a buyer's.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlmarket.context import RequestContext
+from mlmarket.domain import kinds, log_events
+from mlmarket.protocol.errors import CommonServiceError
+from mlmarket.protocol.operations import operation
+from mlmarket.storage.metadata import MetadataStore
+from mlmarket.types import ResourceKind
+
+TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
+TRANSFORM_GROUP = "/aws/sagemaker/TransformJobs"
+ENDPOINT_GROUP = "/aws/sagemaker/Endpoints/"
+_MAX_EVENTS = 10_000  # a page, at most: CloudWatch's own limit
+_MAX_PAGE_BYTES = 1_048_576
+
+
+@dataclass(frozen=True)
+class Stream:
+    group: str
+    name: str
+    path: Path
+    created: int  # ms since the epoch
+
+
+def _not_found(what: str) -> CommonServiceError:
+    return CommonServiceError("ResourceNotFoundException", f"The specified {what} does not exist.")
+
+
+def _invalid(message: str) -> CommonServiceError:
+    return CommonServiceError("InvalidParameterException", message)
+
+
+class LogsProvider:
+    def __init__(self, store: MetadataStore, logs_dir: Path) -> None:
+        self.store = store
+        self.logs_dir = logs_dir
+
+    # -- where the files are, by SageMaker's names --
+    def _streams(self, ctx: RequestContext) -> list[Stream]:
+        root = self.logs_dir / ctx.account_id / ctx.region
+        found: list[Stream] = []
+        for job_dir in _dirs(root / "training"):
+            name, created = self._named(ctx, kinds.TRAINING_JOB, job_dir, "TrainingJobName")
+            for path in sorted(job_dir.glob("*.log")):
+                stream = f"{name}/{path.stem}-{created // 1000}"
+                found.append(Stream(TRAINING_GROUP, stream, path, created))
+        for job_dir in _dirs(root / "transform"):
+            name, created = self._named(ctx, kinds.TRANSFORM_JOB, job_dir, "TransformJobName")
+            for path in sorted(job_dir.glob("*.log")):
+                found.append(Stream(TRANSFORM_GROUP, f"{name}/{path.stem}", path, created))
+        for endpoint_dir in _dirs(root / "endpoints"):
+            name, created = self._named(ctx, kinds.ENDPOINT, endpoint_dir, "EndpointName")
+            for variant_dir in _dirs(endpoint_dir):
+                files = sorted(variant_dir.glob("i-*.log"))
+                per_instance: dict[str, int] = {}
+                for path in files:
+                    instance = path.stem[:18]  # i- and 16 hex digits (domain/endpoints.py)
+                    per_instance[instance] = per_instance.get(instance, 0) + 1
+                for path in files:
+                    instance, host = path.stem[:18], path.stem[19:]
+                    stream = f"{variant_dir.name}/{instance}"
+                    if per_instance[instance] > 1:
+                        stream += f"/{host}"
+                    found.append(Stream(ENDPOINT_GROUP + name, stream, path, created))
+        return found
+
+    def _named(
+        self, ctx: RequestContext, kind: ResourceKind[Any, Any], folder: Path, field: str
+    ) -> tuple[str, int]:
+        """A resource's name as given and its creation time (ms), from its folder's key."""
+        res = self.store.get(ctx.account_id, ctx.region, kind, folder.name)
+        if res is None:  # an endpoint deleted since: its logs stay, as on AWS
+            return folder.name, int(folder.stat().st_mtime * 1000)
+        return str(res.spec[field]), int(res.created.timestamp() * 1000)
+
+    def _stream(self, ctx: RequestContext, p: dict[str, Any]) -> Stream:
+        group = self._group_name(ctx, p)
+        streams = [s for s in self._streams(ctx) if s.group == group]
+        if not streams:
+            raise _not_found("log group")
+        for stream in streams:
+            if stream.name == p["logStreamName"]:
+                return stream
+        raise _not_found("log stream")
+
+    @staticmethod
+    def _group_name(ctx: RequestContext, p: dict[str, Any]) -> str:
+        name = p.get("logGroupName") or p.get("logGroupIdentifier")
+        if not name:
+            raise _invalid("Either logGroupName or logGroupIdentifier must be given.")
+        if name.startswith("arn:"):  # arn:aws:logs:<region>:<account>:log-group:<name>[:*]
+            parts = name.split(":", 6)
+            if len(parts) < 7 or parts[4] != ctx.account_id or parts[3] != ctx.region:
+                raise _not_found("log group")
+            name = parts[6].removesuffix(":*")
+        return str(name)
+
+    # -- the operations --
+    @operation("DescribeLogGroups")
+    def describe_log_groups(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        prefix = p.get("logGroupNamePrefix") or ""
+        groups: dict[str, int] = {}
+        for stream in self._streams(ctx):
+            if stream.group.startswith(prefix):
+                groups[stream.group] = min(groups.get(stream.group, stream.created), stream.created)
+        items = [
+            {
+                "logGroupName": name,
+                "creationTime": created,
+                "storedBytes": 0,
+                "arn": f"{self._group_arn(ctx, name)}:*",
+                "logGroupArn": self._group_arn(ctx, name),
+            }
+            for name, created in sorted(groups.items())
+        ]
+        page, token = _page(items, p, limit=50)
+        return {"logGroups": page, "nextToken": token}
+
+    @operation("DescribeLogStreams")
+    def describe_log_streams(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        group = self._group_name(ctx, p)
+        streams = [s for s in self._streams(ctx) if s.group == group]
+        if not streams:
+            raise _not_found("log group")
+        prefix = p.get("logStreamNamePrefix")
+        by_time = p.get("orderBy") == "LastEventTime"
+        if prefix and by_time:
+            raise _invalid("Cannot order by LastEventTime with a logStreamNamePrefix.")
+        items = []
+        for stream in streams:
+            if prefix and not stream.name.startswith(prefix):
+                continue
+            stat = stream.path.stat()
+            with stream.path.open(errors="replace") as f:
+                first = log_events.first_timestamp(f.readline())
+            last = int(stat.st_mtime * 1000)
+            item: dict[str, Any] = {
+                "logStreamName": stream.name,
+                "creationTime": stream.created,
+                "lastIngestionTime": last,
+                "arn": f"{self._group_arn(ctx, group)}:log-stream:{stream.name}",
+                "storedBytes": 0,
+            }
+            if first is not None:
+                item.update(firstEventTimestamp=first, lastEventTimestamp=last)
+            items.append(item)
+        key = "lastEventTimestamp" if by_time else "logStreamName"
+        items.sort(
+            key=lambda i: (i.get(key) or 0, i["logStreamName"]), reverse=bool(p.get("descending"))
+        )
+        page, token = _page(items, p, limit=50)
+        return {"logStreams": page, "nextToken": token}
+
+    @operation("GetLogEvents")
+    def get_log_events(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        stream = self._stream(ctx, p)
+        events = _within(_read(stream.path), p.get("startTime"), p.get("endTime"))
+        limit = min(p.get("limit") or _MAX_EVENTS, _MAX_EVENTS)
+        token = p.get("nextToken")
+        if token:
+            direction, position = _position(token, len(events))
+            forward = direction == "f"
+        else:
+            forward = bool(p.get("startFromHead"))
+            position = 0 if forward else len(events)
+        if forward:
+            chunk = _fit(events[position : position + limit])
+            start, end = position, position + len(chunk)
+        else:
+            chunk = _fit(events[max(0, position - limit) : position], from_end=True)
+            start, end = position - len(chunk), position
+        return {
+            "events": [
+                {"timestamp": e.timestamp, "message": e.message, "ingestionTime": e.timestamp}
+                for e in chunk
+            ],
+            # At the end, the forward token stays where it was: the SDK reads until it repeats
+            "nextForwardToken": f"f/{end:020d}",
+            "nextBackwardToken": f"b/{start:020d}",
+        }
+
+    @operation("FilterLogEvents")
+    def filter_log_events(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+        group = self._group_name(ctx, p)
+        streams = [s for s in self._streams(ctx) if s.group == group]
+        if not streams:
+            raise _not_found("log group")
+        names, prefix = p.get("logStreamNames"), p.get("logStreamNamePrefix")
+        if names and prefix:
+            raise _invalid("logStreamNames and logStreamNamePrefix cannot both be given.")
+        try:
+            wanted = log_events.pattern(p.get("filterPattern"))
+        except log_events.UnsupportedPattern as exc:
+            raise _invalid(str(exc)) from None
+        matched = [
+            (e.timestamp, s.name, index, e)
+            for s in streams
+            if (not names or s.name in names) and (not prefix or s.name.startswith(prefix))
+            for index, e in enumerate(_within(_read(s.path), p.get("startTime"), p.get("endTime")))
+            if wanted.matches(e.message)
+        ]
+        matched.sort(key=lambda m: m[:3])
+        items = [
+            {
+                "logStreamName": name,
+                "timestamp": e.timestamp,
+                "message": e.message,
+                "ingestionTime": e.timestamp,
+                "eventId": f"{e.timestamp:020d}{index:012d}",
+            }
+            for _, name, index, e in matched
+        ]
+        page, token = _page(items, p, limit=_MAX_EVENTS)
+        return {
+            "events": page,
+            "searchedLogStreams": [
+                {"logStreamName": s.name, "searchedCompletely": True}
+                for s in streams
+                if (not names or s.name in names) and (not prefix or s.name.startswith(prefix))
+            ],
+            "nextToken": token,
+        }
+
+    @staticmethod
+    def _group_arn(ctx: RequestContext, group: str) -> str:
+        return f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:{group}"
+
+
+def _dirs(folder: Path) -> Iterator[Path]:
+    if folder.is_dir():
+        yield from sorted(p for p in folder.iterdir() if p.is_dir())
+
+
+def _read(path: Path) -> list[log_events.Event]:
+    return log_events.parse(path.read_text(errors="replace"))
+
+
+def _within(
+    events: list[log_events.Event], start: int | None, end: int | None
+) -> list[log_events.Event]:
+    """Events at or after `start` and before `end` (ms), as CloudWatch bounds them."""
+    return [
+        e
+        for e in events
+        if (start is None or e.timestamp >= start) and (end is None or e.timestamp < end)
+    ]
+
+
+def _fit(events: list[log_events.Event], from_end: bool = False) -> list[log_events.Event]:
+    """As many events as a 1 MB page holds (each counted with CloudWatch's 26 bytes)."""
+    kept: list[log_events.Event] = []
+    size = 0
+    for event in reversed(events) if from_end else events:
+        size += len(event.message.encode()) + 26
+        if size > _MAX_PAGE_BYTES and kept:
+            break
+        kept.append(event)
+    return kept[::-1] if from_end else kept
+
+
+def _position(token: str, count: int) -> tuple[str, int]:
+    direction, _, number = token.partition("/")
+    if direction not in ("f", "b") or not number.isdigit():
+        raise _invalid("The specified nextToken is invalid.")
+    return direction, min(int(number), count)
+
+
+def _page(items: list[dict[str, Any]], p: dict[str, Any], limit: int) -> tuple[list[Any], Any]:
+    """A page of a listing whose order is stable: the token is the index of the next item."""
+    start = 0
+    if p.get("nextToken"):
+        try:
+            start = int(json.loads(base64.b64decode(p["nextToken"]))["next"])
+        except (ValueError, KeyError, TypeError):
+            raise _invalid("The specified nextToken is invalid.") from None
+    size = min(p.get("limit") or limit, limit)
+    page = items[start : start + size]
+    if start + size >= len(items):
+        return page, None
+    return page, base64.b64encode(json.dumps({"next": start + size}).encode()).decode()
