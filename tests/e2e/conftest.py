@@ -43,6 +43,13 @@ def sm(server: ServerProcess) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="session")
+def logs(server: ServerProcess) -> Iterator[Any]:
+    client = server.client("logs")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
 def rt(server: ServerProcess) -> Iterator[Any]:
     client = server.client("sagemaker-runtime")
     yield client

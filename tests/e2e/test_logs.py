@@ -4,7 +4,6 @@ stream names, events with their times, paging, filters, and one account's logs o
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,13 +15,6 @@ from tests.support.jobs import train
 from tests.support.server import ServerProcess
 
 TRAINING = "/aws/sagemaker/TrainingJobs"
-
-
-@pytest.fixture(scope="module")
-def logs(server: ServerProcess) -> Iterator[Any]:
-    client = server.client("logs")
-    yield client
-    client.close()
 
 
 @pytest.fixture(scope="module")

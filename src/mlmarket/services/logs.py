@@ -93,11 +93,16 @@ class LogsProvider:
             return folder.name, int(folder.stat().st_mtime * 1000)
         return str(res.spec[field]), int(res.created.timestamp() * 1000)
 
-    def _stream(self, ctx: RequestContext, p: dict[str, Any]) -> Stream:
+    def _group(self, ctx: RequestContext, p: dict[str, Any]) -> tuple[str, list[Stream]]:
+        """The log group `p` names, and its streams; a group with none does not exist."""
         group = self._group_name(ctx, p)
         streams = [s for s in self._streams(ctx) if s.group == group]
         if not streams:
             raise _not_found("log group")
+        return group, streams
+
+    def _stream(self, ctx: RequestContext, p: dict[str, Any]) -> Stream:
+        _, streams = self._group(ctx, p)
         for stream in streams:
             if stream.name == p["logStreamName"]:
                 return stream
@@ -138,10 +143,7 @@ class LogsProvider:
 
     @operation("DescribeLogStreams")
     def describe_log_streams(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        group = self._group_name(ctx, p)
-        streams = [s for s in self._streams(ctx) if s.group == group]
-        if not streams:
-            raise _not_found("log group")
+        group, streams = self._group(ctx, p)
         prefix = p.get("logStreamNamePrefix")
         by_time = p.get("orderBy") == "LastEventTime"
         if prefix and by_time:
@@ -201,10 +203,7 @@ class LogsProvider:
 
     @operation("FilterLogEvents")
     def filter_log_events(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        group = self._group_name(ctx, p)
-        streams = [s for s in self._streams(ctx) if s.group == group]
-        if not streams:
-            raise _not_found("log group")
+        _, streams = self._group(ctx, p)
         names, prefix = p.get("logStreamNames"), p.get("logStreamNamePrefix")
         if names and prefix:
             raise _invalid("logStreamNames and logStreamNamePrefix cannot both be given.")
@@ -212,10 +211,14 @@ class LogsProvider:
             wanted = log_events.pattern(p.get("filterPattern"))
         except log_events.UnsupportedPattern as exc:
             raise _invalid(str(exc)) from None
-        matched = [
-            (e.timestamp, s.name, index, e)
+        searched = [
+            s
             for s in streams
             if (not names or s.name in names) and (not prefix or s.name.startswith(prefix))
+        ]
+        matched = [
+            (e.timestamp, s.name, index, e)
+            for s in searched
             for index, e in enumerate(_within(_read(s.path), p.get("startTime"), p.get("endTime")))
             if wanted.matches(e.message)
         ]
@@ -234,9 +237,7 @@ class LogsProvider:
         return {
             "events": page,
             "searchedLogStreams": [
-                {"logStreamName": s.name, "searchedCompletely": True}
-                for s in streams
-                if (not names or s.name in names) and (not prefix or s.name.startswith(prefix))
+                {"logStreamName": s.name, "searchedCompletely": True} for s in searched
             ],
             "nextToken": token,
         }
