@@ -1,7 +1,7 @@
 """Shared aliases, so signatures say which string they mean, and the generic kind of a resource."""
 
 from dataclasses import dataclass
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, Literal, TypedDict, TypeVar
 
 AccountId = str
 Region = str
@@ -20,7 +20,8 @@ class Listed:
     columns beside the JSON, so a page is found by the database, never by reading every row."""
 
     name: str | None = None  # the spec's key of the name as given; None: the stored name
-    status: str | None = None  # the state's key of the status (StatusEquals, SortBy=Status)
+    status: str | None = None  # the key of the status (StatusEquals, SortBy=Status) …
+    status_in: Literal["state", "spec"] = "state"  # … in the state, or in the spec
     parent: str | None = None  # the spec's key of the group a resource is a version of
     descending: bool = True  # the order when the caller names none, as SageMaker documents
 

@@ -139,7 +139,9 @@ def test_versioned_packages_live_in_groups(
         "SupportedResponseMIMETypes": ["text/plain"],
     }
     first = sm.create_model_package(ModelPackageGroupName=name, InferenceSpecification=spec)
-    second = sm.create_model_package(ModelPackageGroupName=name, InferenceSpecification=spec)
+    second = sm.create_model_package(
+        ModelPackageGroupName=name, InferenceSpecification=spec, ModelApprovalStatus="Approved"
+    )
     assert first["ModelPackageArn"].endswith(f"model-package/{name.lower()}/1")
     assert second["ModelPackageArn"].endswith(f"model-package/{name.lower()}/2")
     desc = wait_for(
@@ -147,7 +149,9 @@ def test_versioned_packages_live_in_groups(
     )
     assert desc["ModelPackageVersion"] == 2
     listed = sm.list_model_packages(ModelPackageGroupName=name)["ModelPackageSummaryList"]
-    assert sorted(p["ModelPackageVersion"] for p in listed) == [1, 2]
+    assert [p["ModelPackageVersion"] for p in listed] == [1, 2]  # oldest first, as documented
+    approved = sm.list_model_packages(ModelPackageGroupName=name, ModelApprovalStatus="Approved")
+    assert [p["ModelPackageVersion"] for p in approved["ModelPackageSummaryList"]] == [2]
     with pytest.raises(ClientError, match="applies only to unversioned"):
         sm.create_model_package(
             ModelPackageGroupName=name, InferenceSpecification=spec, CertifyForMarketplace=True

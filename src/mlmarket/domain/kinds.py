@@ -46,7 +46,14 @@ TRANSFORM_JOB: Final = ResourceKind[TransformJobSpec, TransformJobState](
 )
 MODEL_PACKAGE: Final = ResourceKind[ModelPackageSpec, ModelPackageState](
     "model-package",
-    Listed(None, "ModelPackageStatus", parent="ModelPackageGroupName", descending=False),
+    # ListModelPackages filters by approval (ModelApprovalStatus), not by ModelPackageStatus
+    Listed(
+        None,
+        "ModelApprovalStatus",
+        status_in="spec",
+        parent="ModelPackageGroupName",
+        descending=False,
+    ),
 )
 MODEL_PACKAGE_GROUP: Final = ResourceKind[ModelPackageGroupSpec, ModelPackageGroupState](
     "model-package-group", Listed("ModelPackageGroupName", descending=False)

@@ -526,7 +526,9 @@ def _row(res: Resource[Any, Any]) -> dict[str, Any]:
         "spec": json.dumps(res.spec, default=_json_default),
         "state": json.dumps(res.state, default=_json_default),
         "display_name": res.spec[listed.name] if listed.name else res.name,
-        "status": res.state.get(listed.status) if listed.status else None,
+        "status": (res.state if listed.status_in == "state" else res.spec).get(listed.status)
+        if listed.status
+        else None,
         "parent": res.spec.get(listed.parent) if listed.parent else None,
     }
 

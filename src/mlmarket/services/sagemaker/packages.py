@@ -276,6 +276,7 @@ class PackagesProvider:
         items, token = self.packages.page(
             ctx,
             p,
+            status_param="ModelApprovalStatus",
             parent=p.get("ModelPackageGroupName"),
             versioned=None if kind == "Both" else kind == "Versioned",
         )

@@ -93,10 +93,17 @@ class Kind(Generic[SpecT, StateT]):
         ctx: RequestContext,
         params: dict[str, Any],
         *,
+        status_param: str = "StatusEquals",
         parent: str | None = None,
         versioned: bool | None = None,
     ) -> tuple[list[Resource[SpecT, StateT]], str | None]:
         """One page of a List operation (services/listing.py) and its NextToken."""
         return list_resources(
-            self.store, ctx, self.kind, params, parent=parent, versioned=versioned
+            self.store,
+            ctx,
+            self.kind,
+            params,
+            status_param=status_param,
+            parent=parent,
+            versioned=versioned,
         )

@@ -17,15 +17,15 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-# kind: (the spec's name field or None for the stored name, the state's status field, the
-# spec's group field)
+# kind: (the spec's name field or None for the stored name, the status field (in the state,
+# or "spec:" and its field in the spec), the spec's group field)
 _LISTED: dict[str, tuple[str | None, str | None, str | None]] = {
     "model": ("ModelName", None, None),
     "endpoint-config": ("EndpointConfigName", None, None),
     "endpoint": ("EndpointName", "EndpointStatus", None),
     "training-job": ("TrainingJobName", "TrainingJobStatus", None),
     "transform-job": ("TransformJobName", "TransformJobStatus", None),
-    "model-package": (None, "ModelPackageStatus", "ModelPackageGroupName"),
+    "model-package": (None, "spec:ModelApprovalStatus", "ModelPackageGroupName"),
     "model-package-group": ("ModelPackageGroupName", None, None),
     "algorithm": ("AlgorithmName", "AlgorithmStatus", None),
 }
@@ -83,10 +83,18 @@ def _fill() -> None:
             .where(*(table.c[k] == getattr(row, k) for k in _KEY))
             .values(
                 display_name=spec.get(name_field, row.name) if name_field else row.name,
-                status=state.get(status_field) if status_field else None,
+                status=_status(spec, state, status_field),
                 parent=spec.get(parent_field) if parent_field else None,
             )
         )
+
+
+def _status(spec: dict[str, object], state: dict[str, object], field: str | None) -> object:
+    if field is None:
+        return None
+    if field.startswith("spec:"):
+        return spec.get(field.removeprefix("spec:"))
+    return state.get(field)
 
 
 def downgrade() -> None:
