@@ -150,6 +150,12 @@ def test_versioned_packages_live_in_groups(
     assert desc["ModelPackageVersion"] == 2
     listed = sm.list_model_packages(ModelPackageGroupName=name)["ModelPackageSummaryList"]
     assert [p["ModelPackageVersion"] for p in listed] == [1, 2]  # oldest first, as documented
+    with pytest.raises(ClientError, match="Both ModelPackageName and ModelPackageGroupName"):
+        sm.create_model_package(
+            ModelPackageGroupName=name, ModelPackageName="x", InferenceSpecification=spec
+        )
+    with pytest.raises(ClientError, match=r"Model Package Group does not exist\."):
+        sm.create_model_package(ModelPackageGroupName="no-such-group", InferenceSpecification=spec)
     approved = sm.list_model_packages(ModelPackageGroupName=name, ModelApprovalStatus="Approved")
     assert [p["ModelPackageVersion"] for p in approved["ModelPackageSummaryList"]] == [2]
     with pytest.raises(ClientError, match="applies only to unversioned"):

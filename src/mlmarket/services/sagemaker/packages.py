@@ -167,12 +167,19 @@ class PackagesProvider:
     async def create_model_package(
         self, ctx: RequestContext, p: CreateModelPackageInput
     ) -> dict[str, Any]:
+        # SageMaker's order and words: the names first, then the group, then the contents
         group_name = p.get("ModelPackageGroupName")
-        if bool(group_name) == bool(p.get("ModelPackageName")):
+        if group_name and p.get("ModelPackageName"):
+            raise validation_exception(
+                "Both ModelPackageName and ModelPackageGroupName are provided in the input."
+            )
+        if not group_name and not p.get("ModelPackageName"):
             raise validation_exception(
                 "Specify ModelPackageName for an unversioned model package, or "
-                "ModelPackageGroupName for a version in a group; not both."
+                "ModelPackageGroupName for a version in a group."
             )
+        if group_name and self.groups.get(ctx, group_name) is None:
+            raise validation_exception("Model Package Group does not exist.")
         if group_name and p.get("CertifyForMarketplace"):
             raise validation_exception(
                 "CertifyForMarketplace applies only to unversioned model packages."
