@@ -298,3 +298,36 @@ def test_a_package_that_failed_validation_cannot_become_a_model(
         sm.create_model(
             ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"ModelPackageName": name}
         )
+
+
+def test_additional_s3_data_is_refused_rather_than_ignored(
+    sm: Any, images: dict[str, str], name: str
+) -> None:
+    extra = {"S3DataType": "S3Prefix", "S3Uri": "s3://pkg-data/extra/"}
+    container = {"Image": images["echo"], "AdditionalS3DataSource": extra}
+    with pytest.raises(ClientError, match=r"AdditionalS3DataSource \(InferenceSpecification"):
+        sm.create_model_package(
+            ModelPackageName=name,
+            InferenceSpecification={
+                "Containers": [container],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )
+    with pytest.raises(ClientError, match=r"AdditionalS3DataSource \(TrainingSpecification\)"):
+        sm.create_algorithm(
+            AlgorithmName=name,
+            TrainingSpecification={
+                "TrainingImage": images["echo"],
+                "SupportedTrainingInstanceTypes": ["ml.m5.large"],
+                "TrainingChannels": [
+                    {
+                        "Name": "train",
+                        "SupportedContentTypes": ["text/csv"],
+                        "SupportedInputModes": ["File"],
+                    }
+                ],
+                "AdditionalS3DataSource": extra,
+            },
+        )
+    assert sm.list_model_packages(NameContains=name[:20])["ModelPackageSummaryList"] == []

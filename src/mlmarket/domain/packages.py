@@ -82,3 +82,25 @@ def not_started(images: list[str], profiles: list[str]) -> StatusDetails:
         ValidationStatuses=[status_item(name, "NotStarted") for name in profiles],
         ImageScanStatuses=[status_item(image, "NotStarted") for image in images],
     )
+
+
+def additional_data_refusal(
+    containers: list[shapes.ModelPackageContainerDefinition],
+    training: shapes.TrainingSpecification | None = None,
+) -> str | None:
+    """Why a package or algorithm cannot be taken, if it asks for AdditionalS3DataSource:
+    mlmarket does not deliver that data to containers, and refuses it rather than store a
+    request it would then ignore."""
+    where = [
+        f"InferenceSpecification.Containers.{i + 1}"
+        for i, c in enumerate(containers)
+        if c.get("AdditionalS3DataSource")
+    ]
+    if training is not None and training.get("AdditionalS3DataSource"):
+        where.insert(0, "TrainingSpecification")
+    if not where:
+        return None
+    return (
+        f"AdditionalS3DataSource ({', '.join(where)}) is not supported by mlmarket: its data "
+        "would not reach the container. Put the data in the model artifacts or the image."
+    )

@@ -20,6 +20,7 @@ from mlmarket.domain.packages import (
     ModelPackageGroupState,
     ModelPackageSpec,
     ModelPackageState,
+    additional_data_refusal,
     not_started,
 )
 from mlmarket.execution.base import ContainerEngine
@@ -197,6 +198,9 @@ class PackagesProvider:
         if p.get("CertifyForMarketplace"):
             _refuse_builtin_lineage(spec["InferenceSpecification"]["Containers"])
         containers = spec["InferenceSpecification"]["Containers"]
+        refusal = additional_data_refusal(containers)
+        if refusal:
+            raise validation_exception(refusal)
         await self._pin(containers)
         if p.get("CertifyForMarketplace"):
             await self._refuse_retagged_builtins(ctx, containers)
@@ -320,13 +324,16 @@ class PackagesProvider:
         spec = p.copy()
         spec.pop("Tags", None)
         training = spec["TrainingSpecification"]
+        inference = spec.get("InferenceSpecification")
+        refusal = additional_data_refusal(inference["Containers"] if inference else [], training)
+        if refusal:
+            raise validation_exception(refusal)
         pinned = [ModelPackageContainerDefinition(Image=training["TrainingImage"])]
         if training.get("TrainingImageDigest"):
             pinned[0]["ImageDigest"] = training["TrainingImageDigest"]
         await self._pin(pinned)
         if pinned[0].get("ImageDigest"):
             training["TrainingImageDigest"] = pinned[0]["ImageDigest"]
-        inference = spec.get("InferenceSpecification")
         containers = inference["Containers"] if inference else []
         await self._pin(containers)
         images = [training["TrainingImage"]] + [c["Image"] for c in containers]
