@@ -298,7 +298,13 @@ def test_every_dimension_of_a_version_must_be_priced(catalog: Any, certified: st
             "Grants": [{"DimensionKey": "inference.count.m.i.c"}],
         }
     )
-    assert bad_terms(trial) == ["Free trials are offered for hourly pricing only."]
+    assert bad_terms(trial) == [
+        "Free trials are offered for hourly pricing only: a trial grants <instance type>.m.i.r, "
+        ".m.i.b or .a.t keys, not inference.count.m.i.c."
+    ]
+    [unknown] = bad_terms(mp.usage_pricing({"ml.m5.large.realtime": "1"}))
+    assert unknown.startswith("DimensionKey 'ml.m5.large.realtime' is not a dimension")
+    assert "inference.count.m.i.c or m.i.c (per inference)" in unknown
     assert bad_terms(mp.usage_pricing({"ml.m5.large.m.i.b": "-1"})) == [
         "Price of ml.m5.large.m.i.b must not be negative."
     ]

@@ -226,6 +226,52 @@ def test_pricing_terms_are_parsed_and_checked() -> None:
         pricing.parse("Free", usage)
 
 
+def _usage(prices: dict[str, str]) -> list[dict[str, object]]:
+    return [
+        {
+            "Type": "UsageBasedPricingTerm",
+            "CurrencyCode": "USD",
+            "RateCards": [
+                {"RateCard": [{"DimensionKey": k, "Price": v} for k, v in prices.items()]}
+            ],
+        }
+    ]
+
+
+def test_the_pricing_pages_short_inference_key_is_the_catalogs_long_one() -> None:
+    terms = pricing.normalized(_usage({"m.i.c": "0.01", "ml.m5.large.m.i.r": "0.5"}))
+    prices, _ = pricing.parse("Usage", terms)
+    assert prices == {"inference.count.m.i.c": "0.01", "ml.m5.large.m.i.r": "0.5"}
+    offer = EntityState(PricingModel="Usage", Terms=terms)
+    assert pricing.unpriced(offer, ["inference.count.m.i.c", "ml.m5.large.m.i.r"]) == []
+
+
+@pytest.mark.parametrize(
+    "key", ["ml.m5.large", "ml.m5.large.realtime", "inference.count", "m5.large.m.i.r", ""]
+)
+def test_a_key_that_is_no_dimension_is_refused_naming_the_keys(key: str) -> None:
+    with pytest.raises(pricing.InvalidPricing, match=r"the keys are <instance type>\.m\.i\.r"):
+        pricing.parse("Usage", _usage({key: "1"})) if key else pricing.parse(
+            "Usage", [*_usage({"ml.m5.large.m.i.r": "1"}), _trial([key])]
+        )
+
+
+def _trial(keys: list[str]) -> dict[str, object]:
+    return {
+        "Type": "FreeTrialPricingTerm",
+        "Duration": "P30D",
+        "Grants": [{"DimensionKey": k} for k in keys],
+    }
+
+
+def test_a_free_trial_grants_hourly_keys_only() -> None:
+    base = _usage({"ml.m5.large.m.i.r": "1", "m.i.c": "0.1"})
+    _, trial = pricing.parse("Usage", [*base, _trial(["ml.m5.large.m.i.r"])])
+    assert trial == {"Days": 30, "Dimensions": ["ml.m5.large.m.i.r"]}
+    with pytest.raises(pricing.InvalidPricing, match="hourly pricing only"):
+        pricing.parse("Usage", pricing.normalized([*base, _trial(["m.i.c"])]))
+
+
 class Clock:
     def __init__(self) -> None:
         self.value = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

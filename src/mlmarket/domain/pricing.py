@@ -18,14 +18,59 @@ from mlmarket.domain.catalog import EntityState
 
 _DURATION = re.compile(r"^P(\d{1,3})D$")
 TRIAL_DAYS = (5, 120)
+# The instance-hour dimensions: <instance type>.<use>, e.g. ml.m5.large.m.i.r
+_HOURLY_KEY = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9]+\.(m\.i\.r|m\.i\.b|a\.t)$")
+# AWS's pricing page writes the per-inference key short; the Catalog's entities write it long
+SHORT_INFERENCE_COUNT = "m.i.c"
+ACCEPTED_KEYS = (
+    "<instance type>.m.i.r (real-time, per hour), <instance type>.m.i.b (batch, per hour), "
+    "<instance type>.a.t (training, per hour) and inference.count.m.i.c or m.i.c (per "
+    "inference)"
+)
 
 
 class InvalidPricing(ValueError):
     pass
 
 
+def normalized(terms: Any) -> Any:
+    """The terms with each dimension key in the Catalog's form (`m.i.c` is
+    `inference.count.m.i.c`); anything that is not a list of terms is left for parse()."""
+    if not isinstance(terms, list):
+        return terms
+    out = []
+    for term in terms:
+        if not isinstance(term, dict):
+            out.append(term)
+            continue
+        term = dict(term)
+        if isinstance(term.get("RateCards"), list):
+            term["RateCards"] = [
+                dict(card, RateCard=[_long_key(r) for r in card["RateCard"]])
+                if isinstance(card, dict) and isinstance(card.get("RateCard"), list)
+                else card
+                for card in term["RateCards"]
+            ]
+        if isinstance(term.get("Grants"), list):
+            term["Grants"] = [_long_key(g) for g in term["Grants"]]
+        out.append(term)
+    return out
+
+
+def _long_key(item: Any) -> Any:
+    if isinstance(item, dict) and item.get("DimensionKey") == SHORT_INFERENCE_COUNT:
+        return dict(item, DimensionKey=marketplace.INFERENCE_COUNT)
+    return item
+
+
+def known_key(key: str) -> bool:
+    return key == marketplace.INFERENCE_COUNT or _HOURLY_KEY.match(key) is not None
+
+
 def parse(model: Any, terms: Any) -> tuple[dict[str, str], dict[str, Any] | None]:
-    """(price per dimension, free trial or None) of valid terms; InvalidPricing says why not."""
+    """(price per dimension, free trial or None) of valid terms; InvalidPricing says why not.
+    Keys come out in the Catalog's form (see normalized)."""
+    terms = normalized(terms)
     if model not in ("Usage", "Free"):
         raise InvalidPricing("PricingModel must be Usage or Free (Contract is for private offers).")
     if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):
@@ -52,6 +97,11 @@ def parse(model: Any, terms: Any) -> tuple[dict[str, str], dict[str, Any] | None
         key, price = rate.get("DimensionKey"), rate.get("Price")
         if not isinstance(key, str) or not key:
             raise InvalidPricing("Every rate needs a DimensionKey.")
+        if not known_key(key):
+            raise InvalidPricing(
+                f"DimensionKey {key!r} is not a dimension of an ML product: the keys are "
+                f"{ACCEPTED_KEYS}."
+            )
         try:
             amount = Decimal(str(price))
         except InvalidOperation:
@@ -70,7 +120,16 @@ def parse(model: Any, terms: Any) -> tuple[dict[str, str], dict[str, Any] | None
             )
         granted = [g.get("DimensionKey") for g in trials[0].get("Grants") or []]
         if marketplace.INFERENCE_COUNT in granted:
-            raise InvalidPricing("Free trials are offered for hourly pricing only.")
+            raise InvalidPricing(
+                "Free trials are offered for hourly pricing only: a trial grants "
+                "<instance type>.m.i.r, .m.i.b or .a.t keys, not inference.count.m.i.c."
+            )
+        for key in granted:
+            if not isinstance(key, str) or not known_key(key):
+                raise InvalidPricing(
+                    f"Free-trial grant {key!r} is not a dimension of an ML product: the keys "
+                    f"are {ACCEPTED_KEYS}."
+                )
         trial = {"Days": int(match[1]), "Dimensions": granted}
     return prices, trial
 

@@ -138,7 +138,7 @@ class ChangeApplier:
             )
         self._entity(ctx, offer.state["ProductId"], staged)  # checked with the product's
         model = details.get("PricingModel")
-        terms = details.get("Terms") or []
+        terms = pricing.normalized(details.get("Terms") or [])
         try:
             pricing.parse(model, terms)
         except pricing.InvalidPricing as exc:
