@@ -179,6 +179,32 @@ def test_a_dead_instance_is_replaced_under_the_same_instance_id(tmp_path: Path) 
     scenario(tmp_path, work)
 
 
+class _BrokenLogs(FakeEngine):
+    """An engine whose log streams break at once, while the containers run on."""
+
+    async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
+        sink(b"the stream breaks here\n")
+
+
+def test_a_broken_log_stream_neither_ends_an_instance_nor_loses_its_watch(
+    tmp_path: Path,
+) -> None:
+    async def work(p: Platform) -> None:
+        await p.deploy("ep")
+        victim = next(iter(p.engine.containers))
+        await asyncio.sleep(0.1)
+        assert (await p.invoke("ep"))["Body"] == b"hi"
+        assert len(p.engine.runs) == 1  # not taken for dead
+        p.engine.kill(victim)  # its real end is still seen, and the instance replaced
+        for _ in range(100):
+            if len(p.engine.runs) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert len(p.engine.runs) == 2
+
+    scenario(tmp_path, work, _BrokenLogs({IMAGE}))
+
+
 def test_a_new_controller_adopts_running_containers_instead_of_starting_new_ones(
     tmp_path: Path,
 ) -> None:

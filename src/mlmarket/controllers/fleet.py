@@ -276,6 +276,7 @@ class Fleet:
                     sink.write(chunk)
 
                 await self.engine.follow_logs(rt.info.id, write)
+            await self.engine.wait(rt.info.id)  # a broken log stream is not an ended container
             await self.ended(endpoint, instance, rt)
 
         task = asyncio.ensure_future(logged(follow(), endpoint.arn))

@@ -338,9 +338,10 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
 
             await self.engine.follow_logs(info.id, write)
             await scanner.close()
-        final = await self.engine.inspect(info.id)
-        code = final.exit_code if final is not None and final.exit_code is not None else 137
-        return host, code
+        # the log stream can end before the container does (a broken stream): its exit code
+        # is what the job's outcome is read from; a container already gone was killed
+        code = await self.engine.wait(info.id)
+        return host, 137 if code is None else code
 
     async def _await_exit(
         self,

@@ -86,7 +86,12 @@ class ContainerEngine(Protocol):
     async def remove_network(self, name: str) -> None: ...
 
     async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
-        """Copy the container's output into `sink` until the container ends."""
+        """Copy the container's output into `sink` until the container ends (or the stream
+        breaks: its end alone does not say the container has ended; `wait` does)."""
+        ...
+
+    async def wait(self, container_id: str) -> int | None:
+        """The container's exit code once it is no longer running; None if it is gone."""
         ...
 
     async def connect(self, container: ContainerInfo, port: int) -> Connection:

@@ -260,6 +260,15 @@ class DockerEngine:
         except (aiohttp.ClientError, OSError):
             return
 
+    async def wait(self, container_id: str) -> int | None:
+        try:
+            data = await self._call(
+                "POST", f"/containers/{container_id}/wait", params={"condition": "not-running"}
+            )
+        except _NotFound:
+            return None
+        return int(data["StatusCode"])
+
     async def connect(self, container: ContainerInfo, port: int) -> Connection:
         return await self._dialer.open_connection(container.pid, port)
 

@@ -108,6 +108,13 @@ class FakeEngine:
         sink(b"fake container started\n")
         await container.ended.wait()
 
+    async def wait(self, container_id: str) -> int | None:
+        container = self.containers.get(container_id)
+        if container is None:
+            return None
+        await container.ended.wait()
+        return container.info.exit_code
+
     async def connect(self, container: ContainerInfo, port: int) -> Connection:
         found = self.containers.get(container.id)
         if found is None or not found.info.running:
