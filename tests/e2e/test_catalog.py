@@ -466,3 +466,92 @@ def test_batch_describe_entities_answers_each_entity_or_its_error(
         "1.0"
     )
     assert answer["Errors"]["prod-nothing"]["ErrorCode"] == "ResourceNotFoundException"
+
+
+def test_an_offer_takes_its_own_change_types(catalog: Any) -> None:
+    made = run(catalog, [mp.change("CreateProduct", None, {}, "product"), OFFER])
+    assert made["Status"] == "SUCCEEDED", made["ChangeSet"]
+    product, offer = (c["Entity"]["Identifier"] for c in made["ChangeSet"])
+
+    def offer_document() -> dict[str, Any]:
+        found = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=offer)
+        return dict(found["DetailsDocument"])
+
+    assert offer_document()["State"] == "Draft"
+    refused = run(catalog, [mp.change("ReleaseOffer", offer, {}, entity_type=mp.OFFER)])
+    assert refused["ChangeSet"][0]["ErrorDetailList"][0]["ErrorMessage"] == (
+        "Set the offer's pricing (UpdatePricingTerms) before releasing it."
+    )
+    eula = "https://example.invalid/eula.pdf"
+    applied = run(
+        catalog,
+        [
+            mp.change(
+                "UpdateLegalTerms",
+                offer,
+                {
+                    "Terms": [
+                        {"Type": "LegalTerm", "Documents": [{"Type": "CustomEula", "Url": eula}]}
+                    ]
+                },
+                entity_type=mp.OFFER,
+            ),
+            mp.change(
+                "UpdateSupportTerms",
+                offer,
+                {"Terms": [{"Type": "SupportTerm", "RefundPolicy": "Refunds within 30 days."}]},
+                entity_type=mp.OFFER,
+            ),
+            mp.change(
+                "UpdateInformation",
+                offer,
+                {"Name": "Public offer", "Description": "The one offer"},
+                entity_type=mp.OFFER,
+            ),
+            mp.change(
+                "UpdateAvailability",
+                offer,
+                {"AvailabilityEndDate": "2099-12-31"},
+                entity_type=mp.OFFER,
+            ),
+            mp.change(
+                "UpdatePricingTerms",
+                offer,
+                {"PricingModel": "Free", "Terms": []},
+                entity_type=mp.OFFER,
+            ),
+            mp.change("ReleaseOffer", offer, {}, entity_type=mp.OFFER),
+        ],
+    )
+    assert applied["Status"] == "SUCCEEDED", applied["ChangeSet"]
+    document = offer_document()
+    assert (document["Name"], document["Description"]) == ("Public offer", "The one offer")
+    assert (document["State"], document["AvailabilityEndDate"]) == ("Released", "2099-12-31")
+    terms = {t["Type"]: t for t in document["Terms"]}
+    assert terms["LegalTerm"]["Documents"] == [{"Type": "CustomEula", "Url": eula}]
+    assert terms["SupportTerm"]["RefundPolicy"] == "Refunds within 30 days."
+
+    def message(change: dict[str, Any]) -> str:
+        desc = run(catalog, [change])
+        return str(desc["ChangeSet"][0]["ErrorDetailList"][0]["ErrorMessage"])
+
+    assert (
+        message(
+            mp.change(
+                "UpdateAvailability",
+                offer,
+                {"AvailabilityEndDate": "2001-01-01"},
+                entity_type=mp.OFFER,
+            )
+        )
+        == "AvailabilityEndDate cannot be in the past."
+    )
+    assert message(mp.change("UpdateVisibility", offer, {}, entity_type=mp.OFFER)) == (
+        "UpdateVisibility applies to MachineLearningProduct@1.0 entities."
+    )
+    assert message(mp.change("ReleaseOffer", product, {})) == (
+        "ReleaseOffer applies to Offer@1.0 entities."
+    )
+    unknown = message(mp.change("UpdateRenewalTerms", offer, {}, entity_type=mp.OFFER))
+    assert unknown.startswith("Change type UpdateRenewalTerms is not supported by mlmarket.")
+    assert "Offer@1.0 entities take CreateOffer, ReleaseOffer, UpdateAvailability" in unknown

@@ -121,6 +121,11 @@ class EntityState(TypedDict, total=False):
     AgreementProposalId: str  # what buyers accept through the Agreement API
     PricingModel: str | None
     Terms: list[Term]
+    Name: str  # UpdateInformation of an offer: its name and description
+    OfferDescription: str
+    State: str  # Draft, then Released (ReleaseOffer)
+    ReleaseDate: str
+    AvailabilityEndDate: str  # YYYY-MM-DD: no new agreement after that day (UpdateAvailability)
 
 
 class ChangeError(TypedDict):
@@ -156,3 +161,10 @@ class ChangeSetState(TypedDict, total=False):
     FailureCode: str
     FailureDescription: str
     EndTime: dt.datetime
+
+
+def offer_available(offer: EntityState, now: dt.datetime) -> bool:
+    """Whether an offer still takes new agreements on `now`'s day (UTC): until the end of its
+    AvailabilityEndDate, if it has one (UpdateAvailability)."""
+    end = offer.get("AvailabilityEndDate")
+    return end is None or now.astimezone(dt.UTC).date().isoformat() <= end

@@ -29,6 +29,11 @@ ACCEPTED_KEYS = (
 )
 
 
+# The terms UpdatePricingTerms sets (and replaces); an offer's other terms are its legal and
+# support terms
+PRICING_TERMS = ("UsageBasedPricingTerm", "FreeTrialPricingTerm")
+
+
 class InvalidPricing(ValueError):
     pass
 
@@ -219,6 +224,8 @@ def camel_terms(terms: list[dict[str, Any]], accepted: bool) -> list[dict[str, A
                     )
                 grants.append(item)
             body.update(duration=term.get("Duration"), grants=grants)
+        elif kind == "SupportTerm":
+            body["refundPolicy"] = term["RefundPolicy"]
         elif kind == "LegalTerm":
             body["documents"] = [
                 {"type": d["Type"], "url": d["Url"], "version": d.get("Version")}

@@ -14,7 +14,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.domain import arns, kinds, pricing
-from mlmarket.domain.catalog import Term
+from mlmarket.domain.catalog import Term, offer_available
 from mlmarket.resources import Agreement, Entity
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace.usage import Terms
@@ -113,6 +113,11 @@ class Agreements:
             raise NotOffered(f"Product {product.name} has no public version to subscribe to.")
         offer = self.offer(product)
         now = self.clock.now()
+        if offer is not None and not offer_available(offer.state, now):
+            raise NotOffered(
+                f"Product {product.name}'s offer {offer.name} takes no new agreements: it was "
+                f"available until {offer.state.get('AvailabilityEndDate')}."
+            )
         agreement_id = "agmt-" + secrets.token_hex(12)
         agreement = Agreement(
             buyer,

@@ -24,7 +24,7 @@ from mlmarket.domain import arns, kinds, marketplace, pricing, regions
 from mlmarket.domain.catalog import Change, EntityType, ReportedImage
 from mlmarket.resources import Entity, Validated, is_algorithm
 from mlmarket.services.marketplace.listings import Listings
-from mlmarket.services.marketplace_catalog import changes, entities
+from mlmarket.services.marketplace_catalog import changes, entities, offers
 from mlmarket.services.marketplace_catalog.entities import OFFER_TYPE, PRODUCT_TYPE
 from mlmarket.storage.metadata import MetadataStore
 
@@ -75,17 +75,21 @@ class ChangeApplier:
         if addressed is not None:
             addressed(self, ctx, change, details, staged)
             return
-        on_product = _PRODUCT_CHANGES.get(kind)
-        if on_product is None:
+        applies_to = [t for t, taken in _TAKEN_BY.items() if kind in taken]
+        if not applies_to:
             raise changes.ChangeError(
-                "UNSUPPORTED_CHANGE_TYPE", f"Change type {kind} is not supported by mlmarket yet."
+                "UNSUPPORTED_CHANGE_TYPE",
+                f"Change type {kind} is not supported by mlmarket. "
+                + "; ".join(f"{t} entities take {', '.join(k)}" for t, k in _TAKEN_BY.items())
+                + ".",
             )
         entity = self._entity(ctx, change["Entity"].get("Identifier", ""), staged)
-        if entity.spec["EntityType"] != PRODUCT_TYPE:
+        handler = _CHANGES_OF.get(entity.spec["EntityType"], {}).get(kind)
+        if handler is None:
             raise changes.ChangeError(
-                "INVALID_ENTITY_TYPE", f"{kind} applies to {PRODUCT_TYPE} entities."
+                "INVALID_ENTITY_TYPE", f"{kind} applies to {' and '.join(applies_to)} entities."
             )
-        on_product(self, ctx, entity, details, kind)
+        handler(self, ctx, entity, details, kind)
 
     # -- change types that create or find their own entity --
 
@@ -123,6 +127,7 @@ class ChangeApplier:
                 # what buyers accept through the Agreement API
                 "AgreementProposalId": "ap-" + secrets.token_hex(12),
                 "Terms": [pricing.legal_term()],
+                "State": "Draft",
             }
         )
         product.state["OfferId"] = offer.name
@@ -143,9 +148,53 @@ class ChangeApplier:
             pricing.parse(model, terms)
         except pricing.InvalidPricing as exc:
             raise changes.ChangeError("INVALID_INPUT", str(exc)) from None
-        legal = [t for t in offer.state.get("Terms") or [] if t["Type"] == "LegalTerm"]
+        # the legal and support terms stay; the pricing terms are replaced
+        kept = [t for t in offer.state.get("Terms") or [] if t["Type"] not in pricing.PRICING_TERMS]
         offer.state["PricingModel"] = model
-        offer.state["Terms"] = legal + [pricing.with_id(t) for t in terms]
+        offer.state["Terms"] = kept + [pricing.with_id(t) for t in terms]
+
+    # -- change types of an offer --
+
+    def _update_legal_terms(
+        self, ctx: RequestContext, offer: Entity, details: dict[str, Any], kind: str
+    ) -> None:
+        self._replace_term(offer, offers.legal_term(details))
+
+    def _update_support_terms(
+        self, ctx: RequestContext, offer: Entity, details: dict[str, Any], kind: str
+    ) -> None:
+        self._replace_term(offer, offers.support_term(details))
+
+    @staticmethod
+    def _replace_term(offer: Entity, term: dict[str, Any]) -> None:
+        kept = [t for t in offer.state.get("Terms") or [] if t["Type"] != term["Type"]]
+        offer.state["Terms"] = [*kept, pricing.with_id(term)]
+
+    def _update_offer_information(
+        self, ctx: RequestContext, offer: Entity, details: dict[str, Any], kind: str
+    ) -> None:
+        name, description = offers.information(details)
+        if name is not None:
+            offer.state["Name"] = name
+        if description is not None:
+            offer.state["OfferDescription"] = description
+
+    def _update_availability(
+        self, ctx: RequestContext, offer: Entity, details: dict[str, Any], kind: str
+    ) -> None:
+        offer.state["AvailabilityEndDate"] = offers.availability_end(details, self.clock.now())
+
+    def _release_offer(
+        self, ctx: RequestContext, offer: Entity, details: dict[str, Any], kind: str
+    ) -> None:
+        if offer.state.get("State") == "Released":
+            raise changes.ChangeError("INVALID_INPUT", f"Offer {offer.name} is already released.")
+        if not offer.state.get("PricingModel"):
+            raise changes.ChangeError(
+                "INVALID_INPUT", "Set the offer's pricing (UpdatePricingTerms) before releasing it."
+            )
+        offer.state["State"] = "Released"
+        offer.state["ReleaseDate"] = entities.iso(self.clock.now())
 
     # -- change types of a product --
 
@@ -447,10 +496,10 @@ _ADDRESSING: dict[
     "UpdatePricingTerms": ChangeApplier._update_pricing,
 }
 
+_OnEntity = Callable[[ChangeApplier, RequestContext, Entity, dict[str, Any], str], None]
+
 # Change types applied to a MachineLearningProduct@1.0 entity (their kind passed along).
-_PRODUCT_CHANGES: dict[
-    str, Callable[[ChangeApplier, RequestContext, Entity, dict[str, Any], str], None]
-] = {
+_PRODUCT_CHANGES: dict[str, _OnEntity] = {
     "UpdateInformation": ChangeApplier._update_information,
     "AddDeliveryOptions": ChangeApplier._add_delivery_options,
     "UpdateDeliveryOptions": ChangeApplier._update_delivery_options,
@@ -461,6 +510,26 @@ _PRODUCT_CHANGES: dict[
     "UpdateFutureRegionSupport": ChangeApplier._change_regions,
     "ReleaseProduct": ChangeApplier._release_product,
     "UpdateVisibility": ChangeApplier._update_visibility,
+}
+
+# Change types applied to an Offer@1.0 entity (UpdatePricingTerms finds its own, above).
+_OFFER_CHANGES: dict[str, _OnEntity] = {
+    "UpdateLegalTerms": ChangeApplier._update_legal_terms,
+    "UpdateSupportTerms": ChangeApplier._update_support_terms,
+    "UpdateInformation": ChangeApplier._update_offer_information,
+    "UpdateAvailability": ChangeApplier._update_availability,
+    "ReleaseOffer": ChangeApplier._release_offer,
+}
+
+_CHANGES_OF: dict[str, dict[str, _OnEntity]] = {
+    PRODUCT_TYPE: _PRODUCT_CHANGES,
+    OFFER_TYPE: _OFFER_CHANGES,
+}
+
+# Every change type each entity type takes, as errors name them
+_TAKEN_BY: dict[str, list[str]] = {
+    PRODUCT_TYPE: sorted(["CreateProduct", *_PRODUCT_CHANGES]),
+    OFFER_TYPE: sorted(["CreateOffer", "UpdatePricingTerms", *_OFFER_CHANGES]),
 }
 
 

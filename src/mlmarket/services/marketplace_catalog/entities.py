@@ -25,11 +25,18 @@ def iso(value: dt.datetime) -> str:
 def document(entity: Entity) -> dict[str, Any]:
     """DescribeEntity's DetailsDocument for a product or an offer."""
     if entity.spec["EntityType"] == OFFER_TYPE:
-        return {
-            "ProductId": entity.state["ProductId"],
-            "PricingModel": entity.state.get("PricingModel"),
-            "Terms": entity.state.get("Terms", []),
+        state = entity.state
+        shown = {
+            "ProductId": state["ProductId"],
+            "Name": state.get("Name"),
+            "Description": state.get("OfferDescription"),
+            "State": state.get("State", "Released"),  # offers made before ReleaseOffer existed
+            "ReleaseDate": state.get("ReleaseDate"),
+            "AvailabilityEndDate": state.get("AvailabilityEndDate"),
+            "PricingModel": state.get("PricingModel"),
+            "Terms": state.get("Terms", []),
         }
+        return {k: v for k, v in shown.items() if v is not None or k == "PricingModel"}
     versions = [
         {
             k: v
