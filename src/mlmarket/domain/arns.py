@@ -77,8 +77,28 @@ def marketplace(account_id: str, *path: str) -> str:
     )
 
 
+def account_root(account_id: str) -> str:
+    """The identity of an account's own keys, as STS names it."""
+    return f"arn:{PARTITION}:iam::{account_id}:root"
+
+
+def log_group(region: str, account_id: str, group: str) -> str:
+    """A CloudWatch Logs group's ARN (`logGroupArn`; its `arn` member adds `:*`)."""
+    return f"arn:{PARTITION}:logs:{region}:{account_id}:log-group:{group}"
+
+
 def log_stream(region: str, account_id: str, group: str, stream: str) -> str:
-    return f"arn:{PARTITION}:logs:{region}:{account_id}:log-group:{group}:log-stream:{stream}"
+    return f"{log_group(region, account_id, group)}:log-stream:{stream}"
+
+
+def log_group_name(text: str, region: str, account_id: str) -> str | None:
+    """The group a log group ARN names, if it is one of `account_id`'s in `region`."""
+    parts = text.split(":", 6)
+    if len(parts) < 7 or parts[:3] != ["arn", PARTITION, "logs"] or parts[5] != "log-group":
+        return None
+    if parts[3] != region or parts[4] != account_id:
+        return None
+    return parts[6].removesuffix(":*")
 
 
 def role_account(text: str) -> str | None:

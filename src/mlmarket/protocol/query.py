@@ -20,6 +20,7 @@ import botocore.session
 from aiohttp import web
 
 from mlmarket import limits
+from mlmarket.domain import arns
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.errors import CommonServiceError, ServiceError
 
@@ -46,7 +47,7 @@ class StsEdge:
             )
         answer = ET.Element("GetCallerIdentityResponse", xmlns=_STS_NAMESPACE)
         result = ET.SubElement(answer, "GetCallerIdentityResult")
-        ET.SubElement(result, "Arn").text = f"arn:aws:iam::{ctx.account_id}:root"
+        ET.SubElement(result, "Arn").text = arns.account_root(ctx.account_id)
         ET.SubElement(result, "UserId").text = ctx.account_id
         ET.SubElement(result, "Account").text = ctx.account_id
         metadata = ET.SubElement(answer, "ResponseMetadata")

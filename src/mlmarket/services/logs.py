@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlmarket.context import RequestContext
-from mlmarket.domain import kinds, log_events
+from mlmarket.domain import arns, kinds, log_events
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.operations import operation
 from mlmarket.storage.metadata import MetadataStore
@@ -113,11 +113,11 @@ class LogsProvider:
         name = p.get("logGroupName") or p.get("logGroupIdentifier")
         if not name:
             raise _invalid("Either logGroupName or logGroupIdentifier must be given.")
-        if name.startswith("arn:"):  # arn:aws:logs:<region>:<account>:log-group:<name>[:*]
-            parts = name.split(":", 6)
-            if len(parts) < 7 or parts[4] != ctx.account_id or parts[3] != ctx.region:
+        if arns.is_arn(name):
+            group = arns.log_group_name(name, ctx.region, ctx.account_id)
+            if group is None:
                 raise _not_found("log group")
-            name = parts[6].removesuffix(":*")
+            return group
         return str(name)
 
     # -- the operations --
@@ -133,8 +133,8 @@ class LogsProvider:
                 "logGroupName": name,
                 "creationTime": created,
                 "storedBytes": 0,
-                "arn": f"{self._group_arn(ctx, name)}:*",
-                "logGroupArn": self._group_arn(ctx, name),
+                "arn": f"{arns.log_group(ctx.region, ctx.account_id, name)}:*",
+                "logGroupArn": arns.log_group(ctx.region, ctx.account_id, name),
             }
             for name, created in sorted(groups.items())
         ]
@@ -160,7 +160,7 @@ class LogsProvider:
                 "logStreamName": stream.name,
                 "creationTime": stream.created,
                 "lastIngestionTime": last,
-                "arn": f"{self._group_arn(ctx, group)}:log-stream:{stream.name}",
+                "arn": arns.log_stream(ctx.region, ctx.account_id, group, stream.name),
                 "storedBytes": 0,
             }
             if first is not None:
@@ -241,10 +241,6 @@ class LogsProvider:
             ],
             "nextToken": token,
         }
-
-    @staticmethod
-    def _group_arn(ctx: RequestContext, group: str) -> str:
-        return f"arn:aws:logs:{ctx.region}:{ctx.account_id}:log-group:{group}"
 
 
 def _dirs(folder: Path) -> Iterator[Path]:
