@@ -38,6 +38,7 @@ from mlmarket.services.quotas import Quotas
 from mlmarket.services.s3.provider import S3Provider
 from mlmarket.services.sagemaker.packages import PackagesProvider
 from mlmarket.services.sagemaker.provider import SageMakerProvider
+from mlmarket.services.sagemaker.tags import TagsProvider
 from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.services.sagemaker.transform import TransformProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
@@ -104,6 +105,9 @@ def build(
     # validation drives the same handlers a seller's own calls reach
     validator = Validator(store, artifacts, engine, clock, sagemaker)
     sagemaker.add(PackagesProvider(store, clock, engine, validator, listings))
+    tagging = TagsProvider(store)
+    sagemaker.add(tagging)
+    tagging.tag_on_create(sagemaker)  # last: every Create operation is served by now
     change_sets = ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings))
     catalog = CatalogProvider(store, clock, change_sets)
     runtime = RuntimeProvider(

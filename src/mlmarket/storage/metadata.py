@@ -91,6 +91,20 @@ resources = Table(
     Index("ix_resources_kind", "kind"),
 )
 
+# Tags of resources: one row per key (a resource holds at most 50, domain/tags.py)
+tags = Table(
+    "tags",
+    _meta,
+    Column("account_id", String(32), primary_key=True),
+    Column("region", String(32), primary_key=True),
+    Column("kind", String(64), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column(
+        "key", String(128).with_variant(String(128, collation="C"), "postgresql"), primary_key=True
+    ),
+    Column("value", String(256), nullable=False),
+)
+
 # Metered marketplace usage. A row is either an interval of instance time (`started`, `ended`
 # NULL while it runs, `instances`) or a number of units (`quantity`) counted at `started`.
 usage = Table(
@@ -276,11 +290,56 @@ class MetadataStore:
             conn.execute(resources.update().where(*_key_clause(*key)).values(**_row(res)))
 
     def delete(self, account_id: AccountId, region: Region, kind: str, name: str) -> bool:
+        """Delete a resource, and its tags with it."""
         with self.engine.begin() as conn:
             result = conn.execute(
                 resources.delete().where(*_key_clause(account_id, region, kind, name))
             )
+            conn.execute(tags.delete().where(*_tag_clause(account_id, region, kind, name)))
         return bool(result.rowcount)
+
+    # -- tags --
+    def tags_of(
+        self, account_id: AccountId, region: Region, kind: str, name: str
+    ) -> dict[str, str]:
+        """A resource's tags, by key."""
+        query = (
+            select(tags.c.key, tags.c.value)
+            .where(*_tag_clause(account_id, region, kind, name))
+            .order_by(tags.c.key)
+        )
+        with self.engine.connect() as conn:
+            return {r.key: r.value for r in conn.execute(query).all()}
+
+    def set_tags(
+        self, account_id: AccountId, region: Region, kind: str, name: str, added: dict[str, str]
+    ) -> None:
+        """Add tags to a resource, a key already there taking its new value."""
+        where = _tag_clause(account_id, region, kind, name)
+        with self.engine.begin() as conn:
+            conn.execute(tags.delete().where(*where, tags.c.key.in_(list(added))))
+            if added:
+                conn.execute(
+                    tags.insert(),
+                    [
+                        {
+                            "account_id": account_id,
+                            "region": region,
+                            "kind": kind,
+                            "name": name,
+                            "key": key,
+                            "value": value,
+                        }
+                        for key, value in added.items()
+                    ],
+                )
+
+    def delete_tags(
+        self, account_id: AccountId, region: Region, kind: str, name: str, keys: list[str]
+    ) -> None:
+        where = _tag_clause(account_id, region, kind, name)
+        with self.engine.begin() as conn:
+            conn.execute(tags.delete().where(*where, tags.c.key.in_(keys)))
 
     def get(
         self,
@@ -502,6 +561,15 @@ def _usage_where(
     if product_id is not None:
         where.append(usage.c.product_id == product_id)
     return where
+
+
+def _tag_clause(account_id: str, region: str, kind: str, name: str) -> list[ColumnElement[bool]]:
+    return [
+        tags.c.account_id == account_id,
+        tags.c.region == region,
+        tags.c.kind == kind,
+        tags.c.name == name,
+    ]
 
 
 def _key_clause(account_id: str, region: str, kind: str, name: str) -> tuple[Any, ...]:
