@@ -29,6 +29,7 @@ JSON_SERVICES = [
     ("sagemaker", "SageMaker", "sagemaker"),
     ("mlmarket", "MLMarket", "mlmarket"),
     ("marketplace-agreement", "AWSMPCommerceService_v20200301", "aws-marketplace"),
+    ("logs", "Logs_20140328", "logs"),
 ]
 REST_SERVICES = ["marketplace-catalog", "marketplace-discovery"]
 S3_OPERATIONS = [
