@@ -34,6 +34,7 @@ from sqlalchemy import (
     delete,
     select,
 )
+from sqlalchemy.exc import IntegrityError
 
 from mlmarket.storage.blobs import BlobBackend, LocalBlobs
 
@@ -276,18 +277,25 @@ class ObjectStore:
             modified=now,
             headers=json.dumps(headers),
         )
-        with self.engine.begin() as conn:
-            old = conn.execute(
-                select(objects.c.blob).where(objects.c.bucket == bucket, objects.c.key == key)
-            ).first()
-            if old:
-                conn.execute(
-                    objects.update()
-                    .where(objects.c.bucket == bucket, objects.c.key == key)
-                    .values(**values)
-                )
-            else:
-                conn.execute(objects.insert().values(bucket=bucket, key=key, **values))
+        # Compare and swap: the row is replaced only if it still holds the blob read, so each
+        # blob is replaced (and removed) by exactly one write when writes of one key race.
+        for attempt in range(_SWAP_ATTEMPTS):
+            try:
+                with self.engine.begin() as conn:
+                    where = (objects.c.bucket == bucket, objects.c.key == key)
+                    old = conn.execute(select(objects.c.blob).where(*where)).first()
+                    if old is None:
+                        conn.execute(objects.insert().values(bucket=bucket, key=key, **values))
+                        break
+                    swapped = conn.execute(
+                        objects.update().where(*where, objects.c.blob == old.blob).values(**values)
+                    )
+                    if swapped.rowcount == 1:
+                        break
+            except IntegrityError:
+                pass  # another write inserted the key first: replace it (the last write wins)
+            if attempt == _SWAP_ATTEMPTS - 1:
+                raise ObjectWriteConflict(f"{bucket}/{key} kept changing while it was written")
         if old:
             self.backend.remove(old.blob)
         return ObjectInfo(
@@ -481,6 +489,13 @@ class ObjectStore:
             json.loads(row.checksums),
             json.loads(row.headers),
         )
+
+
+class ObjectWriteConflict(RuntimeError):
+    """Writes of one key kept racing past every attempt (not seen in practice)."""
+
+
+_SWAP_ATTEMPTS = 50
 
 
 def read_chunks(
