@@ -211,4 +211,8 @@ def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
         ModelPackageName="slow",
     )
     assert desc["ModelPackageStatus"] == "Completed", desc["ModelPackageStatusDetails"]
+    # the job the first server started was stopped, not run again beside the new one
+    jobs = sm.list_transform_jobs(NameContains="slow-", SortOrder="Ascending")
+    statuses = [j["TransformJobStatus"] for j in jobs["TransformJobSummaries"]]
+    assert statuses == ["Stopped", "Completed"], statuses
     sm.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from typing import Any, Protocol, TypeGuard, TypeVar
@@ -26,7 +27,7 @@ from mlmarket.domain.packages import (
     AlgorithmSpec,
     StatusDetails,
 )
-from mlmarket.domain.training import TrainingJobSpec, TrainingRun
+from mlmarket.domain.training import FINAL, TrainingJobSpec, TrainingRun
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.resources import Validated, is_algorithm
 from mlmarket.shapes.sagemaker import (
@@ -104,8 +105,9 @@ class Validator:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def resume(self) -> int:
-        """At start-up: validations a previous server left unfinished start over (their jobs
-        were stopped with it). Returns how many."""
+        """At start-up: validations a previous server left unfinished start over, their
+        earlier jobs stopped first (the job controllers would otherwise run them again beside
+        the new ones, into the same output). Returns how many."""
         resumed = 0
         unfinished: list[Validated] = [
             *self.store.all_of_kind(kinds.MODEL_PACKAGE),
@@ -120,9 +122,28 @@ class Validator:
                 item.pop("FailureReason", None)
             _set_status(res, "Pending")
             self._save(res)
+            self._stop_earlier_jobs(res)
             self.start(res)
             resumed += 1
         return resumed
+
+    def _stop_earlier_jobs(self, res: Validated) -> None:
+        ctx = RequestContext("validation", res.account_id, res.region, "sagemaker", "Resume")
+        ours = re.compile(rf"^{re.escape(_prefix(res))}-.{{1,10}}-[0-9a-f]{{6}}-(train|transform)$")
+        running: list[tuple[str, dict[str, str]]] = []
+        for training in self.store.list(res.account_id, res.region, kinds.TRAINING_JOB):
+            if training.state.get("TrainingJobStatus") not in FINAL | {"Stopping"}:
+                running.append(
+                    ("StopTrainingJob", {"TrainingJobName": training.spec["TrainingJobName"]})
+                )
+        for transform in self.store.list(res.account_id, res.region, kinds.TRANSFORM_JOB):
+            if transform.state.get("TransformJobStatus") not in FINAL | {"Stopping"}:
+                running.append(
+                    ("StopTransformJob", {"TransformJobName": transform.spec["TransformJobName"]})
+                )
+        for stop, params in running:
+            if ours.match(next(iter(params.values()))):
+                self._call(stop)(ctx, params)
 
     def _call(self, operation: str) -> Callable[..., Any]:
         """The handler a seller's own call of `operation` reaches."""
@@ -208,7 +229,7 @@ class Validator:
         not. An algorithm's trains first, and its transform uses what training made."""
         role = res.spec["ValidationSpecification"]["ValidationRole"]
         tag = secrets.token_hex(3)
-        base = f"{res.name[:40]}-{profile_name[:10]}-{tag}".strip("-")
+        base = f"{_prefix(res)}-{profile_name[:10]}-{tag}".strip("-")
         model_data: str | None = None
         transform: TransformJobDefinition | None
         try:
@@ -281,6 +302,11 @@ def _unless_completed(noun: str, job: str, done: dict[str, Any], status_key: str
 
 
 P = TypeVar("P", ModelPackageValidationProfile, AlgorithmValidationProfile)
+
+
+def _prefix(res: Validated) -> str:
+    """How the names of a resource's validation jobs begin."""
+    return res.name[:40]
 
 
 def _named(profiles: list[P], name: str) -> P:
