@@ -38,6 +38,7 @@ from mlmarket.services.quotas import Quotas
 from mlmarket.services.s3.provider import S3Provider
 from mlmarket.services.sagemaker.packages import PackagesProvider
 from mlmarket.services.sagemaker.provider import SageMakerProvider
+from mlmarket.services.sagemaker.search import SearchProvider
 from mlmarket.services.sagemaker.tags import TagsProvider
 from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.services.sagemaker.transform import TransformProvider
@@ -107,6 +108,7 @@ def build(
     sagemaker.add(PackagesProvider(store, clock, engine, validator, listings))
     tagging = TagsProvider(store)
     sagemaker.add(tagging)
+    sagemaker.add(SearchProvider(store, sagemaker))
     tagging.tag_on_create(sagemaker)  # last: every Create operation is served by now
     change_sets = ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings))
     catalog = CatalogProvider(store, clock, change_sets)
