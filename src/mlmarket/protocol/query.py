@@ -9,20 +9,19 @@ identity is the account's root, `arn:aws:iam::<account>:root`, as AWS answers fo
 from __future__ import annotations
 
 import asyncio
-import json
-import re
 import xml.etree.ElementTree as ET
 from functools import lru_cache
 from urllib.parse import parse_qsl
 
 import botocore.exceptions
-import botocore.session
 from aiohttp import web
 
 from mlmarket import limits
 from mlmarket.domain import arns
+from mlmarket.protocol import json_protocol, rest_json, rest_xml, sigv4
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.errors import CommonServiceError, ServiceError
+from mlmarket.protocol.models import service_model
 
 _STS_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 
@@ -91,7 +90,7 @@ class ForeignEdge:
     )
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
-        service = signing_service(request.headers.get("Authorization", "")) or "(unsigned)"
+        service = sigv4.scope_service(request.headers.get("Authorization")) or "(unsigned)"
         await asyncio.to_thread(_protocol_of, service)  # loads its model off the loop, once
         raise CommonServiceError(
             "UnknownOperationException",
@@ -101,45 +100,30 @@ class ForeignEdge:
     def error_response(
         self, error: ServiceError, request_id: str, request: web.BaseRequest
     ) -> web.StreamResponse:
-        service = signing_service(request.headers.get("Authorization", ""))
+        service = sigv4.scope_service(request.headers.get("Authorization"))
         protocol = _protocol_of(service) if service else "json"
-        headers = {"x-amzn-RequestId": request_id}
         if protocol in ("query", "ec2"):
             refused = CommonServiceError("InvalidAction", error.message)
-            headers["Content-Type"] = "text/xml"
-            return web.Response(
-                status=400, body=serialize_error(refused, request_id), headers=headers
+            status, headers = 400, {"Content-Type": "text/xml"}
+            body = serialize_error(refused, request_id)
+        elif protocol == "rest-xml":
+            status, headers, body = rest_xml.serialize_error(
+                CommonServiceError("NotImplemented", error.message, 501), request_id
             )
-        if protocol == "rest-xml":
-            element = ET.Element("Error")
-            ET.SubElement(element, "Code").text = "NotImplemented"
-            ET.SubElement(element, "Message").text = error.message
-            ET.SubElement(element, "RequestId").text = request_id
-            headers["Content-Type"] = "application/xml"
-            body = ET.tostring(element, xml_declaration=True, encoding="utf-8")
-            return web.Response(status=501, body=body, headers=headers)
-        code = error.error_code
-        headers.update({"Content-Type": "application/x-amz-json-1.1", "X-Amzn-ErrorType": code})
-        body = json.dumps({"__type": code, "message": error.message}).encode()
-        return web.Response(
-            status=404 if protocol == "rest-json" else 400, body=body, headers=headers
-        )
-
-
-_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/,\s]+/([^/,\s]+)/aws4_request")
-
-
-def signing_service(authorization: str) -> str | None:
-    """The service a SigV4 Authorization header's credential scope names."""
-    found = _SCOPE.search(authorization)
-    return found.group(1) if found else None
+        elif protocol == "rest-json":
+            status, headers, body = rest_json.serialize_error(
+                CommonServiceError(error.error_code, error.message, 404)
+            )
+        else:
+            status, headers, body = json_protocol.serialize_error(error)
+        headers["x-amzn-RequestId"] = request_id
+        return web.Response(status=status, body=body, headers=headers)
 
 
 @lru_cache(maxsize=64)
 def _protocol_of(service: str) -> str:
     """The protocol of the service botocore knows by this name ("json" when it knows none)."""
     try:
-        model = botocore.session.get_session().get_service_model(service)
+        return str(service_model(service).protocol)
     except botocore.exceptions.UnknownServiceError:
         return "json"
-    return str(model.protocol)

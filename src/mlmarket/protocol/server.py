@@ -28,7 +28,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from mlmarket import limits
 from mlmarket.context import RequestContext
-from mlmarket.protocol import json_protocol, rest_json, validation
+from mlmarket.protocol import json_protocol, rest_json, sigv4, validation
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.errors import (
     BadRequest,
@@ -41,7 +41,7 @@ from mlmarket.protocol.errors import (
 from mlmarket.protocol.marketplace_rest import MarketplaceRestEdge
 from mlmarket.protocol.models import operation_model
 from mlmarket.protocol.operations import Operations
-from mlmarket.protocol.query import ForeignEdge, StsEdge, signing_service
+from mlmarket.protocol.query import ForeignEdge, StsEdge
 from mlmarket.protocol.s3 import S3Edge
 
 log = logging.getLogger("mlmarket.server")
@@ -259,16 +259,18 @@ class Gateway:
         authorization = request.headers.get("Authorization", "")
         if "/s3/aws4_request" in authorization:
             return self.s3
-        service = signing_service(authorization)
+        # the hot path first: an invocation is routed by its path alone (its edge checks the
+        # scope), before any other service's scope is parsed
+        if request.method == "POST" and _INVOKE_PATH.match(request.path):
+            return self.runtime
+        service = sigv4.scope_service(authorization)
         if service == "sts":
             return self.sts
         if service is not None and service not in _SERVED:
             return self.foreign
         has_target = "X-Amz-Target" in request.headers
-        if "/aws-marketplace/aws4_request" in authorization and not has_target:
+        if service == "aws-marketplace" and not has_target:
             return self.marketplace  # the Catalog and Discovery APIs
-        if request.method == "POST" and _INVOKE_PATH.match(request.path):
-            return self.runtime
         if request.method == "POST" and request.path == "/" and has_target:
             return self.json
         if request.path == "/ping" and request.method == "GET":

@@ -33,6 +33,7 @@ from mlmarket.protocol.errors import (
     IncompleteSignature,
     InvalidSignature,
     MissingAuthenticationToken,
+    ServiceError,
     UnrecognizedClient,
 )
 
@@ -96,6 +97,15 @@ def parse_authorization(header: str | None) -> Scope:
             "Credential should be scoped with a valid terminator: 'aws4_request'."
         )
     return Scope(access_key, date, region, service, signed, signature)
+
+
+def scope_service(header: str | None) -> str | None:
+    """The service an Authorization header's credential scope names (None: no valid scope),
+    for routing; admission checks the rest."""
+    try:
+        return parse_authorization(header).service
+    except ServiceError:
+        return None
 
 
 @lru_cache(maxsize=4)
