@@ -42,8 +42,12 @@ from mlmarket.types import AccountId, Arn, Region, ResourceKind, SpecT, StateT
 
 _meta = MetaData()  # the tables as this code reads them; storage/migrations makes them
 
-# Names sort as SageMaker sorts them, by code point: on PostgreSQL the column collates bytewise
-_TEXT_KEY = String(255).with_variant(String(255, collation="C"), "postgresql")
+
+def bytewise(length: int) -> String:
+    """A text column that sorts by code point, as SageMaker sorts names and S3 lists keys
+    (UTF-8 byte order): SQLite's default; on PostgreSQL the column collates "C"."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
 
 accounts = Table(
     "accounts",
@@ -82,7 +86,7 @@ resources = Table(
     Column("spec", Text, nullable=False),
     Column("state", Text, nullable=False),
     # What List operations filter and sort on (the kind's `Listed`), copied out of the JSON
-    Column("display_name", _TEXT_KEY, nullable=False),
+    Column("display_name", bytewise(255), nullable=False),
     Column("status", String(64)),
     Column("parent", String(255)),
     Index("ix_resources_created", "account_id", "region", "kind", "created", "display_name"),
@@ -99,9 +103,7 @@ tags = Table(
     Column("region", String(32), primary_key=True),
     Column("kind", String(64), primary_key=True),
     Column("name", String(255), primary_key=True),
-    Column(
-        "key", String(128).with_variant(String(128, collation="C"), "postgresql"), primary_key=True
-    ),
+    Column("key", bytewise(128), primary_key=True),
     Column("value", String(256), nullable=False),
 )
 
@@ -181,7 +183,8 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
-def _plain_value(value: Any) -> Any:
+def _stored(value: Any) -> Any:
+    """A value as stored and compared: times in UTC, the rest as they are."""
     return _utc(value) if isinstance(value, dt.datetime) else value
 
 
@@ -295,7 +298,7 @@ class MetadataStore:
             result = conn.execute(
                 resources.delete().where(*_key_clause(account_id, region, kind, name))
             )
-            conn.execute(tags.delete().where(*_tag_clause(account_id, region, kind, name)))
+            conn.execute(tags.delete().where(*_key_clause(account_id, region, kind, name, tags)))
         return bool(result.rowcount)
 
     # -- tags --
@@ -305,7 +308,7 @@ class MetadataStore:
         """A resource's tags, by key."""
         query = (
             select(tags.c.key, tags.c.value)
-            .where(*_tag_clause(account_id, region, kind, name))
+            .where(*_key_clause(account_id, region, kind, name, tags))
             .order_by(tags.c.key)
         )
         with self.engine.connect() as conn:
@@ -315,7 +318,7 @@ class MetadataStore:
         self, account_id: AccountId, region: Region, kind: str, name: str, added: dict[str, str]
     ) -> None:
         """Add tags to a resource, a key already there taking its new value."""
-        where = _tag_clause(account_id, region, kind, name)
+        where = _key_clause(account_id, region, kind, name, tags)
         with self.engine.begin() as conn:
             conn.execute(tags.delete().where(*where, tags.c.key.in_(list(added))))
             if added:
@@ -337,7 +340,7 @@ class MetadataStore:
     def delete_tags(
         self, account_id: AccountId, region: Region, kind: str, name: str, keys: list[str]
     ) -> None:
-        where = _tag_clause(account_id, region, kind, name)
+        where = _key_clause(account_id, region, kind, name, tags)
         with self.engine.begin() as conn:
             conn.execute(tags.delete().where(*where, tags.c.key.in_(keys)))
 
@@ -403,7 +406,7 @@ class MetadataStore:
             position = tuple_(*order)
             start = tuple_(
                 *(
-                    literal(_utc(value) if isinstance(value, dt.datetime) else value, col.type)
+                    literal(_stored(value), col.type)
                     for value, col in zip(query.start, order, strict=True)
                 )
             )
@@ -418,7 +421,7 @@ class MetadataStore:
             rows = conn.execute(statement).all()
         following = rows[query.limit] if len(rows) > query.limit else None
         start_next = (
-            tuple(_plain_value(getattr(following, col.name)) for col in order)
+            tuple(_stored(getattr(following, col.name)) for col in order)
             if following is not None
             else None
         )
@@ -563,22 +566,16 @@ def _usage_where(
     return where
 
 
-def _tag_clause(account_id: str, region: str, kind: str, name: str) -> list[ColumnElement[bool]]:
+def _key_clause(
+    account_id: str, region: str, kind: str, name: str, table: Table = resources
+) -> list[ColumnElement[bool]]:
+    """The rows of one resource: its own in `resources`, or its tags' in `tags`."""
     return [
-        tags.c.account_id == account_id,
-        tags.c.region == region,
-        tags.c.kind == kind,
-        tags.c.name == name,
+        table.c.account_id == account_id,
+        table.c.region == region,
+        table.c.kind == kind,
+        table.c.name == name,
     ]
-
-
-def _key_clause(account_id: str, region: str, kind: str, name: str) -> tuple[Any, ...]:
-    return (
-        resources.c.account_id == account_id,
-        resources.c.region == region,
-        resources.c.kind == kind,
-        resources.c.name == name,
-    )
 
 
 def _row(res: Resource[Any, Any]) -> dict[str, Any]:

@@ -37,11 +37,11 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from mlmarket.storage.blobs import BlobBackend, LocalBlobs
+from mlmarket.storage.metadata import bytewise
 
 _meta = MetaData()  # the tables as this code reads them; storage/migrations makes them
 
-# S3 lists keys in UTF-8 byte order: on PostgreSQL the column collates bytewise
-_KEY = String(1024).with_variant(String(1024, collation="C"), "postgresql")
+_KEY = bytewise(1024)  # S3 lists keys in UTF-8 byte order
 
 buckets = Table(
     "buckets",
