@@ -25,7 +25,8 @@ def _digest(query: dict[str, Any]) -> str:
 
 
 def encode_token(key: Sequence[Any], query: dict[str, Any]) -> str:
-    raw = json.dumps({"k": list(key), "q": _digest(query)}, default=str)
+    """A token naming where the next page starts (times as ISO 8601), bound to `query`."""
+    raw = json.dumps({"k": _plain(key), "q": _digest(query)}, default=str)
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -63,7 +64,7 @@ def page(
             start = len(ordered)
     chunk = ordered[start : start + max_results]
     following = ordered[start + max_results : start + max_results + 1]
-    token = encode_token(_plain(sort_key(following[0])), query) if following else None
+    token = encode_token(sort_key(following[0]), query) if following else None
     return chunk, token
 
 

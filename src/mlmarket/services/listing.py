@@ -65,12 +65,8 @@ def list_resources(
             start=start,
         ),
     )
-    next_token = pagination.encode_token(_plain(following), query) if following else None
+    next_token = pagination.encode_token(following, query) if following else None
     return items, next_token
-
-
-def _plain(key: tuple[Any, ...]) -> list[Any]:
-    return [k.isoformat() if isinstance(k, dt.datetime) else k for k in key]
 
 
 def _position(sort_by: SortBy, key: list[Any]) -> tuple[Any, ...]:

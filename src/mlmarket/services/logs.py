@@ -13,15 +13,13 @@ as on SageMaker); a seller never sees a buyer's.
 
 from __future__ import annotations
 
-import base64
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from mlmarket.context import RequestContext
-from mlmarket.domain import arns, kinds, log_events
+from mlmarket.domain import arns, kinds, log_events, pagination
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.operations import operation
 from mlmarket.storage.metadata import MetadataStore
@@ -136,9 +134,9 @@ class LogsProvider:
                 "arn": f"{arns.log_group(ctx.region, ctx.account_id, name)}:*",
                 "logGroupArn": arns.log_group(ctx.region, ctx.account_id, name),
             }
-            for name, created in sorted(groups.items())
+            for name, created in groups.items()
         ]
-        page, token = _page(items, p, limit=50)
+        page, token = _page(items, p, lambda i: (i["logGroupName"],), False, limit=50)
         return {"logGroups": page, "nextToken": token}
 
     @operation("DescribeLogStreams")
@@ -167,10 +165,13 @@ class LogsProvider:
                 item.update(firstEventTimestamp=first, lastEventTimestamp=last)
             items.append(item)
         key = "lastEventTimestamp" if by_time else "logStreamName"
-        items.sort(
-            key=lambda i: (i.get(key) or 0, i["logStreamName"]), reverse=bool(p.get("descending"))
+        page, token = _page(
+            items,
+            p,
+            lambda i: (i.get(key) or 0, i["logStreamName"]),
+            bool(p.get("descending")),
+            limit=50,
         )
-        page, token = _page(items, p, limit=50)
         return {"logStreams": page, "nextToken": token}
 
     @operation("GetLogEvents")
@@ -222,7 +223,6 @@ class LogsProvider:
             for index, e in enumerate(_within(_read(s.path), p.get("startTime"), p.get("endTime")))
             if wanted.matches(e.message)
         ]
-        matched.sort(key=lambda m: m[:3])
         items = [
             {
                 "logStreamName": name,
@@ -233,7 +233,13 @@ class LogsProvider:
             }
             for _, name, index, e in matched
         ]
-        page, token = _page(items, p, limit=_MAX_EVENTS)
+        page, token = _page(
+            items,
+            p,
+            lambda i: (i["timestamp"], i["logStreamName"], i["eventId"]),
+            False,
+            limit=_MAX_EVENTS,
+        )
         return {
             "events": page,
             "searchedLogStreams": [
@@ -282,16 +288,22 @@ def _position(token: str, count: int) -> tuple[str, int]:
     return direction, min(int(number), count)
 
 
-def _page(items: list[dict[str, Any]], p: dict[str, Any], limit: int) -> tuple[list[Any], Any]:
-    """A page of a listing whose order is stable: the token is the index of the next item."""
-    start = 0
-    if p.get("nextToken"):
-        try:
-            start = int(json.loads(base64.b64decode(p["nextToken"]))["next"])
-        except (ValueError, KeyError, TypeError):
-            raise _invalid("The specified nextToken is invalid.") from None
-    size = min(p.get("limit") or limit, limit)
-    page = items[start : start + size]
-    if start + size >= len(items):
-        return page, None
-    return page, base64.b64encode(json.dumps({"next": start + size}).encode()).decode()
+def _page(
+    items: list[dict[str, Any]],
+    p: dict[str, Any],
+    sort_key: Callable[[dict[str, Any]], tuple[Any, ...]],
+    descending: bool,
+    limit: int,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of a listing (domain/pagination.py), at most `limit` or the caller's limit."""
+    try:
+        return pagination.page(
+            items,
+            sort_key=sort_key,
+            descending=descending,
+            max_results=min(p.get("limit") or limit, limit),
+            next_token=p.get("nextToken"),
+            query={k: v for k, v in p.items() if k not in ("nextToken", "limit")},
+        )
+    except pagination.InvalidToken:
+        raise _invalid("The specified nextToken is invalid.") from None
