@@ -266,7 +266,7 @@ def _trial(keys: list[str]) -> dict[str, object]:
 
 def test_a_free_trial_grants_hourly_keys_only() -> None:
     base = _usage({"ml.m5.large.m.i.r": "1", "m.i.c": "0.1"})
-    _, trial = pricing.parse("Usage", [*base, _trial(["ml.m5.large.m.i.r"])])
+    _, trial = pricing.parse("Usage", pricing.normalized([*base, _trial(["ml.m5.large.m.i.r"])]))
     assert trial == {"Days": 30, "Dimensions": ["ml.m5.large.m.i.r"]}
     with pytest.raises(pricing.InvalidPricing, match="hourly pricing only"):
         pricing.parse("Usage", pricing.normalized([*base, _trial(["m.i.c"])]))

@@ -74,8 +74,7 @@ def known_key(key: str) -> bool:
 
 def parse(model: Any, terms: Any) -> tuple[dict[str, str], dict[str, Any] | None]:
     """(price per dimension, free trial or None) of valid terms; InvalidPricing says why not.
-    Keys come out in the Catalog's form (see normalized)."""
-    terms = normalized(terms)
+    The terms' keys are in the Catalog's form already (see normalized)."""
     if model not in ("Usage", "Free"):
         raise InvalidPricing("PricingModel must be Usage or Free (Contract is for private offers).")
     if not isinstance(terms, list) or not all(isinstance(t, dict) for t in terms):

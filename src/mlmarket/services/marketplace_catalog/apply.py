@@ -148,27 +148,27 @@ class ChangeApplier:
             pricing.parse(model, terms)
         except pricing.InvalidPricing as exc:
             raise changes.ChangeError("INVALID_INPUT", str(exc)) from None
-        # the legal and support terms stay; the pricing terms are replaced
-        kept = [t for t in offer.state.get("Terms") or [] if t["Type"] not in pricing.PRICING_TERMS]
         offer.state["PricingModel"] = model
-        offer.state["Terms"] = kept + [pricing.with_id(t) for t in terms]
+        # the legal and support terms stay; the pricing terms are replaced
+        self._replace_terms(offer, pricing.PRICING_TERMS, terms)
 
     # -- change types of an offer --
 
     def _update_legal_terms(
         self, ctx: RequestContext, offer: Entity, details: dict[str, Any], kind: str
     ) -> None:
-        self._replace_term(offer, offers.legal_term(details))
+        self._replace_terms(offer, ("LegalTerm",), [offers.legal_term(details)])
 
     def _update_support_terms(
         self, ctx: RequestContext, offer: Entity, details: dict[str, Any], kind: str
     ) -> None:
-        self._replace_term(offer, offers.support_term(details))
+        self._replace_terms(offer, ("SupportTerm",), [offers.support_term(details)])
 
     @staticmethod
-    def _replace_term(offer: Entity, term: dict[str, Any]) -> None:
-        kept = [t for t in offer.state.get("Terms") or [] if t["Type"] != term["Type"]]
-        offer.state["Terms"] = [*kept, pricing.with_id(term)]
+    def _replace_terms(offer: Entity, types: tuple[str, ...], terms: list[dict[str, Any]]) -> None:
+        """The offer's terms of `types` replaced by `terms` (each given its Id); the rest stay."""
+        kept = [t for t in offer.state.get("Terms") or [] if t["Type"] not in types]
+        offer.state["Terms"] = kept + [pricing.with_id(t) for t in terms]
 
     def _update_offer_information(
         self, ctx: RequestContext, offer: Entity, details: dict[str, Any], kind: str
