@@ -259,22 +259,23 @@ class EndpointController:
     # -- watching and replacing --
 
     async def _container_ended(
-        self, endpoint: Endpoint, instance: InstanceRuntime, runtime: ContainerRuntime
+        self,
+        endpoint: Endpoint,
+        instance: InstanceRuntime,
+        runtime: ContainerRuntime,
+        exit_code: int | None,
     ) -> None:
         run = self._run(endpoint)
         if run.crew.closing or run.crew.instances.get(instance.instance_id) is not instance:
             return
         if not instance.healthy:
             return  # still starting: _wait_healthy reports it
-        info = await self.engine.inspect(runtime.info.id)
-        if info is not None and info.running:
-            return
         log.warning(
             "container %s of %s (%s) ended with %s; replacing its instance",
             runtime.hostname,
             endpoint.name,
             instance.instance_id,
-            info.exit_code if info else "no trace",
+            "no trace" if exit_code is None else exit_code,
         )
         instance.healthy = False
         await self._replace(endpoint, instance)

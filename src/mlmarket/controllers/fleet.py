@@ -63,8 +63,9 @@ class Crew:
     closing: bool = False  # the endpoint is being deleted: nothing is replaced any more
 
 
-# What the endpoint controller is told when a container of an instance ends.
-Ended = Callable[[Endpoint, InstanceRuntime, ContainerRuntime], Awaitable[None]]
+# What the endpoint controller is told when a container of an instance ends: its exit code
+# (None: the container is gone)
+Ended = Callable[[Endpoint, InstanceRuntime, ContainerRuntime, int | None], Awaitable[None]]
 
 
 class Fleet:
@@ -276,8 +277,8 @@ class Fleet:
                     sink.write(chunk)
 
                 await self.engine.follow_logs(rt.info.id, write)
-            await self.engine.wait(rt.info.id)  # a broken log stream is not an ended container
-            await self.ended(endpoint, instance, rt)
+            # a log stream can break while its container runs on: its exit is what ends it
+            await self.ended(endpoint, instance, rt, await self.engine.wait(rt.info.id))
 
         task = asyncio.ensure_future(logged(follow(), endpoint.arn))
         crew.watchers.add(task)
