@@ -57,7 +57,8 @@ class SearchProvider:
             raise validation_exception("VisibilityConditions is not supported by mlmarket.")
         records = []
         if p.get("CrossAccountFilterOption") != "CrossAccount":  # nothing is shared here
-            records = [await self._record(ctx, searched, r) for r in self._all(ctx, searched)]
+            found = self.store.list(ctx.account_id, ctx.region, searched.kind)
+            records = [await self._record(ctx, searched, r) for r in found]
         expression = p.get("SearchExpression")
         try:
             if expression is not None:
@@ -74,9 +75,6 @@ class SearchProvider:
         except (search.InvalidSearch, pagination.InvalidToken) as exc:
             raise validation_exception(str(exc)) from None
         return {"Results": [{resource: r} for r in page], "NextToken": token}
-
-    def _all(self, ctx: RequestContext, searched: _Searched) -> list[Any]:
-        return self.store.list(ctx.account_id, ctx.region, searched.kind)
 
     async def _record(self, ctx: RequestContext, searched: _Searched, res: Any) -> dict[str, Any]:
         handler = self.sagemaker.handler(searched.describe)
