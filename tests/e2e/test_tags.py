@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support.buyers import error_of
 from tests.support.hosting import model_and_config
 
 ROLE = "arn:aws:iam::123456789012:role/tags"
@@ -18,13 +19,6 @@ def _tags(sm: Any, arn: str) -> dict[str, str]:
     for page in sm.get_paginator("list_tags").paginate(ResourceArn=arn):
         found.update({t["Key"]: t["Value"] for t in page["Tags"]})
     return found
-
-
-def _refusal(call: Any, **params: Any) -> str:
-    with pytest.raises(ClientError) as err:
-        call(**params)
-    assert err.value.response["Error"]["Code"] == "ValidationException"
-    return str(err.value.response["Error"]["Message"])
 
 
 def test_tags_given_at_creation_are_kept_added_to_and_removed(
@@ -53,7 +47,7 @@ def test_tags_given_at_creation_are_kept_added_to_and_removed(
 
 
 def test_tag_limits_hold_for_create_and_add(sm: Any, echo_image: str, name: str) -> None:
-    message = _refusal(
+    message = error_of(
         sm.create_model,
         ModelName=name,
         PrimaryContainer={"Image": echo_image},
@@ -68,7 +62,7 @@ def test_tag_limits_hold_for_create_and_add(sm: Any, echo_image: str, name: str)
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50)])
     assert len(_tags(sm, arn)) == 50
     sm.add_tags(ResourceArn=arn, Tags=[{"Key": "k0", "Value": "changed"}])  # still 50
-    message = _refusal(sm.add_tags, ResourceArn=arn, Tags=[{"Key": "one-more", "Value": "v"}])
+    message = error_of(sm.add_tags, ResourceArn=arn, Tags=[{"Key": "one-more", "Value": "v"}])
     assert message == "A resource can have at most 50 tags; this request would give it 51."
 
 
@@ -79,12 +73,12 @@ def test_only_the_callers_own_resources_take_tags(
         ModelName=name, PrimaryContainer={"Image": echo_image}, ExecutionRoleArn=ROLE
     )["ModelArn"]
     tag = [{"Key": "k", "Value": "v"}]
-    assert _refusal(other_sm.add_tags, ResourceArn=arn, Tags=tag) == (
+    assert error_of(other_sm.add_tags, ResourceArn=arn, Tags=tag) == (
         f"Resource {arn} does not exist."
     )
-    assert _refusal(other_sm.list_tags, ResourceArn=arn) == f"Resource {arn} does not exist."
+    assert error_of(other_sm.list_tags, ResourceArn=arn) == f"Resource {arn} does not exist."
     missing = arn.replace(name.lower(), "no-such-model")
-    assert _refusal(sm.add_tags, ResourceArn=missing, Tags=tag).endswith("does not exist.")
+    assert error_of(sm.add_tags, ResourceArn=missing, Tags=tag).endswith("does not exist.")
     sm.delete_model(ModelName=name)
 
 
