@@ -82,6 +82,8 @@ def test_estimator_fit_then_batch_transform(
     job = estimator.latest_training_job.describe()
     assert job["TrainingJobStatus"] == "Completed"
     assert estimator.model_data.endswith("/output/model.tar.gz")
+    attached = Estimator.attach(job["TrainingJobName"], sagemaker_session=sdk)  # next day
+    assert attached.model_data == estimator.model_data
 
     sdk.sagemaker_client.create_model(
         ModelName="sdk-echo", PrimaryContainer={"Image": echo_image}, ExecutionRoleArn=ROLE

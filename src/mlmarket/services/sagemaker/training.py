@@ -223,6 +223,8 @@ class TrainingProvider:
             }
         )
         out.setdefault("ModelArtifacts", {"S3ModelArtifacts": ""})
+        # SageMaker names the (absent) key; the SDK's Estimator.attach reads it
+        out["OutputDataConfig"] = {"KmsKeyId": "", **job.spec["OutputDataConfig"]}
         return out
 
     @operation("ListTrainingJobs")
