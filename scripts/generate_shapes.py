@@ -27,6 +27,7 @@ ROOTS = (
     "CreateModelPackageInput",
     "CreateModelPackageGroupInput",
     "CreateAlgorithmInput",
+    "CreateHyperParameterTuningJobRequest",
     # what a resource's state records, as Describe shows it
     "TrainingJobStatus",
     "SecondaryStatusTransition",
@@ -37,6 +38,11 @@ ROOTS = (
     "ModelPackageStatusDetails",
     "AlgorithmStatus",
     "AlgorithmStatusDetails",
+    "HyperParameterTrainingJobSummary",
+    "TrainingJobStatusCounters",
+    "ObjectiveStatusCounters",
+    "HyperParameterTuningJobCompletionDetails",
+    "HyperParameterTuningJobConsumedResources",
 )
 
 # Enums with at most this many values become Literal types; longer ones (instance types, with

@@ -1025,6 +1025,164 @@ class CreateAlgorithmInput(TypedDict, total=False):
     Tags: list[Tag]
 
 
+HyperParameterTuningJobStrategyType = Literal["Bayesian", "Random", "Hyperband", "Grid"]
+
+
+class HyperbandStrategyConfig(TypedDict, total=False):
+    MinResource: int
+    MaxResource: int
+
+
+class HyperParameterTuningJobStrategyConfig(TypedDict, total=False):
+    HyperbandStrategyConfig: HyperbandStrategyConfig
+
+
+class ResourceLimits(TypedDict, total=False):
+    MaxNumberOfTrainingJobs: int
+    MaxParallelTrainingJobs: Required[int]
+    MaxRuntimeInSeconds: int
+
+
+HyperParameterScalingType = Literal["Auto", "Linear", "Logarithmic", "ReverseLogarithmic"]
+
+
+class IntegerParameterRange(TypedDict, total=False):
+    Name: Required[str]
+    MinValue: Required[str]
+    MaxValue: Required[str]
+    ScalingType: HyperParameterScalingType
+
+
+class ContinuousParameterRange(TypedDict, total=False):
+    Name: Required[str]
+    MinValue: Required[str]
+    MaxValue: Required[str]
+    ScalingType: HyperParameterScalingType
+
+
+class CategoricalParameterRange(TypedDict, total=False):
+    Name: Required[str]
+    Values: Required[list[str]]
+
+
+class AutoParameter(TypedDict, total=False):
+    Name: Required[str]
+    ValueHint: Required[str]
+
+
+class ParameterRanges(TypedDict, total=False):
+    IntegerParameterRanges: list[IntegerParameterRange]
+    ContinuousParameterRanges: list[ContinuousParameterRange]
+    CategoricalParameterRanges: list[CategoricalParameterRange]
+    AutoParameters: list[AutoParameter]
+
+
+TrainingJobEarlyStoppingType = Literal["Off", "Auto"]
+
+
+class BestObjectiveNotImproving(TypedDict, total=False):
+    MaxNumberOfTrainingJobsNotImproving: int
+
+
+CompleteOnConvergence = Literal["Disabled", "Enabled"]
+
+
+class ConvergenceDetected(TypedDict, total=False):
+    CompleteOnConvergence: CompleteOnConvergence
+
+
+class TuningJobCompletionCriteria(TypedDict, total=False):
+    TargetObjectiveMetricValue: float
+    BestObjectiveNotImproving: BestObjectiveNotImproving
+    ConvergenceDetected: ConvergenceDetected
+
+
+class HyperParameterTuningJobConfig(TypedDict, total=False):
+    Strategy: Required[HyperParameterTuningJobStrategyType]
+    StrategyConfig: HyperParameterTuningJobStrategyConfig
+    HyperParameterTuningJobObjective: HyperParameterTuningJobObjective
+    ResourceLimits: Required[ResourceLimits]
+    ParameterRanges: ParameterRanges
+    TrainingJobEarlyStoppingType: TrainingJobEarlyStoppingType
+    TuningJobCompletionCriteria: TuningJobCompletionCriteria
+    RandomSeed: int
+
+
+class HyperParameterAlgorithmSpecification(TypedDict, total=False):
+    TrainingImage: str
+    TrainingInputMode: Required[TrainingInputMode]
+    AlgorithmName: str
+    MetricDefinitions: list[MetricDefinition]
+
+
+HyperParameterTuningAllocationStrategy = Literal["Prioritized"]
+
+
+class HyperParameterTuningInstanceConfig(TypedDict, total=False):
+    InstanceType: Required[str]
+    InstanceCount: Required[int]
+    VolumeSizeInGB: Required[int]
+
+
+class HyperParameterTuningResourceConfig(TypedDict, total=False):
+    InstanceType: str
+    InstanceCount: int
+    VolumeSizeInGB: int
+    VolumeKmsKeyId: str
+    AllocationStrategy: HyperParameterTuningAllocationStrategy
+    InstanceConfigs: list[HyperParameterTuningInstanceConfig]
+
+
+class HyperParameterTrainingJobDefinition(TypedDict, total=False):
+    DefinitionName: str
+    TuningObjective: HyperParameterTuningJobObjective
+    HyperParameterRanges: ParameterRanges
+    StaticHyperParameters: dict[str, str]
+    AlgorithmSpecification: Required[HyperParameterAlgorithmSpecification]
+    RoleArn: Required[str]
+    InputDataConfig: list[Channel]
+    VpcConfig: VpcConfig
+    OutputDataConfig: Required[OutputDataConfig]
+    ResourceConfig: ResourceConfig
+    HyperParameterTuningResourceConfig: HyperParameterTuningResourceConfig
+    StoppingCondition: Required[StoppingCondition]
+    EnableNetworkIsolation: bool
+    EnableInterContainerTrafficEncryption: bool
+    EnableManagedSpotTraining: bool
+    CheckpointConfig: CheckpointConfig
+    RetryStrategy: RetryStrategy
+    Environment: dict[str, str]
+
+
+class ParentHyperParameterTuningJob(TypedDict, total=False):
+    HyperParameterTuningJobName: str
+
+
+HyperParameterTuningJobWarmStartType = Literal["IdenticalDataAndAlgorithm", "TransferLearning"]
+
+
+class HyperParameterTuningJobWarmStartConfig(TypedDict, total=False):
+    ParentHyperParameterTuningJobs: Required[list[ParentHyperParameterTuningJob]]
+    WarmStartType: Required[HyperParameterTuningJobWarmStartType]
+
+
+AutotuneMode = Literal["Enabled"]
+
+
+class Autotune(TypedDict, total=False):
+    Mode: Required[AutotuneMode]
+
+
+class CreateHyperParameterTuningJobRequest(TypedDict, total=False):
+    HyperParameterTuningJobName: Required[str]
+    HyperParameterTuningJobConfig: Required[HyperParameterTuningJobConfig]
+    TrainingJobDefinition: HyperParameterTrainingJobDefinition
+    TrainingJobDefinitions: list[HyperParameterTrainingJobDefinition]
+    WarmStartConfig: HyperParameterTuningJobWarmStartConfig
+    Tags: list[Tag]
+    Autotune: Autotune
+
+
 TrainingJobStatus = Literal["InProgress", "Completed", "Failed", "Stopping", "Stopped", "Deleting"]
 
 
@@ -1077,3 +1235,50 @@ class AlgorithmStatusItem(TypedDict, total=False):
 class AlgorithmStatusDetails(TypedDict, total=False):
     ValidationStatuses: list[AlgorithmStatusItem]
     ImageScanStatuses: list[AlgorithmStatusItem]
+
+
+class FinalHyperParameterTuningJobObjectiveMetric(TypedDict, total=False):
+    Type: HyperParameterTuningJobObjectiveType
+    MetricName: Required[str]
+    Value: Required[float]
+
+
+ObjectiveStatus = Literal["Succeeded", "Pending", "Failed"]
+
+
+class HyperParameterTrainingJobSummary(TypedDict, total=False):
+    TrainingJobDefinitionName: str
+    TrainingJobName: Required[str]
+    TrainingJobArn: Required[str]
+    TuningJobName: str
+    CreationTime: Required[dt.datetime]
+    TrainingStartTime: dt.datetime
+    TrainingEndTime: dt.datetime
+    TrainingJobStatus: Required[TrainingJobStatus]
+    TunedHyperParameters: Required[dict[str, str]]
+    FailureReason: str
+    FinalHyperParameterTuningJobObjectiveMetric: FinalHyperParameterTuningJobObjectiveMetric
+    ObjectiveStatus: ObjectiveStatus
+
+
+class TrainingJobStatusCounters(TypedDict, total=False):
+    Completed: int
+    InProgress: int
+    RetryableError: int
+    NonRetryableError: int
+    Stopped: int
+
+
+class ObjectiveStatusCounters(TypedDict, total=False):
+    Succeeded: int
+    Pending: int
+    Failed: int
+
+
+class HyperParameterTuningJobCompletionDetails(TypedDict, total=False):
+    NumberOfTrainingJobsObjectiveNotImproving: int
+    ConvergenceDetectedTime: dt.datetime
+
+
+class HyperParameterTuningJobConsumedResources(TypedDict, total=False):
+    RuntimeInSeconds: int
