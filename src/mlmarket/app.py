@@ -16,6 +16,7 @@ from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.transform import TransformController
+from mlmarket.controllers.tuning import TuningController
 from mlmarket.controllers.validation import Validator
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
@@ -42,6 +43,7 @@ from mlmarket.services.sagemaker.search import SearchProvider
 from mlmarket.services.sagemaker.tags import TagsProvider
 from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.services.sagemaker.transform import TransformProvider
+from mlmarket.services.sagemaker.tuning import TuningProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.blobs import S3Blobs
 from mlmarket.storage.metadata import MetadataStore, UsageStore
@@ -61,6 +63,7 @@ class App:
     endpoints: EndpointController
     training: TrainingController
     transform: TransformController
+    tuning: TuningController
     meter: Meter
     validator: Validator
     change_sets: ChangeSetRunner
@@ -95,14 +98,19 @@ def build(
     training = TrainingController(settings, store, artifacts, engine, clock, meter)
     transform = TransformController(settings, store, artifacts, engine, clock, meter)
     quotas = Quotas(store)
+    trainings = TrainingProvider(store, artifacts, clock, training, quotas, listings)
     sagemaker = Operations(
         "sagemaker",
         [
             SageMakerProvider(store, clock, endpoints, quotas, listings),
-            TrainingProvider(store, artifacts, clock, training, quotas, listings),
+            trainings,
             TransformProvider(store, artifacts, clock, transform, quotas),
         ],
     )
+    # a tuning job launches and stops its training jobs through the handlers callers reach
+    tuning = TuningController(store, clock, training)
+    tuning.bind(sagemaker)
+    sagemaker.add(TuningProvider(store, clock, tuning, trainings, quotas))
     # validation drives the same handlers a seller's own calls reach
     validator = Validator(store, artifacts, engine, clock, sagemaker)
     sagemaker.add(PackagesProvider(store, clock, engine, validator, listings))
@@ -154,6 +162,7 @@ def build(
         endpoints,
         training,
         transform,
+        tuning,
         meter,
         validator,
         change_sets,
@@ -174,6 +183,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     await app.endpoints.start()
     await app.training.start()
     await app.transform.start()
+    await app.tuning.start()
     app.validator.resume()
     app.change_sets.resume()
     await site.start()
@@ -184,6 +194,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+        await app.tuning.stop()
         await app.endpoints.stop()
         await app.training.stop()
         await app.transform.stop()

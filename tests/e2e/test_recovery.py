@@ -139,6 +139,44 @@ def test_training_job_interrupted_by_a_server_restart_starts_over_and_completes(
     s3.close()
 
 
+def test_a_tuning_job_goes_on_after_a_server_restart_without_launching_twice(
+    own_server: ServerProcess, trainer_image: str
+) -> None:
+    from tests.support.tuning import config, continuous, definition, trainings, wait_for_tuning
+
+    s3 = own_server.client("s3")
+    s3.create_bucket(Bucket="tuning")
+    sm = own_server.client("sagemaker")
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="restarted",
+        HyperParameterTuningJobConfig=config(
+            "Bayesian", continuous("x", 0, 6), jobs=3, parallel=1, RandomSeed=3
+        ),
+        TrainingJobDefinition=definition(
+            trainer_image, {"mode": "curve", "epochs": "6", "pause": "0.3"}
+        ),
+    )
+    until(
+        lambda: (
+            [j for j in trainings(sm, "restarted") if j["TrainingJobStatus"] == "Completed"] or None
+        ),
+        timeout=60,
+        what="the first training job of the tuning job to complete",
+    )
+    sm.close()
+    own_server.stop()
+    own_server.start()
+    sm = own_server.client("sagemaker")
+    done = wait_for_tuning(sm, "restarted")
+    assert done["HyperParameterTuningJobStatus"] == "Completed", done.get("FailureReason")
+    jobs = trainings(sm, "restarted")
+    assert len(jobs) == 3
+    assert [j["TrainingJobStatus"] for j in jobs] == ["Completed"] * 3
+    assert done["ObjectiveStatusCounters"]["Succeeded"] == 3
+    sm.close()
+    s3.close()
+
+
 def test_transform_job_interrupted_by_a_server_restart_starts_over_and_completes(
     own_server: ServerProcess, echo_image: str
 ) -> None:

@@ -121,3 +121,48 @@ def test_model_deploy_and_predictor(sdk: Any, echo_image: str) -> None:
     predictor = Predictor("sdk-deployed", sagemaker_session=sdk)
     assert predictor.predict(b"hello from the sdk") == b"hello from the sdk"
     predictor.delete_endpoint()
+
+
+def test_hyperparameter_tuner_fits_then_attaches_to_its_best_estimator(
+    sdk: Any, trainer_image: str
+) -> None:
+    from sagemaker.estimator import Estimator
+    from sagemaker.tuner import ContinuousParameter, HyperparameterTuner
+
+    estimator = Estimator(
+        image_uri=trainer_image,
+        role=ROLE,
+        instance_count=1,
+        instance_type="ml.m5.large",
+        output_path="s3://sdk-bucket/sdk/tuning",
+        hyperparameters={"mode": "curve", "epochs": "2", "pause": "0.1"},
+        sagemaker_session=sdk,
+    )
+    tuner = HyperparameterTuner(
+        estimator,
+        objective_metric_name="val_loss",
+        hyperparameter_ranges={"x": ContinuousParameter(0, 6)},
+        metric_definitions=[{"Name": "val_loss", "Regex": "val_loss=([0-9.]+)"}],
+        objective_type="Minimize",
+        strategy="Bayesian",
+        max_jobs=3,
+        max_parallel_jobs=2,
+        base_tuning_job_name="sdk-tuner",
+    )
+    tuner.fit(wait=False)
+    tuner.wait()
+    described = tuner.describe()
+    assert described["HyperParameterTuningJobStatus"] == "Completed"
+    assert described["TrainingJobStatusCounters"]["Completed"] == 3
+    best = tuner.best_training_job()
+    assert best == described["BestTrainingJob"]["TrainingJobName"]
+
+    # what a notebook does the next day: attach to the tuning job, then to its best estimator
+    again = HyperparameterTuner.attach(tuner.latest_tuning_job.name, sagemaker_session=sdk)
+    assert again.objective_metric_name == "val_loss"
+    assert again.max_jobs == 3
+    assert set(again.hyperparameter_ranges()["ContinuousParameterRanges"][0]) >= {"Name"}
+    chosen = again.best_estimator()
+    assert chosen.latest_training_job.name == best
+    assert chosen.model_data.endswith(f"/{best}/output/model.tar.gz")
+    assert chosen.hyperparameters()["mode"] == "curve"

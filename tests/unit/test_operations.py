@@ -56,7 +56,7 @@ def test_every_operation_the_server_serves_is_named_in_its_model() -> None:
         served = {prefix: sorted(ops.handlers) for prefix, (_, ops) in edge.items()}
         app.store.close()
     assert "CreateEndpoint" in served["SageMaker"] and "Subscribe" in served["MLMarket"]
-    assert len(served["SageMaker"]) == 38
+    assert len(served["SageMaker"]) == 43
     assert served["Logs_20140328"] == [
         "DescribeLogGroups",
         "DescribeLogStreams",

@@ -322,7 +322,7 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
         metrics: list[MetricDefinition],
         found: dict[str, float],
     ) -> tuple[str, int]:
-        path = self._log_path(job, host)
+        path = self.log_path(job, host)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab", buffering=0) as sink:
 
@@ -431,7 +431,7 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
     def _job_dir(self, job: TrainingJob) -> Path:
         return self.settings.jobs_dir / job.account_id / job.region / "training" / job.name
 
-    def _log_path(self, job: TrainingJob, host: str) -> Path:
+    def log_path(self, job: TrainingJob, host: str) -> Path:
         return (
             self.settings.logs_dir
             / job.account_id

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from mlmarket.domain import marketplace
 from mlmarket.domain.listings import ListedTraining
+from mlmarket.domain.tuning import OBJECTIVE_HYPERPARAMETER
 from mlmarket.shapes import sagemaker as shapes
 
 
@@ -47,9 +48,12 @@ def check_job(
             f"{', '.join(sorted(declared))}."
         )
     supported = {h["Name"]: h for h in training.get("SupportedHyperParameters") or []}
-    # the SageMaker SDK adds its own sagemaker_* entries; SageMaker lets them through
+    # the SageMaker SDK adds its own sagemaker_* entries, and a tuning job the name of its
+    # objective: SageMaker lets them through
     foreign = sorted(
-        k for k in set(hyperparameters) - set(supported) if not k.startswith("sagemaker_")
+        k
+        for k in set(hyperparameters) - set(supported)
+        if not k.startswith("sagemaker_") and k != OBJECTIVE_HYPERPARAMETER
     )
     if foreign:
         raise JobDoesNotFit(f"Hyperparameter {foreign[0]} is not supported by algorithm {arn}.")

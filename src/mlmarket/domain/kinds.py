@@ -29,6 +29,7 @@ from mlmarket.domain.packages import (
 )
 from mlmarket.domain.training import TrainingJobSpec, TrainingJobState
 from mlmarket.domain.transform import TransformJobSpec, TransformJobState
+from mlmarket.domain.tuning import TuningJobSpec, TuningJobState
 from mlmarket.types import Listed, NoState, ResourceKind
 
 MODEL: Final = ResourceKind[ModelSpec, NoState]("model", Listed("ModelName"))
@@ -43,6 +44,10 @@ TRAINING_JOB: Final = ResourceKind[TrainingJobSpec, TrainingJobState](
 )
 TRANSFORM_JOB: Final = ResourceKind[TransformJobSpec, TransformJobState](
     "transform-job", Listed("TransformJobName", "TransformJobStatus")
+)
+TUNING_JOB: Final = ResourceKind[TuningJobSpec, TuningJobState](
+    "hyper-parameter-tuning-job",
+    Listed("HyperParameterTuningJobName", "HyperParameterTuningJobStatus"),
 )
 MODEL_PACKAGE: Final = ResourceKind[ModelPackageSpec, ModelPackageState](
     "model-package",

@@ -16,6 +16,7 @@ TRAINING_INSTANCES = "Number of instances across all training jobs"
 TRANSFORM_INSTANCES = "Number of instances across all transform jobs"
 TRAINING_JOB_INSTANCES = "Maximum number of instances per training job"
 TRAINING_RUNTIME = "Longest run time for a training job"
+TUNING_PARALLEL = "Number of parallel training jobs per hyperparameter tuning job"
 
 # What instances are used for, as the per-type quotas' names say it.
 Usage = Literal["endpoint", "training", "transform"]
@@ -31,6 +32,7 @@ DEFAULTS: dict[str, int] = {
     TRANSFORM_INSTANCES: 20,
     TRAINING_JOB_INSTANCES: 20,
     TRAINING_RUNTIME: 432_000,  # 5 days, the documented default
+    TUNING_PARALLEL: 10,  # the documented default
 }
 PER_TYPE_DEFAULT = 10
 

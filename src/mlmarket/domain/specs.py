@@ -11,6 +11,8 @@ from typing import Any, Final
 MARKETPLACE: Final = "_Marketplace"
 # What a training job made from an algorithm resource runs: its pinned image and its metrics.
 RUN: Final = "_Run"
+# The hyperparameter tuning job that launched a training job (its ARN).
+TUNING: Final = "_Tuning"
 # A deployment's variant and a transform job's model snapshot carry the product they run here.
 ORIGIN: Final = "Marketplace"
 

@@ -45,6 +45,7 @@ class TrainingJobSpec(shapes.CreateTrainingJobRequest, total=False):
 
     _Marketplace: Origin  # the listed algorithm it trains with
     _Run: TrainingRun
+    _Tuning: str  # the ARN of the hyperparameter tuning job that launched it
 
 
 class TrainingJobState(TypedDict, total=False):

@@ -81,6 +81,17 @@ def algorithm_arn(sm: Any, seller_data: str) -> str:
                 {"Name": "mode", "Type": "FreeText", "DefaultValue": "ok"},
                 {"Name": "steps", "Type": "FreeText", "IsRequired": False},
                 {"Name": "seconds", "Type": "FreeText", "IsRequired": False},
+                # the trainer's `curve` mode: a tuning job searches x
+                {
+                    "Name": "x",
+                    "Type": "Continuous",
+                    "IsTunable": True,
+                    "Range": {
+                        "ContinuousParameterRangeSpecification": {"MinValue": "0", "MaxValue": "6"}
+                    },
+                },
+                {"Name": "epochs", "Type": "FreeText"},
+                {"Name": "pause", "Type": "FreeText"},
             ],
             "TrainingChannels": [
                 {
@@ -90,7 +101,11 @@ def algorithm_arn(sm: Any, seller_data: str) -> str:
                     "IsRequired": True,
                 }
             ],
-            "MetricDefinitions": [{"Name": "loss", "Regex": "loss=([0-9.]+)"}],
+            "MetricDefinitions": [
+                {"Name": "loss", "Regex": " loss=([0-9.]+)"},
+                {"Name": "val_loss", "Regex": "val_loss=([0-9.]+)"},
+            ],
+            "SupportedTuningJobObjectiveMetrics": [{"Type": "Minimize", "MetricName": "val_loss"}],
         },
         InferenceSpecification=inference(ecr("mp-echo")),
         ValidationSpecification={

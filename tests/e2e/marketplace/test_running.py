@@ -178,6 +178,65 @@ def test_training_with_a_marketplace_algorithm_checks_its_declarations(
     assert "Channel extra is not supported" in refused(InputDataConfig=[train, extra])
 
 
+def test_tuning_a_marketplace_algorithm_keeps_to_what_it_declares_tunable(
+    other_sm: Any, subscribed: dict[str, Any], listed_algorithm: str, buyer_data: str
+) -> None:
+    training = train_request("unused", listed_algorithm, buyer_data)
+    del training["TrainingJobName"]
+    static = {"mode": "curve", "epochs": "2", "pause": "0.1"}
+
+    def create(name: str, ranges: dict[str, Any], metric: str = "val_loss") -> dict[str, Any]:
+        return {
+            "HyperParameterTuningJobName": name,
+            "HyperParameterTuningJobConfig": {
+                "Strategy": "Random",
+                "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": metric},
+                "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+                "ParameterRanges": ranges,
+            },
+            "TrainingJobDefinition": {**training, "StaticHyperParameters": static},
+        }
+
+    def x(low: str, high: str) -> dict[str, Any]:
+        return {"ContinuousParameterRanges": [{"Name": "x", "MinValue": low, "MaxValue": high}]}
+
+    mode = {"CategoricalParameterRanges": [{"Name": "mode", "Values": ["ok", "curve"]}]}
+    refused = create("mp-tune-refused", mode)
+    refused["TrainingJobDefinition"]["StaticHyperParameters"] = {"epochs": "2"}
+    message = error_of(other_sm.create_hyper_parameter_tuning_job, **refused)
+    assert message == f"Hyperparameter mode of algorithm {listed_algorithm} is not tunable."
+    assert "[0, 10] is not within [0, 6]" in error_of(
+        other_sm.create_hyper_parameter_tuning_job, **create("mp-tune-refused", x("0", "10"))
+    )
+    message = error_of(
+        other_sm.create_hyper_parameter_tuning_job, **create("mp-tune-refused", x("1", "5"), "loss")
+    )
+    assert "The objective metric loss (Minimize) is not supported for tuning" in message
+    assert "Supported objective metrics: val_loss (Minimize)" in message
+
+    other_sm.create_hyper_parameter_tuning_job(**create("mp-tune", x("1", "5")))
+    done = wait_for(
+        other_sm.describe_hyper_parameter_tuning_job,
+        "HyperParameterTuningJobStatus",
+        HyperParameterTuningJobName="mp-tune",
+    )
+    assert done["HyperParameterTuningJobStatus"] == "Completed", done.get("FailureReason")
+    jobs = other_sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="mp-tune"
+    )["TrainingJobSummaries"]
+    assert len(jobs) == 2
+    for job in jobs:
+        described = other_sm.describe_training_job(TrainingJobName=job["TrainingJobName"])
+        assert described["EnableNetworkIsolation"] is True  # R1, as for any listed algorithm
+        assert described["AlgorithmSpecification"]["AlgorithmName"] == listed_algorithm
+        assert described["TuningJobArn"] == done["HyperParameterTuningJobArn"]
+        x_value = float(job["TunedHyperParameters"]["x"])
+        assert job["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == pytest.approx(
+            (x_value - 3) ** 2 + 1 / 2, abs=1e-5
+        )
+    assert done["BestTrainingJob"]["TrainingJobName"] in {j["TrainingJobName"] for j in jobs}
+
+
 def test_spot_training_with_a_marketplace_algorithm_waits_at_most_an_hour(
     other_sm: Any,
     buyer_mm: Any,

@@ -1,7 +1,7 @@
 """Search over the kinds of resource mlmarket keeps that SageMaker's Search covers: training
-jobs, endpoints, model packages and model package groups. Each record is what the kind's
-Describe operation answers (through the same handler a caller reaches) with the resource's
-Tags; the expression rules are in domain/search.py.
+jobs, endpoints, model packages, model package groups and hyperparameter tuning jobs. Each
+record is what the kind's Describe operation answers (through the same handler a caller
+reaches) with the resource's Tags; the expression rules are in domain/search.py.
 
 Every resource of the kind in the caller's account and region is described and matched in
 Python: a search costs one Describe per resource (fine for thousands, not for millions).
@@ -34,6 +34,12 @@ _SEARCHED: dict[str, _Searched] = {
     ),
     "ModelPackageGroup": _Searched(
         kinds.MODEL_PACKAGE_GROUP, "DescribeModelPackageGroup", "ModelPackageGroupName", False
+    ),
+    "HyperParameterTuningJob": _Searched(
+        kinds.TUNING_JOB,
+        "DescribeHyperParameterTuningJob",
+        "HyperParameterTuningJobName",
+        False,
     ),
 }
 _DEFAULT_MAX_RESULTS = 10

@@ -24,6 +24,7 @@ TAGGABLE: dict[str, ResourceKind[Any, Any]] = {
         kinds.ENDPOINT,
         kinds.TRAINING_JOB,
         kinds.TRANSFORM_JOB,
+        kinds.TUNING_JOB,
         kinds.MODEL_PACKAGE,
         kinds.MODEL_PACKAGE_GROUP,
         kinds.ALGORITHM,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
@@ -23,7 +23,7 @@ from mlmarket.domain.training import (
 from mlmarket.protocol.errors import validation_exception
 from mlmarket.protocol.operations import operation
 from mlmarket.resources import TrainingJob
-from mlmarket.services.marketplace.listings import Listings, marketplace_origin
+from mlmarket.services.marketplace.listings import Listed, Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.jobs import Jobs, check_output_bucket
 from mlmarket.services.sagemaker.resources import Kind
@@ -58,9 +58,28 @@ class TrainingProvider:
 
     @operation("CreateTrainingJob")
     def create_training_job(self, ctx: RequestContext, p: TrainingJobSpec) -> dict[str, Any]:
-        """`p` is the request, or the platform's own (validation) with the image to run."""
+        """`p` is the request, or the platform's own (validation, tuning) with what it adds."""
         name = p["TrainingJobName"]
         self.jobs.require_unique(ctx, name)
+        spec = self.prepare(ctx, p)
+        now = self.clock.now()
+        job = TrainingJob(
+            ctx.account_id,
+            ctx.region,
+            kinds.TRAINING_JOB,
+            name.lower(),
+            self.jobs.arn(ctx, name),
+            now,
+            now,
+            spec,
+            TrainingJobState(),
+        )
+        self.controller.submit(job, self.jobs.insert)
+        return {"TrainingJobArn": job.arn}
+
+    def prepare(self, ctx: RequestContext, p: TrainingJobSpec) -> TrainingJobSpec:
+        """The spec of the training job `p` asks for, checked as CreateTrainingJob checks it
+        (a tuning job checks its training job definition with it)."""
         algorithm = p.get("AlgorithmSpecification")
         if algorithm is None or bool(algorithm.get("TrainingImage")) == bool(
             algorithm.get("AlgorithmName")
@@ -115,38 +134,41 @@ class TrainingProvider:
                 self.objects, ctx, spec["CheckpointConfig"]["S3Uri"], "training job"
             )
 
-        now = self.clock.now()
         spec.setdefault("StoppingCondition", {"MaxRuntimeInSeconds": 86400})
         # R1: a listed algorithm trains isolated whatever the caller asked
         spec["EnableNetworkIsolation"] = bool(spec.get("EnableNetworkIsolation")) or bool(
             spec.get(specs.MARKETPLACE)
         )
-        job = TrainingJob(
-            ctx.account_id,
-            ctx.region,
-            kinds.TRAINING_JOB,
-            name.lower(),
-            self.jobs.arn(ctx, name),
-            now,
-            now,
-            spec,
-            TrainingJobState(),
-        )
-        self.controller.submit(job, self.jobs.insert)
-        return {"TrainingJobArn": job.arn}
+        return spec
+
+    def algorithm(
+        self, ctx: RequestContext, name: str
+    ) -> tuple[TrainingSpecification | ListedTraining, str, Listed | None]:
+        """What the algorithm resource `name` declares for training, its ARN, and its AWS
+        Marketplace listing if it is a listed one (the caller's own, or one it is subscribed
+        to)."""
+        listed = self.listings.find(ctx, name, kinds.ALGORITHM)
+        if listed is not None:
+            self.listings.require_use(ctx, listed)
+            return listed.resource["TrainingSpecification"], listed.arn, listed
+        own = self.algorithms.get(ctx, name)
+        if own is None:
+            raise validation_exception(f"Algorithm {name} does not exist.")
+        if own.state.get("AlgorithmStatus") != "Completed":
+            raise validation_exception(
+                f"Algorithm {name} cannot be used: its status is "
+                f"{own.state.get('AlgorithmStatus')}, not Completed."
+            )
+        return own.spec["TrainingSpecification"], own.arn, None
 
     def _algorithm(self, ctx: RequestContext, spec: TrainingJobSpec, name: str) -> TrainingRun:
         """Train with an algorithm resource: the caller's own, or an AWS Marketplace one it is
         subscribed to. Checks the job against the algorithm's declared instance types, channels
         and hyperparameters, fills in their defaults and, for a listed one, the product and the
         spot limits, and returns what the controller runs (image by digest, metrics)."""
-        training: TrainingSpecification | ListedTraining
-        listed = self.listings.find(ctx, name, kinds.ALGORITHM)
+        training, arn, listed = self.algorithm(ctx, name)
         if listed is not None:
-            self.listings.require_use(ctx, listed)
-            training = listed.resource["TrainingSpecification"]
             spec[specs.MARKETPLACE] = marketplace_origin(listed)
-            arn = listed.arn
             image = training["TrainingImageDigest"]
             if spec.get("EnableManagedSpotTraining"):
                 try:
@@ -156,17 +178,7 @@ class TrainingProvider:
                 except ValueError as exc:
                     raise validation_exception(str(exc)) from None
         else:
-            own = self.algorithms.get(ctx, name)
-            if own is None:
-                raise validation_exception(f"Algorithm {name} does not exist.")
-            if own.state.get("AlgorithmStatus") != "Completed":
-                raise validation_exception(
-                    f"Algorithm {name} cannot be used: its status is "
-                    f"{own.state.get('AlgorithmStatus')}, not Completed."
-                )
-            declared = own.spec["TrainingSpecification"]
-            training = declared
-            arn = own.arn
+            declared = cast(TrainingSpecification, training)
             image = declared.get("TrainingImageDigest") or declared["TrainingImage"]
         resources = spec["ResourceConfig"]
         try:
@@ -225,6 +237,8 @@ class TrainingProvider:
         out.setdefault("ModelArtifacts", {"S3ModelArtifacts": ""})
         # SageMaker names the (absent) key; the SDK's Estimator.attach reads it
         out["OutputDataConfig"] = {"KmsKeyId": "", **job.spec["OutputDataConfig"]}
+        if job.spec.get(specs.TUNING):
+            out["TuningJobArn"] = job.spec[specs.TUNING]
         return out
 
     @operation("ListTrainingJobs")
