@@ -4,6 +4,7 @@ stream names, events with their times, paging, filters, and one account's logs o
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -91,6 +92,51 @@ def test_filter_finds_matching_events_across_streams(logs: Any, trained: str) ->
     assert _error(
         logs.filter_log_events, logGroupName=TRAINING, filterPattern="{ $.level = 1 }"
     ) == ("InvalidParameterException")
+
+
+def test_aws_logs_tail_follow_reads_a_running_job_without_gaps_or_repeats(
+    logs: Any, sm: Any, s3: Any, trainer_image: str
+) -> None:
+    """What `aws logs tail GROUP --follow --log-stream-name-prefix JOB/` sends (AWS CLI v2,
+    awscli/customizations/logs/tail.py, which PyPI does not carry): FilterLogEvents with
+    `interleaved`, then again from the newest timestamp seen, keeping events it has not seen by
+    eventId. Every line of a job still writing arrives once, in order."""
+    s3.create_bucket(Bucket="logs-tail")
+    lines = [f"line {i}" for i in range(12)]
+    train(
+        sm,
+        "Tailed-Job",
+        trainer_image,
+        hyper={"mode": "say", "lines": json.dumps(lines), "times": "1", "pause": "0.25"},
+        output="s3://logs-tail/out",
+        wait=False,
+    )
+    asked = {"logGroupName": TRAINING, "interleaved": True, "logStreamNamePrefix": "Tailed-Job/"}
+    seen: dict[int, set[str]] = {}
+    got: list[str] = []
+    calls = 0
+    while calls < 200:
+        calls += 1
+        response = logs.filter_log_events(**asked)
+        for event in response["events"]:
+            assert isinstance(event["ingestionTime"], int)  # tail converts it
+            if event["eventId"] not in seen.setdefault(event["timestamp"], set()):
+                seen[event["timestamp"]].add(event["eventId"])
+                got.append(event["message"])
+        if seen:
+            newest = max(seen)
+            seen = {newest: seen[newest]}
+        if "nextToken" in response:
+            asked["nextToken"] = response["nextToken"]
+            continue
+        asked.pop("nextToken", None)
+        if seen:
+            asked["startTime"] = max(seen)
+        status = sm.describe_training_job(TrainingJobName="Tailed-Job")["TrainingJobStatus"]
+        if status != "InProgress" and all(line in got for line in lines):
+            break
+        time.sleep(0.2)
+    assert [m for m in got if m.startswith("line ")] == lines
 
 
 def test_the_aws_cli_reads_the_same_events(server: ServerProcess, trained: str) -> None:

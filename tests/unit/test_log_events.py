@@ -53,3 +53,12 @@ def test_term_patterns(pattern: str, message: str, matches: bool) -> None:
 def test_patterns_mlmarket_cannot_match_are_refused(pattern: str) -> None:
     with pytest.raises(log_events.UnsupportedPattern):
         log_events.pattern(pattern)
+
+
+def test_an_event_id_is_its_place_in_its_stream_and_unique_across_streams() -> None:
+    event = log_events.Event(1_700_000_000_000, "epoch=1")
+    first = log_events.event_id("job/algo-1-1", 4, event)
+    assert first == log_events.event_id("job/algo-1-1", 4, event)
+    assert first != log_events.event_id("job/algo-2-1", 4, event)
+    assert first != log_events.event_id("job/algo-1-1", 5, event)
+    assert first.isdigit()

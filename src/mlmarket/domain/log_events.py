@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shlex
+import zlib
 from dataclasses import dataclass
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)? ")
@@ -35,6 +36,13 @@ def parse(text: str) -> list[Event]:
             continue
         events.append(Event(_millis(found), line[found.end() :]))
     return events
+
+
+def event_id(stream: str, index: int, event: Event) -> str:
+    """An event's ID, the same in every answer that holds it (`aws logs tail --follow` keeps
+    the events it has not seen by ID) and unique across streams: its time, its stream and its
+    place in the stream, whatever time window a call asked for."""
+    return f"{event.timestamp:020d}{zlib.crc32(stream.encode()):010d}{index:012d}"
 
 
 def first_timestamp(text: str) -> int | None:

@@ -217,21 +217,18 @@ class LogsProvider:
             for s in streams
             if (not names or s.name in names) and (not prefix or s.name.startswith(prefix))
         ]
-        matched = [
-            (e.timestamp, s.name, index, e)
-            for s in searched
-            for index, e in enumerate(_within(_read(s.path), p.get("startTime"), p.get("endTime")))
-            if wanted.matches(e.message)
-        ]
+        start, end = p.get("startTime"), p.get("endTime")
         items = [
             {
-                "logStreamName": name,
+                "logStreamName": s.name,
                 "timestamp": e.timestamp,
                 "message": e.message,
                 "ingestionTime": e.timestamp,
-                "eventId": f"{e.timestamp:020d}{index:012d}",
+                "eventId": log_events.event_id(s.name, index, e),
             }
-            for _, name, index, e in matched
+            for s in searched
+            for index, e in enumerate(_read(s.path))
+            if _inside(e, start, end) and wanted.matches(e.message)
         ]
         page, token = _page(
             items,
@@ -261,12 +258,12 @@ def _read(path: Path) -> list[log_events.Event]:
 def _within(
     events: list[log_events.Event], start: int | None, end: int | None
 ) -> list[log_events.Event]:
-    """Events at or after `start` and before `end` (ms), as CloudWatch bounds them."""
-    return [
-        e
-        for e in events
-        if (start is None or e.timestamp >= start) and (end is None or e.timestamp < end)
-    ]
+    return [e for e in events if _inside(e, start, end)]
+
+
+def _inside(event: log_events.Event, start: int | None, end: int | None) -> bool:
+    """At or after `start` and before `end` (ms), as CloudWatch bounds events."""
+    return (start is None or event.timestamp >= start) and (end is None or event.timestamp < end)
 
 
 def _fit(events: list[log_events.Event], from_end: bool = False) -> list[log_events.Event]:
