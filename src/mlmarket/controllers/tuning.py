@@ -59,6 +59,7 @@ class _Objective:
     pending: str = ""
     values: list[float] = field(default_factory=list)
     unreadable: bool = False
+    complete: bool = False
 
 
 @dataclass
@@ -191,25 +192,28 @@ class TuningController:
                 if found is not None:
                     search.record(earlier["TunedHyperParameters"], found.get("objective"))
         trials = job.state.setdefault("Trials", [])
-        told: set[str] = set()
-        for kept in list(trials):
-            found = self._outcome(job, kept, metric)
-            if found is None:  # launched, but the server stopped before the job was made
+        for kept in list(trials):  # after a restart: told below as they finish, or finished
+            if self._outcome(job, kept, metric) is None:  # the server stopped before it was made
                 trials.remove(kept)
-            elif found["status"] in TRAINING_FINAL:
-                search.record(kept["TunedHyperParameters"], found.get("objective"))
-                told.add(kept["TrainingJobName"])
             else:
                 search.resume(kept["TrainingJobName"], kept["TunedHyperParameters"])
         self._save(job)
 
+        told: set[str] = set()
+        finals: dict[str, Outcome] = {}  # a finished training job's outcome does not change
         objectives: dict[str, _Objective] = {}
         definition_of_metric: MetricDefinition | None = None
         best_value: float | None = None
         not_improving = 0
         waiting: tuple[str, dict[str, str]] | None = None  # asked for, not yet launched
         while True:
-            outcomes = {t["TrainingJobName"]: self._outcome(job, t, metric) for t in trials}
+            outcomes: dict[str, Outcome | None] = {}
+            for t in trials:
+                name = t["TrainingJobName"]
+                found = finals.get(name) or self._outcome(job, t, metric)
+                if found is not None and found["status"] in TRAINING_FINAL:
+                    finals[name] = found
+                outcomes[name] = found
             for done in trials:
                 name = done["TrainingJobName"]
                 found = outcomes[name]
@@ -377,9 +381,12 @@ class TuningController:
             watched = objectives.setdefault(
                 name, _Objective(self.training.log_path(training, "algo-1"))
             )
-            if watched.unreadable:
+            if watched.unreadable or watched.complete:
                 continue
-            await asyncio.to_thread(_read_objective, watched, definition)
+            at_end = await asyncio.to_thread(_read_objective, watched, definition)
+            found = outcomes.get(name)
+            # a finished job's log is whole: read to its end, it is read once and for all
+            watched.complete = at_end and found is not None and found["status"] in TRAINING_FINAL
         previous = [
             objectives[t["TrainingJobName"]].values
             for t in trials
@@ -441,14 +448,15 @@ class TuningController:
         self.store.update(job)
 
 
-def _read_objective(watched: _Objective, definition: MetricDefinition) -> None:
-    """Read what the log gained since last time; off the event loop (regexes, files)."""
+def _read_objective(watched: _Objective, definition: MetricDefinition) -> bool:
+    """Read what the log gained since last time, off the event loop (regexes, files); whether
+    it read to the end of the file."""
     try:
         with watched.path.open("rb") as f:
             f.seek(watched.offset)
             chunk = f.read(_READ_MAX_BYTES)
     except FileNotFoundError:
-        return
+        return False
     watched.offset += len(chunk)
     text = watched.pending + chunk.decode("utf-8", errors="replace")
     *lines, watched.pending = text.split("\n")
@@ -458,6 +466,7 @@ def _read_objective(watched: _Objective, definition: MetricDefinition) -> None:
             scan_metrics([definition], line, found)
         except MetricTimeout:
             watched.unreadable = True
-            return
+            return True
         if definition.name in found:
             watched.values.append(found[definition.name])
+    return len(chunk) < _READ_MAX_BYTES
