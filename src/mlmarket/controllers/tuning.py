@@ -375,12 +375,12 @@ class TuningController:
     ) -> None:
         for trial in trials:
             name = trial["TrainingJobName"]
-            training = self._training(job, name)
-            if training is None:
-                continue
-            watched = objectives.setdefault(
-                name, _Objective(self.training.log_path(training, "algo-1"))
-            )
+            watched = objectives.get(name)
+            if watched is None:
+                training = self._training(job, name)
+                if training is None:
+                    continue
+                watched = objectives[name] = _Objective(self.training.log_path(training, "algo-1"))
             if watched.unreadable or watched.complete:
                 continue
             at_end = await asyncio.to_thread(_read_objective, watched, definition)
