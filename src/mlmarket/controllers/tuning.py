@@ -27,16 +27,15 @@ from mlmarket.controllers.tuning_search import Search
 from mlmarket.domain import kinds, specs, tuning
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import (
-    FINAL as TRAINING_FINAL,
-)
-from mlmarket.domain.training import (
+    FINAL,
+    JobStatus,
     MetricDefinition,
     MetricTimeout,
     compile_metrics,
     scan_metrics,
     what_runs,
 )
-from mlmarket.domain.tuning import Outcome, Trial, TuningJobSpec, TuningJobState, TuningStatus
+from mlmarket.domain.tuning import Outcome, Trial, TuningJobSpec, TuningJobState
 from mlmarket.protocol.errors import ResourceLimitExceeded, ServiceError
 from mlmarket.protocol.operations import Operations
 from mlmarket.resources import TrainingJob
@@ -76,7 +75,7 @@ def outcome(training: TrainingJob | None, metric: str) -> Outcome | None:
     state = training.state
     found: Outcome = {"status": state.get("TrainingJobStatus", "InProgress")}
     value = tuning.objective_value(state.get("FinalMetricDataList") or [], metric)
-    if value is not None and found["status"] in TRAINING_FINAL:
+    if value is not None and found["status"] in FINAL:
         found["objective"] = value
     if found["status"] == "Failed":
         found["retryable"] = (state.get("FailureReason") or "").startswith("InternalServerError")
@@ -105,28 +104,28 @@ class TuningController:
 
     def submit(self, job: TuningJob, insert: Any) -> None:
         """A new tuning job starts InProgress (this controller alone moves its status)."""
-        job.state["HyperParameterTuningJobStatus"] = str(TuningStatus.IN_PROGRESS)
+        job.state["HyperParameterTuningJobStatus"] = str(JobStatus.IN_PROGRESS)
         job.state["Trials"] = []
         insert(job)
         self._start(job)
 
     def stop_job(self, job: TuningJob) -> None:
-        job.state["HyperParameterTuningJobStatus"] = str(TuningStatus.STOPPING)
+        job.state["HyperParameterTuningJobStatus"] = str(JobStatus.STOPPING)
         self._save(job)
         run = self._runs.get(job.arn)
         if run is None:
             self._start(job)
             run = self._runs[job.arn]
-        run.job.state["HyperParameterTuningJobStatus"] = str(TuningStatus.STOPPING)
+        run.job.state["HyperParameterTuningJobStatus"] = str(JobStatus.STOPPING)
         run.stop.set()
 
     async def start(self) -> None:
         """Tuning jobs a previous server left unfinished go on where they were."""
         for job in self.store.all_of_kind(kinds.TUNING_JOB):
             status = job.state.get("HyperParameterTuningJobStatus")
-            if status == TuningStatus.IN_PROGRESS:
+            if status == JobStatus.IN_PROGRESS:
                 self._start(job)
-            elif status == TuningStatus.STOPPING:
+            elif status == JobStatus.STOPPING:
                 self._start(job)
                 self._runs[job.arn].stop.set()
 
@@ -148,7 +147,7 @@ class TuningController:
         except Exception as exc:
             log.exception("tuning job %s failed unexpectedly", run.job.arn)
             await self._stop_trainings(run.job)
-            self._finish(run.job, TuningStatus.FAILED, f"InternalServerError: {public_reason(exc)}")
+            self._finish(run.job, JobStatus.FAILED, f"InternalServerError: {public_reason(exc)}")
         finally:
             if self._runs.get(run.job.arn) is run:
                 self._runs.pop(run.job.arn, None)
@@ -211,13 +210,13 @@ class TuningController:
             for t in trials:
                 name = t["TrainingJobName"]
                 found = finals.get(name) or self._outcome(job, t, metric)
-                if found is not None and found["status"] in TRAINING_FINAL:
+                if found is not None and found["status"] in FINAL:
                     finals[name] = found
                 outcomes[name] = found
             for done in trials:
                 name = done["TrainingJobName"]
                 found = outcomes[name]
-                if name in told or found is None or found["status"] not in TRAINING_FINAL:
+                if name in told or found is None or found["status"] not in FINAL:
                     continue
                 told.add(name)
                 value = found.get("objective")
@@ -228,13 +227,13 @@ class TuningController:
                     best_value, not_improving = value, 0
                 else:
                     not_improving += 1
-            running = [n for n, o in outcomes.items() if o and o["status"] not in TRAINING_FINAL]
+            running = [n for n, o in outcomes.items() if o and o["status"] not in FINAL]
             if patience:
                 job.state["TuningJobCompletionDetails"] = {
                     "NumberOfTrainingJobsObjectiveNotImproving": not_improving
                 }
 
-            ending: tuple[TuningStatus, str | None] | None = None
+            ending: tuple[JobStatus, str | None] | None = None
             elapsed = (self.clock.now() - job.created).total_seconds()
             out_of_time = max_runtime is not None and elapsed >= float(max_runtime)
             reached = (
@@ -243,15 +242,15 @@ class TuningController:
                 and (best_value <= target if minimize else best_value >= target)
             )
             if run.stop.is_set() or out_of_time:
-                ending = (TuningStatus.STOPPED, None)
+                ending = (JobStatus.STOPPED, None)
             elif reached or (patience and not_improving >= int(patience)):
-                ending = (TuningStatus.COMPLETED, None)
+                ending = (JobStatus.COMPLETED, None)
             else:
                 first = [outcomes[t["TrainingJobName"]] for t in trials[: tuning.FAIL_AFTER]]
                 needed = min(tuning.FAIL_AFTER, max_jobs)
                 if len(first) >= needed and all(o and o["status"] == "Failed" for o in first):
                     ending = (
-                        TuningStatus.FAILED,
+                        JobStatus.FAILED,
                         f"No training job succeeded after {needed} attempts. Please take a "
                         "look at the training job failures to get more details.",
                     )
@@ -297,7 +296,7 @@ class TuningController:
                     await self._wait_final(job, running)
                     self._finish(
                         job,
-                        TuningStatus.FAILED,
+                        JobStatus.FAILED,
                         f"Training job {name} could not be created: {exc}",
                     )
                     return
@@ -305,7 +304,7 @@ class TuningController:
                 running.append(name)
                 launched = True
             if not running and not launched and len(trials) >= max_jobs:
-                self._finish(job, TuningStatus.COMPLETED, None)
+                self._finish(job, JobStatus.COMPLETED, None)
                 return
             self._save(job)
             with contextlib.suppress(TimeoutError):
@@ -342,7 +341,7 @@ class TuningController:
                 n
                 for n in names
                 if (t := self._training(job, n)) is not None
-                and t.state.get("TrainingJobStatus") not in TRAINING_FINAL
+                and t.state.get("TrainingJobStatus") not in FINAL
             ]
             if not left:
                 return
@@ -386,7 +385,7 @@ class TuningController:
             at_end = await asyncio.to_thread(_read_objective, watched, definition)
             found = outcomes.get(name)
             # a finished job's log is whole: read to its end, it is read once and for all
-            watched.complete = at_end and found is not None and found["status"] in TRAINING_FINAL
+            watched.complete = at_end and found is not None and found["status"] in FINAL
         previous = [
             objectives[t["TrainingJobName"]].values
             for t in trials
@@ -430,8 +429,8 @@ class TuningController:
                 )
         return found
 
-    def _finish(self, job: TuningJob, status: TuningStatus, reason: str | None) -> None:
-        if job.state.get("HyperParameterTuningJobStatus") in tuning.FINAL:
+    def _finish(self, job: TuningJob, status: JobStatus, reason: str | None) -> None:
+        if job.state.get("HyperParameterTuningJobStatus") in FINAL:
             return
         now = self.clock.now()
         job.state["HyperParameterTuningJobStatus"] = str(status)

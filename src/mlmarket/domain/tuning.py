@@ -17,7 +17,6 @@ import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Literal, Required, TypedDict
 
 from mlmarket.domain.listings import ListedTraining
@@ -34,17 +33,6 @@ MAX_TRAINING_JOBS_RANDOM = 10_000
 FAIL_AFTER = 5
 
 
-class TuningStatus(StrEnum):
-    IN_PROGRESS = "InProgress"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    STOPPING = "Stopping"
-    STOPPED = "Stopped"
-
-
-FINAL = frozenset({TuningStatus.COMPLETED, TuningStatus.FAILED, TuningStatus.STOPPED})
-
-
 class Trial(TypedDict):
     """A training job the tuning job launched, with the values it was given to try."""
 
@@ -57,7 +45,7 @@ class TuningJobSpec(shapes.CreateHyperParameterTuningJobRequest, total=False):
 
 
 class TuningJobState(TypedDict, total=False):
-    HyperParameterTuningJobStatus: str  # a TuningStatus, written by the controller alone
+    HyperParameterTuningJobStatus: str  # a JobStatus, written by the controller alone
     HyperParameterTuningEndTime: dt.datetime
     FailureReason: str
     Trials: list[Trial]  # in launch order

@@ -11,14 +11,13 @@ from mlmarket.context import RequestContext
 from mlmarket.controllers.tuning import TuningController, TuningJob, outcome
 from mlmarket.domain import arns, kinds, pagination, specs, tuning
 from mlmarket.domain import quotas as quota
-from mlmarket.domain.training import TrainingJobSpec
+from mlmarket.domain.training import FINAL, JobStatus, TrainingJobSpec
 from mlmarket.domain.tuning import (
     Dimension,
     InvalidTuningJob,
     Trial,
     TuningJobSpec,
     TuningJobState,
-    TuningStatus,
 )
 from mlmarket.protocol.errors import ResourceInUse, ResourceNotFound, validation_exception
 from mlmarket.protocol.operations import operation
@@ -195,7 +194,7 @@ class TuningProvider:
             if parent is None:
                 raise InvalidTuningJob(f"The parent tuning job {name} does not exist.")
             status = parent.state.get("HyperParameterTuningJobStatus")
-            if status not in tuning.FINAL:
+            if status not in FINAL:
                 raise InvalidTuningJob(
                     f"The parent tuning job {name} is {status}: a warm start needs parent jobs "
                     "that are Completed, Stopped or Failed."
@@ -292,7 +291,7 @@ class TuningProvider:
     ) -> dict[str, Any]:
         job = self._get(ctx, p["HyperParameterTuningJobName"])
         status = job.state["HyperParameterTuningJobStatus"]
-        if status != TuningStatus.IN_PROGRESS:
+        if status != JobStatus.IN_PROGRESS:
             raise validation_exception(
                 f"The request was rejected because the tuning job is in status {status}."
             )
