@@ -283,3 +283,22 @@ def test_a_malformed_content_length_from_a_container_is_a_lost_connection(length
             await pool.request("POST", "/", [], b"x")
 
     run(bad, scenario)
+
+
+@pytest.mark.parametrize("stream_above", [None, 0])
+def test_a_chunked_answer_cut_off_before_its_last_chunk_is_a_lost_connection(
+    stream_above: int | None,
+) -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        await writer.drain()  # and the connection closes: no 0-sized last chunk
+
+    async def scenario(pool: ConnectionPool) -> None:
+        with pytest.raises(ConnectionLost):
+            response = await pool.request("POST", "/", [], b"", stream_above=stream_above)
+            assert response.rest is not None
+            async for _ in response.rest.chunks():
+                pass
+
+    run(cut, scenario)

@@ -260,8 +260,11 @@ class Http1Connection:
 
 
 async def _chunk_size(reader: asyncio.StreamReader) -> int:
-    """The next chunk's size; at the last (0), the trailer is read too."""
+    """The next chunk's size; at the last (0), the trailer is read too. A connection closed
+    where a size was due is an answer cut off, not its end."""
     size_line = await reader.readline()
+    if not size_line:
+        raise ConnectionLost("connection closed mid-response", delivered=True)
     size = _length(size_line.split(b";", 1)[0].strip() or b"0", 16)
     if size == 0:
         while (await reader.readline()) not in (b"\r\n", b"\n", b""):
@@ -346,8 +349,8 @@ class ConnectionPool:
     def _release(self, conn: Http1Connection, reusable: bool) -> None:
         if reusable and not self._closed and len(self._idle) < self._max_idle:
             self._idle.append(conn)
-        elif not conn.closed:
-            conn.close()
+        else:
+            conn.close()  # also when the peer closed first: our side must be closed too
 
     def close(self) -> None:
         self._closed = True
