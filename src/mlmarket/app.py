@@ -125,6 +125,7 @@ def build(
         timeout_seconds=settings.invoke_timeout_seconds,
         # InvokeEndpoint's answer is the same 6 MiB BodyBlob as its request (botocore model)
         max_response_bytes=settings.invoke_max_body_bytes,
+        stream_timeout_seconds=settings.stream_timeout_seconds,
         meter=meter,
     )
     admission = Admission(

@@ -22,6 +22,7 @@ class Settings:
     docker_socket: str = "/var/run/docker.sock"
     invoke_max_body_bytes: int = limits.INVOKE_MAX_BODY_BYTES
     invoke_timeout_seconds: float = limits.INVOKE_TIMEOUT_SECONDS
+    stream_timeout_seconds: float = limits.STREAM_TIMEOUT_SECONDS
     body_bytes_in_flight: int = limits.BODY_BYTES_IN_FLIGHT
     body_idle_seconds: float = limits.REQUEST_BODY_IDLE_SECONDS
     ping_timeout_seconds: float = limits.PING_TIMEOUT_SECONDS
@@ -72,6 +73,7 @@ class Settings:
         for name, conv in (
             ("invoke_max_body_bytes", int),
             ("invoke_timeout_seconds", float),
+            ("stream_timeout_seconds", float),
             ("body_bytes_in_flight", int),
             ("body_idle_seconds", float),
             ("ping_timeout_seconds", float),

@@ -11,6 +11,11 @@ INVOKE_MAX_BODY_BYTES = 6_291_456
 # R6 — real-time processing time: 60 s per invocation
 # (seller page; DG your-algorithms-inference-code).
 INVOKE_TIMEOUT_SECONDS = 60.0
+# Response streaming (InvokeEndpointWithResponseStream): the container must start answering
+# within INVOKE_TIMEOUT_SECONDS (R6), and finish within this. The public record gives no figure
+# for the whole stream (only the error, ModelStreamError ModelInvocationTimeExceeded): this is
+# mlmarket's own, for answers generated token by token.
+STREAM_TIMEOUT_SECONDS = 480.0
 
 # Hosting container contract (DG your-algorithms-inference-code).
 PING_TIMEOUT_SECONDS = 2.0

@@ -6,6 +6,7 @@ telemetry is switched off through its own config file, so nothing leaves the mac
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.hosting import wait_for_status
+from tests.support.hosting import COMMAND, deploy, wait_for_status
 from tests.support.server import ServerProcess
 
 ROLE = "arn:aws:iam::123456789012:role/sdk"
@@ -166,3 +167,20 @@ def test_hyperparameter_tuner_fits_then_attaches_to_its_best_estimator(
     assert chosen.latest_training_job.name == best
     assert chosen.model_data.endswith(f"/{best}/output/model.tar.gz")
     assert chosen.hyperparameters()["mode"] == "curve"
+
+
+def test_predict_stream_reads_a_streamed_answer_line_by_line(
+    sdk: Any, sm: Any, echo_image: str
+) -> None:
+    from sagemaker.iterators import LineIterator
+    from sagemaker.predictor import Predictor
+    from sagemaker.serializers import IdentitySerializer
+
+    deploy(sm, "sdk-stream", echo_image)
+    predictor = Predictor(
+        "sdk-stream", sagemaker_session=sdk, serializer=IdentitySerializer(COMMAND)
+    )
+    # a JSON line cut across two parts, as token streams are
+    cmd = {"stream": ['{"token": "a"}\n{"tok', 'en": "b"}\n'], "every": 0.1}
+    lines = list(predictor.predict_stream(json.dumps(cmd).encode(), iterator=LineIterator))
+    assert [json.loads(line) for line in lines] == [{"token": "a"}, {"token": "b"}]

@@ -104,6 +104,23 @@ class ModelError(ServiceError):
     sender_fault = True
 
 
+class InStreamError(Exception):
+    """An error inside a streamed answer, after its 200: sent as the event stream's exception
+    message (ModelStreamError, with an ErrorCode; InternalStreamFailure)."""
+
+    def __init__(self, shape: str, message: str, error_code: str | None = None) -> None:
+        super().__init__(message)
+        self.shape = shape
+        self.message = message
+        self.error_code = error_code
+
+    def members(self) -> dict[str, str]:
+        out = {"Message": self.message}
+        if self.error_code is not None:
+            out["ErrorCode"] = self.error_code
+        return out
+
+
 class ModelNotReadyException(ServiceError):
     code = "ModelNotReadyException"
     status_code = 429

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -28,10 +28,11 @@ from aiohttp.web_protocol import RequestHandler
 
 from mlmarket import limits
 from mlmarket.context import RequestContext
-from mlmarket.protocol import json_protocol, rest_json, sigv4, validation
+from mlmarket.protocol import eventstream, json_protocol, rest_json, sigv4, validation
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.errors import (
     BadRequest,
+    InStreamError,
     InternalFailure,
     NotFoundRoute,
     ServiceError,
@@ -46,7 +47,7 @@ from mlmarket.protocol.s3 import S3Edge
 
 log = logging.getLogger("mlmarket.server")
 
-_INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+_INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations(-response-stream)?$")
 # The signing names of the services mlmarket serves; any other is refused in its own protocol
 _SERVED = frozenset({"s3", "sagemaker", "aws-marketplace", "mlmarket", "sts", "logs"})
 
@@ -65,6 +66,10 @@ class Invoker(Protocol):
     """What the runtime edge needs from the runtime provider."""
 
     async def invoke_endpoint(
+        self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
+    ) -> dict[str, Any]: ...
+
+    async def invoke_endpoint_with_response_stream(
         self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
     ) -> dict[str, Any]: ...
 
@@ -114,7 +119,8 @@ class JsonEdge:
 
 
 class RuntimeEdge:
-    """SageMaker Runtime (rest-json): InvokeEndpoint, the hot path.
+    """SageMaker Runtime (rest-json): InvokeEndpoint, the hot path, and
+    InvokeEndpointWithResponseStream, whose answer is an event stream.
 
     The body is held (and counted in the budget) until the answer has been written: its bytes
     and the container's answer are what a burst of invocations costs in memory."""
@@ -126,17 +132,28 @@ class RuntimeEdge:
         self.binding = rest_json.OperationBinding(
             operation_model("sagemaker-runtime", "InvokeEndpoint")
         )
+        self.stream_binding = rest_json.OperationBinding(
+            operation_model("sagemaker-runtime", "InvokeEndpointWithResponseStream")
+        )
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         match = _INVOKE_PATH.match(request.path)
         assert match is not None  # routed here by this path
+        streaming = match.group(2) is not None
+        operation = "InvokeEndpointWithResponseStream" if streaming else "InvokeEndpoint"
         claim = self.admission.check(request, "sagemaker")
         async with self.admission.body(request, claim, self.max_body_bytes) as body:
-            ctx = self.admission.verify(request, claim, body, request_id, "InvokeEndpoint")
-            binding = self.binding
+            ctx = self.admission.verify(request, claim, body, request_id, operation)
+            binding = self.stream_binding if streaming else self.binding
             params = binding.parse({"EndpointName": match.group(1)}, request.headers)
             # The body's bound was enforced while reading (it is configurable past the model's).
             validation.validate(binding.input_shape, dict(params, Body=b""), ValidationError)
+            if streaming:
+                result = await self.runtime.invoke_endpoint_with_response_stream(ctx, params, body)
+                parts = result.pop("Body")
+                headers, _ = binding.serialize(result)
+                headers["x-amzn-RequestId"] = request_id
+                return await _events(request, headers, parts)
             result = await self.runtime.invoke_endpoint(ctx, params, body)
             answer = result.get("Body", b"")
             if isinstance(answer, bytes | bytearray):
@@ -176,6 +193,42 @@ async def _write(
             await streamed.write(view[start : start + _SLICE])
         await streamed.write_eof()
     return streamed
+
+
+async def _events(
+    request: web.BaseRequest, headers: dict[str, str], parts: AsyncGenerator[bytes, None]
+) -> web.StreamResponse:
+    """A streamed answer as event-stream messages, each part passed on as the container sent
+    it; a break or an overrun ends the stream with its error message. A client gone ends it."""
+    streamed = web.StreamResponse(headers={**headers, "Content-Type": eventstream.CONTENT_TYPE})
+    streamed.enable_chunked_encoding()
+    try:
+        await streamed.prepare(request)
+        try:
+            async for part in parts:
+                if part:
+                    await streamed.write(eventstream.event("PayloadPart", part))
+        except ConnectionError:
+            raise
+        except InStreamError as exc:
+            await streamed.write(eventstream.exception(exc.shape, exc.members()))
+        except Exception:
+            log.exception("streamed answer failed")
+            failure = InStreamError("InternalStreamFailure", _STREAM_FAILURE)
+            await streamed.write(eventstream.exception(failure.shape, failure.members()))
+        await streamed.write_eof()
+    except ConnectionError as exc:  # the client left
+        log.info("streamed answer broken off by the client: %r", exc)
+    finally:
+        await parts.aclose()
+    return streamed
+
+
+# ResponseStream's InternalStreamFailure, in the API reference's words
+_STREAM_FAILURE = (
+    "The stream processing failed because of an unknown error, exception or failure. "
+    "Try your request again."
+)
 
 
 class StreamedAnswer(Protocol):

@@ -91,15 +91,19 @@ def test_a_subscriber_deploys_invokes_and_both_sides_see_metered_usage(
         EndpointName=name, Body=json.dumps({"units": 5}), ContentType=COMMAND
     )
     assert metered["Body"].read() == b"metered"
+    streamed = other_rt.invoke_endpoint_with_response_stream(
+        EndpointName=name, Body=json.dumps({"stream": ["to", "ken"]}), ContentType=COMMAND
+    )
+    assert [e["PayloadPart"]["Bytes"] for e in streamed["Body"]] == [b"to", b"ken"]
     with pytest.raises(ClientError):  # a failed call is not billed
         other_rt.invoke_endpoint(
             EndpointName=name, Body=json.dumps({"status": 500}), ContentType=COMMAND
         )
 
     buyer = usage_of(buyer_mm, "BUYER", product, desc["EndpointArn"])
-    # 1 (model listing) + 3 + 5 (the container's X-Amzn-Inference-Metering) units
-    assert buyer["inference.count.m.i.c"]["Quantity"] == 9
-    assert buyer["inference.count.m.i.c"]["Charge"] == "0.0090"
+    # 1 (model listing) + 3 + 5 (the container's X-Amzn-Inference-Metering) + 1 (streamed)
+    assert buyer["inference.count.m.i.c"]["Quantity"] == 10
+    assert buyer["inference.count.m.i.c"]["Charge"] == "0.0100"
     assert buyer["inference.count.m.i.c"]["CustomerReference"] == BUYER
     hourly = buyer["ml.m5.large.m.i.r"]
     assert hourly["Unit"] == "HostHrs" and hourly["Quantity"] == pytest.approx(1 / 60, abs=1e-6)

@@ -16,6 +16,10 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     {"privileges": true}           answer CapEff, NoNewPrivs and the pids cgroup's limit
     {"bytes": n}                   answer 200 with n bytes
     {"fork_bomb": true}            start a fork bomb beside the server, answer at once
+    {"stream": [parts], "every": s, "then": "end"|"break"|"hang"}
+                                   answer 200 chunked, one chunk per part, "every" seconds
+                                   apart; then end the body, close the connection mid-body,
+                                   or never finish
   anything else: echo the body, its Content-Type and custom attributes, transformed by
     TRANSFORM=upper     upper-cased
     FAIL_ON=text        answer 400 when the body contains text
@@ -139,6 +143,28 @@ async def command(body):
     return answer(400, b"unknown command", "text/plain")
 
 
+async def stream(writer, cmd):
+    """A chunked answer written part by part; False when the connection is to be dropped."""
+    writer.write(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+        b"X-Amzn-SageMaker-Custom-Attributes: streamed\r\n\r\n"
+    )
+    await writer.drain()
+    for index, part in enumerate(cmd["stream"]):
+        if index:
+            await asyncio.sleep(cmd.get("every", 0))
+        data = part.encode()
+        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+        await writer.drain()
+    then = cmd.get("then", "end")
+    if then == "hang":
+        await asyncio.sleep(3600)
+    if then == "break":
+        return False
+    writer.write(b"0\r\n\r\n")
+    return True
+
+
 async def handle(reader, writer):
     try:
         while True:
@@ -164,7 +190,10 @@ async def handle(reader, writer):
                 ctype = headers.get("content-type", "application/octet-stream")
                 fail_on = os.environ.get("FAIL_ON", "").encode()
                 slow_on = os.environ.get("SLOW_ON", "").encode()
-                if ctype == COMMAND:
+                if ctype == COMMAND and "stream" in json.loads(body):
+                    if not await stream(writer, json.loads(body)):
+                        break
+                elif ctype == COMMAND:
                     writer.write(await command(body))
                 elif fail_on and fail_on in body:
                     writer.write(answer(400, b"cannot handle this record", "text/plain"))

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
 from typing import Any
 
+from mlmarket import limits
 from mlmarket.context import RequestContext
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import (
@@ -23,7 +25,12 @@ from mlmarket.controllers.routes import (
 )
 from mlmarket.domain import arns, marketplace
 from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge
-from mlmarket.protocol.errors import ModelError, ServiceUnavailable, ValidationError
+from mlmarket.protocol.errors import (
+    InStreamError,
+    ModelError,
+    ServiceUnavailable,
+    ValidationError,
+)
 
 # Request members forwarded to the container as the headers they arrived in.
 _FORWARDED = (
@@ -46,9 +53,11 @@ class RuntimeProvider:
         *,
         timeout_seconds: float,
         max_response_bytes: int | None = None,
+        stream_timeout_seconds: float = limits.STREAM_TIMEOUT_SECONDS,
         rng: random.Random | None = None,
         meter: Meter | None = None,
     ) -> None:
+        self.stream_timeout = stream_timeout_seconds
         self.meter = meter  # counts inferences of AWS Marketplace models
         self.routes = routes
         self.timeout = timeout_seconds
@@ -58,6 +67,33 @@ class RuntimeProvider:
     async def invoke_endpoint(
         self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
     ) -> dict[str, Any]:
+        response, out = await self._answer(ctx, p, body, streamed=False)
+        # a large answer goes to the client as it arrives, not held here whole
+        out["Body"] = response.rest if response.rest is not None else response.body
+        return out
+
+    async def invoke_endpoint_with_response_stream(
+        self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
+    ) -> dict[str, Any]:
+        """The container's answer as it produces it: `Body` yields its parts, and raises
+        InStreamError when the answer breaks off or outlasts its time. Everything before the
+        first byte (routing, the container's status, its time to answer) fails as
+        InvokeEndpoint does."""
+        response, out = await self._answer(ctx, p, body, streamed=True)
+        out["Body"] = _parts(response, self._who(out["_Variant"]))
+        del out["_Variant"]
+        return out
+
+    async def _answer(
+        self,
+        ctx: RequestContext,
+        p: dict[str, Any],
+        body: bytes | bytearray | memoryview,
+        *,
+        streamed: bool,
+    ) -> tuple[Response, dict[str, Any]]:
+        """Route and call: the last container's 2xx answer (its body left on the connection
+        when large, or always when `streamed`), and the output members but Body."""
         name = p["EndpointName"]
         route = self.routes.get(ctx.account_id, ctx.region, name)
         if route is None:
@@ -85,16 +121,24 @@ class RuntimeProvider:
                     )
                 headers = _next_hop_headers(headers, response)
             response = await self._call(
-                ctx, route, variant, instance, container, headers, payload, stream=last
+                ctx,
+                route,
+                variant,
+                instance,
+                container,
+                headers,
+                payload,
+                stream=last,
+                streamed=streamed and last,
             )
             payload = response.body
         assert response is not None
         out: dict[str, Any] = {
-            # a large answer goes to the client as it arrives, not held here whole
-            "Body": response.rest if response.rest is not None else response.body,
             "ContentType": response.headers.get("content-type"),
             "InvokedProductionVariant": variant.name,
         }
+        if streamed:
+            out["_Variant"] = variant
         custom = response.headers.get("x-amzn-sagemaker-custom-attributes")
         if custom is not None:
             out["CustomAttributes"] = custom
@@ -102,7 +146,12 @@ class RuntimeProvider:
             # only 2xx answers get here: failed calls are never billed
             units = marketplace.consumed_units(response.headers.get("x-amzn-inference-metering"))
             self.meter.count(route.account_id, variant.origin, route.arn, units)
-        return out
+        return response, out
+
+    @staticmethod
+    def _who(variant: VariantRoute) -> str:
+        """How SageMaker's messages name the container: `primary` for a single one."""
+        return "primary" if variant.mode == "Single" else variant.name
 
     def _variant(self, route: EndpointRoute, target: str | None) -> VariantRoute:
         if target:
@@ -152,11 +201,15 @@ class RuntimeProvider:
         body: bytes | bytearray | memoryview,
         *,
         stream: bool = False,
+        streamed: bool = False,
     ) -> Response:
         """One container's answer within the time limit (R6); with `stream`, a large 2xx body
-        is left to stream, and must have arrived by the same deadline."""
+        is left to stream, and must have arrived by the same deadline. `streamed` (response
+        streaming): any 2xx body is left on its connection as soon as the headers are in, and
+        may take until the stream's own deadline."""
         who = "primary" if variant.mode == "Single" else container.hostname
-        deadline = asyncio.get_running_loop().time() + self.timeout
+        now = asyncio.get_running_loop().time()
+        deadline = now + self.timeout
         try:
             async with asyncio.timeout_at(deadline):
                 response = await container.pool.request(
@@ -164,11 +217,11 @@ class RuntimeProvider:
                     "/invocations",
                     headers,
                     body,
-                    self.max_response_bytes,
-                    STREAM_ABOVE_BYTES if stream else None,
+                    None if streamed else self.max_response_bytes,
+                    0 if streamed else STREAM_ABOVE_BYTES if stream else None,
                 )
             if response.rest is not None:
-                response.rest.deadline = deadline
+                response.rest.deadline = now + self.stream_timeout if streamed else deadline
         except TimeoutError:
             see, log_stream = _where_to_look(ctx, route, variant, instance)
             raise ModelError(
@@ -205,6 +258,33 @@ class RuntimeProvider:
                 LogStreamArn=log_stream,
             )
         return response
+
+
+async def _parts(response: Response, who: str) -> AsyncIterator[bytes]:
+    """The answer's bytes as the container sends them; its end or break as SageMaker says it."""
+    if response.rest is None:  # no body to wait for (or one read whole: closed-delimited)
+        if response.body:
+            yield bytes(response.body)
+        return
+    try:
+        async for chunk in response.rest.chunks():
+            yield chunk
+    except TimeoutError:
+        raise InStreamError(
+            "ModelStreamError",
+            f"Your model {who} did not complete sending the inference response in the "
+            "allotted time.",
+            "ModelInvocationTimeExceeded",
+        ) from None
+    except (ConnectionLost, OSError, asyncio.IncompleteReadError, ValueError):
+        raise InStreamError(
+            "ModelStreamError",
+            f"The connection to your model {who} was reset or closed before it completed "
+            "sending the inference response.",
+            "StreamBroken",
+        ) from None
+    finally:
+        response.rest.close()  # a no-op once read whole; else its connection is dropped
 
 
 def _where_to_look(

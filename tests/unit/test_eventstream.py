@@ -1,0 +1,72 @@
+"""Event-stream messages as botocore's own parser reads them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import botocore.session
+import pytest
+from botocore.eventstream import EventStream, EventStreamBuffer
+from botocore.exceptions import EventStreamError
+
+from mlmarket.protocol import eventstream
+
+
+class _Raw:
+    """What botocore's EventStream reads from: a response body in pieces."""
+
+    def __init__(self, data: bytes, piece: int) -> None:
+        self._pieces = [data[i : i + piece] for i in range(0, len(data), piece)]
+
+    def stream(self) -> Any:
+        return iter(self._pieces)
+
+    def close(self) -> None:
+        pass
+
+
+def _parse(data: bytes, piece: int = 7) -> list[dict[str, Any]]:
+    session = botocore.session.get_session()
+    model = session.get_service_model("sagemaker-runtime")
+    output = model.operation_model("InvokeEndpointWithResponseStream").output_shape
+    parser = botocore.parsers.EventStreamJSONParser()  # what a rest-json client reads events with
+    stream = EventStream(
+        _Raw(data, piece), output.members["Body"], parser, "InvokeEndpointWithResponseStream"
+    )
+    return list(stream)
+
+
+def test_payload_parts_arrive_as_sent_however_the_bytes_are_cut() -> None:
+    parts = [b"first ", b"", b"\x00\xff binary", b"x" * 100_000]
+    data = b"".join(eventstream.event("PayloadPart", p) for p in parts)
+    for piece in (1, 7, 4096, len(data)):
+        assert _parse(data, piece) == [{"PayloadPart": {"Bytes": p}} for p in parts]
+
+
+def test_an_exception_message_raises_the_named_error_with_its_message() -> None:
+    data = eventstream.event("PayloadPart", b"ok") + eventstream.exception(
+        "ModelStreamError",
+        {
+            "Message": "Your model primary did not complete",
+            "ErrorCode": "ModelInvocationTimeExceeded",
+        },
+    )
+    events = EventStreamBuffer()
+    events.add_data(data)
+    messages = list(events)
+    assert messages[1].headers[":exception-type"] == "ModelStreamError"
+    with pytest.raises(EventStreamError) as err:
+        _parse(data)
+    assert err.value.response["Error"] == {
+        "Code": "ModelStreamError",
+        "Message": "Your model primary did not complete",
+    }
+
+
+def test_a_message_carries_its_lengths_and_checksums() -> None:
+    frame = eventstream.message([("a", "b")], b"payload")
+    buffer = EventStreamBuffer()
+    buffer.add_data(frame)
+    [parsed] = list(buffer)
+    assert parsed.headers == {"a": "b"} and parsed.payload == b"payload"
+    assert len(frame) == int.from_bytes(frame[:4], "big")
