@@ -18,6 +18,7 @@ from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.transform import TransformController
 from mlmarket.controllers.tuning import TuningController
 from mlmarket.controllers.validation import Validator
+from mlmarket.execution import gpus
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.admission import Admission
@@ -88,7 +89,7 @@ def build(
         else None
     )
     artifacts = ObjectStore(store.engine, settings.artifacts_dir, backend)
-    engine = engine or DockerEngine(settings.docker_socket)
+    engine = engine or DockerEngine(settings.docker_socket, gpus.offered(settings.gpus))
     routes = RoutingTable()
     meter = Meter(UsageStore(store), clock)
     listings = Listings(store, artifacts, clock)

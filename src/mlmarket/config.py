@@ -42,6 +42,8 @@ class Settings:
     database_url: str | None = None
     # Caps CPU limits at what the host has: Docker refuses NanoCpus beyond the host's CPUs.
     host_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # GPUs this host offers to instance types that have them; None: those the driver exposes
+    gpus: int | None = None
 
     @property
     def database(self) -> str:
@@ -90,6 +92,7 @@ class Settings:
             ("host", str),
             ("default_region", str),
             ("docker_socket", str),
+            ("gpus", int),
         ):
             raw = env.get("MLMARKET_" + name.upper())
             if raw is not None:

@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
 
-from mlmarket.execution.base import ContainerSpec
+from mlmarket.execution.base import ContainerSpec, EngineError
 from mlmarket.execution.docker import DockerEngine
+from mlmarket.execution.gpus import NoGpuCapacity
 from mlmarket.execution.http1 import ConnectionPool
 
 T = TypeVar("T")
@@ -148,3 +149,28 @@ def test_containers_keep_only_the_capabilities_a_model_server_needs(echo_image: 
     assert int(seen["CapEff"], 16) == sum(1 << bits[name] for name in KEPT_CAPABILITIES)
     assert seen["NoNewPrivs"] == "1"
     assert seen["pids.max"] == "321"
+
+
+def test_an_instance_with_gpus_asks_docker_for_them_and_never_gets_a_shared_one(
+    echo_image: str,
+) -> None:
+    """This host has no GPU: with none offered the request fails before Docker is asked;
+    with one offered (as MLMARKET_GPUS=1 would), Docker gets the device request and, having
+    no GPU runtime, refuses it by its capability; no container is left behind either way."""
+
+    async def work(engine: DockerEngine) -> None:
+        wanting = replace(spec(echo_image), gpus=1)
+        try:
+            await engine.run(wanting)
+            raise AssertionError("a GPU instance started on a host offering none")
+        except NoGpuCapacity as exc:
+            assert (exc.needed, exc.offered, exc.free) == (1, 0, 0)
+        engine.gpus = ("0",)
+        try:
+            await engine.run(wanting)
+            raise AssertionError("Docker ran a GPU request without a GPU runtime")
+        except EngineError as exc:
+            assert "gpu" in str(exc)
+        assert await engine.list({"mlmarket.it": wanting.labels["mlmarket.it"]}) == []
+
+    with_engine(work)

@@ -18,6 +18,8 @@ FAST_LIMITS = {
     "MLMARKET_STREAM_TIMEOUT_SECONDS": "4",
     "MLMARKET_CONTAINER_STOP_GRACE_SECONDS": "2",
     "MLMARKET_TRAINING_STOP_GRACE_SECONDS": "2",
+    # the suite's servers offer no GPUs, whatever the host has (e2e/test_gpus.py uses them)
+    "MLMARKET_GPUS": "0",
 }
 
 

@@ -41,6 +41,7 @@ from mlmarket.execution.base import (
     ImageNotFound,
     Mount,
 )
+from mlmarket.execution.gpus import NoGpuCapacity
 from mlmarket.execution.http1 import ConnectionPool
 from mlmarket.limits import CONTAINER_PORT
 from mlmarket.resources import Endpoint
@@ -182,11 +183,18 @@ class Fleet:
                         pids_limit=hardware.pids,
                         mounts=mounts,
                         network=None,
+                        gpus=hardware.gpus,
                     )
                     try:
                         info = await self.engine.run(spec)
                     except ImageNotFound:
                         raise DeploymentFailed(_image_missing(variant)) from None
+                    except NoGpuCapacity as exc:
+                        raise DeploymentFailed(
+                            "Unable to provision requested ML compute capacity for production "
+                            f"variant {variant['VariantName']} ({variant['InstanceType']}): "
+                            f"{exc}."
+                        ) from None
                     except EngineError as exc:
                         raise DeploymentFailed(
                             f"Failed to start a container for production variant "

@@ -30,6 +30,14 @@ class JobFailed(Exception):
     """The job ends Failed with this message as its FailureReason."""
 
 
+def capacity_error(instance_type: str, exc: Exception) -> str:
+    """SageMaker's FailureReason when a job's instances cannot be had, and why not here."""
+    return (
+        "CapacityError: Unable to provision requested ML compute capacity. Please retry using "
+        f"a different ML instance type. ({instance_type}: {exc}.)"
+    )
+
+
 @dataclass
 class JobRun(Generic[SpecT, StateT]):
     job: Resource[SpecT, StateT]  # the controller's copy, the one it keeps saving

@@ -20,7 +20,7 @@ from typing import Any
 
 from mlmarket.controllers import images, opt_ml
 from mlmarket.controllers.checkpoints import CheckpointSync
-from mlmarket.controllers.jobs import JobController, JobFailed, JobRun
+from mlmarket.controllers.jobs import JobController, JobFailed, JobRun, capacity_error
 from mlmarket.controllers.metrics import MetricScanner
 from mlmarket.domain import instance_types, kinds, labels, marketplace, specs
 from mlmarket.domain.failures import public_reason
@@ -41,6 +41,7 @@ from mlmarket.execution.base import (
     ContainerSpec,
     EngineError,
 )
+from mlmarket.execution.gpus import NoGpuCapacity
 from mlmarket.limits import DEFAULT_TRAINING_VOLUME_GB
 from mlmarket.resources import TrainingJob
 from mlmarket.shapes.sagemaker import SecondaryStatusTransition
@@ -306,9 +307,12 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             network=network,
             hostname=instance.host,
             network_aliases=(instance.host,) if network else (),
+            gpus=hardware.gpus,
         )
         try:
             return await self.engine.run(container)
+        except NoGpuCapacity as exc:
+            raise JobFailed(capacity_error(hardware.name, exc)) from None
         except EngineError as exc:
             raise JobFailed(
                 f"InternalServerError: could not start {instance.host}: {public_reason(exc)}"

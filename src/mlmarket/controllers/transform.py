@@ -24,7 +24,7 @@ from typing import Any, BinaryIO
 
 from mlmarket.controllers import channels, images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
-from mlmarket.controllers.jobs import JobController, JobFailed
+from mlmarket.controllers.jobs import JobController, JobFailed, capacity_error
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.domain import instance_types, kinds, marketplace, records, specs
 from mlmarket.domain.data_processing import DataProcessing, DataProcessingError
@@ -39,6 +39,7 @@ from mlmarket.domain.transform import (
     resolve_parameters,
 )
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, ContainerSpec, EngineError
+from mlmarket.execution.gpus import NoGpuCapacity
 from mlmarket.execution.http1 import ConnectionLost, ConnectionPool
 from mlmarket.limits import CONTAINER_PORT
 from mlmarket.resources import TransformJob
@@ -213,6 +214,7 @@ class TransformController(JobController[TransformJobSpec, TransformJobState]):
                         memory_bytes=int(hardware.memory_gib * 2**30),
                         pids_limit=hardware.pids,
                         mounts=mounts,
+                        gpus=hardware.gpus,
                     )
                 )
                 pool = ConnectionPool(_dialer(self.engine, info))
@@ -240,6 +242,8 @@ class TransformController(JobController[TransformJobSpec, TransformJobState]):
             for instance in instances:
                 instance.pool.close()
                 await self._remove(instance.info, self.settings.container_stop_grace_seconds)
+            if isinstance(exc, NoGpuCapacity):
+                raise JobFailed(capacity_error(hardware.name, exc)) from None
             raise JobFailed(
                 "InternalServerError: could not start the model container: " + public_reason(exc)
             ) from None

@@ -32,6 +32,7 @@ class ContainerSpec:
     # replaces the image's ENTRYPOINT when set (training's ContainerEntrypoint)
     entrypoint: list[str] | None = None
     network_aliases: tuple[str, ...] = ()
+    gpus: int = 0  # GPUs the instance type has: the engine pins that many to the container
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import aiohttp
 
+from mlmarket.execution import gpus
 from mlmarket.execution.base import (
     Connection,
     ContainerInfo,
@@ -44,7 +45,11 @@ KEPT_CAPABILITIES = (
 
 
 class DockerEngine:
-    def __init__(self, socket_path: str = "/var/run/docker.sock") -> None:
+    def __init__(
+        self, socket_path: str = "/var/run/docker.sock", gpus: tuple[str, ...] = ()
+    ) -> None:
+        self.gpus = gpus  # the device IDs this host offers (execution/gpus.py)
+        self._gpu_lock = asyncio.Lock()
         self._socket_path = socket_path
         self._session: aiohttp.ClientSession | None = None
         self._dialer = NamespaceDialer()
@@ -130,6 +135,22 @@ class DockerEngine:
         return result
 
     async def run(self, spec: ContainerSpec) -> ContainerInfo:
+        if not spec.gpus:
+            return await self._run(spec)
+        # the GPUs are chosen and the container that holds them made under one lock: the
+        # next choice sees its label
+        async with self._gpu_lock:
+            rows = await self._call(
+                "GET",
+                "/containers/json",
+                params={"all": "1", "filters": json.dumps({"label": [gpus.LABEL]})},
+            )
+            chosen = gpus.choose(
+                self.gpus, gpus.held(r.get("Labels") or {} for r in rows), spec.gpus
+            )
+            return await self._run(spec, chosen)
+
+    async def _run(self, spec: ContainerSpec, device_ids: list[str] | None = None) -> ContainerInfo:
         host_config: dict[str, Any] = {
             "NetworkMode": spec.network or "none",
             "CapDrop": ["ALL"],
@@ -145,11 +166,15 @@ class DockerEngine:
             host_config["MemorySwap"] = spec.memory_bytes
         if spec.pids_limit:
             host_config["PidsLimit"] = spec.pids_limit
+        labels = dict(spec.labels)
+        if device_ids:
+            host_config["DeviceRequests"] = gpus.device_requests(device_ids)
+            labels[gpus.LABEL] = ",".join(device_ids)
         body = {
             "Image": spec.image,
             "Cmd": spec.command,
             "Env": [f"{k}={v}" for k, v in spec.environment.items()],
-            "Labels": spec.labels,
+            "Labels": labels,
             "HostConfig": host_config,
         }
         if spec.hostname:
@@ -167,7 +192,15 @@ class DockerEngine:
         except _NotFound:
             raise ImageNotFound(spec.image) from None
         container_id = created["Id"]
-        await self._call("POST", f"/containers/{container_id}/start")
+        try:
+            await self._call("POST", f"/containers/{container_id}/start")
+        except EngineError:
+            # not left behind: a container never started would still hold its name and GPUs
+            with contextlib.suppress(EngineError):
+                await self._call(
+                    "DELETE", f"/containers/{container_id}", params={"force": "1", "v": "1"}
+                )
+            raise
         info = await self.inspect(container_id)
         if info is None:
             raise EngineError(f"container {spec.name} vanished after start")

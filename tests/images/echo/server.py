@@ -16,6 +16,7 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     {"privileges": true}           answer CapEff, NoNewPrivs and the pids cgroup's limit
     {"bytes": n}                   answer 200 with n bytes
     {"fork_bomb": true}            start a fork bomb beside the server, answer at once
+    {"devices": true}              answer the GPU device nodes under /dev (nvidia0 …)
     {"stream": [parts], "every": s, "then": "end"|"break"|"hang"}
                                    answer 200 chunked, one chunk per part, "every" seconds
                                    apart; then end the body, close the connection mid-body,
@@ -124,6 +125,9 @@ async def command(body):
             "pids.max": limit,
         }
         return answer(200, json.dumps(result).encode(), "application/json")
+    if "devices" in cmd:
+        found = sorted(n for n in os.listdir("/dev") if n.startswith("nvidia"))
+        return answer(200, json.dumps(found).encode(), "application/json")
     if "fork_bomb" in cmd:
         if os.fork() == 0:
             while True:  # every process forks on; past the pids limit, forks fail
