@@ -10,6 +10,7 @@ from aiohttp import web
 
 from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
+from mlmarket.controllers.async_queue import AsyncQueue
 from mlmarket.controllers.change_sets import ChangeSetRunner
 from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.metering import Meter
@@ -45,6 +46,7 @@ from mlmarket.services.sagemaker.tags import TagsProvider
 from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.services.sagemaker.transform import TransformProvider
 from mlmarket.services.sagemaker.tuning import TuningProvider
+from mlmarket.services.sagemaker_runtime.async_invocations import AsyncInvocations
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.blobs import S3Blobs
 from mlmarket.storage.metadata import MetadataStore, UsageStore
@@ -65,6 +67,7 @@ class App:
     training: TrainingController
     transform: TransformController
     tuning: TuningController
+    queue: AsyncQueue
     meter: Meter
     validator: Validator
     change_sets: ChangeSetRunner
@@ -95,7 +98,8 @@ def build(
     listings = Listings(store, artifacts, clock)
     listings.ensure_bucket()
     agreements = Agreements(store, listings, clock)
-    endpoints = EndpointController(settings, store, artifacts, engine, routes, clock, meter)
+    queue = AsyncQueue(store, artifacts, routes, clock)
+    endpoints = EndpointController(settings, store, artifacts, engine, routes, clock, meter, queue)
     training = TrainingController(settings, store, artifacts, engine, clock, meter)
     transform = TransformController(settings, store, artifacts, engine, clock, meter)
     quotas = Quotas(store)
@@ -103,7 +107,7 @@ def build(
     sagemaker = Operations(
         "sagemaker",
         [
-            SageMakerProvider(store, clock, endpoints, quotas, listings),
+            SageMakerProvider(store, clock, endpoints, quotas, listings, artifacts),
             trainings,
             TransformProvider(store, artifacts, clock, transform, quotas),
         ],
@@ -129,6 +133,7 @@ def build(
         stream_timeout_seconds=settings.stream_timeout_seconds,
         meter=meter,
     )
+    queue.bind(runtime.invoke_queued)
     admission = Admission(
         accounts.secret_for,
         clock,
@@ -153,6 +158,7 @@ def build(
             "marketplace-agreement", [AgreementProvider(store, agreements, clock)]
         ),
         logs=Operations("logs", [LogsProvider(store, settings.logs_dir)]),
+        asynchronous=AsyncInvocations(routes, artifacts, clock, queue),
     )
     return App(
         settings,
@@ -165,6 +171,7 @@ def build(
         training,
         transform,
         tuning,
+        queue,
         meter,
         validator,
         change_sets,
@@ -182,6 +189,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     site = web.TCPSite(runner, app.settings.host, app.settings.port, reuse_address=True)
     app.meter.recover()
     app.meter.start_flushing()
+    await app.queue.start()
     await app.endpoints.start()
     await app.training.start()
     await app.transform.start()
@@ -197,6 +205,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     finally:
         await runner.cleanup()
         await app.tuning.stop()
+        await app.queue.stop()
         await app.endpoints.stop()
         await app.training.stop()
         await app.transform.stop()

@@ -123,7 +123,7 @@ def test_no_request_of_any_served_operation_gets_a_5xx(
     total = sum(outcome.statuses.values())
     print(
         f"\nfuzz: {total} requests (seed {SEED}) over {len(json_ops)} awsJson, "
-        f"{len(rest_ops)} rest-json, 2 runtime and {len(S3_OPERATIONS)} S3 operations; "
+        f"{len(rest_ops)} rest-json, 3 runtime and {len(S3_OPERATIONS)} S3 operations; "
         f"statuses {json.dumps(dict(sorted(outcome.statuses.items())))}; "
         f"by protocol {json.dumps(dict(outcome.by_protocol))}"
     )

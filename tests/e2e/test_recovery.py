@@ -177,6 +177,40 @@ def test_a_tuning_job_goes_on_after_a_server_restart_without_launching_twice(
     s3.close()
 
 
+def test_asynchronous_requests_accepted_before_a_restart_are_all_answered_after_it(
+    own_server: ServerProcess, echo_image: str
+) -> None:
+    from tests.support.hosting import COMMAND, asynchronous
+
+    s3, sm = own_server.client("s3"), own_server.client("sagemaker")
+    rt = own_server.client("sagemaker-runtime")
+    s3.create_bucket(Bucket="queue")
+    asynchronous(sm, "queued", echo_image, "s3://queue/out", "s3://queue/failed")
+    s3.put_object(Bucket="queue", Key="slow", Body=b'{"sleep": 2}')
+    s3.put_object(Bucket="queue", Key="plain", Body=b"waited")
+    first = rt.invoke_endpoint_async(
+        EndpointName="queued", InputLocation="s3://queue/slow", ContentType=COMMAND
+    )
+    second = rt.invoke_endpoint_async(EndpointName="queued", InputLocation="s3://queue/plain")
+    time.sleep(0.5)  # the first is in the container, the second waits behind it
+    for client in (s3, sm, rt):
+        client.close()
+    own_server.stop()
+    own_server.start()
+    s3 = own_server.client("s3")
+
+    def answer(uri: str) -> bytes | None:
+        try:
+            found = s3.get_object(Bucket="queue", Key=uri.split("/", 3)[3])
+        except ClientError:
+            return None
+        return bytes(found["Body"].read())
+
+    assert until(lambda: answer(first["OutputLocation"]), timeout=30) == b"slept"
+    assert until(lambda: answer(second["OutputLocation"]), timeout=30) == b"waited"
+    s3.close()
+
+
 def test_transform_job_interrupted_by_a_server_restart_starts_over_and_completes(
     own_server: ServerProcess, echo_image: str
 ) -> None:

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.hosting import COMMAND, deploy, wait_for_status
+from tests.support.hosting import COMMAND, asynchronous, deploy, wait_for_status
 from tests.support.server import ServerProcess
+from tests.support.waiting import until
 
 ROLE = "arn:aws:iam::123456789012:role/sdk"
 
@@ -184,3 +185,40 @@ def test_predict_stream_reads_a_streamed_answer_line_by_line(
     cmd = {"stream": ['{"token": "a"}\n{"tok', 'en": "b"}\n'], "every": 0.1}
     lines = list(predictor.predict_stream(json.dumps(cmd).encode(), iterator=LineIterator))
     assert [json.loads(line) for line in lines] == [{"token": "a"}, {"token": "b"}]
+
+
+def test_the_async_predictor_sends_a_request_and_reads_its_answer_and_failure(
+    sdk: Any, sm: Any, echo_image: str
+) -> None:
+    from sagemaker.exceptions import AsyncInferenceModelError
+    from sagemaker.predictor import Predictor
+    from sagemaker.predictor_async import AsyncPredictor
+    from sagemaker.serializers import IdentitySerializer
+
+    asynchronous(sm, "sdk-async", echo_image, "s3://sdk-bucket/answers", "s3://sdk-bucket/failed")
+    predictor = AsyncPredictor(
+        Predictor("sdk-async", sagemaker_session=sdk, serializer=IdentitySerializer("text/plain"))
+    )
+    s3 = sdk.boto_session.client("s3")
+    # the SDK uploads the data to the session's bucket and invokes with its location
+    response = predictor.predict_async(data=b"through the SDK")
+    # (its own waiter polls the output and failure paths from two threads that outlive it)
+    until(lambda: _exists(s3, response.output_path), timeout=30, what="the answer")
+    assert response.get_result() == b"through the SDK"
+    response = predictor.predict_async(
+        data=json.dumps({"status": 500, "body": "boom"}).encode(),
+        initial_args={"ContentType": COMMAND},
+    )
+    until(lambda: _exists(s3, response.failure_path), timeout=30, what="the failure")
+    with pytest.raises(AsyncInferenceModelError, match="boom"):
+        response.get_result()
+    s3.close()
+
+
+def _exists(s3: Any, uri: str) -> bool | None:
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except Exception:
+        return None
+    return True

@@ -318,7 +318,9 @@ class Fuzzer:
             if self.rng.random() < 0.4:
                 headers[header] = self.rng.choice([*ODD_TEXT[:14], "text/csv", "x" * 2000])
         body = self.rng.randbytes(self.rng.choice([0, 10, 4096]))
-        action = self.rng.choice(["invocations", "invocations-response-stream"])
+        action = self.rng.choice(
+            ["invocations", "invocations-response-stream", "async-invocations"]
+        )
         path = f"/endpoints/{quote(name, safe='', errors='surrogatepass')}/{action}"
         self._send("POST", path, "sagemaker", headers, body, "sagemaker-runtime")
 

@@ -10,6 +10,7 @@ from typing import Any
 from tests.support.waiting import until_status
 
 COMMAND = "application/x-mlmarket-command"
+ROLE = "arn:aws:iam::123456789012:role/test"
 
 
 def deploy(
@@ -44,7 +45,7 @@ def model_and_config(
     sm.create_model(
         ModelName=name,
         PrimaryContainer=container,
-        ExecutionRoleArn="arn:aws:iam::123456789012:role/test",
+        ExecutionRoleArn=ROLE,
     )
     production = variants or [
         {
@@ -55,6 +56,30 @@ def model_and_config(
         }
     ]
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=production)
+
+
+def asynchronous(
+    sm: Any, name: str, image: str, output: str, failure: str, per_instance: int = 1
+) -> None:
+    """An asynchronous endpoint named `name` of one instance, InService."""
+    sm.create_model(ModelName=name, PrimaryContainer={"Image": image}, ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+        AsyncInferenceConfig={
+            "ClientConfig": {"MaxConcurrentInvocationsPerInstance": per_instance},
+            "OutputConfig": {"S3OutputPath": output, "S3FailurePath": failure},
+        },
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    assert wait_for_status(sm, name)["EndpointStatus"] == "InService"
 
 
 def wait_for_status(sm: Any, name: str, timeout: float = 60) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class Platform:
             self.controller,
             Quotas(self.store),
             Listings(self.store, objects, SystemClock()),
+            objects,
         )
         self.runtime = RuntimeProvider(self.routes, timeout_seconds=1.0)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
+from mlmarket.controllers.async_queue import AsyncQueue
 from mlmarket.controllers.fleet import Crew, DeploymentFailed, Fleet, logged
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import (
@@ -30,7 +31,7 @@ from mlmarket.controllers.routes import (
     route_key,
 )
 from mlmarket.domain import kinds, labels
-from mlmarket.domain.endpoints import SERVING, EndpointStatus, transition
+from mlmarket.domain.endpoints import SERVING, Deployment, EndpointStatus, transition
 from mlmarket.execution.base import (
     ContainerEngine,
     ContainerInfo,
@@ -65,7 +66,9 @@ class EndpointController:
         routes: RoutingTable,
         clock: Clock,
         meter: Meter | None = None,
+        queue: AsyncQueue | None = None,
     ) -> None:
+        self.queue = queue  # works through asynchronous endpoints' requests
         self.meter = meter  # instance time of endpoints that serve AWS Marketplace models
         self.settings = settings
         self.store = store
@@ -158,7 +161,7 @@ class EndpointController:
             return
         if self._run(endpoint).crew.closing:
             return
-        self._publish(endpoint, variants)
+        self._publish(endpoint, deployment, variants)
         self._save(endpoint, EndpointStatus.IN_SERVICE)
 
     async def _update(self, endpoint: Endpoint) -> None:
@@ -177,7 +180,7 @@ class EndpointController:
             return
         if run.crew.closing:
             return
-        self._publish(endpoint, variants)
+        self._publish(endpoint, pending, variants)
         # as in a blue/green update, the endpoint is InService again once the old fleet is gone
         await self.fleet.retire(self._run(endpoint).crew, list(old.values()))
         fresh = self._reload(endpoint)
@@ -225,6 +228,8 @@ class EndpointController:
             {labels.ENDPOINT: endpoint.arn, labels.OWNER: self._owner}
         )
         await asyncio.gather(*(self.fleet.remove_container(i) for i in leftovers))
+        if self.queue is not None:
+            await self.queue.forget(endpoint.account_id, endpoint.region, endpoint.name)
         self.store.delete(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)
         self._runs.pop(_key(endpoint), None)
 
@@ -249,7 +254,7 @@ class EndpointController:
         except DeploymentFailed as exc:
             self._save(endpoint, EndpointStatus.FAILED, failure=str(exc))
             return
-        self._publish(endpoint, variants)
+        self._publish(endpoint, deployment, variants)
         if endpoint.state.get("EndpointStatus") == EndpointStatus.UPDATING:
             if "PendingDeployment" in endpoint.state:
                 await self._update(endpoint)
@@ -315,12 +320,21 @@ class EndpointController:
 
     # -- bookkeeping --
 
-    def _publish(self, endpoint: Endpoint, variants: list[VariantRoute]) -> None:
+    def _publish(
+        self, endpoint: Endpoint, deployment: Deployment, variants: list[VariantRoute]
+    ) -> None:
         self.routes.put(
             EndpointRoute(
-                endpoint.account_id, endpoint.region, endpoint.name, endpoint.arn, variants
+                endpoint.account_id,
+                endpoint.region,
+                endpoint.name,
+                endpoint.arn,
+                variants,
+                deployment.get("Async"),
             )
         )
+        if self.queue is not None and deployment.get("Async"):
+            self.queue.serve(endpoint.account_id, endpoint.region, endpoint.name)
 
     def _reload(self, endpoint: Endpoint) -> Endpoint | None:
         return self.store.get(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)

@@ -131,6 +131,7 @@ class Fleet:
                     mine,
                     variant["Mode"],
                     variant["Marketplace"],
+                    instance_types.lookup(variant["InstanceType"]).vcpus,
                 )
             )
         return variants

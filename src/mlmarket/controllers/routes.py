@@ -15,6 +15,7 @@ from mlmarket.domain.endpoints import choose_weighted
 from mlmarket.domain.marketplace import Origin
 from mlmarket.execution.base import ContainerInfo
 from mlmarket.execution.http1 import ConnectionPool
+from mlmarket.shapes import sagemaker as shapes
 
 
 @dataclass
@@ -47,6 +48,7 @@ class VariantRoute:
     mode: str = "Single"
     # the AWS Marketplace product it serves (services/marketplace/listings.py), for metering
     origin: Origin | None = None
+    vcpus: int = 1  # of its instance type
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick_instance(self) -> InstanceRuntime | None:
@@ -63,6 +65,8 @@ class EndpointRoute:
     name: str
     arn: str
     variants: list[VariantRoute]
+    # set for an asynchronous endpoint (InvokeEndpointAsync only)
+    asynchronous: shapes.AsyncInferenceConfig | None = None
 
     def variant(self, name: str) -> VariantRoute | None:
         return next((v for v in self.variants if v.name == name), None)

@@ -85,6 +85,8 @@ class Deployment(TypedDict):
     Id: str
     EndpointConfigName: str
     Variants: list[VariantPlan]
+    # the config's AsyncInferenceConfig: the endpoint takes InvokeEndpointAsync only
+    Async: NotRequired[shapes.AsyncInferenceConfig]
 
 
 class EndpointState(TypedDict):

@@ -15,6 +15,7 @@ from mlmarket.domain.agreements import (
     AgreementSpec,
     AgreementState,
 )
+from mlmarket.domain.async_inference import AsyncInvocationSpec, AsyncInvocationState
 from mlmarket.domain.catalog import ChangeSetSpec, ChangeSetState, EntitySpec, EntityState
 from mlmarket.domain.endpoints import EndpointConfigSpec, EndpointSpec, EndpointState
 from mlmarket.domain.listings import ListingSpec, ListingState
@@ -65,6 +66,11 @@ MODEL_PACKAGE_GROUP: Final = ResourceKind[ModelPackageGroupSpec, ModelPackageGro
 )
 ALGORITHM: Final = ResourceKind[AlgorithmSpec, AlgorithmState](
     "algorithm", Listed("AlgorithmName", "AlgorithmStatus", descending=False)
+)
+
+# InvokeEndpointAsync's queue: each accepted request, by endpoint and status, oldest first
+ASYNC_INVOCATION: Final = ResourceKind[AsyncInvocationSpec, AsyncInvocationState](
+    "async-invocation", Listed(None, "Status", parent="EndpointName", descending=False)
 )
 
 # AWS Marketplace: listed versions and agreements (services/marketplace), Catalog entities and

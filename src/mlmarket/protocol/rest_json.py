@@ -29,6 +29,10 @@ class OperationBinding:
             for n, m in inp.members.items()
             if m.serialization.get("location") == "header"
         ]
+        # headers carry text; these members are numbers (InvokeEndpointAsync's seconds)
+        self.integer_members = frozenset(
+            n for n, m in inp.members.items() if m.type_name in ("integer", "long")
+        )
         self.payload_member = inp.serialization.get("payload")
         out = operation.output_shape
         self.output_headers = [
@@ -46,7 +50,7 @@ class OperationBinding:
         for member, header in self.header_members:
             value = headers.get(header)
             if value is not None:
-                params[member] = value
+                params[member] = _integer(value) if member in self.integer_members else value
         return params
 
     def serialize(self, result: dict[str, Any]) -> tuple[dict[str, str], bytes | bytearray]:
@@ -57,6 +61,15 @@ class OperationBinding:
                 headers[header] = str(value)
         body = result.get(self.output_payload, b"") if self.output_payload else b""
         return headers, body if isinstance(body, bytes | bytearray) else bytes(body)
+
+
+def _integer(text: str) -> int | str:
+    """A header's digits as the number they spell; anything else as sent, for validation to
+    refuse in its own words."""
+    stripped = text.strip()
+    if stripped.lstrip("-").isdigit() and stripped.isascii():
+        return int(stripped)
+    return text
 
 
 def serialize_error(error: ServiceError) -> tuple[int, dict[str, str], bytes]:

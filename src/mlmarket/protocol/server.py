@@ -17,6 +17,7 @@ logged: no request ends in a stack trace or in aiohttp's own error page.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import uuid
@@ -47,7 +48,14 @@ from mlmarket.protocol.s3 import S3Edge
 
 log = logging.getLogger("mlmarket.server")
 
-_INVOKE_PATH = re.compile(r"^/endpoints/([^/]+)/invocations(-response-stream)?$")
+_INVOKE_PATH = re.compile(
+    r"^/endpoints/([^/]+)/(invocations|invocations-response-stream|async-invocations)$"
+)
+_OPERATIONS = {
+    "invocations": "InvokeEndpoint",
+    "invocations-response-stream": "InvokeEndpointWithResponseStream",
+    "async-invocations": "InvokeEndpointAsync",
+}
 # The signing names of the services mlmarket serves; any other is refused in its own protocol
 _SERVED = frozenset({"s3", "sagemaker", "aws-marketplace", "mlmarket", "sts", "logs"})
 
@@ -71,6 +79,14 @@ class Invoker(Protocol):
 
     async def invoke_endpoint_with_response_stream(
         self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
+    ) -> dict[str, Any]: ...
+
+
+class AsyncInvoker(Protocol):
+    """What the runtime edge needs for asynchronous endpoints."""
+
+    async def invoke_endpoint_async(
+        self, ctx: RequestContext, p: dict[str, Any]
     ) -> dict[str, Any]: ...
 
 
@@ -125,27 +141,35 @@ class RuntimeEdge:
     The body is held (and counted in the budget) until the answer has been written: its bytes
     and the container's answer are what a burst of invocations costs in memory."""
 
-    def __init__(self, admission: Admission, runtime: Invoker, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        admission: Admission,
+        runtime: Invoker,
+        max_body_bytes: int,
+        asynchronous: AsyncInvoker | None = None,
+    ) -> None:
         self.admission = admission
         self.runtime = runtime
+        self.asynchronous = asynchronous
         self.max_body_bytes = max_body_bytes
-        self.binding = rest_json.OperationBinding(
-            operation_model("sagemaker-runtime", "InvokeEndpoint")
-        )
-        self.stream_binding = rest_json.OperationBinding(
-            operation_model("sagemaker-runtime", "InvokeEndpointWithResponseStream")
-        )
+        self.bindings = {
+            name: rest_json.OperationBinding(operation_model("sagemaker-runtime", name))
+            for name in _OPERATIONS.values()
+        }
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         match = _INVOKE_PATH.match(request.path)
         assert match is not None  # routed here by this path
-        streaming = match.group(2) is not None
-        operation = "InvokeEndpointWithResponseStream" if streaming else "InvokeEndpoint"
+        operation = _OPERATIONS[match.group(2)]
+        streaming = operation == "InvokeEndpointWithResponseStream"
         claim = self.admission.check(request, "sagemaker")
         async with self.admission.body(request, claim, self.max_body_bytes) as body:
             ctx = self.admission.verify(request, claim, body, request_id, operation)
-            binding = self.stream_binding if streaming else self.binding
+            binding = self.bindings[operation]
             params = binding.parse({"EndpointName": match.group(1)}, request.headers)
+            if operation == "InvokeEndpointAsync":
+                validation.validate(binding.input_shape, params, ValidationError)
+                return await self._queue(params, ctx, request_id, binding)
             # The body's bound was enforced while reading (it is configurable past the model's).
             validation.validate(binding.input_shape, dict(params, Body=b""), ValidationError)
             if streaming:
@@ -166,6 +190,23 @@ class RuntimeEdge:
                 return await _relay(request, headers, answer)
             finally:
                 answer.close()  # a no-op once read whole; else its connection is dropped
+
+    async def _queue(
+        self,
+        params: dict[str, Any],
+        ctx: RequestContext,
+        request_id: str,
+        binding: rest_json.OperationBinding,
+    ) -> web.StreamResponse:
+        """InvokeEndpointAsync: 202, the locations in headers, the InferenceId in the body."""
+        if self.asynchronous is None:
+            raise UnknownOperation("InvokeEndpointAsync is not supported by this server.")
+        result = await self.asynchronous.invoke_endpoint_async(ctx, params)
+        headers, _ = binding.serialize(result)
+        headers["x-amzn-RequestId"] = request_id
+        headers["Content-Type"] = "application/json"
+        body = json.dumps({"InferenceId": result["InferenceId"]}).encode()
+        return web.Response(status=202, body=body, headers=headers)
 
     error_response = staticmethod(_rest_json_error)
 
@@ -288,6 +329,7 @@ class Gateway:
         mlmarket: Operations,
         agreements: Operations,
         logs: Operations,
+        asynchronous: AsyncInvoker | None = None,
     ) -> None:
         """`sagemaker`, `mlmarket`, `agreements`, `logs`: the awsJson services' operations;
         `marketplace`: the Catalog and Discovery APIs."""
@@ -303,7 +345,7 @@ class Gateway:
                 "Logs_20140328": ("logs", logs),
             },
         )
-        self.runtime = RuntimeEdge(admission, runtime, invoke_max_body_bytes)
+        self.runtime = RuntimeEdge(admission, runtime, invoke_max_body_bytes, asynchronous)
         self.sts = StsEdge(admission)
         self.foreign = ForeignEdge()
         self.none = _NoRoute()

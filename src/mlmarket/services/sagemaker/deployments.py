@@ -76,11 +76,14 @@ def build(
                 "Instances": [new_instance_id() for _ in range(count)],
             }
         )
-    return {
+    deployment: Deployment = {
         "Id": "d-" + secrets.token_hex(6),
         "EndpointConfigName": config.spec["EndpointConfigName"],
         "Variants": variants,
     }
+    if config.spec.get("AsyncInferenceConfig"):
+        deployment["Async"] = config.spec["AsyncInferenceConfig"]
+    return deployment
 
 
 def require_runnable(config: Resource[EndpointConfigSpec, NoState]) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
-from mlmarket.domain import kinds, marketplace, registry, specs
+from mlmarket.domain import async_inference, kinds, marketplace, registry, specs
 from mlmarket.domain.endpoints import (
     Deployment,
     EndpointSpec,
@@ -30,13 +30,16 @@ from mlmarket.resources import Endpoint
 from mlmarket.services.marketplace.listings import Listings, marketplace_origin
 from mlmarket.services.quotas import Quotas, instances_of
 from mlmarket.services.sagemaker import deployments
+from mlmarket.services.sagemaker.jobs import check_output_bucket
 from mlmarket.services.sagemaker.resources import Kind
 from mlmarket.shapes.sagemaker import (
+    AsyncInferenceConfig,
     ContainerDefinition,
     CreateEndpointConfigInput,
     CreateModelInput,
 )
 from mlmarket.storage.metadata import MetadataStore
+from mlmarket.storage.objects import ObjectStore
 from mlmarket.types import NoState
 
 
@@ -48,7 +51,9 @@ class SageMakerProvider:
         endpoints: EndpointController,
         quotas: Quotas,
         listings: Listings,
+        objects: ObjectStore,
     ) -> None:
+        self.objects = objects  # the buckets an asynchronous endpoint writes to
         self.clock = clock
         self.quotas = quotas
         self.listings = listings
@@ -204,10 +209,23 @@ class SageMakerProvider:
             )
             if refused:
                 raise validation_exception(refused)
+        asynchronous = p.get("AsyncInferenceConfig")
+        if asynchronous:
+            self._check_async(ctx, asynchronous)
         spec = p.copy()
         spec.pop("Tags", None)
         res = self.configs.create(ctx, p["EndpointConfigName"], spec, NoState())
         return {"EndpointConfigArn": res.arn}
+
+    def _check_async(self, ctx: RequestContext, config: AsyncInferenceConfig) -> None:
+        """An asynchronous endpoint's answers and failures go to the caller's own buckets."""
+        refused = async_inference.config_problem(config)
+        if refused:
+            raise validation_exception(refused)
+        output = config["OutputConfig"]
+        for path in (output["S3OutputPath"], output.get("S3FailurePath")):
+            if path:
+                check_output_bucket(self.objects, ctx, path, "endpoint")
 
     @operation("DescribeEndpointConfig")
     def describe_endpoint_config(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
@@ -272,6 +290,8 @@ class SageMakerProvider:
             out["ProductionVariants"] = [
                 _variant_summary(v, res) for v in state["Deployment"]["Variants"]
             ]
+        if "Async" in state["Deployment"]:
+            out["AsyncInferenceConfig"] = state["Deployment"]["Async"]
         pending = state.get("PendingDeployment")
         if pending:
             out["PendingDeploymentSummary"] = {

@@ -23,7 +23,7 @@ from mlmarket.controllers.routes import (
     RoutingTable,
     VariantRoute,
 )
-from mlmarket.domain import arns, marketplace
+from mlmarket.domain import arns, async_inference, marketplace
 from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge
 from mlmarket.protocol.errors import (
     InStreamError,
@@ -84,6 +84,14 @@ class RuntimeProvider:
         del out["_Variant"]
         return out
 
+    async def invoke_queued(
+        self, ctx: RequestContext, p: dict[str, Any], body: bytes, timeout: float
+    ) -> tuple[bytes, str]:
+        """An asynchronous endpoint's request, as its queue (controllers/async_queue.py) sends
+        it: the whole answer and its content type, within the request's own time."""
+        response, out = await self._answer(ctx, p, body, streamed=False, queued=timeout)
+        return bytes(response.body), out.get("ContentType") or "application/octet-stream"
+
     async def _answer(
         self,
         ctx: RequestContext,
@@ -91,13 +99,22 @@ class RuntimeProvider:
         body: bytes | bytearray | memoryview,
         *,
         streamed: bool,
+        queued: float | None = None,
     ) -> tuple[Response, dict[str, Any]]:
         """Route and call: the last container's 2xx answer (its body left on the connection
-        when large, or always when `streamed`), and the output members but Body."""
+        when large, or always when `streamed`; read whole, within `queued` seconds, for an
+        asynchronous endpoint's queue), and the output members but Body."""
         name = p["EndpointName"]
         route = self.routes.get(ctx.account_id, ctx.region, name)
         if route is None:
             raise ValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
+        if (route.asynchronous is not None) != (queued is not None):
+            raise ValidationError(
+                f"Endpoint {name} of account {ctx.account_id} is an asynchronous inference "
+                "endpoint: invoke it with InvokeEndpointAsync."
+                if queued is None
+                else f"Endpoint {name} is not an asynchronous inference endpoint."
+            )
         variant = self._variant(route, p.get("TargetVariant"))
         instance = variant.pick_instance()
         if instance is None:
@@ -128,8 +145,9 @@ class RuntimeProvider:
                 container,
                 headers,
                 payload,
-                stream=last,
+                stream=last and queued is None,
                 streamed=streamed and last,
+                queued=queued,
             )
             payload = response.body
         assert response is not None
@@ -202,6 +220,7 @@ class RuntimeProvider:
         *,
         stream: bool = False,
         streamed: bool = False,
+        queued: float | None = None,
     ) -> Response:
         """One container's answer within the time limit (R6); with `stream`, a large 2xx body
         is left to stream, and must have arrived by the same deadline. `streamed` (response
@@ -209,7 +228,8 @@ class RuntimeProvider:
         may take until the stream's own deadline."""
         who = "primary" if variant.mode == "Single" else container.hostname
         now = asyncio.get_running_loop().time()
-        deadline = now + self.timeout
+        deadline = now + (self.timeout if queued is None else queued)
+        limit = async_inference.MAX_OUTPUT_BYTES if queued is not None else self.max_response_bytes
         try:
             async with asyncio.timeout_at(deadline):
                 response = await container.pool.request(
@@ -217,7 +237,7 @@ class RuntimeProvider:
                     "/invocations",
                     headers,
                     body,
-                    None if streamed else self.max_response_bytes,
+                    None if streamed else limit,
                     0 if streamed else STREAM_ABOVE_BYTES if stream else None,
                 )
             if response.rest is not None:
@@ -235,7 +255,7 @@ class RuntimeProvider:
             see, log_stream = _where_to_look(ctx, route, variant, instance)
             raise ModelError(
                 f"Received server error (500) from {who} and could not load the entire response "
-                f"body: it exceeds {self.max_response_bytes} bytes. " + see,
+                f"body: it exceeds {limit} bytes. " + see,
                 OriginalStatusCode=500,
                 LogStreamArn=log_stream,
             ) from None

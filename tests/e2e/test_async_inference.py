@@ -1,0 +1,158 @@
+"""Asynchronous inference for one's own models: InvokeEndpointAsync with boto3 and the
+SageMaker SDK, the queue in front of the instances, answers and failures in S3."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.hosting import COMMAND, asynchronous, deploy
+from tests.support.waiting import until
+
+
+def s3_object(s3: Any, uri: str, timeout: float = 30) -> dict[str, Any]:
+    """The object at `uri` once it exists: its body and headers."""
+    bucket, key = uri[len("s3://") :].split("/", 1)
+
+    def fetch() -> dict[str, Any] | None:
+        try:
+            found = s3.get_object(Bucket=bucket, Key=key)
+        except ClientError:
+            return None
+        return dict(found, Data=found["Body"].read())
+
+    return until(fetch, timeout=timeout, every=0.1, what=f"{uri} to appear")
+
+
+def missing(s3: Any, uri: str) -> bool:
+    bucket, key = uri[len("s3://") :].split("/", 1)
+    try:
+        s3.head_object(Bucket=bucket, Key=key)
+    except ClientError:
+        return True
+    return False
+
+
+@pytest.fixture(scope="module")
+def queued(sm: Any, s3: Any, echo_image: str) -> str:
+    """An asynchronous endpoint of one instance taking one request at a time."""
+    s3.create_bucket(Bucket="async")
+    asynchronous(sm, "async-echo", echo_image, "s3://async/answers/", "s3://async/failures")
+    return "async-echo"
+
+
+def put(s3: Any, key: str, body: bytes) -> str:
+    s3.put_object(Bucket="async", Key=key, Body=body)
+    return f"s3://async/{key}"
+
+
+def test_an_asynchronous_request_is_accepted_at_once_and_answered_in_s3(
+    rt: Any, s3: Any, sm: Any, queued: str
+) -> None:
+    source = put(s3, "in/hello.txt", b"hello, later")
+    reply = rt.invoke_endpoint_async(
+        EndpointName=queued, InputLocation=source, ContentType="text/plain", InferenceId="mine-1"
+    )
+    assert reply["ResponseMetadata"]["HTTPStatusCode"] == 202
+    assert reply["InferenceId"] == "mine-1"
+    assert reply["OutputLocation"].startswith("s3://async/answers/")
+    assert reply["OutputLocation"].endswith(".out")
+    assert reply["FailureLocation"].startswith("s3://async/failures/")
+    assert reply["FailureLocation"].endswith("-error.out")
+    answer = s3_object(s3, reply["OutputLocation"])
+    assert answer["Data"] == b"hello, later"
+    assert answer["ContentType"] == "text/plain"
+    assert missing(s3, reply["FailureLocation"])
+    described = sm.describe_endpoint(EndpointName=queued)
+    assert described["AsyncInferenceConfig"]["ClientConfig"] == {
+        "MaxConcurrentInvocationsPerInstance": 1
+    }
+
+
+def test_requests_wait_in_the_queue_for_a_busy_instance_and_run_in_order(
+    rt: Any, s3: Any, queued: str
+) -> None:
+    slow = put(s3, "in/slow.json", json.dumps({"sleep": 1.5}).encode())
+    fast = put(s3, "in/fast.txt", b"second")
+    first = rt.invoke_endpoint_async(EndpointName=queued, InputLocation=slow, ContentType=COMMAND)
+    second = rt.invoke_endpoint_async(EndpointName=queued, InputLocation=fast)
+    done_first = s3_object(s3, first["OutputLocation"])
+    done_second = s3_object(s3, second["OutputLocation"])
+    assert done_first["Data"] == b"slept" and done_second["Data"] == b"second"
+    # one request at a time: the second waited for the first
+    assert done_second["LastModified"] >= done_first["LastModified"]
+
+
+def test_a_failed_request_writes_its_reason_to_the_failure_location(
+    rt: Any, s3: Any, queued: str
+) -> None:
+    bad = put(s3, "in/bad.json", json.dumps({"status": 400, "body": "no such input"}).encode())
+    reply = rt.invoke_endpoint_async(EndpointName=queued, InputLocation=bad, ContentType=COMMAND)
+    failure = s3_object(s3, reply["FailureLocation"])
+    assert (
+        failure["Data"]
+        .decode()
+        .startswith('Received client error (400) from primary with message "no such input".')
+    )
+    assert missing(s3, reply["OutputLocation"])
+    slow = put(s3, "in/too-slow.json", json.dumps({"sleep": 3}).encode())
+    late = rt.invoke_endpoint_async(
+        EndpointName=queued, InputLocation=slow, ContentType=COMMAND, InvocationTimeoutSeconds=1
+    )
+    timed_out = s3_object(s3, late["FailureLocation"])
+    assert "Your invocation timed out while waiting for a response" in timed_out["Data"].decode()
+
+
+def test_an_asynchronous_endpoint_takes_asynchronous_requests_only(
+    rt: Any, s3: Any, sm: Any, echo_image: str, queued: str
+) -> None:
+    def error(call: Any, **params: Any) -> str:
+        with pytest.raises(ClientError) as err:
+            call(**params)
+        assert err.value.response["Error"]["Code"] == "ValidationError"
+        return str(err.value.response["Error"]["Message"])
+
+    assert "is an asynchronous inference endpoint: invoke it with InvokeEndpointAsync" in error(
+        rt.invoke_endpoint, EndpointName=queued, Body=b"x"
+    )
+    deploy(sm, "sync-echo", echo_image)
+    source = put(s3, "in/any.txt", b"x")
+    assert "is not an asynchronous inference endpoint" in error(
+        rt.invoke_endpoint_async, EndpointName="sync-echo", InputLocation=source
+    )
+    assert "Could not access the input location s3://async/in/nothing.txt" in error(
+        rt.invoke_endpoint_async, EndpointName=queued, InputLocation="s3://async/in/nothing.txt"
+    )
+    assert "Endpoint no-such of account 123456789012 not found." in error(
+        rt.invoke_endpoint_async, EndpointName="no-such", InputLocation=source
+    )
+
+
+def test_an_async_config_must_name_the_callers_own_output_bucket(
+    sm: Any, other_s3: Any, queued: str
+) -> None:
+    other_s3.create_bucket(Bucket="not-yours")
+
+    def refused(output: dict[str, Any]) -> str:
+        with pytest.raises(ClientError) as err:
+            sm.create_endpoint_config(
+                EndpointConfigName="async-refused",
+                ProductionVariants=[
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": "async-echo",
+                        "InstanceType": "ml.m5.large",
+                        "InitialInstanceCount": 1,
+                    }
+                ],
+                AsyncInferenceConfig={"OutputConfig": output},
+            )
+        return str(err.value.response["Error"]["Message"])
+
+    assert "S3OutputPath must be specified" in refused({"S3FailurePath": "s3://async/f"})
+    assert "bucket not-yours does not exist or is not accessible" in refused(
+        {"S3OutputPath": "s3://not-yours/out"}
+    )
