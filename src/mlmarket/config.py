@@ -23,6 +23,8 @@ class Settings:
     invoke_max_body_bytes: int = limits.INVOKE_MAX_BODY_BYTES
     invoke_timeout_seconds: float = limits.INVOKE_TIMEOUT_SECONDS
     stream_timeout_seconds: float = limits.STREAM_TIMEOUT_SECONDS
+    # a serverless endpoint's instance is retired after this long without an invocation
+    serverless_idle_seconds: float = limits.SERVERLESS_IDLE_SECONDS
     body_bytes_in_flight: int = limits.BODY_BYTES_IN_FLIGHT
     body_idle_seconds: float = limits.REQUEST_BODY_IDLE_SECONDS
     ping_timeout_seconds: float = limits.PING_TIMEOUT_SECONDS
@@ -76,6 +78,7 @@ class Settings:
             ("invoke_max_body_bytes", int),
             ("invoke_timeout_seconds", float),
             ("stream_timeout_seconds", float),
+            ("serverless_idle_seconds", float),
             ("body_bytes_in_flight", int),
             ("body_idle_seconds", float),
             ("ping_timeout_seconds", float),

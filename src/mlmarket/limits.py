@@ -16,6 +16,9 @@ INVOKE_TIMEOUT_SECONDS = 60.0
 # for the whole stream (only the error, ModelStreamError ModelInvocationTimeExceeded): this is
 # mlmarket's own, for answers generated token by token.
 STREAM_TIMEOUT_SECONDS = 480.0
+# A serverless endpoint scales to zero when idle; SageMaker publishes no figure for how long it
+# waits: this is mlmarket's.
+SERVERLESS_IDLE_SECONDS = 300.0
 
 # Hosting container contract (DG your-algorithms-inference-code).
 PING_TIMEOUT_SECONDS = 2.0

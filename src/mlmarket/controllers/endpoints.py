@@ -12,6 +12,7 @@ independently.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -31,7 +32,14 @@ from mlmarket.controllers.routes import (
     route_key,
 )
 from mlmarket.domain import kinds, labels
-from mlmarket.domain.endpoints import SERVING, Deployment, EndpointStatus, transition
+from mlmarket.domain.endpoints import (
+    SERVING,
+    Deployment,
+    EndpointStatus,
+    VariantPlan,
+    new_instance_id,
+    transition,
+)
 from mlmarket.execution.base import (
     ContainerEngine,
     ContainerInfo,
@@ -54,6 +62,7 @@ class _Run:
     crew: Crew = field(default_factory=Crew)  # its instances, as the fleet runs them
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     replace_failures: int = 0
+    reaper: asyncio.Task[None] | None = None  # scales serverless variants to zero
 
 
 class EndpointController:
@@ -134,6 +143,7 @@ class EndpointController:
     async def stop(self) -> None:
         """Stop watching; containers keep running for the next server to adopt."""
         tasks = [t for run in self._runs.values() for t in run.tasks | run.crew.watchers]
+        tasks += [run.reaper for run in self._runs.values() if run.reaper is not None]
         tasks += list(self._background)
         for task in tasks:
             task.cancel()
@@ -247,6 +257,12 @@ class EndpointController:
                 ] = info
             else:
                 await self.fleet.remove_container(info)
+        wanted = {i for v in deployment["Variants"] for i in v["Instances"]}
+        for instance_id, containers in list(adoptable.items()):
+            if instance_id not in wanted:  # a serverless instance started on demand
+                del adoptable[instance_id]
+                for info in containers.values():
+                    await self.fleet.remove_container(info)
         try:
             variants = await self.fleet.bring_up(
                 endpoint, self._run(endpoint).crew, deployment, adopt=adoptable
@@ -297,6 +313,12 @@ class EndpointController:
                 (v for v in deployment["Variants"] if v["VariantName"] == dead.variant), None
             )
             live = route.variant(dead.variant)
+            if live is not None and live.serverless is not None:
+                # a serverless instance is not replaced: the next invocation starts one
+                live.instances = [i for i in live.instances if i is not dead]
+                run.crew.instances.pop(dead.instance_id, None)
+                await self.fleet.retire(run.crew, [dead])
+                return
             if variant is None or live is None or dead.instance_id not in variant["Instances"]:
                 return
             run.crew.instances.pop(dead.instance_id, None)
@@ -335,6 +357,57 @@ class EndpointController:
         )
         if self.queue is not None and deployment.get("Async"):
             self.queue.serve(endpoint.account_id, endpoint.region, endpoint.name)
+        serverless = False
+        for live, plan in zip(variants, deployment["Variants"], strict=True):
+            if live.serverless is not None:
+                serverless = True
+                live.serverless.last_used = asyncio.get_running_loop().time()
+                live.serverless.scale_up = functools.partial(
+                    self._cold_start, endpoint, deployment, plan, live
+                )
+        run = self._run(endpoint)
+        if serverless and (run.reaper is None or run.reaper.done()):
+            run.reaper = asyncio.ensure_future(logged(self._reap(endpoint), endpoint.arn))
+
+    async def _cold_start(
+        self, endpoint: Endpoint, deployment: Deployment, plan: VariantPlan, live: VariantRoute
+    ) -> InstanceRuntime:
+        """A serverless variant's instance, started for the invocation that found none; the
+        invocations that come meanwhile wait for the same one."""
+        assert live.serverless is not None
+        async with live.serverless.starting:
+            ready = live.pick_instance()
+            if ready is not None:
+                return ready
+            run = self._run(endpoint)
+            if run.crew.closing:
+                raise DeploymentFailed("the endpoint is being deleted")
+            instance = await self.fleet.start_instance(
+                endpoint, run.crew, deployment, plan, new_instance_id()
+            )
+            live.instances.append(instance)
+            return instance
+
+    async def _reap(self, endpoint: Endpoint) -> None:
+        """Serverless variants scale to zero: an instance idle for serverless_idle_seconds
+        (and not kept warm by ProvisionedConcurrency) is retired."""
+        idle = self.settings.serverless_idle_seconds
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(min(1.0, idle / 2))
+            run = self._runs.get(_key(endpoint))
+            route = self.routes.get(endpoint.account_id, endpoint.region, endpoint.name)
+            if run is None or run.crew.closing or route is None:
+                return
+            for variant in route.variants:
+                scaling = variant.serverless
+                if scaling is None or scaling.warm or scaling.in_flight or not variant.instances:
+                    continue
+                if loop.time() - scaling.last_used < idle:
+                    continue
+                gone, variant.instances = variant.instances, []
+                log.info("%s: %s idle, scaled to zero", endpoint.name, variant.name)
+                await self.fleet.retire(run.crew, gone)
 
     def _reload(self, endpoint: Endpoint) -> Endpoint | None:
         return self.store.get(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)

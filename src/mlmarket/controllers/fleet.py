@@ -25,13 +25,19 @@ from mlmarket.controllers import images
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
-from mlmarket.controllers.routes import ContainerRuntime, InstanceRuntime, VariantRoute
-from mlmarket.domain import instance_types, kinds, labels, marketplace
+from mlmarket.controllers.routes import (
+    ContainerRuntime,
+    InstanceRuntime,
+    ServerlessRoute,
+    VariantRoute,
+)
+from mlmarket.domain import kinds, labels, marketplace
 from mlmarket.domain.endpoints import (
     ContainerPlan,
     Deployment,
     VariantPlan,
 )
+from mlmarket.domain.endpoints import hardware as variant_hardware
 from mlmarket.domain.failures import public_reason
 from mlmarket.execution.base import (
     ContainerEngine,
@@ -131,7 +137,8 @@ class Fleet:
                     mine,
                     variant["Mode"],
                     variant["Marketplace"],
-                    instance_types.lookup(variant["InstanceType"]).vcpus,
+                    variant_hardware(variant).vcpus,
+                    _serverless_route(variant),
                 )
             )
         return variants
@@ -155,7 +162,7 @@ class Fleet:
         instance_id: str,
         adopt: dict[str, ContainerInfo] | None = None,
     ) -> InstanceRuntime:
-        hardware = instance_types.lookup(variant["InstanceType"])
+        hardware = variant_hardware(variant)
         instance = InstanceRuntime(instance_id, variant["VariantName"], [])
         crew.instances[instance_id] = instance
         try:
@@ -323,6 +330,15 @@ class Fleet:
             / variant
             / f"{instance_id}-{host}.log"
         )
+
+
+def _serverless_route(variant: VariantPlan) -> ServerlessRoute | None:
+    config = variant.get("Serverless")
+    if config is None:
+        return None
+    return ServerlessRoute(
+        int(config["MaxConcurrency"]), bool(config.get("ProvisionedConcurrency"))
+    )
 
 
 def _image_missing(variant: VariantPlan) -> str:

@@ -7,8 +7,10 @@ of keep-alive connections into its network namespace.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mlmarket.domain.endpoints import choose_weighted
@@ -40,6 +42,19 @@ class InstanceRuntime:
 
 
 @dataclass
+class ServerlessRoute:
+    """A serverless variant's traffic: instances come with it and go when it stops."""
+
+    max_concurrency: int
+    warm: bool  # ProvisionedConcurrency: one instance stays up, idle or not
+    in_flight: int = 0
+    last_used: float = 0.0  # loop time of the last invocation's end
+    # starts an instance when none is up (set by the endpoint controller): a cold start
+    scale_up: Callable[[], Awaitable[InstanceRuntime]] | None = None
+    starting: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
 class VariantRoute:
     name: str
     weight: float
@@ -49,6 +64,7 @@ class VariantRoute:
     # the AWS Marketplace product it serves (services/marketplace/listings.py), for metering
     origin: Origin | None = None
     vcpus: int = 1  # of its instance type
+    serverless: ServerlessRoute | None = None
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick_instance(self) -> InstanceRuntime | None:

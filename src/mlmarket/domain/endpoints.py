@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import Literal, NotRequired, Protocol, TypedDict, TypeVar
 
+from mlmarket.domain import instance_types
 from mlmarket.domain.marketplace import Origin
 from mlmarket.shapes import sagemaker as shapes
 
@@ -78,7 +79,9 @@ class VariantPlan(TypedDict):
     EnableNetworkIsolation: bool
     Marketplace: Origin | None  # the product served, for metering (None: the buyer's own models)
     Containers: list[ContainerPlan]
-    Instances: list[str]  # instance ids, one per instance
+    Instances: list[str]  # instance ids, one per instance (serverless: the warm ones kept)
+    # a serverless variant's: instances come with traffic and go when idle
+    Serverless: NotRequired[shapes.ProductionVariantServerlessConfig]
 
 
 class Deployment(TypedDict):
@@ -138,6 +141,48 @@ def choose_weighted(variants: Sequence[W], rng: random.Random) -> W | None:
         if point < 0:
             return variant
     return variants[-1]
+
+
+def hardware(variant: VariantPlan) -> instance_types.InstanceType:
+    """What one instance of a variant gets: its instance type's, or its serverless memory's."""
+    serverless = variant.get("Serverless")
+    if serverless is not None:
+        return instance_types.serverless(serverless["MemorySizeInMB"])
+    return instance_types.lookup(variant["InstanceType"])
+
+
+# Serverless invocations (DG serverless-endpoints-invoke): "maximum request and response
+# payload size for serverless invocations is 4 MB".
+SERVERLESS_MAX_PAYLOAD_BYTES = 4 * 1024 * 1024
+
+
+def serverless_problem(
+    variants: Sequence[shapes.ProductionVariant], asynchronous: bool
+) -> str | None:
+    """Why CreateEndpointConfig refuses a config with serverless variants, if it does."""
+    serverless = [v for v in variants if v.get("ServerlessConfig")]
+    if not serverless:
+        return None
+    if len(variants) > 1:
+        return "A serverless endpoint config must have exactly one production variant."
+    variant = serverless[0]
+    config = variant["ServerlessConfig"]
+    if variant.get("InstanceType") or variant.get("InitialInstanceCount") is not None:
+        return (
+            f"Production variant {variant['VariantName']} has a ServerlessConfig: it takes no "
+            "InstanceType or InitialInstanceCount."
+        )
+    if config["MemorySizeInMB"] not in instance_types.SERVERLESS_MEMORY_MB:
+        return (
+            f"MemorySizeInMB {config['MemorySizeInMB']} is not valid: choose 1024, 2048, 3072, "
+            "4096, 5120 or 6144."
+        )
+    provisioned = config.get("ProvisionedConcurrency")
+    if provisioned is not None and provisioned > config["MaxConcurrency"]:
+        return "ProvisionedConcurrency must be less than or equal to MaxConcurrency."
+    if asynchronous:
+        return "A serverless endpoint config cannot have an AsyncInferenceConfig."
+    return None
 
 
 def new_instance_id() -> str:

@@ -112,3 +112,20 @@ def lookup(name: str) -> InstanceType:
     else:
         vcpus = 2
     return InstanceType(name, vcpus, 4.0 * vcpus)
+
+
+# Serverless endpoints: the memory a variant asks for, 1,024 … 6,144 MB in steps of 1,024
+# (botocore ProductionVariantServerlessConfig); compute "proportional to the memory" (DG
+# serverless-endpoints) — mlmarket gives a vCPU per 2 GB, at least one — and 5 GB of disk.
+SERVERLESS_MEMORY_MB = (1024, 2048, 3072, 4096, 5120, 6144)
+SERVERLESS_STORAGE_GB = 5
+
+
+def serverless(memory_mb: int) -> InstanceType:
+    return InstanceType(
+        f"serverless-{memory_mb}mb",
+        max(1, memory_mb // 2048),
+        memory_mb / 1024,
+        0,
+        SERVERLESS_STORAGE_GB,
+    )

@@ -121,6 +121,12 @@ class InStreamError(Exception):
         return out
 
 
+class ThrottlingException(_ClientError):
+    """Past a serverless endpoint's MaxConcurrency (botocore retries it, with backoff)."""
+
+    code = "ThrottlingException"
+
+
 class ModelNotReadyException(ServiceError):
     code = "ModelNotReadyException"
     status_code = 429

@@ -50,32 +50,39 @@ def build(
     for pv in config.spec["ProductionVariants"]:
         model = model_for(pv["ModelName"])
         mode, containers = containers_of(model.spec)
-        count = pv["InitialInstanceCount"]
-        variants.append(
-            {
-                "VariantName": pv["VariantName"],
-                "ModelName": model.spec["ModelName"],
-                "InstanceType": pv["InstanceType"],
-                "Weight": float(pv.get("InitialVariantWeight", 1.0)),
-                "StartupTimeout": pv.get("ContainerStartupHealthCheckTimeoutInSeconds"),
-                "Mode": mode,
-                "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
-                # the AWS Marketplace product served, for metering (None for own models)
-                "Marketplace": model.spec.get(specs.MARKETPLACE),
-                "Containers": [
-                    {
-                        "Hostname": c["Hostname"],
-                        # a digest pinned by the platform (validation) runs in place of the name
-                        "Image": c.get("ImageDigest") or c["Image"],
-                        "ResolvedImage": c.get("ImageDigest") or c["Image"],
-                        "ModelDataUrl": c.get("ModelDataUrl"),
-                        "Environment": c.get("Environment") or {},
-                    }
-                    for c in containers
-                ],
-                "Instances": [new_instance_id() for _ in range(count)],
-            }
+        serverless = pv.get("ServerlessConfig")
+        # a serverless variant starts with none, or the warm one ProvisionedConcurrency keeps
+        count = (
+            pv["InitialInstanceCount"]
+            if serverless is None
+            else min(1, serverless.get("ProvisionedConcurrency") or 0)
         )
+        plan: VariantPlan = {
+            "VariantName": pv["VariantName"],
+            "ModelName": model.spec["ModelName"],
+            "InstanceType": pv.get("InstanceType") or "",
+            "Weight": float(pv.get("InitialVariantWeight", 1.0)),
+            "StartupTimeout": pv.get("ContainerStartupHealthCheckTimeoutInSeconds"),
+            "Mode": mode,
+            "EnableNetworkIsolation": bool(model.spec.get("EnableNetworkIsolation")),
+            # the AWS Marketplace product served, for metering (None for own models)
+            "Marketplace": model.spec.get(specs.MARKETPLACE),
+            "Containers": [
+                {
+                    "Hostname": c["Hostname"],
+                    # a digest pinned by the platform (validation) runs in place of the name
+                    "Image": c.get("ImageDigest") or c["Image"],
+                    "ResolvedImage": c.get("ImageDigest") or c["Image"],
+                    "ModelDataUrl": c.get("ModelDataUrl"),
+                    "Environment": c.get("Environment") or {},
+                }
+                for c in containers
+            ],
+            "Instances": [new_instance_id() for _ in range(count)],
+        }
+        if serverless is not None:
+            plan["Serverless"] = serverless
+        variants.append(plan)
     deployment: Deployment = {
         "Id": "d-" + secrets.token_hex(6),
         "EndpointConfigName": config.spec["EndpointConfigName"],
@@ -89,10 +96,12 @@ def build(
 def require_runnable(config: Resource[EndpointConfigSpec, NoState]) -> None:
     """Refuse configs whose variants we cannot place on instances."""
     for pv in config.spec["ProductionVariants"]:
-        if pv.get("ServerlessConfig") or not pv.get("InstanceType"):
+        if pv.get("ServerlessConfig"):
+            continue
+        if not pv.get("InstanceType"):
             raise validation_exception(
-                f"Production variant {pv['VariantName']} has no InstanceType: serverless "
-                "inference is not supported by mlmarket."
+                f"Production variant {pv['VariantName']} must specify an InstanceType or a "
+                "ServerlessConfig."
             )
         if pv.get("InitialInstanceCount") is None:
             raise validation_exception(

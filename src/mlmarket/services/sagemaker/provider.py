@@ -21,6 +21,7 @@ from mlmarket.domain.endpoints import (
     VariantPlan,
     can_delete,
     can_update,
+    serverless_problem,
 )
 from mlmarket.domain.marketplace import Origin
 from mlmarket.domain.models import ModelContainer, ModelSpec, as_given
@@ -210,6 +211,16 @@ class SageMakerProvider:
             if refused:
                 raise validation_exception(refused)
         asynchronous = p.get("AsyncInferenceConfig")
+        refused = serverless_problem(variants, asynchronous is not None)
+        if refused:
+            raise validation_exception(refused)
+        for variant in variants:
+            if variant.get("ServerlessConfig"):
+                model = self.models.require(ctx, variant["ModelName"])
+                if len(model.spec.get("Containers") or []) > 1:
+                    raise validation_exception(
+                        "Serverless endpoints do not support models of several containers."
+                    )
         if asynchronous:
             self._check_async(ctx, asynchronous)
         spec = p.copy()
@@ -398,18 +409,32 @@ def _by_type(deployment: Deployment) -> list[tuple[str, int]]:
 
 def _variant_summary(variant: VariantPlan, res: Endpoint) -> dict[str, Any]:
     count = len(variant["Instances"])
+    serverless = variant.get("Serverless")
+    if serverless is not None:
+        return {
+            "VariantName": variant["VariantName"],
+            "DeployedImages": _deployed_images(variant, res),
+            "CurrentWeight": variant["Weight"],
+            "DesiredWeight": variant["Weight"],
+            "CurrentServerlessConfig": serverless,
+            "DesiredServerlessConfig": serverless,
+        }
     return {
         "VariantName": variant["VariantName"],
-        "DeployedImages": [
-            {
-                "SpecifiedImage": c["Image"],
-                "ResolvedImage": c["ResolvedImage"],
-                "ResolutionTime": res.created,
-            }
-            for c in variant["Containers"]
-        ],
+        "DeployedImages": _deployed_images(variant, res),
         "CurrentWeight": variant["Weight"],
         "DesiredWeight": variant["Weight"],
         "CurrentInstanceCount": count,
         "DesiredInstanceCount": count,
     }
+
+
+def _deployed_images(variant: VariantPlan, res: Endpoint) -> list[dict[str, Any]]:
+    return [
+        {
+            "SpecifiedImage": c["Image"],
+            "ResolvedImage": c["ResolvedImage"],
+            "ResolutionTime": res.created,
+        }
+        for c in variant["Containers"]
+    ]

@@ -24,11 +24,15 @@ from mlmarket.controllers.routes import (
     VariantRoute,
 )
 from mlmarket.domain import arns, async_inference, marketplace
+from mlmarket.domain.endpoints import SERVERLESS_MAX_PAYLOAD_BYTES
+from mlmarket.domain.failures import public_reason
 from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge
 from mlmarket.protocol.errors import (
     InStreamError,
     ModelError,
+    PayloadTooLarge,
     ServiceUnavailable,
+    ThrottlingException,
     ValidationError,
 )
 
@@ -116,7 +120,48 @@ class RuntimeProvider:
                 else f"Endpoint {name} is not an asynchronous inference endpoint."
             )
         variant = self._variant(route, p.get("TargetVariant"))
+        serverless = variant.serverless
+        if serverless is None:
+            return await self._through(ctx, route, variant, p, body, streamed, queued)
+        # a serverless variant: its payload limit, its concurrency, its instance on demand
+        if len(body) > SERVERLESS_MAX_PAYLOAD_BYTES:
+            raise PayloadTooLarge(
+                f"Request payload of {len(body)} bytes is over the {SERVERLESS_MAX_PAYLOAD_BYTES} "
+                f"bytes a serverless endpoint takes (endpoint {name})."
+            )
+        if serverless.in_flight >= serverless.max_concurrency:
+            raise ThrottlingException(
+                f"Rate exceeded: endpoint {name} is serving its MaxConcurrency of "
+                f"{serverless.max_concurrency} invocations. Retry the request."
+            )
+        serverless.in_flight += 1
+        try:
+            return await self._through(ctx, route, variant, p, body, streamed, queued)
+        finally:
+            serverless.in_flight -= 1
+            serverless.last_used = asyncio.get_running_loop().time()
+
+    async def _through(
+        self,
+        ctx: RequestContext,
+        route: EndpointRoute,
+        variant: VariantRoute,
+        p: dict[str, Any],
+        body: bytes | bytearray | memoryview,
+        streamed: bool,
+        queued: float | None,
+    ) -> tuple[Response, dict[str, Any]]:
+        """The call through one instance of `variant`: its containers in turn."""
+        name = route.name
         instance = variant.pick_instance()
+        if instance is None and variant.serverless and variant.serverless.scale_up:
+            try:
+                instance = await variant.serverless.scale_up()  # a cold start
+            except Exception as exc:
+                raise ServiceUnavailable(
+                    f"Could not start an instance of serverless endpoint {name}: "
+                    f"{public_reason(exc)}. Retry the request."
+                ) from None
         if instance is None:
             raise ServiceUnavailable(
                 f"No instance of production variant {variant.name} of endpoint {name} is "
@@ -230,6 +275,8 @@ class RuntimeProvider:
         now = asyncio.get_running_loop().time()
         deadline = now + (self.timeout if queued is None else queued)
         limit = async_inference.MAX_OUTPUT_BYTES if queued is not None else self.max_response_bytes
+        if variant.serverless is not None:
+            limit = SERVERLESS_MAX_PAYLOAD_BYTES
         try:
             async with asyncio.timeout_at(deadline):
                 response = await container.pool.request(
