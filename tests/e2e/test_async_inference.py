@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.support import engine
 from tests.support.hosting import COMMAND, asynchronous, deploy
 from tests.support.waiting import until
 
@@ -156,3 +157,49 @@ def test_an_async_config_must_name_the_callers_own_output_bucket(
     assert "bucket not-yours does not exist or is not accessible" in refused(
         {"S3OutputPath": "s3://not-yours/out"}
     )
+
+
+def test_an_async_endpoint_asked_to_scale_to_zero_does_and_comes_back_for_requests(
+    rt: Any, s3: Any, sm: Any, echo_image: str, queued: str
+) -> None:
+    desc = asynchronous(
+        sm,
+        "async-zero",
+        echo_image,
+        "s3://async/zero",
+        "s3://async/zero-failed",
+        ManagedInstanceScaling={"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 1},
+    )
+    arn = desc["EndpointArn"]
+    # idle past the test server's 2 s: no instance left
+    until(lambda: engine.labelled("mlmarket.endpoint", arn) == [] or None, timeout=15, what="0")
+    source = put(s3, "in/wake.txt", b"woken up")
+    reply = rt.invoke_endpoint_async(EndpointName="async-zero", InputLocation=source)
+    assert s3_object(s3, reply["OutputLocation"])["Data"] == b"woken up"
+    assert len(engine.labelled("mlmarket.endpoint", arn)) == 1
+
+
+def test_managed_instance_scaling_is_taken_only_to_scale_an_async_endpoint_to_zero(
+    sm: Any, queued: str
+) -> None:
+    def refused(scaling: dict[str, Any], **extra: Any) -> str:
+        with pytest.raises(ClientError) as err:
+            sm.create_endpoint_config(
+                EndpointConfigName="scaling-refused",
+                ProductionVariants=[
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": "async-echo",
+                        "InstanceType": "ml.m5.large",
+                        "InitialInstanceCount": 1,
+                        "ManagedInstanceScaling": scaling,
+                    }
+                ],
+                **extra,
+            )
+        return str(err.value.response["Error"]["Message"])
+
+    to_zero = {"Status": "ENABLED", "MinInstanceCount": 0, "MaxInstanceCount": 1}
+    assert "for asynchronous endpoints only" in refused(to_zero)
+    output = {"AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://async/x"}}}
+    assert "set MinInstanceCount to 0" in refused(dict(to_zero, MinInstanceCount=1), **output)

@@ -59,8 +59,14 @@ def model_and_config(
 
 
 def asynchronous(
-    sm: Any, name: str, image: str, output: str, failure: str, per_instance: int = 1
-) -> None:
+    sm: Any,
+    name: str,
+    image: str,
+    output: str,
+    failure: str,
+    per_instance: int = 1,
+    **variant: Any,
+) -> dict[str, Any]:
     """An asynchronous endpoint named `name` of one instance, InService."""
     sm.create_model(ModelName=name, PrimaryContainer={"Image": image}, ExecutionRoleArn=ROLE)
     sm.create_endpoint_config(
@@ -71,6 +77,7 @@ def asynchronous(
                 "ModelName": name,
                 "InstanceType": "ml.m5.large",
                 "InitialInstanceCount": 1,
+                **variant,
             }
         ],
         AsyncInferenceConfig={
@@ -79,7 +86,9 @@ def asynchronous(
         },
     )
     sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    assert wait_for_status(sm, name)["EndpointStatus"] == "InService"
+    desc = wait_for_status(sm, name)
+    assert desc["EndpointStatus"] == "InService"
+    return desc
 
 
 def wait_for_status(sm: Any, name: str, timeout: float = 60) -> dict[str, Any]:

@@ -92,16 +92,25 @@ class AsyncQueue:
         account_id, region, _ = key
         wake = self._wake[key]
         running: set[asyncio.Task[None]] = set()
+        scaling: asyncio.Task[None] | None = None
         try:
             while True:
                 wake.clear()
                 route = self.routes.get(account_id, region, endpoint)
                 if route is not None and route.asynchronous is not None:
-                    free = _capacity(route) - len(running)
+                    capacity = _capacity(route)
+                    free = capacity - len(running)
                     if free > 0:
                         for invocation in self._queued(account_id, region, endpoint, free):
                             self._set(invocation, InvocationStatus.IN_PROGRESS)
                             running.add(asyncio.ensure_future(self._process(invocation)))
+                    elif (
+                        capacity == 0
+                        and (scaling is None or scaling.done())
+                        and self._queued(account_id, region, endpoint, 1)
+                    ):
+                        # scaled to zero: requests waiting bring the instances back
+                        scaling = asyncio.ensure_future(self._scale_up(route, wake))
                 elif not running:
                     return  # no endpoint to serve (deleted, or not InService): a request wakes us
                 waiter = asyncio.ensure_future(wake.wait())
@@ -113,12 +122,24 @@ class AsyncQueue:
                 waiter.cancel()
                 running -= done
         finally:
+            if scaling is not None:
+                scaling.cancel()
             for task in running:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await asyncio.gather(*running, return_exceptions=True)
             if self._workers.get(key) is asyncio.current_task():
                 self._workers.pop(key, None)
+
+    async def _scale_up(self, route: EndpointRoute, wake: asyncio.Event) -> None:
+        for variant in route.variants:
+            if variant.on_demand is not None and variant.on_demand.scale_up is not None:
+                try:
+                    await variant.on_demand.scale_up()
+                except Exception:
+                    log.exception("could not bring %s back from zero", route.arn)
+                    await asyncio.sleep(_IDLE_CHECK_SECONDS)  # the worker asks again
+        wake.set()
 
     def _queued(self, account_id: str, region: str, endpoint: str, limit: int) -> list[Invocation]:
         items, _ = self.store.page(

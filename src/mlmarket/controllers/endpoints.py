@@ -62,7 +62,7 @@ class _Run:
     crew: Crew = field(default_factory=Crew)  # its instances, as the fleet runs them
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     replace_failures: int = 0
-    reaper: asyncio.Task[None] | None = None  # scales serverless variants to zero
+    reaper: asyncio.Task[None] | None = None  # scales on-demand variants to zero
 
 
 class EndpointController:
@@ -313,8 +313,12 @@ class EndpointController:
                 (v for v in deployment["Variants"] if v["VariantName"] == dead.variant), None
             )
             live = route.variant(dead.variant)
-            if live is not None and live.serverless is not None:
-                # a serverless instance is not replaced: the next invocation starts one
+            if (
+                live is not None
+                and live.on_demand is not None
+                and not variant_planned(dead, variant)
+            ):
+                # an instance started on demand is not replaced: the next invocation starts one
                 live.instances = [i for i in live.instances if i is not dead]
                 run.crew.instances.pop(dead.instance_id, None)
                 await self.fleet.retire(run.crew, [dead])
@@ -357,40 +361,45 @@ class EndpointController:
         )
         if self.queue is not None and deployment.get("Async"):
             self.queue.serve(endpoint.account_id, endpoint.region, endpoint.name)
-        serverless = False
+        on_demand = False
         for live, plan in zip(variants, deployment["Variants"], strict=True):
-            if live.serverless is not None:
-                serverless = True
-                live.serverless.last_used = asyncio.get_running_loop().time()
-                live.serverless.scale_up = functools.partial(
+            if live.on_demand is not None:
+                on_demand = True
+                live.on_demand.last_used = asyncio.get_running_loop().time()
+                live.on_demand.scale_up = functools.partial(
                     self._cold_start, endpoint, deployment, plan, live
                 )
         run = self._run(endpoint)
-        if serverless and (run.reaper is None or run.reaper.done()):
+        if on_demand and (run.reaper is None or run.reaper.done()):
             run.reaper = asyncio.ensure_future(logged(self._reap(endpoint), endpoint.arn))
 
     async def _cold_start(
         self, endpoint: Endpoint, deployment: Deployment, plan: VariantPlan, live: VariantRoute
     ) -> InstanceRuntime:
-        """A serverless variant's instance, started for the invocation that found none; the
-        invocations that come meanwhile wait for the same one."""
-        assert live.serverless is not None
-        async with live.serverless.starting:
+        """The instances of a variant scaled to zero, started for the invocation that found
+        none (a serverless variant: one; an asynchronous endpoint's: all it has when up); the
+        invocations that come meanwhile wait for the same start."""
+        assert live.on_demand is not None
+        async with live.on_demand.starting:
             ready = live.pick_instance()
             if ready is not None:
                 return ready
             run = self._run(endpoint)
             if run.crew.closing:
                 raise DeploymentFailed("the endpoint is being deleted")
-            instance = await self.fleet.start_instance(
-                endpoint, run.crew, deployment, plan, new_instance_id()
+            wanted = [i for i in plan["Instances"] if i not in run.crew.instances]
+            started = await asyncio.gather(
+                *(
+                    self.fleet.start_instance(endpoint, run.crew, deployment, plan, instance_id)
+                    for instance_id in wanted or [new_instance_id()]
+                )
             )
-            live.instances.append(instance)
-            return instance
+            live.instances.extend(started)
+            return started[0]
 
     async def _reap(self, endpoint: Endpoint) -> None:
-        """Serverless variants scale to zero: an instance idle for serverless_idle_seconds
-        (and not kept warm by ProvisionedConcurrency) is retired."""
+        """Variants that scale to zero do: instances idle for serverless_idle_seconds (and not
+        kept warm by ProvisionedConcurrency) are retired."""
         idle = self.settings.serverless_idle_seconds
         loop = asyncio.get_running_loop()
         while True:
@@ -400,7 +409,7 @@ class EndpointController:
             if run is None or run.crew.closing or route is None:
                 return
             for variant in route.variants:
-                scaling = variant.serverless
+                scaling = variant.on_demand
                 if scaling is None or scaling.warm or scaling.in_flight or not variant.instances:
                     continue
                 if loop.time() - scaling.last_used < idle:
@@ -456,6 +465,11 @@ class EndpointController:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def variant_planned(instance: InstanceRuntime, plan: VariantPlan | None) -> bool:
+    """Whether an instance is one of its variant's planned ones (else started on demand)."""
+    return plan is not None and instance.instance_id in plan["Instances"]
 
 
 def _key(endpoint: Endpoint) -> tuple[str, str, str]:

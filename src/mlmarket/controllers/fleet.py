@@ -28,7 +28,7 @@ from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
 from mlmarket.controllers.routes import (
     ContainerRuntime,
     InstanceRuntime,
-    ServerlessRoute,
+    OnDemand,
     VariantRoute,
 )
 from mlmarket.domain import kinds, labels, marketplace
@@ -138,7 +138,7 @@ class Fleet:
                     variant["Mode"],
                     variant["Marketplace"],
                     variant_hardware(variant).vcpus,
-                    _serverless_route(variant),
+                    _on_demand(variant),
                 )
             )
         return variants
@@ -332,13 +332,13 @@ class Fleet:
         )
 
 
-def _serverless_route(variant: VariantPlan) -> ServerlessRoute | None:
+def _on_demand(variant: VariantPlan) -> OnDemand | None:
     config = variant.get("Serverless")
-    if config is None:
-        return None
-    return ServerlessRoute(
-        int(config["MaxConcurrency"]), bool(config.get("ProvisionedConcurrency"))
-    )
+    if config is not None:
+        return OnDemand(int(config["MaxConcurrency"]), bool(config.get("ProvisionedConcurrency")))
+    if variant.get("ScaleToZero"):
+        return OnDemand(None, False)
+    return None
 
 
 def _image_missing(variant: VariantPlan) -> str:

@@ -42,10 +42,12 @@ class InstanceRuntime:
 
 
 @dataclass
-class ServerlessRoute:
-    """A serverless variant's traffic: instances come with it and go when it stops."""
+class OnDemand:
+    """A variant whose instances come with traffic and go when it stops: a serverless one
+    (`max_concurrency` set: calls past it are throttled), or an asynchronous endpoint's that
+    scales to zero when idle."""
 
-    max_concurrency: int
+    max_concurrency: int | None
     warm: bool  # ProvisionedConcurrency: one instance stays up, idle or not
     in_flight: int = 0
     last_used: float = 0.0  # loop time of the last invocation's end
@@ -64,7 +66,7 @@ class VariantRoute:
     # the AWS Marketplace product it serves (services/marketplace/listings.py), for metering
     origin: Origin | None = None
     vcpus: int = 1  # of its instance type
-    serverless: ServerlessRoute | None = None
+    on_demand: OnDemand | None = None
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
     def pick_instance(self) -> InstanceRuntime | None:

@@ -82,6 +82,8 @@ class VariantPlan(TypedDict):
     Instances: list[str]  # instance ids, one per instance (serverless: the warm ones kept)
     # a serverless variant's: instances come with traffic and go when idle
     Serverless: NotRequired[shapes.ProductionVariantServerlessConfig]
+    # an asynchronous endpoint's variant that ManagedInstanceScaling lets scale to zero
+    ScaleToZero: NotRequired[bool]
 
 
 class Deployment(TypedDict):
@@ -182,6 +184,32 @@ def serverless_problem(
         return "ProvisionedConcurrency must be less than or equal to MaxConcurrency."
     if asynchronous:
         return "A serverless endpoint config cannot have an AsyncInferenceConfig."
+    return None
+
+
+def scaling_problem(variants: Sequence[shapes.ProductionVariant], asynchronous: bool) -> str | None:
+    """Why CreateEndpointConfig refuses a ManagedInstanceScaling, if it does: mlmarket uses it
+    for one thing, an asynchronous endpoint scaling to zero when idle (SageMaker does that
+    through Application Auto Scaling, which mlmarket does not serve)."""
+    for variant in variants:
+        scaling = variant.get("ManagedInstanceScaling")
+        if not scaling or scaling.get("Status") != "ENABLED":
+            continue
+        if not asynchronous:
+            return (
+                "ManagedInstanceScaling is supported by mlmarket for asynchronous endpoints "
+                "only, to scale them to zero instances when idle."
+            )
+        if scaling.get("MinInstanceCount") != 0:
+            return (
+                f"Production variant {variant['VariantName']}: mlmarket scales an asynchronous "
+                "endpoint between zero and its InitialInstanceCount: set MinInstanceCount to 0."
+            )
+        if scaling.get("MaxInstanceCount", 0) < (variant.get("InitialInstanceCount") or 0):
+            return (
+                f"Production variant {variant['VariantName']}: MaxInstanceCount must be at "
+                "least InitialInstanceCount."
+            )
     return None
 
 

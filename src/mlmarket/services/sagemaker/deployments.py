@@ -82,6 +82,9 @@ def build(
         }
         if serverless is not None:
             plan["Serverless"] = serverless
+        scaling = pv.get("ManagedInstanceScaling")
+        if scaling and scaling.get("Status") == "ENABLED":
+            plan["ScaleToZero"] = True  # checked at CreateEndpointConfig: asynchronous, min 0
         variants.append(plan)
     deployment: Deployment = {
         "Id": "d-" + secrets.token_hex(6),

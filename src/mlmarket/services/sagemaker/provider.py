@@ -21,6 +21,7 @@ from mlmarket.domain.endpoints import (
     VariantPlan,
     can_delete,
     can_update,
+    scaling_problem,
     serverless_problem,
 )
 from mlmarket.domain.marketplace import Origin
@@ -211,7 +212,9 @@ class SageMakerProvider:
             if refused:
                 raise validation_exception(refused)
         asynchronous = p.get("AsyncInferenceConfig")
-        refused = serverless_problem(variants, asynchronous is not None)
+        refused = serverless_problem(variants, asynchronous is not None) or scaling_problem(
+            variants, asynchronous is not None
+        )
         if refused:
             raise validation_exception(refused)
         for variant in variants:

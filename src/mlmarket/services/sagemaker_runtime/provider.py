@@ -120,26 +120,28 @@ class RuntimeProvider:
                 else f"Endpoint {name} is not an asynchronous inference endpoint."
             )
         variant = self._variant(route, p.get("TargetVariant"))
-        serverless = variant.serverless
-        if serverless is None:
+        scaling = variant.on_demand
+        if scaling is None:
             return await self._through(ctx, route, variant, p, body, streamed, queued)
-        # a serverless variant: its payload limit, its concurrency, its instance on demand
-        if len(body) > SERVERLESS_MAX_PAYLOAD_BYTES:
-            raise PayloadTooLarge(
-                f"Request payload of {len(body)} bytes is over the {SERVERLESS_MAX_PAYLOAD_BYTES} "
-                f"bytes a serverless endpoint takes (endpoint {name})."
-            )
-        if serverless.in_flight >= serverless.max_concurrency:
-            raise ThrottlingException(
-                f"Rate exceeded: endpoint {name} is serving its MaxConcurrency of "
-                f"{serverless.max_concurrency} invocations. Retry the request."
-            )
-        serverless.in_flight += 1
+        # instances on demand; a serverless variant's payload limit and concurrency
+        if scaling.max_concurrency is not None:
+            if len(body) > SERVERLESS_MAX_PAYLOAD_BYTES:
+                raise PayloadTooLarge(
+                    f"Request payload of {len(body)} bytes is over the "
+                    f"{SERVERLESS_MAX_PAYLOAD_BYTES} bytes a serverless endpoint takes "
+                    f"(endpoint {name})."
+                )
+            if scaling.in_flight >= scaling.max_concurrency:
+                raise ThrottlingException(
+                    f"Rate exceeded: endpoint {name} is serving its MaxConcurrency of "
+                    f"{scaling.max_concurrency} invocations. Retry the request."
+                )
+        scaling.in_flight += 1
         try:
             return await self._through(ctx, route, variant, p, body, streamed, queued)
         finally:
-            serverless.in_flight -= 1
-            serverless.last_used = asyncio.get_running_loop().time()
+            scaling.in_flight -= 1
+            scaling.last_used = asyncio.get_running_loop().time()
 
     async def _through(
         self,
@@ -154,12 +156,12 @@ class RuntimeProvider:
         """The call through one instance of `variant`: its containers in turn."""
         name = route.name
         instance = variant.pick_instance()
-        if instance is None and variant.serverless and variant.serverless.scale_up:
+        if instance is None and variant.on_demand and variant.on_demand.scale_up:
             try:
-                instance = await variant.serverless.scale_up()  # a cold start
+                instance = await variant.on_demand.scale_up()  # a cold start
             except Exception as exc:
                 raise ServiceUnavailable(
-                    f"Could not start an instance of serverless endpoint {name}: "
+                    f"Could not start an instance of endpoint {name}: "
                     f"{public_reason(exc)}. Retry the request."
                 ) from None
         if instance is None:
@@ -275,7 +277,7 @@ class RuntimeProvider:
         now = asyncio.get_running_loop().time()
         deadline = now + (self.timeout if queued is None else queued)
         limit = async_inference.MAX_OUTPUT_BYTES if queued is not None else self.max_response_bytes
-        if variant.serverless is not None:
+        if variant.on_demand is not None and variant.on_demand.max_concurrency is not None:
             limit = SERVERLESS_MAX_PAYLOAD_BYTES
         try:
             async with asyncio.timeout_at(deadline):
