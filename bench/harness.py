@@ -4,8 +4,12 @@ removed afterwards."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
+import platform
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -16,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from mlmarket.local import LocalServer
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def rss_mib(pid: int) -> float:
@@ -113,3 +119,17 @@ def bench_server(
         server.stop()
         server.remove_containers()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def save_results(kind: str, results: dict[str, Any], **machine: object) -> Path:
+    """Write a run's figures to bench/results/<kind>-<UTC time>.json, with the machine they
+    were measured on (and what else the run says of it, e.g. quick=True)."""
+    results["machine"] = {
+        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+        "python": platform.python_version(),
+        **machine,
+    }
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
+    out = RESULTS / f"{kind}-{stamp}.json"
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    return out

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import json
-import platform
 import statistics
 import subprocess
 import time
@@ -31,7 +28,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bench.harness import bench_server
+from bench.harness import bench_server, save_results
 from mlmarket.execution.netns import NamespaceDialer
 from mlmarket.execution.offline_images import build_image
 
@@ -200,14 +197,7 @@ def main() -> None:
     if args.baseline is not None:
         results["baseline"] = measure_server(args.baseline, args.quick)
         results["baseline"]["src"] = str(args.baseline)
-    results["machine"] = {
-        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-        "python": platform.python_version(),
-        "quick": args.quick,
-    }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    out = ROOT / "bench" / "results" / f"invoke-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = save_results("invoke", results, quick=args.quick)
     print(report(results))
     print(f"\nwritten to {out.relative_to(ROOT)}")
 

@@ -16,11 +16,7 @@ server gets a fresh database there, dropped afterwards; SQLite otherwise.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import statistics
-import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -31,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.harness import bench_server
+from bench.harness import bench_server, save_results
 from mlmarket.execution.offline_images import build_image
 from mlmarket.storage.metadata import database_url
 
@@ -59,14 +55,7 @@ def main() -> None:
         results[label] = {
             str(size): measure(src, size, args.database_url, args.quick) for size in sizes
         }
-    results["machine"] = {
-        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-        "python": platform.python_version(),
-        "database": "postgresql" if args.database_url else "sqlite",
-    }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    out = ROOT / "bench" / "results" / f"listing-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = save_results("listing", results, database="postgresql" if args.database_url else "sqlite")
     print(report(results, [label for label, _ in trees]))
     print(f"\nwritten to {out.relative_to(ROOT)}")
 

@@ -10,16 +10,13 @@ The server scales an idle serverless variant to zero after MLMARKET_SERVERLESS_I
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
 import statistics
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import bench_server
+from bench.harness import bench_server, save_results
 from bench.invoke import ECHO, IMAGE, first_ping_after_run
 from mlmarket.execution.netns import NamespaceDialer
 from mlmarket.execution.offline_images import build_image
@@ -84,14 +81,7 @@ def main() -> None:
     results["cold_max_s"] = max(cold)
     results["warm_p50_ms"] = 1000 * statistics.median(warm)
     results["container_first_ping_p50_s"] = statistics.median(own)
-    results["machine"] = {
-        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-        "python": platform.python_version(),
-        "quick": args.quick,
-    }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    out = ROOT / "bench" / "results" / f"serverless-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = save_results("serverless", results, quick=args.quick)
     print(
         f"| Serverless, {rounds} rounds | p50 |\n|---|---|\n"
         f"| cold start: first call after scale to zero | {results['cold_p50_s']:.2f} s "

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bench.harness import bench_server
+from bench.harness import bench_server, save_results
 from bench.invoke import ECHO, IMAGE, container_pid, raw_request
 from mlmarket.execution.netns import NamespaceDialer
 from mlmarket.execution.offline_images import build_image
@@ -120,14 +117,7 @@ def main() -> None:
 
         asyncio.run(measure())
         dialer.close()
-    results["machine"] = {
-        "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-        "python": platform.python_version(),
-        "quick": args.quick,
-    }
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H%M%SZ")
-    out = ROOT / "bench" / "results" / f"stream-{stamp}.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = save_results("stream", results, quick=args.quick)
     d, m = results["direct"], results["mlmarket"]
     print(
         f"| What, p50 of {calls} calls ({args.parts} parts, {args.every * 1000:.0f} ms apart) "

@@ -14,25 +14,18 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support import engine
-from tests.support.hosting import COMMAND, ROLE, wait_for_status
+from tests.support.hosting import COMMAND, ROLE, hosted
 from tests.support.server import ServerProcess
 from tests.support.waiting import until
 
 
 def serverless(sm: Any, name: str, image: str, **config: int) -> dict[str, Any]:
-    sm.create_model(ModelName=name, PrimaryContainer={"Image": image}, ExecutionRoleArn=ROLE)
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name,
-                "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1, **config},
-            }
-        ],
+    return hosted(
+        sm,
+        name,
+        image,
+        {"ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 1, **config}},
     )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    return wait_for_status(sm, name)
 
 
 def containers(arn: str) -> list[dict[str, Any]]:

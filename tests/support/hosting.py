@@ -58,6 +58,23 @@ def model_and_config(
     sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=production)
 
 
+def hosted(
+    sm: Any, name: str, image: str, variant: dict[str, Any], **config: Any
+) -> dict[str, Any]:
+    """A model, an endpoint config of one variant (`variant`'s members) and an endpoint, all
+    named `name`, InService."""
+    sm.create_model(ModelName=name, PrimaryContainer={"Image": image}, ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": name, **variant}],
+        **config,
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    desc = wait_for_status(sm, name)
+    assert desc["EndpointStatus"] == "InService", desc.get("FailureReason")
+    return desc
+
+
 def asynchronous(
     sm: Any,
     name: str,
@@ -68,27 +85,16 @@ def asynchronous(
     **variant: Any,
 ) -> dict[str, Any]:
     """An asynchronous endpoint named `name` of one instance, InService."""
-    sm.create_model(ModelName=name, PrimaryContainer={"Image": image}, ExecutionRoleArn=ROLE)
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name,
-                "InstanceType": "ml.m5.large",
-                "InitialInstanceCount": 1,
-                **variant,
-            }
-        ],
+    return hosted(
+        sm,
+        name,
+        image,
+        {"InstanceType": "ml.m5.large", "InitialInstanceCount": 1, **variant},
         AsyncInferenceConfig={
             "ClientConfig": {"MaxConcurrentInvocationsPerInstance": per_instance},
             "OutputConfig": {"S3OutputPath": output, "S3FailurePath": failure},
         },
     )
-    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    desc = wait_for_status(sm, name)
-    assert desc["EndpointStatus"] == "InService"
-    return desc
 
 
 def wait_for_status(sm: Any, name: str, timeout: float = 60) -> dict[str, Any]:
