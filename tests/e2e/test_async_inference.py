@@ -67,6 +67,11 @@ def test_an_asynchronous_request_is_accepted_at_once_and_answered_in_s3(
     assert answer["Data"] == b"hello, later"
     assert answer["ContentType"] == "text/plain"
     assert missing(s3, reply["FailureLocation"])
+    named = rt.invoke_endpoint_async(
+        EndpointName=queued, InputLocation=source, S3OutputPathExtension="run-7", Filename="a.txt"
+    )
+    assert named["OutputLocation"] == "s3://async/answers/run-7/a.txt"
+    assert s3_object(s3, named["OutputLocation"])["Data"] == b"hello, later"
     described = sm.describe_endpoint(EndpointName=queued)
     assert described["AsyncInferenceConfig"]["ClientConfig"] == {
         "MaxConcurrentInvocationsPerInstance": 1

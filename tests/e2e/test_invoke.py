@@ -150,3 +150,20 @@ def test_accept_header_is_forwarded(rt: Any, echo_endpoint: str) -> None:
     headers = response["ResponseMetadata"]["HTTPHeaders"]
     assert response["Body"].read() == b"x"
     assert "x-seen-accept" not in headers  # only the contract's headers come back
+
+
+def test_members_of_features_mlmarket_lacks_are_refused_not_ignored(
+    rt: Any, echo_endpoint: str
+) -> None:
+    for member, value, said in (
+        ("InferenceComponentName", "ic", "no inference components"),
+        ("SessionId", "NEW_SESSION", "no stateful sessions"),
+        ("EnableExplanations", "`true`", "no SageMaker Clarify explainer"),
+    ):
+        response = error_of(
+            lambda m=member, v=value: rt.invoke_endpoint(
+                EndpointName=echo_endpoint, Body=b"x", **{m: v}
+            )
+        )
+        assert response["Error"]["Code"] == "ValidationError"
+        assert said in response["Error"]["Message"]

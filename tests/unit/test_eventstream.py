@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncGenerator
 from typing import Any
 
+import aiohttp
 import botocore.session
 import pytest
+from aiohttp import web
 from botocore.eventstream import EventStream, EventStreamBuffer
 from botocore.exceptions import EventStreamError
 
-from mlmarket.protocol import eventstream
+from mlmarket.protocol import eventstream, server
 
 
 class _Raw:
@@ -70,3 +75,44 @@ def test_a_message_carries_its_lengths_and_checksums() -> None:
     [parsed] = list(buffer)
     assert parsed.headers == {"a": "b"} and parsed.payload == b"payload"
     assert len(frame) == int.from_bytes(frame[:4], "big")
+
+
+def test_a_failure_inside_a_relayed_stream_ends_it_with_internal_stream_failure() -> None:
+    """The runtime edge's relay, on a real aiohttp server: parts before the failure arrive,
+    then InternalStreamFailure in the API reference's words, and nothing of the cause."""
+
+    async def parts() -> AsyncGenerator[bytes, None]:
+        yield b"first"
+        raise RuntimeError("/var/lib/secret/path is on fire")
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await server._events(request, {"x-amzn-RequestId": "r"}, parts())
+
+    async def main() -> tuple[bytes, str]:
+        app = web.Application()
+        app.router.add_post("/", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(f"http://127.0.0.1:{port}/") as response,
+            ):
+                return await response.read(), response.headers["Content-Type"]
+        finally:
+            await runner.cleanup()
+
+    data, content_type = asyncio.run(main())
+    assert content_type == eventstream.CONTENT_TYPE
+    buffer = EventStreamBuffer()
+    buffer.add_data(data)
+    first, failure = list(buffer)
+    assert first.headers[":event-type"] == "PayloadPart" and first.payload == b"first"
+    assert failure.headers[":exception-type"] == "InternalStreamFailure"
+    assert json.loads(failure.payload) == {
+        "Message": "The stream processing failed because of an unknown error, exception or "
+        "failure. Try your request again."
+    }

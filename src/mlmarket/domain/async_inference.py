@@ -51,13 +51,21 @@ class AsyncInvocationState(TypedDict, total=False):
     FailureReason: str
 
 
-def locations(config: shapes.AsyncInferenceConfig, file_id: str) -> tuple[str, str]:
-    """Where an answer and a failure go: `<S3OutputPath>/<id>.out` and
-    `<S3FailurePath>/<id>-error.out` (the output path when no failure path is given)."""
+def locations(
+    config: shapes.AsyncInferenceConfig,
+    file_id: str,
+    extension: str | None = None,
+    filename: str | None = None,
+) -> tuple[str, str]:
+    """Where an answer and a failure go: `<S3OutputPath>[/<S3OutputPathExtension>]/<Filename>`
+    (`<id>.out` unless the request names one) and `<S3FailurePath>/<id>-error.out` (the output
+    path when no failure path is given)."""
     output = config["OutputConfig"]
     answers = output["S3OutputPath"].rstrip("/")
     failures = (output.get("S3FailurePath") or answers).rstrip("/")
-    return f"{answers}/{file_id}.out", f"{failures}/{file_id}-error.out"
+    if extension:
+        answers = f"{answers}/{extension.strip('/')}"
+    return f"{answers}/{filename or file_id + '.out'}", f"{failures}/{file_id}-error.out"
 
 
 def per_instance(config: shapes.AsyncInferenceConfig, vcpus: int) -> int:

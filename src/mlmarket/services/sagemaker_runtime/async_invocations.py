@@ -44,7 +44,9 @@ class AsyncInvocations:
         location = p["InputLocation"]
         self._check_input(ctx, location)
         file_id = str(uuid.uuid4())
-        output, failure = async_inference.locations(route.asynchronous, file_id)
+        output, failure = async_inference.locations(
+            route.asynchronous, file_id, p.get("S3OutputPathExtension"), p.get("Filename")
+        )
         now = self.clock.now()
         ttl = int(p.get("RequestTTLSeconds") or async_inference.DEFAULT_TTL_SECONDS)
         spec = AsyncInvocationSpec(

@@ -44,6 +44,14 @@ _FORWARDED = (
     ("TargetModel", "X-Amzn-SageMaker-Target-Model"),
     ("InferenceId", "X-Amzn-SageMaker-Inference-Id"),
 )
+# Request members of features mlmarket does not have: refused, never ignored.
+_UNSERVED = {
+    "InferenceComponentName": "InferenceComponentName is not supported by mlmarket: it has no "
+    "inference components.",
+    "SessionId": "SessionId is not supported by mlmarket: it has no stateful sessions.",
+    "EnableExplanations": "EnableExplanations is not supported by mlmarket: it has no "
+    "SageMaker Clarify explainer.",
+}
 # Serial inference pipelines: payload between containers (DG inference-pipeline-troubleshoot).
 PIPELINE_HOP_MAX_BYTES = 5 * 1024 * 1024
 # Answers larger than this stream from the container to the client; smaller ones are held.
@@ -109,6 +117,9 @@ class RuntimeProvider:
         when large, or always when `streamed`; read whole, within `queued` seconds, for an
         asynchronous endpoint's queue), and the output members but Body."""
         name = p["EndpointName"]
+        unserved = next((m for m in _UNSERVED if p.get(m)), None)
+        if unserved is not None:
+            raise ValidationError(_UNSERVED[unserved])
         route = self.routes.get(ctx.account_id, ctx.region, name)
         if route is None:
             raise ValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
