@@ -143,3 +143,23 @@ def test_serverless_configs_sagemaker_refuses_are_refused(sm: Any, echo_image: s
     assert "exactly one production variant" in refused(variant("A"), variant("B"))
     both = dict(variant(), InstanceType="ml.m5.large")
     assert "takes no InstanceType or InitialInstanceCount" in refused(both)
+
+
+def test_a_streamed_answer_counts_against_max_concurrency_until_it_ends(
+    sm: Any, rt: Any, echo_image: str
+) -> None:
+    serverless(sm, "srvless-stream", echo_image)
+    streamed = rt.invoke_endpoint_with_response_stream(
+        EndpointName="srvless-stream",
+        Body=json.dumps({"stream": ["a", "b", "c"], "every": 0.5}).encode(),
+        ContentType=COMMAND,
+    )
+    events = iter(streamed["Body"])
+    assert next(events)["PayloadPart"]["Bytes"] == b"a"  # the stream has begun, not ended
+    with pytest.raises(ClientError) as err:
+        rt.invoke_endpoint(EndpointName="srvless-stream", Body=b"meanwhile")
+    assert err.value.response["Error"]["Code"] == "ThrottlingException"
+    assert [e["PayloadPart"]["Bytes"] for e in events] == [b"b", b"c"]
+    assert rt.invoke_endpoint(EndpointName="srvless-stream", Body=b"after")["Body"].read() == (
+        b"after"
+    )

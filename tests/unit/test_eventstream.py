@@ -116,3 +116,20 @@ def test_a_failure_inside_a_relayed_stream_ends_it_with_internal_stream_failure(
         "Message": "The stream processing failed because of an unknown error, exception or "
         "failure. Try your request again."
     }
+
+
+def test_a_stream_given_up_before_its_first_part_gives_its_connection_up() -> None:
+    """The relay's `aclose()` gives the container's connection up even when no part was ever
+    read (a client gone before the first): an unstarted generator's `finally` never runs."""
+    from mlmarket.execution.http1 import Response
+    from mlmarket.services.sagemaker_runtime.provider import StreamedParts
+
+    closed: list[bool] = []
+
+    class Body:
+        def close(self) -> None:
+            closed.append(True)
+
+    parts = StreamedParts(Response(200, "OK", {}, b"", False, Body()), "primary")  # type: ignore[arg-type]
+    asyncio.run(parts.aclose())
+    assert closed == [True]

@@ -50,6 +50,16 @@ class BodyStream:
         """Call `after(whole)` once the body is read to its end (True) or given up (False)."""
         self._after = after
 
+    def then(self, after: Callable[[], None]) -> None:
+        """Also call `after()` once the body is done with, read or given up."""
+        before = self._after
+
+        def both(whole: bool) -> None:
+            before(whole)
+            after()
+
+        self._after = both
+
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body in slices of at most 256 KiB, each read by the deadline."""
         try:

@@ -21,7 +21,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -236,8 +236,16 @@ async def _write(
     return streamed
 
 
+class StreamedParts(Protocol):
+    """A streamed answer as the runtime passes it on: its parts, and a way to give it up."""
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
 async def _events(
-    request: web.BaseRequest, headers: dict[str, str], parts: AsyncGenerator[bytes, None]
+    request: web.BaseRequest, headers: dict[str, str], parts: StreamedParts
 ) -> web.StreamResponse:
     """A streamed answer as event-stream messages, each part passed on as the container sent
     it; a break or an overrun ends the stream with its error message. A client gone ends it."""

@@ -92,8 +92,7 @@ class RuntimeProvider:
         first byte (routing, the container's status, its time to answer) fails as
         InvokeEndpoint does."""
         response, out = await self._answer(ctx, p, body, streamed=True)
-        out["Body"] = _parts(response, self._who(out["_Variant"]))
-        del out["_Variant"]
+        out["Body"] = StreamedParts(response, self._who(out.pop("_Variant")))
         return out
 
     async def invoke_queued(
@@ -148,11 +147,21 @@ class RuntimeProvider:
                     f"{scaling.max_concurrency} invocations. Retry the request."
                 )
         scaling.in_flight += 1
-        try:
-            return await self._through(ctx, route, variant, p, body, streamed, queued)
-        finally:
+
+        def release() -> None:
             scaling.in_flight -= 1
             scaling.last_used = asyncio.get_running_loop().time()
+
+        try:
+            response, out = await self._through(ctx, route, variant, p, body, streamed, queued)
+        except BaseException:
+            release()
+            raise
+        if response.rest is None:
+            release()
+        else:  # a call counts until its body is through (a stream, a large answer)
+            response.rest.then(release)
+        return response, out
 
     async def _through(
         self,
@@ -338,6 +347,22 @@ class RuntimeProvider:
                 LogStreamArn=log_stream,
             )
         return response
+
+
+class StreamedParts:
+    """A streamed answer's parts, and `aclose()`, which gives its connection up whether or
+    not the parts were ever read (a client gone before the first)."""
+
+    def __init__(self, response: Response, who: str) -> None:
+        self._response = response
+        self._who = who
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return _parts(self._response, self._who)
+
+    async def aclose(self) -> None:
+        if self._response.rest is not None:
+            self._response.rest.close()  # a no-op once read whole
 
 
 async def _parts(response: Response, who: str) -> AsyncIterator[bytes]:
