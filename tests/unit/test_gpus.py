@@ -36,6 +36,17 @@ def test_instances_get_gpus_of_their_own_until_none_are_free() -> None:
         gpus.choose((), set(), 8)
 
 
+def test_the_containers_of_one_instance_share_its_gpus() -> None:
+    held = [
+        {gpus.LABEL: "0,1", gpus.GROUP: "i-1"},
+        {gpus.LABEL: "2", gpus.GROUP: "i-2"},
+        {"other": "label"},
+    ]
+    assert gpus.shared(held, "i-1") == ["0", "1"]
+    assert gpus.shared(held, "i-3") is None  # a new instance chooses its own
+    assert gpus.shared(held, None) is None
+
+
 def test_docker_is_asked_for_exactly_the_chosen_devices() -> None:
     assert gpus.device_requests(["1", "3"]) == [
         {

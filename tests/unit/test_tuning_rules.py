@@ -303,3 +303,11 @@ def test_earlier_jobs_join_the_search_only_when_their_values_fit_its_space() -> 
     trials = search.study.trials
     assert [t.state.name for t in trials] == ["COMPLETE", "FAIL"]
     assert math.isclose(trials[0].params["x"], 0.1)  # searched as 1 - x
+
+
+def test_an_earlier_job_whose_objective_read_as_nan_counts_as_failed() -> None:
+    search = Search("Bayesian", [Dimension("x", "Continuous", 0, 1)], True, seed=1, max_jobs=4)
+    assert search.record({"x": "0.5"}, math.nan)
+    assert search.record({"x": "0.25"}, math.inf)
+    assert [t.state.name for t in search.study.trials] == ["FAIL", "FAIL"]
+    assert search.ask("next") is not None

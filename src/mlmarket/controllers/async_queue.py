@@ -32,6 +32,7 @@ Invoke = Callable[[RequestContext, dict[str, Any], bytes, float], Awaitable[tupl
 Key = tuple[str, str, str]  # account, region, endpoint name
 
 _IDLE_CHECK_SECONDS = 1.0
+_EXPIRED = "The request expired: it waited in the queue longer than its RequestTTLSeconds."
 
 
 class AsyncQueue:
@@ -77,14 +78,27 @@ class AsyncQueue:
             worker.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
 
-    async def forget(self, account_id: str, region: str, endpoint: str) -> None:
-        """An endpoint deleted: what it had not done fails, with a failure object saying so."""
+    async def forget(
+        self,
+        account_id: str,
+        region: str,
+        endpoint: str,
+        reason: str = "The endpoint was deleted before the request was processed.",
+    ) -> None:
+        """An endpoint deleted (or no longer asynchronous): what it had not done fails, with a
+        failure object saying so."""
         for invocation in self._queued(account_id, region, endpoint, 10_000):
-            await self._finish(
-                invocation,
-                None,
-                "The endpoint was deleted before the request was processed.",
-            )
+            await self._finish(invocation, None, reason)
+
+    async def _expire(self, account_id: str, region: str, endpoint: str) -> bool:
+        """Fail the oldest waiting requests whose RequestTTLSeconds has passed; whether any
+        request is still waiting."""
+        waiting = self._queued(account_id, region, endpoint, 100)
+        now = self.clock.now()
+        for invocation in waiting:
+            if now > invocation.spec["ExpiresAt"]:
+                await self._finish(invocation, None, _EXPIRED)
+        return any(now <= i.spec["ExpiresAt"] for i in waiting)
 
     # -- the worker --
 
@@ -97,6 +111,16 @@ class AsyncQueue:
             while True:
                 wake.clear()
                 route = self.routes.get(account_id, region, endpoint)
+                if route is not None and route.asynchronous is None and not running:
+                    # updated to a config without AsyncInferenceConfig: nothing will serve these
+                    await self.forget(
+                        account_id,
+                        region,
+                        endpoint,
+                        "The endpoint was updated to a configuration without "
+                        "AsyncInferenceConfig before the request was processed.",
+                    )
+                    return
                 if route is not None and route.asynchronous is not None:
                     capacity = _capacity(route)
                     free = capacity - len(running)
@@ -104,13 +128,16 @@ class AsyncQueue:
                         for invocation in self._queued(account_id, region, endpoint, free):
                             self._set(invocation, InvocationStatus.IN_PROGRESS)
                             running.add(asyncio.ensure_future(self._process(invocation)))
-                    elif (
-                        capacity == 0
-                        and (scaling is None or scaling.done())
-                        and self._queued(account_id, region, endpoint, 1)
-                    ):
-                        # scaled to zero: requests waiting bring the instances back
-                        scaling = asyncio.ensure_future(self._scale_up(route, wake))
+                    elif capacity == 0:
+                        # no instance to take requests: the waiting ones expire in time, and
+                        # an endpoint scaled to zero is brought back for them
+                        waiting = await self._expire(account_id, region, endpoint)
+                        can_scale = any(
+                            v.on_demand is not None and v.on_demand.scale_up is not None
+                            for v in route.variants
+                        )
+                        if waiting and can_scale and (scaling is None or scaling.done()):
+                            scaling = asyncio.ensure_future(self._scale_up(route, wake))
                 elif not running:
                     return  # no endpoint to serve (deleted, or not InService): a request wakes us
                 waiter = asyncio.ensure_future(wake.wait())
@@ -160,15 +187,11 @@ class AsyncQueue:
         spec = invocation.spec
         assert self.invoke is not None, "AsyncQueue.bind was not called"
         if self.clock.now() > spec["ExpiresAt"]:
-            await self._finish(
-                invocation,
-                None,
-                "The request expired: it waited in the queue longer than its RequestTTLSeconds.",
-            )
+            await self._finish(invocation, None, _EXPIRED)
             return
         try:
             body = await asyncio.to_thread(self._read, spec["InputLocation"])
-        except (ArtifactNotFound, InvalidArtifactUri):
+        except (ArtifactNotFound, InvalidArtifactUri, OSError):
             await self._finish(
                 invocation, None, f"Could not read the input {spec['InputLocation']}."
             )
@@ -180,7 +203,10 @@ class AsyncQueue:
             "sagemaker",
             "InvokeEndpointAsync",
         )
-        params: dict[str, Any] = {"EndpointName": spec["EndpointName"]}
+        params: dict[str, Any] = {
+            "EndpointName": spec["EndpointName"],
+            "InferenceId": spec["InferenceId"],  # the container sees it, as for InvokeEndpoint
+        }
         for member in ("ContentType", "Accept", "CustomAttributes"):
             if member in spec:
                 params[member] = spec[member]

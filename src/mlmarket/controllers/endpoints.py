@@ -12,6 +12,7 @@ independently.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Awaitable
@@ -177,7 +178,6 @@ class EndpointController:
     async def _update(self, endpoint: Endpoint) -> None:
         pending = endpoint.state["PendingDeployment"]
         run = self._run(endpoint)
-        old = dict(run.crew.instances)
         try:
             variants = await self.fleet.bring_up(endpoint, self._run(endpoint).crew, pending)
         except DeploymentFailed as exc:
@@ -192,7 +192,10 @@ class EndpointController:
             return
         self._publish(endpoint, pending, variants)
         # as in a blue/green update, the endpoint is InService again once the old fleet is gone
-        await self.fleet.retire(self._run(endpoint).crew, list(old.values()))
+        # (every instance the new routes do not hold: started on demand meanwhile included)
+        serving = {id(i) for v in variants for i in v.instances}
+        old = [i for i in run.crew.instances.values() if id(i) not in serving]
+        await self.fleet.retire(run.crew, old)
         fresh = self._reload(endpoint)
         if fresh is None:
             return
@@ -327,22 +330,42 @@ class EndpointController:
                 return
             run.crew.instances.pop(dead.instance_id, None)
             await self.fleet.retire(self._run(endpoint).crew, [dead])
-            while not run.crew.closing:
-                try:
-                    replacement = await self.fleet.start_instance(
-                        fresh, run.crew, deployment, variant, dead.instance_id
-                    )
-                except DeploymentFailed as exc:
-                    run.replace_failures += 1
-                    delay = min(2.0**run.replace_failures, _REPLACE_BACKOFF_MAX)
-                    log.warning(
-                        "replacing %s failed (%s); retrying in %.0fs", dead.instance_id, exc, delay
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                run.replace_failures = 0
-                live.instances = [i for i in live.instances if i is not dead] + [replacement]
-                return
+            # a variant that scales to zero starts instances on demand too: one start at a time
+            async with live.on_demand.starting if live.on_demand else contextlib.nullcontext():
+                if live.on_demand is not None:
+                    live.instances = [i for i in live.instances if i is not dead]
+                    if dead.instance_id in run.crew.instances:
+                        return  # a cold start brought it back meanwhile
+                    if not live.instances and not live.on_demand.warm:
+                        return  # scaled to zero meanwhile: the next request starts it
+                await self._restart(fresh, run, deployment, variant, live, dead)
+
+    async def _restart(
+        self,
+        fresh: Endpoint,
+        run: _Run,
+        deployment: Deployment,
+        variant: VariantPlan,
+        live: VariantRoute,
+        dead: InstanceRuntime,
+    ) -> None:
+        """Start a dead instance again, backing off while it cannot be."""
+        while not run.crew.closing:
+            try:
+                replacement = await self.fleet.start_instance(
+                    fresh, run.crew, deployment, variant, dead.instance_id
+                )
+            except DeploymentFailed as exc:
+                run.replace_failures += 1
+                delay = min(2.0**run.replace_failures, _REPLACE_BACKOFF_MAX)
+                log.warning(
+                    "replacing %s failed (%s); retrying in %.0fs", dead.instance_id, exc, delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            run.replace_failures = 0
+            live.instances = [i for i in live.instances if i is not dead] + [replacement]
+            return
 
     # -- bookkeeping --
 
@@ -388,13 +411,19 @@ class EndpointController:
             if run.crew.closing:
                 raise DeploymentFailed("the endpoint is being deleted")
             wanted = [i for i in plan["Instances"] if i not in run.crew.instances]
-            started = await asyncio.gather(
+            results = await asyncio.gather(
                 *(
                     self.fleet.start_instance(endpoint, run.crew, deployment, plan, instance_id)
                     for instance_id in wanted or [new_instance_id()]
-                )
+                ),
+                return_exceptions=True,
             )
-            live.instances.extend(started)
+            started = [r for r in results if isinstance(r, InstanceRuntime)]
+            live.instances.extend(started)  # those that came up serve, whatever the others did
+            live.on_demand.last_used = asyncio.get_running_loop().time()
+            if not started:
+                failure = next(r for r in results if isinstance(r, BaseException))
+                raise failure
             return started[0]
 
     async def _reap(self, endpoint: Endpoint) -> None:

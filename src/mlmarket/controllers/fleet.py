@@ -192,6 +192,7 @@ class Fleet:
                         mounts=mounts,
                         network=None,
                         gpus=hardware.gpus,
+                        gpu_group=instance_id,  # an instance's containers share its GPUs
                     )
                     try:
                         info = await self.engine.run(spec)

@@ -115,6 +115,8 @@ class Search:
         params = self._params(values)
         if params is None:
             return False
+        if objective is not None and not math.isfinite(objective):
+            objective = None  # a metric that read as nan or inf tells nothing: a failed trial
         self.study.add_trial(
             optuna.trial.create_trial(
                 params=params,

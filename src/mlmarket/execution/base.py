@@ -33,6 +33,7 @@ class ContainerSpec:
     entrypoint: list[str] | None = None
     network_aliases: tuple[str, ...] = ()
     gpus: int = 0  # GPUs the instance type has: the engine pins that many to the container
+    gpu_group: str | None = None  # the instance it belongs to: its containers share the GPUs
 
 
 @dataclass(frozen=True)

@@ -145,8 +145,9 @@ class DockerEngine:
                 "/containers/json",
                 params={"all": "1", "filters": json.dumps({"label": [gpus.LABEL]})},
             )
-            chosen = gpus.choose(
-                self.gpus, gpus.held(r.get("Labels") or {} for r in rows), spec.gpus
+            held = [r.get("Labels") or {} for r in rows]
+            chosen = gpus.shared(held, spec.gpu_group) or gpus.choose(
+                self.gpus, gpus.held(held), spec.gpus
             )
             return await self._run(spec, chosen)
 
@@ -170,6 +171,8 @@ class DockerEngine:
         if device_ids:
             host_config["DeviceRequests"] = gpus.device_requests(device_ids)
             labels[gpus.LABEL] = ",".join(device_ids)
+            if spec.gpu_group:
+                labels[gpus.GROUP] = spec.gpu_group
         body = {
             "Image": spec.image,
             "Cmd": spec.command,

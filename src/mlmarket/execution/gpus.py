@@ -16,6 +16,7 @@ from typing import Any
 from mlmarket.execution.base import EngineError
 
 LABEL = "mlmarket.gpus"  # the device IDs a container holds, comma-separated
+GROUP = "mlmarket.gpu-group"  # the instance whose containers share them
 _NVIDIA_DEVICE = re.compile(r"^nvidia(\d+)$")
 
 
@@ -50,6 +51,17 @@ def offered(setting: int | None, dev: Path = Path("/dev")) -> tuple[str, ...]:
 def held(labels: Iterable[dict[str, str]]) -> set[str]:
     """The device IDs the containers with these labels hold."""
     return {g for found in labels for g in found.get(LABEL, "").split(",") if g}
+
+
+def shared(labels: Iterable[dict[str, str]], group: str | None) -> list[str] | None:
+    """The device IDs another container of the same instance already holds, if any: the
+    containers of one instance (a pipeline) share its GPUs."""
+    if group is None:
+        return None
+    for found in labels:
+        if found.get(GROUP) == group and found.get(LABEL):
+            return found[LABEL].split(",")
+    return None
 
 
 def choose(offer: Sequence[str], taken: set[str], needed: int) -> list[str]:
