@@ -158,7 +158,7 @@ def build(
             "marketplace-agreement", [AgreementProvider(store, agreements, clock)]
         ),
         logs=Operations("logs", [LogsProvider(store, settings.logs_dir)]),
-        asynchronous=AsyncInvocations(routes, artifacts, clock, queue),
+        asynchronous=AsyncInvocations(runtime.route, artifacts, clock, queue),
     )
     return App(
         settings,

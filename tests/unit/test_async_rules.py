@@ -13,6 +13,7 @@ from mlmarket.controllers.routes import RoutingTable
 from mlmarket.domain import async_inference
 from mlmarket.protocol.errors import ValidationError
 from mlmarket.services.sagemaker_runtime.async_invocations import AsyncInvocations
+from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.shapes import sagemaker as shapes
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
@@ -72,7 +73,8 @@ def test_an_input_past_the_async_limit_is_refused_before_it_is_queued(
     objects.create_bucket("in", "123456789012", "us-east-1", now)
     objects.put_chunks(iter([b"x" * 11]), "in", "big", "text/plain", now)
     objects.put_chunks(iter([b"x" * 10]), "in", "fits", "text/plain", now)
-    accepting = AsyncInvocations(RoutingTable(), objects, SystemClock(), None)  # type: ignore[arg-type]
+    runtime = RuntimeProvider(RoutingTable(), timeout_seconds=1)
+    accepting = AsyncInvocations(runtime.route, objects, SystemClock(), None)  # type: ignore[arg-type]
     ctx = RequestContext("r", "123456789012", "us-east-1", "sagemaker", "InvokeEndpointAsync")
     monkeypatch.setattr(async_inference, "MAX_INPUT_BYTES", 10)  # 1 GB, made small
     accepting._check_input(ctx, "s3://in/fits")

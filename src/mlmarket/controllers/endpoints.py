@@ -316,17 +316,14 @@ class EndpointController:
                 (v for v in deployment["Variants"] if v["VariantName"] == dead.variant), None
             )
             live = route.variant(dead.variant)
-            if (
-                live is not None
-                and live.on_demand is not None
-                and not variant_planned(dead, variant)
-            ):
+            planned = variant is not None and dead.instance_id in variant["Instances"]
+            if live is not None and live.on_demand is not None and not planned:
                 # an instance started on demand is not replaced: the next invocation starts one
                 live.instances = [i for i in live.instances if i is not dead]
                 run.crew.instances.pop(dead.instance_id, None)
                 await self.fleet.retire(run.crew, [dead])
                 return
-            if variant is None or live is None or dead.instance_id not in variant["Instances"]:
+            if variant is None or live is None or not planned:
                 return
             run.crew.instances.pop(dead.instance_id, None)
             await self.fleet.retire(self._run(endpoint).crew, [dead])
@@ -494,11 +491,6 @@ class EndpointController:
         task = asyncio.ensure_future(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-
-def variant_planned(instance: InstanceRuntime, plan: VariantPlan | None) -> bool:
-    """Whether an instance is one of its variant's planned ones (else started on demand)."""
-    return plan is not None and instance.instance_id in plan["Instances"]
 
 
 def _key(endpoint: Endpoint) -> tuple[str, str, str]:

@@ -79,22 +79,30 @@ def serialize_error(error: ServiceError, request_id: str) -> bytes:
     return bytes(ET.tostring(root, xml_declaration=True, encoding="utf-8"))
 
 
+# The services mlmarket serves: the signing names their requests carry, and how messages name
+# them. Any other signing name is refused by ForeignEdge, in that service's own protocol.
+SERVED = {
+    "sagemaker": "SageMaker and SageMaker Runtime",
+    "s3": "S3",
+    "aws-marketplace": "AWS Marketplace",
+    "mlmarket": "mlmarket's own API",
+    "logs": "CloudWatch Logs (reading)",
+    "sts": "STS GetCallerIdentity",
+}
+
+
 class ForeignEdge:
     """A service mlmarket does not serve, named by the credential scope: refused in that
     service's own protocol (from botocore's model of it), so its client reads a clear error
     instead of failing to parse one."""
-
-    SERVED = (
-        "SageMaker, SageMaker Runtime, S3, AWS Marketplace, CloudWatch Logs (reading) and STS "
-        "GetCallerIdentity"
-    )
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         service = sigv4.scope_service(request.headers.get("Authorization")) or "(unsigned)"
         await asyncio.to_thread(_protocol_of, service)  # loads its model off the loop, once
         raise CommonServiceError(
             "UnknownOperationException",
-            f"mlmarket does not serve the '{service}' service; it serves {self.SERVED}.",
+            f"mlmarket does not serve the '{service}' service; it serves "
+            f"{', '.join(SERVED.values())}.",
         )
 
     def error_response(

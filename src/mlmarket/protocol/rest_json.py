@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from mlmarket.protocol.errors import ServiceError
+from mlmarket.protocol.validation import header_int
 
 
 class OperationBinding:
@@ -50,7 +51,12 @@ class OperationBinding:
         for member, header in self.header_members:
             value = headers.get(header)
             if value is not None:
-                params[member] = _integer(value) if member in self.integer_members else value
+                if member in self.integer_members:
+                    # a number, or the text as sent for validation to refuse in its words
+                    number = header_int(value)
+                    params[member] = value if number is None else number
+                else:
+                    params[member] = value
         return params
 
     def serialize(self, result: dict[str, Any]) -> tuple[dict[str, str], bytes | bytearray]:
@@ -61,15 +67,6 @@ class OperationBinding:
                 headers[header] = str(value)
         body = result.get(self.output_payload, b"") if self.output_payload else b""
         return headers, body if isinstance(body, bytes | bytearray) else bytes(body)
-
-
-def _integer(text: str) -> int | str:
-    """A header's digits as the number they spell; anything else as sent, for validation to
-    refuse in its own words."""
-    stripped = text.strip()
-    if stripped.lstrip("-").isdigit() and stripped.isascii():
-        return int(stripped)
-    return text
 
 
 def serialize_error(error: ServiceError) -> tuple[int, dict[str, str], bytes]:

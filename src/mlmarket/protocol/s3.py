@@ -257,12 +257,10 @@ def _bind(
         if any(not _is_text(text) for text in texts):
             raise _error("InvalidArgument", f"{wire} must be valid UTF-8 text.", 400)
         if member.type_name in ("integer", "long"):
-            try:
-                value = int(value)
-            except ValueError:
-                raise _error(
-                    "InvalidArgument", f"'{value[:64]}' is not a valid {wire}", 400
-                ) from None
+            number = validation.header_int(value)
+            if number is None:
+                raise _error("InvalidArgument", f"'{value[:64]}' is not a valid {wire}", 400)
+            value = number
         elif member.type_name == "boolean":
             value = str(value).lower() == "true"
         elif member.type_name == "timestamp":

@@ -43,7 +43,7 @@ from mlmarket.protocol.errors import (
 from mlmarket.protocol.marketplace_rest import MarketplaceRestEdge
 from mlmarket.protocol.models import operation_model
 from mlmarket.protocol.operations import Operations
-from mlmarket.protocol.query import ForeignEdge, StsEdge
+from mlmarket.protocol.query import SERVED, ForeignEdge, StsEdge
 from mlmarket.protocol.s3 import S3Edge
 
 log = logging.getLogger("mlmarket.server")
@@ -56,8 +56,8 @@ _OPERATIONS = {
     "invocations-response-stream": "InvokeEndpointWithResponseStream",
     "async-invocations": "InvokeEndpointAsync",
 }
-# The signing names of the services mlmarket serves; any other is refused in its own protocol
-_SERVED = frozenset({"s3", "sagemaker", "aws-marketplace", "mlmarket", "sts", "logs"})
+# Where the gateway leaves an invocation's path match for the runtime edge (matched once)
+_INVOCATION = "mlmarket.invocation"
 
 
 class Edge(Protocol):
@@ -158,8 +158,7 @@ class RuntimeEdge:
         }
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
-        match = _INVOKE_PATH.match(request.path)
-        assert match is not None  # routed here by this path
+        match: re.Match[str] = request[_INVOCATION]  # routed here by this path
         operation = _OPERATIONS[match.group(2)]
         streaming = operation == "InvokeEndpointWithResponseStream"
         claim = self.admission.check(request, "sagemaker")
@@ -364,12 +363,13 @@ class Gateway:
             return self.s3
         # the hot path first: an invocation is routed by its path alone (its edge checks the
         # scope), before any other service's scope is parsed
-        if request.method == "POST" and _INVOKE_PATH.match(request.path):
+        if request.method == "POST" and (invocation := _INVOKE_PATH.match(request.path)):
+            request[_INVOCATION] = invocation
             return self.runtime
         service = sigv4.scope_service(authorization)
         if service == "sts":
             return self.sts
-        if service is not None and service not in _SERVED:
+        if service is not None and service not in SERVED:
             return self.foreign
         has_target = "X-Amz-Target" in request.headers
         if service == "aws-marketplace" and not has_target:

@@ -22,6 +22,13 @@ _MAX_REPORTED = 10
 _BOUNDS = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
+def header_int(text: str) -> int | None:
+    """An integer member sent in a header, as the number its digits spell; None when they
+    spell none (Python's int() would also take "1_000", "+1" and spaces)."""
+    digits = text[1:] if text.startswith("-") else text
+    return int(text) if digits.isascii() and digits.isdigit() else None
+
+
 def _lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 

@@ -10,37 +10,34 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.async_queue import AsyncQueue, Invocation
-from mlmarket.controllers.routes import RoutingTable
+from mlmarket.controllers.routes import EndpointRoute
 from mlmarket.domain import async_inference, kinds
 from mlmarket.domain.async_inference import AsyncInvocationSpec, AsyncInvocationState
 from mlmarket.protocol.errors import ValidationError
 from mlmarket.storage.objects import ArtifactNotFound, InvalidArtifactUri, ObjectStore
 
 
+class RouteOf(Protocol):
+    def __call__(self, ctx: RequestContext, name: str, *, asynchronous: bool) -> EndpointRoute: ...
+
+
 class AsyncInvocations:
     def __init__(
-        self, routes: RoutingTable, objects: ObjectStore, clock: Clock, queue: AsyncQueue
+        self, route: RouteOf, objects: ObjectStore, clock: Clock, queue: AsyncQueue
     ) -> None:
-        self.routes = routes
+        self.route = route  # the runtime provider's: the endpoint as it serves now
         self.objects = objects
         self.clock = clock
         self.queue = queue
 
     async def invoke_endpoint_async(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
-        name = p["EndpointName"]
-        route = self.routes.get(ctx.account_id, ctx.region, name)
-        if route is None:
-            raise ValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
-        if route.asynchronous is None:
-            raise ValidationError(
-                f"Endpoint {name} of account {ctx.account_id} is not an asynchronous "
-                "inference endpoint: invoke it with InvokeEndpoint."
-            )
+        route = self.route(ctx, p["EndpointName"], asynchronous=True)
+        assert route.asynchronous is not None
         location = p["InputLocation"]
         self._check_input(ctx, location)
         file_id = str(uuid.uuid4())

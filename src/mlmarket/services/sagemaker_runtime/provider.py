@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from typing import Any
 
 from mlmarket import limits
@@ -58,6 +59,27 @@ PIPELINE_HOP_MAX_BYTES = 5 * 1024 * 1024
 STREAM_ABOVE_BYTES = 64 * 1024
 
 
+@dataclass(frozen=True)
+class _Mode:
+    """How one call reads the container's answer, set once per operation."""
+
+    limit: int | None  # bytes the answer may have (None: any, as a stream relays it)
+    stream_above: int | None  # a 2xx body past this is left to stream (None: read whole)
+    seconds: float  # to the answer (and its body, unless `body_seconds`)
+    body_seconds: float | None  # a streamed body's own time
+
+    def hop(self, last: bool) -> _Mode:
+        """A serial pipeline's containers but the last answer whole, within the same time."""
+        if last:
+            return self
+        return _Mode(self.limit or PIPELINE_HOP_MAX_BYTES, None, self.seconds, None)
+
+
+def _who(variant: VariantRoute, container: ContainerRuntime) -> str:
+    """How SageMaker's messages name a container: `primary` for a single one."""
+    return "primary" if variant.mode == "Single" else container.hostname
+
+
 class RuntimeProvider:
     def __init__(
         self,
@@ -69,17 +91,18 @@ class RuntimeProvider:
         rng: random.Random | None = None,
         meter: Meter | None = None,
     ) -> None:
-        self.stream_timeout = stream_timeout_seconds
         self.meter = meter  # counts inferences of AWS Marketplace models
         self.routes = routes
-        self.timeout = timeout_seconds
-        self.max_response_bytes = max_response_bytes
         self.rng = rng or random.Random()
+        # InvokeEndpoint: answers up to its limit, large ones streamed within the same 60 s;
+        # InvokeEndpointWithResponseStream: any 2xx body streamed, within its own time
+        self._realtime = _Mode(max_response_bytes, STREAM_ABOVE_BYTES, timeout_seconds, None)
+        self._streamed = _Mode(None, 0, timeout_seconds, stream_timeout_seconds)
 
     async def invoke_endpoint(
         self, ctx: RequestContext, p: dict[str, Any], body: bytes | bytearray | memoryview
     ) -> dict[str, Any]:
-        response, out = await self._answer(ctx, p, body, streamed=False)
+        response, out, _ = await self._answer(ctx, p, body, self._realtime)
         # a large answer goes to the client as it arrives, not held here whole
         out["Body"] = response.rest if response.rest is not None else response.body
         return out
@@ -91,8 +114,8 @@ class RuntimeProvider:
         InStreamError when the answer breaks off or outlasts its time. Everything before the
         first byte (routing, the container's status, its time to answer) fails as
         InvokeEndpoint does."""
-        response, out = await self._answer(ctx, p, body, streamed=True)
-        out["Body"] = StreamedParts(response, self._who(out.pop("_Variant")))
+        response, out, who = await self._answer(ctx, p, body, self._streamed)
+        out["Body"] = StreamedParts(response, who)
         return out
 
     async def invoke_queued(
@@ -100,41 +123,50 @@ class RuntimeProvider:
     ) -> tuple[bytes, str]:
         """An asynchronous endpoint's request, as its queue (controllers/async_queue.py) sends
         it: the whole answer and its content type, within the request's own time."""
-        response, out = await self._answer(ctx, p, body, streamed=False, queued=timeout)
+        mode = _Mode(async_inference.MAX_OUTPUT_BYTES, None, timeout, None)
+        response, out, _ = await self._answer(ctx, p, body, mode, queued=True)
         return bytes(response.body), out.get("ContentType") or "application/octet-stream"
+
+    def route(self, ctx: RequestContext, name: str, *, asynchronous: bool) -> EndpointRoute:
+        """The endpoint `name` as it serves now, for a synchronous or asynchronous call."""
+        route = self.routes.get(ctx.account_id, ctx.region, name)
+        if route is None:
+            raise ValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
+        if (route.asynchronous is not None) != asynchronous:
+            raise ValidationError(
+                f"Endpoint {name} of account {ctx.account_id} is "
+                + (
+                    "not an asynchronous inference endpoint: invoke it with InvokeEndpoint."
+                    if asynchronous
+                    else "an asynchronous inference endpoint: invoke it with InvokeEndpointAsync."
+                )
+            )
+        return route
 
     async def _answer(
         self,
         ctx: RequestContext,
         p: dict[str, Any],
         body: bytes | bytearray | memoryview,
+        mode: _Mode,
         *,
-        streamed: bool,
-        queued: float | None = None,
-    ) -> tuple[Response, dict[str, Any]]:
-        """Route and call: the last container's 2xx answer (its body left on the connection
-        when large, or always when `streamed`; read whole, within `queued` seconds, for an
-        asynchronous endpoint's queue), and the output members but Body."""
+        queued: bool = False,
+    ) -> tuple[Response, dict[str, Any], str]:
+        """Route and call: the last container's 2xx answer as `mode` reads it, the output
+        members but Body, and how SageMaker's messages name that container."""
         name = p["EndpointName"]
-        unserved = next((m for m in _UNSERVED if p.get(m)), None)
-        if unserved is not None:
-            raise ValidationError(_UNSERVED[unserved])
-        route = self.routes.get(ctx.account_id, ctx.region, name)
-        if route is None:
-            raise ValidationError(f"Endpoint {name} of account {ctx.account_id} not found.")
-        if (route.asynchronous is not None) != (queued is not None):
-            raise ValidationError(
-                f"Endpoint {name} of account {ctx.account_id} is an asynchronous inference "
-                "endpoint: invoke it with InvokeEndpointAsync."
-                if queued is None
-                else f"Endpoint {name} is not an asynchronous inference endpoint."
-            )
+        for member, refusal in _UNSERVED.items():
+            if p.get(member):
+                raise ValidationError(refusal)
+        route = self.route(ctx, name, asynchronous=queued)
         variant = self._variant(route, p.get("TargetVariant"))
         scaling = variant.on_demand
         if scaling is None:
-            return await self._through(ctx, route, variant, p, body, streamed, queued)
-        # instances on demand; a serverless variant's payload limit and concurrency
+            return await self._through(ctx, route, variant, p, body, mode)
+        # instances on demand; a serverless variant's payload limits and concurrency
         if scaling.max_concurrency is not None:
+            if mode.limit is not None:
+                mode = replace(mode, limit=SERVERLESS_MAX_PAYLOAD_BYTES)
             if len(body) > SERVERLESS_MAX_PAYLOAD_BYTES:
                 raise PayloadTooLarge(
                     f"Request payload of {len(body)} bytes is over the "
@@ -153,15 +185,16 @@ class RuntimeProvider:
             scaling.last_used = asyncio.get_running_loop().time()
 
         try:
-            response, out = await self._through(ctx, route, variant, p, body, streamed, queued)
+            answered = await self._through(ctx, route, variant, p, body, mode)
         except BaseException:
             release()
             raise
-        if response.rest is None:
+        rest = answered[0].rest
+        if rest is None:
             release()
         else:  # a call counts until its body is through (a stream, a large answer)
-            response.rest.then(release)
-        return response, out
+            rest.then(release)
+        return answered
 
     async def _through(
         self,
@@ -170,10 +203,10 @@ class RuntimeProvider:
         variant: VariantRoute,
         p: dict[str, Any],
         body: bytes | bytearray | memoryview,
-        streamed: bool,
-        queued: float | None,
-    ) -> tuple[Response, dict[str, Any]]:
-        """The call through one instance of `variant`: its containers in turn."""
+        mode: _Mode,
+    ) -> tuple[Response, dict[str, Any], str]:
+        """The call through one instance of `variant`: its containers in turn, each but the
+        last read whole."""
         name = route.name
         instance = variant.pick_instance()
         if instance is None and variant.on_demand and variant.on_demand.scale_up:
@@ -205,16 +238,7 @@ class RuntimeProvider:
                     )
                 headers = _next_hop_headers(headers, response)
             response = await self._call(
-                ctx,
-                route,
-                variant,
-                instance,
-                container,
-                headers,
-                payload,
-                stream=last and queued is None,
-                streamed=streamed and last,
-                queued=queued,
+                ctx, route, variant, instance, container, headers, payload, mode.hop(last)
             )
             payload = response.body
         assert response is not None
@@ -222,8 +246,6 @@ class RuntimeProvider:
             "ContentType": response.headers.get("content-type"),
             "InvokedProductionVariant": variant.name,
         }
-        if streamed:
-            out["_Variant"] = variant
         custom = response.headers.get("x-amzn-sagemaker-custom-attributes")
         if custom is not None:
             out["CustomAttributes"] = custom
@@ -231,12 +253,7 @@ class RuntimeProvider:
             # only 2xx answers get here: failed calls are never billed
             units = marketplace.consumed_units(response.headers.get("x-amzn-inference-metering"))
             self.meter.count(route.account_id, variant.origin, route.arn, units)
-        return response, out
-
-    @staticmethod
-    def _who(variant: VariantRoute) -> str:
-        """How SageMaker's messages name the container: `primary` for a single one."""
-        return "primary" if variant.mode == "Single" else variant.name
+        return response, out, _who(variant, chain[-1])
 
     def _variant(self, route: EndpointRoute, target: str | None) -> VariantRoute:
         if target:
@@ -284,33 +301,21 @@ class RuntimeProvider:
         container: ContainerRuntime,
         headers: list[tuple[str, str]],
         body: bytes | bytearray | memoryview,
-        *,
-        stream: bool = False,
-        streamed: bool = False,
-        queued: float | None = None,
+        mode: _Mode,
     ) -> Response:
-        """One container's answer within the time limit (R6); with `stream`, a large 2xx body
-        is left to stream, and must have arrived by the same deadline. `streamed` (response
-        streaming): any 2xx body is left on its connection as soon as the headers are in, and
-        may take until the stream's own deadline."""
-        who = "primary" if variant.mode == "Single" else container.hostname
+        """One container's answer within `mode`'s time (R6); a 2xx body past its threshold is
+        left to stream, by the same deadline or the stream's own."""
+        who = _who(variant, container)
+        limit = mode.limit
         now = asyncio.get_running_loop().time()
-        deadline = now + (self.timeout if queued is None else queued)
-        limit = async_inference.MAX_OUTPUT_BYTES if queued is not None else self.max_response_bytes
-        if variant.on_demand is not None and variant.on_demand.max_concurrency is not None:
-            limit = SERVERLESS_MAX_PAYLOAD_BYTES
+        deadline = now + mode.seconds
         try:
             async with asyncio.timeout_at(deadline):
                 response = await container.pool.request(
-                    "POST",
-                    "/invocations",
-                    headers,
-                    body,
-                    None if streamed else limit,
-                    0 if streamed else STREAM_ABOVE_BYTES if stream else None,
+                    "POST", "/invocations", headers, body, limit, mode.stream_above
                 )
             if response.rest is not None:
-                response.rest.deadline = now + self.stream_timeout if streamed else deadline
+                response.rest.deadline = now + mode.body_seconds if mode.body_seconds else deadline
         except TimeoutError:
             see, log_stream = _where_to_look(ctx, route, variant, instance)
             raise ModelError(
