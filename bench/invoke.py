@@ -67,16 +67,27 @@ def raw_request(path: str, headers: dict[str, str], body: bytes) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def signed_invoke(url: str, endpoint: str, body: bytes, key: str, secret: str) -> bytes:
+def signed_invoke(
+    url: str,
+    endpoint: str,
+    body: bytes,
+    key: str,
+    secret: str,
+    action: str = "invocations",
+    content_type: str = "application/octet-stream",
+) -> bytes:
+    """A signed runtime request, to replay: `action` is the path's last part
+    (`invocations-response-stream` for response streaming)."""
     host = url.split("//", 1)[1]
+    path = f"/endpoints/{endpoint}/{action}"
     request = AWSRequest(
         method="POST",
-        url=f"{url}/endpoints/{endpoint}/invocations",
+        url=url + path,
         data=body,
-        headers={"Content-Type": "application/octet-stream", "Host": host},
+        headers={"Content-Type": content_type, "Host": host},
     )
     SigV4Auth(Credentials(key, secret), "sagemaker", "us-east-1").add_auth(request)
-    return raw_request(f"/endpoints/{endpoint}/invocations", dict(request.headers.items()), body)
+    return raw_request(path, dict(request.headers.items()), body)
 
 
 def direct_invoke(body: bytes) -> bytes:
@@ -134,13 +145,18 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def container_pid(endpoint_arn: str) -> int:
-    ids = subprocess.run(
+def running_containers(endpoint_arn: str) -> list[str]:
+    """The IDs of the endpoint's running containers, as Docker lists them."""
+    return subprocess.run(
         ["docker", "ps", "-q", "--filter", f"label=mlmarket.endpoint={endpoint_arn}"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.split()
+
+
+def container_pid(endpoint_arn: str) -> int:
+    ids = running_containers(endpoint_arn)
     out = subprocess.run(
         ["docker", "inspect", "-f", "{{.State.Pid}}", ids[0]],
         capture_output=True,

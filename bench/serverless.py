@@ -11,27 +11,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.harness import bench_server, save_results
-from bench.invoke import ECHO, IMAGE, first_ping_after_run
+from bench.invoke import ECHO, IMAGE, first_ping_after_run, running_containers
 from mlmarket.execution.netns import NamespaceDialer
 from mlmarket.execution.offline_images import build_image
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def running(arn: str) -> int:
-    out = subprocess.run(
-        ["docker", "ps", "-q", "--filter", f"label=mlmarket.endpoint={arn}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return len(out.split())
 
 
 def main() -> None:
@@ -66,7 +55,7 @@ def main() -> None:
         cold, warm, own = [], [], []
         dialer = NamespaceDialer()
         for _ in range(rounds):
-            while running(arn):
+            while running_containers(arn):
                 time.sleep(0.1)
             start = time.perf_counter()
             rt.invoke_endpoint(EndpointName="bench-srvless", Body=b"x")["Body"].read()

@@ -21,12 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-
 from bench.harness import bench_server, save_results
-from bench.invoke import ECHO, IMAGE, container_pid, raw_request
+from bench.invoke import ECHO, IMAGE, container_pid, raw_request, signed_invoke
 from mlmarket.execution.netns import NamespaceDialer
 from mlmarket.execution.offline_images import build_image
 
@@ -59,16 +55,6 @@ async def chunked_call(
     return first, time.perf_counter() - start, chunks
 
 
-def signed_stream(url: str, endpoint: str, body: bytes, key: str, secret: str) -> bytes:
-    host = url.split("//", 1)[1]
-    path = f"/endpoints/{endpoint}/invocations-response-stream"
-    request = AWSRequest(
-        method="POST", url=url + path, data=body, headers={"Content-Type": COMMAND, "Host": host}
-    )
-    SigV4Auth(Credentials(key, secret), "sagemaker", "us-east-1").add_auth(request)
-    return raw_request(path, dict(request.headers.items()), body)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
@@ -93,7 +79,15 @@ def main() -> None:
         direct_request = raw_request(
             "/invocations", {"Host": "localhost", "Content-Type": COMMAND}, body
         )
-        via_request = signed_stream(server.url, "bench-stream", body, server.key, server.secret)
+        via_request = signed_invoke(
+            server.url,
+            "bench-stream",
+            body,
+            server.key,
+            server.secret,
+            "invocations-response-stream",
+            COMMAND,
+        )
 
         async def side(opened: Any, request: bytes) -> list[tuple[float, float, int]]:
             reader, writer = await opened

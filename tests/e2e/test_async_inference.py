@@ -11,21 +11,7 @@ from botocore.exceptions import ClientError
 
 from tests.support import engine
 from tests.support.hosting import COMMAND, asynchronous, deploy
-from tests.support.waiting import until
-
-
-def s3_object(s3: Any, uri: str, timeout: float = 30) -> dict[str, Any]:
-    """The object at `uri` once it exists: its body and headers."""
-    bucket, key = uri[len("s3://") :].split("/", 1)
-
-    def fetch() -> dict[str, Any] | None:
-        try:
-            found = s3.get_object(Bucket=bucket, Key=key)
-        except ClientError:
-            return None
-        return dict(found, Data=found["Body"].read())
-
-    return until(fetch, timeout=timeout, every=0.1, what=f"{uri} to appear")
+from tests.support.waiting import s3_object, until
 
 
 def missing(s3: Any, uri: str) -> bool:

@@ -16,7 +16,7 @@ import pytest
 
 from tests.support.hosting import COMMAND, asynchronous, deploy, wait_for_status
 from tests.support.server import ServerProcess
-from tests.support.waiting import until
+from tests.support.waiting import s3_object
 
 ROLE = "arn:aws:iam::123456789012:role/sdk"
 
@@ -203,22 +203,13 @@ def test_the_async_predictor_sends_a_request_and_reads_its_answer_and_failure(
     # the SDK uploads the data to the session's bucket and invokes with its location
     response = predictor.predict_async(data=b"through the SDK")
     # (its own waiter polls the output and failure paths from two threads that outlive it)
-    until(lambda: _exists(s3, response.output_path), timeout=30, what="the answer")
+    s3_object(s3, response.output_path)
     assert response.get_result() == b"through the SDK"
     response = predictor.predict_async(
         data=json.dumps({"status": 500, "body": "boom"}).encode(),
         initial_args={"ContentType": COMMAND},
     )
-    until(lambda: _exists(s3, response.failure_path), timeout=30, what="the failure")
+    s3_object(s3, response.failure_path)
     with pytest.raises(AsyncInferenceModelError, match="boom"):
         response.get_result()
     s3.close()
-
-
-def _exists(s3: Any, uri: str) -> bool | None:
-    bucket, key = uri[len("s3://") :].split("/", 1)
-    try:
-        s3.head_object(Bucket=bucket, Key=key)
-    except Exception:
-        return None
-    return True

@@ -14,7 +14,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from tests.support import engine
-from tests.support.hosting import COMMAND, ROLE, hosted
+from tests.support.hosting import COMMAND, hosted
+from tests.support.jobs import ROLE
 from tests.support.server import ServerProcess
 from tests.support.waiting import until
 

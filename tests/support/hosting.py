@@ -7,10 +7,10 @@ import json
 import tarfile
 from typing import Any
 
+from tests.support.jobs import ROLE
 from tests.support.waiting import until_status
 
 COMMAND = "application/x-mlmarket-command"
-ROLE = "arn:aws:iam::123456789012:role/test"
 
 
 def deploy(

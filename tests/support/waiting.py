@@ -64,3 +64,17 @@ def succeeds(
             return None
 
     return probe
+
+
+def s3_object(s3: Any, uri: str, timeout: float = 30) -> dict[str, Any]:
+    """The object at `uri` (`s3://bucket/key`) once it exists, with its bytes as `Data`."""
+    bucket, key = uri[len("s3://") :].split("/", 1)
+
+    def fetch() -> dict[str, Any] | None:
+        try:
+            found = s3.get_object(Bucket=bucket, Key=key)
+        except s3.exceptions.ClientError:
+            return None
+        return dict(found, Data=found["Body"].read())
+
+    return until(fetch, timeout=timeout, every=0.1, what=f"{uri} to appear")

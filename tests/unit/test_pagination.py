@@ -64,3 +64,40 @@ def test_token_from_another_query_is_refused() -> None:
         pagination.decode_token(token, {"NameContains": "b"})
     with pytest.raises(pagination.InvalidToken):
         pagination.decode_token("not-a-token", {})
+
+
+def test_a_page_of_a_request_takes_its_own_token_and_size_names_and_cap() -> None:
+    items = [f"k{i}" for i in range(5)]
+    request = {"logGroupName": "g", "limit": 50}
+    first, token = pagination.page_of(
+        items,
+        request,
+        sort_key=lambda i: (i,),
+        descending=False,
+        default_max=10,
+        most=2,
+        token="nextToken",
+        size="limit",
+    )
+    assert first == ["k0", "k1"] and token is not None  # capped at `most`
+    again, _ = pagination.page_of(
+        items,
+        dict(request, nextToken=token),
+        sort_key=lambda i: (i,),
+        descending=False,
+        default_max=10,
+        most=2,
+        token="nextToken",
+        size="limit",
+    )
+    assert again == ["k2", "k3"]
+    with pytest.raises(pagination.InvalidToken):  # bound to the rest of its request
+        pagination.page_of(
+            items,
+            {"logGroupName": "other", "nextToken": token},
+            sort_key=lambda i: (i,),
+            descending=False,
+            default_max=10,
+            token="nextToken",
+            size="limit",
+        )

@@ -39,6 +39,7 @@ from mlmarket.domain.tuning import Outcome, Trial, TuningJobSpec, TuningJobState
 from mlmarket.protocol.errors import ResourceLimitExceeded, ServiceError
 from mlmarket.protocol.operations import Operations
 from mlmarket.resources import TrainingJob
+from mlmarket.shapes import sagemaker as shapes
 from mlmarket.storage.metadata import MetadataStore, Resource
 
 log = logging.getLogger("mlmarket.tuning")
@@ -80,6 +81,18 @@ def outcome(training: TrainingJob | None, metric: str) -> Outcome | None:
     if found["status"] == "Failed":
         found["retryable"] = (state.get("FailureReason") or "").startswith("InternalServerError")
     return found
+
+
+def parents(
+    store: MetadataStore,
+    account_id: str,
+    region: str,
+    warm: shapes.HyperParameterTuningJobWarmStartConfig | None,
+) -> list[tuple[str, TuningJob | None]]:
+    """The tuning jobs a warm start names, by name (None: no such job)."""
+    listed = warm["ParentHyperParameterTuningJobs"] if warm else []
+    named = [p.get("HyperParameterTuningJobName", "") for p in listed]
+    return [(n, store.get(account_id, region, kinds.TUNING_JOB, n.lower())) for n in named]
 
 
 class TuningController:
@@ -412,22 +425,17 @@ class TuningController:
         return outcome(self._training(job, trial["TrainingJobName"]), metric)
 
     def _parents(self, job: TuningJob) -> list[list[tuple[Trial, Outcome | None]]]:
-        """The finished training jobs of the tuning jobs a warm start names."""
-        warm = job.spec.get("WarmStartConfig")
-        if not warm:
-            return []
+        """The training jobs of the tuning jobs a warm start names, with their outcomes."""
         metric = job.spec["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"][
             "MetricName"
         ]
-        found = []
-        for parent in warm["ParentHyperParameterTuningJobs"]:
-            name = parent.get("HyperParameterTuningJobName", "")
-            res = self.store.get(job.account_id, job.region, kinds.TUNING_JOB, name.lower())
-            if res is not None:
-                found.append(
-                    [(t, self._outcome(res, t, metric)) for t in res.state.get("Trials") or []]
-                )
-        return found
+        return [
+            [(t, self._outcome(res, t, metric)) for t in res.state.get("Trials") or []]
+            for _, res in parents(
+                self.store, job.account_id, job.region, job.spec.get("WarmStartConfig")
+            )
+            if res is not None
+        ]
 
     def _finish(self, job: TuningJob, status: JobStatus, reason: str | None) -> None:
         if job.state.get("HyperParameterTuningJobStatus") in FINAL:

@@ -68,6 +68,31 @@ def page(
     return chunk, token
 
 
+def page_of(
+    items: Sequence[T],
+    params: dict[str, Any],
+    *,
+    sort_key: Callable[[T], Sequence[Any]],
+    descending: bool,
+    default_max: int,
+    most: int | None = None,
+    token: str = "NextToken",
+    size: str = "MaxResults",
+) -> tuple[list[T], str | None]:
+    """One page of a listing answered in Python, as a request's `params` ask it: its token and
+    page size by the names its API gives them (at most `most`); the token is bound to the rest
+    of the request."""
+    asked = params.get(size) or default_max
+    return page(
+        items,
+        sort_key=sort_key,
+        descending=descending,
+        max_results=min(asked, most) if most else asked,
+        next_token=params.get(token),
+        query={k: v for k, v in params.items() if k not in (token, size)},
+    )
+
+
 def _plain(key: Sequence[Any]) -> list[Any]:
     return [k.isoformat() if hasattr(k, "isoformat") else k for k in key]
 

@@ -294,13 +294,15 @@ def _page(
 ) -> tuple[list[dict[str, Any]], str | None]:
     """One page of a listing (domain/pagination.py), at most `limit` or the caller's limit."""
     try:
-        return pagination.page(
+        return pagination.page_of(
             items,
+            p,
             sort_key=sort_key,
             descending=descending,
-            max_results=min(p.get("limit") or limit, limit),
-            next_token=p.get("nextToken"),
-            query={k: v for k, v in p.items() if k not in ("nextToken", "limit")},
+            default_max=limit,
+            most=limit,
+            token="nextToken",
+            size="limit",
         )
     except pagination.InvalidToken:
         raise _invalid("The specified nextToken is invalid.") from None

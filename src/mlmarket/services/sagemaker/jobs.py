@@ -22,11 +22,24 @@ class Jobs(Generic[SpecT, StateT]):
         kind: ResourceKind[SpecT, StateT],
         noun: str,
         status: Callable[[Resource[SpecT, StateT]], str],
+        missing: Callable[[str], Exception] | None = None,
+        taken: Callable[[str, str], Exception] | None = None,
     ) -> None:
+        """`missing(name)` and `taken(name, arn)`: the errors of a kind whose messages SageMaker
+        words its own way (tuning jobs); by default, those of training and transform jobs."""
         self.store = store
         self.kind = kind  # "training-job", "transform-job": also the ARN's resource type
         self.noun = noun  # "training job", "job": as SageMaker's messages say it
         self.status = status
+        self._missing = missing or (
+            lambda name: validation_exception("Requested resource not found.")
+        )
+        self._taken = taken or (
+            lambda name, arn: ResourceInUse(
+                f"{noun.capitalize()} names must be unique within an AWS account and region, "
+                f"and a {noun} with this name already exists ({arn})"
+            )
+        )
 
     def arn(self, ctx: RequestContext, name: str) -> str:
         return arns.sagemaker(ctx.region, ctx.account_id, self.kind, name)
@@ -34,23 +47,16 @@ class Jobs(Generic[SpecT, StateT]):
     def get(self, ctx: RequestContext, name: str) -> Resource[SpecT, StateT]:
         found = self.store.get(ctx.account_id, ctx.region, self.kind, name.lower())
         if found is None:
-            raise validation_exception("Requested resource not found.")
+            raise self._missing(name)
         return found
 
     def insert(self, job: Resource[SpecT, StateT]) -> None:
         if not self.store.insert(job):
-            raise ResourceInUse(
-                f"{self.noun.capitalize()} names must be unique within an AWS account and "
-                f"region, and a {self.noun} with this name already exists ({job.arn})"
-            )
+            raise self._taken(job.name, job.arn)
 
     def require_unique(self, ctx: RequestContext, name: str) -> None:
         if self.store.get(ctx.account_id, ctx.region, self.kind, name.lower()) is not None:
-            raise ResourceInUse(
-                f"{self.noun.capitalize()} names must be unique within an AWS account and "
-                f"region, and a {self.noun} with this name already exists "
-                f"({self.arn(ctx, name)})"
-            )
+            raise self._taken(name, self.arn(ctx, name))
 
     def stop(
         self, ctx: RequestContext, name: str, stop_job: Callable[[Resource[SpecT, StateT]], None]

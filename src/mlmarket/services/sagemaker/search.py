@@ -70,13 +70,12 @@ class SearchProvider:
             if expression is not None:
                 records = [r for r in records if search.matches(r, expression)]
             sort_by = p.get("SortBy") or "LastModifiedTime"
-            page, token = pagination.page(
+            page, token = pagination.page_of(
                 records,
+                p,
                 sort_key=lambda r: (*search.sort_key(r, sort_by), str(r[f"{resource}Arn"])),
                 descending=p.get("SortOrder", "Descending") == "Descending",
-                max_results=p.get("MaxResults") or _DEFAULT_MAX_RESULTS,
-                next_token=p.get("NextToken"),
-                query={k: v for k, v in p.items() if k not in ("NextToken", "MaxResults")},
+                default_max=_DEFAULT_MAX_RESULTS,
             )
         except (search.InvalidSearch, pagination.InvalidToken) as exc:
             raise validation_exception(str(exc)) from None

@@ -60,6 +60,9 @@ class TagsProvider:
         refused = tags.problem(asked, existing)
         if refused:
             raise validation_exception(refused)
+        self._set(ctx, kind, name, asked)
+
+    def _set(self, ctx: RequestContext, kind: str, name: str, asked: list[Tag]) -> None:
         self.store.set_tags(
             ctx.account_id, ctx.region, kind, name, {t["Key"]: t.get("Value", "") for t in asked}
         )
@@ -74,13 +77,12 @@ class TagsProvider:
         kind, name = self._resource(ctx, p["ResourceArn"])
         held = self.store.tags_of(ctx.account_id, ctx.region, kind, name)
         try:
-            page, token = pagination.page(
+            page, token = pagination.page_of(
                 [{"Key": k, "Value": v} for k, v in held.items()],
+                p,
                 sort_key=lambda t: (t["Key"],),
                 descending=False,
-                max_results=p.get("MaxResults") or _LIST_DEFAULT,
-                next_token=p.get("NextToken"),
-                query={"ResourceArn": p["ResourceArn"]},
+                default_max=_LIST_DEFAULT,
             )
         except pagination.InvalidToken as exc:
             raise validation_exception(str(exc)) from None
@@ -116,8 +118,8 @@ class TagsProvider:
             return asked
 
         def store(ctx: RequestContext, asked: list[Tag], result: dict[str, Any]) -> None:
-            if asked:
-                self.add(ctx, result[arn_member], asked)
+            if asked:  # checked before the resource was made, which has no tags of its own yet
+                self._set(ctx, *self._resource(ctx, result[arn_member]), asked)
 
         if inspect.iscoroutinefunction(handler):
 

@@ -8,10 +8,10 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.controllers.tuning import TuningController, TuningJob, outcome
-from mlmarket.domain import arns, kinds, pagination, specs, tuning
+from mlmarket.controllers.tuning import TuningController, TuningJob, outcome, parents
+from mlmarket.domain import kinds, pagination, specs, tuning
 from mlmarket.domain import quotas as quota
-from mlmarket.domain.training import FINAL, JobStatus, TrainingJobSpec
+from mlmarket.domain.training import FINAL, TrainingJobSpec
 from mlmarket.domain.tuning import (
     Dimension,
     InvalidTuningJob,
@@ -23,6 +23,7 @@ from mlmarket.protocol.errors import ResourceInUse, ResourceNotFound, validation
 from mlmarket.protocol.operations import operation
 from mlmarket.services.listing import list_resources
 from mlmarket.services.quotas import Quotas
+from mlmarket.services.sagemaker.jobs import Jobs
 from mlmarket.services.sagemaker.training import TrainingProvider
 from mlmarket.shapes import sagemaker as shapes
 from mlmarket.storage.metadata import MetadataStore, Resource
@@ -42,26 +43,27 @@ class TuningProvider:
         self.controller = controller
         self.training = training
         self.quotas = quotas
-
-    def _arn(self, ctx: RequestContext, name: str) -> str:
-        return arns.sagemaker(ctx.region, ctx.account_id, kinds.TUNING_JOB, name)
-
-    def _get(self, ctx: RequestContext, name: str) -> TuningJob:
-        found = self.store.get(ctx.account_id, ctx.region, kinds.TUNING_JOB, name.lower())
-        if found is None:
-            raise ResourceNotFound(
+        self.jobs = Jobs(
+            store,
+            kinds.TUNING_JOB,
+            "tuning job",
+            status=lambda job: job.state["HyperParameterTuningJobStatus"],
+            missing=lambda name: ResourceNotFound(
                 f"Amazon SageMaker can't find a tuning job called {name}. Type another name."
-            )
-        return found
+            ),
+            taken=lambda name, arn: ResourceInUse(
+                f"A hyperparameter tuning job with the name, {name}, already exists. Choose a "
+                "different name."
+            ),
+        )
 
     @operation("CreateHyperParameterTuningJob")
     def create_hyper_parameter_tuning_job(
         self, ctx: RequestContext, p: TuningJobSpec
     ) -> dict[str, Any]:
         name = p["HyperParameterTuningJobName"]
-        arn = self._arn(ctx, name)
-        if self.store.get(ctx.account_id, ctx.region, kinds.TUNING_JOB, name.lower()):
-            raise ResourceInUse(_taken(name))
+        self.jobs.require_unique(ctx, name)
+        arn = self.jobs.arn(ctx, name)
         try:
             spec = self._checked(ctx, p)
         except InvalidTuningJob as exc:
@@ -78,12 +80,7 @@ class TuningProvider:
             spec,
             TuningJobState(),
         )
-
-        def insert(job: TuningJob) -> None:
-            if not self.store.insert(job):
-                raise ResourceInUse(_taken(name))
-
-        self.controller.submit(job, insert)
+        self.controller.submit(job, self.jobs.insert)
         return {"HyperParameterTuningJobArn": arn}
 
     def _checked(self, ctx: RequestContext, p: TuningJobSpec) -> TuningJobSpec:
@@ -188,9 +185,7 @@ class TuningProvider:
             return []
         found = []
         definition = p["TrainingJobDefinition"]
-        for named in warm["ParentHyperParameterTuningJobs"]:
-            name = named.get("HyperParameterTuningJobName", "")
-            parent = self.store.get(ctx.account_id, ctx.region, kinds.TUNING_JOB, name.lower())
+        for name, parent in parents(self.store, ctx.account_id, ctx.region, warm):
             if parent is None:
                 raise InvalidTuningJob(f"The parent tuning job {name} does not exist.")
             status = parent.state.get("HyperParameterTuningJobStatus")
@@ -224,7 +219,7 @@ class TuningProvider:
     def describe_hyper_parameter_tuning_job(
         self, ctx: RequestContext, p: dict[str, Any]
     ) -> dict[str, Any]:
-        job = self._get(ctx, p["HyperParameterTuningJobName"])
+        job = self.jobs.get(ctx, p["HyperParameterTuningJobName"])
         out = {k: v for k, v in specs.public(job.spec).items() if k != "Tags"}
         state = job.state
         summaries = self._summaries(job)
@@ -251,8 +246,11 @@ class TuningProvider:
             out["BestTrainingJob"] = best
         if job.spec.get("WarmStartConfig"):
             everyone = [s for s, _ in summaries]
-            for parent in self._parent_jobs(ctx, job):
-                everyone.extend(s for s, _ in self._summaries(parent))
+            for _, parent in parents(
+                self.store, job.account_id, job.region, job.spec.get("WarmStartConfig")
+            ):
+                if parent is not None:
+                    everyone.extend(s for s, _ in self._summaries(parent))
             overall = _best(everyone, minimize)
             if overall is not None:
                 out["OverallBestTrainingJob"] = overall
@@ -289,20 +287,14 @@ class TuningProvider:
     def stop_hyper_parameter_tuning_job(
         self, ctx: RequestContext, p: dict[str, Any]
     ) -> dict[str, Any]:
-        job = self._get(ctx, p["HyperParameterTuningJobName"])
-        status = job.state["HyperParameterTuningJobStatus"]
-        if status != JobStatus.IN_PROGRESS:
-            raise validation_exception(
-                f"The request was rejected because the tuning job is in status {status}."
-            )
-        self.controller.stop_job(job)
+        self.jobs.stop(ctx, p["HyperParameterTuningJobName"], self.controller.stop_job)
         return {}
 
     @operation("ListTrainingJobsForHyperParameterTuningJob")
     def list_training_jobs_for_hyper_parameter_tuning_job(
         self, ctx: RequestContext, p: dict[str, Any]
     ) -> dict[str, Any]:
-        job = self._get(ctx, p["HyperParameterTuningJobName"])
+        job = self.jobs.get(ctx, p["HyperParameterTuningJobName"])
         summaries = [s for s, _ in self._summaries(job)]
         if p.get("StatusEquals"):
             summaries = [s for s in summaries if s["TrainingJobStatus"] == p["StatusEquals"]]
@@ -320,15 +312,13 @@ class TuningProvider:
                 return [s["FinalHyperParameterTuningJobObjectiveMetric"]["Value"], name]
             return [name]
 
-        query = {k: v for k, v in p.items() if k not in ("NextToken", "MaxResults")}
         try:
-            chunk, token = pagination.page(
+            chunk, token = pagination.page_of(
                 summaries,
+                p,
                 sort_key=key,
                 descending=p.get("SortOrder") == "Descending",
-                max_results=p.get("MaxResults") or 10,
-                next_token=p.get("NextToken"),
-                query=query,
+                default_max=10,
             )
         except pagination.InvalidToken as exc:
             raise validation_exception(str(exc)) from None
@@ -350,16 +340,6 @@ class TuningProvider:
                 continue
             out.append((_summary(job, trial, training, found, objective), found))
         return out
-
-    def _parent_jobs(self, ctx: RequestContext, job: TuningJob) -> list[TuningJob]:
-        warm = job.spec.get("WarmStartConfig")
-        found = []
-        for named in warm["ParentHyperParameterTuningJobs"] if warm else []:
-            name = named.get("HyperParameterTuningJobName", "")
-            parent = self.store.get(ctx.account_id, ctx.region, kinds.TUNING_JOB, name.lower())
-            if parent is not None:
-                found.append(parent)
-        return found
 
 
 def _summary(
@@ -408,13 +388,6 @@ def _best(
         minimize,
     )
     return None if chosen is None else scored[chosen]
-
-
-def _taken(name: str) -> str:
-    return (
-        f"A hyperparameter tuning job with the name, {name}, already exists. Choose a "
-        "different name."
-    )
 
 
 def _minimize(job: TuningJob) -> bool:
