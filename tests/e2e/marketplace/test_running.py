@@ -23,6 +23,7 @@ from tests.support.buyers import (
 )
 from tests.support.hosting import COMMAND, wait_for_status
 from tests.support.jobs import wait_for_job
+from tests.support.server import ServerProcess
 from tests.support.transform import wait_for_transform
 
 
@@ -285,11 +286,28 @@ def test_spot_training_with_a_marketplace_algorithm_waits_at_most_an_hour(
 
 
 def test_a_model_trained_with_a_marketplace_algorithm_is_usable_but_never_publishable(
-    other_sm: Any, subscribed: dict[str, Any], listed_algorithm: str, buyer_data: str, name: str
+    other_sm: Any,
+    logs: Any,
+    server: ServerProcess,
+    subscribed: dict[str, Any],
+    listed_algorithm: str,
+    buyer_data: str,
+    name: str,
 ) -> None:
     other_sm.create_training_job(**train_request(name, listed_algorithm, buyer_data))
     trained = wait_for_job(other_sm, name)
     assert trained["HyperParameters"] == {"mode": "ok"}  # the algorithm's default
+    # the marketplace container's log is the buyer's, as on SageMaker; never the seller's
+    buyer_logs = server.client("logs", "other")
+    lines = buyer_logs.filter_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/"
+    )["events"]
+    assert "epoch=1 loss=0.500; accuracy=0.60" in [e["message"] for e in lines]
+    buyer_logs.close()
+    seller_sees = logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{name}/"
+    )["logStreams"]
+    assert seller_sees == []
     artifacts = trained["ModelArtifacts"]["S3ModelArtifacts"]
     source = {"SourceAlgorithms": [{"AlgorithmName": listed_algorithm, "ModelDataUrl": artifacts}]}
     validation = mp.validation(
