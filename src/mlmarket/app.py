@@ -13,6 +13,7 @@ from mlmarket.config import Settings
 from mlmarket.controllers.async_queue import AsyncQueue
 from mlmarket.controllers.change_sets import ChangeSetRunner
 from mlmarket.controllers.endpoints import EndpointController
+from mlmarket.controllers.leases import Leases, server_id
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.controllers.training import TrainingController
@@ -49,6 +50,7 @@ from mlmarket.services.sagemaker.tuning import TuningProvider
 from mlmarket.services.sagemaker_runtime.async_invocations import AsyncInvocations
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
 from mlmarket.storage.blobs import S3Blobs
+from mlmarket.storage.leases import LeaseStore
 from mlmarket.storage.metadata import MetadataStore, UsageStore
 from mlmarket.storage.objects import ObjectStore
 
@@ -63,6 +65,7 @@ class App:
     artifacts: ObjectStore
     engine: ContainerEngine
     routes: RoutingTable
+    leases: Leases
     endpoints: EndpointController
     training: TrainingController
     transform: TransformController
@@ -100,8 +103,13 @@ def build(
     agreements = Agreements(store, listings, clock)
     queue = AsyncQueue(store, artifacts, routes, clock)
     endpoints = EndpointController(settings, store, artifacts, engine, routes, clock, meter, queue)
-    training = TrainingController(settings, store, artifacts, engine, clock, meter)
-    transform = TransformController(settings, store, artifacts, engine, clock, meter)
+    leases = Leases(
+        LeaseStore(store),
+        settings.server_id or server_id(settings.port, settings.data_dir),
+        settings.lease_seconds,
+    )
+    training = TrainingController(settings, store, artifacts, engine, clock, leases, meter)
+    transform = TransformController(settings, store, artifacts, engine, clock, leases, meter)
     quotas = Quotas(store)
     trainings = TrainingProvider(store, artifacts, clock, training, quotas, listings)
     sagemaker = Operations(
@@ -113,7 +121,7 @@ def build(
         ],
     )
     # a tuning job launches and stops its training jobs through the handlers callers reach
-    tuning = TuningController(store, clock, training)
+    tuning = TuningController(store, clock, training, leases)
     tuning.bind(sagemaker)
     sagemaker.add(TuningProvider(store, clock, tuning, trainings, quotas))
     # validation drives the same handlers a seller's own calls reach
@@ -167,6 +175,7 @@ def build(
         artifacts,
         engine,
         routes,
+        leases,
         endpoints,
         training,
         transform,
@@ -191,6 +200,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     app.meter.start_flushing()
     await app.queue.start()
     await app.endpoints.start()
+    app.leases.start()
     await app.training.start()
     await app.transform.start()
     await app.tuning.start()
@@ -209,6 +219,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await app.endpoints.stop()
         await app.training.stop()
         await app.transform.stop()
+        await app.leases.stop()
         await app.meter.stop_flushing()
         await app.engine.close()
         app.store.close()

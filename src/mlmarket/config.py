@@ -46,6 +46,10 @@ class Settings:
     host_cpus: int = field(default_factory=lambda: os.cpu_count() or 1)
     # GPUs this host offers to instance types that have them; None: those the driver exposes
     gpus: int | None = None
+    # Servers sharing one database: this one's id (default: host, port and data directory),
+    # and how long its leases last unrenewed before another server takes its work over
+    server_id: str | None = None
+    lease_seconds: float = 15.0
 
     @property
     def database(self) -> str:
@@ -96,6 +100,8 @@ class Settings:
             ("default_region", str),
             ("docker_socket", str),
             ("gpus", int),
+            ("server_id", str),
+            ("lease_seconds", float),
         ):
             raw = env.get("MLMARKET_" + name.upper())
             if raw is not None:

@@ -134,7 +134,7 @@ def test_training_job_interrupted_by_a_server_restart_starts_over_and_completes(
     desc = wait_for_job(sm, "restarted")
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
     messages = [t["StatusMessage"] for t in desc["SecondaryStatusTransitions"]]
-    assert any("server restarted" in m for m in messages)
+    assert any("server running it stopped" in m for m in messages)
     sm.close()
     s3.close()
 

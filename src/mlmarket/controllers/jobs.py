@@ -12,16 +12,17 @@ from typing import Generic
 
 from mlmarket.clock import Clock
 from mlmarket.config import Settings
+from mlmarket.controllers.leases import Leases, Ownership
 from mlmarket.controllers.metering import Meter
 from mlmarket.domain import labels, marketplace
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.marketplace import Origin
-from mlmarket.domain.training import JobStatus
+from mlmarket.domain.training import ACTIVE, JobStatus
 from mlmarket.execution.base import ContainerEngine, ContainerInfo, EngineError
 from mlmarket.shapes.sagemaker import ResourceConfig, TransformResources
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import LeaseLost, MetadataStore, Resource
 from mlmarket.storage.objects import ObjectStore
-from mlmarket.types import ResourceKind, SpecT, StateT
+from mlmarket.types import Arn, ResourceKind, SpecT, StateT
 
 log = logging.getLogger("mlmarket.jobs")
 
@@ -47,6 +48,9 @@ class JobRun(Generic[SpecT, StateT]):
 
 
 class JobController(Generic[SpecT, StateT]):
+    """Runs the jobs this server holds the leases of (controllers/leases.py), and takes over
+    those whose server died."""
+
     kind: ResourceKind[SpecT, StateT]  # training jobs, transform jobs
 
     def __init__(
@@ -56,6 +60,7 @@ class JobController(Generic[SpecT, StateT]):
         objects: ObjectStore,
         engine: ContainerEngine,
         clock: Clock,
+        leases: Leases,
         meter: Meter | None = None,
     ) -> None:
         self.meter = meter  # records instance time of jobs that run AWS Marketplace products
@@ -64,6 +69,7 @@ class JobController(Generic[SpecT, StateT]):
         self.objects = objects
         self.engine = engine
         self.clock = clock
+        self.ownership = Ownership(leases, self.kind, ACTIVE, JobStatus.STOPPING, clock)
         self._runs: dict[str, JobRun[SpecT, StateT]] = {}
         self._owner = str(settings.data_dir.resolve())
 
@@ -95,10 +101,12 @@ class JobController(Generic[SpecT, StateT]):
         self, job: Resource[SpecT, StateT], insert: Callable[[Resource[SpecT, StateT]], None]
     ) -> None:
         """A new job: it starts InProgress (the controller alone moves a job's status), is
-        kept by `insert` (which may refuse it), and runs."""
+        kept by `insert` (which may refuse it), and runs here, under this server's lease."""
         self._set_status(job, JobStatus.IN_PROGRESS)
         self._accepted(job)
         insert(job)
+        if not self.ownership.claim(job, self):
+            raise RuntimeError(f"a new job's lease is held elsewhere: {job.arn}")
         self.start_job(job)
 
     def start_job(self, job: Resource[SpecT, StateT]) -> None:
@@ -106,29 +114,27 @@ class JobController(Generic[SpecT, StateT]):
         run.task = asyncio.ensure_future(self._guarded(job))
 
     def stop_job(self, job: Resource[SpecT, StateT]) -> None:
-        """Stop a job: a running one through its stop signal, one this server is not running
-        (it never started, or its task is gone) by recording it Stopped at once."""
+        """Stop a job: one this server runs through its stop signal; one another server runs
+        by asking that server (an intent); one nobody runs by recording it Stopped at once."""
         run = self._runs.get(job.arn)
-        if run is None:
-            self._stopped_while_down(job)
-            return
-        self._set_status(run.job, JobStatus.STOPPING)
-        self._stopping(run.job)
-        run.stop.set()
+        if run is not None:
+            self._set_status(run.job, JobStatus.STOPPING)
+            self._stopping(run.job)
+            run.stop.set()
+        elif not self.ownership.request_stop(job, self):
+            self._end_unrun(job)
 
     async def start(self) -> None:
-        """Containers a previous server left are removed; its unfinished jobs start over."""
+        """Leftover containers of finished jobs are removed; unfinished jobs nobody runs (this
+        server's before it restarted, or a dead server's) start over here."""
+        active = {j.arn for j in self.store.all_of_kind(self.kind) if self._status(j) in ACTIVE}
         for info in await self.engine.list({labels.MANAGED: self.kind, labels.OWNER: self._owner}):
-            await self._remove(info)
-        for job in self.store.all_of_kind(self.kind):
-            status = self._status(job)
-            if status == JobStatus.IN_PROGRESS:
-                self._restarting(job)
-                self.start_job(job)
-            elif status == JobStatus.STOPPING:
-                self._stopped_while_down(job)
+            if info.labels.get(labels.job(self.kind)) not in active:
+                await self._remove(info)
+        await self.ownership.start(self)
 
     async def stop(self) -> None:
+        await self.ownership.stop()
         tasks = [r.task for r in self._runs.values() if r.task is not None]
         for task in tasks:
             task.cancel()
@@ -137,6 +143,35 @@ class JobController(Generic[SpecT, StateT]):
     async def wait_idle(self) -> None:
         tasks = [r.task for r in self._runs.values() if r.task is not None and not r.task.done()]
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- under leases (controllers/leases.Reconciler) --
+
+    def running(self) -> list[Arn]:
+        return list(self._runs)
+
+    async def adopt(self, job: Resource[SpecT, StateT], stop: bool) -> None:
+        for info in await self.engine.list({labels.job(self.kind): job.arn}):
+            await self._remove(info)  # what its dead server left running
+        if stop:
+            self._end_unrun(job)
+        else:
+            self._restarting(job)
+            self.start_job(job)
+
+    def stop_requested(self, arn: Arn) -> None:
+        run = self._runs.get(arn)
+        if run is not None:
+            self.stop_job(run.job)
+
+    def lost(self, arn: Arn) -> None:
+        run = self._runs.pop(arn, None)
+        if run is not None and run.task is not None:
+            run.task.cancel()  # its containers go with it; the new holder starts over
+
+    def _end_unrun(self, job: Resource[SpecT, StateT]) -> None:
+        """A job that was stopped while no server ran it: Stopped, and its lease let go."""
+        self._stopped_while_down(job)
+        self.ownership.release(job)
 
     # -- what each kind of job does --
 
@@ -169,14 +204,20 @@ class JobController(Generic[SpecT, StateT]):
 
     async def _guarded(self, job: Resource[SpecT, StateT]) -> None:
         try:
-            await self._run(job)
+            try:
+                await self._run(job)
+            except JobFailed as exc:
+                self._fail(job, str(exc))
+            except (asyncio.CancelledError, LeaseLost):
+                raise
+            except Exception as exc:
+                log.exception("%s %s failed unexpectedly", self.kind, job.arn)
+                self._fail(job, f"InternalServerError: {public_reason(exc)}")
+            self.ownership.release(job)  # ended: no server need look after it any more
         except asyncio.CancelledError:
-            raise  # the server is stopping: the job starts over with the next one
-        except JobFailed as exc:
-            self._fail(job, str(exc))
-        except Exception as exc:
-            log.exception("%s %s failed unexpectedly", self.kind, job.arn)
-            self._fail(job, f"InternalServerError: {public_reason(exc)}")
+            raise  # the server is stopping, or lost the lease: the job starts over elsewhere
+        except LeaseLost:
+            log.warning("%s %s was taken over by another server", self.kind, job.arn)
         finally:
             run = self._runs.get(job.arn)
             if run is not None and run.task is asyncio.current_task():
@@ -184,7 +225,7 @@ class JobController(Generic[SpecT, StateT]):
 
     def _save(self, job: Resource[SpecT, StateT]) -> None:
         job.modified = self.clock.now()
-        self.store.update(job)
+        self.store.update(job, holder=self.ownership.holder)
 
     def _labels(self, job: Resource[SpecT, StateT]) -> dict[str, str]:
         return {

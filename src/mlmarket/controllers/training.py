@@ -76,7 +76,7 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             job.state["SecondaryStatusTransitions"],
             "Starting",
             self.clock.now(),
-            "Restarting the training job after the mlmarket server restarted",
+            "Restarting the training job: the mlmarket server running it stopped",
         )
         job.state["SecondaryStatus"] = "Starting"
         self._save(job)

@@ -22,11 +22,13 @@ from typing import Any
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
+from mlmarket.controllers.leases import Leases, Ownership
 from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.tuning_search import Search
 from mlmarket.domain import kinds, specs, tuning
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import (
+    ACTIVE,
     FINAL,
     JobStatus,
     MetricDefinition,
@@ -40,7 +42,8 @@ from mlmarket.protocol.errors import ResourceLimitExceeded, ServiceError
 from mlmarket.protocol.operations import Operations
 from mlmarket.resources import TrainingJob
 from mlmarket.shapes import sagemaker as shapes
-from mlmarket.storage.metadata import MetadataStore, Resource
+from mlmarket.storage.metadata import LeaseLost, MetadataStore, Resource
+from mlmarket.types import Arn
 
 log = logging.getLogger("mlmarket.tuning")
 
@@ -101,12 +104,14 @@ class TuningController:
         store: MetadataStore,
         clock: Clock,
         training: TrainingController,
+        leases: Leases,
         tick_seconds: float = TICK_SECONDS,
     ) -> None:
         self.store = store
         self.clock = clock
         self.training = training
         self.tick_seconds = tick_seconds
+        self.ownership = Ownership(leases, kinds.TUNING_JOB, ACTIVE, JobStatus.STOPPING, clock)
         self.sagemaker: Operations | None = None  # bound once the SageMaker handlers exist
         self._runs: dict[str, _Run] = {}
 
@@ -120,33 +125,54 @@ class TuningController:
         job.state["HyperParameterTuningJobStatus"] = str(JobStatus.IN_PROGRESS)
         job.state["Trials"] = []
         insert(job)
+        if not self.ownership.claim(job, self):
+            raise RuntimeError(f"a new tuning job's lease is held elsewhere: {job.arn}")
         self._start(job)
 
     def stop_job(self, job: TuningJob) -> None:
-        job.state["HyperParameterTuningJobStatus"] = str(JobStatus.STOPPING)
-        self._save(job)
+        """Stop it where it runs: here, through the server that runs it (an intent), or here
+        after all when no live server runs it."""
         run = self._runs.get(job.arn)
+        if run is None and self.ownership.request_stop(job, self):
+            return
         if run is None:
             self._start(job)
             run = self._runs[job.arn]
         run.job.state["HyperParameterTuningJobStatus"] = str(JobStatus.STOPPING)
+        self._save(run.job)
         run.stop.set()
 
     async def start(self) -> None:
-        """Tuning jobs a previous server left unfinished go on where they were."""
-        for job in self.store.all_of_kind(kinds.TUNING_JOB):
-            status = job.state.get("HyperParameterTuningJobStatus")
-            if status == JobStatus.IN_PROGRESS:
-                self._start(job)
-            elif status == JobStatus.STOPPING:
-                self._start(job)
-                self._runs[job.arn].stop.set()
+        """Tuning jobs nobody runs (this server's before a restart, a dead server's) go on
+        here where they were."""
+        await self.ownership.start(self)
 
     async def stop(self) -> None:
+        await self.ownership.stop()
         tasks = [r.task for r in self._runs.values() if r.task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- under leases (controllers/leases.Reconciler) --
+
+    def running(self) -> list[Arn]:
+        return list(self._runs)
+
+    async def adopt(self, job: TuningJob, stop: bool) -> None:
+        self._start(job)
+        if stop:
+            self.stop_job(job)
+
+    def stop_requested(self, arn: Arn) -> None:
+        run = self._runs.get(arn)
+        if run is not None:
+            self.stop_job(run.job)
+
+    def lost(self, arn: Arn) -> None:
+        run = self._runs.pop(arn, None)
+        if run is not None and run.task is not None:
+            run.task.cancel()
 
     def _start(self, job: TuningJob) -> None:
         run = self._runs.setdefault(job.arn, _Run(job))
@@ -154,13 +180,20 @@ class TuningController:
 
     async def _guarded(self, run: _Run) -> None:
         try:
-            await self._run(run)
+            try:
+                await self._run(run)
+            except (asyncio.CancelledError, LeaseLost):
+                raise
+            except Exception as exc:
+                log.exception("tuning job %s failed unexpectedly", run.job.arn)
+                await self._stop_trainings(run.job)
+                reason = f"InternalServerError: {public_reason(exc)}"
+                self._finish(run.job, JobStatus.FAILED, reason)
+            self.ownership.release(run.job)  # ended: no server need look after it any more
         except asyncio.CancelledError:
-            raise  # the server is stopping: the tuning job goes on with the next one
-        except Exception as exc:
-            log.exception("tuning job %s failed unexpectedly", run.job.arn)
-            await self._stop_trainings(run.job)
-            self._finish(run.job, JobStatus.FAILED, f"InternalServerError: {public_reason(exc)}")
+            raise  # the server is stopping, or lost the lease: it goes on elsewhere
+        except LeaseLost:
+            log.warning("tuning job %s was taken over by another server", run.job.arn)
         finally:
             if self._runs.get(run.job.arn) is run:
                 self._runs.pop(run.job.arn, None)
@@ -452,7 +485,7 @@ class TuningController:
 
     def _save(self, job: TuningJob) -> None:
         job.modified = self.clock.now()
-        self.store.update(job)
+        self.store.update(job, holder=self.ownership.holder)
 
 
 def _read_objective(watched: _Objective, definition: MetricDefinition) -> bool:

@@ -29,6 +29,7 @@ class JobStatus(StrEnum):
 
 
 FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.STOPPED})
+ACTIVE = frozenset({JobStatus.IN_PROGRESS, JobStatus.STOPPING})  # the ones a server runs
 
 
 class TrainingRun(TypedDict, total=False):

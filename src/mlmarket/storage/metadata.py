@@ -124,6 +124,30 @@ usage = Table(
     Column("quantity", Float),
 )
 
+# Which server reconciles a resource, and what callers asked of it meanwhile (storage/leases.py)
+leases = Table(
+    "leases",
+    _meta,
+    Column("arn", String(2048), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("holder", String(512), nullable=False, index=True),
+    Column("expires", Float, nullable=False),  # seconds since the epoch
+)
+
+intents = Table(
+    "intents",
+    _meta,
+    Column("arn", String(2048), primary_key=True),
+    Column("intent", String(32), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+
+class LeaseLost(RuntimeError):
+    """A write on behalf of a lease its server no longer holds: another server took the
+    resource over, and this one must leave it alone."""
+
 
 @dataclass
 class Resource(Generic[SpecT, StateT]):
@@ -287,10 +311,18 @@ class MetadataStore:
             conn.execute(resources.insert().values(**_row(res)))
         return True
 
-    def update(self, res: Resource[Any, Any]) -> None:
+    def update(self, res: Resource[Any, Any], holder: str | None = None) -> None:
+        """Write a resource back; with `holder`, only while that server holds its lease
+        (LeaseLost otherwise), so a server that was taken over cannot overwrite its successor."""
         key = (res.account_id, res.region, res.kind, res.name)
+        statement = resources.update().where(*_key_clause(*key))
+        if holder is not None:
+            held = select(leases.c.arn).where(leases.c.arn == res.arn, leases.c.holder == holder)
+            statement = statement.where(held.exists())
         with self.engine.begin() as conn:
-            conn.execute(resources.update().where(*_key_clause(*key)).values(**_row(res)))
+            result = conn.execute(statement.values(**_row(res)))
+        if holder is not None and result.rowcount == 0:
+            raise LeaseLost(f"{res.arn} is no longer held by {holder}")
 
     def delete(self, account_id: AccountId, region: Region, kind: str, name: str) -> bool:
         """Delete a resource, and its tags with it."""
@@ -355,7 +387,7 @@ class MetadataStore:
             row = conn.execute(
                 select(resources).where(*_key_clause(account_id, region, kind, name))
             ).first()
-        return _resource(kind, row) if row else None
+        return resource_of(kind, row) if row else None
 
     def list(
         self, account_id: AccountId, region: Region, kind: ResourceKind[SpecT, StateT]
@@ -366,7 +398,7 @@ class MetadataStore:
             resources.c.kind == kind,
         )
         with self.engine.connect() as conn:
-            return [_resource(kind, r) for r in conn.execute(query).all()]
+            return [resource_of(kind, r) for r in conn.execute(query).all()]
 
     def page(
         self,
@@ -425,12 +457,12 @@ class MetadataStore:
             if following is not None
             else None
         )
-        return [_resource(kind, r) for r in rows[: query.limit]], start_next
+        return [resource_of(kind, r) for r in rows[: query.limit]], start_next
 
     def all_of_kind(self, kind: ResourceKind[SpecT, StateT]) -> Iterator[Resource[SpecT, StateT]]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(resources).where(resources.c.kind == kind)).all()
-        return (_resource(kind, r) for r in rows)
+        return (resource_of(kind, r) for r in rows)
 
 
 @dataclass(frozen=True)
@@ -591,11 +623,18 @@ def _row(res: Resource[Any, Any]) -> dict[str, Any]:
         "spec": json.dumps(res.spec, default=_json_default),
         "state": json.dumps(res.state, default=_json_default),
         "display_name": res.spec[listed.name] if listed.name else res.name,
-        "status": (res.state if listed.status_in == "state" else res.spec).get(listed.status)
-        if listed.status
-        else None,
+        "status": status_of(res),
         "parent": res.spec.get(listed.parent) if listed.parent else None,
     }
+
+
+def status_of(res: Resource[Any, Any]) -> str | None:
+    """A resource's status as its kind lists it (the `status` column), if it has one."""
+    listed = res.kind.listed
+    if not listed.status:
+        return None
+    status = (res.state if listed.status_in == "state" else res.spec).get(listed.status)
+    return None if status is None else str(status)
 
 
 def _json_default(value: Any) -> Any:
@@ -610,7 +649,7 @@ def _json_hook(obj: dict[str, Any]) -> Any:
     return obj
 
 
-def _resource(kind: ResourceKind[SpecT, StateT], row: Any) -> Resource[SpecT, StateT]:
+def resource_of(kind: ResourceKind[SpecT, StateT], row: Any) -> Resource[SpecT, StateT]:
     """A row, its JSON read back as the types `kind` declares: storage is where they are
     serialised, the one place that takes them on trust."""
     return Resource(

@@ -1,0 +1,131 @@
+"""Leases and intents in the metadata database: which server reconciles a resource, and what
+callers asked of a resource that another server reconciles.
+
+A lease is held by one `holder` (a server's id) until it `expires`; its holder renews it while it
+lives, and any server may take over one that has expired. Taking over swaps the holder in one
+UPDATE, so of two servers racing for a lease exactly one wins; writes made on behalf of a lease
+check its holder (MetadataStore.update), so the loser's late writes are refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Literal
+
+from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mlmarket.storage.metadata import (
+    MetadataStore,
+    Resource,
+    intents,
+    leases,
+    resource_of,
+    resources,
+)
+from mlmarket.types import Arn, ResourceKind, SpecT, StateT
+
+Intent = Literal["stop"]
+
+
+class LeaseStore:
+    def __init__(self, store: MetadataStore) -> None:
+        self.engine = store.engine
+
+    def claim(self, arn: Arn, kind: str, holder: str, now: float, seconds: float) -> bool:
+        """Hold `arn` for `seconds` from `now`: True when it was free, expired or already ours."""
+        expires = now + seconds
+        with self.engine.begin() as conn:
+            taken = conn.execute(
+                update(leases)
+                .where(leases.c.arn == arn, or_(leases.c.holder == holder, leases.c.expires < now))
+                .values(holder=holder, expires=expires)
+            )
+        if taken.rowcount == 1:
+            return True
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(leases).values(arn=arn, kind=kind, holder=holder, expires=expires)
+                )
+        except IntegrityError:
+            return False  # another server holds it, or won the race to it
+        return True
+
+    def renew(self, holder: str, now: float, seconds: float) -> set[Arn]:
+        """Extend every lease `holder` has; the ARNs it still holds."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(leases).where(leases.c.holder == holder).values(expires=now + seconds)
+            )
+            rows = conn.execute(select(leases.c.arn).where(leases.c.holder == holder)).all()
+        return {Arn(r.arn) for r in rows}
+
+    def release(self, arns: Iterable[Arn], holder: str) -> None:
+        arns = list(arns)
+        if not arns:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(delete(leases).where(leases.c.arn.in_(arns), leases.c.holder == holder))
+
+    def holder_of(self, arn: Arn, now: float) -> str | None:
+        """Who holds `arn` now, if anyone does."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(leases.c.holder).where(leases.c.arn == arn, leases.c.expires >= now)
+            ).first()
+        return None if row is None else str(row.holder)
+
+    def unheld(
+        self,
+        kind: ResourceKind[SpecT, StateT],
+        statuses: Iterable[str],
+        holder: str,
+        now: float,
+        running: set[Arn],
+    ) -> list[Resource[SpecT, StateT]]:
+        """Resources of `kind` in one of `statuses` that no live server reconciles: no lease,
+        an expired one, or one `holder` has (a restarted server's own) that it is not running."""
+        lease = leases.alias("lease")
+        query = (
+            select(resources)
+            .outerjoin(lease, lease.c.arn == resources.c.arn)
+            .where(
+                resources.c.kind == kind,
+                resources.c.status.in_(list(statuses)),
+                or_(lease.c.arn.is_(None), lease.c.expires < now, lease.c.holder == holder),
+            )
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [resource_of(kind, r) for r in rows if r.arn not in running]
+
+    # -- intents --
+
+    def intend(self, arn: Arn, kind: str, intent: Intent, at: dt.datetime) -> None:
+        """Ask `arn`'s holder for `intent`; asking twice is asking once."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(intents).values(arn=arn, kind=kind, intent=intent, at=at))
+        except IntegrityError:
+            pass
+
+    def intended(self, holder: str, kind: str, intent: Intent) -> list[Arn]:
+        """The resources `holder` holds that callers asked `intent` of."""
+        query = (
+            select(intents.c.arn)
+            .join(leases, leases.c.arn == intents.c.arn)
+            .where(intents.c.kind == kind, intents.c.intent == intent, leases.c.holder == holder)
+        )
+        with self.engine.connect() as conn:
+            return [Arn(r.arn) for r in conn.execute(query).all()]
+
+    def is_intended(self, arn: Arn, intent: Intent) -> bool:
+        with self.engine.connect() as conn:
+            query = select(intents.c.arn).where(intents.c.arn == arn, intents.c.intent == intent)
+            return conn.execute(query).first() is not None
+
+    def done(self, arn: Arn, intent: Intent) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(delete(intents).where(intents.c.arn == arn, intents.c.intent == intent))

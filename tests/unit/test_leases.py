@@ -1,0 +1,197 @@
+"""Leases and intents on the real metadata database (SQLite, or PostgreSQL when the suite runs
+on it): one holder at a time, takeover after expiry, fenced writes, stop intents."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mlmarket.clock import SystemClock
+from mlmarket.controllers.leases import Leases, Ownership
+from mlmarket.domain import kinds
+from mlmarket.storage.leases import LeaseStore
+from mlmarket.storage.metadata import LeaseLost, MetadataStore, Resource
+
+NOW = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
+T = 1_000_000.0  # a lease clock of the test's own
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[MetadataStore]:
+    store = MetadataStore(database_url)
+    yield store
+    store.close()
+
+
+def job(store: MetadataStore, name: str, status: str = "InProgress") -> Resource[Any, Any]:
+    res: Resource[Any, Any] = Resource(
+        account_id="123456789012",
+        region="us-east-1",
+        kind=kinds.TRAINING_JOB,
+        name=name,
+        arn=f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}",
+        created=NOW,
+        modified=NOW,
+        spec={"TrainingJobName": name},
+        state={"TrainingJobStatus": status},
+    )
+    assert store.insert(res)
+    return res
+
+
+def test_a_lease_has_one_holder_until_it_expires_then_the_first_claimant_wins(
+    store: MetadataStore,
+) -> None:
+    leases = LeaseStore(store)
+    arn = job(store, "a").arn
+    assert leases.claim(arn, kinds.TRAINING_JOB, "one", T, 10)
+    assert not leases.claim(arn, kinds.TRAINING_JOB, "two", T + 5, 10)
+    assert leases.claim(arn, kinds.TRAINING_JOB, "one", T + 5, 10)  # its holder renews
+    assert leases.holder_of(arn, T + 14) == "one"
+    assert leases.holder_of(arn, T + 16) is None  # expired: nobody holds it
+    assert leases.claim(arn, kinds.TRAINING_JOB, "two", T + 16, 10)
+    assert not leases.claim(arn, kinds.TRAINING_JOB, "three", T + 16, 10)
+    assert leases.holder_of(arn, T + 16) == "two"
+
+
+def test_a_write_for_a_lease_taken_over_is_refused_and_changes_nothing(
+    store: MetadataStore,
+) -> None:
+    leases = LeaseStore(store)
+    res = job(store, "b")
+    assert leases.claim(res.arn, kinds.TRAINING_JOB, "one", T, 10)
+    res.state["TrainingJobStatus"] = "Stopping"
+    store.update(res, holder="one")
+    assert leases.claim(res.arn, kinds.TRAINING_JOB, "two", T + 11, 10)
+    res.state["TrainingJobStatus"] = "Completed"
+    with pytest.raises(LeaseLost):
+        store.update(res, holder="one")
+    found = store.get(res.account_id, res.region, kinds.TRAINING_JOB, "b")
+    assert found is not None and found.state["TrainingJobStatus"] == "Stopping"
+    store.update(res, holder="two")
+    found = store.get(res.account_id, res.region, kinds.TRAINING_JOB, "b")
+    assert found is not None and found.state["TrainingJobStatus"] == "Completed"
+
+
+def test_renewal_keeps_what_is_held_and_reports_what_was_taken(store: MetadataStore) -> None:
+    leases = LeaseStore(store)
+    kept, taken = job(store, "kept").arn, job(store, "taken").arn
+    for arn in (kept, taken):
+        assert leases.claim(arn, kinds.TRAINING_JOB, "one", T, 10)
+    assert leases.claim(taken, kinds.TRAINING_JOB, "two", T + 11, 10)
+    assert leases.renew("one", T + 12, 10) == {kept}
+    assert leases.holder_of(kept, T + 21) == "one"  # renewed from T + 12
+
+
+def test_a_server_that_lost_a_lease_drops_its_work_at_the_next_renewal(
+    store: MetadataStore,
+) -> None:
+    lost: list[str] = []
+    mine = Leases(LeaseStore(store), "one", seconds=0.2)
+    other = LeaseStore(store)
+    kept, taken = job(store, "kept").arn, job(store, "taken").arn
+    assert mine.claim(kept, kinds.TRAINING_JOB, lambda: lost.append(kept))
+    assert mine.claim(taken, kinds.TRAINING_JOB, lambda: lost.append(taken))
+    time.sleep(0.3)  # it stalled past its leases; another server took one over
+    assert other.claim(taken, kinds.TRAINING_JOB, "two", time.time(), 10)
+    mine.renew()
+    assert lost == [taken]
+    assert mine.holds(kept) and not mine.holds(taken)
+
+
+def test_unheld_work_is_what_no_live_server_runs(store: MetadataStore) -> None:
+    leases = LeaseStore(store)
+    free = job(store, "free").arn
+    expired = job(store, "expired").arn
+    live = job(store, "live").arn
+    own = job(store, "own").arn
+    running = job(store, "running").arn
+    job(store, "done", status="Completed")
+    leases.claim(expired, kinds.TRAINING_JOB, "dead", T - 20, 10)
+    leases.claim(live, kinds.TRAINING_JOB, "other", T, 10)
+    leases.claim(own, kinds.TRAINING_JOB, "me", T - 20, 10)  # before this server restarted
+    leases.claim(running, kinds.TRAINING_JOB, "me", T, 10)
+    found = leases.unheld(kinds.TRAINING_JOB, ["InProgress", "Stopping"], "me", T, {running})
+    assert sorted(r.arn for r in found) == sorted([free, expired, own])
+
+
+def test_a_stop_intent_is_seen_by_the_holder_alone_and_once(store: MetadataStore) -> None:
+    leases = LeaseStore(store)
+    arn = job(store, "asked").arn
+    leases.claim(arn, kinds.TRAINING_JOB, "holder", T, 10)
+    leases.intend(arn, kinds.TRAINING_JOB, "stop", NOW)
+    leases.intend(arn, kinds.TRAINING_JOB, "stop", NOW)  # asked twice
+    assert leases.intended("holder", kinds.TRAINING_JOB, "stop") == [arn]
+    assert leases.intended("bystander", kinds.TRAINING_JOB, "stop") == []
+    leases.done(arn, "stop")
+    assert leases.intended("holder", kinds.TRAINING_JOB, "stop") == []
+
+
+class _Jobs:
+    """A reconciler that records what Ownership asks of it."""
+
+    def __init__(self) -> None:
+        self.adopted: list[tuple[str, bool]] = []
+        self.stops: list[str] = []
+        self.runs: set[str] = set()
+
+    def running(self) -> set[str]:
+        return self.runs
+
+    async def adopt(self, res: Resource[Any, Any], stop: bool) -> None:
+        self.adopted.append((res.name, stop))
+        self.runs.add(res.arn)
+
+    def stop_requested(self, arn: str) -> None:
+        self.stops.append(arn)
+
+    def lost(self, arn: str) -> None:
+        self.runs.discard(arn)
+
+
+def test_of_two_servers_looking_for_orphans_each_adopts_a_job_once(store: MetadataStore) -> None:
+    clock = SystemClock()
+    one, two = _Jobs(), _Jobs()
+    owners = [
+        Ownership(
+            Leases(LeaseStore(store), name, 10), kinds.TRAINING_JOB, ["InProgress"], "x", clock
+        )
+        for name in ("one", "two")
+    ]
+    for name in ("j1", "j2", "j3"):
+        job(store, name)
+
+    async def both() -> None:
+        await asyncio.gather(owners[0].adopt(one), owners[1].adopt(two))
+        await asyncio.gather(owners[0].adopt(one), owners[1].adopt(two))
+
+    asyncio.run(both())
+    adopted = sorted(n for n, _ in one.adopted + two.adopted)
+    assert adopted == ["j1", "j2", "j3"]
+
+
+def test_a_stop_asked_of_another_servers_job_reaches_it_and_one_nobody_runs_is_ours(
+    store: MetadataStore,
+) -> None:
+    clock = SystemClock()
+    holder, caller = _Jobs(), _Jobs()
+    running = Ownership(
+        Leases(LeaseStore(store), "holder", 10), kinds.TRAINING_JOB, ["InProgress"], "x", clock
+    )
+    asking = Ownership(
+        Leases(LeaseStore(store), "caller", 10), kinds.TRAINING_JOB, ["InProgress"], "x", clock
+    )
+    busy, orphan = job(store, "busy"), job(store, "orphan")
+    assert running.claim(busy, holder)
+    holder.runs.add(busy.arn)
+    assert asking.request_stop(busy, caller)  # its holder is asked
+    assert not asking.request_stop(orphan, caller)  # nobody runs it: the caller ends it
+    running.stop_intents(holder)
+    assert holder.stops == [busy.arn]
+    running.stop_intents(holder)
+    assert holder.stops == [busy.arn]  # acted on once
