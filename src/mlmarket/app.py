@@ -125,13 +125,13 @@ def build(
     tuning.bind(sagemaker)
     sagemaker.add(TuningProvider(store, clock, tuning, trainings, quotas))
     # validation drives the same handlers a seller's own calls reach
-    validator = Validator(store, artifacts, engine, clock, sagemaker)
+    validator = Validator(store, artifacts, engine, clock, sagemaker, leases)
     sagemaker.add(PackagesProvider(store, clock, engine, validator, listings))
     tagging = TagsProvider(store)
     sagemaker.add(tagging)
     sagemaker.add(SearchProvider(store, sagemaker))
     tagging.tag_on_create(sagemaker)  # last: every Create operation is served by now
-    change_sets = ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings))
+    change_sets = ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings), leases)
     catalog = CatalogProvider(store, clock, change_sets)
     runtime = RuntimeProvider(
         routes,
@@ -204,8 +204,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     await app.training.start()
     await app.transform.start()
     await app.tuning.start()
-    app.validator.resume()
-    app.change_sets.resume()
+    await app.validator.start()
+    await app.change_sets.start()
     await site.start()
     log.info("listening on http://%s:%s", app.settings.host, app.settings.port)
     if ready is not None:
@@ -214,6 +214,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()
+        await app.change_sets.stop()
+        await app.validator.stop()
         await app.tuning.stop()
         await app.queue.stop()
         await app.endpoints.stop()

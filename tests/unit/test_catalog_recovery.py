@@ -9,6 +9,7 @@ from pathlib import Path
 from mlmarket.clock import SystemClock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.change_sets import ChangeSetRunner
+from mlmarket.controllers.leases import Leases
 from mlmarket.domain import kinds
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace_catalog.apply import ChangeApplier
@@ -17,6 +18,7 @@ from mlmarket.services.marketplace_catalog.entities import (
     PRODUCT_TYPE,
 )
 from mlmarket.services.marketplace_catalog.provider import CatalogProvider
+from mlmarket.storage.leases import LeaseStore
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
 
@@ -32,8 +34,9 @@ CREATE = {
 def _provider(store: MetadataStore, root: Path) -> CatalogProvider:
     clock = SystemClock()
     listings = Listings(store, ObjectStore(store.engine, root), clock)
+    leases = Leases(LeaseStore(store), "test-server", 15)
     return CatalogProvider(
-        store, clock, ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings))
+        store, clock, ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings), leases)
     )
 
 

@@ -126,10 +126,24 @@ def test_a_stop_intent_is_seen_by_the_holder_alone_and_once(store: MetadataStore
     leases.claim(arn, kinds.TRAINING_JOB, "holder", T, 10)
     leases.intend(arn, kinds.TRAINING_JOB, "stop", NOW)
     leases.intend(arn, kinds.TRAINING_JOB, "stop", NOW)  # asked twice
-    assert leases.intended("holder", kinds.TRAINING_JOB, "stop") == [arn]
-    assert leases.intended("bystander", kinds.TRAINING_JOB, "stop") == []
+    assert [(i.arn, i.intent) for i in leases.intended("holder", kinds.TRAINING_JOB)] == [
+        (arn, "stop")
+    ]
+    assert leases.intended("bystander", kinds.TRAINING_JOB) == []
     leases.done(arn, "stop")
-    assert leases.intended("holder", kinds.TRAINING_JOB, "stop") == []
+    assert leases.intended("holder", kinds.TRAINING_JOB) == []
+
+
+def test_an_intent_carries_what_its_holder_needs_and_a_later_ask_replaces_it(
+    store: MetadataStore,
+) -> None:
+    leases = LeaseStore(store)
+    arn = job(store, "updated").arn
+    leases.claim(arn, kinds.TRAINING_JOB, "holder", T, 10)
+    leases.intend(arn, kinds.TRAINING_JOB, "update", NOW, {"Weight": 1.0, "At": NOW})
+    leases.intend(arn, kinds.TRAINING_JOB, "update", NOW, {"Weight": 2.0, "At": NOW})
+    [asked] = leases.intended("holder", kinds.TRAINING_JOB)
+    assert asked.payload == {"Weight": 2.0, "At": NOW}
 
 
 class _Jobs:

@@ -18,6 +18,7 @@ from typing import Protocol
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
+from mlmarket.controllers.leases import Leases
 from mlmarket.domain import kinds
 from mlmarket.domain.catalog import Change
 from mlmarket.resources import ChangeSet, Entity
@@ -38,7 +39,10 @@ class Applier(Protocol):
 
 
 class ChangeSetRunner:
-    def __init__(self, store: MetadataStore, clock: Clock, applier: Applier) -> None:
+    def __init__(
+        self, store: MetadataStore, clock: Clock, applier: Applier, leases: Leases
+    ) -> None:
+        self.leases = leases
         self.store = store
         self.clock = clock
         self.applier = applier
@@ -55,6 +59,12 @@ class ChangeSetRunner:
         record.state["Status"] = "CANCELLED"
         record.state["EndTime"] = self.clock.now()
         self._save(record)
+
+    async def start(self) -> None:
+        self.resume()
+
+    async def stop(self) -> None:
+        pass
 
     def resume(self) -> None:
         """At start-up: change sets a previous server had queued are processed now; one it

@@ -176,9 +176,10 @@ class Ownership(Generic[SpecT, StateT]):
 
     def stop_intents(self, reconciler: Reconciler[SpecT, StateT]) -> None:
         store = self.leases.store
-        for arn in store.intended(self.holder, self.kind, "stop"):
-            reconciler.stop_requested(arn)
-            store.done(arn, "stop")
+        for asked in store.intended(self.holder, self.kind):
+            if asked.intent == "stop":
+                reconciler.stop_requested(asked.arn)
+            store.done(asked.arn, asked.intent)
 
     async def _poll_forever(self, reconciler: Reconciler[SpecT, StateT]) -> None:
         adopted = time.monotonic()

@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeGuard, TypeVar
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
+from mlmarket.controllers.leases import Leases
 from mlmarket.domain import kinds, registry
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.models import ModelContainer, ModelSpec
@@ -88,7 +89,9 @@ class Validator:
         engine: ContainerEngine,
         clock: Clock,
         sagemaker: Operations,
+        leases: Leases,
     ) -> None:
+        self.leases = leases
         self.store = store
         self.objects = objects
         self.engine = engine
@@ -96,13 +99,19 @@ class Validator:
         self.sagemaker = sagemaker
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def start(self, resource: Validated) -> None:
+    def validate(self, resource: Validated) -> None:
         task = asyncio.ensure_future(self._validate(resource))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def wait_idle(self) -> None:
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def start(self) -> None:
+        self.resume()
+
+    async def stop(self) -> None:
+        pass
 
     def resume(self) -> int:
         """At start-up: validations a previous server left unfinished start over, their
@@ -123,7 +132,7 @@ class Validator:
             _set_status(res, "Pending")
             self._save(res)
             self._stop_earlier_jobs(res)
-            self.start(res)
+            self.validate(res)
             resumed += 1
         return resumed
 

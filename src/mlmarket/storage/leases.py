@@ -10,8 +10,10 @@ check its holder (MetadataStore.update), so the loser's late writes are refused.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -20,13 +22,24 @@ from mlmarket.storage.metadata import (
     MetadataStore,
     Resource,
     intents,
+    json_default,
+    json_hook,
     leases,
     resource_of,
     resources,
 )
 from mlmarket.types import Arn, ResourceKind, SpecT, StateT
 
-Intent = Literal["stop"]
+# stop a job; cancel a change set; roll out an endpoint's update, new capacity, deletion;
+# start an instance of an endpoint scaled to zero; note that one was just used
+Intent = Literal["stop", "cancel", "update", "update-capacity", "delete", "scale-up", "touch"]
+
+
+@dataclass(frozen=True)
+class Intended:
+    arn: Arn
+    intent: Intent
+    payload: Any
 
 
 class LeaseStore:
@@ -103,23 +116,34 @@ class LeaseStore:
 
     # -- intents --
 
-    def intend(self, arn: Arn, kind: str, intent: Intent, at: dt.datetime) -> None:
-        """Ask `arn`'s holder for `intent`; asking twice is asking once."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(intents).values(arn=arn, kind=kind, intent=intent, at=at))
-        except IntegrityError:
-            pass
+    def intend(
+        self, arn: Arn, kind: str, intent: Intent, at: dt.datetime, payload: Any = None
+    ) -> None:
+        """Ask `arn`'s holder for `intent`: asking again replaces what was asked before."""
+        row = {"arn": arn, "kind": kind, "intent": intent, "at": at}
+        row["payload"] = None if payload is None else json.dumps(payload, default=json_default)
+        with self.engine.begin() as conn:
+            conn.execute(delete(intents).where(intents.c.arn == arn, intents.c.intent == intent))
+            conn.execute(insert(intents).values(**row))
 
-    def intended(self, holder: str, kind: str, intent: Intent) -> list[Arn]:
-        """The resources `holder` holds that callers asked `intent` of."""
+    def intended(self, holder: str, kind: str) -> list[Intended]:
+        """What callers asked of the resources of `kind` that `holder` holds, oldest first."""
         query = (
-            select(intents.c.arn)
+            select(intents)
             .join(leases, leases.c.arn == intents.c.arn)
-            .where(intents.c.kind == kind, intents.c.intent == intent, leases.c.holder == holder)
+            .where(intents.c.kind == kind, leases.c.holder == holder)
+            .order_by(intents.c.at)
         )
         with self.engine.connect() as conn:
-            return [Arn(r.arn) for r in conn.execute(query).all()]
+            rows = conn.execute(query).all()
+        return [
+            Intended(
+                r.arn,
+                r.intent,
+                None if r.payload is None else json.loads(r.payload, object_hook=json_hook),
+            )
+            for r in rows
+        ]
 
     def is_intended(self, arn: Arn, intent: Intent) -> bool:
         with self.engine.connect() as conn:

@@ -141,6 +141,7 @@ intents = Table(
     Column("intent", String(32), primary_key=True),
     Column("kind", String(64), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
+    Column("payload", Text),  # JSON: what the holder needs to act
 )
 
 
@@ -620,8 +621,8 @@ def _row(res: Resource[Any, Any]) -> dict[str, Any]:
         "arn": res.arn,
         "created": res.created,
         "modified": res.modified,
-        "spec": json.dumps(res.spec, default=_json_default),
-        "state": json.dumps(res.state, default=_json_default),
+        "spec": json.dumps(res.spec, default=json_default),
+        "state": json.dumps(res.state, default=json_default),
         "display_name": res.spec[listed.name] if listed.name else res.name,
         "status": status_of(res),
         "parent": res.spec.get(listed.parent) if listed.parent else None,
@@ -637,13 +638,13 @@ def status_of(res: Resource[Any, Any]) -> str | None:
     return None if status is None else str(status)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return {"$dt": value.isoformat()}
     raise TypeError(f"cannot store {type(value).__name__}")
 
 
-def _json_hook(obj: dict[str, Any]) -> Any:
+def json_hook(obj: dict[str, Any]) -> Any:
     if len(obj) == 1 and "$dt" in obj:
         return dt.datetime.fromisoformat(obj["$dt"])
     return obj
@@ -660,8 +661,8 @@ def resource_of(kind: ResourceKind[SpecT, StateT], row: Any) -> Resource[SpecT, 
         arn=row.arn,
         created=_utc(row.created),
         modified=_utc(row.modified),
-        spec=json.loads(row.spec, object_hook=_json_hook),
-        state=json.loads(row.state, object_hook=_json_hook),
+        spec=json.loads(row.spec, object_hook=json_hook),
+        state=json.loads(row.state, object_hook=json_hook),
     )
 
 

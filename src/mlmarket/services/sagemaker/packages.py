@@ -222,7 +222,7 @@ class PackagesProvider:
         else:
             name = p["ModelPackageName"]
         res = self.packages.create(ctx, name, spec, state)
-        self.validator.start(res)
+        self.validator.validate(res)
         return {"ModelPackageArn": res.arn}
 
     def _from_algorithm(self, ctx: RequestContext, spec: ModelPackageSpec) -> None:
@@ -342,7 +342,7 @@ class PackagesProvider:
             AlgorithmStatusDetails=not_started(list(dict.fromkeys(images)), _profile_names(spec)),
         )
         res = self.algorithms.create(ctx, p["AlgorithmName"], spec, state)
-        self.validator.start(res)
+        self.validator.validate(res)
         return {"AlgorithmArn": res.arn}
 
     @operation("DescribeAlgorithm")

@@ -2,7 +2,8 @@
 
 A lease names the one server that reconciles a resource (its `holder`) until `expires` (seconds
 since the epoch, the holder's clock); an intent is what a caller asked of a resource that
-another server reconciles (stop this job), kept until its holder acts on it.
+another server reconciles (stop this job, roll out this endpoint update), with what it needs
+to act (`payload`, JSON), kept until its holder acts on it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def upgrade() -> None:
         sa.Column("intent", sa.String(32), primary_key=True),
         sa.Column("kind", sa.String(64), nullable=False),
         sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("payload", sa.Text),
     )
 
 
