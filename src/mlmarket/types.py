@@ -32,10 +32,16 @@ class ResourceKind(str, Generic[SpecT, StateT]):
     makes `store.get(…, ENDPOINT, …)` a `Resource[EndpointSpec, EndpointState]`."""
 
     listed: Listed
+    # the state's key of the status a server works towards (a job's, an endpoint's, a
+    # validation's): storage keeps it in a column, where servers find the work nobody holds
+    progress: str | None
 
-    def __new__(cls, name: str, listed: Listed = Listed()) -> "ResourceKind[SpecT, StateT]":
+    def __new__(
+        cls, name: str, listed: Listed = Listed(), progress: str | None = None
+    ) -> "ResourceKind[SpecT, StateT]":
         kind = super().__new__(cls, name)
         kind.listed = listed
+        kind.progress = progress
         return kind
 
 

@@ -205,7 +205,7 @@ def test_a_stop_asked_of_another_servers_job_reaches_it_and_one_nobody_runs_is_o
     holder.runs.add(busy.arn)
     assert asking.request_stop(busy, caller)  # its holder is asked
     assert not asking.request_stop(orphan, caller)  # nobody runs it: the caller ends it
-    running.stop_intents(holder)
+    asyncio.run(running.act_on_intents(holder))
     assert holder.stops == [busy.arn]
-    running.stop_intents(holder)
+    asyncio.run(running.act_on_intents(holder))
     assert holder.stops == [busy.arn]  # acted on once

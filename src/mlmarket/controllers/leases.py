@@ -15,13 +15,13 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Generic, Protocol
+from typing import Any, Generic, Protocol
 
 from mlmarket.clock import Clock
-from mlmarket.storage.leases import LeaseStore
-from mlmarket.storage.metadata import Resource, status_of
+from mlmarket.storage.leases import Intended, Intent, LeaseStore
+from mlmarket.storage.metadata import Resource, progress_of
 from mlmarket.types import Arn, ResourceKind, SpecT, StateT
 
 log = logging.getLogger("mlmarket.leases")
@@ -31,10 +31,11 @@ INTENT_POLL_SECONDS = 0.5
 ADOPT_POLL_SECONDS = 2.0
 
 
-def server_id(port: int, data_dir: Path) -> str:
+def server_id(port: int, data_dir: Path, worker: int | None = None) -> str:
     """A server's default id: the same after a restart (so a restarted server takes its own
     leases back at once), different for every server on a host."""
-    return f"{socket.gethostname()}:{port}:{data_dir.resolve()}"
+    found = f"{socket.gethostname()}:{port}:{data_dir.resolve()}"
+    return found if worker is None else f"{found}#{worker}"
 
 
 class Leases:
@@ -120,12 +121,16 @@ class Ownership(Generic[SpecT, StateT]):
         active: Iterable[str],
         stopping: str,
         clock: Clock,
+        act: Callable[[Intended], Awaitable[None]] | None = None,
     ) -> None:
+        """`act`: what the holder does with every intent of the kind's resources; without it,
+        a stop intent is the reconciler's `stop_requested` (the rest are dropped)."""
         self.leases = leases
         self.kind = kind
         self.active = tuple(active)  # the statuses that need a server
         self.stopping = stopping
         self.clock = clock
+        self.act = act
         self._task: asyncio.Task[None] | None = None
 
     def claim(self, res: Resource[SpecT, StateT], reconciler: Reconciler[SpecT, StateT]) -> bool:
@@ -146,8 +151,12 @@ class Ownership(Generic[SpecT, StateT]):
         when no live server runs it (its lease is now this server's: end it here)."""
         if self.claim(res, reconciler):
             return False
-        self.leases.store.intend(res.arn, self.kind, "stop", self.clock.now())
+        self.ask(res.arn, "stop")
         return True
+
+    def ask(self, arn: Arn, intent: Intent, payload: Any = None) -> None:
+        """Leave `intent` for whichever server holds `arn` (now, or once it takes it over)."""
+        self.leases.store.intend(arn, self.kind, intent, self.clock.now(), payload)
 
     async def start(self, reconciler: Reconciler[SpecT, StateT]) -> None:
         await self.adopt(reconciler)
@@ -166,20 +175,26 @@ class Ownership(Generic[SpecT, StateT]):
         orphans = store.unheld(
             self.kind, self.active, self.holder, time.time(), set(reconciler.running())
         )
-        for res in orphans:
-            if not self.claim(res, reconciler):
+        for found in orphans:
+            if not self.claim(found, reconciler):
                 continue  # another server was faster
+            res = store.reread(found)  # it may have ended just before the claim
+            if res is None or progress_of(res) not in self.active:
+                self.release(found)
+                continue
             log.info("taking over %s %s: no live server runs it", self.kind, res.arn)
-            stop = status_of(res) == self.stopping or store.is_intended(res.arn, "stop")
+            stop = progress_of(res) == self.stopping or store.is_intended(res.arn, "stop")
             store.done(res.arn, "stop")
             await reconciler.adopt(res, stop)
 
-    def stop_intents(self, reconciler: Reconciler[SpecT, StateT]) -> None:
+    async def act_on_intents(self, reconciler: Reconciler[SpecT, StateT]) -> None:
         store = self.leases.store
         for asked in store.intended(self.holder, self.kind):
-            if asked.intent == "stop":
-                reconciler.stop_requested(asked.arn)
             store.done(asked.arn, asked.intent)
+            if self.act is not None:
+                await self.act(asked)
+            elif asked.intent == "stop":
+                reconciler.stop_requested(asked.arn)
 
     async def _poll_forever(self, reconciler: Reconciler[SpecT, StateT]) -> None:
         adopted = time.monotonic()
@@ -187,7 +202,7 @@ class Ownership(Generic[SpecT, StateT]):
             await asyncio.sleep(INTENT_POLL_SECONDS)
             try:
                 if any(True for _ in reconciler.running()):
-                    self.stop_intents(reconciler)
+                    await self.act_on_intents(reconciler)
                 if time.monotonic() - adopted >= ADOPT_POLL_SECONDS:
                     adopted = time.monotonic()
                     await self.adopt(reconciler)

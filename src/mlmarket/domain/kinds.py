@@ -38,17 +38,22 @@ ENDPOINT_CONFIG: Final = ResourceKind[EndpointConfigSpec, NoState](
     "endpoint-config", Listed("EndpointConfigName")
 )
 ENDPOINT: Final = ResourceKind[EndpointSpec, EndpointState](
-    "endpoint", Listed("EndpointName", "EndpointStatus")
+    "endpoint", Listed("EndpointName", "EndpointStatus"), progress="EndpointStatus"
 )
 TRAINING_JOB: Final = ResourceKind[TrainingJobSpec, TrainingJobState](
-    "training-job", Listed("TrainingJobName", "TrainingJobStatus", descending=False)
+    "training-job",
+    Listed("TrainingJobName", "TrainingJobStatus", descending=False),
+    progress="TrainingJobStatus",
 )
 TRANSFORM_JOB: Final = ResourceKind[TransformJobSpec, TransformJobState](
-    "transform-job", Listed("TransformJobName", "TransformJobStatus")
+    "transform-job",
+    Listed("TransformJobName", "TransformJobStatus"),
+    progress="TransformJobStatus",
 )
 TUNING_JOB: Final = ResourceKind[TuningJobSpec, TuningJobState](
     "hyper-parameter-tuning-job",
     Listed("HyperParameterTuningJobName", "HyperParameterTuningJobStatus"),
+    progress="HyperParameterTuningJobStatus",
 )
 MODEL_PACKAGE: Final = ResourceKind[ModelPackageSpec, ModelPackageState](
     "model-package",
@@ -60,12 +65,15 @@ MODEL_PACKAGE: Final = ResourceKind[ModelPackageSpec, ModelPackageState](
         parent="ModelPackageGroupName",
         descending=False,
     ),
+    progress="ModelPackageStatus",  # its validation's
 )
 MODEL_PACKAGE_GROUP: Final = ResourceKind[ModelPackageGroupSpec, ModelPackageGroupState](
     "model-package-group", Listed("ModelPackageGroupName", descending=False)
 )
 ALGORITHM: Final = ResourceKind[AlgorithmSpec, AlgorithmState](
-    "algorithm", Listed("AlgorithmName", "AlgorithmStatus", descending=False)
+    "algorithm",
+    Listed("AlgorithmName", "AlgorithmStatus", descending=False),
+    progress="AlgorithmStatus",
 )
 
 # InvokeEndpointAsync's queue: each accepted request, by endpoint and status, oldest first
@@ -81,7 +89,7 @@ AGREEMENT_REQUEST: Final = ResourceKind[AgreementRequestSpec, AgreementRequestSt
     "mp-agreement-request"
 )
 ENTITY: Final = ResourceKind[EntitySpec, EntityState]("mp-entity")
-CHANGE_SET: Final = ResourceKind[ChangeSetSpec, ChangeSetState]("mp-changeset")
+CHANGE_SET: Final = ResourceKind[ChangeSetSpec, ChangeSetState]("mp-changeset", progress="Status")
 
 # The region the marketplace's records are kept under: the Catalog is one per account, and
 # listings and agreements one per marketplace, whatever region is asked.

@@ -106,13 +106,25 @@ class LeaseStore:
             .outerjoin(lease, lease.c.arn == resources.c.arn)
             .where(
                 resources.c.kind == kind,
-                resources.c.status.in_(list(statuses)),
+                resources.c.progress.in_(list(statuses)),
                 or_(lease.c.arn.is_(None), lease.c.expires < now, lease.c.holder == holder),
             )
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [resource_of(kind, r) for r in rows if r.arn not in running]
+
+    def reread(self, res: Resource[SpecT, StateT]) -> Resource[SpecT, StateT] | None:
+        """`res` as stored now (None: deleted)."""
+        query = select(resources).where(
+            resources.c.account_id == res.account_id,
+            resources.c.region == res.region,
+            resources.c.kind == res.kind,
+            resources.c.name == res.name,
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else resource_of(res.kind, row)
 
     # -- intents --
 

@@ -89,6 +89,9 @@ resources = Table(
     Column("display_name", bytewise(255), nullable=False),
     Column("status", String(64)),
     Column("parent", String(255)),
+    # the status a server works towards (ResourceKind.progress): where work nobody holds is found
+    Column("progress", String(64)),
+    Index("ix_resources_progress", "kind", "progress"),
     Index("ix_resources_created", "account_id", "region", "kind", "created", "display_name"),
     Index("ix_resources_name", "account_id", "region", "kind", "display_name", "created"),
     Index("ix_resources_status", "account_id", "region", "kind", "status", "display_name"),
@@ -142,6 +145,20 @@ intents = Table(
     Column("kind", String(64), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("payload", Text),  # JSON: what the holder needs to act
+)
+
+# How each endpoint serves, as its holder runs it, for the other servers (storage/routes.py)
+routes = Table(
+    "routes",
+    _meta,
+    Column("arn", String(2048), primary_key=True),
+    Column("account_id", String(32), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("holder", String(512), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("route", Text, nullable=False),
+    Index("ix_routes_name", "account_id", "region", "name", unique=True),
 )
 
 
@@ -512,9 +529,14 @@ class UsageStore:
                 .values(ended=ended)
             )
 
-    def close_all_open(self, ended: dt.datetime) -> int:
+    def close_open(self, resource_arn: Arn, ended: dt.datetime) -> int:
+        """End the intervals of `resource_arn` still open; how many there were."""
         with self.engine.begin() as conn:
-            result = conn.execute(usage.update().where(usage.c.ended.is_(None)).values(ended=ended))
+            result = conn.execute(
+                usage.update()
+                .where(usage.c.resource_arn == resource_arn, usage.c.ended.is_(None))
+                .values(ended=ended)
+            )
         return int(result.rowcount)
 
     def add(self, rows: list[UsageRow]) -> None:
@@ -625,6 +647,7 @@ def _row(res: Resource[Any, Any]) -> dict[str, Any]:
         "state": json.dumps(res.state, default=json_default),
         "display_name": res.spec[listed.name] if listed.name else res.name,
         "status": status_of(res),
+        "progress": progress_of(res),
         "parent": res.spec.get(listed.parent) if listed.parent else None,
     }
 
@@ -636,6 +659,14 @@ def status_of(res: Resource[Any, Any]) -> str | None:
         return None
     status = (res.state if listed.status_in == "state" else res.spec).get(listed.status)
     return None if status is None else str(status)
+
+
+def progress_of(res: Resource[Any, Any]) -> str | None:
+    """The status a server works towards, for kinds with background work."""
+    if res.kind.progress is None:
+        return None
+    progress = res.state.get(res.kind.progress)
+    return None if progress is None else str(progress)
 
 
 def json_default(value: Any) -> Any:
