@@ -210,7 +210,7 @@ class Fleet:
                             f"{variant['VariantName']}: {public_reason(exc)}"
                         ) from None
                 log_path = self.log_path(endpoint, variant["VariantName"], instance_id, hostname)
-                pool = ConnectionPool(_dialer(self.engine, info))
+                pool = ConnectionPool(dialer(self.engine, info))
                 runtime = ContainerRuntime(hostname, info, pool, str(log_path))
                 instance.containers.append(runtime)
                 self._watch(endpoint, crew, instance, runtime)
@@ -350,7 +350,7 @@ def _image_missing(variant: VariantPlan) -> str:
     )
 
 
-def _dialer(
+def dialer(
     engine: ContainerEngine, info: ContainerInfo
 ) -> Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
     async def dial() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -115,14 +115,18 @@ class JobController(Generic[SpecT, StateT]):
 
     def stop_job(self, job: Resource[SpecT, StateT]) -> None:
         """Stop a job: one this server runs through its stop signal; one another server runs
-        by asking that server (an intent); one nobody runs by recording it Stopped at once."""
+        by asking that server (an intent); one nobody runs (its server died) here: Stopping
+        until what its server left running is gone, then Stopped."""
         run = self._runs.get(job.arn)
         if run is not None:
             self._set_status(run.job, JobStatus.STOPPING)
             self._stopping(run.job)
             run.stop.set()
         elif not self.ownership.request_stop(job, self):
-            self._end_unrun(job)
+            self._set_status(job, JobStatus.STOPPING)
+            self._stopping(job)
+            run = self._runs.setdefault(job.arn, JobRun(job))
+            run.task = asyncio.ensure_future(self._guarded_end(job))
 
     async def start(self) -> None:
         """Leftover containers of finished jobs are removed; unfinished jobs nobody runs (this
@@ -150,13 +154,12 @@ class JobController(Generic[SpecT, StateT]):
         return list(self._runs)
 
     async def adopt(self, job: Resource[SpecT, StateT], stop: bool) -> None:
-        for info in await self.engine.list({labels.job(self.kind): job.arn}):
-            await self._remove(info)  # what its dead server left running
         if stop:
-            self._end_unrun(job)
-        else:
-            self._restarting(job)
-            self.start_job(job)
+            await self._end_unrun(job)
+            return
+        await self._remove_left(job)
+        self._restarting(job)
+        self.start_job(job)
 
     def stop_requested(self, arn: Arn) -> None:
         run = self._runs.get(arn)
@@ -168,10 +171,28 @@ class JobController(Generic[SpecT, StateT]):
         if run is not None and run.task is not None:
             run.task.cancel()  # its containers go with it; the new holder starts over
 
-    def _end_unrun(self, job: Resource[SpecT, StateT]) -> None:
-        """A job that was stopped while no server ran it: Stopped, and its lease let go."""
+    async def _end_unrun(self, job: Resource[SpecT, StateT]) -> None:
+        """A job stopped while no server ran it: what its server left running is removed,
+        then it is Stopped and its lease let go."""
+        await self._remove_left(job)
         self._stopped_while_down(job)
         self.ownership.release(job)
+
+    async def _guarded_end(self, job: Resource[SpecT, StateT]) -> None:
+        try:
+            await self._end_unrun(job)
+        except LeaseLost:
+            log.warning("%s %s was taken over by another server", self.kind, job.arn)
+        finally:
+            run = self._runs.get(job.arn)
+            if run is not None and run.task is asyncio.current_task():
+                self._runs.pop(job.arn, None)
+
+    async def _remove_left(self, job: Resource[SpecT, StateT]) -> None:
+        """The containers a job's previous server left (it died, or restarted)."""
+        left = {labels.OWNER: self._owner, labels.job(self.kind): job.arn}
+        for info in await self.engine.list(left):
+            await self._remove(info)
 
     # -- what each kind of job does --
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mlmarket.controllers import channels, images
+from mlmarket.controllers.fleet import dialer
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.controllers.jobs import JobController, JobFailed, capacity_error
 from mlmarket.controllers.model_mounts import ModelDataUnavailable, model_mounts
@@ -38,10 +39,9 @@ from mlmarket.domain.transform import (
     TransformParameterError,
     resolve_parameters,
 )
-from mlmarket.execution.base import ContainerEngine, ContainerInfo, ContainerSpec, EngineError
+from mlmarket.execution.base import ContainerInfo, ContainerSpec, EngineError
 from mlmarket.execution.gpus import NoGpuCapacity
 from mlmarket.execution.http1 import ConnectionLost, ConnectionPool
-from mlmarket.limits import CONTAINER_PORT
 from mlmarket.resources import TransformJob
 from mlmarket.storage.objects import BlobWriter, split_uri
 
@@ -217,7 +217,7 @@ class TransformController(JobController[TransformJobSpec, TransformJobState]):
                         gpus=hardware.gpus,
                     )
                 )
-                pool = ConnectionPool(_dialer(self.engine, info))
+                pool = ConnectionPool(dialer(self.engine, info))
                 instances.append(_Instance(name, info, pool))
                 self._follow(job, name, info)
             deadline = self.clock.monotonic() + self.settings.startup_health_timeout_seconds
@@ -463,10 +463,3 @@ def _background(work: Awaitable[None]) -> None:
     task = asyncio.ensure_future(work)
     _tasks.add(task)
     task.add_done_callback(_tasks.discard)
-
-
-def _dialer(engine: ContainerEngine, info: ContainerInfo) -> Any:
-    async def dial() -> Any:
-        return await engine.connect(info, CONTAINER_PORT)
-
-    return dial
