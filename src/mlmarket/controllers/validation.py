@@ -7,6 +7,10 @@ ECR's layer limits, R2), check that model data and validation data are in the pu
 transform of the validation data; for an algorithm a training job, then a model from its
 artifacts and the inference image, then a batch transform. Statuses go
 Pending → InProgress → Completed | Failed, with one entry per image and per profile.
+
+A validation is run by the one server that holds its lease (controllers/leases.py): the server
+that accepted the resource, or, if that one died (or restarted) mid-way, whichever server takes
+it over: that one stops the jobs of the earlier attempt, waits for them to end, and starts over.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any, Protocol, TypeGuard, TypeVar
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
-from mlmarket.controllers.leases import Leases
+from mlmarket.controllers.leases import Leases, Ownership
 from mlmarket.domain import kinds, registry
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.models import ModelContainer, ModelSpec
@@ -30,7 +34,14 @@ from mlmarket.domain.packages import (
 )
 from mlmarket.domain.training import FINAL, TrainingJobSpec, TrainingRun
 from mlmarket.execution.base import ContainerEngine
-from mlmarket.resources import Validated, is_algorithm
+from mlmarket.resources import (
+    Algorithm,
+    Package,
+    TrainingJob,
+    TransformJob,
+    Validated,
+    is_algorithm,
+)
 from mlmarket.shapes.sagemaker import (
     AlgorithmSpecification,
     AlgorithmValidationProfile,
@@ -39,10 +50,12 @@ from mlmarket.shapes.sagemaker import (
     TrainingJobDefinition,
     TransformJobDefinition,
 )
-from mlmarket.storage.metadata import MetadataStore
+from mlmarket.storage.metadata import LeaseLost, MetadataStore
 from mlmarket.storage.objects import ObjectStore, split_uri
+from mlmarket.types import Arn
 
 log = logging.getLogger("mlmarket.validation")
+leases_log = logging.getLogger("mlmarket.leases")
 
 
 class Operations(Protocol):
@@ -59,11 +72,17 @@ class Refused(Protocol):
 
 
 _POLL_SECONDS = 0.2
+VALIDATING = ("Pending", "InProgress")  # a validation under way: a live server must run it
+_UNSTOPPABLE = ""  # the stopping status of what has none: nothing asks to stop a validation
 
 
 def validation_status(res: Validated) -> str:
     """Pending, InProgress, Completed or Failed."""
     return res.state["AlgorithmStatus"] if is_algorithm(res) else res.state["ModelPackageStatus"]
+
+
+def validating(res: Validated) -> bool:
+    return validation_status(res) in VALIDATING
 
 
 def _set_status(res: Validated, status: str) -> None:
@@ -80,7 +99,8 @@ def _details(res: Validated) -> StatusDetails:
 
 
 class Validator:
-    """Runs the checks and jobs for one resource; the providers it drives are SageMaker's."""
+    """Runs the checks and jobs for the resources whose validation this server holds the
+    lease of; the providers it drives are SageMaker's."""
 
     def __init__(
         self,
@@ -97,62 +117,129 @@ class Validator:
         self.engine = engine
         self.clock = clock
         self.sagemaker = sagemaker
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.packages = Ownership(leases, kinds.MODEL_PACKAGE, VALIDATING, _UNSTOPPABLE, clock)
+        self.algorithms = Ownership(leases, kinds.ALGORITHM, VALIDATING, _UNSTOPPABLE, clock)
+        self._runs: dict[Arn, asyncio.Task[None]] = {}
 
     def validate(self, resource: Validated) -> None:
-        task = asyncio.ensure_future(self._validate(resource))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Validate a resource just created, here, under this server's lease on it."""
+        if not self._claim(resource):
+            # another server took it over between its creation and now: it runs it
+            log.info("%s is validated by another server", resource.arn)
+            return
+        self._start(resource, [])
 
     async def wait_idle(self) -> None:
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._runs.values(), return_exceptions=True)
 
     async def start(self) -> None:
-        self.resume()
+        """Validations nobody runs (this server's before it restarted, or a dead server's)
+        start over here."""
+        await self.packages.start(self)
+        await self.algorithms.start(self)
 
     async def stop(self) -> None:
-        pass
+        await self.packages.stop()
+        await self.algorithms.stop()
+        tasks = list(self._runs.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
-    def resume(self) -> int:
-        """At start-up: validations a previous server left unfinished start over, their
-        earlier jobs stopped first (the job controllers would otherwise run them again beside
-        the new ones, into the same output). Returns how many."""
-        resumed = 0
-        unfinished: list[Validated] = [
-            *self.store.all_of_kind(kinds.MODEL_PACKAGE),
-            *self.store.all_of_kind(kinds.ALGORITHM),
-        ]
-        for res in unfinished:
-            if validation_status(res) not in ("Pending", "InProgress"):
-                continue
-            details = _details(res)
-            for item in details["ImageScanStatuses"] + details["ValidationStatuses"]:
-                item["Status"] = "NotStarted"
-                item.pop("FailureReason", None)
-            _set_status(res, "Pending")
-            self._save(res)
-            self._stop_earlier_jobs(res)
-            self.validate(res)
-            resumed += 1
-        return resumed
+    # -- under leases (controllers/leases.Reconciler) --
 
-    def _stop_earlier_jobs(self, res: Validated) -> None:
+    def running(self) -> list[Arn]:
+        return list(self._runs)
+
+    async def adopt(self, res: Validated, stop: bool) -> None:
+        """A validation no live server runs starts over: its statuses reset, the jobs of the
+        earlier attempt stopped (the job controllers would otherwise run them beside the new
+        ones, into the same output), and the new ones started once those have ended."""
+        current = self._current(res)  # as its last holder left it
+        if current is None or not validating(current):
+            self._release(res)  # ended (or deleted) since it was found
+            return
+        details = _details(current)
+        for item in details["ImageScanStatuses"] + details["ValidationStatuses"]:
+            item["Status"] = "NotStarted"
+            item.pop("FailureReason", None)
+        _set_status(current, "Pending")
+        self._save(current)
+        self._start(current, self._stop_earlier_jobs(current))
+
+    def stop_requested(self, arn: Arn) -> None:
+        """Nothing asks to stop a validation."""
+
+    def lost(self, arn: Arn) -> None:
+        task = self._runs.pop(arn, None)
+        if task is not None:
+            task.cancel()  # its jobs are stopped by the server that starts it over
+
+    def _claim(self, res: Validated) -> bool:
+        if is_algorithm(res):
+            return self.algorithms.claim(res, self)
+        return self.packages.claim(res, self)
+
+    def _release(self, res: Validated) -> None:
+        self.leases.release(res.arn)
+
+    def _current(self, res: Validated) -> Package | Algorithm | None:
+        if is_algorithm(res):
+            return self.store.get(res.account_id, res.region, kinds.ALGORITHM, res.name)
+        return self.store.get(res.account_id, res.region, kinds.MODEL_PACKAGE, res.name)
+
+    def _start(self, res: Validated, earlier: list[TrainingJob | TransformJob]) -> None:
+        self._runs[res.arn] = asyncio.ensure_future(self._guarded(res, earlier))
+
+    async def _guarded(self, res: Validated, earlier: list[TrainingJob | TransformJob]) -> None:
+        try:
+            try:
+                await self._earlier_ended(earlier)
+                await self._validate(res)
+            except LeaseLost:
+                log.warning("%s was taken over by another server, or deleted", res.arn)
+            self._release(res)  # ended: no server need look after it any more
+        finally:
+            if self._runs.get(res.arn) is asyncio.current_task():
+                self._runs.pop(res.arn, None)
+
+    def _stop_earlier_jobs(self, res: Validated) -> list[TrainingJob | TransformJob]:
+        """Stop the jobs an earlier attempt at validating `res` left unfinished; those jobs."""
         ctx = RequestContext("validation", res.account_id, res.region, "sagemaker", "Resume")
         ours = re.compile(rf"^{re.escape(_prefix(res))}-.{{1,10}}-[0-9a-f]{{6}}-(train|transform)$")
-        running: list[tuple[str, dict[str, str]]] = []
+        earlier: list[TrainingJob | TransformJob] = []
+        stops: list[tuple[str, dict[str, str]]] = []
         for training in self.store.list(res.account_id, res.region, kinds.TRAINING_JOB):
-            if training.state.get("TrainingJobStatus") not in FINAL | {"Stopping"}:
-                running.append(
-                    ("StopTrainingJob", {"TrainingJobName": training.spec["TrainingJobName"]})
-                )
+            name, status = training.spec["TrainingJobName"], training.state.get("TrainingJobStatus")
+            if status not in FINAL and ours.match(name):
+                earlier.append(training)
+                if status != "Stopping":
+                    stops.append(("StopTrainingJob", {"TrainingJobName": name}))
         for transform in self.store.list(res.account_id, res.region, kinds.TRANSFORM_JOB):
-            if transform.state.get("TransformJobStatus") not in FINAL | {"Stopping"}:
-                running.append(
-                    ("StopTransformJob", {"TransformJobName": transform.spec["TransformJobName"]})
-                )
-        for stop, params in running:
-            if ours.match(next(iter(params.values()))):
+            name, status = (
+                transform.spec["TransformJobName"],
+                transform.state.get("TransformJobStatus"),
+            )
+            if status not in FINAL and ours.match(name):
+                earlier.append(transform)
+                if status != "Stopping":
+                    stops.append(("StopTransformJob", {"TransformJobName": name}))
+        for stop, params in stops:
+            try:
                 self._call(stop)(ctx, params)
+            except Exception as exc:
+                if not _refusal(exc):
+                    raise  # refused: it ended meanwhile, and is waited for all the same
+        return earlier
+
+    async def _earlier_ended(self, jobs: list[TrainingJob | TransformJob]) -> None:
+        """Wait for the jobs of an earlier attempt to end (their containers go before they
+        do: JobController), so the new jobs never run beside them."""
+        left = list(jobs)
+        while left:
+            left = [j for j in left if not _ended(self.store, j)]
+            if left:
+                await asyncio.sleep(_POLL_SECONDS)
 
     def _call(self, operation: str) -> Callable[..., Any]:
         """The handler a seller's own call of `operation` reaches."""
@@ -189,6 +276,8 @@ class Validator:
                     item["FailureReason"] = reason
                     failures.append(f"Validation profile {item['Name']}: {reason}")
                 self._save(res)
+        except LeaseLost:
+            raise  # another server validates it now
         except Exception as exc:  # the resource must not stay InProgress
             log.exception("validating %s failed", res.arn)
             failures.append(f"InternalServerError: {public_reason(exc)}")
@@ -299,7 +388,19 @@ class Validator:
 
     def _save(self, res: Validated) -> None:
         res.modified = self.clock.now()
-        self.store.update(res)
+        self.store.update(res, holder=self.leases.holder)
+
+
+def _ended(store: MetadataStore, job: TrainingJob | TransformJob) -> bool:
+    """Whether a job has ended (or is gone), as stored now."""
+    status: str | None = "Completed"
+    if job.kind == kinds.TRAINING_JOB:
+        training = store.get(job.account_id, job.region, kinds.TRAINING_JOB, job.name)
+        status = training.state.get("TrainingJobStatus") if training else status
+    else:
+        transform = store.get(job.account_id, job.region, kinds.TRANSFORM_JOB, job.name)
+        status = transform.state.get("TransformJobStatus") if transform else status
+    return status in FINAL
 
 
 def _unless_completed(noun: str, job: str, done: dict[str, Any], status_key: str) -> str | None:

@@ -148,16 +148,16 @@ class CatalogProvider:
         }
 
     @operation("CancelChangeSet")
-    def cancel_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
+    async def cancel_change_set(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         self._catalog(p)
         record = self._change_set(ctx, p["ChangeSetId"])
-        if record.state["Status"] != "PREPARING":  # AWS's rule: applying cannot be stopped
+        # AWS's rule: applying cannot be stopped; the server that runs it has the last word
+        if record.state["Status"] != "PREPARING" or not await self.runner.cancel(record):
+            status = self._change_set(ctx, p["ChangeSetId"]).state["Status"]
             raise catalog_error(
                 "ResourceInUseException",
-                f"Change set {record.name} is "
-                f"{record.state['Status']} and can no longer be cancelled.",
+                f"Change set {record.name} is {status} and can no longer be cancelled.",
             )
-        self.runner.cancel(record)
         return {"ChangeSetId": record.name, "ChangeSetArn": record.arn}
 
     @operation("DescribeEntity")
