@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,32 +41,36 @@ def trainer_image() -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_leftover_test_containers() -> Iterator[None]:
+def _no_leftover_test_containers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """This session's containers and networks (owned by its data dirs, under its own base
+    temporary directory) are removed at its end; another session's, running beside it on the
+    same engine, are left to that one."""
+    ours = str(tmp_path_factory.getbasetemp().resolve())
     yield
-    # Containers owned by test data dirs (under pytest's tmp) are removed at the end.
-    networks = subprocess.run(
-        ["docker", "network", "ls", "-q", "--filter", "label=mlmarket.owner"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
-    ids = subprocess.run(
-        ["docker", "ps", "-aq", "--filter", "label=mlmarket.owner"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.split()
+    containers = _owned_under(
+        ours, ["ps", "-aq"], ["inspect", "-f", "{{.Id}} {{json .Config.Labels}}"]
+    )
+    if containers:
+        subprocess.run(["docker", "rm", "-f", *containers], capture_output=True, check=False)
+    networks = _owned_under(
+        ours, ["network", "ls", "-q"], ["network", "inspect", "-f", "{{.Id}} {{json .Labels}}"]
+    )
+    if networks:
+        subprocess.run(["docker", "network", "rm", *networks], capture_output=True, check=False)
+
+
+def _owned_under(directory: str, listing: list[str], inspect: list[str]) -> list[str]:
+    """The ids of the mlmarket containers or networks whose owner lies under `directory`."""
+    ids = _docker([*listing, "--filter", "label=mlmarket.owner"]).split()
+    if not ids:
+        return []
     owned = []
-    for container_id in ids:
-        owner = subprocess.run(
-            ["docker", "inspect", "-f", '{{index .Config.Labels "mlmarket.owner"}}', container_id],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        if "pytest-" in owner:
-            owned.append(container_id)
-    if owned:
-        subprocess.run(["docker", "rm", "-f", *owned], capture_output=True, check=False)
-    for network in networks:
-        subprocess.run(["docker", "network", "rm", network], capture_output=True, check=False)
+    for line in _docker([*inspect, *ids]).splitlines():  # one gone meanwhile has no line
+        found, labels = line.split(" ", 1)
+        if (json.loads(labels) or {}).get("mlmarket.owner", "").startswith(directory):
+            owned.append(found)
+    return owned
+
+
+def _docker(args: list[str]) -> str:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False).stdout

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from mlmarket.execution import gpus
+from mlmarket.execution.docker import host_lock
 
 
 def test_the_gpus_the_driver_exposes_are_offered_by_device_id(tmp_path: Path) -> None:
@@ -57,3 +59,23 @@ def test_docker_is_asked_for_exactly_the_chosen_devices() -> None:
             "Options": {},
         }
     ]
+
+
+def test_the_host_lock_lets_one_holder_at_a_time_choose_gpus(tmp_path: Path) -> None:
+    """The workers of `serve --workers N` each open the lock file: one chooses at a time."""
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    async def choose(i: int) -> None:
+        async with host_lock(tmp_path / "gpus.lock"):
+            if inside:
+                overlaps.append(i)
+            inside.append(i)
+            await asyncio.sleep(0.05)
+            inside.remove(i)
+
+    async def all_at_once() -> None:
+        await asyncio.gather(*(choose(i) for i in range(4)))
+
+    asyncio.run(all_at_once())
+    assert overlaps == []

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import struct
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -46,10 +48,16 @@ KEPT_CAPABILITIES = (
 
 class DockerEngine:
     def __init__(
-        self, socket_path: str = "/var/run/docker.sock", gpus: tuple[str, ...] = ()
+        self,
+        socket_path: str = "/var/run/docker.sock",
+        gpus: tuple[str, ...] = (),
+        gpu_lock_path: Path | None = None,
     ) -> None:
+        """`gpu_lock_path`: a file the servers of one host lock while they choose GPUs (the
+        workers of `serve --workers N`), beside the lock within this one."""
         self.gpus = gpus  # the device IDs this host offers (execution/gpus.py)
         self._gpu_lock = asyncio.Lock()
+        self._gpu_lock_path = gpu_lock_path
         self._socket_path = socket_path
         self._session: aiohttp.ClientSession | None = None
         self._dialer = NamespaceDialer()
@@ -139,7 +147,7 @@ class DockerEngine:
             return await self._run(spec)
         # the GPUs are chosen and the container that holds them made under one lock: the
         # next choice sees its label
-        async with self._gpu_lock:
+        async with self._gpu_lock, host_lock(self._gpu_lock_path):
             rows = await self._call(
                 "GET",
                 "/containers/json",
@@ -312,6 +320,20 @@ class DockerEngine:
         if self._session is not None:
             await self._session.close()
         self._dialer.close()
+
+
+@contextlib.asynccontextmanager
+async def host_lock(path: Path | None) -> AsyncIterator[None]:
+    """An exclusive lock on `path` among this host's processes (none without a path)."""
+    if path is None:
+        yield
+        return
+    with path.open("a") as held:
+        await asyncio.to_thread(fcntl.flock, held, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held, fcntl.LOCK_UN)
 
 
 class _NotFound(EngineError):
