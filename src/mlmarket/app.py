@@ -16,6 +16,7 @@ from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.leases import Leases, server_id
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import RoutingTable
+from mlmarket.controllers.shared_routes import RouteFollower, RoutePublisher
 from mlmarket.controllers.training import TrainingController
 from mlmarket.controllers.transform import TransformController
 from mlmarket.controllers.tuning import TuningController
@@ -53,6 +54,7 @@ from mlmarket.storage.blobs import S3Blobs
 from mlmarket.storage.leases import LeaseStore
 from mlmarket.storage.metadata import MetadataStore, UsageStore
 from mlmarket.storage.objects import ObjectStore
+from mlmarket.storage.routes import RouteStore
 
 log = logging.getLogger("mlmarket")
 
@@ -66,6 +68,7 @@ class App:
     engine: ContainerEngine
     routes: RoutingTable
     leases: Leases
+    follower: RouteFollower
     endpoints: EndpointController
     training: TrainingController
     transform: TransformController
@@ -95,18 +98,33 @@ def build(
         else None
     )
     artifacts = ObjectStore(store.engine, settings.artifacts_dir, backend)
-    engine = engine or DockerEngine(settings.docker_socket, gpus.offered(settings.gpus))
+    engine = engine or DockerEngine(
+        settings.docker_socket, gpus.offered(settings.gpus), settings.data_dir / "gpus.lock"
+    )
     routes = RoutingTable()
     meter = Meter(UsageStore(store), clock)
     listings = Listings(store, artifacts, clock)
     listings.ensure_bucket()
     agreements = Agreements(store, listings, clock)
-    queue = AsyncQueue(store, artifacts, routes, clock)
-    endpoints = EndpointController(settings, store, artifacts, engine, routes, clock, meter, queue)
     leases = Leases(
         LeaseStore(store),
-        settings.server_id or server_id(settings.port, settings.data_dir),
+        settings.server_id or server_id(settings.port, settings.data_dir, settings.worker),
         settings.lease_seconds,
+    )
+    shared_routes = RouteStore(store)
+    follower = RouteFollower(shared_routes, leases.store, routes, engine, leases.holder, clock)
+    queue = AsyncQueue(store, artifacts, routes, clock)
+    endpoints = EndpointController(
+        settings,
+        store,
+        artifacts,
+        engine,
+        routes,
+        clock,
+        leases,
+        RoutePublisher(shared_routes, routes, leases.holder),
+        meter,
+        queue,
     )
     training = TrainingController(settings, store, artifacts, engine, clock, leases, meter)
     transform = TransformController(settings, store, artifacts, engine, clock, leases, meter)
@@ -141,7 +159,7 @@ def build(
         stream_timeout_seconds=settings.stream_timeout_seconds,
         meter=meter,
     )
-    queue.bind(runtime.invoke_queued)
+    queue.bind(runtime.invoke_queued, endpoints.holds)
     admission = Admission(
         accounts.secret_for,
         clock,
@@ -176,6 +194,7 @@ def build(
         engine,
         routes,
         leases,
+        follower,
         endpoints,
         training,
         transform,
@@ -195,11 +214,17 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     server = HttpServer(app.gateway.handle, access_log=None, auto_decompress=False)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, app.settings.host, app.settings.port, reuse_address=True)
-    app.meter.recover()
+    # the workers of `serve --workers N` share the port (SO_REUSEPORT), a lone server does not
+    site = web.TCPSite(
+        runner,
+        app.settings.host,
+        app.settings.port,
+        reuse_address=True,
+        reuse_port=app.settings.worker is not None,
+    )
     app.meter.start_flushing()
-    await app.queue.start()
     await app.endpoints.start()
+    app.follower.start()
     app.leases.start()
     await app.training.start()
     await app.transform.start()
@@ -219,6 +244,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await app.tuning.stop()
         await app.queue.stop()
         await app.endpoints.stop()
+        await app.follower.stop()
         await app.training.stop()
         await app.transform.stop()
         await app.leases.stop()

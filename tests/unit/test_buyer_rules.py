@@ -365,16 +365,20 @@ def test_counted_units_are_summed_over_flushes_and_free_only_during_the_trial(
     store.close()
 
 
-def test_a_restart_ends_the_intervals_a_previous_server_left_open(
+def test_taking_an_endpoint_over_ends_the_intervals_its_previous_server_left_open(
     tmp_path: Path, database_url: str
 ) -> None:
     store = MetadataStore(database_url)
     clock = Clock()
-    Meter(UsageStore(store), clock).start(BUYER, ORIGIN, "ml.m5.large.m.i.r", "arn", 1)
+    before = Meter(UsageStore(store), clock)
+    before.start(BUYER, ORIGIN, "ml.m5.large.m.i.r", "taken", 1)
+    before.start(BUYER, ORIGIN, "ml.m5.large.m.i.r", "elsewhere", 1)  # another server's
     clock.advance(600)
-    restarted = Meter(UsageStore(store), clock)
-    restarted.recover()
+    successor = Meter(UsageStore(store), clock)
+    successor.end_open("taken")
     clock.advance(6000)
-    [hourly] = report(restarted, BUYER, "BUYER", None, lambda buyer, product: None)
-    assert hourly["Quantity"] == pytest.approx(10 / 60, abs=1e-6)
+    rows = report(successor, BUYER, "BUYER", None, lambda buyer, product: None)
+    hours = {r["ResourceArn"]: r["Quantity"] for r in rows}
+    assert hours["taken"] == pytest.approx(10 / 60, abs=1e-6)
+    assert hours["elsewhere"] == pytest.approx(110 / 60, abs=1e-6)  # still running
     store.close()

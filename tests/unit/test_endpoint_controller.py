@@ -12,14 +12,18 @@ from mlmarket.clock import SystemClock
 from mlmarket.config import Settings
 from mlmarket.context import RequestContext
 from mlmarket.controllers.endpoints import EndpointController
+from mlmarket.controllers.leases import Leases
 from mlmarket.controllers.routes import RoutingTable
+from mlmarket.controllers.shared_routes import RoutePublisher
 from mlmarket.execution.fake import FakeEngine
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.provider import SageMakerProvider
 from mlmarket.services.sagemaker_runtime.provider import RuntimeProvider
+from mlmarket.storage.leases import LeaseStore
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
+from mlmarket.storage.routes import RouteStore
 from tests.support import virtual_time
 from tests.support.databases import new_database
 
@@ -47,8 +51,11 @@ class Platform:
         self.database = settings.database
         self.routes = RoutingTable()
         objects = ObjectStore(self.store.engine, settings.artifacts_dir)
+        # the server's id is its data directory's: a restarted Platform is the same server
+        leases = Leases(LeaseStore(self.store), str(data_dir), 15)
+        publisher = RoutePublisher(RouteStore(self.store), self.routes, leases.holder)
         self.controller = EndpointController(
-            settings, self.store, objects, engine, self.routes, SystemClock()
+            settings, self.store, objects, engine, self.routes, SystemClock(), leases, publisher
         )
         self.sagemaker = SageMakerProvider(
             self.store,

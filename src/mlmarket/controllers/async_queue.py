@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 from mlmarket.clock import Clock
@@ -44,19 +45,25 @@ class AsyncQueue:
         self.routes = routes
         self.clock = clock
         self.invoke: Invoke | None = None  # bound once the runtime provider exists
+        # whether this server holds an endpoint (its queue is worked here), bound likewise
+        self.here: Callable[[str, str, str], bool] = lambda account_id, region, name: True
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._wake: dict[Key, asyncio.Event] = {}
 
-    def bind(self, invoke: Invoke) -> None:
+    def bind(self, invoke: Invoke, here: Callable[[str, str, str], bool]) -> None:
         self.invoke = invoke
+        self.here = here
 
     # -- entry points --
 
     def submit(self, invocation: Invocation) -> None:
-        """A request accepted: queued, and its endpoint's worker told."""
+        """A request accepted: queued, and its endpoint's worker told, if it works here (the
+        worker of the server that holds the endpoint looks at the queue every second)."""
         invocation.state["Status"] = str(InvocationStatus.QUEUED)
         self.store.insert(invocation)
-        self.serve(invocation.account_id, invocation.region, invocation.spec["EndpointName"])
+        endpoint = invocation.spec["EndpointName"]
+        if self.here(invocation.account_id, invocation.region, endpoint):
+            self.serve(invocation.account_id, invocation.region, endpoint)
 
     def serve(self, account_id: str, region: str, endpoint: str) -> None:
         """Make sure the endpoint's worker runs (its instances are up, or a request came)."""
@@ -66,11 +73,18 @@ class AsyncQueue:
         if worker is None or worker.done():
             self._workers[key] = asyncio.ensure_future(self._work(key, endpoint))
 
-    async def start(self) -> None:
-        """Requests a stopped server was working on go back to the queue (they run again)."""
-        for invocation in self.store.all_of_kind(kinds.ASYNC_INVOCATION):
-            if invocation.state.get("Status") == InvocationStatus.IN_PROGRESS:
+    def requeue(self, account_id: str, region: str, endpoint: str) -> None:
+        """An endpoint taken on (after a restart, or from a dead server): the requests its
+        previous server was working on go back to the queue (they run again)."""
+        in_progress = ListQuery(parent=endpoint, status=str(InvocationStatus.IN_PROGRESS))
+        while True:
+            items, _ = self.store.page(
+                account_id, region, kinds.ASYNC_INVOCATION, replace(in_progress, limit=100)
+            )
+            for invocation in items:
                 self._set(invocation, InvocationStatus.QUEUED)
+            if len(items) < 100:
+                return
 
     async def stop(self) -> None:
         workers = list(self._workers.values())
@@ -110,7 +124,7 @@ class AsyncQueue:
         try:
             while True:
                 wake.clear()
-                route = self.routes.get(account_id, region, endpoint)
+                route = self.routes.known(account_id, region, endpoint)
                 if route is not None and route.asynchronous is None and not running:
                     # updated to a config without AsyncInferenceConfig: nothing will serve these
                     await self.forget(

@@ -23,21 +23,26 @@ from mlmarket.clock import Clock
 from mlmarket.config import Settings
 from mlmarket.controllers.async_queue import AsyncQueue
 from mlmarket.controllers.fleet import Crew, DeploymentFailed, Fleet, logged
+from mlmarket.controllers.leases import Leases, Ownership
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import (
     ContainerRuntime,
     EndpointRoute,
     InstanceRuntime,
+    RouteKey,
     RoutingTable,
     VariantRoute,
     route_key,
 )
+from mlmarket.controllers.shared_routes import FOLLOW_SECONDS, RoutePublisher
 from mlmarket.domain import kinds, labels
 from mlmarket.domain.endpoints import (
     SERVING,
     Deployment,
     EndpointStatus,
     VariantPlan,
+    can_delete,
+    can_update,
     new_instance_id,
     transition,
 )
@@ -46,8 +51,10 @@ from mlmarket.execution.base import (
     ContainerInfo,
 )
 from mlmarket.resources import Endpoint
+from mlmarket.storage.leases import Intended
 from mlmarket.storage.metadata import MetadataStore
 from mlmarket.storage.objects import ObjectStore
+from mlmarket.types import Arn
 
 log = logging.getLogger("mlmarket.endpoints")
 
@@ -55,11 +62,23 @@ log = logging.getLogger("mlmarket.endpoints")
 _REPLACE_BACKOFF_MAX = 30.0
 
 
+# The statuses in which an endpoint needs a server (Failed has nothing running)
+ACTIVE = frozenset(
+    {
+        EndpointStatus.CREATING,
+        EndpointStatus.IN_SERVICE,
+        EndpointStatus.UPDATING,
+        EndpointStatus.DELETING,
+    }
+)
+
+
 @dataclass
 class _Run:
     """What the controller holds for one endpoint while it exists."""
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    startup_seconds: float = 0.0  # the longest start-up window of its variants
     crew: Crew = field(default_factory=Crew)  # its instances, as the fleet runs them
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     replace_failures: int = 0
@@ -75,6 +94,8 @@ class EndpointController:
         engine: ContainerEngine,
         routes: RoutingTable,
         clock: Clock,
+        leases: Leases,
+        shared: RoutePublisher,
         meter: Meter | None = None,
         queue: AsyncQueue | None = None,
     ) -> None:
@@ -87,26 +108,45 @@ class EndpointController:
         self.routes = routes
         self.clock = clock
         self.fleet = Fleet(settings, artifacts, engine, meter, clock, self._container_ended)
+        self.ownership = Ownership(
+            leases, kinds.ENDPOINT, ACTIVE, EndpointStatus.DELETING, clock, act=self._asked
+        )
+        self.shared = shared  # how the endpoints held here serve, for the other servers
         self._runs: dict[tuple[str, str, str], _Run] = {}
+        self._held: dict[Arn, RouteKey] = {}  # the endpoints this server holds the leases of
         self._background: set[asyncio.Task[Any]] = set()
+        self._sharing: asyncio.Task[None] | None = None
         self._owner = self.fleet.owner
 
     # -- entry points (called by the SageMaker provider with the desired state it wrote); the
-    # controller alone moves an endpoint's status --
+    # controller alone moves an endpoint's status, on the server that holds the endpoint: any
+    # other server asks that one (controllers/leases.py) --
 
     def create(self, endpoint: Endpoint) -> None:
+        if not self.ownership.claim(endpoint, self):
+            raise RuntimeError(f"a new endpoint's lease is held elsewhere: {endpoint.arn}")
+        self._held[endpoint.arn] = _key(endpoint)
         self._begin(endpoint, EndpointStatus.CREATING)
         self._spawn(endpoint, self._create(endpoint))
 
     def update(self, endpoint: Endpoint) -> None:
+        if not self._here(endpoint):
+            self.ownership.ask(endpoint.arn, "update", endpoint.state["PendingDeployment"])
+            return
         self._begin(endpoint, EndpointStatus.UPDATING)
         self._spawn(endpoint, self._update(endpoint))
 
     def update_capacity(self, endpoint: Endpoint) -> None:
+        if not self._here(endpoint):
+            self.ownership.ask(endpoint.arn, "update-capacity", endpoint.state["Deployment"])
+            return
         self._begin(endpoint, EndpointStatus.UPDATING)
         self._spawn(endpoint, self._update_capacity(endpoint))
 
     def delete(self, endpoint: Endpoint) -> None:
+        if not self._here(endpoint):
+            self.ownership.ask(endpoint.arn, "delete")
+            return
         self._begin(endpoint, EndpointStatus.DELETING)
         run = self._run(endpoint)
         run.crew.closing = True
@@ -115,34 +155,135 @@ class EndpointController:
         self._spawn(endpoint, self._delete(endpoint))
 
     async def start(self) -> None:
-        """Re-adopt or replace what a previous server left, then resume unfinished work."""
-        containers = await self.engine.list(
+        """Remove the containers of endpoints that need none; take on the endpoints no live
+        server holds (this one's before it restarted, a dead server's): their containers are
+        re-adopted, or replaced."""
+        active = {
+            e.arn
+            for e in self.store.all_of_kind(kinds.ENDPOINT)
+            if e.state.get("EndpointStatus") in ACTIVE
+        }
+        for info in await self.engine.list(
             {labels.MANAGED: kinds.ENDPOINT, labels.OWNER: self._owner}
+        ):
+            if info.labels.get(labels.ENDPOINT) not in active:
+                self._background_task(self.fleet.remove_container(info))
+        await self.ownership.start(self)
+        self._sharing = asyncio.ensure_future(self._share_forever())
+
+    def holds(self, account_id: str, region: str, name: str) -> bool:
+        """Whether this server runs the endpoint (its asynchronous queue is served here)."""
+        return route_key(account_id, region, name) in self._held.values()
+
+    # -- under leases (controllers/leases.Reconciler) --
+
+    def running(self) -> list[Arn]:
+        return list(self._held)
+
+    async def adopt(self, endpoint: Endpoint, stop: bool) -> None:
+        """Take an endpoint on: the intervals its previous server metered end, requests it was
+        answering go back to the queue, its containers are re-adopted (or replaced)."""
+        self._held[endpoint.arn] = _key(endpoint)
+        found = await self.engine.list(
+            {
+                labels.MANAGED: kinds.ENDPOINT,
+                labels.OWNER: self._owner,
+                labels.ENDPOINT: endpoint.arn,
+            }
         )
-        by_endpoint: dict[str, list[ContainerInfo]] = {}
-        for info in containers:
-            by_endpoint.setdefault(info.labels.get(labels.ENDPOINT, ""), []).append(info)
-        known: set[str] = set()
-        for endpoint in self.store.all_of_kind(kinds.ENDPOINT):
-            known.add(endpoint.arn)
-            found = by_endpoint.get(endpoint.arn, [])
-            status = endpoint.state.get("EndpointStatus")
-            if status == EndpointStatus.DELETING:
-                self.delete(endpoint)
-            elif status == EndpointStatus.CREATING:
-                self._spawn(endpoint, self._recover_creating(endpoint, found))
-            elif status in SERVING:
-                self._spawn(endpoint, self._recover_serving(endpoint, found))
-            else:
-                for info in found:
-                    self._background_task(self.fleet.remove_container(info))
-        for arn, infos in by_endpoint.items():
-            if arn not in known:
-                for info in infos:
-                    self._background_task(self.fleet.remove_container(info))
+        if self.meter is not None:
+            self.meter.end_open(endpoint.arn)
+        if self.queue is not None:
+            self.queue.requeue(endpoint.account_id, endpoint.region, endpoint.name)
+        status = endpoint.state.get("EndpointStatus")
+        if stop or status == EndpointStatus.DELETING:
+            self.delete(endpoint)
+        elif status == EndpointStatus.CREATING:
+            self._spawn(endpoint, self._recover_creating(endpoint, found))
+        elif status in SERVING:
+            self._spawn(endpoint, self._recover_serving(endpoint, found))
+
+    def stop_requested(self, arn: Arn) -> None:
+        """Endpoints take their intents through _asked."""
+
+    def lost(self, arn: Arn) -> None:
+        """Another server took the endpoint over: stop watching it, leave its containers to
+        that server (it re-adopts them) and its route to that server's."""
+        key = self._held.pop(arn, None)
+        run = self._runs.pop(key, None) if key is not None else None
+        if run is None or key is None:
+            return
+        for task in run.tasks | run.crew.watchers:
+            task.cancel()
+        if run.reaper is not None:
+            run.reaper.cancel()
+        route = self.routes.known(*key)
+        if route is not None and route.arn == arn:
+            self.routes.pop(*key)
+        for instance in run.crew.instances.values():
+            instance.close()
+        self.shared.forget(arn)
+
+    async def _asked(self, asked: Intended) -> None:
+        """What another server was asked to do with an endpoint this one holds."""
+        key = self._held.get(asked.arn)
+        endpoint = self.store.get(key[0], key[1], kinds.ENDPOINT, key[2]) if key else None
+        if endpoint is None:
+            return
+        status = endpoint.state["EndpointStatus"]
+        if asked.intent == "update" and can_update(status):
+            endpoint.state["PendingDeployment"] = asked.payload
+            self.update(endpoint)
+        elif asked.intent == "update-capacity" and can_update(status):
+            endpoint.state["Deployment"] = asked.payload
+            self.update_capacity(endpoint)
+        elif asked.intent == "delete" and can_delete(status):
+            self.delete(endpoint)
+        elif asked.intent in ("scale-up", "touch"):
+            route = self.routes.known(endpoint.account_id, endpoint.region, endpoint.name)
+            named = set(asked.payload.get("variants") or [asked.payload.get("variant")])
+            for variant in route.variants if route is not None else []:
+                scaling = variant.on_demand
+                if scaling is None or variant.name not in named:
+                    continue
+                scaling.last_used = asyncio.get_running_loop().time()
+                idle = variant.pick_instance() is None
+                if asked.intent == "scale-up" and scaling.scale_up is not None and idle:
+                    self._background_task(logged(_started(scaling.scale_up()), asked.arn))
+
+    def _here(self, endpoint: Endpoint) -> bool:
+        """Whether this server acts on the endpoint itself: it holds it, or nobody runs it
+        (a Failed endpoint) and this server now does."""
+        if self.ownership.leases.holds(endpoint.arn):
+            return True
+        if endpoint.state.get("EndpointStatus") in ACTIVE:
+            return False  # another server runs it, or will once it takes it over
+        if not self.ownership.claim(endpoint, self):
+            return False
+        self._held[endpoint.arn] = _key(endpoint)
+        return True
+
+    async def _share_forever(self) -> None:
+        """Keep the shared routes of the endpoints held here as they serve (health flips,
+        instances replaced or scaled to zero)."""
+        while True:
+            await asyncio.sleep(FOLLOW_SECONDS)
+            try:
+                self.shared.refresh(
+                    (route, self._runs[key].startup_seconds)
+                    for key in list(self._held.values())
+                    if key in self._runs and (route := self.routes.known(*key)) is not None
+                )
+            except Exception:  # the database is away: the next round writes it
+                log.exception("could not share the routes")
 
     async def stop(self) -> None:
         """Stop watching; containers keep running for the next server to adopt."""
+        await self.ownership.stop()
+        if self._sharing is not None:
+            self._sharing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sharing
         tasks = [t for run in self._runs.values() for t in run.tasks | run.crew.watchers]
         tasks += [run.reaper for run in self._runs.values() if run.reaper is not None]
         tasks += list(self._background)
@@ -207,7 +348,7 @@ class EndpointController:
     async def _update_capacity(self, endpoint: Endpoint) -> None:
         deployment = endpoint.state["Deployment"]
         run = self._run(endpoint)
-        route = self.routes.get(endpoint.account_id, endpoint.region, endpoint.name)
+        route = self.routes.known(endpoint.account_id, endpoint.region, endpoint.name)
         try:
             for variant in deployment["Variants"]:
                 live = route.variant(variant["VariantName"]) if route else None
@@ -235,6 +376,7 @@ class EndpointController:
 
     async def _delete(self, endpoint: Endpoint) -> None:
         self.routes.pop(endpoint.account_id, endpoint.region, endpoint.name)
+        self.shared.withdraw(endpoint.arn)
         run = self._run(endpoint)
         await self.fleet.retire(self._run(endpoint).crew, list(run.crew.instances.values()))
         leftovers = await self.engine.list(
@@ -245,6 +387,8 @@ class EndpointController:
             await self.queue.forget(endpoint.account_id, endpoint.region, endpoint.name)
         self.store.delete(endpoint.account_id, endpoint.region, kinds.ENDPOINT, endpoint.name)
         self._runs.pop(_key(endpoint), None)
+        self._held.pop(endpoint.arn, None)
+        self.ownership.release(endpoint)
 
     async def _recover_creating(self, endpoint: Endpoint, found: list[ContainerInfo]) -> None:
         await asyncio.gather(*(self.fleet.remove_container(i) for i in found))
@@ -308,7 +452,7 @@ class EndpointController:
         run = self._run(endpoint)
         async with run.lock:
             fresh = self._reload(endpoint)
-            route = self.routes.get(endpoint.account_id, endpoint.region, endpoint.name)
+            route = self.routes.known(endpoint.account_id, endpoint.region, endpoint.name)
             if fresh is None or route is None or run.crew.closing:
                 return
             deployment = fresh.state["Deployment"]
@@ -369,16 +513,22 @@ class EndpointController:
     def _publish(
         self, endpoint: Endpoint, deployment: Deployment, variants: list[VariantRoute]
     ) -> None:
-        self.routes.put(
-            EndpointRoute(
-                endpoint.account_id,
-                endpoint.region,
-                endpoint.name,
-                endpoint.arn,
-                variants,
-                deployment.get("Async"),
-            )
+        """Serve `variants` here, and from the other servers (before the status says so)."""
+        route = EndpointRoute(
+            endpoint.account_id,
+            endpoint.region,
+            endpoint.name,
+            endpoint.arn,
+            variants,
+            deployment.get("Async"),
         )
+        self.routes.put(route)
+        run = self._run(endpoint)
+        run.startup_seconds = max(
+            v["StartupTimeout"] or self.settings.startup_health_timeout_seconds
+            for v in deployment["Variants"]
+        )
+        self.shared.publish(route, run.startup_seconds)
         if self.queue is not None and deployment.get("Async"):
             self.queue.serve(endpoint.account_id, endpoint.region, endpoint.name)
         on_demand = False
@@ -431,7 +581,7 @@ class EndpointController:
         while True:
             await asyncio.sleep(min(1.0, idle / 2))
             run = self._runs.get(_key(endpoint))
-            route = self.routes.get(endpoint.account_id, endpoint.region, endpoint.name)
+            route = self.routes.known(endpoint.account_id, endpoint.region, endpoint.name)
             if run is None or run.crew.closing or route is None:
                 return
             for variant in route.variants:
@@ -457,7 +607,7 @@ class EndpointController:
             status if current is None else transition(current, status)
         )
         res.modified = self.clock.now()
-        self.store.update(res)
+        self.store.update(res, holder=self.ownership.holder)
 
     def _save(self, res: Endpoint, status: EndpointStatus, failure: str | None = None) -> None:
         """Record a lifecycle outcome, unless the endpoint was deleted meanwhile."""
@@ -471,7 +621,7 @@ class EndpointController:
         else:
             res.state.pop("FailureReason", None)
         res.modified = self.clock.now()
-        self.store.update(res)
+        self.store.update(res, holder=self.ownership.holder)
 
     def _run(self, endpoint: Endpoint) -> _Run:
         return self._runs.setdefault(_key(endpoint), _Run())
@@ -493,5 +643,9 @@ class EndpointController:
         task.add_done_callback(self._background.discard)
 
 
-def _key(endpoint: Endpoint) -> tuple[str, str, str]:
+def _key(endpoint: Endpoint) -> RouteKey:
     return route_key(endpoint.account_id, endpoint.region, endpoint.name)
+
+
+async def _started(starting: Awaitable[InstanceRuntime]) -> None:
+    await starting

@@ -55,10 +55,11 @@ class Meter:
         ended = started + dt.timedelta(seconds=seconds)
         self.usage.add([_interval(buyer, origin, dimension, arn, instances, started, ended)])
 
-    def recover(self) -> None:
-        """At start-up: intervals a previous server left open end now (its containers ran on;
-        the endpoints re-adopted now open new ones)."""
-        self.usage.close_all_open(self.clock.now())
+    def end_open(self, arn: str) -> None:
+        """An endpoint taken over (by a restarted server, or from a dead one): the intervals
+        its previous server left open end now; its containers ran on, and the instances
+        re-adopted open new ones."""
+        self.usage.close_open(arn, self.clock.now())
 
     # -- inferences --
 

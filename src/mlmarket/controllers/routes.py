@@ -106,8 +106,17 @@ def route_key(account_id: str, region: str, name: str) -> RouteKey:
 class RoutingTable:
     def __init__(self) -> None:
         self._routes: dict[RouteKey, EndpointRoute] = {}
+        # where a route this server does not have is looked for (controllers/shared_routes.py)
+        self.fallback: Callable[[str, str, str], EndpointRoute | None] | None = None
 
     def get(self, account_id: str, region: str, name: str) -> EndpointRoute | None:
+        route = self._routes.get(route_key(account_id, region, name))
+        if route is None and self.fallback is not None:
+            return self.fallback(account_id, region, name)
+        return route
+
+    def known(self, account_id: str, region: str, name: str) -> EndpointRoute | None:
+        """The route this table has, without looking further."""
         return self._routes.get(route_key(account_id, region, name))
 
     def put(self, route: EndpointRoute) -> None:
