@@ -18,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import OperationalError
 
 from mlmarket import app as application
+from mlmarket import workers
 from mlmarket.clock import SystemClock
 from mlmarket.config import Settings
 from mlmarket.domain import quotas
@@ -32,6 +33,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         data_dir=getattr(args, "data_dir", None),
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
+        worker=getattr(args, "worker", None),
     )
 
 
@@ -57,15 +59,32 @@ def _write_credentials_file(creds: Credentials, settings: Settings) -> Path:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    who = "" if settings.worker is None else f"worker {settings.worker} "
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO, format=f"%(asctime)s %(levelname)s {who}%(name)s: %(message)s"
     )
+    if args.workers < 1:
+        print("mlmarket: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1:
+        # the schema and the default account are made once, before the workers start
+        store = MetadataStore(settings.database)
+        try:
+            _ensure_default_account(Accounts(store, SystemClock()), settings)
+        finally:
+            store.close()
+        serve_args = [
+            f"--{name}={value}"
+            for name, value in (
+                ("host", args.host),
+                ("port", args.port),
+                ("data-dir", args.data_dir),
+            )
+            if value is not None
+        ]
+        return workers.supervise(args.workers, serve_args)
     app = application.build(settings)
-    created = app.accounts.ensure_default()
-    if created is not None:
-        print("Created the default account:")
-        _print_credentials(created, settings)
-        print(f"  (also written to {_write_credentials_file(created, settings)})", flush=True)
+    _ensure_default_account(app.accounts, settings)
 
     async def main() -> None:
         task = asyncio.ensure_future(application.serve(app))
@@ -77,6 +96,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     asyncio.run(main())
     return 0
+
+
+def _ensure_default_account(accounts: Accounts, settings: Settings) -> None:
+    created = accounts.ensure_default()
+    if created is not None:
+        print("Created the default account:")
+        _print_credentials(created, settings)
+        print(f"  (also written to {_write_credentials_file(created, settings)})", flush=True)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -253,6 +280,13 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8787)")
     serve.add_argument("--data-dir", help="where state lives (default ~/.mlmarket)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port, database and data directory (default 1)",
+    )
+    serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # one of --workers'
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="the metadata database's schema").add_subparsers(

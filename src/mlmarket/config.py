@@ -50,6 +50,7 @@ class Settings:
     # and how long its leases last unrenewed before another server takes its work over
     server_id: str | None = None
     lease_seconds: float = 15.0
+    worker: int | None = None  # which of `serve --workers N`: they share the port
 
     @property
     def database(self) -> str:

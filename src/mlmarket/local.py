@@ -29,11 +29,17 @@ def free_port() -> int:
 
 class LocalServer:
     def __init__(
-        self, data_dir: Path, env: dict[str, str] | None = None, src: Path | None = None
+        self,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        src: Path | None = None,
+        workers: int = 1,
     ) -> None:
         """`env` is added to the server's environment; `src`: run mlmarket from that source
-        tree instead of this one (an earlier checkout, for a before/after comparison)."""
+        tree instead of this one (an earlier checkout, for a before/after comparison);
+        `workers`: `serve --workers`."""
         self.data_dir = data_dir
+        self.workers = workers
         self.port = free_port()
         self.env = {**os.environ, **(env or {})}
         if src is not None:
@@ -50,7 +56,8 @@ class LocalServer:
         with self.log_path.open("ab") as log:
             command = [sys.executable, "-m", "mlmarket.cli", "serve", "--data-dir"]
             self.proc = subprocess.Popen(
-                [*command, str(self.data_dir), "--port", str(self.port)],
+                [*command, str(self.data_dir), "--port", str(self.port)]
+                + (["--workers", str(self.workers)] if self.workers > 1 else []),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,

@@ -28,8 +28,8 @@ class ServerProcess(LocalServer):
     """A server on its own database: SQLite in its data directory, or a new PostgreSQL
     database when the suite runs on PostgreSQL (tests/support/databases.py)."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, workers: int = 1) -> None:
         env = {**FAST_LIMITS, **(env or {})}
         env.setdefault("MLMARKET_DATABASE_URL", new_database(data_dir / "mlmarket.db"))
         self.database_url = env["MLMARKET_DATABASE_URL"]
-        super().__init__(data_dir, env)
+        super().__init__(data_dir, env, workers=workers)
