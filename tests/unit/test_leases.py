@@ -7,15 +7,22 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mlmarket.clock import SystemClock
+from mlmarket.config import Settings
 from mlmarket.controllers.leases import Leases, Ownership
-from mlmarket.domain import kinds
+from mlmarket.controllers.transform import TransformController
+from mlmarket.domain import kinds, labels
+from mlmarket.execution.base import ContainerSpec
+from mlmarket.execution.fake import FakeEngine
+from mlmarket.resources import TransformJob
 from mlmarket.storage.leases import LeaseStore
 from mlmarket.storage.metadata import LeaseLost, MetadataStore, Resource
+from mlmarket.storage.objects import ObjectStore
 
 NOW = dt.datetime(2026, 12, 2, tzinfo=dt.UTC)
 T = 1_000_000.0  # a lease clock of the test's own
@@ -209,3 +216,73 @@ def test_a_stop_asked_of_another_servers_job_reaches_it_and_one_nobody_runs_is_o
     assert holder.stops == [busy.arn]
     asyncio.run(running.act_on_intents(holder))
     assert holder.stops == [busy.arn]  # acted on once
+
+
+class _SlowToRemove(FakeEngine):
+    """A Docker engine that takes its time to remove a container, as a real one does."""
+
+    async def remove(self, container_id: str, grace_seconds: int) -> None:
+        await asyncio.sleep(0.2)
+        await super().remove(container_id, grace_seconds)
+
+
+def test_a_job_stopped_while_being_taken_over_is_stopped_and_never_run_again(
+    store: MetadataStore, database_url: str, tmp_path: Path
+) -> None:
+    """A stop that comes while the new holder is still removing the dead server's containers
+    (a validation taken over stops its earlier jobs just then) ends the job: it is not run
+    again beside what replaces it."""
+    settings = Settings(data_dir=tmp_path, database_url=database_url)
+    engine = _SlowToRemove({"seller/model:1"})
+    clock = SystemClock()
+    transform = TransformController(
+        settings,
+        store,
+        ObjectStore(store.engine, tmp_path),
+        engine,
+        clock,
+        Leases(LeaseStore(store), "new", 10),
+    )
+    name = "taken"
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{name}"
+    left = {labels.MANAGED: kinds.TRANSFORM_JOB, labels.OWNER: str(tmp_path.resolve())}
+    assert store.insert(
+        Resource(
+            account_id="123456789012",
+            region="us-east-1",
+            kind=kinds.TRANSFORM_JOB,
+            name=name,
+            arn=arn,
+            created=NOW,
+            modified=NOW,
+            spec={
+                "TransformJobName": name,
+                "ModelSnapshot": {},
+                "TransformResources": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+            },
+            state={"TransformJobStatus": "InProgress"},
+        )
+    )
+
+    async def taken_over_then_stopped() -> str:
+        left[labels.job(kinds.TRANSFORM_JOB)] = arn
+        await engine.run(ContainerSpec("left", "seller/model:1", [], labels=left))
+        adopting = asyncio.ensure_future(transform.ownership.adopt(transform))
+        await asyncio.sleep(0.05)  # the takeover is removing what the dead server left
+        transform.stop_job(stored())
+        await adopting
+        for _ in range(50):
+            if stored().state["TransformJobStatus"] in ("Stopped", "Failed", "Completed"):
+                break
+            await asyncio.sleep(0.1)
+        await transform.stop()
+        return str(stored().state["TransformJobStatus"])
+
+    def stored() -> TransformJob:
+        found = store.get("123456789012", "us-east-1", kinds.TRANSFORM_JOB, name)
+        assert found is not None
+        return found
+
+    assert asyncio.run(taken_over_then_stopped()) == "Stopped"
+    assert [spec.name for spec in engine.runs] == ["left"]  # nothing ran again
+    assert not engine.containers

@@ -157,9 +157,10 @@ class JobController(Generic[SpecT, StateT]):
         if stop:
             await self._end_unrun(job)
             return
-        await self._remove_left(job)
         self._restarting(job)
-        self.start_job(job)
+        # the run is this server's from here on, so a stop asked meanwhile reaches it
+        run = self._runs.setdefault(job.arn, JobRun(job))
+        run.task = asyncio.ensure_future(self._guarded(job, left_behind=True))
 
     def stop_requested(self, arn: Arn) -> None:
         run = self._runs.get(arn)
@@ -223,10 +224,17 @@ class JobController(Generic[SpecT, StateT]):
 
     # -- shared --
 
-    async def _guarded(self, job: Resource[SpecT, StateT]) -> None:
+    async def _guarded(self, job: Resource[SpecT, StateT], left_behind: bool = False) -> None:
+        """Run the job to its end; `left_behind`: a job taken over, whose previous server's
+        containers go first (never two runs at once), and which a stop meanwhile ends."""
         try:
             try:
-                await self._run(job)
+                if left_behind:
+                    await self._remove_left(job)
+                if left_behind and self._runs[job.arn].stop.is_set():
+                    self._stopped_while_down(job)
+                else:
+                    await self._run(job)
             except JobFailed as exc:
                 self._fail(job, str(exc))
             except (asyncio.CancelledError, LeaseLost):
