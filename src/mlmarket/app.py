@@ -223,9 +223,9 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         reuse_port=app.settings.worker is not None,
     )
     app.meter.start_flushing()
+    app.leases.start()  # first: what this server's id held before is let go, then claimed
     await app.endpoints.start()
     app.follower.start()
-    app.leases.start()
     await app.training.start()
     await app.transform.start()
     await app.tuning.start()

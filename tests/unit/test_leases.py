@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,76 @@ def test_renewal_keeps_what_is_held_and_reports_what_was_taken(store: MetadataSt
     for arn in (kept, taken):
         assert leases.claim(arn, kinds.TRAINING_JOB, "one", T, 10)
     assert leases.claim(taken, kinds.TRAINING_JOB, "two", T + 11, 10)
-    assert leases.renew("one", T + 12, 10) == {kept}
+    assert leases.renew([kept, taken], "one", T + 12, 10) == {kept}
     assert leases.holder_of(kept, T + 21) == "one"  # renewed from T + 12
+
+
+def test_a_server_restarted_under_its_id_holds_nothing_until_it_claims_again(
+    store: MetadataStore,
+) -> None:
+    """What it held before (a Failed endpoint's lease, say) is not renewed behind its back
+    for ever: it is let go at start, and each resource is claimed afresh."""
+    before = LeaseStore(store)
+    arn = job(store, "held-before").arn
+    assert before.claim(arn, kinds.TRAINING_JOB, "one", time.time(), 10)
+    restarted = Leases(LeaseStore(store), "one", 10)
+
+    async def started() -> None:
+        restarted.start()
+        await restarted.stop()
+
+    asyncio.run(started())
+    assert before.holder_of(arn, time.time()) is None
+    assert before.renew([], "one", time.time(), 10) == set()
+
+
+def test_a_server_that_cannot_renew_for_a_whole_lease_drops_its_work(
+    store: MetadataStore,
+) -> None:
+    lost: list[str] = []
+    mine = Leases(LeaseStore(store), "one", seconds=0.3)
+    arn = job(store, "kept").arn
+    assert mine.claim(arn, kinds.TRAINING_JOB, lambda: lost.append(arn))
+
+    def database_away(*_: object) -> set[str]:
+        raise RuntimeError("the database is away")
+
+    async def stalled() -> None:
+        mine.start()
+        mine.store.renew = database_away  # type: ignore[method-assign,assignment]
+        await asyncio.sleep(0.6)
+        await mine.stop()
+
+    asyncio.run(stalled())
+    assert lost == [arn] and not mine.holds(arn)
+
+
+def test_a_stop_of_a_job_that_ended_meanwhile_leaves_it_as_it_ended(
+    store: MetadataStore,
+) -> None:
+    clock = SystemClock()
+    asking = Ownership(
+        Leases(LeaseStore(store), "caller", 10), kinds.TRAINING_JOB, ["InProgress"], "x", clock
+    )
+    seen = job(store, "ended")  # as the caller read it, InProgress
+    ended = store.get(seen.account_id, seen.region, kinds.TRAINING_JOB, "ended")
+    assert ended is not None
+    ended.state["TrainingJobStatus"] = "Completed"  # its holder finished it and let go
+    store.update(ended)
+    assert asking.request_stop(seen, _Jobs())  # nothing for the caller to do
+    assert not asking.leases.holds(seen.arn)
+    assert LeaseStore(store).holder_of(seen.arn, time.time()) is None
+
+
+def test_servers_asking_the_same_thing_at_once_leave_one_intent(store: MetadataStore) -> None:
+    arn = job(store, "asked").arn
+
+    def ask(i: int) -> None:
+        LeaseStore(store).intend(arn, kinds.ENDPOINT, "touch", NOW, {"from": i})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(ask, range(32)))
+    assert LeaseStore(store).is_intended(arn, "touch")
 
 
 def test_a_server_that_lost_a_lease_drops_its_work_at_the_next_renewal(

@@ -21,7 +21,7 @@ from typing import Any, Generic, Protocol
 
 from mlmarket.clock import Clock
 from mlmarket.storage.leases import Intended, Intent, LeaseStore
-from mlmarket.storage.metadata import Resource, progress_of
+from mlmarket.storage.metadata import LeaseLost, Resource, progress_of
 from mlmarket.types import Arn, ResourceKind, SpecT, StateT
 
 log = logging.getLogger("mlmarket.leases")
@@ -63,6 +63,9 @@ class Leases:
         return arn in self._held
 
     def start(self) -> None:
+        """Before the controllers take work on: what this server's id held before it
+        (re)started is let go, so each resource is claimed afresh, here or elsewhere."""
+        self.store.release_all(self.holder)
         self._task = asyncio.ensure_future(self._renew_forever())
 
     async def stop(self) -> None:
@@ -75,18 +78,29 @@ class Leases:
 
     def renew(self) -> None:
         """Renew every lease; drop the work of those another server has taken meanwhile."""
-        still = self.store.renew(self.holder, time.time(), self.seconds)
+        still = self.store.renew(list(self._held), self.holder, time.time(), self.seconds)
         for arn in [a for a in self._held if a not in still]:
             log.warning("lease on %s lost to another server: leaving it to that one", arn)
             self._held.pop(arn)()
 
+    def lapse(self) -> None:
+        """Unrenewed for a whole lease: other servers may have taken everything over, so
+        this one drops all its work rather than act beside them."""
+        for arn in list(self._held):
+            log.warning("lease on %s not renewed in time: leaving it", arn)
+            self._held.pop(arn)()
+
     async def _renew_forever(self) -> None:
+        renewed = time.monotonic()
         while True:
             await asyncio.sleep(self.seconds / 3)
             try:
                 self.renew()
+                renewed = time.monotonic()
             except Exception:  # the database is away: retried, the leases may lapse meanwhile
                 log.exception("could not renew leases")
+                if time.monotonic() - renewed >= self.seconds:
+                    self.lapse()
 
 
 class Reconciler(Protocol[SpecT, StateT]):
@@ -147,12 +161,17 @@ class Ownership(Generic[SpecT, StateT]):
     def request_stop(
         self, res: Resource[SpecT, StateT], reconciler: Reconciler[SpecT, StateT]
     ) -> bool:
-        """Stop a resource this server does not run: True when its holder was asked to; False
-        when no live server runs it (its lease is now this server's: end it here)."""
-        if self.claim(res, reconciler):
-            return False
-        self.ask(res.arn, "stop")
-        return True
+        """Stop a resource this server does not run: True when nothing is left for this
+        server to do (its holder was asked to, or it ended meanwhile); False when no live
+        server runs it (its lease is now this server's: end it here)."""
+        if not self.claim(res, reconciler):
+            self.ask(res.arn, "stop")
+            return True
+        current = self.leases.store.reread(res)  # its holder may have ended it and let go
+        if current is None or progress_of(current) not in self.active:
+            self.release(res)
+            return True
+        return False
 
     def ask(self, arn: Arn, intent: Intent, payload: Any = None) -> None:
         """Leave `intent` for whichever server holds `arn` (now, or once it takes it over)."""
@@ -184,17 +203,31 @@ class Ownership(Generic[SpecT, StateT]):
                 continue
             log.info("taking over %s %s: no live server runs it", self.kind, res.arn)
             stop = progress_of(res) == self.stopping or store.is_intended(res.arn, "stop")
+            try:
+                await reconciler.adopt(res, stop)
+            except Exception:  # the engine or the database failed it: the next poll retries
+                log.exception("could not take over %s %s", self.kind, res.arn)
+                reconciler.lost(res.arn)
+                self.release(res)
+                continue
             store.done(res.arn, "stop")
-            await reconciler.adopt(res, stop)
 
     async def act_on_intents(self, reconciler: Reconciler[SpecT, StateT]) -> None:
+        """Carry out what was asked of the resources held here; an intent is done once acted
+        on (one that fails is logged and dropped, unless the lease went: the next holder
+        finds it)."""
         store = self.leases.store
         for asked in store.intended(self.holder, self.kind):
+            try:
+                if self.act is not None:
+                    await self.act(asked)
+                elif asked.intent == "stop":
+                    reconciler.stop_requested(asked.arn)
+            except LeaseLost:
+                continue
+            except Exception:
+                log.exception("could not act on %s of %s", asked.intent, asked.arn)
             store.done(asked.arn, asked.intent)
-            if self.act is not None:
-                await self.act(asked)
-            elif asked.intent == "stop":
-                reconciler.stop_requested(asked.arn)
 
     async def _poll_forever(self, reconciler: Reconciler[SpecT, StateT]) -> None:
         adopted = time.monotonic()

@@ -66,14 +66,28 @@ class LeaseStore:
             return False  # another server holds it, or won the race to it
         return True
 
-    def renew(self, holder: str, now: float, seconds: float) -> set[Arn]:
-        """Extend every lease `holder` has; the ARNs it still holds."""
+    def renew(self, arns: Iterable[Arn], holder: str, now: float, seconds: float) -> set[Arn]:
+        """Extend the leases on `arns` that `holder` still has; those ARNs. A lease of its
+        that it no longer tracks (a server restarted under the same id) is left to lapse."""
+        held: set[Arn] = set()
+        arns = list(arns)
+        for i in range(0, len(arns), 500):
+            chunk = leases.c.arn.in_(arns[i : i + 500])
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(leases)
+                    .where(chunk, leases.c.holder == holder)
+                    .values(expires=now + seconds)
+                )
+                rows = conn.execute(select(leases.c.arn).where(chunk, leases.c.holder == holder))
+                held.update(Arn(r.arn) for r in rows)
+        return held
+
+    def release_all(self, holder: str) -> None:
+        """Let go of every lease `holder` has: a server starting (again) under its id holds
+        nothing yet, and takes back what it runs as any server would."""
         with self.engine.begin() as conn:
-            conn.execute(
-                update(leases).where(leases.c.holder == holder).values(expires=now + seconds)
-            )
-            rows = conn.execute(select(leases.c.arn).where(leases.c.holder == holder)).all()
-        return {Arn(r.arn) for r in rows}
+            conn.execute(delete(leases).where(leases.c.holder == holder))
 
     def release(self, arns: Iterable[Arn], holder: str) -> None:
         arns = list(arns)
@@ -134,9 +148,17 @@ class LeaseStore:
         """Ask `arn`'s holder for `intent`: asking again replaces what was asked before."""
         row = {"arn": arn, "kind": kind, "intent": intent, "at": at}
         row["payload"] = None if payload is None else json.dumps(payload, default=json_default)
-        with self.engine.begin() as conn:
-            conn.execute(delete(intents).where(intents.c.arn == arn, intents.c.intent == intent))
-            conn.execute(insert(intents).values(**row))
+        asked = (intents.c.arn == arn, intents.c.intent == intent)
+        for _ in range(2):
+            with self.engine.begin() as conn:
+                if conn.execute(update(intents).where(*asked).values(**row)).rowcount:
+                    return
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(intents).values(**row))
+                return
+            except IntegrityError:
+                continue  # asked by another server meanwhile: replace that
 
     def intended(self, holder: str, kind: str) -> list[Intended]:
         """What callers asked of the resources of `kind` that `holder` holds, oldest first."""
