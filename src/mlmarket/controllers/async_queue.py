@@ -124,6 +124,12 @@ class AsyncQueue:
         try:
             while True:
                 wake.clear()
+                if not self.here(account_id, region, endpoint):
+                    # another server took the endpoint over: it works the queue from now on
+                    if not running:
+                        return
+                    await asyncio.wait(running)
+                    continue
                 route = self.routes.known(account_id, region, endpoint)
                 if route is not None and route.asynchronous is None and not running:
                     # updated to a config without AsyncInferenceConfig: nothing will serve these

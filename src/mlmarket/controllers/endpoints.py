@@ -158,14 +158,15 @@ class EndpointController:
         """Remove the containers of endpoints that need none; take on the endpoints no live
         server holds (this one's before it restarted, a dead server's): their containers are
         re-adopted, or replaced."""
+        # the containers first: an endpoint another server creates meanwhile is kept before
+        # its containers run, so it is in `active` whenever they are in `found`
+        found = await self.engine.list({labels.MANAGED: kinds.ENDPOINT, labels.OWNER: self._owner})
         active = {
             e.arn
             for e in self.store.all_of_kind(kinds.ENDPOINT)
             if e.state.get("EndpointStatus") in ACTIVE
         }
-        for info in await self.engine.list(
-            {labels.MANAGED: kinds.ENDPOINT, labels.OWNER: self._owner}
-        ):
+        for info in found:
             if info.labels.get(labels.ENDPOINT) not in active:
                 self._background_task(self.fleet.remove_container(info))
         await self.ownership.start(self)
@@ -622,6 +623,8 @@ class EndpointController:
             res.state.pop("FailureReason", None)
         res.modified = self.clock.now()
         self.store.update(res, holder=self.ownership.holder)
+        if status == EndpointStatus.FAILED:
+            self.shared.withdraw(res.arn)  # nothing serves it (a route a dead server left)
 
     def _run(self, endpoint: Endpoint) -> _Run:
         return self._runs.setdefault(_key(endpoint), _Run())

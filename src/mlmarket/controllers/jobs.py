@@ -104,9 +104,14 @@ class JobController(Generic[SpecT, StateT]):
         kept by `insert` (which may refuse it), and runs here, under this server's lease."""
         self._set_status(job, JobStatus.IN_PROGRESS)
         self._accepted(job)
-        insert(job)
+        # claimed before it is kept: no other server's search for orphans can take it first
         if not self.ownership.claim(job, self):
             raise RuntimeError(f"a new job's lease is held elsewhere: {job.arn}")
+        try:
+            insert(job)
+        except BaseException:
+            self.ownership.release(job)
+            raise
         self.start_job(job)
 
     def start_job(self, job: Resource[SpecT, StateT]) -> None:
@@ -131,8 +136,11 @@ class JobController(Generic[SpecT, StateT]):
     async def start(self) -> None:
         """Leftover containers of finished jobs are removed; unfinished jobs nobody runs (this
         server's before it restarted, or a dead server's) start over here."""
+        # the containers first: a job another server starts meanwhile is kept before its
+        # containers run, so it is in `active` whenever they are in `found`
+        found = await self.engine.list({labels.MANAGED: self.kind, labels.OWNER: self._owner})
         active = {j.arn for j in self.store.all_of_kind(self.kind) if self._status(j) in ACTIVE}
-        for info in await self.engine.list({labels.MANAGED: self.kind, labels.OWNER: self._owner}):
+        for info in found:
             if info.labels.get(labels.job(self.kind)) not in active:
                 await self._remove(info)
         await self.ownership.start(self)
@@ -157,7 +165,6 @@ class JobController(Generic[SpecT, StateT]):
         if stop:
             await self._end_unrun(job)
             return
-        self._restarting(job)
         # the run is this server's from here on, so a stop asked meanwhile reaches it
         run = self._runs.setdefault(job.arn, JobRun(job))
         run.task = asyncio.ensure_future(self._guarded(job, left_behind=True))
@@ -234,6 +241,8 @@ class JobController(Generic[SpecT, StateT]):
                 if left_behind and self._runs[job.arn].stop.is_set():
                     self._stopped_while_down(job)
                 else:
+                    if left_behind:
+                        self._restarting(job)  # its old containers gone, its files may go
                     await self._run(job)
             except JobFailed as exc:
                 self._fail(job, str(exc))

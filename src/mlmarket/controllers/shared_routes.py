@@ -108,7 +108,7 @@ class RoutePublisher:
 
     def withdraw(self, arn: Arn) -> None:
         self._written.pop(arn, None)
-        self.store.withdraw(arn, self.holder)
+        self.store.withdraw(arn)
 
     def forget(self, arn: Arn) -> None:
         """Another server holds it now: its route is that server's to write."""

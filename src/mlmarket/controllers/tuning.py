@@ -124,9 +124,14 @@ class TuningController:
         """A new tuning job starts InProgress (this controller alone moves its status)."""
         job.state["HyperParameterTuningJobStatus"] = str(JobStatus.IN_PROGRESS)
         job.state["Trials"] = []
-        insert(job)
+        # claimed before it is kept: no other server's search for orphans can take it first
         if not self.ownership.claim(job, self):
             raise RuntimeError(f"a new tuning job's lease is held elsewhere: {job.arn}")
+        try:
+            insert(job)
+        except BaseException:
+            self.ownership.release(job)
+            raise
         self._start(job)
 
     def stop_job(self, job: TuningJob) -> None:

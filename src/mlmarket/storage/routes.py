@@ -87,9 +87,11 @@ class RouteStore:
             except IntegrityError:
                 continue  # written meanwhile: update it
 
-    def withdraw(self, arn: Arn, holder: str) -> None:
+    def withdraw(self, arn: Arn) -> None:
+        """The endpoint serves no more (deleted, failed): by its holder, whichever server
+        wrote the route last (one that died, say)."""
         with self.engine.begin() as conn:
-            conn.execute(delete(routes).where(routes.c.arn == arn, routes.c.holder == holder))
+            conn.execute(delete(routes).where(routes.c.arn == arn))
 
     def versions(self, not_held_by: str) -> dict[Arn, int]:
         """The version of every route other servers hold."""
