@@ -32,9 +32,12 @@ def rss_mib(pid: int) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
+    """User + system CPU time the process and its live children (the workers of `serve
+    --workers N`) have used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return own + sum(cpu_seconds(int(child)) for child in children)
 
 
 class BenchServer(LocalServer):
@@ -104,13 +107,13 @@ class PeakRss:
 
 @contextmanager
 def bench_server(
-    src: Path | None = None, env: dict[str, str] | None = None
+    src: Path | None = None, env: dict[str, str] | None = None, workers: int = 1
 ) -> Iterator[BenchServer]:
     """A server on a fresh data directory, with `env` added to its environment; `src`: run
     mlmarket from that source tree instead (an earlier checkout, for a before/after comparison
-    in one run)."""
+    in one run); `workers`: `serve --workers`."""
     data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
-    server = BenchServer(data, env, src)
+    server = BenchServer(data, env, src, workers)
     try:
         server.start()
         time.sleep(1)  # let start-up work settle before anything is measured

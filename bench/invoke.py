@@ -8,9 +8,12 @@ client-side signing out of the timings. Everything runs in one process tree, in 
 figures compare on the same noisy machine.
 
     .venv/bin/python -m bench.invoke [--quick] [--baseline /path/to/an/earlier/checkout/src]
+                                     [--workers N]
 
 With `--baseline`, the same measurements also run against a server started from another source
-tree, in the same run, and the report gains its column.
+tree, in the same run, and the report gains its column; with `--workers N`, against
+`serve --workers N` too. Each throughput row also gives req/s per core the server used (calls
+answered / its CPU seconds, workers included).
 """
 
 from __future__ import annotations
@@ -207,22 +210,26 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
     parser.add_argument("--baseline", type=Path, help="an earlier checkout's src directory")
+    parser.add_argument("--workers", type=int, help="also measure `serve --workers N`")
     args = parser.parse_args()
     build_image(ECHO, IMAGE)
     results = measure_server(None, args.quick)
     if args.baseline is not None:
         results["baseline"] = measure_server(args.baseline, args.quick)
         results["baseline"]["src"] = str(args.baseline)
+    if args.workers is not None:
+        results["workers"] = measure_server(None, args.quick, args.workers)
+        results["workers"]["workers"] = args.workers
     out = save_results("invoke", results, quick=args.quick)
     print(report(results))
     print(f"\nwritten to {out.relative_to(ROOT)}")
 
 
-def measure_server(src: Path | None, quick: bool) -> dict[str, Any]:
+def measure_server(src: Path | None, quick: bool, workers: int = 1) -> dict[str, Any]:
     """Every figure, for a server run from `src` (this tree when None)."""
     n_small, n_large, secs, rounds = (300, 10, 1.0, 2) if quick else (3000, 60, 4.0, 5)
     results: dict[str, Any] = {}
-    with bench_server(src) as server:
+    with bench_server(src, workers=workers) as server:
         url, port, key, secret = server.url, server.port, server.key, server.secret
         sm = server.client("sagemaker")
 
@@ -286,6 +293,7 @@ def measure_server(src: Path | None, quick: bool) -> dict[str, Any]:
                     "ratio": through_rps / direct_rps,
                     # the server's own CPU per call: steadier than req/s on a shared machine
                     "server_cpu_us_per_call": 1e6 * cpu / max(answered, 1),
+                    "rps_per_server_core": answered / max(cpu, 1e-9),
                 }
 
         asyncio.run(measure())
@@ -294,49 +302,67 @@ def measure_server(src: Path | None, quick: bool) -> dict[str, Any]:
 
 
 def report(r: dict[str, Any]) -> str:
-    base = r.get("baseline")
-    extra = " baseline: through mlmarket | baseline: added / ratio |" if base else ""
-    rows = [
-        "| What | direct to container | through mlmarket | added / ratio |" + extra,
-        "|---|---|---|---|" + ("---|---|" if base else ""),
+    """A table: this tree's figures, then a column pair for each comparison measured."""
+    others = [
+        (title, r[key])
+        for key, title in (
+            ("baseline", "baseline"),
+            ("workers", f"{r.get('workers', {}).get('workers')} workers"),
+        )
+        if key in r
     ]
+    rows = [
+        "| What | direct to container | through mlmarket | added / ratio |"
+        + "".join(f" {t}: through mlmarket | {t}: added / ratio |" for t, _ in others),
+        "|---|---|---|---|" + "---|---|" * len(others),
+    ]
+
+    def row(
+        what: str, direct: str, cells: Callable[[dict[str, Any], str], tuple[str, str]], key: str
+    ) -> None:
+        mine = cells(r, key)
+        rest = "".join(f" {a} | {b} |" for a, b in (cells(o, key) for _, o in others))
+        rows.append(f"| {what} | {direct} | {mine[0]} | {mine[1]} |" + rest)
+
     for label in ("1KiB", "6MiB"):
-        x = r[f"latency_{label}"]
-        b = base[f"latency_{label}"] if base else None
-        rows.append(
-            f"| InvokeEndpoint {label}, p50 | {x['direct_p50_ms']:.2f} ms | "
-            f"{x['mlmarket_p50_ms']:.2f} ms | +{x['added_p50_ms']:.2f} ms |"
-            + (f" {b['mlmarket_p50_ms']:.2f} ms | +{b['added_p50_ms']:.2f} ms |" if b else "")
-        )
-        rows.append(
-            f"| InvokeEndpoint {label}, p99 | {x['direct_p99_ms']:.2f} ms | "
-            f"{x['mlmarket_p99_ms']:.2f} ms | |"
-            + (f" {b['mlmarket_p99_ms']:.2f} ms | |" if b else "")
-        )
+        key = f"latency_{label}"
+        row(f"InvokeEndpoint {label}, p50", f"{r[key]['direct_p50_ms']:.2f} ms", _p50, key)
+        row(f"InvokeEndpoint {label}, p99", f"{r[key]['direct_p99_ms']:.2f} ms", _p99, key)
     for clients in (1, 16, 64):
-        x = r[f"throughput_{clients}_clients"]
-        b = base[f"throughput_{clients}_clients"] if base else None
-        rows.append(
-            f"| Throughput 1 KiB, {clients} clients | {x['direct_rps']:.0f} req/s | "
-            f"{x['mlmarket_rps']:.0f} req/s | {100 * x['ratio']:.0f} % |"
-            + (f" {b['mlmarket_rps']:.0f} req/s | {100 * b['ratio']:.0f} % |" if b else "")
-        )
-        rows.append(
-            f"| Server CPU per 1 KiB call, {clients} clients | | "
-            f"{x['server_cpu_us_per_call']:.0f} µs | |"
-            + (f" {b['server_cpu_us_per_call']:.0f} µs | |" if b else "")
-        )
-    rows.append(
-        f"| CreateEndpoint → InService | {r['container_first_ping_s']:.2f} s (container's "
-        f"first /ping) | {r['create_to_in_service_s']:.2f} s | "
-        f"+{r['create_overhead_s']:.2f} s |"
-        + (
-            f" {base['create_to_in_service_s']:.2f} s | +{base['create_overhead_s']:.2f} s |"
-            if base
-            else ""
-        )
+        key = f"throughput_{clients}_clients"
+        row(f"Throughput 1 KiB, {clients} clients", f"{r[key]['direct_rps']:.0f} req/s", _rps, key)
+        row(f"Server CPU per 1 KiB call, {clients} clients", "", _cpu, key)
+    row(
+        "CreateEndpoint → InService",
+        f"{r['container_first_ping_s']:.2f} s (container's first /ping)",
+        _create,
+        "",
     )
     return "\n".join(rows)
+
+
+def _p50(x: dict[str, Any], key: str) -> tuple[str, str]:
+    return f"{x[key]['mlmarket_p50_ms']:.2f} ms", f"+{x[key]['added_p50_ms']:.2f} ms"
+
+
+def _p99(x: dict[str, Any], key: str) -> tuple[str, str]:
+    return f"{x[key]['mlmarket_p99_ms']:.2f} ms", ""
+
+
+def _rps(x: dict[str, Any], key: str) -> tuple[str, str]:
+    return f"{x[key]['mlmarket_rps']:.0f} req/s", f"{100 * x[key]['ratio']:.0f} %"
+
+
+def _cpu(x: dict[str, Any], key: str) -> tuple[str, str]:
+    per_core = x[key].get("rps_per_server_core")
+    return (
+        f"{x[key]['server_cpu_us_per_call']:.0f} µs",
+        "" if per_core is None else f"{per_core:.0f} req/s per server core",
+    )
+
+
+def _create(x: dict[str, Any], _key: str) -> tuple[str, str]:
+    return f"{x['create_to_in_service_s']:.2f} s", f"+{x['create_overhead_s']:.2f} s"
 
 
 if __name__ == "__main__":
