@@ -237,25 +237,8 @@ def test_transform_job_interrupted_by_a_server_restart_starts_over_and_completes
 def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
     own_server: ServerProcess, echo_image: str
 ) -> None:
-    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/slow-echo:1"
-    subprocess.run(["docker", "tag", echo_image, image], check=True)
-    sm, s3 = own_server.client("sagemaker"), own_server.client("s3")
-    s3.create_bucket(Bucket="validation")
-    s3.put_object(Bucket="validation", Key="in/rows.txt", Body=b"a\n")
-    sm.create_model_package(
-        ModelPackageName="slow",
-        CertifyForMarketplace=True,
-        InferenceSpecification={
-            # the echo container answers "a" after 3 s: the restart comes in the middle
-            "Containers": [{"Image": image, "Environment": {"SLOW_ON": "a", "SLOW_SECONDS": "3"}}],
-            "SupportedContentTypes": ["text/plain"],
-            "SupportedResponseMIMETypes": ["text/plain"],
-            "SupportedTransformInstanceTypes": ["ml.m5.large"],
-        },
-        ValidationSpecification=mp.validation(
-            "arn:aws:iam::123456789012:role/v", "s3://validation/in/", "s3://validation/out", "Line"
-        ),
-    )
+    mp.slow_validated_package(own_server, "slow", echo_image)  # restarted in the middle
+    sm = own_server.client("sagemaker")
     until(
         lambda: (
             sm.describe_model_package(ModelPackageName="slow")["ModelPackageStatusDetails"][
@@ -268,7 +251,6 @@ def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
         what="the validation to be under way",
     )
     sm.close()
-    s3.close()
 
     own_server.stop()
     own_server.start()

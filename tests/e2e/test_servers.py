@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from mlmarket.storage.metadata import MetadataStore, leases
 from tests.support.hosting import asynchronous, hosted, model_and_config
 from tests.support.jobs import train, wait_for_job
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, kill, two_servers
 from tests.support.transform import model, transform
 from tests.support.waiting import until, until_status
 
@@ -29,15 +29,8 @@ ONE = {"InstanceType": "ml.m5.large", "InitialInstanceCount": 1}
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    data = tmp_path / "data"
-    first = ServerProcess(data, LEASE).start()
-    second = ServerProcess(data, {**LEASE, "MLMARKET_DATABASE_URL": first.database_url})
-    second.log_path = tmp_path / "second.log"
-    second.start()
-    yield first, second
-    second.stop()
-    first.stop()
-    first.remove_containers()
+    with two_servers(tmp_path, LEASE) as both:
+        yield both
 
 
 def containers(label: str, arn: str, every: bool = False) -> list[str]:
@@ -79,10 +72,7 @@ def test_jobs_of_a_killed_server_are_finished_by_another_once(
 
     before = until(both_running, timeout=30, every=0.2, what="both jobs' containers")
     assert len(before["training"]) == 1 and len(before["transform"]) == 1
-    assert first.proc is not None
-    first.proc.kill()  # no clean stop: its leases lapse, its containers run on
-    first.proc.wait()
-    first.proc = None
+    kill(first)
 
     sm, s3 = second.client("sagemaker"), second.client("s3")
     most: dict[str, int] = {"training": 0, "transform": 0}
@@ -166,10 +156,7 @@ def test_an_endpoint_serves_through_any_server_and_outlives_the_one_that_ran_it(
     )
     assert desc["ProductionVariants"][0]["CurrentInstanceCount"] == 2
     running = set(containers("mlmarket.endpoint", arn))
-    assert first.proc is not None
-    first.proc.kill()
-    first.proc.wait()
-    first.proc = None
+    kill(first)
     # the other server keeps serving from the same containers, and takes them over
     deadline = time.monotonic() + 12
     while time.monotonic() < deadline:

@@ -14,33 +14,17 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support import marketplace as mp
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, kill, two_servers
 from tests.support.waiting import until, until_status
 
 LEASE = {"MLMARKET_LEASE_SECONDS": "3"}  # a dead server's work is taken over in seconds
-SELLER = "123456789012"
 CREATE = [mp.change("CreateProduct", None, {})]
 
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    data = tmp_path / "data"
-    first = ServerProcess(data, LEASE).start()
-    second = ServerProcess(data, {**LEASE, "MLMARKET_DATABASE_URL": first.database_url})
-    second.log_path = tmp_path / "second.log"
-    second.start()
-    yield first, second
-    second.stop()
-    first.stop()
-    first.remove_containers()
-
-
-def kill(server: ServerProcess) -> None:
-    """No clean stop: its leases lapse, its containers run on."""
-    assert server.proc is not None
-    server.proc.kill()
-    server.proc.wait()
-    server.proc = None
+    with two_servers(tmp_path, LEASE) as both:
+        yield both
 
 
 def transform_containers(data: Path, name: str, every: bool = False) -> dict[str, str]:
@@ -67,25 +51,7 @@ def test_a_validation_on_a_killed_server_is_finished_by_another_once(
     servers: tuple[ServerProcess, ServerProcess], echo_image: str
 ) -> None:
     first, second = servers
-    image = f"{SELLER}.dkr.ecr.us-east-1.amazonaws.com/handover-echo:1"
-    subprocess.run(["docker", "tag", echo_image, image], check=True)
-    sm, s3 = first.client("sagemaker"), first.client("s3")
-    s3.create_bucket(Bucket="validation")
-    s3.put_object(Bucket="validation", Key="in/rows.txt", Body=b"a\n")
-    sm.create_model_package(
-        ModelPackageName="handover",
-        CertifyForMarketplace=True,
-        InferenceSpecification={
-            # the echo container answers "a" after 3 s: the kill comes before it does
-            "Containers": [{"Image": image, "Environment": {"SLOW_ON": "a", "SLOW_SECONDS": "3"}}],
-            "SupportedContentTypes": ["text/plain"],
-            "SupportedResponseMIMETypes": ["text/plain"],
-            "SupportedTransformInstanceTypes": ["ml.m5.large"],
-        },
-        ValidationSpecification=mp.validation(
-            f"arn:aws:iam::{SELLER}:role/v", "s3://validation/in/", "s3://validation/out", "Line"
-        ),
-    )
+    mp.slow_validated_package(first, "handover", echo_image)  # the kill comes in the middle
     data = first.data_dir
     before = until(
         lambda: transform_containers(data, "handover") or None,
@@ -93,8 +59,6 @@ def test_a_validation_on_a_killed_server_is_finished_by_another_once(
         what="the validation's transform job to run",
     )
     assert len(before) == 1
-    sm.close()
-    s3.close()
     kill(first)
 
     sm = second.client("sagemaker")

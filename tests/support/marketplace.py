@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from typing import Any
 
 import boto3
@@ -47,6 +48,32 @@ def validation(role: str, source: str, output: str, split: str = "None") -> dict
             {"ProfileName": "p", "TransformJobDefinition": transform_job(source, output, split)}
         ],
     }
+
+
+def slow_validated_package(server: Any, name: str, echo_image: str) -> None:
+    """A model package certified for the marketplace whose validation's transform job takes
+    3 s on its one record (the echo container slows on "a"): a test can stop or kill the
+    server while it runs. Its image is echo_image, tagged into the seller's registry."""
+    image = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}-echo:1"
+    subprocess.run(["docker", "tag", echo_image, image], check=True)
+    sm, s3 = server.client("sagemaker"), server.client("s3")
+    s3.create_bucket(Bucket="validation")
+    s3.put_object(Bucket="validation", Key="in/rows.txt", Body=b"a\n")
+    sm.create_model_package(
+        ModelPackageName=name,
+        CertifyForMarketplace=True,
+        InferenceSpecification={
+            "Containers": [{"Image": image, "Environment": {"SLOW_ON": "a", "SLOW_SECONDS": "3"}}],
+            "SupportedContentTypes": ["text/plain"],
+            "SupportedResponseMIMETypes": ["text/plain"],
+            "SupportedTransformInstanceTypes": ["ml.m5.large"],
+        },
+        ValidationSpecification=validation(
+            "arn:aws:iam::123456789012:role/v", "s3://validation/in/", "s3://validation/out", "Line"
+        ),
+    )
+    sm.close()
+    s3.close()
 
 
 def change(

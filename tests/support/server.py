@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mlmarket.local import LocalServer, free_port
 from tests.support.databases import new_database
 
-__all__ = ["FAST_LIMITS", "REGION", "ServerProcess", "free_port"]
+__all__ = ["FAST_LIMITS", "REGION", "ServerProcess", "free_port", "kill", "two_servers"]
 
 REGION = "us-east-1"
 
@@ -33,3 +35,30 @@ class ServerProcess(LocalServer):
         env.setdefault("MLMARKET_DATABASE_URL", new_database(data_dir / "mlmarket.db"))
         self.database_url = env["MLMARKET_DATABASE_URL"]
         super().__init__(data_dir, env, workers=workers)
+
+
+@contextmanager
+def two_servers(
+    tmp_path: Path, env: dict[str, str]
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    """Two servers on one database and one data directory (as `serve --workers 2` runs, or
+    two hosts' servers would), each with `env` added."""
+    data = tmp_path / "data"
+    first = ServerProcess(data, env).start()
+    second = ServerProcess(data, {**env, "MLMARKET_DATABASE_URL": first.database_url})
+    second.log_path = tmp_path / "second.log"
+    second.start()
+    try:
+        yield first, second
+    finally:
+        second.stop()
+        first.stop()
+        first.remove_containers()
+
+
+def kill(server: ServerProcess) -> None:
+    """No clean stop (kill -9): its leases lapse, its containers run on."""
+    assert server.proc is not None
+    server.proc.kill()
+    server.proc.wait()
+    server.proc = None
