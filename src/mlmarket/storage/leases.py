@@ -30,9 +30,9 @@ from mlmarket.storage.metadata import (
 )
 from mlmarket.types import Arn, ResourceKind, SpecT, StateT
 
-# stop a job; cancel a change set; roll out an endpoint's update, new capacity, deletion;
+# stop a job or cancel a change set; roll out an endpoint's update, new capacity, deletion;
 # start an instance of an endpoint scaled to zero; note that one was just used
-Intent = Literal["stop", "cancel", "update", "update-capacity", "delete", "scale-up", "touch"]
+Intent = Literal["stop", "update", "update-capacity", "delete", "scale-up", "touch"]
 
 
 @dataclass(frozen=True)
