@@ -86,6 +86,18 @@ def test_a_write_for_a_lease_taken_over_is_refused_and_changes_nothing(
     assert found is not None and found.state["TrainingJobStatus"] == "Completed"
 
 
+def test_of_two_servers_taking_one_queued_request_one_does(store: MetadataStore) -> None:
+    """A write on condition of the status it found: the second taker finds it taken."""
+    job(store, "queued", status="Queued")
+    takers = [store.get("123456789012", "us-east-1", kinds.TRAINING_JOB, "queued") for _ in "ab"]
+    taken = []
+    for res in takers:
+        assert res is not None
+        res.state["TrainingJobStatus"] = "InProgress"
+        taken.append(store.update(res, was="Queued"))
+    assert taken == [True, False]
+
+
 def test_renewal_keeps_what_is_held_and_reports_what_was_taken(store: MetadataStore) -> None:
     leases = LeaseStore(store)
     kept, taken = job(store, "kept").arn, job(store, "taken").arn

@@ -146,8 +146,8 @@ class AsyncQueue:
                     free = capacity - len(running)
                     if free > 0:
                         for invocation in self._queued(account_id, region, endpoint, free):
-                            self._set(invocation, InvocationStatus.IN_PROGRESS)
-                            running.add(asyncio.ensure_future(self._process(invocation)))
+                            if self._take(invocation):
+                                running.add(asyncio.ensure_future(self._process(invocation)))
                     elif capacity == 0:
                         # no instance to take requests: the waiting ones expire in time, and
                         # an endpoint scaled to zero is brought back for them
@@ -266,6 +266,13 @@ class AsyncQueue:
     def _write(self, uri: str, payload: bytes, content_type: str) -> None:
         bucket, key = split_uri(uri)
         self.objects.put_chunks(iter([payload]), bucket, key, content_type, self.clock.now())
+
+    def _take(self, invocation: Invocation) -> bool:
+        """Queued → InProgress, unless another server's worker took it first (one that has
+        just lost the endpoint, before it noticed)."""
+        invocation.state["Status"] = str(InvocationStatus.IN_PROGRESS)
+        invocation.modified = self.clock.now()
+        return self.store.update(invocation, was=str(InvocationStatus.QUEUED))
 
     def _set(self, invocation: Invocation, status: InvocationStatus) -> None:
         invocation.state["Status"] = str(status)

@@ -329,18 +329,25 @@ class MetadataStore:
             conn.execute(resources.insert().values(**_row(res)))
         return True
 
-    def update(self, res: Resource[Any, Any], holder: str | None = None) -> None:
+    def update(
+        self, res: Resource[Any, Any], holder: str | None = None, was: str | None = None
+    ) -> bool:
         """Write a resource back; with `holder`, only while that server holds its lease
-        (LeaseLost otherwise), so a server that was taken over cannot overwrite its successor."""
+        (LeaseLost otherwise), so a server that was taken over cannot overwrite its successor;
+        with `was`, only if its listed status is still that (whether it was written: of two
+        servers taking the same queued request, one does)."""
         key = (res.account_id, res.region, res.kind, res.name)
         statement = resources.update().where(*_key_clause(*key))
         if holder is not None:
             held = select(leases.c.arn).where(leases.c.arn == res.arn, leases.c.holder == holder)
             statement = statement.where(held.exists())
+        if was is not None:
+            statement = statement.where(resources.c.status == was)
         with self.engine.begin() as conn:
             result = conn.execute(statement.values(**_row(res)))
-        if holder is not None and result.rowcount == 0:
+        if holder is not None and was is None and result.rowcount == 0:
             raise LeaseLost(f"{res.arn} is no longer held by {holder}")
+        return bool(result.rowcount)
 
     def delete(self, account_id: AccountId, region: Region, kind: str, name: str) -> bool:
         """Delete a resource, and its tags with it."""
