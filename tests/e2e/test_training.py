@@ -11,6 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.support.jobs import model_files, train, wait_for_job
+from tests.support.server import ServerProcess
 from tests.support.waiting import until_status
 
 
@@ -178,7 +179,7 @@ def test_sharded_channels_split_objects_across_instances(
 
 
 def test_instances_of_one_job_reach_each_other_and_nothing_else(
-    sm: Any, s3: Any, trainer_image: str, data: str, name: str
+    server: ServerProcess, sm: Any, s3: Any, trainer_image: str, data: str, name: str
 ) -> None:
     desc = train(sm, name, trainer_image, hyper={"mode": "peers"}, instance_count=3)
     assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
@@ -188,8 +189,10 @@ def test_instances_of_one_job_reach_each_other_and_nothing_else(
         peers = {h for h in ("algo-1", "algo-2", "algo-3") if h != host}
         assert report["answers"] == {p: p for p in sorted(peers)}
         assert report["outside"] != "reachable"  # no way out of the job's network
+    owned = [f"label=mlmarket.owner={server.data_dir.resolve()}"]
+    job = [f"label=mlmarket.training-job={desc['TrainingJobArn']}"]
     networks = subprocess.run(
-        ["docker", "network", "ls", "-q", "--filter", f"name=mlmarket-123456789012-{name.lower()}"],
+        ["docker", "network", "ls", "-q", "--filter", *owned, "--filter", *job],
         capture_output=True,
         text=True,
         check=True,

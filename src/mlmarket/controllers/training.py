@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-import time
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -187,7 +188,7 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             if run.stop.is_set():
                 return "Stopped"
             if count > 1:
-                network = f"mlmarket-{job.account_id}-{job.name}"[:63]
+                network = _network_name(self._owner, job)
                 await self.engine.remove_network(network)
                 await self.engine.create_network(network, self._labels(job))
             job.state.setdefault("TrainingStartTime", self.clock.now())
@@ -289,7 +290,8 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             {"TRAINING_JOB_NAME": spec["TrainingJobName"], "TRAINING_JOB_ARN": job.arn}
         )
         container = ContainerSpec(
-            name=f"mlmarket-train-{job.name}-{instance.host}"[:120] + f"-{int(time.time())}",
+            # unique on the engine: another installation may run a job of the same name
+            name=f"mlmarket-train-{job.name}-{instance.host}"[:120] + f"-{secrets.token_hex(4)}",
             image=image_id,
             command=list(
                 algorithm.get("ContainerArguments")
@@ -444,3 +446,11 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             / job.name
             / f"{host}.log"
         )
+
+
+def _network_name(owner: str, job: TrainingJob) -> str:
+    """A multi-instance job's own network: the same for the job across restarts of its
+    installation (a leftover is removed first), another for another installation's job of the
+    same account and name on the same engine."""
+    installation = hashlib.sha256(owner.encode()).hexdigest()[:8]
+    return f"mlmarket-{installation}-{job.account_id}-{job.name}"[:63]

@@ -15,7 +15,7 @@ import asyncio
 import gzip
 import json
 import logging
-import time
+import secrets
 from collections import deque
 from collections.abc import Awaitable, Iterator
 from dataclasses import dataclass
@@ -205,7 +205,7 @@ class TransformController(JobController[TransformJobSpec, TransformJobState]):
                 name = f"instance-{index + 1}"
                 info = await self.engine.run(
                     ContainerSpec(
-                        name=f"mlmarket-transform-{job.name}-{name}-{int(time.time() * 1000)}",
+                        name=f"mlmarket-transform-{job.name}-{name}-{secrets.token_hex(4)}",
                         image=resolved[0],
                         command=["serve"],
                         environment=environment,
