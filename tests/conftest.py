@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlmarket.execution.offline_images import build_image
+from tests.support import engine
 from tests.support.databases import drop_test_databases, new_database
 
 IMAGES = Path(__file__).parent / "images"
@@ -46,6 +47,7 @@ def _no_leftover_test_containers(tmp_path_factory: pytest.TempPathFactory) -> It
     temporary directory) are removed at its end; another session's, running beside it on the
     same engine, are left to that one."""
     ours = str(tmp_path_factory.getbasetemp().resolve())
+    engine.SESSION_ROOT = ours
     yield
     containers = _owned_under(
         ours, ["ps", "-aq"], ["inspect", "-f", "{{.Id}} {{json .Config.Labels}}"]

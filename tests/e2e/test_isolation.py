@@ -59,12 +59,7 @@ def test_no_container_has_an_address_another_could_reach(
 
 
 def test_no_bridge_network_or_published_port_is_used(isolated: str) -> None:
-    ids = subprocess.run(
-        ["docker", "ps", "-q", "--filter", "label=mlmarket.managed=endpoint"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    ids = engine.labelled("mlmarket.managed", "endpoint", running=True)
     assert ids
     data = json.loads(
         subprocess.run(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,13 +27,7 @@ def own_server(tmp_path: Path, echo_image: str) -> Iterator[ServerProcess]:
 
 
 def container_ids(arn: str) -> set[str]:
-    out = subprocess.run(
-        ["docker", "ps", "-q", "--no-trunc", "--filter", f"label=mlmarket.endpoint={arn}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return set(out.split())
+    return set(engine.labelled("mlmarket.endpoint", arn, running=True))
 
 
 def test_restart_readopts_running_endpoints(own_server: ServerProcess, echo_image: str) -> None:

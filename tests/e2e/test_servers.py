@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from mlmarket.storage.metadata import MetadataStore, leases
+from tests.support import engine
 from tests.support.hosting import asynchronous, hosted, model_and_config
 from tests.support.jobs import train, wait_for_job
 from tests.support.server import ServerProcess, kill, two_servers
@@ -35,11 +36,7 @@ def servers(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
 
 def containers(label: str, arn: str, every: bool = False) -> list[str]:
     """Ids of the containers that run for `arn` (with `every`, stopped ones too)."""
-    command = ["docker", "ps", "-q", "--no-trunc", "--filter", f"label={label}={arn}"]
-    found = subprocess.run(
-        [*command, "-a"] if every else command, capture_output=True, text=True, check=True
-    )
-    return found.stdout.split()
+    return engine.labelled(label, arn, running=not every)
 
 
 def test_jobs_of_a_killed_server_are_finished_by_another_once(

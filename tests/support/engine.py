@@ -11,10 +11,24 @@ def _docker(*args: str) -> str:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=True).stdout
 
 
+# Where this test session's servers keep their data (its pytest base directory; set by
+# tests/conftest.py): the containers of another session on the same engine, running the same
+# tests under the same names and ARNs, are not this one's.
+SESSION_ROOT = ""
+
+
 def labelled(label: str, value: str, *, running: bool = False) -> list[str]:
-    """IDs of the containers whose `label` is `value` (stopped ones too, unless `running`)."""
-    listed = ["ps", "-q", "--filter", f"label={label}={value}"]
-    return _docker(*(listed if running else [*listed, "-a"])).split()
+    """IDs of this session's containers whose `label` is `value` (stopped ones too, unless
+    `running`)."""
+    listed = ["ps", "--no-trunc", "--filter", f"label={label}={value}"]
+    listed += ["--format", '{{.ID}} {{.Label "mlmarket.owner"}}']
+    rows = _docker(*(listed if running else [*listed, "-a"])).splitlines()
+    return [found for found, _, owner in (r.partition(" ") for r in rows) if ours(owner)]
+
+
+def ours(owner: str) -> bool:
+    """Whether a container's or network's owner (a server's data directory) is this session's."""
+    return owner.startswith(SESSION_ROOT)
 
 
 def inspected(ids: list[str]) -> list[dict[str, Any]]:
