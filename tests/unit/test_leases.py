@@ -160,7 +160,7 @@ def test_a_stop_of_a_job_that_ended_meanwhile_leaves_it_as_it_ended(
     assert ended is not None
     ended.state["TrainingJobStatus"] = "Completed"  # its holder finished it and let go
     store.update(ended)
-    assert asking.request_stop(seen, _Jobs())  # nothing for the caller to do
+    assert asking.request_stop(seen, _Jobs()) is None  # nothing for the caller to do
     assert not asking.leases.holds(seen.arn)
     assert LeaseStore(store).holder_of(seen.arn, time.time()) is None
 
@@ -291,8 +291,8 @@ def test_a_stop_asked_of_another_servers_job_reaches_it_and_one_nobody_runs_is_o
     busy, orphan = job(store, "busy"), job(store, "orphan")
     assert running.claim(busy, holder)
     holder.runs.add(busy.arn)
-    assert asking.request_stop(busy, caller)  # its holder is asked
-    assert not asking.request_stop(orphan, caller)  # nobody runs it: the caller ends it
+    assert asking.request_stop(busy, caller) is None  # its holder is asked
+    assert asking.request_stop(orphan, caller) is not None  # nobody runs it: the caller ends it
     asyncio.run(running.act_on_intents(holder))
     assert holder.stops == [busy.arn]
     asyncio.run(running.act_on_intents(holder))

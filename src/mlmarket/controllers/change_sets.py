@@ -101,13 +101,13 @@ class ChangeSetRunner:
                 return self._cancel(run.record)
             except LeaseLost:
                 self.lost(record.arn)  # taken over meanwhile: asked of its new server below
-        if self.ownership.request_stop(record, self):
+        ours = self.ownership.request_stop(record, self)
+        if ours is None:
             return await self._answer(record)
-        current = self._current(record)
         try:
-            return current is not None and self._cancel(current)
+            return self._cancel(ours)
         finally:
-            self.ownership.release(record)
+            self.ownership.release(ours)
 
     async def start(self) -> None:
         """Change sets nobody runs (this server's before it restarted, or a dead server's)
@@ -133,20 +133,19 @@ class ChangeSetRunner:
     async def adopt(self, record: ChangeSet, stop: bool) -> None:
         """Take on a change set no live server runs: one still queued runs here (or with
         `stop`, a cancel asked meanwhile, is cancelled); one that was being applied fails."""
-        current = self._current(record) or record  # as its last holder left it
-        status = current.state["Status"]
+        status = record.state["Status"]  # as its last holder left it (Ownership re-read it)
         if status == "PREPARING" and not stop:
-            self._start(current)
+            self._start(record)
             return
         if status == "PREPARING":
-            self._cancel(current)
+            self._cancel(record)
         elif status == "APPLYING":
             self._server_fault(
-                current,
+                record,
                 "The server stopped while this change set was being applied; check the "
                 "entities and start the change set again.",
             )
-        self.ownership.release(current)
+        self.ownership.release(record)
 
     def stop_requested(self, arn: Arn) -> None:
         """A cancel asked through another server (a cancel is a change set's stop)."""

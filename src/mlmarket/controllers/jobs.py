@@ -127,11 +127,10 @@ class JobController(Generic[SpecT, StateT]):
             self._set_status(run.job, JobStatus.STOPPING)
             self._stopping(run.job)
             run.stop.set()
-        elif not self.ownership.request_stop(job, self):
-            self._set_status(job, JobStatus.STOPPING)
-            self._stopping(job)
-            run = self._runs.setdefault(job.arn, JobRun(job))
-            run.task = asyncio.ensure_future(self._guarded_end(job))
+        elif (ours := self.ownership.request_stop(job, self)) is not None:
+            self._set_status(ours, JobStatus.STOPPING)
+            self._stopping(ours)
+            self._take_on(ours, stop=True)
 
     async def start(self) -> None:
         """Leftover containers of finished jobs are removed; unfinished jobs nobody runs (this
@@ -162,12 +161,7 @@ class JobController(Generic[SpecT, StateT]):
         return list(self._runs)
 
     async def adopt(self, job: Resource[SpecT, StateT], stop: bool) -> None:
-        if stop:
-            await self._end_unrun(job)
-            return
-        # the run is this server's from here on, so a stop asked meanwhile reaches it
-        run = self._runs.setdefault(job.arn, JobRun(job))
-        run.task = asyncio.ensure_future(self._guarded(job, left_behind=True))
+        self._take_on(job, stop)
 
     def stop_requested(self, arn: Arn) -> None:
         run = self._runs.get(arn)
@@ -179,22 +173,14 @@ class JobController(Generic[SpecT, StateT]):
         if run is not None and run.task is not None:
             run.task.cancel()  # its containers go with it; the new holder starts over
 
-    async def _end_unrun(self, job: Resource[SpecT, StateT]) -> None:
-        """A job stopped while no server ran it: what its server left running is removed,
-        then it is Stopped and its lease let go."""
-        await self._remove_left(job)
-        self._stopped_while_down(job)
-        self.ownership.release(job)
-
-    async def _guarded_end(self, job: Resource[SpecT, StateT]) -> None:
-        try:
-            await self._end_unrun(job)
-        except LeaseLost:
-            log.warning("%s %s was taken over by another server", self.kind, job.arn)
-        finally:
-            run = self._runs.get(job.arn)
-            if run is not None and run.task is asyncio.current_task():
-                self._runs.pop(job.arn, None)
+    def _take_on(self, job: Resource[SpecT, StateT], stop: bool) -> None:
+        """Run here a job its server left (it died, or restarted): what that server left
+        running is removed first, then the job runs again, or with `stop` (asked before or
+        meanwhile) ends Stopped. The run is this server's at once, so a stop reaches it."""
+        run = self._runs.setdefault(job.arn, JobRun(job))
+        if stop:
+            run.stop.set()
+        run.task = asyncio.ensure_future(self._guarded(job, left_behind=True))
 
     async def _remove_left(self, job: Resource[SpecT, StateT]) -> None:
         """The containers a job's previous server left (it died, or restarted)."""

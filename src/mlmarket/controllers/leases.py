@@ -5,7 +5,8 @@ reconciled by the one server that holds its lease (storage/leases.py). A server 
 resources it creates, renews its leases while it lives, and takes over, within a lease's time,
 those whose server died. A caller that reaches another server than the holder leaves an
 intent (stop this job) that the holder acts on. A server that stalled past its leases finds
-them gone at its next renewal and drops the work without a write: its successor owns it.
+them gone at its next renewal, or cannot renew them for a whole lease, and drops the work
+without a write: its successor owns it.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ ADOPT_POLL_SECONDS = 2.0
 
 
 def server_id(port: int, data_dir: Path, worker: int | None = None) -> str:
-    """A server's default id: the same after a restart (so a restarted server takes its own
-    leases back at once), different for every server on a host."""
+    """A server's default id: different for every server on a host, the same after a restart
+    (a restarted server lets go of what its id held, and claims its work again at once)."""
     found = f"{socket.gethostname()}:{port}:{data_dir.resolve()}"
     return found if worker is None else f"{found}#{worker}"
 
@@ -160,18 +161,19 @@ class Ownership(Generic[SpecT, StateT]):
 
     def request_stop(
         self, res: Resource[SpecT, StateT], reconciler: Reconciler[SpecT, StateT]
-    ) -> bool:
-        """Stop a resource this server does not run: True when nothing is left for this
-        server to do (its holder was asked to, or it ended meanwhile); False when no live
-        server runs it (its lease is now this server's: end it here)."""
+    ) -> Resource[SpecT, StateT] | None:
+        """Stop a resource this server does not run. None when nothing is left for this server
+        to do: its holder was asked to, or it ended meanwhile. Otherwise no live server runs
+        it, its lease is now this server's, and this is the resource as stored now: end it
+        here."""
         if not self.claim(res, reconciler):
             self.ask(res.arn, "stop")
-            return True
+            return None
         current = self.leases.store.reread(res)  # its holder may have ended it and let go
         if current is None or progress_of(current) not in self.active:
             self.release(res)
-            return True
-        return False
+            return None
+        return current
 
     def ask(self, arn: Arn, intent: Intent, payload: Any = None) -> None:
         """Leave `intent` for whichever server holds `arn` (now, or once it takes it over)."""

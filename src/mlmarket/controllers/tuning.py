@@ -138,10 +138,11 @@ class TuningController:
         """Stop it where it runs: here, through the server that runs it (an intent), or here
         after all when no live server runs it."""
         run = self._runs.get(job.arn)
-        if run is None and self.ownership.request_stop(job, self):
-            return
         if run is None:
-            self._start(job)
+            ours = self.ownership.request_stop(job, self)
+            if ours is None:
+                return
+            self._start(ours)
             run = self._runs[job.arn]
         run.job.state["HyperParameterTuningJobStatus"] = str(JobStatus.STOPPING)
         self._save(run.job)

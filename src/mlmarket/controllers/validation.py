@@ -35,8 +35,6 @@ from mlmarket.domain.packages import (
 from mlmarket.domain.training import FINAL, TrainingJobSpec, TrainingRun
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.resources import (
-    Algorithm,
-    Package,
     TrainingJob,
     TransformJob,
     Validated,
@@ -50,12 +48,11 @@ from mlmarket.shapes.sagemaker import (
     TrainingJobDefinition,
     TransformJobDefinition,
 )
-from mlmarket.storage.metadata import LeaseLost, MetadataStore
+from mlmarket.storage.metadata import LeaseLost, MetadataStore, Resource, progress_of
 from mlmarket.storage.objects import ObjectStore, split_uri
 from mlmarket.types import Arn
 
 log = logging.getLogger("mlmarket.validation")
-leases_log = logging.getLogger("mlmarket.leases")
 
 
 class Operations(Protocol):
@@ -79,10 +76,6 @@ _UNSTOPPABLE = ""  # the stopping status of what has none: nothing asks to stop 
 def validation_status(res: Validated) -> str:
     """Pending, InProgress, Completed or Failed."""
     return res.state["AlgorithmStatus"] if is_algorithm(res) else res.state["ModelPackageStatus"]
-
-
-def validating(res: Validated) -> bool:
-    return validation_status(res) in VALIDATING
 
 
 def _set_status(res: Validated, status: str) -> None:
@@ -155,17 +148,13 @@ class Validator:
         """A validation no live server runs starts over: its statuses reset, the jobs of the
         earlier attempt stopped (the job controllers would otherwise run them beside the new
         ones, into the same output), and the new ones started once those have ended."""
-        current = self._current(res)  # as its last holder left it
-        if current is None or not validating(current):
-            self._release(res)  # ended (or deleted) since it was found
-            return
-        details = _details(current)
+        details = _details(res)  # as its last holder left it (Ownership re-read it)
         for item in details["ImageScanStatuses"] + details["ValidationStatuses"]:
             item["Status"] = "NotStarted"
             item.pop("FailureReason", None)
-        _set_status(current, "Pending")
-        self._save(current)
-        self._start(current, self._stop_earlier_jobs(current))
+        _set_status(res, "Pending")
+        self._save(res)
+        self._start(res, self._stop_earlier_jobs(res))
 
     def stop_requested(self, arn: Arn) -> None:
         """Nothing asks to stop a validation."""
@@ -182,11 +171,6 @@ class Validator:
 
     def _release(self, res: Validated) -> None:
         self.leases.release(res.arn)
-
-    def _current(self, res: Validated) -> Package | Algorithm | None:
-        if is_algorithm(res):
-            return self.store.get(res.account_id, res.region, kinds.ALGORITHM, res.name)
-        return self.store.get(res.account_id, res.region, kinds.MODEL_PACKAGE, res.name)
 
     def _start(self, res: Validated, earlier: list[TrainingJob | TransformJob]) -> None:
         self._runs[res.arn] = asyncio.ensure_future(self._guarded(res, earlier))
@@ -209,21 +193,20 @@ class Validator:
         ours = re.compile(rf"^{re.escape(_prefix(res))}-.{{1,10}}-[0-9a-f]{{6}}-(train|transform)$")
         earlier: list[TrainingJob | TransformJob] = []
         stops: list[tuple[str, dict[str, str]]] = []
-        for training in self.store.list(res.account_id, res.region, kinds.TRAINING_JOB):
-            name, status = training.spec["TrainingJobName"], training.state.get("TrainingJobStatus")
+        jobs: list[tuple[TrainingJob | TransformJob, str, str]] = [
+            (job, "StopTrainingJob", "TrainingJobName")
+            for job in self.store.list(res.account_id, res.region, kinds.TRAINING_JOB)
+        ]
+        jobs += [
+            (job, "StopTransformJob", "TransformJobName")
+            for job in self.store.list(res.account_id, res.region, kinds.TRANSFORM_JOB)
+        ]
+        for job, stop, key in jobs:
+            name, status = str(dict(job.spec)[key]), progress_of(job)
             if status not in FINAL and ours.match(name):
-                earlier.append(training)
+                earlier.append(job)
                 if status != "Stopping":
-                    stops.append(("StopTrainingJob", {"TrainingJobName": name}))
-        for transform in self.store.list(res.account_id, res.region, kinds.TRANSFORM_JOB):
-            name, status = (
-                transform.spec["TransformJobName"],
-                transform.state.get("TransformJobStatus"),
-            )
-            if status not in FINAL and ours.match(name):
-                earlier.append(transform)
-                if status != "Stopping":
-                    stops.append(("StopTransformJob", {"TransformJobName": name}))
+                    stops.append((stop, {key: name}))
         for stop, params in stops:
             try:
                 self._call(stop)(ctx, params)
@@ -393,14 +376,8 @@ class Validator:
 
 def _ended(store: MetadataStore, job: TrainingJob | TransformJob) -> bool:
     """Whether a job has ended (or is gone), as stored now."""
-    status: str | None = "Completed"
-    if job.kind == kinds.TRAINING_JOB:
-        training = store.get(job.account_id, job.region, kinds.TRAINING_JOB, job.name)
-        status = training.state.get("TrainingJobStatus") if training else status
-    else:
-        transform = store.get(job.account_id, job.region, kinds.TRANSFORM_JOB, job.name)
-        status = transform.state.get("TransformJobStatus") if transform else status
-    return status in FINAL
+    now: Resource[Any, Any] | None = store.get(job.account_id, job.region, job.kind, job.name)
+    return now is None or progress_of(now) in FINAL
 
 
 def _unless_completed(noun: str, job: str, done: dict[str, Any], status_key: str) -> str | None:

@@ -45,6 +45,7 @@ class Intended:
 class LeaseStore:
     def __init__(self, store: MetadataStore) -> None:
         self.engine = store.engine
+        self.resources = store
 
     def claim(self, arn: Arn, kind: str, holder: str, now: float, seconds: float) -> bool:
         """Hold `arn` for `seconds` from `now`: True when it was free, expired or already ours."""
@@ -130,15 +131,7 @@ class LeaseStore:
 
     def reread(self, res: Resource[SpecT, StateT]) -> Resource[SpecT, StateT] | None:
         """`res` as stored now (None: deleted)."""
-        query = select(resources).where(
-            resources.c.account_id == res.account_id,
-            resources.c.region == res.region,
-            resources.c.kind == res.kind,
-            resources.c.name == res.name,
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return None if row is None else resource_of(res.kind, row)
+        return self.resources.get(res.account_id, res.region, res.kind, res.name)
 
     # -- intents --
 
