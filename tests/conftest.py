@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,30 +48,9 @@ def _no_leftover_test_containers(tmp_path_factory: pytest.TempPathFactory) -> It
     ours = str(tmp_path_factory.getbasetemp().resolve())
     engine.SESSION_ROOT = ours
     yield
-    containers = _owned_under(
-        ours, ["ps", "-aq"], ["inspect", "-f", "{{.Id}} {{json .Config.Labels}}"]
-    )
+    containers = engine.labelled("mlmarket.owner")
     if containers:
         subprocess.run(["docker", "rm", "-f", *containers], capture_output=True, check=False)
-    networks = _owned_under(
-        ours, ["network", "ls", "-q"], ["network", "inspect", "-f", "{{.Id}} {{json .Labels}}"]
-    )
+    networks = engine.networks()
     if networks:
         subprocess.run(["docker", "network", "rm", *networks], capture_output=True, check=False)
-
-
-def _owned_under(directory: str, listing: list[str], inspect: list[str]) -> list[str]:
-    """The ids of the mlmarket containers or networks whose owner lies under `directory`."""
-    ids = _docker([*listing, "--filter", "label=mlmarket.owner"]).split()
-    if not ids:
-        return []
-    owned = []
-    for line in _docker([*inspect, *ids]).splitlines():  # one gone meanwhile has no line
-        found, labels = line.split(" ", 1)
-        if (json.loads(labels) or {}).get("mlmarket.owner", "").startswith(directory):
-            owned.append(found)
-    return owned
-
-
-def _docker(args: list[str]) -> str:
-    return subprocess.run(["docker", *args], capture_output=True, text=True, check=False).stdout

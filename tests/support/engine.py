@@ -17,18 +17,32 @@ def _docker(*args: str) -> str:
 SESSION_ROOT = ""
 
 
-def labelled(label: str, value: str, *, running: bool = False) -> list[str]:
-    """IDs of this session's containers whose `label` is `value` (stopped ones too, unless
-    `running`)."""
-    listed = ["ps", "--no-trunc", "--filter", f"label={label}={value}"]
-    listed += ["--format", '{{.ID}} {{.Label "mlmarket.owner"}}']
-    rows = _docker(*(listed if running else [*listed, "-a"])).splitlines()
-    return [found for found, _, owner in (r.partition(" ") for r in rows) if ours(owner)]
+def labelled(label: str, value: str | None = None, *, running: bool = False) -> list[str]:
+    """IDs of this session's containers whose `label` is `value` (has `label`, when None;
+    stopped ones too, unless `running`)."""
+    listed = [
+        "ps",
+        "--no-trunc",
+        "--filter",
+        f"label={label}" + ("" if value is None else f"={value}"),
+    ]
+    return _ours(_docker(*listed, *_OWNER, *([] if running else ["-a"])))
 
 
-def ours(owner: str) -> bool:
-    """Whether a container's or network's owner (a server's data directory) is this session's."""
-    return owner.startswith(SESSION_ROOT)
+def networks() -> list[str]:
+    """IDs of this session's networks (a multi-instance training job's)."""
+    return _ours(
+        _docker("network", "ls", "--no-trunc", "--filter", "label=mlmarket.owner", *_OWNER)
+    )
+
+
+_OWNER = ["--format", '{{.ID}} {{.Label "mlmarket.owner"}}']
+
+
+def _ours(rows: str) -> list[str]:
+    """The IDs of `rows` (ID, then owner) whose owner is this session's."""
+    found = (row.partition(" ") for row in rows.splitlines())
+    return [id_ for id_, _, owner in found if owner.startswith(SESSION_ROOT)]
 
 
 def inspected(ids: list[str]) -> list[dict[str, Any]]:
