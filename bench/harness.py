@@ -31,13 +31,22 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process and its live children (the workers of `serve
-    --workers N`) have used so far."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds the process and its live children (the workers of `serve
+    --workers N`) have used so far: Python's own work shows as user time, the sockets' as
+    system time."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return own + sum(cpu_seconds(int(child)) for child in children)
+    tick = os.sysconf("SC_CLK_TCK")
+    user, system = int(fields[11]) / tick, int(fields[12]) / tick
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        child_user, child_system = cpu_times(int(child))
+        user, system = user + child_user, system + child_system
+    return user, system
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time, children included (see cpu_times)."""
+    return sum(cpu_times(pid))
 
 
 class BenchServer(LocalServer):
@@ -59,6 +68,9 @@ class BenchServer(LocalServer):
 
     def cpu_seconds(self) -> float:
         return cpu_seconds(self.pid)
+
+    def cpu_times(self) -> tuple[float, float]:
+        return cpu_times(self.pid)
 
     def model_and_config(self, sm: Any, name: str, image: str, instance_type: str) -> None:
         """A one-container model and a one-instance endpoint config, both named `name`."""
