@@ -202,7 +202,7 @@ class Validator:
             for job in self.store.list(res.account_id, res.region, kinds.TRANSFORM_JOB)
         ]
         for job, stop, key in jobs:
-            name, status = str(dict(job.spec)[key]), progress_of(job)
+            name, status = job.name, progress_of(job)  # a job resource is named by its job name
             if status not in FINAL and ours.match(name):
                 earlier.append(job)
                 if status != "Stopping":
