@@ -26,6 +26,7 @@ from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.budget import BodyBudget
+from mlmarket.protocol.invoke_lane import Lanes
 from mlmarket.protocol.marketplace_rest import CATALOG, DISCOVERY, MarketplaceRestEdge
 from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.s3 import S3Edge
@@ -211,7 +212,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     """Run until cancelled: recover endpoints, listen, and on the way out leave containers be."""
     # Bodies reach mlmarket as sent: S3 keeps a Content-Encoding as metadata, and nothing is
     # inflated before its sender is known (aiohttp would otherwise decompress on its own).
-    server = HttpServer(app.gateway.handle, access_log=None, auto_decompress=False)
+    lanes = Lanes(app.gateway.runtime, app.gateway.admission.idle_seconds)
+    server = HttpServer(app.gateway.handle, lanes=lanes, access_log=None, auto_decompress=False)
     runner = web.ServerRunner(server, handle_signals=False)
     await runner.setup()
     # the workers of `serve --workers N` share the port (SO_REUSEPORT), a lone server does not

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
+from typing import Protocol
 
 from aiohttp import web
+from multidict import MultiMapping
 
 from mlmarket import limits
 from mlmarket.clock import Clock
@@ -40,6 +42,29 @@ IDLE_MESSAGE = (
     "Your socket connection to the server was not read from or written to within the timeout "
     "period. Idle connections will be closed."
 )
+
+
+class Head(Protocol):
+    """What admission reads of a request besides its body: aiohttp's request, or the head the
+    invoke lane parsed itself."""
+
+    @property
+    def method(self) -> str: ...
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def raw_path(self) -> str: ...
+
+    @property
+    def headers(self) -> MultiMapping[str]: ...
+
+
+def _reservation(declared: int | None, limit: int) -> int:
+    """The bytes a body is held as: as declared (its limit if undeclared), never less than the
+    minimum that stands for a request's own cost."""
+    return max(declared if declared is not None else limit, limits.BODY_MIN_RESERVATION)
 
 
 class HeldBody:
@@ -77,9 +102,7 @@ class Admission:
     budget: BodyBudget
     idle_seconds: float  # the longest a sender may pause while sending its body
 
-    def check(
-        self, request: web.BaseRequest, service: str, *, any_encoding: bool = False
-    ) -> sigv4.Claim:
+    def check(self, request: Head, service: str, *, any_encoding: bool = False) -> sigv4.Claim:
         headers = request.headers
         for name in _SINGLETONS:
             if len(headers.getall(name, ())) > 1:
@@ -106,8 +129,16 @@ class Admission:
                 f"Received a request body of {declared} bytes, which exceeds the maximum of "
                 f"{limit} bytes for this operation."
             )
-        size = max(declared if declared is not None else limit, limits.BODY_MIN_RESERVATION)
+        size = _reservation(declared, limit)
         return HeldBody(self, request, declared, limit, self.budget.hold(claim.account_id, size))
+
+    def hold_now(self, claim: sigv4.Claim, length: int, limit: int) -> Hold | None:
+        """For a body already read whole: its bytes reserved at once, or None when they are
+        over the limit or must wait (the caller then takes `body`'s path, which says so or
+        waits)."""
+        if length > limit:
+            return None
+        return self.budget.hold_now(claim.account_id, _reservation(length, limit))
 
     async def read(self, request: web.BaseRequest, declared: int | None, limit: int) -> bytearray:
         content = request.content
@@ -150,7 +181,7 @@ class Admission:
 
     def verify(
         self,
-        request: web.BaseRequest,
+        request: Head,
         claim: sigv4.Claim,
         body: bytes | bytearray,
         request_id: str,

@@ -39,6 +39,9 @@ class Hold:
             await budget._acquire(self.account, self.size)
 
     async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
         self.budget._release(self.account, self.size)
 
 
@@ -59,6 +62,15 @@ class BodyBudget:
         """Reserve `size` bytes for `account` for the duration of an `async with` block,
         waiting if needed. A request larger than an account's share is held as the share."""
         return Hold(self, account, max(0, min(size, self.account_share)))
+
+    def hold_now(self, account: str, size: int) -> Hold | None:
+        """The hold, already taken, if it fits now with nobody waiting before it; else None
+        (and the caller takes the path that waits). Release it with `release()`."""
+        hold = self.hold(account, size)
+        if self._waiting or not self._fits(account, hold.size):
+            return None
+        self._take(account, hold.size)
+        return hold
 
     def _fits(self, account: str, size: int) -> bool:
         return size <= self._free and self._held.get(account, 0) + size <= self.account_share

@@ -16,13 +16,15 @@ logged: no request ends in a stack trace or in aiohttp's own error page.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
@@ -30,7 +32,7 @@ from aiohttp.web_protocol import RequestHandler
 from mlmarket import limits
 from mlmarket.context import RequestContext
 from mlmarket.protocol import eventstream, json_protocol, rest_json, sigv4, validation
-from mlmarket.protocol.admission import Admission
+from mlmarket.protocol.admission import Admission, Head
 from mlmarket.protocol.errors import (
     BadRequest,
     InStreamError,
@@ -90,9 +92,7 @@ class AsyncInvoker(Protocol):
     ) -> dict[str, Any]: ...
 
 
-def _rest_json_error(
-    error: ServiceError, request_id: str, request: web.BaseRequest
-) -> web.StreamResponse:
+def _rest_json_error(error: ServiceError, request_id: str, request: object) -> web.StreamResponse:
     return _error_response(request_id, *rest_json.serialize_error(error))
 
 
@@ -134,6 +134,15 @@ class JsonEdge:
         return _error_response(request_id, *json_protocol.serialize_error(error))
 
 
+@dataclass(frozen=True)
+class Answer:
+    """InvokeEndpoint's answer before it is written: its headers, and its body whole or (a
+    container's large answer) still on its way."""
+
+    headers: dict[str, str]
+    body: bytes | bytearray | StreamedAnswer
+
+
 class RuntimeEdge:
     """SageMaker Runtime (rest-json): InvokeEndpoint, the hot path, and
     InvokeEndpointWithResponseStream, whose answer is an event stream.
@@ -160,35 +169,57 @@ class RuntimeEdge:
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         match: re.Match[str] = request[_INVOCATION]  # routed here by this path
         operation = _OPERATIONS[match.group(2)]
-        streaming = operation == "InvokeEndpointWithResponseStream"
         claim = self.admission.check(request, "sagemaker")
         async with self.admission.body(request, claim, self.max_body_bytes) as body:
+            if operation == "InvokeEndpoint":
+                answer = await self.invoke(request, claim, body, match.group(1), request_id)
+                if isinstance(answer.body, bytes | bytearray):
+                    return await _write(request, answer.headers, answer.body)
+                try:
+                    return await _relay(request, answer.headers, answer.body)
+                finally:
+                    answer.body.close()  # a no-op once read whole; else its connection drops
             ctx = self.admission.verify(request, claim, body, request_id, operation)
             binding = self.bindings[operation]
             params = binding.parse({"EndpointName": match.group(1)}, request.headers)
             if operation == "InvokeEndpointAsync":
                 validation.validate(binding.input_shape, params, ValidationError)
                 return await self._queue(params, ctx, request_id, binding)
-            # The body's bound was enforced while reading (it is configurable past the model's).
             validation.validate(binding.input_shape, dict(params, Body=b""), ValidationError)
-            if streaming:
-                result = await self.runtime.invoke_endpoint_with_response_stream(ctx, params, body)
-                parts = result.pop("Body")
-                headers, _ = binding.serialize(result)
-                headers["x-amzn-RequestId"] = request_id
-                return await _events(request, headers, parts)
-            result = await self.runtime.invoke_endpoint(ctx, params, body)
-            answer = result.get("Body", b"")
-            if isinstance(answer, bytes | bytearray):
-                headers, payload = binding.serialize(result)
-                headers["x-amzn-RequestId"] = request_id
-                return await _write(request, headers, payload)
-            try:
-                headers, _ = binding.serialize(dict(result, Body=b""))
-                headers["x-amzn-RequestId"] = request_id
-                return await _relay(request, headers, answer)
-            finally:
-                answer.close()  # a no-op once read whole; else its connection is dropped
+            result = await self.runtime.invoke_endpoint_with_response_stream(ctx, params, body)
+            parts = result.pop("Body")
+            headers, _ = binding.serialize(result)
+            headers["x-amzn-RequestId"] = request_id
+            return await _events(request, headers, parts)
+
+    async def invoke(
+        self,
+        head: Head,
+        claim: sigv4.Claim,
+        body: bytes | bytearray,
+        endpoint: str,
+        request_id: str,
+    ) -> Answer:
+        """InvokeEndpoint once its caller is admitted and its body read, up to what is to be
+        written: the one path for aiohttp's requests and the invoke lane's."""
+        ctx = self.admission.verify(head, claim, body, request_id, "InvokeEndpoint")
+        binding = self.bindings["InvokeEndpoint"]
+        params = binding.parse({"EndpointName": endpoint}, head.headers)
+        # The body's bound was enforced while reading (it is configurable past the model's).
+        validation.validate(binding.input_shape, dict(params, Body=b""), ValidationError)
+        result = await self.runtime.invoke_endpoint(ctx, params, body)
+        answer = result.get("Body", b"")
+        if isinstance(answer, bytes | bytearray):
+            headers, payload = binding.serialize(result)
+            headers["x-amzn-RequestId"] = request_id
+            return Answer(headers, payload)
+        try:
+            headers, _ = binding.serialize(dict(result, Body=b""))
+        except BaseException:
+            answer.close()
+            raise
+        headers["x-amzn-RequestId"] = request_id
+        return Answer(headers, answer)
 
     async def _queue(
         self,
@@ -388,12 +419,22 @@ class Gateway:
         return await boundary(edge, request, request_id, edge.serve(request, request_id))
 
 
+_Request = TypeVar("_Request", contravariant=True)
+_Result = TypeVar("_Result")
+
+
+class ErrorResponder(Protocol[_Request]):
+    def error_response(
+        self, error: ServiceError, request_id: str, request: _Request
+    ) -> web.StreamResponse: ...
+
+
 async def boundary(
-    edge: Edge,
-    request: web.BaseRequest,
+    edge: ErrorResponder[_Request],
+    request: _Request,
     request_id: str,
-    work: Awaitable[web.StreamResponse],
-) -> web.StreamResponse:
+    work: Awaitable[_Result],
+) -> _Result | web.StreamResponse:
     """The one error boundary: the protocol's error for a ServiceError, its 500 for anything
     else (logged with the request id)."""
     try:
@@ -406,11 +447,43 @@ async def boundary(
         return edge.error_response(failure, request_id, request)
 
 
-class HttpServer(web.Server):
-    """aiohttp's server, except for requests it cannot parse as HTTP at all."""
+class Lanes(Protocol):
+    """Protocols a connection starts with before it is aiohttp's (`invoke_lane.py`)."""
 
-    def __call__(self) -> RequestHandler:
+    def __call__(self, fallback: Callable[[], asyncio.Protocol]) -> asyncio.Protocol: ...
+
+    def close(self) -> None: ...
+
+    async def shutdown(self, timeout: float | None) -> None: ...
+
+
+class HttpServer(web.Server):
+    """aiohttp's server, except for requests it cannot parse as HTTP at all; with `lanes`,
+    each connection starts in a lane that hands it to aiohttp when its requests are not the
+    lane's."""
+
+    def __init__(self, handler: Any, *, lanes: Lanes | None = None, **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.lanes = lanes
+
+    def __call__(self) -> asyncio.Protocol:  # type: ignore[override]
+        if self.lanes is None:
+            return self._handler()
+        return self.lanes(self._handler)
+
+    def _handler(self) -> RequestHandler:
         return _HttpHandler(self, loop=self._loop, **self._kwargs)
+
+    def pre_shutdown(self) -> None:
+        super().pre_shutdown()
+        if self.lanes is not None:
+            self.lanes.close()
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        if self.lanes is None:
+            await super().shutdown(timeout)
+        else:
+            await asyncio.gather(super().shutdown(timeout), self.lanes.shutdown(timeout))
 
 
 class _HttpHandler(RequestHandler):
