@@ -10,17 +10,19 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import boto3
+import uvloop
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import OperationalError
 
 from mlmarket import app as application
 from mlmarket import workers
 from mlmarket.clock import SystemClock
-from mlmarket.config import Settings
+from mlmarket.config import BadSetting, EventLoop, Settings
 from mlmarket.domain import quotas
 from mlmarket.protocol.models import DATA_PATH, add_data_path
 from mlmarket.services.accounts import AccountExists, Accounts, Credentials
@@ -94,8 +96,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+        runner.run(main())
     return 0
+
+
+def _loop_factory(name: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    return uvloop.new_event_loop if name == "uvloop" else None
 
 
 def _ensure_default_account(accounts: Accounts, settings: Settings) -> None:
@@ -364,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (DatabaseUnavailable, schema.SchemaTooNew) as exc:
+    except (BadSetting, DatabaseUnavailable, schema.SchemaTooNew) as exc:
         print(f"mlmarket: {exc}", file=sys.stderr)
         return 2
 

@@ -5,12 +5,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 from mlmarket import limits
 
 
 def _default_data_dir() -> Path:
     return Path(os.environ.get("MLMARKET_DATA_DIR", str(Path.home() / ".mlmarket")))
+
+
+class BadSetting(ValueError):
+    """An MLMARKET_* variable whose value cannot be read."""
+
+
+EventLoop = Literal["uvloop", "asyncio"]
+
+
+def event_loop(name: str) -> EventLoop:
+    if name == "uvloop":
+        return "uvloop"
+    if name == "asyncio":
+        return "asyncio"
+    raise ValueError("the event loop is 'uvloop' or 'asyncio'")
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,9 @@ class Settings:
     server_id: str | None = None
     lease_seconds: float = 15.0
     worker: int | None = None  # which of `serve --workers N`: they share the port
+    # the event loop `serve` runs on: uvloop's (libuv, in C) costs an invocation less CPU than
+    # asyncio's own; "asyncio" is the fallback for a platform uvloop does not run on
+    event_loop: EventLoop = "uvloop"
 
     @property
     def database(self) -> str:
@@ -103,10 +122,14 @@ class Settings:
             ("gpus", int),
             ("server_id", str),
             ("lease_seconds", float),
+            ("event_loop", event_loop),
         ):
             raw = env.get("MLMARKET_" + name.upper())
             if raw is not None:
-                values[name] = conv(raw)
+                try:
+                    values[name] = conv(raw)
+                except ValueError as exc:
+                    raise BadSetting(f"MLMARKET_{name.upper()}={raw!r}: {exc}") from None
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(str(values["data_dir"]))

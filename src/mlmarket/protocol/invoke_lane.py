@@ -21,9 +21,8 @@ import email.utils
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -31,6 +30,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from mlmarket.protocol import sigv4
 from mlmarket.protocol.budget import Hold
 from mlmarket.protocol.errors import ServiceError
+from mlmarket.protocol.request_ids import new_request_id
 from mlmarket.protocol.server import Answer, RuntimeEdge, StreamedAnswer, boundary
 
 log = logging.getLogger("mlmarket.server")
@@ -176,8 +176,7 @@ class InvokeLane(asyncio.Protocol):
     # -- asyncio.Protocol --
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is one, unregistered
         self.lanes.add(self)
         self._wait(KEEPALIVE_SECONDS)
 
@@ -268,7 +267,7 @@ class InvokeLane(asyncio.Protocol):
         claim, hold = admitted
         body = self.buffer[invocation.body_start : invocation.body_end]
         del self.buffer[: invocation.body_end]
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         edge = self.edge
         try:
             work = edge.invoke(invocation.head, claim, body, invocation.endpoint, request_id)

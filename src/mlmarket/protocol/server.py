@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import re
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -46,6 +45,7 @@ from mlmarket.protocol.marketplace_rest import MarketplaceRestEdge
 from mlmarket.protocol.models import operation_model
 from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.query import SERVED, ForeignEdge, StsEdge
+from mlmarket.protocol.request_ids import new_request_id
 from mlmarket.protocol.s3 import S3Edge
 
 log = logging.getLogger("mlmarket.server")
@@ -414,7 +414,7 @@ class Gateway:
         return self.none
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         edge = self.route(request)
         return await boundary(edge, request, request_id, edge.serve(request, request_id))
 
@@ -499,7 +499,7 @@ class _HttpHandler(RequestHandler):
         rather than as aiohttp's traceback and text page."""
         if status >= 500 or request.writer.output_size > 0:
             return super().handle_error(request, status, exc, message)
-        request_id = str(uuid.uuid4())
+        request_id = new_request_id()
         reason = " ".join(str(message or exc or "malformed request").split())[:300]
         log.info("request %s is not HTTP (%s): %s", request_id, request.remote, reason)
         error = json_protocol.serialize_error(
