@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import signal
@@ -274,6 +275,59 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(args.data_dir, lambda line: print(line, flush=True))
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Deploy the image on a private server (or the one at --endpoint-url), try the rules, print
+    the report; exit 1 when a rule is violated."""
+    import tempfile
+
+    from mlmarket.check import reports, serving
+    from mlmarket.check.engine import LocalEngine
+    from mlmarket.local import LocalServer
+
+    settings = Settings.from_env()
+    sample = Path(args.sample).read_bytes() if args.sample else None
+    options = serving.Options(
+        image=args.image,
+        instance_type=args.instance_type,
+        sample=sample,
+        content_type=args.content_type,
+        accept=args.accept,
+        calls=args.calls,
+    )
+    say = functools.partial(print, flush=True)
+    with contextlib.ExitStack() as stack:
+        if args.endpoint_url:
+            session = boto3.Session(region_name=args.region)
+            add_data_path(session._session)
+            clients = [
+                session.client(name, endpoint_url=args.endpoint_url)
+                for name in ("sagemaker", "sagemaker-runtime", "sts")
+            ]
+        else:
+            data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlmarket-check-"))
+            say(f"mlmarket check: a private server with its data in {data_dir}")
+            server = LocalServer(Path(data_dir)).start()
+            stack.callback(server.remove_containers)
+            stack.callback(server.stop)
+            clients = [
+                server.client(name, region=args.region or settings.default_region)
+                for name in ("sagemaker", "sagemaker-runtime", "sts")
+            ]
+        sm, rt, sts = clients
+        account = sts.get_caller_identity()["Account"]
+        role = f"arn:aws:iam::{account}:role/mlmarket-check"
+        engine = LocalEngine(settings.docker_socket)
+        stack.callback(engine.close)
+        report = serving.run(serving.Clients(sm, rt, role), engine, options, say)
+    for line in reports.table(report):
+        say(line)
+    if args.json:
+        reports.write_json(report, Path(args.json))
+    if args.junit:
+        reports.write_junit(report, Path(args.junit))
+    return 0 if report.passed else 1
+
+
 def cmd_models_path(args: argparse.Namespace) -> int:
     print(DATA_PATH)
     return 0
@@ -361,6 +415,23 @@ def parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--data-dir", help="keep the demo's state here (default: a temporary one)")
     demo.set_defaults(func=cmd_demo)
+    check = sub.add_parser(
+        "check",
+        help="a seller's pre-flight report: the image deployed and called as buyers will",
+    )
+    check.add_argument("image", help="the image, as the local engine names it")
+    check.add_argument("--sample", help="a file to invoke the endpoint with")
+    check.add_argument("--content-type", default="application/json", help="of the sample")
+    check.add_argument("--accept", help="the Accept header of the calls")
+    check.add_argument("--instance-type", default="ml.m5.large", help="(default ml.m5.large)")
+    check.add_argument("--calls", type=int, default=20, help="calls timed for latency (20)")
+    check.add_argument("--json", help="also write the report here, as JSON")
+    check.add_argument("--junit", help="also write the report here, as JUnit XML")
+    check.add_argument(
+        "--endpoint-url", help="check through this server (default: a private one, started here)"
+    )
+    check.add_argument("--region", help="(default: the server's default region)")
+    check.set_defaults(func=cmd_check)
     sub.add_parser(
         "models-path", help="botocore data path of mlmarket's API (for AWS_DATA_PATH)"
     ).set_defaults(func=cmd_models_path)

@@ -1,0 +1,44 @@
+"""The local Docker engine, asked synchronously: the check is a boto3 client, not a server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from mlmarket.domain import labels
+from mlmarket.execution import cgroups
+from mlmarket.execution.base import ContainerInfo
+from mlmarket.execution.docker import DockerEngine
+
+_T = TypeVar("_T")
+
+
+class LocalEngine:
+    def __init__(self, socket_path: str) -> None:
+        self.engine = DockerEngine(socket_path)
+        self.loop = asyncio.new_event_loop()
+
+    def _run(self, work: Coroutine[Any, Any, _T]) -> _T:
+        return self.loop.run_until_complete(work)
+
+    def image_layers(self, image: str) -> list[int] | None:
+        return self._run(self.engine.image_layers(image))
+
+    def _containers(self, endpoint_arn: str) -> list[ContainerInfo]:
+        return self._run(self.engine.list({labels.ENDPOINT: endpoint_arn}))
+
+    def memory_peak(self, endpoint_arn: str) -> int | None:
+        peaks = [
+            peak
+            for info in self._containers(endpoint_arn)
+            if info.running and (peak := cgroups.memory_peak(info.pid)) is not None
+        ]
+        return max(peaks, default=None)
+
+    def oom_killed(self, endpoint_arn: str) -> bool:
+        return any(info.oom_killed for info in self._containers(endpoint_arn))
+
+    def close(self) -> None:
+        self._run(self.engine.close())
+        self.loop.close()

@@ -1,0 +1,311 @@
+"""The serving contract, tried for real: the seller's image deployed as a real-time endpoint
+through the SageMaker API (mlmarket's own, so R1's isolation and R4's limits hold as they will
+for buyers), then called the way buyers will call it.
+
+Each step is one finding: the image's layers against ECR's limits and its start-up time (R2),
+the sample answered (R6), a request of exactly 6 MiB taken (R5), latency over many calls
+against the 60 s limit (R6), the container's peak memory against its instance type and the
+smallest type it fits (R4). A step that cannot run says why (skipped), and a failed deployment
+skips what needs the endpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from mlmarket import limits
+from mlmarket.check.findings import Finding, Outcome, Report, Rule
+from mlmarket.domain import registry
+from mlmarket.domain.instance_types import INSTANCE_TYPES, lookup
+
+REALTIME_LIMIT_SECONDS = 60.0  # R6: what SageMaker allows one invocation
+PAYLOAD_LIMIT = limits.INVOKE_MAX_BODY_BYTES  # R5: 6,291,456 bytes
+
+
+# the steps that call the endpoint with the sample
+_CALLS: tuple[tuple[Rule, str], ...] = (
+    ("R6", "sample answered"),
+    ("R5", "6 MiB request taken"),
+    ("R6", "within 60 s per call"),
+)
+
+
+class Engine(Protocol):
+    """What the check asks of the engine that runs the endpoint's containers."""
+
+    def image_layers(self, image: str) -> list[int] | None: ...
+
+    def memory_peak(self, endpoint_arn: str) -> int | None: ...
+
+    def oom_killed(self, endpoint_arn: str) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Options:
+    image: str
+    instance_type: str = "ml.m5.large"
+    sample: bytes | None = None
+    content_type: str = "application/json"
+    accept: str | None = None
+    calls: int = 20
+
+
+@dataclass
+class Clients:
+    sm: Any  # boto3 clients of one account, on the server the check deploys to
+    rt: Any
+    role: str  # the execution role the model is created with
+
+
+def run(clients: Clients, engine: Engine, options: Options, say: Callable[[str], None]) -> Report:
+    report = Report(options.image, options.instance_type)
+
+    def found(finding: Finding) -> None:
+        report.findings.append(finding)
+        mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[finding.outcome]
+        say(f"  {mark} {finding.rule} {finding.check}: {finding.evidence}")
+
+    layers = engine.image_layers(options.image)
+    found(_image_size(options.image, layers))
+    if layers is None:
+        return report
+    name = f"mlmarket-check-{secrets.token_hex(4)}"
+    say(f"deploying {options.image} as endpoint {name} on {options.instance_type}")
+    try:
+        arn, started = _deploy(clients, options, name)
+        found(_startup(started, layers))
+        if arn is None:
+            for rule, check in _CALLS:
+                found(_skipped(rule, check, "the endpoint did not start"))
+            return report
+        if options.sample is None:
+            for rule, check in _CALLS:
+                found(_skipped(rule, check, "no --sample given"))
+        else:
+            found(_sample(clients, name, options))
+            found(_full_payload(clients, name, options))
+            say(f"calling it {options.calls} times")
+            found(_latency(clients, name, options))
+        found(_memory(engine, arn, options.instance_type))
+    finally:
+        _tear_down(clients, name)
+    return report
+
+
+# -- the steps --
+
+
+def _image_size(image: str, layers: list[int] | None) -> Finding:
+    tried = "read the image's layers from the local engine, against ECR's limits"
+    if layers is None:
+        return Finding(
+            "R2", "image within ECR's limits", "failed", tried, f"no image {image} on the engine"
+        )
+    problems = registry.size_problems(layers)
+    measured = {"sizeBytes": sum(layers), "layers": len(layers), "largestLayer": max(layers)}
+    evidence = "; ".join(problems) or (
+        f"{len(layers)} layers, {sum(layers) / 2**20:.1f} MiB, the largest "
+        f"{max(layers) / 2**20:.1f} MiB: within {registry.MAX_LAYERS} layers of at most "
+        f"{registry.MAX_LAYER_BYTES // 2**20:,} MiB"
+    )
+    outcome: Outcome = "failed" if problems else "passed"
+    return Finding("R2", "image within ECR's limits", outcome, tried, evidence, measured)
+
+
+def _deploy(clients: Clients, options: Options, name: str) -> tuple[str | None, Finding]:
+    """The endpoint's ARN (None if it failed) and the finding on its start-up."""
+    sm = clients.sm
+    sm.create_model(
+        ModelName=name,
+        PrimaryContainer={"Image": options.image},
+        ExecutionRoleArn=clients.role,
+        EnableNetworkIsolation=True,
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": name,
+                "InstanceType": options.instance_type,
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    started = time.monotonic()
+    arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=name)["EndpointArn"]
+    while True:
+        described = sm.describe_endpoint(EndpointName=name)
+        status = described["EndpointStatus"]
+        if status not in ("Creating", "Updating"):
+            break
+        time.sleep(0.1)
+    seconds = round(time.monotonic() - started, 2)
+    tried = "CreateEndpoint with the image, network isolated, until InService"
+    if status != "InService":
+        reason = described.get("FailureReason", status)
+        finding = Finding("R2", "starts and answers /ping", "failed", tried, reason)
+        return None, finding
+    evidence = f"InService after {seconds} s"
+    return arn, Finding(
+        "R2", "starts and answers /ping", "passed", tried, evidence, {"seconds": seconds}
+    )
+
+
+def _startup(started: Finding, layers: list[int]) -> Finding:
+    """Start-up time beside the image's size: what R2 asks to be shown."""
+    size = sum(layers)
+    measured = dict(started.measured, sizeBytes=size)
+    evidence = started.evidence
+    if "seconds" in measured:
+        evidence += f" for an image of {size / 2**20:.1f} MiB"
+    return Finding(started.rule, started.check, started.outcome, started.tried, evidence, measured)
+
+
+def _invoke(clients: Clients, name: str, options: Options, body: bytes) -> tuple[float, Any]:
+    """(seconds, the response or the ClientError) of one call."""
+    kwargs: dict[str, Any] = {
+        "EndpointName": name,
+        "Body": body,
+        "ContentType": options.content_type,
+    }
+    if options.accept:
+        kwargs["Accept"] = options.accept
+    started = time.monotonic()
+    try:
+        response = clients.rt.invoke_endpoint(**kwargs)
+        response["Body"] = response["Body"].read()
+    except ClientError as exc:
+        return time.monotonic() - started, exc
+    return time.monotonic() - started, response
+
+
+def _error(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"{error.get('Code')}: {error.get('Message')}"
+
+
+def _sample(clients: Clients, name: str, options: Options) -> Finding:
+    assert options.sample is not None
+    seconds, answer = _invoke(clients, name, options, options.sample)
+    tried = f"InvokeEndpoint with the sample ({len(options.sample)} bytes, {options.content_type})"
+    measured = {"seconds": round(seconds, 3)}
+    if isinstance(answer, ClientError):
+        return Finding("R6", "sample answered", "failed", tried, _error(answer), measured)
+    body = answer["Body"]
+    measured["answerBytes"] = len(body)
+    evidence = (
+        f"answered {len(body)} bytes of {answer.get('ContentType', '?')} in {seconds * 1000:.0f} ms"
+    )
+    return Finding("R6", "sample answered", "passed", tried, evidence, measured)
+
+
+def padded(sample: bytes, size: int) -> bytes:
+    """`size` bytes of the sample's kind: whole copies of it, one per line for line-based
+    samples, then trailing white space (which JSON, CSV and JSON Lines readers skip)."""
+    unit = sample if sample.endswith(b"\n") else sample + b"\n"
+    if len(unit) > size:
+        return sample[:size]
+    copies = size // len(unit)
+    body = unit * copies if _line_based(sample) else unit
+    return body + b" " * (size - len(body))
+
+
+def _line_based(sample: bytes) -> bool:
+    """CSV and JSON Lines repeat row by row; a JSON document or a binary file does not."""
+    text = sample.lstrip()[:1]
+    return text not in (b"{", b"[") and sample.isascii()
+
+
+def _full_payload(clients: Clients, name: str, options: Options) -> Finding:
+    assert options.sample is not None
+    body = padded(options.sample, PAYLOAD_LIMIT)
+    seconds, answer = _invoke(clients, name, options, body)
+    tried = f"InvokeEndpoint with exactly {PAYLOAD_LIMIT:,} bytes (the sample repeated and padded)"
+    measured: dict[str, float | int | str | None] = {"seconds": round(seconds, 3)}
+    if isinstance(answer, ClientError):
+        status = answer.response.get("OriginalStatusCode")
+        code = answer.response.get("Error", {}).get("Code")
+        # the model may refuse what it cannot read (4xx); failing at it (5xx, time-out) or
+        # dying is what breaks buyers' calls
+        if code == "ModelError" and isinstance(status, int) and 400 <= status < 500:
+            evidence = f"taken and refused by the model with {status} ({_error(answer)})"
+            return Finding("R5", "6 MiB request taken", "passed", tried, evidence, measured)
+        return Finding("R5", "6 MiB request taken", "failed", tried, _error(answer), measured)
+    evidence = f"answered in {seconds * 1000:.0f} ms"
+    return Finding("R5", "6 MiB request taken", "passed", tried, evidence, measured)
+
+
+def _latency(clients: Clients, name: str, options: Options) -> Finding:
+    assert options.sample is not None
+    times: list[float] = []
+    failures: list[str] = []
+    for _ in range(options.calls):
+        seconds, answer = _invoke(clients, name, options, options.sample)
+        times.append(seconds)
+        if isinstance(answer, ClientError):
+            failures.append(_error(answer))
+    ordered = sorted(times)
+    p50 = statistics.median(ordered)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    measured = {"calls": len(times), "p50Seconds": round(p50, 4), "p99Seconds": round(p99, 4)}
+    measured["failedCalls"] = len(failures)
+    tried = f"{options.calls} InvokeEndpoint calls with the sample, one after another"
+    summary = f"p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms"
+    if failures:
+        evidence = f"{len(failures)} of {len(times)} calls failed ({failures[0]}); {summary}"
+        return Finding("R6", "within 60 s per call", "failed", tried, evidence, measured)
+    if p99 >= REALTIME_LIMIT_SECONDS:
+        evidence = f"{summary}: past the {REALTIME_LIMIT_SECONDS:.0f} s limit"
+        return Finding("R6", "within 60 s per call", "failed", tried, evidence, measured)
+    evidence = f"{summary}, against a limit of {REALTIME_LIMIT_SECONDS:.0f} s"
+    return Finding("R6", "within 60 s per call", "passed", tried, evidence, measured)
+
+
+def smallest_fitting(peak: int) -> str | None:
+    """The instance type with the least memory (then vCPUs) that holds `peak` bytes."""
+    fitting = [t for t in INSTANCE_TYPES.values() if t.memory_gib * 2**30 >= peak and t.gpus == 0]
+    if not fitting:
+        return None
+    return min(fitting, key=lambda t: (t.memory_gib, t.vcpus, t.name)).name
+
+
+def _memory(engine: Engine, arn: str, instance_type: str) -> Finding:
+    tried = "read the container's peak memory from its cgroup after the calls"
+    limit = int(lookup(instance_type).memory_gib * 2**30)
+    if engine.oom_killed(arn):
+        evidence = f"the container ran out of the {limit / 2**30:.0f} GiB of {instance_type}"
+        return Finding("R4", "memory fits the instance type", "failed", tried, evidence)
+    peak = engine.memory_peak(arn)
+    if peak is None:
+        return _skipped("R4", "memory fits the instance type", "this host does not show it")
+    smallest = smallest_fitting(peak)
+    measured = {"peakBytes": peak, "limitBytes": limit, "smallestType": smallest}
+    evidence = (
+        f"peak {peak / 2**20:.0f} MiB of the {limit / 2**30:.0f} GiB of {instance_type}; "
+        f"the smallest type it fits: {smallest}"
+    )
+    return Finding("R4", "memory fits the instance type", "passed", tried, evidence, measured)
+
+
+def _skipped(rule: Rule, check: str, why: str) -> Finding:
+    return Finding(rule, check, "skipped", "", why)
+
+
+def _tear_down(clients: Clients, name: str) -> None:
+    sm = clients.sm
+    for delete, key in (
+        (sm.delete_endpoint, "EndpointName"),
+        (sm.delete_endpoint_config, "EndpointConfigName"),
+        (sm.delete_model, "ModelName"),
+    ):
+        with contextlib.suppress(ClientError):  # never made (a failed start), or gone
+            delete(**{key: name})

@@ -1,0 +1,124 @@
+"""`mlmarket check IMAGE`: the seller's image deployed and called as buyers will call it, each
+rule's finding in the report, and an exit code that fails a build on a violated rule."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlmarket.domain.instance_types import INSTANCE_TYPES
+from mlmarket.execution.offline_images import build_image
+from tests.support.cli import client_env, mlmarket
+from tests.support.server import ServerProcess
+
+IMAGES = Path(__file__).parent.parent / "images"
+
+
+@pytest.fixture(scope="module")
+def slow_image(echo_image: str) -> str:
+    return build_image(IMAGES / "slow", "mlmarket-test/slow:latest", rebuild=True)
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    path = tmp_path / "sample.json"
+    path.write_text('{"instances": [[1.0, 2.0, 3.0]]}')
+    return path
+
+
+def findings(report: Path) -> dict[str, dict[str, Any]]:
+    return {f["check"]: f for f in json.loads(report.read_text())["findings"]}
+
+
+def test_a_good_image_passes_every_rule_it_is_checked_on(
+    server: ServerProcess, echo_image: str, sample: Path, tmp_path: Path
+) -> None:
+    report, junit = tmp_path / "report.json", tmp_path / "report.xml"
+    done = mlmarket(
+        server,
+        "check", echo_image, "--sample", str(sample), "--calls", "5",
+        "--json", str(report), "--junit", str(junit), check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = findings(report)
+    assert {f["outcome"] for f in found.values()} == {"passed"}
+    assert set(found) == {
+        "image within ECR's limits",
+        "starts and answers /ping",
+        "sample answered",
+        "6 MiB request taken",
+        "within 60 s per call",
+        "memory fits the instance type",
+    }
+    assert found["within 60 s per call"]["measured"]["calls"] == 5
+    assert found["sample answered"]["measured"]["answerBytes"] == sample.stat().st_size
+    memory = found["memory fits the instance type"]["measured"]
+    assert 0 < memory["peakBytes"] < memory["limitBytes"] == 8 * 2**30  # ml.m5.large
+    least = min(t.memory_gib for t in INSTANCE_TYPES.values() if not t.gpus)
+    assert INSTANCE_TYPES[memory["smallestType"]].memory_gib == least  # an echo fits any
+    suite = ET.parse(junit).getroot()
+    assert (suite.get("tests"), suite.get("failures")) == ("6", "0")
+    assert "passed" in done.stdout.splitlines()[-1]
+
+
+def test_a_model_slower_than_the_limit_fails_the_processing_time_rule(
+    server: ServerProcess, slow_image: str, tmp_path: Path
+) -> None:
+    sample = tmp_path / "slow.json"
+    sample.write_text('{"slow": true}')
+    report, junit = tmp_path / "report.json", tmp_path / "report.xml"
+    done = mlmarket(
+        server,
+        "check", slow_image, "--sample", str(sample), "--calls", "2",
+        "--json", str(report), "--junit", str(junit), check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = findings(report)
+    assert found["starts and answers /ping"]["outcome"] == "passed"
+    for check in ("sample answered", "within 60 s per call"):
+        assert found[check]["outcome"] == "failed"
+        assert found[check]["rule"] == "R6"
+        assert "timed out" in found[check]["evidence"]
+    assert found["within 60 s per call"]["measured"]["failedCalls"] == 2
+    failed = [
+        case.get("name") for case in ET.parse(junit).getroot() if case.find("failure") is not None
+    ]
+    assert "within 60 s per call" in failed and "sample answered" in failed
+    assert "FAILED" in done.stdout.splitlines()[-1]
+
+
+def test_an_image_the_engine_lacks_fails_before_anything_is_deployed(
+    server: ServerProcess, tmp_path: Path, sm: Any
+) -> None:
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server, "check", "mlmarket-test/no-such-image:1", "--json", str(report), check=False
+    )
+    assert done.returncode == 1
+    [finding] = findings(report).values()
+    assert (finding["rule"], finding["outcome"]) == ("R2", "failed")
+    assert "no image mlmarket-test/no-such-image:1" in finding["evidence"]
+    models = sm.list_models(NameContains="mlmarket-check")["Models"]
+    assert models == []  # and whatever the other checks deployed is gone too
+
+
+def test_without_a_server_the_check_runs_its_own(
+    server: ServerProcess, echo_image: str, tmp_path: Path
+) -> None:
+    env = client_env(server)
+    done = subprocess.run(
+        [sys.executable, "-m", "mlmarket.cli", "check", echo_image],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "a private server" in done.stdout
+    assert "skip R6 sample answered: no --sample given" in done.stdout

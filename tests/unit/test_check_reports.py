@@ -1,0 +1,67 @@
+"""The pieces of `mlmarket check` that need no endpoint: the 6 MiB body it builds from a
+sample, the instance type it recommends, the cgroup it reads, and its JUnit report."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from mlmarket.check import reports
+from mlmarket.check.findings import Finding, Report
+from mlmarket.check.serving import PAYLOAD_LIMIT, padded, smallest_fitting
+from mlmarket.domain.instance_types import INSTANCE_TYPES
+from mlmarket.execution.cgroups import memory_peak
+
+
+def test_a_csv_sample_is_repeated_row_by_row_to_exactly_6_mib() -> None:
+    body = padded(b"1,2,3\n", PAYLOAD_LIMIT)
+    assert len(body) == PAYLOAD_LIMIT
+    rows = body.rstrip(b" ").split(b"\n")
+    assert set(rows[:-1]) == {b"1,2,3"} and rows[-1] == b""
+
+
+def test_a_json_sample_stays_one_document_padded_with_white_space() -> None:
+    body = padded(b'{"instances": [[1, 2]]}', PAYLOAD_LIMIT)
+    assert len(body) == PAYLOAD_LIMIT
+    assert body.startswith(b'{"instances": [[1, 2]]}\n') and body.strip().count(b"{") == 1
+
+
+def test_the_smallest_fitting_type_has_the_least_memory_that_holds_the_peak() -> None:
+    chosen = INSTANCE_TYPES[smallest_fitting(5 * 2**30) or ""]
+    assert chosen.memory_gib * 2**30 >= 5 * 2**30 and not chosen.gpus
+    assert all(
+        t.memory_gib >= chosen.memory_gib
+        for t in INSTANCE_TYPES.values()
+        if t.memory_gib * 2**30 >= 5 * 2**30 and not t.gpus
+    )
+    assert smallest_fitting(2**60) is None
+
+
+def test_peak_memory_is_read_from_either_cgroup_version(tmp_path: Path) -> None:
+    proc, root = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "7").mkdir(parents=True)
+    (proc / "7" / "cgroup").write_text("4:memory:/docker/abc\n0::/docker/abc\n")
+    (root / "memory" / "docker" / "abc").mkdir(parents=True)
+    (root / "memory" / "docker" / "abc" / "memory.max_usage_in_bytes").write_text("1234\n")
+    assert memory_peak(7, root, proc) == 1234
+    (proc / "8").mkdir()
+    (proc / "8" / "cgroup").write_text("0::/system.slice/docker-abc.scope\n")
+    (root / "system.slice" / "docker-abc.scope").mkdir(parents=True)
+    (root / "system.slice" / "docker-abc.scope" / "memory.peak").write_text("5678\n")
+    assert memory_peak(8, root, proc) == 5678
+    assert memory_peak(9, root, proc) is None  # no such process
+
+
+def test_junit_fails_a_build_on_each_violated_rule_and_skips_what_was_not_tried() -> None:
+    report = Report("seller/model:1", "ml.m5.large")
+    report.findings += [
+        Finding("R2", "image within ECR's limits", "passed", "read layers", "3 layers"),
+        Finding("R6", "sample answered", "failed", "InvokeEndpoint", "ModelError: timed out"),
+        Finding("R5", "6 MiB request taken", "skipped", "", "no --sample given"),
+    ]
+    suite = ET.fromstring(reports.junit(report).split("?>", 1)[1])
+    assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1")
+    failed = suite.find("testcase[@name='sample answered']/failure")
+    assert failed is not None and failed.get("message") == "ModelError: timed out"
+    assert not report.passed
+    assert reports.table(report)[-1] == "seller/model:1 on ml.m5.large: FAILED (1 of 3 checks)"
