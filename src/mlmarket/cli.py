@@ -9,6 +9,8 @@ import contextlib
 import functools
 import json
 import logging
+import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -280,8 +282,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     the report; exit 1 when a rule is violated."""
     import tempfile
 
-    from mlmarket.check import reports, serving
+    from mlmarket.check import isolation, reports, serving
     from mlmarket.check.engine import LocalEngine
+    from mlmarket.check.findings import Finding
     from mlmarket.local import LocalServer
 
     settings = Settings.from_env()
@@ -318,7 +321,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         role = f"arn:aws:iam::{account}:role/mlmarket-check"
         engine = LocalEngine(settings.docker_socket)
         stack.callback(engine.close)
-        report = serving.run(serving.Clients(sm, rt, role), engine, options, say)
+
+        def egress() -> Finding:
+            if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
+                why = "catching egress needs root, ip (iproute2) and nsenter on the engine's host"
+                return Finding("R1", isolation.CHECK, "skipped", "", why)
+            startup = settings.startup_health_timeout_seconds
+            return isolation.run(engine, args.image, args.instance_type, startup, say)
+
+        clients_ = serving.Clients(sm, rt, role)
+        report = serving.run(clients_, engine, options, say, egress)
     for line in reports.table(report):
         say(line)
     if args.json:

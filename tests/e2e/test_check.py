@@ -25,6 +25,11 @@ def slow_image(echo_image: str) -> str:
     return build_image(IMAGES / "slow", "mlmarket-test/slow:latest", rebuild=True)
 
 
+@pytest.fixture(scope="module")
+def phones_home_image(echo_image: str) -> str:
+    return build_image(IMAGES / "phones-home", "mlmarket-test/phones-home:latest", rebuild=True)
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     path = tmp_path / "sample.json"
@@ -50,6 +55,7 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
     assert {f["outcome"] for f in found.values()} == {"passed"}
     assert set(found) == {
         "image within ECR's limits",
+        "no network access attempted",
         "starts and answers /ping",
         "sample answered",
         "6 MiB request taken",
@@ -63,7 +69,8 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
     least = min(t.memory_gib for t in INSTANCE_TYPES.values() if not t.gpus)
     assert INSTANCE_TYPES[memory["smallestType"]].memory_gib == least  # an echo fits any
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("6", "0")
+    assert (suite.get("tests"), suite.get("failures")) == ("7", "0")
+    assert found["no network access attempted"]["evidence"].startswith("nothing sent;")
     assert "passed" in done.stdout.splitlines()[-1]
 
 
@@ -122,3 +129,34 @@ def test_without_a_server_the_check_runs_its_own(
     assert done.returncode == 0, done.stdout + done.stderr
     assert "a private server" in done.stdout
     assert "skip R6 sample answered: no --sample given" in done.stdout
+
+
+def test_a_container_that_phones_home_is_caught_with_what_it_tried_and_when(
+    server: ServerProcess, phones_home_image: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server, "check", phones_home_image, "--calls", "1", "--json", str(report), check=False
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = findings(report)
+    isolation = found["no network access attempted"]
+    assert (isolation["rule"], isolation["outcome"]) == ("R1", "failed")
+    evidence = isolation["evidence"]
+    assert "tried to resolve telemetry.seller.invalid (asking 192.0.2.53)" in evidence
+    assert "tried to connect to 192.0.2.10:443 (tcp)" in evidence
+    assert isolation["measured"]["attempts"] == 2
+    # nothing answered: it waited out its resolver (1 s) and its connection (2 s), then served
+    assert 3.0 <= isolation["measured"]["healthySeconds"] < 10
+    assert found["starts and answers /ping"]["outcome"] == "passed"
+    # the sink's namespace, its links and the check's containers are gone
+    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "mlmarket-sink-" not in namespaces
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert "mlsk" not in links
+    left = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", "label=mlmarket.managed=check"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert left.strip() == ""

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from mlmarket.check import reports
+from mlmarket.check.egress import dns_name, parse_frame
 from mlmarket.check.findings import Finding, Report
 from mlmarket.check.serving import PAYLOAD_LIMIT, padded, smallest_fitting
 from mlmarket.domain.instance_types import INSTANCE_TYPES
@@ -65,3 +66,39 @@ def test_junit_fails_a_build_on_each_violated_rule_and_skips_what_was_not_tried(
     assert failed is not None and failed.get("message") == "ModelError: timed out"
     assert not report.passed
     assert reports.table(report)[-1] == "seller/model:1 on ml.m5.large: FAILED (1 of 3 checks)"
+
+
+def _ipv4(protocol: int, destination: bytes, transport: bytes) -> bytes:
+    ethernet = b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00"
+    header = bytes([0x45, 0, 0, 20 + len(transport), 0, 0, 0, 0, 64, protocol, 0, 0])
+    return ethernet + header + bytes([198, 51, 100, 2]) + destination + transport
+
+
+def _dns_query(name: str) -> bytes:
+    question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0\0\1\0\1"
+    return b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00" + question
+
+
+def test_the_sink_tells_a_dns_query_a_connection_and_a_datagram_from_the_rest() -> None:
+    dns = _dns_query("telemetry.seller.invalid")
+    udp = b"\xc0\x00\x00\x35" + (8 + len(dns)).to_bytes(2, "big") + b"\0\0" + dns
+    assert parse_frame(_ipv4(17, bytes([192, 0, 2, 53]), udp)) == (
+        "dns",
+        "192.0.2.53",
+        53,
+        "telemetry.seller.invalid",
+    )
+    syn = b"\xc0\x00\x01\xbb" + b"\0" * 8 + b"\x50\x02" + b"\0" * 6
+    assert parse_frame(_ipv4(6, bytes([192, 0, 2, 10]), syn)) == ("tcp", "192.0.2.10", 443, None)
+    ack = syn[:13] + b"\x10" + syn[14:]
+    assert parse_frame(_ipv4(6, bytes([192, 0, 2, 10]), ack)) is None  # past its first packet
+    datagram = b"\xc0\x00\x1f\x90\x00\x08\x00\x00"
+    assert parse_frame(_ipv4(17, bytes([192, 0, 2, 7]), datagram)) == (
+        "udp",
+        "192.0.2.7",
+        8080,
+        None,
+    )
+    arp = b"\xff" * 6 + b"\x04" * 6 + b"\x08\x06" + b"\0" * 28
+    assert parse_frame(arp) is None
+    assert dns_name(b"\0" * 12 + b"\x05abc") is None  # a label cut short

@@ -6,10 +6,14 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from mlmarket.clock import SystemClock
+from mlmarket.controllers.fleet import dialer
+from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.domain import labels
 from mlmarket.execution import cgroups
-from mlmarket.execution.base import ContainerInfo
+from mlmarket.execution.base import ContainerInfo, ContainerSpec
 from mlmarket.execution.docker import DockerEngine
+from mlmarket.execution.http1 import ConnectionPool
 
 _T = TypeVar("_T")
 
@@ -38,6 +42,26 @@ class LocalEngine:
 
     def oom_killed(self, endpoint_arn: str) -> bool:
         return any(info.oom_killed for info in self._containers(endpoint_arn))
+
+    def start(self, spec: ContainerSpec) -> ContainerInfo:
+        return self._run(self.engine.run(spec))
+
+    def remove(self, container_id: str) -> None:
+        self._run(self.engine.remove(container_id, grace_seconds=1))
+
+    def wait_healthy(self, info: ContainerInfo, seconds: float) -> int | str | None:
+        """None once the container answers /ping within `seconds`; else its exit code, or
+        "no answer" if it still runs without answering."""
+        clock = SystemClock()
+        pool = ConnectionPool(dialer(self.engine, info))
+        try:
+            deadline = clock.monotonic() + seconds
+            self._run(wait_until_healthy(self.engine, info, pool, clock, deadline, 2.0))
+        except NotHealthy as exc:
+            return "no answer" if exc.exit_code is None else exc.exit_code
+        finally:
+            pool.close()
+        return None
 
     def close(self) -> None:
         self._run(self.engine.close())

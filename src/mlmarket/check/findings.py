@@ -6,11 +6,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Rule = Literal["R2", "R4", "R5", "R6"]
+Rule = Literal["R1", "R2", "R4", "R5", "R6"]
 Outcome = Literal["passed", "failed", "skipped"]
 Measure = float | int | str | None
 
 RULE_NAMES: dict[Rule, str] = {
+    "R1": "network isolation",
     "R2": "image size",
     "R4": "instance size",
     "R5": "payload",

@@ -65,7 +65,15 @@ class Clients:
     role: str  # the execution role the model is created with
 
 
-def run(clients: Clients, engine: Engine, options: Options, say: Callable[[str], None]) -> Report:
+def run(
+    clients: Clients,
+    engine: Engine,
+    options: Options,
+    say: Callable[[str], None],
+    isolation: Callable[[], Finding] | None = None,
+) -> Report:
+    """The findings in the order a buyer meets them; `isolation`: R1's step (isolation.py),
+    run on the local engine before the endpoint is deployed."""
     report = Report(options.image, options.instance_type)
 
     def found(finding: Finding) -> None:
@@ -77,6 +85,8 @@ def run(clients: Clients, engine: Engine, options: Options, say: Callable[[str],
     found(_image_size(options.image, layers))
     if layers is None:
         return report
+    if isolation is not None:
+        found(isolation())
     name = f"mlmarket-check-{secrets.token_hex(4)}"
     say(f"deploying {options.image} as endpoint {name} on {options.instance_type}")
     try:

@@ -25,6 +25,30 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
+def socket_in(namespace: str, family: int, kind: int, protocol: int = 0) -> socket.socket:
+    """A socket born in the network namespace at `namespace` (/proc/PID/ns/net, or
+    /run/netns/NAME), made from a thread of its own that enters it and is then done."""
+    made: list[socket.socket] = []
+    failed: list[BaseException] = []
+
+    def make() -> None:
+        target = os.open(namespace, os.O_RDONLY)
+        try:
+            _setns(target)  # this thread only, and it ends here
+            made.append(socket.socket(family, kind, protocol))
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            os.close(target)
+
+    thread = threading.Thread(target=make, name="netns-socket")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return made[0]
+
+
 class NamespaceDialer:
     """Creates sockets in a process's network namespace, from one thread kept for that job."""
 

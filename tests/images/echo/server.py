@@ -2,6 +2,8 @@
 
 Behaviour is chosen by environment (set through CreateModel's Environment) and per request:
   ON_START=crash        exit with code 3 before listening
+  PHONE_HOME=name,host:port   before listening, resolve the name and open a TCP connection
+                        (2 s each at most), as a container that reports home at start-up
   PING=hang|fail        never answer /ping, or answer it 500
   Content-Type application/x-mlmarket-command, body JSON, one of:
     {"sleep": seconds}             answer after sleeping
@@ -226,10 +228,27 @@ async def handle(reader, writer):
         writer.close()
 
 
+def phone_home(spec):
+    name, _, address = spec.partition(",")
+    host, _, port = address.rpartition(":")
+    socket.setdefaulttimeout(2.0)
+    try:
+        socket.getaddrinfo(name, 443)
+    except OSError as exc:
+        print(f"could not resolve {name}: {exc}", flush=True)
+    try:
+        socket.create_connection((host, int(port)), timeout=2.0).close()
+    except OSError as exc:
+        print(f"could not reach {host}:{port}: {exc}", flush=True)
+    socket.setdefaulttimeout(None)
+
+
 async def main():
     if os.environ.get("ON_START") == "crash":
         print("crashing on purpose", flush=True)
         sys.exit(3)
+    if os.environ.get("PHONE_HOME"):
+        phone_home(os.environ["PHONE_HOME"])
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     if os.environ.get("ON_SIGTERM") != "ignore":
