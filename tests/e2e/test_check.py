@@ -30,6 +30,11 @@ def phones_home_image(echo_image: str) -> str:
     return build_image(IMAGES / "phones-home", "mlmarket-test/phones-home:latest", rebuild=True)
 
 
+@pytest.fixture(scope="module")
+def leaky_image(echo_image: str) -> str:
+    return build_image(IMAGES / "leaky", "mlmarket-test/leaky:latest", rebuild=True)
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     path = tmp_path / "sample.json"
@@ -160,3 +165,23 @@ def test_a_container_that_phones_home_is_caught_with_what_it_tried_and_when(
         text=True,
     ).stdout
     assert left.strip() == ""
+
+
+def test_a_model_that_leaks_past_its_instance_types_memory_fails_the_instance_size_rule(
+    server: ServerProcess, leaky_image: str, sample: Path, tmp_path: Path
+) -> None:
+    """512 MiB kept per call: the 3.75 GiB of ml.c4.large, the least in the table, are full
+    after seven calls, and the kernel kills the container."""
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server,
+        "check", leaky_image, "--sample", str(sample), "--calls", "10",
+        "--instance-type", "ml.c4.large", "--json", str(report), check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = findings(report)
+    memory = found["memory fits the instance type"]
+    assert (memory["rule"], memory["outcome"]) == ("R4", "failed")
+    assert "killed for want of memory: the 3.75 GiB of ml.c4.large" in memory["evidence"]
+    assert memory["measured"]["peakBytes"] > 2 * 2**30
+    assert found["within 60 s per call"]["outcome"] == "failed"  # the calls it broke

@@ -32,16 +32,14 @@ class LocalEngine:
     def _containers(self, endpoint_arn: str) -> list[ContainerInfo]:
         return self._run(self.engine.list({labels.ENDPOINT: endpoint_arn}))
 
-    def memory_peak(self, endpoint_arn: str) -> int | None:
+    def memory(self, endpoint_arn: str) -> tuple[int | None, bool]:
+        containers = self._containers(endpoint_arn)
         peaks = [
             peak
-            for info in self._containers(endpoint_arn)
+            for info in containers
             if info.running and (peak := cgroups.memory_peak(info.pid)) is not None
         ]
-        return max(peaks, default=None)
-
-    def oom_killed(self, endpoint_arn: str) -> bool:
-        return any(info.oom_killed for info in self._containers(endpoint_arn))
+        return max(peaks, default=None), any(info.oom_killed for info in containers)
 
     def start(self, spec: ContainerSpec) -> ContainerInfo:
         return self._run(self.engine.run(spec))

@@ -43,9 +43,27 @@ class Engine(Protocol):
 
     def image_layers(self, image: str) -> list[int] | None: ...
 
-    def memory_peak(self, endpoint_arn: str) -> int | None: ...
+    def memory(self, endpoint_arn: str) -> tuple[int | None, bool]:
+        """The endpoint's containers' peak memory (None: not shown on this host), and whether
+        the kernel killed one of them for want of memory."""
+        ...
 
-    def oom_killed(self, endpoint_arn: str) -> bool: ...
+
+@dataclass
+class MemoryWatch:
+    """The endpoint's memory, sampled after every call: a container killed for want of memory
+    is replaced (and removed) soon after, so it is looked for while it is still there."""
+
+    engine: Engine
+    arn: str
+    peak: int | None = None
+    oom_killed: bool = False
+
+    def sample(self) -> None:
+        peak, killed = self.engine.memory(self.arn)
+        if peak is not None:
+            self.peak = max(self.peak or 0, peak)
+        self.oom_killed = self.oom_killed or killed
 
 
 @dataclass(frozen=True)
@@ -96,15 +114,17 @@ def run(
             for rule, check in _CALLS:
                 found(_skipped(rule, check, "the endpoint did not start"))
             return report
+        watch = MemoryWatch(engine, arn)
         if options.sample is None:
             for rule, check in _CALLS:
                 found(_skipped(rule, check, "no --sample given"))
         else:
-            found(_sample(clients, name, options))
-            found(_full_payload(clients, name, options))
+            found(_sample(clients, name, options, watch))
+            found(_full_payload(clients, name, options, watch))
             say(f"calling it {options.calls} times")
-            found(_latency(clients, name, options))
-        found(_memory(engine, arn, options.instance_type))
+            found(_latency(clients, name, options, watch))
+        watch.sample()
+        found(_memory(watch, options.instance_type))
     finally:
         _tear_down(clients, name)
     return report
@@ -180,8 +200,10 @@ def _startup(started: Finding, layers: list[int]) -> Finding:
     return Finding(started.rule, started.check, started.outcome, started.tried, evidence, measured)
 
 
-def _invoke(clients: Clients, name: str, options: Options, body: bytes) -> tuple[float, Any]:
-    """(seconds, the response or the ClientError) of one call."""
+def _invoke(
+    clients: Clients, name: str, options: Options, body: bytes, watch: MemoryWatch
+) -> tuple[float, Any]:
+    """(seconds, the response or the ClientError) of one call; the memory sampled after it."""
     kwargs: dict[str, Any] = {
         "EndpointName": name,
         "Body": body,
@@ -194,8 +216,12 @@ def _invoke(clients: Clients, name: str, options: Options, body: bytes) -> tuple
         response = clients.rt.invoke_endpoint(**kwargs)
         response["Body"] = response["Body"].read()
     except ClientError as exc:
-        return time.monotonic() - started, exc
-    return time.monotonic() - started, response
+        seconds = time.monotonic() - started
+        watch.sample()
+        return seconds, exc
+    seconds = time.monotonic() - started
+    watch.sample()
+    return seconds, response
 
 
 def _error(exc: ClientError) -> str:
@@ -203,9 +229,9 @@ def _error(exc: ClientError) -> str:
     return f"{error.get('Code')}: {error.get('Message')}"
 
 
-def _sample(clients: Clients, name: str, options: Options) -> Finding:
+def _sample(clients: Clients, name: str, options: Options, watch: MemoryWatch) -> Finding:
     assert options.sample is not None
-    seconds, answer = _invoke(clients, name, options, options.sample)
+    seconds, answer = _invoke(clients, name, options, options.sample, watch)
     tried = f"InvokeEndpoint with the sample ({len(options.sample)} bytes, {options.content_type})"
     measured = {"seconds": round(seconds, 3)}
     if isinstance(answer, ClientError):
@@ -235,10 +261,10 @@ def _line_based(sample: bytes) -> bool:
     return text not in (b"{", b"[") and sample.isascii()
 
 
-def _full_payload(clients: Clients, name: str, options: Options) -> Finding:
+def _full_payload(clients: Clients, name: str, options: Options, watch: MemoryWatch) -> Finding:
     assert options.sample is not None
     body = padded(options.sample, PAYLOAD_LIMIT)
-    seconds, answer = _invoke(clients, name, options, body)
+    seconds, answer = _invoke(clients, name, options, body, watch)
     tried = f"InvokeEndpoint with exactly {PAYLOAD_LIMIT:,} bytes (the sample repeated and padded)"
     measured: dict[str, float | int | str | None] = {"seconds": round(seconds, 3)}
     if isinstance(answer, ClientError):
@@ -254,12 +280,12 @@ def _full_payload(clients: Clients, name: str, options: Options) -> Finding:
     return Finding("R5", "6 MiB request taken", "passed", tried, evidence, measured)
 
 
-def _latency(clients: Clients, name: str, options: Options) -> Finding:
+def _latency(clients: Clients, name: str, options: Options, watch: MemoryWatch) -> Finding:
     assert options.sample is not None
     times: list[float] = []
     failures: list[str] = []
     for _ in range(options.calls):
-        seconds, answer = _invoke(clients, name, options, options.sample)
+        seconds, answer = _invoke(clients, name, options, options.sample, watch)
         times.append(seconds)
         if isinstance(answer, ClientError):
             failures.append(_error(answer))
@@ -288,22 +314,27 @@ def smallest_fitting(peak: int) -> str | None:
     return min(fitting, key=lambda t: (t.memory_gib, t.vcpus, t.name)).name
 
 
-def _memory(engine: Engine, arn: str, instance_type: str) -> Finding:
-    tried = "read the container's peak memory from its cgroup after the calls"
+def _memory(watch: MemoryWatch, instance_type: str) -> Finding:
+    tried = "sampled the container's peak memory (its cgroup) after every call"
     limit = int(lookup(instance_type).memory_gib * 2**30)
-    if engine.oom_killed(arn):
-        evidence = f"the container ran out of the {limit / 2**30:.0f} GiB of {instance_type}"
-        return Finding("R4", "memory fits the instance type", "failed", tried, evidence)
-    peak = engine.memory_peak(arn)
-    if peak is None:
-        return _skipped("R4", "memory fits the instance type", "this host does not show it")
-    smallest = smallest_fitting(peak)
-    measured = {"peakBytes": peak, "limitBytes": limit, "smallestType": smallest}
+    check = "memory fits the instance type"
+    measured = {"peakBytes": watch.peak, "limitBytes": limit}
+    if watch.oom_killed:
+        evidence = (
+            f"the container was killed for want of memory: the {limit / 2**30:g} GiB of "
+            f"{instance_type} were not enough"
+        )
+        if watch.peak is not None:
+            evidence += f" (the last sample before: {watch.peak / 2**20:.0f} MiB)"
+        return Finding("R4", check, "failed", tried, evidence, measured)
+    if watch.peak is None:
+        return _skipped("R4", check, "this host does not show a container's memory")
+    smallest = smallest_fitting(watch.peak)
     evidence = (
-        f"peak {peak / 2**20:.0f} MiB of the {limit / 2**30:.0f} GiB of {instance_type}; "
+        f"peak {watch.peak / 2**20:.0f} MiB of the {limit / 2**30:g} GiB of {instance_type}; "
         f"the smallest type it fits: {smallest}"
     )
-    return Finding("R4", "memory fits the instance type", "passed", tried, evidence, measured)
+    return Finding("R4", check, "passed", tried, evidence, dict(measured, smallestType=smallest))
 
 
 def _skipped(rule: Rule, check: str, why: str) -> Finding:

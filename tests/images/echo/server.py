@@ -27,6 +27,7 @@ Behaviour is chosen by environment (set through CreateModel's Environment) and p
     TRANSFORM=upper     upper-cased
     FAIL_ON=text        answer 400 when the body contains text
     SLOW_ON=text        answer after SLOW_SECONDS (30) when the body contains text
+    LEAK_MB=n           keep n MiB more in memory after each answer, never freed
   EXEC_PARAMS=json      answer GET /execution-parameters with it (404 otherwise)
   ON_SIGTERM=ignore     keep serving through SIGTERM (as PID 1 without a handler does)
 """
@@ -41,6 +42,7 @@ import sys
 import time
 
 COMMAND = "application/x-mlmarket-command"
+LEAKED = []  # LEAK_MB's allocations, kept for good
 
 
 def answer(status, body=b"", content_type="application/octet-stream", extra=()):
@@ -204,6 +206,8 @@ async def handle(reader, writer):
                 elif fail_on and fail_on in body:
                     writer.write(answer(400, b"cannot handle this record", "text/plain"))
                 else:
+                    if os.environ.get("LEAK_MB"):
+                        LEAKED.append(b"x" * (int(os.environ["LEAK_MB"]) << 20))
                     if slow_on and slow_on in body:
                         await asyncio.sleep(float(os.environ.get("SLOW_SECONDS", "30")))
                     if os.environ.get("TRANSFORM") == "upper":
