@@ -10,10 +10,12 @@ import functools
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -282,43 +284,50 @@ def cmd_check(args: argparse.Namespace) -> int:
     the report; exit 1 when a rule is violated."""
     import tempfile
 
-    from mlmarket.check import isolation, reports, serving
+    from mlmarket.check import isolation, reports, serving, training
     from mlmarket.check.engine import LocalEngine
     from mlmarket.check.findings import Finding
     from mlmarket.local import LocalServer
 
+    if args.algorithm and not args.train_data:
+        print("mlmarket check: --algorithm needs --train-data", file=sys.stderr)
+        return 2
     settings = Settings.from_env()
-    sample = Path(args.sample).read_bytes() if args.sample else None
+    try:
+        hyperparameters = json.loads(args.hyperparameters or "{}")
+        metrics = dict(m.split("=", 1) for m in args.metric or [])
+    except ValueError as exc:
+        print(f"mlmarket check: --hyperparameters or --metric: {exc}", file=sys.stderr)
+        return 2
     options = serving.Options(
         image=args.image,
         instance_type=args.instance_type,
-        sample=sample,
+        sample=Path(args.sample).read_bytes() if args.sample else None,
         content_type=args.content_type,
         accept=args.accept,
         calls=args.calls,
+        serve=not args.algorithm or args.sample is not None,
     )
     say = functools.partial(print, flush=True)
     with contextlib.ExitStack() as stack:
+        names = ("sagemaker", "sagemaker-runtime", "sts", "s3")
         if args.endpoint_url:
             session = boto3.Session(region_name=args.region)
             add_data_path(session._session)
-            clients = [
-                session.client(name, endpoint_url=args.endpoint_url)
-                for name in ("sagemaker", "sagemaker-runtime", "sts")
-            ]
+            clients = [session.client(name, endpoint_url=args.endpoint_url) for name in names]
         else:
             data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlmarket-check-"))
             say(f"mlmarket check: a private server with its data in {data_dir}")
             server = LocalServer(Path(data_dir)).start()
             stack.callback(server.remove_containers)
             stack.callback(server.stop)
-            clients = [
-                server.client(name, region=args.region or settings.default_region)
-                for name in ("sagemaker", "sagemaker-runtime", "sts")
-            ]
-        sm, rt, sts = clients
+            region = args.region or settings.default_region
+            clients = [server.client(name, region=region) for name in names]
+        sm, rt, sts, s3 = clients
         account = sts.get_caller_identity()["Account"]
         role = f"arn:aws:iam::{account}:role/mlmarket-check"
+        if args.model_data:
+            options = replace(options, model_data_url=_model_data(s3, args.model_data))
         engine = LocalEngine(settings.docker_socket)
         stack.callback(engine.close)
 
@@ -329,8 +338,21 @@ def cmd_check(args: argparse.Namespace) -> int:
             startup = settings.startup_health_timeout_seconds
             return isolation.run(engine, args.image, args.instance_type, startup, say)
 
-        clients_ = serving.Clients(sm, rt, role)
-        report = serving.run(clients_, engine, options, say, egress)
+        def train() -> tuple[list[Finding], str | None]:
+            trained = training.TrainingOptions(
+                args.image, args.instance_type, Path(args.train_data), hyperparameters, metrics
+            )
+            findings, result = training.run(training.TrainingClients(sm, s3, role), trained, say)
+            return findings, result.model_data_url
+
+        report = serving.run(
+            serving.Clients(sm, rt, role),
+            engine,
+            options,
+            say,
+            isolation=egress,
+            training=train if args.algorithm else None,
+        )
     for line in reports.table(report):
         say(line)
     if args.json:
@@ -338,6 +360,16 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.junit:
         reports.write_junit(report, Path(args.junit))
     return 0 if report.passed else 1
+
+
+def _model_data(s3: Any, given: str) -> str:
+    """The model data's S3 URL: as given, or a local model.tar.gz uploaded to the server."""
+    if given.startswith("s3://"):
+        return given
+    bucket = f"mlmarket-check-model-{secrets.token_hex(4)}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=Path(given).read_bytes())
+    return f"s3://{bucket}/model.tar.gz"
 
 
 def cmd_models_path(args: argparse.Namespace) -> int:
@@ -443,6 +475,15 @@ def parser() -> argparse.ArgumentParser:
         "--endpoint-url", help="check through this server (default: a private one, started here)"
     )
     check.add_argument("--region", help="(default: the server's default region)")
+    check.add_argument("--model-data", help="the model's model.tar.gz: a local file or s3:// URL")
+    check.add_argument(
+        "--algorithm", action="store_true", help="an algorithm: train it first (--train-data)"
+    )
+    check.add_argument("--train-data", help="a file or directory: the 'train' channel")
+    check.add_argument("--hyperparameters", help="a JSON object of strings")
+    check.add_argument(
+        "--metric", action="append", help="NAME=REGEX, a metric its output must show (repeat)"
+    )
     check.set_defaults(func=cmd_check)
     sub.add_parser(
         "models-path", help="botocore data path of mlmarket's API (for AWS_DATA_PATH)"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from mlmarket.domain.instance_types import INSTANCE_TYPES
 from mlmarket.execution.offline_images import build_image
 from tests.support.cli import client_env, mlmarket
+from tests.support.hosting import COMMAND
 from tests.support.server import ServerProcess
 
 IMAGES = Path(__file__).parent.parent / "images"
@@ -185,3 +187,107 @@ def test_a_model_that_leaks_past_its_instance_types_memory_fails_the_instance_si
     assert "killed for want of memory: the 3.75 GiB of ml.c4.large" in memory["evidence"]
     assert memory["measured"]["peakBytes"] > 2 * 2**30
     assert found["within 60 s per call"]["outcome"] == "failed"  # the calls it broke
+
+
+@pytest.fixture
+def train_data(tmp_path: Path) -> Path:
+    data = tmp_path / "train"
+    data.mkdir()
+    (data / "part-0.csv").write_text("1,2,3\n4,5,6\n")
+    return data
+
+
+def check_algorithm(
+    server: ServerProcess, image: str, data: Path, report: Path, hyper: dict[str, str], *extra: str
+) -> subprocess.CompletedProcess[str]:
+    return mlmarket(
+        server,
+        "check", image, "--algorithm", "--train-data", str(data),
+        "--hyperparameters", json.dumps(hyper), "--json", str(report), *extra, check=False,
+    )  # fmt: skip
+
+
+def test_an_algorithm_that_keeps_its_checkpoints_resumes_after_a_spot_interruption(
+    server: ServerProcess, trainer_image: str, train_data: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    hyper = {"mode": "resume", "steps": "30"}  # 6 s, a checkpoint per 0.2 s step
+    done = check_algorithm(
+        server, trainer_image, train_data, report, hyper, "--metric", r"step=step=(\d+)"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = findings(report)
+    assert found["trains and saves its model"]["outcome"] == "passed"
+    assert found["its metrics are found"]["measured"] == {"step": 30.0}
+    spot = found["resumes after a spot interruption"]
+    assert (spot["rule"], spot["outcome"]) == ("R10", "passed")
+    assert spot["evidence"].endswith("it resumed")
+    measured = spot["measured"]
+    assert measured["afterInterruptionSeconds"] < measured["uninterruptedSeconds"] * 0.75
+    assert "its serving is not tried" in done.stdout  # an algorithm without --sample
+
+
+def test_an_algorithm_that_ignores_its_checkpoints_is_shown_starting_over(
+    server: ServerProcess, trainer_image: str, train_data: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    hyper = {"mode": "curve", "x": "4", "epochs": "30", "pause": "0.2"}  # 6 s, no checkpoints
+    done = check_algorithm(
+        server, trainer_image, train_data, report, hyper,
+        "--metric", "val_loss=val_loss=([0-9.]+)", "--metric", "acc=accuracy=([0-9.]+)",
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = findings(report)
+    spot = found["resumes after a spot interruption"]
+    assert (spot["rule"], spot["outcome"]) == ("R10", "failed")
+    assert "it started over, its checkpoints unused" in spot["evidence"]
+    measured = spot["measured"]
+    assert measured["afterInterruptionSeconds"] > measured["uninterruptedSeconds"] * 0.75
+    metrics = found["its metrics are found"]
+    assert metrics["outcome"] == "failed"
+    assert metrics["evidence"] == "no line of its output matched acc (accuracy=([0-9.]+))"
+    assert metrics["measured"]["val_loss"] == pytest.approx(1 + 1 / 30)
+
+
+def test_an_algorithm_that_dies_without_a_failure_file_is_told_so(
+    server: ServerProcess, trainer_image: str, train_data: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    done = check_algorithm(server, trainer_image, train_data, report, {"mode": "crash"})
+    assert done.returncode == 1
+    found = findings(report)
+    trained = found["trains and saves its model"]
+    assert (trained["rule"], trained["outcome"]) == ("R3", "failed")
+    assert trained["evidence"] == (
+        "Failed: AlgorithmError: , exit code: 3 (it wrote no /opt/ml/output/failure to say why)"
+    )
+    assert found["resumes after a spot interruption"]["outcome"] == "skipped"
+
+
+def test_an_algorithm_needs_its_training_data(server: ServerProcess, trainer_image: str) -> None:
+    done = mlmarket(server, "check", trainer_image, "--algorithm", check=False)
+    assert done.returncode == 2
+    assert "--algorithm needs --train-data" in done.stderr
+
+
+def test_a_model_packages_data_is_served_from_a_local_model_tar_gz(
+    server: ServerProcess, echo_image: str, tmp_path: Path
+) -> None:
+    weights = tmp_path / "weights.txt"
+    weights.write_text("w=0.5")
+    model = tmp_path / "model.tar.gz"
+    with tarfile.open(model, "w:gz") as tar:
+        tar.add(weights, arcname="weights.txt")
+    sample = tmp_path / "ask.json"
+    sample.write_text('{"model": true}')  # the echo image answers the files of its model
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server,
+        "check", echo_image, "--model-data", str(model), "--sample", str(sample),
+        "--content-type", COMMAND, "--calls", "1", "--json", str(report), check=False,
+    )  # fmt: skip
+    found = findings(report)
+    answered = found["sample answered"]
+    assert answered["outcome"] == "passed", done.stdout
+    # {"weights.txt": "w=0.5"}: the model was there for the container to read
+    assert answered["measured"]["answerBytes"] == len(json.dumps({"weights.txt": "w=0.5"}))

@@ -6,16 +6,18 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Rule = Literal["R1", "R2", "R4", "R5", "R6"]
+Rule = Literal["R1", "R2", "R3", "R4", "R5", "R6", "R10"]
 Outcome = Literal["passed", "failed", "skipped"]
 Measure = float | int | str | None
 
 RULE_NAMES: dict[Rule, str] = {
     "R1": "network isolation",
     "R2": "image size",
+    "R3": "storage and the training contract",
     "R4": "instance size",
     "R5": "payload",
     "R6": "processing time",
+    "R10": "managed spot training",
 }
 
 

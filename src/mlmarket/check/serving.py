@@ -16,7 +16,7 @@ import secrets
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -74,6 +74,8 @@ class Options:
     content_type: str = "application/json"
     accept: str | None = None
     calls: int = 20
+    model_data_url: str | None = None  # the model the endpoint serves (a package's, or trained)
+    serve: bool = True  # False: an algorithm checked without a sample, its serving not tried
 
 
 @dataclass
@@ -89,9 +91,11 @@ def run(
     options: Options,
     say: Callable[[str], None],
     isolation: Callable[[], Finding] | None = None,
+    training: Callable[[], tuple[list[Finding], str | None]] | None = None,
 ) -> Report:
     """The findings in the order a buyer meets them; `isolation`: R1's step (isolation.py),
-    run on the local engine before the endpoint is deployed."""
+    run on the local engine before the endpoint is deployed; `training`: an algorithm's
+    (training.py), whose model the endpoint then serves."""
     report = Report(options.image, options.instance_type)
 
     def found(finding: Finding) -> None:
@@ -102,6 +106,14 @@ def run(
     layers = engine.image_layers(options.image)
     found(_image_size(options.image, layers))
     if layers is None:
+        return report
+    if training is not None:
+        trained, model = training()
+        for finding in trained:
+            found(finding)
+        options = replace(options, model_data_url=model)
+    if not options.serve:
+        say("an algorithm checked without --sample: its serving is not tried")
         return report
     if isolation is not None:
         found(isolation())
@@ -153,9 +165,12 @@ def _image_size(image: str, layers: list[int] | None) -> Finding:
 def _deploy(clients: Clients, options: Options, name: str) -> tuple[str | None, Finding]:
     """The endpoint's ARN (None if it failed) and the finding on its start-up."""
     sm = clients.sm
+    container: dict[str, str] = {"Image": options.image}
+    if options.model_data_url:
+        container["ModelDataUrl"] = options.model_data_url
     sm.create_model(
         ModelName=name,
-        PrimaryContainer={"Image": options.image},
+        PrimaryContainer=container,
         ExecutionRoleArn=clients.role,
         EnableNetworkIsolation=True,
     )

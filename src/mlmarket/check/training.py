@@ -1,0 +1,216 @@
+"""The training contract, tried for real: the algorithm trained through the SageMaker API on the
+seller's data, then trained again with a simulated spot interruption halfway.
+
+Findings: the job completes and saves its model, or says why in its failure file (R3); each
+declared metric is found in its output (R3); after the interruption, the job resumes from
+/opt/ml/checkpoints (progress kept) or starts over — shown by the time its second attempt
+needed against the uninterrupted run's (R10).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlmarket.check.findings import Finding
+from mlmarket.domain.spot import POLICY_TAG
+
+FINAL = ("Completed", "Failed", "Stopped")
+MIN_TRAINING_SECONDS = 4.0  # shorter training leaves nothing to interrupt halfway
+SPOT_MAX_WAIT_SECONDS = 3600  # R10: what SageMaker fixes for marketplace algorithms
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    image: str
+    instance_type: str
+    train_data: Path
+    hyperparameters: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # name → regex
+
+
+@dataclass
+class TrainingClients:
+    sm: Any
+    s3: Any
+    role: str
+
+
+@dataclass
+class Trained:
+    """What the uninterrupted run left: its model (for the serving checks) and its time."""
+
+    model_data_url: str | None
+    training_seconds: float | None
+
+
+def run(
+    clients: TrainingClients, options: TrainingOptions, say: Callable[[str], None]
+) -> tuple[list[Finding], Trained]:
+    tag = secrets.token_hex(4)
+    bucket = f"mlmarket-check-{tag}"
+    clients.s3.create_bucket(Bucket=bucket)
+    uploaded = _upload(clients.s3, bucket, options.train_data)
+    say(f"training {options.image} on {uploaded} file(s) of {options.train_data}")
+    first = _train(clients, options, bucket, f"mlmarket-check-{tag}")
+    findings = [_completes(first), _metrics(first, options.metrics)]
+    trained = Trained(_model_url(first), _training_seconds(first, -1))
+    if trained.model_data_url is None:
+        findings.append(_skipped_spot("the job did not complete"))
+        return findings, trained
+    seconds = trained.training_seconds or 0.0
+    if seconds < MIN_TRAINING_SECONDS:
+        why = f"it trains in {seconds:.1f} s: too short to interrupt halfway"
+        findings.append(_skipped_spot(why))
+        return findings, trained
+    after = round(seconds / 2, 1)
+    say(f"training it again, interrupted after {after} s as spot capacity goes away")
+    spot = _train(clients, options, bucket, f"mlmarket-check-{tag}-spot", interrupt_after=after)
+    findings.append(_resumes(spot, seconds, after))
+    return findings, trained
+
+
+def _upload(s3: Any, bucket: str, path: Path) -> int:
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        key = file.name if file == path else str(file.relative_to(path))
+        s3.put_object(Bucket=bucket, Key=f"train/{key}", Body=file.read_bytes())
+    return len(files)
+
+
+def _train(
+    clients: TrainingClients,
+    options: TrainingOptions,
+    bucket: str,
+    name: str,
+    interrupt_after: float | None = None,
+) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": 3600}
+    if interrupt_after is not None:
+        stopping["MaxWaitTimeInSeconds"] = SPOT_MAX_WAIT_SECONDS
+        extra = {
+            "EnableManagedSpotTraining": True,
+            "CheckpointConfig": {"S3Uri": f"s3://{bucket}/checkpoints/{name}/"},
+            "Tags": [{"Key": POLICY_TAG, "Value": f"after={interrupt_after} times=1 delay=1"}],
+        }
+    algorithm: dict[str, Any] = {"TrainingImage": options.image, "TrainingInputMode": "File"}
+    if options.metrics:
+        algorithm["MetricDefinitions"] = [
+            {"Name": n, "Regex": r} for n, r in options.metrics.items()
+        ]
+    clients.sm.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification=algorithm,
+        RoleArn=clients.role,
+        HyperParameters=options.hyperparameters,
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": f"s3://{bucket}/train/",
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+        ],
+        OutputDataConfig={"S3OutputPath": f"s3://{bucket}/output/"},
+        ResourceConfig={
+            "InstanceType": options.instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 30,
+        },
+        StoppingCondition=stopping,
+        EnableNetworkIsolation=True,
+        **extra,
+    )
+    while True:
+        described: dict[str, Any] = clients.sm.describe_training_job(TrainingJobName=name)
+        if described["TrainingJobStatus"] in FINAL:
+            return described
+        time.sleep(0.5)
+
+
+def _training_seconds(job: dict[str, Any], which: int) -> float | None:
+    """How long the job's `which`-th Training phase lasted (-1: its last)."""
+    phases = [t for t in job.get("SecondaryStatusTransitions", []) if t["Status"] == "Training"]
+    if not phases or not phases[which].get("EndTime"):
+        return None
+    phase = phases[which]
+    return float((phase["EndTime"] - phase["StartTime"]).total_seconds())
+
+
+def _model_url(job: dict[str, Any]) -> str | None:
+    if job["TrainingJobStatus"] != "Completed":
+        return None
+    url = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    return str(url) if url else None
+
+
+def _completes(job: dict[str, Any]) -> Finding:
+    check = "trains and saves its model"
+    tried = "CreateTrainingJob with the data as channel 'train', network isolated"
+    status = job["TrainingJobStatus"]
+    seconds = _training_seconds(job, -1)
+    measured = {"trainingSeconds": seconds}
+    if status != "Completed":
+        reason = job.get("FailureReason", status)
+        if reason.startswith("AlgorithmError: , exit code"):
+            reason += " (it wrote no /opt/ml/output/failure to say why)"
+        return Finding("R3", check, "failed", tried, f"{status}: {reason}", measured)
+    url = job["ModelArtifacts"]["S3ModelArtifacts"]
+    evidence = f"Completed after {seconds or 0:.1f} s of training; its model is {url}"
+    return Finding("R3", check, "passed", tried, evidence, measured)
+
+
+def _metrics(job: dict[str, Any], declared: dict[str, str]) -> Finding:
+    check = "its metrics are found"
+    if not declared:
+        return Finding("R3", check, "skipped", "", "no --metric given")
+    tried = "the declared regexes run over the job's output: " + ", ".join(
+        f"{n}={r}" for n, r in declared.items()
+    )
+    reported = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
+    missing = [name for name in declared if name not in reported]
+    measured = {name: reported.get(name) for name in declared}
+    if missing:
+        evidence = "no line of its output matched " + ", ".join(
+            f"{n} ({declared[n]})" for n in missing
+        )
+        return Finding("R3", check, "failed", tried, evidence, measured)
+    evidence = ", ".join(f"{n} = {reported[n]:g}" for n in declared)
+    return Finding("R3", check, "passed", tried, evidence, measured)
+
+
+def _resumes(job: dict[str, Any], uninterrupted: float, after: float) -> Finding:
+    check = "resumes after a spot interruption"
+    tried = (
+        f"managed spot training with checkpoints, interrupted after {after} s; the second "
+        "attempt's training time against the uninterrupted run's"
+    )
+    if job["TrainingJobStatus"] != "Completed":
+        reason = job.get("FailureReason", job["TrainingJobStatus"])
+        return Finding("R10", check, "failed", tried, reason)
+    second = _training_seconds(job, -1) or 0.0
+    measured = {
+        "uninterruptedSeconds": round(uninterrupted, 2),
+        "afterInterruptionSeconds": round(second, 2),
+    }
+    times = (
+        f"uninterrupted it trains {uninterrupted:.1f} s; after the interruption at {after} s "
+        f"it needed {second:.1f} s more"
+    )
+    if second < uninterrupted - after / 2:
+        return Finding("R10", check, "passed", tried, f"{times}: it resumed", measured)
+    evidence = f"{times}: it started over, its checkpoints unused"
+    return Finding("R10", check, "failed", tried, evidence, measured)
+
+
+def _skipped_spot(why: str) -> Finding:
+    return Finding("R10", "resumes after a spot interruption", "skipped", "", why)
