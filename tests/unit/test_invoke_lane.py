@@ -68,6 +68,7 @@ def test_a_message_still_arriving_is_waited_for(partial: bytes) -> None:
         wire(b"Content-Length: 5", head=HEAD.replace(b"Host: 127.0.0.1:8787\r\n", b"")),
         wire(b"Content-Length: %d" % MAX_MESSAGE, body=b""),
         HEAD + b"X-Long: " + b"a" * MAX_MESSAGE,
+        wire(b"Content-Length: 5", b"X-Long: " + b"a" * 8190),
     ],
     ids=[
         "another method",
@@ -88,6 +89,7 @@ def test_a_message_still_arriving_is_waited_for(partial: bytes) -> None:
         "no host",
         "a large body",
         "a head past the limit",
+        "a header line past aiohttp's",
     ],
 )
 def test_anything_else_is_left_to_aiohttp(data: bytes) -> None:

@@ -45,6 +45,7 @@ _HANDED_OFF: Final = frozenset({"transfer-encoding", "expect", "upgrade"})
 # what the lane buffers of one message before it gives the connection to aiohttp: about what
 # aiohttp's own reader buffers before it pushes back
 MAX_MESSAGE = 64 * 1024
+MAX_LINE = 8190  # aiohttp's bound on a header line
 _SLICE = 256 * 1024
 KEEPALIVE_SECONDS = 75.0  # aiohttp's default for an idle kept-alive connection
 
@@ -96,6 +97,8 @@ def parse(buffer: bytes | bytearray) -> Invocation | _NotMine | None:
     close = False
     fields = bytes(buffer[line_end + 2 : end]).decode("ascii").split("\r\n")
     for line in fields if end > line_end else ():
+        if len(line) > MAX_LINE:
+            return NOT_MINE  # aiohttp refuses it, in its words
         name, _, value = line.partition(":")
         value = value.strip(" \t")
         lowered = name.lower()
