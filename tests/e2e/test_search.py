@@ -62,9 +62,12 @@ def test_search_filters_training_jobs_by_tags_hyperparameters_and_channels(
             {"Name": "InputDataConfig.ChannelName", "Operator": "Equals", "Value": "train"}
         ],
     }
+    # this test's jobs only: the session's server holds other tests' jobs with a train channel,
+    # which would fill the first page sorted by name
+    mine = {"Name": "TrainingJobName", "Operator": "Contains", "Value": "searched-"}
     found = sm.search(
         Resource="TrainingJob",
-        SearchExpression={"NestedFilters": [nested]},
+        SearchExpression={"Filters": [mine], "NestedFilters": [nested]},
         SortBy="TrainingJobName",
         SortOrder="Ascending",
     )
