@@ -284,7 +284,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     the report; exit 1 when a rule is violated."""
     import tempfile
 
-    from mlmarket.check import isolation, reports, serving, training
+    from mlmarket.check import images, isolation, reports, serving, training
     from mlmarket.check.engine import LocalEngine
     from mlmarket.check.findings import Finding
     from mlmarket.local import LocalServer
@@ -335,7 +335,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
                 why = "catching egress needs root, ip (iproute2) and nsenter on the engine's host"
                 return Finding("R1", isolation.CHECK, "skipped", "", why)
-            startup = settings.startup_health_timeout_seconds
+            startup = args.startup_seconds or settings.startup_health_timeout_seconds
             return isolation.run(engine, args.image, args.instance_type, startup, say)
 
         def train() -> tuple[list[Finding], str | None]:
@@ -345,6 +345,17 @@ def cmd_check(args: argparse.Namespace) -> int:
             findings, result = training.run(training.TrainingClients(sm, s3, role), trained, say)
             return findings, result.model_data_url
 
+        def listing() -> list[Finding]:
+            region = sm.meta.region_name
+            builtins = {
+                name: engine.root_layers(image)
+                for name, image in images.builtin_images(region).items()
+            }
+            return [
+                images.repository(args.image, account, region),
+                images.lineage(engine.root_layers(args.image) or [], builtins),
+            ]
+
         report = serving.run(
             serving.Clients(sm, rt, role),
             engine,
@@ -352,6 +363,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             say,
             isolation=egress,
             training=train if args.algorithm else None,
+            listing=listing,
         )
     for line in reports.table(report):
         say(line)
@@ -359,6 +371,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         reports.write_json(report, Path(args.json))
     if args.junit:
         reports.write_junit(report, Path(args.junit))
+    if args.report:
+        reports.write_html(report, Path(args.report))
     return 0 if report.passed else 1
 
 
@@ -469,8 +483,15 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--accept", help="the Accept header of the calls")
     check.add_argument("--instance-type", default="ml.m5.large", help="(default ml.m5.large)")
     check.add_argument("--calls", type=int, default=20, help="calls timed for latency (20)")
+    check.add_argument(
+        "--startup-seconds",
+        type=int,
+        help="how long R1's start may take to answer /ping (default 240); the endpoint's is "
+        "the server's",
+    )
     check.add_argument("--json", help="also write the report here, as JSON")
     check.add_argument("--junit", help="also write the report here, as JUnit XML")
+    check.add_argument("--report", help="also write the report here, as one HTML file")
     check.add_argument(
         "--endpoint-url", help="check through this server (default: a private one, started here)"
     )

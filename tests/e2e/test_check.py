@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from mlmarket import builtin
 from mlmarket.domain.instance_types import INSTANCE_TYPES
 from mlmarket.execution.offline_images import build_image
 from tests.support.cli import client_env, mlmarket
@@ -52,15 +53,22 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
     server: ServerProcess, echo_image: str, sample: Path, tmp_path: Path
 ) -> None:
     report, junit = tmp_path / "report.json", tmp_path / "report.xml"
+    page = tmp_path / "report.html"
     done = mlmarket(
         server,
         "check", echo_image, "--sample", str(sample), "--calls", "5",
-        "--json", str(report), "--junit", str(junit), check=False,
+        "--json", str(report), "--junit", str(junit), "--report", str(page), check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     found = findings(report)
-    assert {f["outcome"] for f in found.values()} == {"passed"}
-    assert set(found) == {
+    # not in ECR yet (R11 says where it must go); R12 is skipped on an engine without built-ins
+    unsure = {"pushed to the seller's repository", "not built on a built-in algorithm"}
+    assert {f["outcome"] for n, f in found.items() if n not in unsure} == {"passed"}
+    assert found["pushed to the seller's repository"]["evidence"].endswith(
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/echo:latest"
+    )
+    assert found["not built on a built-in algorithm"]["outcome"] in ("passed", "skipped")
+    assert set(found) == unsure | {
         "image within ECR's limits",
         "no network access attempted",
         "starts and answers /ping",
@@ -76,9 +84,10 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
     least = min(t.memory_gib for t in INSTANCE_TYPES.values() if not t.gpus)
     assert INSTANCE_TYPES[memory["smallestType"]].memory_gib == least  # an echo fits any
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("7", "0")
+    assert (suite.get("tests"), suite.get("failures")) == ("9", "0")
     assert found["no network access attempted"]["evidence"].startswith("nothing sent;")
     assert "passed" in done.stdout.splitlines()[-1]
+    assert '<p class="verdict passed">passed</p>' in page.read_text()
 
 
 def test_a_model_slower_than_the_limit_fails_the_processing_time_rule(
@@ -291,3 +300,20 @@ def test_a_model_packages_data_is_served_from_a_local_model_tar_gz(
     assert answered["outcome"] == "passed", done.stdout
     # {"weights.txt": "w=0.5"}: the model was there for the container to read
     assert answered["measured"]["answerBytes"] == len(json.dumps({"weights.txt": "w=0.5"}))
+
+
+def test_an_image_built_on_a_builtin_algorithm_is_flagged(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    linear = builtin.image("linear-learner", "us-east-1")
+    builtin.ensure(linear)
+    (tmp_path / "Dockerfile").write_text(f"FROM {linear}\nENV RESOLD=1\n")
+    image = build_image(tmp_path, "mlmarket-test/resold:latest", rebuild=True)
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server, "check", image, "--startup-seconds", "10", "--json", str(report), check=False
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    lineage = findings(report)["not built on a built-in algorithm"]
+    assert (lineage["rule"], lineage["outcome"]) == ("R12", "failed")
+    assert "built-in algorithm linear-learner's image" in lineage["evidence"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from mlmarket.check import reports
+from mlmarket.check import images, reports
 from mlmarket.check.egress import dns_name, parse_frame
 from mlmarket.check.findings import Finding, Report
 from mlmarket.check.serving import PAYLOAD_LIMIT, padded, smallest_fitting
@@ -102,3 +102,44 @@ def test_the_sink_tells_a_dns_query_a_connection_and_a_datagram_from_the_rest() 
     arp = b"\xff" * 6 + b"\x04" * 6 + b"\x08\x06" + b"\0" * 28
     assert parse_frame(arp) is None
     assert dns_name(b"\0" * 12 + b"\x05abc") is None  # a label cut short
+
+
+def test_the_html_report_is_one_file_with_the_evidence_escaped_and_nothing_fetched() -> None:
+    report = Report("seller/<model>:1", "ml.m5.large")
+    report.findings += [
+        Finding("R1", "no network access attempted", "failed", "a sink", "resolve <x>.invalid"),
+        Finding("R4", "memory fits", "passed", "cgroup", "peak 28 MiB", {"peakBytes": 29e6}),
+    ]
+    page = reports.html_page(report)
+    assert page.startswith("<!doctype html>")
+    assert "seller/&lt;model&gt;:1" in page and "resolve &lt;x&gt;.invalid" in page
+    assert "failed: 1 of 2 checks" in page and "<code>29000000.0</code>" in page
+    for outside in ("http://", "https://", "<script", "<link"):
+        assert outside not in page
+
+
+def test_the_listing_needs_the_image_in_the_sellers_repository_and_a_publishing_region() -> None:
+    local = images.repository("mlmarket-test/echo:latest", "123456789012", "us-east-1")
+    assert (local.rule, local.outcome) == ("R11", "skipped")
+    assert local.evidence == (
+        "not in ECR yet: to be listed it must be pushed to "
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/echo:latest"
+    )
+    mine = "123456789012.dkr.ecr.us-east-1.amazonaws.com/model:1"
+    assert images.repository(mine, "123456789012", "us-east-1").outcome == "passed"
+    theirs = images.repository(mine, "999988887777", "us-east-1")
+    assert (theirs.rule, theirs.outcome) == ("R11", "failed")
+    assert theirs.evidence.startswith("Client error: Access denied for registry")
+    elsewhere = images.repository(mine, "123456789012", "eu-west-1")
+    assert elsewhere.outcome == "failed" and "is in us-east-1" in elsewhere.evidence
+    opt_in = images.repository(mine, "123456789012", "af-south-1")
+    assert (opt_in.rule, opt_in.outcome) == ("R13", "failed")
+
+
+def test_an_image_built_on_a_builtin_algorithms_layers_is_flagged() -> None:
+    builtins = {"linear-learner": ["sha256:a", "sha256:b"], "xgboost": None}
+    on_it = images.lineage(["sha256:a", "sha256:b", "sha256:c"], builtins)
+    assert (on_it.rule, on_it.outcome) == ("R12", "failed")
+    assert "built-in algorithm linear-learner" in on_it.evidence
+    assert images.lineage(["sha256:a", "sha256:x"], builtins).outcome == "passed"
+    assert images.lineage(["sha256:a"], {"xgboost": None}).outcome == "skipped"

@@ -11,7 +11,7 @@ from mlmarket.controllers.fleet import dialer
 from mlmarket.controllers.health import NotHealthy, wait_until_healthy
 from mlmarket.domain import labels
 from mlmarket.execution import cgroups
-from mlmarket.execution.base import ContainerInfo, ContainerSpec
+from mlmarket.execution.base import ContainerInfo, ContainerSpec, ImageNotFound
 from mlmarket.execution.docker import DockerEngine
 from mlmarket.execution.http1 import ConnectionPool
 
@@ -40,6 +40,14 @@ class LocalEngine:
             if info.running and (peak := cgroups.memory_peak(info.pid)) is not None
         ]
         return max(peaks, default=None), any(info.oom_killed for info in containers)
+
+    def root_layers(self, image: str) -> list[str] | None:
+        """The image's layer digests, base first (None: not on this engine)."""
+        try:
+            data = self._run(self.engine.image_inspect(image))
+        except ImageNotFound:
+            return None
+        return [str(layer) for layer in (data.get("RootFS") or {}).get("Layers") or []]
 
     def start(self, spec: ContainerSpec) -> ContainerInfo:
         return self._run(self.engine.run(spec))

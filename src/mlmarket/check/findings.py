@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-Rule = Literal["R1", "R2", "R3", "R4", "R5", "R6", "R10"]
+Rule = Literal["R1", "R2", "R3", "R4", "R5", "R6", "R10", "R11", "R12", "R13"]
 Outcome = Literal["passed", "failed", "skipped"]
 Measure = float | int | str | None
 
@@ -18,6 +18,9 @@ RULE_NAMES: dict[Rule, str] = {
     "R5": "payload",
     "R6": "processing time",
     "R10": "managed spot training",
+    "R11": "images and accounts",
+    "R12": "built-in lineage",
+    "R13": "publishing regions",
 }
 
 

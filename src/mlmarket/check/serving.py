@@ -92,10 +92,12 @@ def run(
     say: Callable[[str], None],
     isolation: Callable[[], Finding] | None = None,
     training: Callable[[], tuple[list[Finding], str | None]] | None = None,
+    listing: Callable[[], list[Finding]] | None = None,
 ) -> Report:
-    """The findings in the order a buyer meets them; `isolation`: R1's step (isolation.py),
-    run on the local engine before the endpoint is deployed; `training`: an algorithm's
-    (training.py), whose model the endpoint then serves."""
+    """The findings in the order a buyer meets them; `listing`: the image's way into a
+    listing (images.py), beside its size; `isolation`: R1's step (isolation.py), run on the
+    local engine before the endpoint is deployed; `training`: an algorithm's (training.py),
+    whose model the endpoint then serves."""
     report = Report(options.image, options.instance_type)
 
     def found(finding: Finding) -> None:
@@ -107,6 +109,8 @@ def run(
     found(_image_size(options.image, layers))
     if layers is None:
         return report
+    for finding in listing() if listing is not None else []:
+        found(finding)
     if training is not None:
         trained, model = training()
         for finding in trained:
@@ -174,17 +178,13 @@ def _deploy(clients: Clients, options: Options, name: str) -> tuple[str | None, 
         ExecutionRoleArn=clients.role,
         EnableNetworkIsolation=True,
     )
-    sm.create_endpoint_config(
-        EndpointConfigName=name,
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": name,
-                "InstanceType": options.instance_type,
-                "InitialInstanceCount": 1,
-            }
-        ],
-    )
+    variant: dict[str, Any] = {
+        "VariantName": "AllTraffic",
+        "ModelName": name,
+        "InstanceType": options.instance_type,
+        "InitialInstanceCount": 1,
+    }
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
     started = time.monotonic()
     arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=name)["EndpointArn"]
     while True:
