@@ -310,7 +310,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     )
     say = functools.partial(print, flush=True)
     with contextlib.ExitStack() as stack:
-        names = ("sagemaker", "sagemaker-runtime", "sts", "s3")
+        names = ("sagemaker", "sagemaker-runtime", "sts", "s3", "logs")
         if args.endpoint_url:
             session = boto3.Session(region_name=args.region)
             add_data_path(session._session)
@@ -323,7 +323,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             stack.callback(server.stop)
             region = args.region or settings.default_region
             clients = [server.client(name, region=region) for name in names]
-        sm, rt, sts, s3 = clients
+        sm, rt, sts, s3, logs = clients
         account = sts.get_caller_identity()["Account"]
         role = f"arn:aws:iam::{account}:role/mlmarket-check"
         if args.model_data:
@@ -357,7 +357,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             ]
 
         report = serving.run(
-            serving.Clients(sm, rt, role),
+            serving.Clients(sm, rt, role, s3, logs),
             engine,
             options,
             say,

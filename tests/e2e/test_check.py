@@ -38,6 +38,11 @@ def leaky_image(echo_image: str) -> str:
     return build_image(IMAGES / "leaky", "mlmarket-test/leaky:latest", rebuild=True)
 
 
+@pytest.fixture(scope="module")
+def batch_greedy_image(echo_image: str) -> str:
+    return build_image(IMAGES / "batch-greedy", "mlmarket-test/batch-greedy:latest", rebuild=True)
+
+
 @pytest.fixture
 def sample(tmp_path: Path) -> Path:
     path = tmp_path / "sample.json"
@@ -75,6 +80,7 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
         "sample answered",
         "6 MiB request taken",
         "within 60 s per call",
+        "batch transform of the sample",
         "memory fits the instance type",
     }
     assert found["within 60 s per call"]["measured"]["calls"] == 5
@@ -84,7 +90,9 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
     least = min(t.memory_gib for t in INSTANCE_TYPES.values() if not t.gpus)
     assert INSTANCE_TYPES[memory["smallestType"]].memory_gib == least  # an echo fits any
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("9", "0")
+    assert (suite.get("tests"), suite.get("failures")) == ("10", "0")
+    batch = found["batch transform of the sample"]["evidence"]
+    assert batch.endswith("MaxConcurrentTransforms=1, MaxPayloadInMB=6, BatchStrategy=MULTI_RECORD")
     assert found["no network access attempted"]["evidence"].startswith("nothing sent;")
     assert "passed" in done.stdout.splitlines()[-1]
     assert '<p class="verdict passed">passed</p>' in page.read_text()
@@ -317,3 +325,25 @@ def test_an_image_built_on_a_builtin_algorithm_is_flagged(
     lineage = findings(report)["not built on a built-in algorithm"]
     assert (lineage["rule"], lineage["outcome"]) == ("R12", "failed")
     assert "built-in algorithm linear-learner's image" in lineage["evidence"]
+
+
+def test_a_container_declaring_mini_batches_past_100_mb_fails_the_batch_payload_rule(
+    server: ServerProcess, batch_greedy_image: str, tmp_path: Path
+) -> None:
+    sample = tmp_path / "rows.csv"
+    sample.write_text("1,2\n3,4\n")
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server,
+        "check", batch_greedy_image, "--sample", str(sample), "--content-type", "text/csv",
+        "--calls", "1", "--json", str(report), check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = findings(report)
+    batch = found["batch transform of the sample"]
+    assert (batch["rule"], batch["outcome"]) == ("R5", "failed")
+    assert (
+        batch["evidence"]
+        == "ClientError: MaxPayloadInMB must be less than or equal to 100; got 200."
+    )
+    assert found["sample answered"]["outcome"] == "passed"  # real time is not affected

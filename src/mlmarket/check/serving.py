@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from mlmarket import limits
+from mlmarket.check import batch
 from mlmarket.check.findings import Finding, Outcome, Report, Rule
 from mlmarket.domain import registry
 from mlmarket.domain.instance_types import INSTANCE_TYPES, lookup
@@ -35,6 +36,7 @@ _CALLS: tuple[tuple[Rule, str], ...] = (
     ("R6", "sample answered"),
     ("R5", "6 MiB request taken"),
     ("R6", "within 60 s per call"),
+    ("R5", batch.CHECK),
 )
 
 
@@ -83,6 +85,8 @@ class Clients:
     sm: Any  # boto3 clients of one account, on the server the check deploys to
     rt: Any
     role: str  # the execution role the model is created with
+    s3: Any = None  # with logs: batch is tried too
+    logs: Any = None
 
 
 def run(
@@ -139,6 +143,20 @@ def run(
             found(_full_payload(clients, name, options, watch))
             say(f"calling it {options.calls} times")
             found(_latency(clients, name, options, watch))
+            if clients.s3 is not None and clients.logs is not None:
+                say("transforming the sample as a batch job")
+                found(
+                    batch.run(
+                        clients.sm,
+                        clients.s3,
+                        clients.logs,
+                        name,
+                        options.instance_type,
+                        options.sample,
+                        options.content_type,
+                        line_based(options.sample),
+                    )
+                )
         watch.sample()
         found(_memory(watch, options.instance_type))
     finally:
@@ -266,11 +284,11 @@ def padded(sample: bytes, size: int) -> bytes:
     if len(unit) > size:
         return sample[:size]
     copies = size // len(unit)
-    body = unit * copies if _line_based(sample) else unit
+    body = unit * copies if line_based(sample) else unit
     return body + b" " * (size - len(body))
 
 
-def _line_based(sample: bytes) -> bool:
+def line_based(sample: bytes) -> bool:
     """CSV and JSON Lines repeat row by row; a JSON document or a binary file does not."""
     text = sample.lstrip()[:1]
     return text not in (b"{", b"[") and sample.isascii()
