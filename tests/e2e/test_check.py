@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from mlmarket import builtin
 from mlmarket.domain.instance_types import INSTANCE_TYPES
@@ -347,3 +348,39 @@ def test_a_container_declaring_mini_batches_past_100_mb_fails_the_batch_payload_
         == "ClientError: MaxPayloadInMB must be less than or equal to 100; got 200."
     )
     assert found["sample answered"]["outcome"] == "passed"  # real time is not affected
+
+
+def test_an_algorithm_that_meets_a_full_volume_says_so_and_one_that_hangs_fails(
+    server: ServerProcess, trainer_image: str, train_data: Path, tmp_path: Path
+) -> None:
+    says, hangs = tmp_path / "says.json", tmp_path / "hangs.json"
+    done = check_algorithm(server, trainer_image, train_data, says, {"mode": "save"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    handled = findings(says)["handles a full volume"]
+    assert (handled["rule"], handled["outcome"]) == ("R3", "passed")
+    assert handled["evidence"].endswith(
+        "saying: No room to save the model: No space left on device"
+    )
+    done = check_algorithm(
+        server, trainer_image, train_data, hangs, {"mode": "save", "on_full": "hang"}
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    hung = findings(hangs)["handles a full volume"]
+    assert (hung["rule"], hung["outcome"]) == ("R3", "failed")
+    assert hung["evidence"] == "it hung: still training when its 30 s were up"
+    assert hung["measured"]["status"] == "Stopped"
+
+
+def test_the_full_volume_tag_takes_only_a_number_of_bytes(sm: Any, trainer_image: str) -> None:
+    with pytest.raises(ClientError) as err:
+        sm.create_training_job(
+            TrainingJobName="full-volume-tag",
+            AlgorithmSpecification={"TrainingImage": trainer_image, "TrainingInputMode": "File"},
+            RoleArn="arn:aws:iam::123456789012:role/check",
+            OutputDataConfig={"S3OutputPath": "s3://nowhere/out/"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+            StoppingCondition={"MaxRuntimeInSeconds": 60},
+            Tags=[{"Key": "mlmarket:volume-free-bytes", "Value": "lots"}],
+        )
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert "'lots' is not a number of bytes" in err.value.response["Error"]["Message"]

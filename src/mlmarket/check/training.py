@@ -2,9 +2,10 @@
 seller's data, then trained again with a simulated spot interruption halfway.
 
 Findings: the job completes and saves its model, or says why in its failure file (R3); each
-declared metric is found in its output (R3); after the interruption, the job resumes from
-/opt/ml/checkpoints (progress kept) or starts over — shown by the time its second attempt
-needed against the uninterrupted run's (R10).
+declared metric is found in its output (R3); with its volume full once its data is in, it ends
+(failing with a reason, or completing) rather than hanging (R3); after the interruption, the
+job resumes from /opt/ml/checkpoints (progress kept) or starts over — shown by the time its
+second attempt needed against the uninterrupted run's (R10).
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from typing import Any
 
 from mlmarket.check.findings import Finding
 from mlmarket.domain.spot import POLICY_TAG
+from mlmarket.domain.training import FULL_VOLUME_TAG
 
 FINAL = ("Completed", "Failed", "Stopped")
 MIN_TRAINING_SECONDS = 4.0  # shorter training leaves nothing to interrupt halfway
 SPOT_MAX_WAIT_SECONDS = 3600  # R10: what SageMaker fixes for marketplace algorithms
+FULL_VOLUME_LEFT = 2**20  # what a full volume leaves: room for a failure file, not a model
+FULL_VOLUME_TIMES = 5  # an algorithm meeting ENOSPC has this many times its training time
+FULL_VOLUME_MIN_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,14 @@ def run(
     findings = [_completes(first), _metrics(first, options.metrics)]
     trained = Trained(_model_url(first), _training_seconds(first, -1))
     if trained.model_data_url is None:
-        findings.append(_skipped_spot("the job did not complete"))
+        why = "the job did not complete"
+        findings += [_skipped_full(why), _skipped_spot(why)]
         return findings, trained
     seconds = trained.training_seconds or 0.0
+    bound = max(FULL_VOLUME_MIN_SECONDS, int(FULL_VOLUME_TIMES * seconds))
+    say(f"training it on a full volume, for {bound} s at most")
+    full = _train(clients, options, bucket, f"mlmarket-check-{tag}-full", full_volume=bound)
+    findings.append(_full_volume(full, bound))
     if seconds < MIN_TRAINING_SECONDS:
         why = f"it trains in {seconds:.1f} s: too short to interrupt halfway"
         findings.append(_skipped_spot(why))
@@ -88,9 +98,14 @@ def _train(
     bucket: str,
     name: str,
     interrupt_after: float | None = None,
+    full_volume: int | None = None,
 ) -> dict[str, Any]:
+    """`full_volume`: meet a volume left with 1 MiB once the data is in, for that many
+    seconds at most."""
     extra: dict[str, Any] = {}
-    stopping: dict[str, int] = {"MaxRuntimeInSeconds": 3600}
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": full_volume or 3600}
+    if full_volume is not None:
+        extra["Tags"] = [{"Key": FULL_VOLUME_TAG, "Value": str(FULL_VOLUME_LEFT)}]
     if interrupt_after is not None:
         stopping["MaxWaitTimeInSeconds"] = SPOT_MAX_WAIT_SECONDS
         extra = {
@@ -210,6 +225,33 @@ def _resumes(job: dict[str, Any], uninterrupted: float, after: float) -> Finding
         return Finding("R10", check, "passed", tried, f"{times}: it resumed", measured)
     evidence = f"{times}: it started over, its checkpoints unused"
     return Finding("R10", check, "failed", tried, evidence, measured)
+
+
+def _full_volume(job: dict[str, Any], bound: int) -> Finding:
+    check = "handles a full volume"
+    tried = (
+        f"trained again with its storage volume full but for {FULL_VOLUME_LEFT // 2**20} MiB "
+        f"once its data was in, for {bound} s at most"
+    )
+    status = job["TrainingJobStatus"]
+    seconds = _training_seconds(job, -1)
+    measured = {"trainingSeconds": seconds, "status": status}
+    if status == "Completed":
+        evidence = "it completed: it needs no room past its inputs"
+        return Finding("R3", check, "passed", tried, evidence, measured)
+    if status == "Stopped":
+        evidence = f"it hung: still training when its {bound} s were up"
+        return Finding("R3", check, "failed", tried, evidence, measured)
+    reason = job.get("FailureReason", status)
+    if reason.startswith("AlgorithmError: , exit code"):
+        evidence = f"it failed without saying why ({reason}; no /opt/ml/output/failure)"
+        return Finding("R3", check, "failed", tried, evidence, measured)
+    evidence = f"it failed after {seconds or 0:.1f} s, saying: {reason}"
+    return Finding("R3", check, "passed", tried, evidence, measured)
+
+
+def _skipped_full(why: str) -> Finding:
+    return Finding("R3", "handles a full volume", "skipped", "", why)
 
 
 def _skipped_spot(why: str) -> Finding:

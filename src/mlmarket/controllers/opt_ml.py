@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tarfile
 from collections.abc import Callable
@@ -132,6 +133,18 @@ def download(
                     f"{instance.host} storage volume ({exc.strerror}); raise "
                     "ResourceConfig.VolumeSizeInGB."
                 ) from None
+
+
+def fill(instance: Instance, leave_bytes: int) -> None:
+    """Take all of the instance's volume but `leave_bytes` with a file outside /opt/ml: how a
+    job asks to meet a full volume (FULL_VOLUME_TAG), as a check of its ENOSPC handling."""
+    if instance.volume is None:
+        return
+    filler = instance.volume.mountpoint / "filler"
+    free = shutil.disk_usage(instance.volume.mountpoint).free
+    if free > leave_bytes:
+        with filler.open("wb") as f:
+            os.posix_fallocate(f.fileno(), 0, free - leave_bytes)
 
 
 def checkpoint_dir(spec: TrainingJobSpec, instance: Instance) -> Path:

@@ -35,6 +35,7 @@ from mlmarket.domain.training import (
     compile_metrics,
     enter,
     failure_reason,
+    volume_free_bytes,
     what_runs,
 )
 from mlmarket.execution.base import (
@@ -185,6 +186,10 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             for sync in syncs:
                 if sync is not None:
                     await asyncio.to_thread(sync.restore)
+            leave = volume_free_bytes(spec.get("Tags"))
+            if leave is not None:
+                for instance in instances:
+                    await asyncio.to_thread(opt_ml.fill, instance, leave)
             if run.stop.is_set():
                 return "Stopped"
             if count > 1:

@@ -90,6 +90,18 @@ MESSAGES = {
 }
 
 FAILURE_REASON_MAX = 1024
+# A job carrying this tag meets its storage volume full but for the tag's value in bytes, once
+# its channels are in: how `mlmarket check` (and tests) see an algorithm meet ENOSPC (R3).
+FULL_VOLUME_TAG = "mlmarket:volume-free-bytes"
+
+
+def volume_free_bytes(tags: Sequence[shapes.Tag] | None) -> int | None:
+    """The bytes FULL_VOLUME_TAG leaves free, or None without it (a value that is not a
+    number of bytes is refused at creation)."""
+    for tag in tags or []:
+        if tag["Key"] == FULL_VOLUME_TAG:
+            return int(tag["Value"]) if tag["Value"].isdigit() else None
+    return None
 
 
 def enter(

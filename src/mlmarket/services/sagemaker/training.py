@@ -13,6 +13,7 @@ from mlmarket.domain import quotas as quota
 from mlmarket.domain.listings import ListedTraining
 from mlmarket.domain.spot import POLICY_TAG, InterruptionPolicy, InvalidPolicy
 from mlmarket.domain.training import (
+    FULL_VOLUME_TAG,
     InvalidStoppingCondition,
     TrainingJobSpec,
     TrainingJobState,
@@ -125,6 +126,11 @@ class TrainingProvider:
             InterruptionPolicy.parse(tags.get(POLICY_TAG))
         except InvalidPolicy as exc:
             raise validation_exception(f"Tag {POLICY_TAG}: {exc}") from None
+        free = tags.get(FULL_VOLUME_TAG)
+        if free is not None and not free.isdigit():
+            raise validation_exception(
+                f"Tag {FULL_VOLUME_TAG}: '{free}' is not a number of bytes to leave free."
+            )
         self._check_channels(ctx, spec, algorithm.get("TrainingInputMode", "File"))
         check_output_bucket(
             self.objects, ctx, spec["OutputDataConfig"]["S3OutputPath"], "training job"
