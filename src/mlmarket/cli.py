@@ -331,12 +331,16 @@ def cmd_check(args: argparse.Namespace) -> int:
         engine = LocalEngine(settings.docker_socket)
         stack.callback(engine.close)
 
-        def egress() -> Finding:
+        def egress(model_data_url: str | None) -> Finding:
             if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
                 why = "catching egress needs root, ip (iproute2) and nsenter on the engine's host"
                 return Finding("R1", isolation.CHECK, "skipped", "", why)
             startup = args.startup_seconds or settings.startup_health_timeout_seconds
-            return isolation.run(engine, args.image, args.instance_type, startup, say)
+            model = None
+            if model_data_url is not None:
+                model = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="model-")))
+                isolation.unpack_model(s3, model_data_url, model)
+            return isolation.run(engine, args.image, args.instance_type, startup, say, model)
 
         def train() -> tuple[list[Finding], str | None]:
             trained = training.TrainingOptions(

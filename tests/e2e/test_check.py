@@ -384,3 +384,25 @@ def test_the_full_volume_tag_takes_only_a_number_of_bytes(sm: Any, trainer_image
         )
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "'lots' is not a number of bytes" in err.value.response["Error"]["Message"]
+
+
+def test_isolation_is_tried_with_the_model_in_place(
+    server: ServerProcess, echo_image: str, tmp_path: Path
+) -> None:
+    """A container that only phones home once its model tells it where: the check's R1 start
+    has the model at /opt/ml/model, as the endpoint will."""
+    (tmp_path / "Dockerfile").write_text(f"FROM {echo_image}\nENV PHONE_HOME=@model\n")
+    image = build_image(tmp_path, "mlmarket-test/phones-home-from-model:latest", rebuild=True)
+    home = tmp_path / "home.txt"
+    home.write_text("model.seller.invalid,192.0.2.11:8443")
+    model = tmp_path / "model.tar.gz"
+    with tarfile.open(model, "w:gz") as tar:
+        tar.add(home, arcname="home.txt")
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server, "check", image, "--model-data", str(model), "--json", str(report), check=False
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    isolation = findings(report)["no network access attempted"]
+    assert "tried to resolve model.seller.invalid" in isolation["evidence"]
+    assert "tried to connect to 192.0.2.11:8443 (tcp)" in isolation["evidence"]

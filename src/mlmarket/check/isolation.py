@@ -4,9 +4,13 @@ it still became healthy without an answer."""
 
 from __future__ import annotations
 
+import io
 import secrets
+import tarfile
 import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from mlmarket.check.egress import Sink
 from mlmarket.check.engine import LocalEngine
@@ -27,7 +31,9 @@ def run(
     instance_type: str,
     startup_seconds: float,
     say: Callable[[str], None],
+    model: Path | None = None,
 ) -> Finding:
+    """`model`: a directory the container finds as /opt/ml/model (the unpacked model data)."""
     tried = (
         "started the image with one route, into a sink that records DNS queries, TCP "
         "connection attempts and UDP datagrams and answers none"
@@ -59,7 +65,10 @@ def run(
                     cpus=float(hardware.vcpus),
                     memory_bytes=int(hardware.memory_gib * 2**30),
                     pids_limit=hardware.pids,
-                    mounts=(Mount(str(sink.resolv_conf), "/etc/resolv.conf"),),
+                    mounts=(
+                        Mount(str(sink.resolv_conf), "/etc/resolv.conf"),
+                        *([Mount(str(model), "/opt/ml/model")] if model is not None else []),
+                    ),
                     network=f"container:{holder.id}",
                 )
             )
@@ -86,3 +95,12 @@ def run(
         return Finding("R1", CHECK, "passed", tried, evidence, measured)
     evidence = "; ".join(a.describe() for a in attempts) + f"; {health} without an answer"
     return Finding("R1", CHECK, "failed", tried, evidence, measured)
+
+
+def unpack_model(s3: Any, url: str, into: Path) -> None:
+    """The model data at `url` (s3://bucket/key.tar.gz), unpacked as SageMaker lays it out in
+    /opt/ml/model; members that would land outside are refused by tarfile's data filter."""
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as archive:
+        archive.extractall(into, filter="data")

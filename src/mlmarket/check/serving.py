@@ -94,14 +94,14 @@ def run(
     engine: Engine,
     options: Options,
     say: Callable[[str], None],
-    isolation: Callable[[], Finding] | None = None,
+    isolation: Callable[[str | None], Finding] | None = None,
     training: Callable[[], tuple[list[Finding], str | None]] | None = None,
     listing: Callable[[], list[Finding]] | None = None,
 ) -> Report:
     """The findings in the order a buyer meets them; `listing`: the image's way into a
     listing (images.py), beside its size; `isolation`: R1's step (isolation.py), run on the
-    local engine before the endpoint is deployed; `training`: an algorithm's (training.py),
-    whose model the endpoint then serves."""
+    local engine with the model before the endpoint is deployed; `training`: an algorithm's
+    (training.py), whose model the endpoint then serves."""
     report = Report(options.image, options.instance_type)
 
     def found(finding: Finding) -> None:
@@ -124,7 +124,7 @@ def run(
         say("an algorithm checked without --sample: its serving is not tried")
         return report
     if isolation is not None:
-        found(isolation())
+        found(isolation(options.model_data_url))
     name = f"mlmarket-check-{secrets.token_hex(4)}"
     say(f"deploying {options.image} as endpoint {name} on {options.instance_type}")
     try:

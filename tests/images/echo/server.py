@@ -3,7 +3,8 @@
 Behaviour is chosen by environment (set through CreateModel's Environment) and per request:
   ON_START=crash        exit with code 3 before listening
   PHONE_HOME=name,host:port   before listening, resolve the name and open a TCP connection
-                        (2 s each at most), as a container that reports home at start-up
+                        (2 s each at most), as a container that reports home at start-up;
+                        "@model": the same, read from /opt/ml/model/home.txt
   PING=hang|fail        never answer /ping, or answer it 500
   Content-Type application/x-mlmarket-command, body JSON, one of:
     {"sleep": seconds}             answer after sleeping
@@ -251,8 +252,15 @@ async def main():
     if os.environ.get("ON_START") == "crash":
         print("crashing on purpose", flush=True)
         sys.exit(3)
-    if os.environ.get("PHONE_HOME"):
-        phone_home(os.environ["PHONE_HOME"])
+    home = os.environ.get("PHONE_HOME")
+    if home == "@model":
+        path = "/opt/ml/model/home.txt"
+        home = None
+        if os.path.exists(path):
+            with open(path) as f:
+                home = f.read().strip()
+    if home:
+        phone_home(home)
     loop = asyncio.get_running_loop()
     stop = loop.create_future()
     if os.environ.get("ON_SIGTERM") != "ignore":
