@@ -406,3 +406,17 @@ def test_isolation_is_tried_with_the_model_in_place(
     isolation = findings(report)["no network access attempted"]
     assert "tried to resolve model.seller.invalid" in isolation["evidence"]
     assert "tried to connect to 192.0.2.11:8443 (tcp)" in isolation["evidence"]
+
+
+def test_a_deployment_the_api_refuses_is_a_finding_not_a_crash(
+    server: ServerProcess, echo_image: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server, "check", echo_image, "--instance-type", "ml.bogus.large",
+        "--json", str(report), check=False,
+    )  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    started = findings(report)["starts and answers /ping"]
+    assert started["outcome"] == "failed"
+    assert started["evidence"].startswith("ValidationException: 1 validation error detected")

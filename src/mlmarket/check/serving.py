@@ -120,6 +120,9 @@ def run(
         for finding in trained:
             found(finding)
         options = replace(options, model_data_url=model)
+        if model is None and options.serve:
+            say("the algorithm trained no model: there is nothing to serve")
+            return report
     if not options.serve:
         say("an algorithm checked without --sample: its serving is not tried")
         return report
@@ -187,24 +190,28 @@ def _image_size(image: str, layers: list[int] | None) -> Finding:
 def _deploy(clients: Clients, options: Options, name: str) -> tuple[str | None, Finding]:
     """The endpoint's ARN (None if it failed) and the finding on its start-up."""
     sm = clients.sm
+    tried = "CreateEndpoint with the image, network isolated, until InService"
     container: dict[str, str] = {"Image": options.image}
     if options.model_data_url:
         container["ModelDataUrl"] = options.model_data_url
-    sm.create_model(
-        ModelName=name,
-        PrimaryContainer=container,
-        ExecutionRoleArn=clients.role,
-        EnableNetworkIsolation=True,
-    )
     variant: dict[str, Any] = {
         "VariantName": "AllTraffic",
         "ModelName": name,
         "InstanceType": options.instance_type,
         "InitialInstanceCount": 1,
     }
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
-    started = time.monotonic()
-    arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=name)["EndpointArn"]
+    try:
+        sm.create_model(
+            ModelName=name,
+            PrimaryContainer=container,
+            ExecutionRoleArn=clients.role,
+            EnableNetworkIsolation=True,
+        )
+        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+        started = time.monotonic()
+        arn = sm.create_endpoint(EndpointName=name, EndpointConfigName=name)["EndpointArn"]
+    except ClientError as exc:  # refused as a buyer's deployment would be
+        return None, Finding("R2", "starts and answers /ping", "failed", tried, _error(exc))
     while True:
         described = sm.describe_endpoint(EndpointName=name)
         status = described["EndpointStatus"]
@@ -212,7 +219,6 @@ def _deploy(clients: Clients, options: Options, name: str) -> tuple[str | None, 
             break
         time.sleep(0.1)
     seconds = round(time.monotonic() - started, 2)
-    tried = "CreateEndpoint with the image, network isolated, until InService"
     if status != "InService":
         reason = described.get("FailureReason", status)
         finding = Finding("R2", "starts and answers /ping", "failed", tried, reason)
