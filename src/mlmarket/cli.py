@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import uvloop
@@ -33,6 +33,10 @@ from mlmarket.protocol.models import DATA_PATH, add_data_path
 from mlmarket.services.accounts import AccountExists, Accounts, Credentials
 from mlmarket.storage import schema
 from mlmarket.storage.metadata import DatabaseUnavailable, MetadataStore, connect, unavailable
+
+if TYPE_CHECKING:  # `mlmarket check`'s pieces are imported when it runs
+    from mlmarket.check.findings import Report
+    from mlmarket.check.serving import Options
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -282,12 +286,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Deploy the image on a private server (or the one at --endpoint-url), try the rules, print
     the report; exit 1 when a rule is violated."""
-    import tempfile
-
-    from mlmarket.check import images, isolation, reports, serving, training
-    from mlmarket.check.engine import LocalEngine
-    from mlmarket.check.findings import Finding
-    from mlmarket.local import LocalServer
+    from mlmarket.check import reports, serving
 
     if args.algorithm and not args.train_data:
         print("mlmarket check: --algorithm needs --train-data", file=sys.stderr)
@@ -309,6 +308,38 @@ def cmd_check(args: argparse.Namespace) -> int:
         serve=not args.algorithm or args.sample is not None,
     )
     say = functools.partial(print, flush=True)
+    try:
+        report = _check(args, settings, options, hyperparameters, metrics, say)
+    except (BotoCoreError, ClientError) as exc:  # the server, not the image, failed the check
+        print(f"mlmarket check: {exc}", file=sys.stderr)
+        return 2
+    for line in reports.table(report):
+        say(line)
+    if args.json:
+        reports.write_json(report, Path(args.json))
+    if args.junit:
+        reports.write_junit(report, Path(args.junit))
+    if args.report:
+        reports.write_html(report, Path(args.report))
+    return 0 if report.passed else 1
+
+
+def _check(
+    args: argparse.Namespace,
+    settings: Settings,
+    options: Options,
+    hyperparameters: dict[str, str],
+    metrics: dict[str, str],
+    say: Callable[[str], None],
+) -> Report:
+    """The check's run: its server and clients, its engine, and each rule's step."""
+    import tempfile
+
+    from mlmarket.check import images, isolation, serving, training
+    from mlmarket.check.engine import LocalEngine
+    from mlmarket.check.findings import Finding
+    from mlmarket.local import LocalServer
+
     with contextlib.ExitStack() as stack:
         names = ("sagemaker", "sagemaker-runtime", "sts", "s3", "logs")
         if args.endpoint_url:
@@ -369,15 +400,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             training=train if args.algorithm else None,
             listing=listing,
         )
-    for line in reports.table(report):
-        say(line)
-    if args.json:
-        reports.write_json(report, Path(args.json))
-    if args.junit:
-        reports.write_junit(report, Path(args.junit))
-    if args.report:
-        reports.write_html(report, Path(args.report))
-    return 0 if report.passed else 1
+    return report
 
 
 def _model_data(s3: Any, given: str) -> str:

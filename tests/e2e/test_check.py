@@ -4,6 +4,7 @@ rule's finding in the report, and an exit code that fails a build on a violated 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -19,7 +20,7 @@ from mlmarket.domain.instance_types import INSTANCE_TYPES
 from mlmarket.execution.offline_images import build_image
 from tests.support.cli import client_env, mlmarket
 from tests.support.hosting import COMMAND
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, free_port
 
 IMAGES = Path(__file__).parent.parent / "images"
 
@@ -205,6 +206,12 @@ def test_a_model_that_leaks_past_its_instance_types_memory_fails_the_instance_si
     assert "killed for want of memory: the 3.75 GiB of ml.c4.large" in memory["evidence"]
     assert memory["measured"]["peakBytes"] > 2 * 2**30
     assert found["within 60 s per call"]["outcome"] == "failed"  # the calls it broke
+    # batch transform offers no ml.c4.large: said, not a crash
+    batch = found["batch transform of the sample"]
+    assert (batch["outcome"], batch["evidence"]) == (
+        "skipped",
+        "ml.c4.large is not an instance type batch transform offers",
+    )
 
 
 @pytest.fixture
@@ -420,3 +427,18 @@ def test_a_deployment_the_api_refuses_is_a_finding_not_a_crash(
     started = findings(report)["starts and answers /ping"]
     assert started["outcome"] == "failed"
     assert started["evidence"].startswith("ValidationException: 1 validation error detected")
+
+
+def test_a_server_that_cannot_be_reached_ends_the_check_in_one_line(
+    echo_image: str, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mlmarket.cli", "check", echo_image, "--endpoint-url",
+         f"http://127.0.0.1:{free_port()}"],
+        capture_output=True, text=True, timeout=120,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE000000000",
+             "AWS_SECRET_ACCESS_KEY": "x" * 40, "AWS_DEFAULT_REGION": "us-east-1"},
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr.startswith("mlmarket check: Could not connect to the endpoint URL")
+    assert "Traceback" not in done.stderr

@@ -39,6 +39,42 @@ def run(
     s3.put_object(Bucket=bucket, Key="in/sample", Body=sample)
     split = "Line" if line_based else "None"
     tried = f"CreateTransformJob of the sample ({content_type}, SplitType {split})"
+    try:
+        _create(sm, name, model, bucket, instance_type, content_type, split)
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", ""))
+        if "transformResources.instanceType" in message:
+            why = f"{instance_type} is not an instance type batch transform offers"
+        else:
+            why = f"CreateTransformJob refused it: {shorten(message)}"
+        return Finding("R5", CHECK, "skipped", tried, why)
+    while (job := sm.describe_transform_job(TransformJobName=name))["TransformJobStatus"] not in (
+        FINAL
+    ):
+        time.sleep(0.5)
+    ran = _parameters(logs, name)
+    measured = {"parameters": ran}
+    if job["TransformJobStatus"] != "Completed":
+        reason = job.get("FailureReason", job["TransformJobStatus"])
+        return Finding("R5", CHECK, "failed", tried, reason, measured)
+    output = s3.head_object(Bucket=bucket, Key="out/sample.out")["ContentLength"]
+    evidence = f"completed, {output} bytes of output; it ran with {ran or 'the defaults'}"
+    return Finding("R5", CHECK, "passed", tried, evidence, dict(measured, outputBytes=output))
+
+
+def shorten(message: str, limit: int = 300) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _create(
+    sm: Any,
+    name: str,
+    model: str,
+    bucket: str,
+    instance_type: str,
+    content_type: str,
+    split: str,
+) -> None:
     sm.create_transform_job(
         TransformJobName=name,
         ModelName=model,
@@ -52,18 +88,6 @@ def run(
         TransformOutput={"S3OutputPath": f"s3://{bucket}/out/"},
         TransformResources={"InstanceType": instance_type, "InstanceCount": 1},
     )
-    while (job := sm.describe_transform_job(TransformJobName=name))["TransformJobStatus"] not in (
-        FINAL
-    ):
-        time.sleep(0.5)
-    ran = _parameters(logs, name)
-    measured = {"parameters": ran}
-    if job["TransformJobStatus"] != "Completed":
-        reason = job.get("FailureReason", job["TransformJobStatus"])
-        return Finding("R5", CHECK, "failed", tried, reason, measured)
-    output = s3.head_object(Bucket=bucket, Key="out/sample.out")["ContentLength"]
-    evidence = f"completed, {output} bytes of output; it ran with {ran or 'the defaults'}"
-    return Finding("R5", CHECK, "passed", tried, evidence, dict(measured, outputBytes=output))
 
 
 def _parameters(logs: Any, job: str) -> str | None:

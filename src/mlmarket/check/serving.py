@@ -265,7 +265,7 @@ def _invoke(
 
 def _error(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
-    return f"{error.get('Code')}: {error.get('Message')}"
+    return batch.shorten(f"{error.get('Code')}: {error.get('Message')}")
 
 
 def _sample(clients: Clients, name: str, options: Options, watch: MemoryWatch) -> Finding:
