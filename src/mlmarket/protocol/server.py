@@ -8,6 +8,10 @@ the Agreement API (awsJson) is told apart by its X-Amz-Target, the Catalog and D
 (rest-json) by their paths; S3 by its own scope, or by method for anonymous callers; STS
 (awsQuery) by its scope. A service mlmarket does not serve is refused in its own protocol.
 
+Every connection starts in the invoke lane (`invoke_lane.py`), which serves plain
+InvokeEndpoint calls through `RuntimeEdge.invoke` and this boundary, and hands anything else to
+the aiohttp server here.
+
 Each edge admits the caller from its headers before reading a byte of the body
 (`admission.py`), then binds, dispatches and answers in its protocol. The boundary here turns a
 ServiceError into that protocol's error body and anything else into its 500 with the request id
