@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import secrets
 import socket
 import struct
 import subprocess
@@ -111,8 +110,8 @@ class Sink:
     """The namespace, its veth pair and the capture; `wire(pid)` puts the other end into the
     holder's namespace. Use as a context manager: everything is removed on the way out."""
 
-    def __init__(self) -> None:
-        tag = secrets.token_hex(3)
+    def __init__(self, tag: str) -> None:
+        """`tag`: six hex digits naming the namespace and links (and the check's containers)."""
         self.namespace = f"mlmarket-sink-{tag}"
         self.sink_link, self.container_link = f"mlsk{tag}s", f"mlsk{tag}c"
         self.started = time.time()

@@ -42,7 +42,7 @@ def run(
     hardware = lookup(instance_type)
     tag = secrets.token_hex(3)
     say(f"starting {image} with its packets caught")
-    with Sink() as sink:
+    with Sink(tag) as sink:
         holder = engine.start(
             ContainerSpec(
                 name=f"mlmarket-check-net-{tag}",
@@ -89,6 +89,7 @@ def run(
     measured = {
         "attempts": len(attempts),
         "healthySeconds": round(waited, 2) if ended is None else None,
+        "sink": sink.namespace,  # removed by now, as the check's containers are
     }
     if not attempts:
         evidence = f"nothing sent; {health}"
