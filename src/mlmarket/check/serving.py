@@ -131,8 +131,8 @@ def run(
     name = f"mlmarket-check-{secrets.token_hex(4)}"
     say(f"deploying {options.image} as endpoint {name} on {options.instance_type}")
     try:
-        arn, started = _deploy(clients, options, name)
-        found(_startup(started, layers))
+        arn, started = _deploy(clients, options, name, sum(layers))
+        found(started)
         if arn is None:
             for rule, check in _CALLS:
                 found(_skipped(rule, check, "the endpoint did not start"))
@@ -187,8 +187,11 @@ def _image_size(image: str, layers: list[int] | None) -> Finding:
     return Finding("R2", "image within ECR's limits", outcome, tried, evidence, measured)
 
 
-def _deploy(clients: Clients, options: Options, name: str) -> tuple[str | None, Finding]:
-    """The endpoint's ARN (None if it failed) and the finding on its start-up."""
+def _deploy(
+    clients: Clients, options: Options, name: str, image_bytes: int
+) -> tuple[str | None, Finding]:
+    """The endpoint's ARN (None if it failed) and the finding on its start-up, told beside the
+    image's size (what R2 asks to be shown)."""
     sm = clients.sm
     tried = "CreateEndpoint with the image, network isolated, until InService"
     container: dict[str, str] = {"Image": options.image}
@@ -223,20 +226,9 @@ def _deploy(clients: Clients, options: Options, name: str) -> tuple[str | None, 
         reason = described.get("FailureReason", status)
         finding = Finding("R2", "starts and answers /ping", "failed", tried, reason)
         return None, finding
-    evidence = f"InService after {seconds} s"
-    return arn, Finding(
-        "R2", "starts and answers /ping", "passed", tried, evidence, {"seconds": seconds}
-    )
-
-
-def _startup(started: Finding, layers: list[int]) -> Finding:
-    """Start-up time beside the image's size: what R2 asks to be shown."""
-    size = sum(layers)
-    measured = dict(started.measured, sizeBytes=size)
-    evidence = started.evidence
-    if "seconds" in measured:
-        evidence += f" for an image of {size / 2**20:.1f} MiB"
-    return Finding(started.rule, started.check, started.outcome, started.tried, evidence, measured)
+    evidence = f"InService after {seconds} s for an image of {image_bytes / 2**20:.1f} MiB"
+    measured = {"seconds": seconds, "sizeBytes": image_bytes}
+    return arn, Finding("R2", "starts and answers /ping", "passed", tried, evidence, measured)
 
 
 def _invoke(
@@ -255,9 +247,7 @@ def _invoke(
         response = clients.rt.invoke_endpoint(**kwargs)
         response["Body"] = response["Body"].read()
     except ClientError as exc:
-        seconds = time.monotonic() - started
-        watch.sample()
-        return seconds, exc
+        response = exc
     seconds = time.monotonic() - started
     watch.sample()
     return seconds, response

@@ -19,7 +19,7 @@ from typing import Any
 
 from mlmarket.check.findings import Finding
 from mlmarket.domain.spot import POLICY_TAG
-from mlmarket.domain.training import FULL_VOLUME_TAG
+from mlmarket.domain.training import FULL_VOLUME_TAG, unexplained
 
 FINAL = ("Completed", "Failed", "Stopped")
 MIN_TRAINING_SECONDS = 4.0  # shorter training leaves nothing to interrupt halfway
@@ -176,7 +176,7 @@ def _completes(job: dict[str, Any]) -> Finding:
     measured = {"trainingSeconds": seconds}
     if status != "Completed":
         reason = job.get("FailureReason", status)
-        if reason.startswith("AlgorithmError: , exit code"):
+        if unexplained(reason):
             reason += " (it wrote no /opt/ml/output/failure to say why)"
         return Finding("R3", check, "failed", tried, f"{status}: {reason}", measured)
     url = job["ModelArtifacts"]["S3ModelArtifacts"]
@@ -243,7 +243,7 @@ def _full_volume(job: dict[str, Any], bound: int) -> Finding:
         evidence = f"it hung: still training when its {bound} s were up"
         return Finding("R3", check, "failed", tried, evidence, measured)
     reason = job.get("FailureReason", status)
-    if reason.startswith("AlgorithmError: , exit code"):
+    if unexplained(reason):
         evidence = f"it failed without saying why ({reason}; no /opt/ml/output/failure)"
         return Finding("R3", check, "failed", tried, evidence, measured)
     evidence = f"it failed after {seconds or 0:.1f} s, saying: {reason}"

@@ -206,8 +206,16 @@ def scan_metrics(
                 continue
 
 
+_UNEXPLAINED = "AlgorithmError: , exit code: "
+
+
 def failure_reason(failure_file: str | None, exit_code: int) -> str:
     text = (failure_file or "").strip()
     if text:
         return text[:FAILURE_REASON_MAX]
-    return f"AlgorithmError: , exit code: {exit_code}"
+    return f"{_UNEXPLAINED}{exit_code}"
+
+
+def unexplained(reason: str) -> bool:
+    """Whether a FailureReason is the one an algorithm gets for writing no failure file."""
+    return reason.startswith(_UNEXPLAINED)
