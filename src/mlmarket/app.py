@@ -12,6 +12,7 @@ from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
 from mlmarket.controllers.async_queue import AsyncQueue
 from mlmarket.controllers.change_sets import ChangeSetRunner
+from mlmarket.controllers.checks import CheckRunner, url_of
 from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.leases import Leases, server_id
 from mlmarket.controllers.metering import Meter
@@ -35,6 +36,7 @@ from mlmarket.services.accounts import Accounts
 from mlmarket.services.logs import LogsProvider
 from mlmarket.services.marketplace.agreement_api import AgreementProvider
 from mlmarket.services.marketplace.agreements import Agreements
+from mlmarket.services.marketplace.checks import ChecksProvider
 from mlmarket.services.marketplace.discovery import DiscoveryProvider
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.marketplace.provider import MarketplaceProvider
@@ -78,6 +80,7 @@ class App:
     meter: Meter
     validator: Validator
     change_sets: ChangeSetRunner
+    checks: CheckRunner
     gateway: Gateway
 
 
@@ -152,6 +155,8 @@ def build(
     tagging.tag_on_create(sagemaker)  # last: every Create operation is served by now
     change_sets = ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings), leases)
     catalog = CatalogProvider(store, clock, change_sets)
+    # a check is `mlmarket check` run by this server against itself, as the seller
+    checks = CheckRunner(store, clock, leases, accounts, url_of(settings.host, settings.port))
     runtime = RuntimeProvider(
         routes,
         timeout_seconds=settings.invoke_timeout_seconds,
@@ -180,7 +185,13 @@ def build(
                 Operations(DISCOVERY, [DiscoveryProvider(store, agreements, listings)]),
             ],
         ),
-        mlmarket=Operations("mlmarket", [MarketplaceProvider(agreements, listings, meter, clock)]),
+        mlmarket=Operations(
+            "mlmarket",
+            [
+                MarketplaceProvider(agreements, listings, meter, clock),
+                ChecksProvider(store, clock, checks),
+            ],
+        ),
         agreements=Operations(
             "marketplace-agreement", [AgreementProvider(store, agreements, clock)]
         ),
@@ -204,6 +215,7 @@ def build(
         meter,
         validator,
         change_sets,
+        checks,
         gateway,
     )
 
@@ -233,6 +245,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     await app.tuning.start()
     await app.validator.start()
     await app.change_sets.start()
+    await app.checks.start()
     await site.start()
     log.info("listening on http://%s:%s", app.settings.host, app.settings.port)
     if ready is not None:
@@ -240,6 +253,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     try:
         await asyncio.Event().wait()
     finally:
+        await app.checks.stop()  # first: a check tidies up through this server's API
         await runner.cleanup()
         await app.change_sets.stop()
         await app.validator.stop()

@@ -286,10 +286,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     """Deploy the image on a private server (or the one at --endpoint-url), try the rules, print
     the report; exit 1 when a rule is violated."""
-    from mlmarket.check import reports, serving
+    from mlmarket.check import assets, reports, serving
 
     if args.algorithm and not args.train_data:
         print("mlmarket check: --algorithm needs --train-data", file=sys.stderr)
+        return 2
+    if assets.is_asset_arn(args.image) and not args.endpoint_url:
+        print(
+            "mlmarket check: a model package or algorithm is checked on the server that holds "
+            "it: give --endpoint-url",
+            file=sys.stderr,
+        )
         return 2
     settings = Settings.from_env()
     try:
@@ -300,7 +307,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 2
     options = serving.Options(
         image=args.image,
-        instance_type=args.instance_type,
+        instance_type=args.instance_type or serving.Options.instance_type,
         sample=Path(args.sample).read_bytes() if args.sample else None,
         content_type=args.content_type,
         accept=args.accept,
@@ -310,7 +317,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     say = functools.partial(print, flush=True)
     try:
         report = _check(args, settings, options, hyperparameters, metrics, say)
-    except (BotoCoreError, ClientError) as exc:  # the server, not the image, failed the check
+    except (BotoCoreError, ClientError, assets.NotCheckable) as exc:
+        # the server or the resource, not the image, failed the check
         print(f"mlmarket check: {exc}", file=sys.stderr)
         return 2
     for line in reports.table(report):
@@ -335,15 +343,17 @@ def _check(
     """The check's run: its server and clients, its engine, and each rule's step."""
     import tempfile
 
-    from mlmarket.check import images, isolation, serving, training
+    from mlmarket.check import assets, images, isolation, serving, training
     from mlmarket.check.engine import LocalEngine
     from mlmarket.check.findings import Finding
     from mlmarket.local import LocalServer
 
     with contextlib.ExitStack() as stack:
         names = ("sagemaker", "sagemaker-runtime", "sts", "s3", "logs")
+        asset_arn = args.image if assets.is_asset_arn(args.image) else None
         if args.endpoint_url:
-            session = boto3.Session(region_name=args.region)
+            region = assets.region_of(asset_arn) if asset_arn else args.region
+            session = boto3.Session(region_name=region)
             add_data_path(session._session)
             clients = [session.client(name, endpoint_url=args.endpoint_url) for name in names]
         else:
@@ -357,27 +367,61 @@ def _check(
         sm, rt, sts, s3, logs = clients
         account = sts.get_caller_identity()["Account"]
         role = f"arn:aws:iam::{account}:role/mlmarket-check"
+        trained: training.TrainingOptions | None = None
+        if args.algorithm:
+            trained = training.TrainingOptions(
+                args.image,
+                args.instance_type or options.instance_type,
+                Path(args.train_data),
+                hyperparameters=hyperparameters,
+                metrics=metrics,
+            )
+        readiness: list[Finding] = []
+        if asset_arn is not None:
+            asset = assets.resolve(sm, s3, asset_arn, args.instance_type, args.calls)
+            say(f"checking {asset_arn}: image {asset.serving.image}")
+            options = replace(
+                asset.serving,
+                sample=options.sample or asset.serving.sample,
+                accept=args.accept or asset.serving.accept,
+            )
+            trained, readiness = asset.training, [asset.readiness]
         if args.model_data:
             options = replace(options, model_data_url=_model_data(s3, args.model_data))
         engine = LocalEngine(settings.docker_socket)
         stack.callback(engine.close)
+        image = options.image
+
+        no_sink = (
+            "catching egress needs root, ip (iproute2) and nsenter on the engine's host"
+            if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None
+            else None
+        )
 
         def egress(model_data_url: str | None) -> Finding:
-            if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
-                why = "catching egress needs root, ip (iproute2) and nsenter on the engine's host"
-                return Finding("R1", isolation.CHECK, "skipped", "", why)
+            if no_sink:
+                return Finding("R1", isolation.CHECK, "skipped", "", no_sink)
             startup = args.startup_seconds or settings.startup_health_timeout_seconds
             model = None
             if model_data_url is not None:
                 model = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="model-")))
                 isolation.unpack_model(s3, model_data_url, model)
-            return isolation.run(engine, args.image, args.instance_type, startup, say, model)
+            return isolation.run(engine, image, options.instance_type, startup, say, model)
 
         def train() -> tuple[list[Finding], str | None]:
-            trained = training.TrainingOptions(
-                args.image, args.instance_type, Path(args.train_data), hyperparameters, metrics
-            )
+            assert trained is not None
             findings, result = training.run(training.TrainingClients(sm, s3, role), trained, say)
+            if no_sink:
+                findings.append(Finding("R1", isolation.TRAINING_CHECK, "skipped", "", no_sink))
+            else:
+                opt_ml = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="opt-ml-")))
+                isolation.lay_out_training(opt_ml, s3, trained)
+                bound = max(30.0, 3 * (result.training_seconds or 10.0))
+                findings.append(
+                    isolation.run_training(
+                        engine, trained.image, trained.instance_type, opt_ml, bound, say
+                    )
+                )
             return findings, result.model_data_url
 
         def listing() -> list[Finding]:
@@ -387,8 +431,9 @@ def _check(
                 for name, image in images.builtin_images(region).items()
             }
             return [
-                images.repository(args.image, account, region),
-                images.lineage(engine.root_layers(args.image) or [], builtins),
+                images.repository(image, account, region),
+                images.lineage(engine.root_layers(image) or [], builtins),
+                *readiness,
             ]
 
         report = serving.run(
@@ -397,7 +442,7 @@ def _check(
             options,
             say,
             isolation=egress,
-            training=train if args.algorithm else None,
+            training=train if trained is not None else None,
             listing=listing,
         )
     return report
@@ -504,11 +549,17 @@ def parser() -> argparse.ArgumentParser:
         "check",
         help="a seller's pre-flight report: the image deployed and called as buyers will",
     )
-    check.add_argument("image", help="the image, as the local engine names it")
+    check.add_argument(
+        "image",
+        help="the image, as the local engine names it, or a model package or algorithm ARN",
+    )
     check.add_argument("--sample", help="a file to invoke the endpoint with")
     check.add_argument("--content-type", default="application/json", help="of the sample")
     check.add_argument("--accept", help="the Accept header of the calls")
-    check.add_argument("--instance-type", default="ml.m5.large", help="(default ml.m5.large)")
+    check.add_argument(
+        "--instance-type",
+        help="(default ml.m5.large; for a model package or algorithm, the first it supports)",
+    )
     check.add_argument("--calls", type=int, default=20, help="calls timed for latency (20)")
     check.add_argument(
         "--startup-seconds",

@@ -14,6 +14,7 @@ from mlmarket.domain.agreements import (
     AgreementState,
 )
 from mlmarket.domain.catalog import ChangeSetSpec, ChangeSetState, EntitySpec, EntityState
+from mlmarket.domain.checks import CheckSpec, CheckState
 from mlmarket.domain.endpoints import EndpointConfigSpec, EndpointSpec, EndpointState
 from mlmarket.domain.listings import ListingSpec, ListingState
 from mlmarket.domain.models import ModelSpec
@@ -45,6 +46,7 @@ Validated = Package | Algorithm  # what AWS Marketplace validates, and lists
 Listing = Resource[ListingSpec, ListingState]
 Entity = Resource[EntitySpec, EntityState]  # a product or an offer
 ChangeSet = Resource[ChangeSetSpec, ChangeSetState]
+Check = Resource[CheckSpec, CheckState]  # `mlmarket check` run by a server (StartCheck)
 Agreement = Resource[AgreementSpec, AgreementState]
 AgreementRequest = Resource[AgreementRequestSpec, AgreementRequestState]
 

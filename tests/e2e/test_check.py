@@ -18,9 +18,11 @@ from botocore.exceptions import ClientError
 from mlmarket import builtin
 from mlmarket.domain.instance_types import INSTANCE_TYPES
 from mlmarket.execution.offline_images import build_image
+from tests.support import marketplace as mp
 from tests.support.cli import client_env, mlmarket
 from tests.support.hosting import COMMAND
 from tests.support.server import ServerProcess, free_port
+from tests.support.waiting import until_status
 
 IMAGES = Path(__file__).parent.parent / "images"
 
@@ -82,6 +84,7 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
         "sample answered",
         "6 MiB request taken",
         "within 60 s per call",
+        "CPU under load",
         "batch transform of the sample",
         "memory fits the instance type",
     }
@@ -92,7 +95,9 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
     least = min(t.memory_gib for t in INSTANCE_TYPES.values() if not t.gpus)
     assert INSTANCE_TYPES[memory["smallestType"]].memory_gib == least  # an echo fits any
     suite = ET.parse(junit).getroot()
-    assert (suite.get("tests"), suite.get("failures")) == ("10", "0")
+    assert (suite.get("tests"), suite.get("failures")) == ("11", "0")
+    cpu = found["CPU under load"]["measured"]
+    assert cpu["vcpus"] == 2 and 0 < cpu["cores"] <= 2.2  # ml.m5.large's quota, with jitter
     batch = found["batch transform of the sample"]["evidence"]
     assert batch.endswith("MaxConcurrentTransforms=1, MaxPayloadInMB=6, BatchStrategy=MULTI_RECORD")
     assert found["no network access attempted"]["evidence"].startswith("nothing sent;")
@@ -173,7 +178,7 @@ def test_a_container_that_phones_home_is_caught_with_what_it_tried_and_when(
     assert "tried to connect to 192.0.2.10:443 (tcp)" in evidence
     assert isolation["measured"]["attempts"] == 2
     # nothing answered: it waited out its resolver (1 s) and its connection (2 s), then served
-    assert 3.0 <= isolation["measured"]["healthySeconds"] < 10
+    assert 3.0 <= isolation["measured"]["seconds"] < 10 and isolation["measured"]["completed"]
     assert found["starts and answers /ping"]["outcome"] == "passed"
     # the sink's namespace, its links and the check's containers are gone (this check's: the
     # suite on the other database may be checking beside it)
@@ -258,6 +263,25 @@ def test_an_algorithm_that_keeps_its_checkpoints_resumes_after_a_spot_interrupti
     measured = spot["measured"]
     assert measured["afterInterruptionSeconds"] < measured["uninterruptedSeconds"] * 0.75
     assert "its serving is not tried" in done.stdout  # an algorithm without --sample
+    quiet = found["no network access attempted while training"]
+    assert (quiet["rule"], quiet["outcome"]) == ("R1", "passed")
+    assert quiet["evidence"].startswith("nothing sent; it exited with code 0 after")
+
+
+def test_an_algorithm_that_ships_its_model_home_is_caught_at_the_end_of_training(
+    server: ServerProcess, trainer_image: str, train_data: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    hyper = {"mode": "ok", "ship_to": "192.0.2.20:8443"}
+    done = check_algorithm(server, trainer_image, train_data, report, hyper)
+    assert done.returncode == 1, done.stdout + done.stderr
+    found = findings(report)
+    assert found["trains and saves its model"]["outcome"] == "passed"  # isolated, it fails quietly
+    caught = found["no network access attempted while training"]
+    assert (caught["rule"], caught["outcome"]) == ("R1", "failed")
+    assert "tried to connect to 192.0.2.20:8443 (tcp)" in caught["evidence"]
+    assert caught["evidence"].endswith("without an answer")
+    assert "it exited with code 0 after" in caught["evidence"]
 
 
 def test_an_algorithm_that_ignores_its_checkpoints_is_shown_starting_over(
@@ -450,3 +474,114 @@ def test_a_server_that_cannot_be_reached_ends_the_check_in_one_line(
     assert done.returncode == 2
     assert done.stderr.startswith("mlmarket check: Could not connect to the endpoint URL")
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def listed_package(sm: Any, s3: Any, echo_image: str) -> str:
+    return mp.checkable_package(sm, s3, echo_image, "check-listed")
+
+
+def test_a_model_package_is_checked_by_its_arn_with_its_own_sample_and_instance_type(
+    server: ServerProcess, listed_package: str, tmp_path: Path
+) -> None:
+    report = tmp_path / "report.json"
+    done = mlmarket(
+        server, "check", listed_package, "--calls", "2", "--json", str(report), check=False
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    document = json.loads(report.read_text())
+    assert document["instanceType"] == "ml.c5.large"  # the first real-time type it supports
+    found = findings(report)
+    # the validation profile's input is the sample: the echo image says it back
+    assert found["sample answered"]["measured"]["answerBytes"] == len(b"1,2,3\n")
+    assert found["pushed to the seller's repository"]["outcome"] == "passed"
+    ready = found["ready for AddDeliveryOptions"]
+    assert (ready["rule"], ready["outcome"]) == ("R13", "passed")
+    assert "RealtimeInference (one of ml.c5.large)" in ready["evidence"]
+    assert "UsageInstructions" in ready["evidence"]
+
+
+def test_a_model_package_that_AddDeliveryOptions_would_refuse_is_named_with_why(
+    server: ServerProcess, sm: Any, echo_image: str, tmp_path: Path
+) -> None:
+    arn = sm.create_model_package(
+        ModelPackageName="check-uncertified",
+        InferenceSpecification={
+            "Containers": [{"Image": echo_image}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+    )["ModelPackageArn"]
+    report = tmp_path / "report.json"
+    done = mlmarket(server, "check", arn, "--calls", "1", "--json", str(report), check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    ready = findings(report)["ready for AddDeliveryOptions"]
+    assert ready["outcome"] == "failed"
+    assert "not certified for AWS Marketplace" in ready["evidence"]
+    assert "supports no real-time or batch instance type" in ready["evidence"]
+
+
+def test_a_model_package_is_checked_only_through_the_server_that_holds_it() -> None:
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:model-package/elsewhere"
+    done = subprocess.run(
+        [sys.executable, "-m", "mlmarket.cli", "check", arn], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "give --endpoint-url" in done.stderr
+
+
+def test_a_check_started_through_the_api_is_kept_and_the_version_added_keeps_its_report(
+    server: ServerProcess, listed_package: str
+) -> None:
+    api = server.client("mlmarket")
+    started = api.start_check(SourceArn=listed_package, Calls=2)
+    assert started["CheckStatus"] == "InProgress"
+    with pytest.raises(ClientError) as twice:
+        api.start_check(SourceArn=listed_package)
+    assert twice.value.response["Error"]["Code"] == "ConflictException"
+    done = until_status(
+        api.describe_check,
+        "CheckStatus",
+        ("Completed", "Failed"),
+        timeout=120,
+        every=0.5,
+        CheckId=started["CheckId"],
+    )
+    assert done["CheckStatus"] == "Completed", done
+    assert done["Passed"] is True
+    found = {f["Check"]: f for f in done["Report"]["Findings"]}
+    assert found["ready for AddDeliveryOptions"]["Outcome"] == "passed"
+    assert found["sample answered"]["Measured"]["answerBytes"] == str(len(b"1,2,3\n"))
+    assert any("deploying" in line for line in done["Output"])  # its progress, as it went
+    listed = api.list_checks(SourceArn=listed_package)["Checks"]
+    assert [c["CheckId"] for c in listed] == [started["CheckId"]]
+    assert listed[0]["Passed"] is True and listed[0]["EndTime"] >= listed[0]["CreationTime"]
+
+    catalog = server.client("marketplace-catalog")
+    role = "arn:aws:iam::123456789012:role/seller"
+    product = mp.publish(catalog, listed_package, role, None)
+    details = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)["DetailsDocument"]
+    kept = details["Versions"][0]["CheckReport"]
+    assert (kept["CheckId"], kept["Passed"]) == (started["CheckId"], True)
+    assert {f["Check"] for f in kept["Findings"]} == set(found)
+
+
+def test_a_check_of_another_accounts_package_is_not_found_and_bad_input_is_refused(
+    server: ServerProcess, listed_package: str
+) -> None:
+    other = server.client("mlmarket", account="other")
+    with pytest.raises(ClientError) as theirs:
+        other.start_check(SourceArn=listed_package)
+    assert theirs.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    api = server.client("mlmarket")
+    for bad in (
+        {"SourceArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/e"},
+        {"SourceArn": listed_package, "InstanceType": "ml.nope.large"},
+        {"SourceArn": "not-an-arn"},
+    ):
+        with pytest.raises(ClientError) as refused:
+            api.start_check(**bad)
+        assert refused.value.response["Error"]["Code"] == "ValidationException", bad
+    with pytest.raises(ClientError) as missing:
+        api.describe_check(CheckId="chk-" + "0" * 24)
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException"

@@ -263,3 +263,35 @@ def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
     statuses = [j["TransformJobStatus"] for j in jobs["TransformJobSummaries"]]
     assert statuses == ["Stopped", "Completed"], statuses
     sm.close()
+
+
+def test_a_check_under_way_at_a_restart_runs_again_and_leaves_nothing_deployed(
+    own_server: ServerProcess, echo_image: str
+) -> None:
+    sm, s3 = own_server.client("sagemaker"), own_server.client("s3")
+    package = mp.checkable_package(sm, s3, echo_image, "restarted-check")
+    api = own_server.client("mlmarket")
+    check = api.start_check(SourceArn=package, Calls=2)["CheckId"]
+    until(
+        lambda: (
+            any("deploying" in line for line in api.describe_check(CheckId=check)["Output"]) or None
+        ),
+        timeout=60,
+        what="the check to be deploying",
+    )
+
+    own_server.stop()  # the check is told to end, and removes what it deployed
+    own_server.start()
+
+    api = own_server.client("mlmarket")
+    done = until_status(
+        api.describe_check, "CheckStatus", ("Completed", "Failed"), timeout=120, CheckId=check
+    )
+    assert (done["CheckStatus"], done["Passed"]) == ("Completed", True), done
+    assert "(its server ended: the check starts again)" in done["Output"]
+    sm = own_server.client("sagemaker")
+    until(
+        lambda: not sm.list_endpoints(NameContains="mlmarket-check")["Endpoints"] or None,
+        timeout=30,
+        what="the checks' endpoints to be gone",
+    )

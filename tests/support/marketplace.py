@@ -76,6 +76,38 @@ def slow_validated_package(server: Any, name: str, echo_image: str) -> None:
     s3.close()
 
 
+def checkable_package(sm: Any, s3: Any, echo_image: str, name: str) -> str:
+    """A certified, validated model package of the echo image (in the seller's registry),
+    whose validation transforms s3://<name>/in/rows.txt: "1,2,3\\n"."""
+    image = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}:1"
+    subprocess.run(["docker", "tag", echo_image, image], check=True)
+    s3.create_bucket(Bucket=name)
+    s3.put_object(Bucket=name, Key="in/rows.txt", Body=b"1,2,3\n")
+    arn = sm.create_model_package(
+        ModelPackageName=name,
+        CertifyForMarketplace=True,
+        InferenceSpecification={
+            "Containers": [{"Image": image}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+            "SupportedRealtimeInferenceInstanceTypes": ["ml.c5.large"],
+            "SupportedTransformInstanceTypes": ["ml.m5.large"],
+        },
+        ValidationSpecification=validation(
+            "arn:aws:iam::123456789012:role/v", f"s3://{name}/in/", f"s3://{name}/out"
+        ),
+    )["ModelPackageArn"]
+    until_status(
+        sm.describe_model_package,
+        "ModelPackageStatus",
+        ("Completed",),
+        timeout=60,
+        every=0.2,
+        ModelPackageName=arn,
+    )
+    return str(arn)
+
+
 def change(
     change_type: str,
     identifier: str | None,

@@ -9,9 +9,9 @@ from pathlib import Path
 from mlmarket.check import images, reports
 from mlmarket.check.egress import dns_name, parse_frame
 from mlmarket.check.findings import Finding, Report
-from mlmarket.check.serving import PAYLOAD_LIMIT, padded, smallest_fitting
+from mlmarket.check.serving import PAYLOAD_LIMIT, cpu_finding, padded, smallest_fitting
 from mlmarket.domain.instance_types import INSTANCE_TYPES
-from mlmarket.execution.cgroups import memory_peak
+from mlmarket.execution.cgroups import CpuUsage, cpu_usage, memory_peak
 
 
 def test_a_csv_sample_is_repeated_row_by_row_to_exactly_6_mib() -> None:
@@ -51,6 +51,44 @@ def test_peak_memory_is_read_from_either_cgroup_version(tmp_path: Path) -> None:
     (root / "system.slice" / "docker-abc.scope" / "memory.peak").write_text("5678\n")
     assert memory_peak(8, root, proc) == 5678
     assert memory_peak(9, root, proc) is None  # no such process
+
+
+def test_cpu_time_and_throttling_are_read_from_either_cgroup_version(tmp_path: Path) -> None:
+    proc, root = tmp_path / "proc", tmp_path / "cgroup"
+    (proc / "7").mkdir(parents=True)
+    (proc / "7" / "cgroup").write_text("5:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n")
+    v1 = root / "cpu,cpuacct" / "docker" / "abc"
+    v1.mkdir(parents=True)
+    (v1 / "cpuacct.usage").write_text("2500000000\n")  # nanoseconds
+    (v1 / "cpu.stat").write_text("nr_periods 40\nnr_throttled 10\nthrottled_time 5\n")
+    assert cpu_usage(7, root, proc) == CpuUsage(2.5, 40, 10)
+    (proc / "8").mkdir()
+    (proc / "8" / "cgroup").write_text("0::/system.slice/docker-abc.scope\n")
+    v2 = root / "system.slice" / "docker-abc.scope"
+    v2.mkdir(parents=True)
+    (v2 / "cpu.stat").write_text("usage_usec 1500000\nuser_usec 1000000\nnr_periods 0\n")
+    assert cpu_usage(8, root, proc) == CpuUsage(1.5, 0, 0)  # no quota: no periods
+    assert cpu_usage(9, root, proc) is None
+    assert CpuUsage(3.0, 50, 20) - CpuUsage(1.0, 10, 5) == CpuUsage(2.0, 40, 15)
+
+
+def test_cpu_under_load_fails_when_the_quota_held_the_model_back_in_most_periods() -> None:
+    # ml.c5.large: 2 vCPUs, on a host of 8 cores where its quota binds
+    starved = cpu_finding(CpuUsage(4.0, 20, 18), 2.0, 40, "ml.c5.large", "tried", host_cpus=8)
+    assert starved.outcome == "failed"
+    assert starved.evidence.endswith("it needs more CPU than ml.c5.large has")
+    assert starved.measured["cores"] == 2.0 and starved.measured["throttledShare"] == 0.9
+    easy = cpu_finding(CpuUsage(0.5, 20, 1), 2.0, 40, "ml.c5.large", "tried", host_cpus=8)
+    assert easy.outcome == "passed"
+    assert easy.evidence == (
+        "0.25 of the 2 vCPUs of ml.c5.large at 20.0 calls/s; throttled in 5% of its quota's periods"
+    )
+
+
+def test_a_host_no_larger_than_the_instance_type_says_its_quota_was_not_tried() -> None:
+    found = cpu_finding(CpuUsage(3.8, 0, 0), 2.0, 40, "ml.c5.large", "tried", host_cpus=2)
+    assert found.outcome == "passed"
+    assert "this host has 2 cores, no more than ml.c5.large's vCPUs" in found.evidence
 
 
 def test_junit_fails_a_build_on_each_violated_rule_and_skips_what_was_not_tried() -> None:

@@ -41,6 +41,15 @@ class LocalEngine:
         ]
         return max(peaks, default=None), any(info.oom_killed for info in containers)
 
+    def cpu(self, endpoint_arn: str) -> cgroups.CpuUsage | None:
+        """The CPU time the endpoint's running containers have used so far, together."""
+        used = [
+            usage
+            for info in self._containers(endpoint_arn)
+            if info.running and (usage := cgroups.cpu_usage(info.pid)) is not None
+        ]
+        return sum(used[1:], used[0]) if used else None
+
     def root_layers(self, image: str) -> list[str] | None:
         """The image's layer digests, base first (None: not on this engine)."""
         try:
@@ -68,6 +77,13 @@ class LocalEngine:
         finally:
             pool.close()
         return None
+
+    def wait_exit(self, info: ContainerInfo, seconds: float) -> int | None:
+        """The container's exit code, or None if it still runs after `seconds`."""
+        try:
+            return self._run(asyncio.wait_for(self.engine.wait(info.id), seconds))
+        except TimeoutError:
+            return None
 
     def close(self) -> None:
         self._run(self.engine.close())

@@ -12,10 +12,12 @@ skips what needs the endpoint.
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import statistics
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -26,6 +28,7 @@ from mlmarket.check import batch
 from mlmarket.check.findings import Finding, Outcome, Report, Rule
 from mlmarket.domain import registry
 from mlmarket.domain.instance_types import INSTANCE_TYPES, lookup
+from mlmarket.execution.cgroups import CpuUsage
 
 REALTIME_LIMIT_SECONDS = 60.0  # R6: what SageMaker allows one invocation
 PAYLOAD_LIMIT = limits.INVOKE_MAX_BODY_BYTES  # R5: 6,291,456 bytes
@@ -36,8 +39,11 @@ _CALLS: tuple[tuple[Rule, str], ...] = (
     ("R6", "sample answered"),
     ("R5", "6 MiB request taken"),
     ("R6", "within 60 s per call"),
+    ("R4", "CPU under load"),
     ("R5", batch.CHECK),
 )
+LOAD_CALLERS = 4  # callers at once while the CPU is measured
+THROTTLED_LIMIT = 0.5  # throttled in more of its quota's periods: the CPU is too small
 
 
 class Engine(Protocol):
@@ -48,6 +54,10 @@ class Engine(Protocol):
     def memory(self, endpoint_arn: str) -> tuple[int | None, bool]:
         """The endpoint's containers' peak memory (None: not shown on this host), and whether
         the kernel killed one of them for want of memory."""
+        ...
+
+    def cpu(self, endpoint_arn: str) -> CpuUsage | None:
+        """The CPU time its containers have used so far (None: not shown on this host)."""
         ...
 
 
@@ -146,6 +156,8 @@ def run(
             found(_full_payload(clients, name, options, watch))
             say(f"calling it {options.calls} times")
             found(_latency(clients, name, options, watch))
+            say(f"calling it {options.calls} times from {LOAD_CALLERS} callers at once")
+            found(_cpu_under_load(clients, engine, arn, name, options, watch))
             if clients.s3 is not None and clients.logs is not None:
                 say("transforming the sample as a batch job")
                 found(
@@ -232,9 +244,10 @@ def _deploy(
 
 
 def _invoke(
-    clients: Clients, name: str, options: Options, body: bytes, watch: MemoryWatch
+    clients: Clients, name: str, options: Options, body: bytes, watch: MemoryWatch | None = None
 ) -> tuple[float, Any]:
-    """(seconds, the response or the ClientError) of one call; the memory sampled after it."""
+    """(seconds, the response or the ClientError) of one call; the memory sampled after it
+    (with `watch`: the engine is asked from one thread only)."""
     kwargs: dict[str, Any] = {
         "EndpointName": name,
         "Body": body,
@@ -249,7 +262,8 @@ def _invoke(
     except ClientError as exc:
         response = exc
     seconds = time.monotonic() - started
-    watch.sample()
+    if watch is not None:
+        watch.sample()
     return seconds, response
 
 
@@ -333,6 +347,68 @@ def _latency(clients: Clients, name: str, options: Options, watch: MemoryWatch) 
         return Finding("R6", "within 60 s per call", "failed", tried, evidence, measured)
     evidence = f"{summary}, against a limit of {REALTIME_LIMIT_SECONDS:.0f} s"
     return Finding("R6", "within 60 s per call", "passed", tried, evidence, measured)
+
+
+def _cpu_under_load(
+    clients: Clients, engine: Engine, arn: str, name: str, options: Options, watch: MemoryWatch
+) -> Finding:
+    """The container's CPU while LOAD_CALLERS call at once: the cores it used, and how often
+    its instance type's quota held it back."""
+    assert options.sample is not None
+    sample = options.sample
+    check = "CPU under load"
+    calls = max(options.calls, LOAD_CALLERS)
+    tried = f"{calls} InvokeEndpoint calls with the sample, {LOAD_CALLERS} at a time"
+    before, started = engine.cpu(arn), time.monotonic()
+    with ThreadPoolExecutor(LOAD_CALLERS) as pool:
+        answers = list(pool.map(lambda _: _invoke(clients, name, options, sample)[1], range(calls)))
+    after, wall = engine.cpu(arn), time.monotonic() - started
+    watch.sample()
+    failures = [_error(a) for a in answers if isinstance(a, ClientError)]
+    if failures:
+        evidence = f"{len(failures)} of {calls} calls failed under load ({failures[0]})"
+        return Finding("R4", check, "failed", tried, evidence, {"failedCalls": len(failures)})
+    if before is None or after is None:
+        return _skipped("R4", check, "this host does not show a container's CPU time")
+    return cpu_finding(after - before, wall, calls, options.instance_type, tried)
+
+
+def cpu_finding(
+    used: CpuUsage,
+    wall: float,
+    calls: int,
+    instance_type: str,
+    tried: str,
+    host_cpus: int | None = None,
+) -> Finding:
+    """Failed when the instance type's CPU quota held the container back in most periods: it
+    wants more CPU than that type has. A host with no more cores than the type has vCPUs
+    cannot tell (the quota is the whole host), and the finding says so."""
+    check = "CPU under load"
+    vcpus = lookup(instance_type).vcpus
+    host = host_cpus or os.cpu_count() or 1
+    cores = used.seconds / wall
+    throttled = used.throttled / used.periods if used.periods else 0.0
+    measured = {
+        "cores": round(cores, 3),
+        "vcpus": vcpus,
+        "hostCores": host,
+        "callsPerSecond": round(calls / wall, 1),
+        "throttledShare": round(throttled, 3),
+    }
+    summary = (
+        f"{cores:.2f} of the {vcpus} vCPUs of {instance_type} at {calls / wall:.1f} calls/s; "
+        f"throttled in {throttled:.0%} of its quota's periods"
+    )
+    if throttled > THROTTLED_LIMIT:
+        evidence = f"{summary}: it needs more CPU than {instance_type} has"
+        return Finding("R4", check, "failed", tried, evidence, measured)
+    if host <= vcpus:
+        summary += (
+            f" (this host has {host} cores, no more than {instance_type}'s vCPUs: a quota "
+            "it could outgrow is not tried here)"
+        )
+    return Finding("R4", check, "passed", tried, summary, measured)
 
 
 def smallest_fitting(peak: int) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,8 @@ FULL_VOLUME_MIN_SECONDS = 30
 class TrainingOptions:
     image: str
     instance_type: str
-    train_data: Path
+    train_data: Path | None = None  # uploaded as channel 'train'
+    channels: list[dict[str, Any]] = field(default_factory=list)  # or these, as they are
     hyperparameters: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, str] = field(default_factory=dict)  # name → regex
 
@@ -58,9 +59,13 @@ def run(
 ) -> tuple[list[Finding], Trained]:
     tag = secrets.token_hex(4)
     bucket = f"mlmarket-check-{tag}"
-    clients.s3.create_bucket(Bucket=bucket)
-    uploaded = _upload(clients.s3, bucket, options.train_data)
-    say(f"training {options.image} on {uploaded} file(s) of {options.train_data}")
+    clients.s3.create_bucket(Bucket=bucket)  # for its output and checkpoints
+    if options.train_data is not None:
+        uploaded = _upload(clients.s3, bucket, options.train_data)
+        say(f"training {options.image} on {uploaded} file(s) of {options.train_data}")
+        options = replace(options, channels=[channel("train", f"s3://{bucket}/train/")])
+    else:
+        say(f"training {options.image} on " + ", ".join(_sources(options.channels)))
     first = _train(clients, options, bucket, f"mlmarket-check-{tag}")
     findings = [_completes(first), _metrics(first, options.metrics)]
     trained = Trained(_model_url(first), _training_seconds(first, -1))
@@ -90,6 +95,18 @@ def _upload(s3: Any, bucket: str, path: Path) -> int:
         key = file.name if file == path else str(file.relative_to(path))
         s3.put_object(Bucket=bucket, Key=f"train/{key}", Body=file.read_bytes())
     return len(files)
+
+
+def channel(name: str, uri: str) -> dict[str, Any]:
+    source = {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": "FullyReplicated"}
+    return {"ChannelName": name, "DataSource": {"S3DataSource": source}}
+
+
+def _sources(channels: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{c['ChannelName']} ({c['DataSource'].get('S3DataSource', {}).get('S3Uri', '?')})"
+        for c in channels
+    ]
 
 
 def _train(
@@ -123,18 +140,7 @@ def _train(
         AlgorithmSpecification=algorithm,
         RoleArn=clients.role,
         HyperParameters=options.hyperparameters,
-        InputDataConfig=[
-            {
-                "ChannelName": "train",
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": f"s3://{bucket}/train/",
-                        "S3DataDistributionType": "FullyReplicated",
-                    }
-                },
-            }
-        ],
+        InputDataConfig=options.channels,
         OutputDataConfig={"S3OutputPath": f"s3://{bucket}/output/"},
         ResourceConfig={
             "InstanceType": options.instance_type,
@@ -170,7 +176,7 @@ def _model_url(job: dict[str, Any]) -> str | None:
 
 def _completes(job: dict[str, Any]) -> Finding:
     check = "trains and saves its model"
-    tried = "CreateTrainingJob with the data as channel 'train', network isolated"
+    tried = "CreateTrainingJob with the data as its channels, network isolated"
     status = job["TrainingJobStatus"]
     seconds = _training_seconds(job, -1)
     measured = {"trainingSeconds": seconds}

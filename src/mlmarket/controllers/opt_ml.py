@@ -63,12 +63,12 @@ def prepare(job_dir: Path, spec: TrainingJobSpec, hosts: list[str], size_gb: int
         for sub in _FOLDERS:
             (root / sub).mkdir(parents=True, exist_ok=True)
         instance = Instance(host, volume, root)
-        _write_config(spec, instance, hosts)
+        write_config(spec, instance, hosts)
         instances.append(instance)
     return instances
 
 
-def _write_config(spec: TrainingJobSpec, instance: Instance, hosts: list[str]) -> None:
+def write_config(spec: TrainingJobSpec, instance: Instance, hosts: list[str]) -> None:
     config = instance.root / "input" / "config"
     hyper = {k: str(v) for k, v in (spec.get("HyperParameters") or {}).items()}
     (config / "hyperparameters.json").write_text(json.dumps(hyper))

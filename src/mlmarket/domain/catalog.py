@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal, Required, TypedDict
 
+from mlmarket.domain.checks import VersionCheck
 from mlmarket.domain.listings import SourceType
 from mlmarket.domain.marketplace import SupportedInstanceTypes
 from mlmarket.domain.packages import ImageReport
@@ -81,6 +82,7 @@ class Version(TypedDict, total=False):
     Dimensions: list[str]
     AccessRoleArn: str
     ImageReports: list[ReportedImage]  # the publishing report (R2)
+    CheckReport: VersionCheck  # its source's last `mlmarket check` (StartCheck), if any
     ListingName: str  # once applied: the buyers' copy (domain/listings.py)
 
 

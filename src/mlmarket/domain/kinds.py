@@ -17,6 +17,7 @@ from mlmarket.domain.agreements import (
 )
 from mlmarket.domain.async_inference import AsyncInvocationSpec, AsyncInvocationState
 from mlmarket.domain.catalog import ChangeSetSpec, ChangeSetState, EntitySpec, EntityState
+from mlmarket.domain.checks import CheckSpec, CheckState
 from mlmarket.domain.endpoints import EndpointConfigSpec, EndpointSpec, EndpointState
 from mlmarket.domain.listings import ListingSpec, ListingState
 from mlmarket.domain.models import ModelSpec
@@ -90,6 +91,10 @@ AGREEMENT_REQUEST: Final = ResourceKind[AgreementRequestSpec, AgreementRequestSt
 )
 ENTITY: Final = ResourceKind[EntitySpec, EntityState]("mp-entity")
 CHANGE_SET: Final = ResourceKind[ChangeSetSpec, ChangeSetState]("mp-changeset", progress="Status")
+# `mlmarket check` of a seller's model package or algorithm, run by a server (StartCheck)
+CHECK: Final = ResourceKind[CheckSpec, CheckState](
+    "mp-check", Listed(None, "CheckStatus", parent="SourceArn"), progress="CheckStatus"
+)
 
 # The region the marketplace's records are kept under: the Catalog is one per account, and
 # listings and agreements one per marketplace, whatever region is asked.

@@ -425,3 +425,11 @@ def _listed_inference(
     if "SupportedResponseMIMETypes" in inference:
         listed["SupportedResponseMIMETypes"] = inference["SupportedResponseMIMETypes"]
     return listed
+
+
+def source_of(store: MetadataStore, account_id: str, asset: arns.Arn) -> Validated | None:
+    """The model package or algorithm `asset` names in `account_id` (what a version lists)."""
+    key = asset.resource_id.lower()
+    if asset.resource_type == kinds.MODEL_PACKAGE:
+        return store.get(account_id, asset.region, kinds.MODEL_PACKAGE, key)
+    return store.get(account_id, asset.region, kinds.ALGORITHM, key)

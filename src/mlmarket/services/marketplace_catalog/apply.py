@@ -23,7 +23,8 @@ from mlmarket.controllers.validation import validation_status
 from mlmarket.domain import arns, kinds, marketplace, pricing, regions
 from mlmarket.domain.catalog import Change, EntityType, ReportedImage
 from mlmarket.resources import Entity, Validated, is_algorithm
-from mlmarket.services.marketplace.listings import Listings
+from mlmarket.services.marketplace.checks import last_report
+from mlmarket.services.marketplace.listings import Listings, source_of
 from mlmarket.services.marketplace_catalog import changes, entities, offers
 from mlmarket.services.marketplace_catalog.entities import OFFER_TYPE, PRODUCT_TYPE
 from mlmarket.storage.metadata import MetadataStore
@@ -333,6 +334,7 @@ class ChangeApplier:
         supported = changes.supported(source)
         changes.check_recommended(inner.get("RecommendedInstanceTypes"), supported, source_type)
         option_id = str(uuid.uuid4())
+        checked = last_report(self.store, ctx.account_id, arns.parse(arn))
         entity.state["Versions"].append(
             {
                 "Id": str(uuid.uuid4()),
@@ -361,6 +363,8 @@ class ChangeApplier:
                 ],
             }
         )
+        if checked is not None:  # what `mlmarket check` found of the source when it was added
+            entity.state["Versions"][-1]["CheckReport"] = checked
 
     def _check_pricing(self, staged: Staged, changes: list[Change]) -> None:
         """UPDATE_PRICING_REQUIRED: every dimension of every version must be priced (a Free
@@ -414,7 +418,7 @@ class ChangeApplier:
                 "INVALID_ASSET_ARN",
                 f"You didn't provide a valid ARN for {source_type}DeliveryOption: {arn}",
             )
-        resource = self._source(ctx.account_id, asset)
+        resource = source_of(self.store, ctx.account_id, asset)
         if resource is None:
             raise changes.ChangeError(
                 "ASSET_NOT_FOUND",
@@ -449,7 +453,7 @@ class ChangeApplier:
                 arn = version["Sources"][0]["Id"]
                 asset = _asset(arn)
                 assert asset is not None
-                source = self._source(entity.account_id, asset)
+                source = source_of(self.store, entity.account_id, asset)
                 if source is None:
                     continue  # deleted between check and apply: the version stays unlisted
                 version["ListingName"] = self.listings.ingest(
@@ -464,13 +468,6 @@ class ChangeApplier:
                 version["VersionTitle"],
                 entities.regions_of(entity),
             )
-
-    def _source(self, account_id: str, asset: arns.Arn) -> Validated | None:
-        """The model package or algorithm a delivery option's source names."""
-        key = asset.resource_id.lower()
-        if asset.resource_type == kinds.MODEL_PACKAGE:
-            return self.store.get(account_id, asset.region, kinds.MODEL_PACKAGE, key)
-        return self.store.get(account_id, asset.region, kinds.ALGORITHM, key)
 
     def _entity(self, ctx: RequestContext, identifier: str, staged: Staged) -> Entity:
         reference = _REFERENCE.match(identifier)
