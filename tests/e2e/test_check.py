@@ -19,7 +19,7 @@ from mlmarket import builtin
 from mlmarket.domain.instance_types import INSTANCE_TYPES
 from mlmarket.execution.offline_images import build_image
 from tests.support import marketplace as mp
-from tests.support.cli import client_env, mlmarket
+from tests.support.cli import aws, client_env, mlmarket
 from tests.support.hosting import COMMAND
 from tests.support.server import ServerProcess, free_port
 from tests.support.waiting import until_status
@@ -52,6 +52,15 @@ def sample(tmp_path: Path) -> Path:
     path = tmp_path / "sample.json"
     path.write_text('{"instances": [[1.0, 2.0, 3.0]]}')
     return path
+
+
+def mlmarket_models_path() -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "mlmarket.cli", "models-path"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
 
 def findings(report: Path) -> dict[str, dict[str, Any]]:
@@ -504,10 +513,21 @@ def test_a_model_package_is_checked_by_its_arn_with_its_own_sample_and_instance_
 def test_a_model_package_that_AddDeliveryOptions_would_refuse_is_named_with_why(
     server: ServerProcess, sm: Any, echo_image: str, tmp_path: Path
 ) -> None:
+    far = server.client("s3", region="eu-west-1")
+    far.create_bucket(
+        Bucket="check-far-away", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz"):
+        pass
+    far.put_object(
+        Bucket="check-far-away", Key="model.tar.gz", Body=(tmp_path / "model.tar.gz").read_bytes()
+    )
     arn = sm.create_model_package(
         ModelPackageName="check-uncertified",
         InferenceSpecification={
-            "Containers": [{"Image": echo_image}],
+            "Containers": [
+                {"Image": echo_image, "ModelDataUrl": "s3://check-far-away/model.tar.gz"}
+            ],
             "SupportedContentTypes": ["text/csv"],
             "SupportedResponseMIMETypes": ["text/csv"],
         },
@@ -519,6 +539,10 @@ def test_a_model_package_that_AddDeliveryOptions_would_refuse_is_named_with_why(
     assert ready["outcome"] == "failed"
     assert "not certified for AWS Marketplace" in ready["evidence"]
     assert "supports no real-time or batch instance type" in ready["evidence"]
+    assert (
+        "s3://check-far-away/model.tar.gz is in eu-west-1; everything a product published from "
+        "us-east-1 uses must be in us-east-1" in ready["evidence"]
+    )
 
 
 def test_a_model_package_is_checked_only_through_the_server_that_holds_it() -> None:
@@ -556,6 +580,12 @@ def test_a_check_started_through_the_api_is_kept_and_the_version_added_keeps_its
     listed = api.list_checks(SourceArn=listed_package)["Checks"]
     assert [c["CheckId"] for c in listed] == [started["CheckId"]]
     assert listed[0]["Passed"] is True and listed[0]["EndTime"] >= listed[0]["CreationTime"]
+    data_path = mlmarket_models_path()
+    shown = aws(
+        server, "mlmarket", "describe-check", "--check-id", started["CheckId"],
+        env={"AWS_DATA_PATH": data_path},
+    )  # fmt: skip
+    assert json.loads(shown.stdout)["Report"]["Passed"] is True  # the AWS CLI reads it too
 
     catalog = server.client("marketplace-catalog")
     role = "arn:aws:iam::123456789012:role/seller"

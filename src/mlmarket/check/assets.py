@@ -118,6 +118,34 @@ def _sample(
     return s3.get_object(Bucket=bucket, Key=first["Key"])["Body"].read(), content_type
 
 
+def _data_uris(described: dict[str, Any]) -> list[str]:
+    """What the resource reads from S3: model data, and its validation profiles' inputs."""
+    inference = described.get("InferenceSpecification") or {}
+    uris = [c["ModelDataUrl"] for c in inference.get("Containers") or [] if c.get("ModelDataUrl")]
+    validation = described.get("ValidationSpecification") or {}
+    for profile in validation.get("ValidationProfiles") or []:
+        transform = profile.get("TransformJobDefinition")
+        if transform:
+            source = transform["TransformInput"]["DataSource"].get("S3DataSource") or {}
+            uris += [source["S3Uri"]] if source.get("S3Uri") else []
+        for channel in (profile.get("TrainingJobDefinition") or {}).get("InputDataConfig") or []:
+            source = channel["DataSource"].get("S3DataSource") or {}
+            uris += [source["S3Uri"]] if source.get("S3Uri") else []
+    return uris
+
+
+def _bucket_region(s3: Any, uri: str) -> str | None:
+    """The region of the bucket `uri` is in (None: not the seller's to ask, or gone)."""
+    bucket = uri.removeprefix("s3://").partition("/")[0]
+    try:
+        answer = s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        return None
+    headers = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    region = answer.get("BucketRegion") or headers.get("x-amz-bucket-region")
+    return str(region) if region else None
+
+
 def _readable(s3: Any, url: str) -> bool:
     bucket, _, key = url.removeprefix("s3://").partition("/")
     try:
@@ -136,8 +164,8 @@ def _readiness(
     realtime: list[str],
     batch: list[str],
 ) -> Finding:
-    """What AddDeliveryOptions checks of the resource, in the order it checks it, and what the
-    seller will still have to write."""
+    """What AddDeliveryOptions checks of the resource (and validation did, for a certified
+    one: the data's region), and what the seller will still have to write."""
     tried = "the resource against what AddDeliveryOptions requires of a version's source"
     problems: list[str] = []
     region_problem = publishing_problem(region_of(arn))
@@ -158,6 +186,13 @@ def _readiness(
         url = container.get("ModelDataUrl")
         if url and not _readable(s3, url):
             problems.append(f"its model artifacts {url} cannot be read")
+    for uri in _data_uris(described):
+        where = _bucket_region(s3, uri)
+        if where is not None and where != region_of(arn):
+            problems.append(
+                f"{uri} is in {where}; everything a product published from {region_of(arn)} "
+                f"uses must be in {region_of(arn)}"
+            )
     if not realtime and not batch:
         problems.append(
             "it supports no real-time or batch instance type, so no RecommendedInstanceTypes "
