@@ -156,7 +156,9 @@ def build(
     change_sets = ChangeSetRunner(store, clock, ChangeApplier(store, clock, listings), leases)
     catalog = CatalogProvider(store, clock, change_sets)
     # a check is `mlmarket check` run by this server against itself, as the seller
-    checks = CheckRunner(store, clock, leases, accounts, url_of(settings.host, settings.port))
+    checks = CheckRunner(
+        store, clock, leases, accounts, sagemaker, url_of(settings.host, settings.port)
+    )
     runtime = RuntimeProvider(
         routes,
         timeout_seconds=settings.invoke_timeout_seconds,

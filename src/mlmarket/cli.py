@@ -313,6 +313,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         accept=args.accept,
         calls=args.calls,
         serve=not args.algorithm or args.sample is not None,
+        run_id=args.run_id,
     )
     say = functools.partial(print, flush=True)
     try:
@@ -384,6 +385,7 @@ def _check(
                 asset.serving,
                 sample=options.sample or asset.serving.sample,
                 accept=args.accept or asset.serving.accept,
+                run_id=options.run_id,
             )
             trained, readiness = asset.training, [asset.readiness]
         if args.model_data:
@@ -578,6 +580,7 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--algorithm", action="store_true", help="an algorithm: train it first (--train-data)"
     )
+    check.add_argument("--run-id", help=argparse.SUPPRESS)  # a server's check (StartCheck)
     check.add_argument("--train-data", help="a file or directory: the 'train' channel")
     check.add_argument("--hyperparameters", help="a JSON object of strings")
     check.add_argument(

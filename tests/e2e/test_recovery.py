@@ -15,7 +15,7 @@ from mlmarket.storage.metadata import MetadataStore
 from tests.support import engine
 from tests.support import marketplace as mp
 from tests.support.hosting import command, deploy, wait_for_status
-from tests.support.server import ServerProcess
+from tests.support.server import ServerProcess, kill
 from tests.support.waiting import succeeds, until, until_status
 
 
@@ -265,33 +265,52 @@ def test_a_validation_in_progress_at_a_restart_starts_over_and_completes(
     sm.close()
 
 
-def test_a_check_under_way_at_a_restart_runs_again_and_leaves_nothing_deployed(
-    own_server: ServerProcess, echo_image: str
-) -> None:
-    sm, s3 = own_server.client("sagemaker"), own_server.client("s3")
+def start_a_check(server: ServerProcess, echo_image: str, deployed: str) -> tuple[Any, str]:
+    """A check of a new package, under way until its Output shows `deployed`."""
+    sm, s3 = server.client("sagemaker"), server.client("s3")
     package = mp.checkable_package(sm, s3, echo_image, "restarted-check")
-    api = own_server.client("mlmarket")
+    api = server.client("mlmarket")
     check = api.start_check(SourceArn=package, Calls=2)["CheckId"]
     until(
-        lambda: (
-            any("deploying" in line for line in api.describe_check(CheckId=check)["Output"]) or None
-        ),
+        lambda: any(deployed in line for line in api.describe_check(CheckId=check)["Output"])
+        or None,
         timeout=60,
-        what="the check to be deploying",
+        what=f"the check's output to show {deployed!r}",
     )
+    return sm, check
 
-    own_server.stop()  # the check is told to end, and removes what it deployed
-    own_server.start()
 
-    api = own_server.client("mlmarket")
+def ends_completed_with_nothing_deployed(server: ServerProcess, check: str) -> None:
+    api = server.client("mlmarket")
     done = until_status(
         api.describe_check, "CheckStatus", ("Completed", "Failed"), timeout=120, CheckId=check
     )
     assert (done["CheckStatus"], done["Passed"]) == ("Completed", True), done
     assert "(its server ended: the check starts again)" in done["Output"]
-    sm = own_server.client("sagemaker")
+    sm = server.client("sagemaker")
     until(
         lambda: not sm.list_endpoints(NameContains="mlmarket-check")["Endpoints"] or None,
         timeout=30,
         what="the checks' endpoints to be gone",
     )
+    assert not sm.list_models(NameContains="mlmarket-check")["Models"]
+
+
+def test_a_check_under_way_at_a_restart_runs_again_and_leaves_nothing_deployed(
+    own_server: ServerProcess, echo_image: str
+) -> None:
+    _, check = start_a_check(own_server, echo_image, "deploying")
+    own_server.stop()  # the check is told to end, and removes what it deployed
+    own_server.start()
+    ends_completed_with_nothing_deployed(own_server, check)
+
+
+def test_a_check_whose_server_was_killed_runs_again_once_its_endpoint_is_deleted(
+    own_server: ServerProcess, echo_image: str
+) -> None:
+    sm, check = start_a_check(own_server, echo_image, "starts and answers /ping")
+    first = sm.list_endpoints(NameContains=f"mlmarket-check-{check}-")["Endpoints"]
+    assert len(first) == 1  # deployed by the run that dies with its server
+    kill(own_server)
+    own_server.start()
+    ends_completed_with_nothing_deployed(own_server, check)

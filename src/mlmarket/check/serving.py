@@ -27,6 +27,7 @@ from mlmarket import limits
 from mlmarket.check import batch
 from mlmarket.check.findings import Finding, Outcome, Report, Rule
 from mlmarket.domain import registry
+from mlmarket.domain.checks import DEPLOYED_PREFIX
 from mlmarket.domain.instance_types import INSTANCE_TYPES, lookup
 from mlmarket.execution.cgroups import CpuUsage
 
@@ -88,6 +89,7 @@ class Options:
     calls: int = 20
     model_data_url: str | None = None  # the model the endpoint serves (a package's, or trained)
     serve: bool = True  # False: an algorithm checked without a sample, its serving not tried
+    run_id: str | None = None  # a server's check: its id begins what it deploys' names
 
 
 @dataclass
@@ -138,7 +140,7 @@ def run(
         return report
     if isolation is not None:
         found(isolation(options.model_data_url))
-    name = f"mlmarket-check-{secrets.token_hex(4)}"
+    name = deployed_name(options.run_id)
     say(f"deploying {options.image} as endpoint {name} on {options.instance_type}")
     try:
         arn, started = _deploy(clients, options, name, sum(layers))
@@ -177,6 +179,13 @@ def run(
     finally:
         _tear_down(clients, name)
     return report
+
+
+def deployed_name(run_id: str | None) -> str:
+    """The endpoint's (and its model's and config's) name: a server that takes over a check
+    finds what the earlier run left by its run id."""
+    stem = f"{DEPLOYED_PREFIX}{run_id}-" if run_id else DEPLOYED_PREFIX
+    return stem + secrets.token_hex(4)
 
 
 # -- the steps --

@@ -22,9 +22,12 @@ import tempfile
 from pathlib import Path
 
 from mlmarket.clock import Clock
+from mlmarket.context import RequestContext
 from mlmarket.controllers.leases import Leases, Ownership
 from mlmarket.domain import kinds
-from mlmarket.domain.checks import kept, report_of
+from mlmarket.domain.checks import DEPLOYED_PREFIX, kept, report_of
+from mlmarket.protocol.errors import ServiceError
+from mlmarket.protocol.operations import Operations
 from mlmarket.resources import Check
 from mlmarket.services.accounts import Accounts
 from mlmarket.storage.metadata import LeaseLost, MetadataStore
@@ -36,6 +39,12 @@ IN_PROGRESS = ("InProgress",)
 _UNSTOPPABLE = ""  # nothing asks to stop a check
 STOP_SECONDS = 15.0  # how long a stopping server waits for its checks to tidy up
 _PR_SET_PDEATHSIG = 1
+# what a check deploys, by the operations that list and delete it: endpoints first
+_DEPLOYED = (
+    ("ListEndpoints", "Endpoints", "DeleteEndpoint", "EndpointName"),
+    ("ListEndpointConfigs", "EndpointConfigs", "DeleteEndpointConfig", "EndpointConfigName"),
+    ("ListModels", "Models", "DeleteModel", "ModelName"),
+)
 
 
 def _die_with_parent() -> None:
@@ -58,12 +67,14 @@ class CheckRunner:
         clock: Clock,
         leases: Leases,
         accounts: Accounts,
+        sagemaker: Operations,
         server_url: str,
     ) -> None:
         self.store = store
         self.clock = clock
         self.leases = leases
         self.accounts = accounts
+        self.sagemaker = sagemaker  # the handlers a seller's own calls reach
         self.server_url = server_url
         self.ownership = Ownership(leases, kinds.CHECK, IN_PROGRESS, _UNSTOPPABLE, clock)
         self._runs: dict[Arn, asyncio.Task[None]] = {}
@@ -100,9 +111,11 @@ class CheckRunner:
         return list(self._runs)
 
     async def adopt(self, check: Check, stop: bool) -> None:
-        """A check whose server died starts over here."""
+        """A check whose server died starts over here, once what its earlier run deployed is
+        deleted (a child killed with its server could not)."""
         kept(check.state.setdefault("Output", []), "(its server ended: the check starts again)")
         self._save(check)
+        self._remove_deployed(check)
         self._runs[check.arn] = asyncio.ensure_future(self._guarded(check))
 
     def stop_requested(self, arn: Arn) -> None:
@@ -112,6 +125,20 @@ class CheckRunner:
         task = self._runs.pop(arn, None)
         if task is not None:
             task.cancel()
+
+    def _remove_deployed(self, check: Check) -> None:
+        """Delete the endpoints, configs and models named for `check` (serving.deployed_name)
+        in the seller's account, as the seller's own calls would."""
+        ctx = RequestContext("check", check.account_id, check.region, "sagemaker", "Tidy")
+        stem = f"{DEPLOYED_PREFIX}{check.name}-"
+        for listing, key, delete, name_key in _DEPLOYED:
+            query = {"NameContains": stem, "MaxResults": 100}
+            for item in self.sagemaker.served(listing)(ctx, query)[key]:
+                if item[name_key].startswith(stem):
+                    try:
+                        self.sagemaker.served(delete)(ctx, {name_key: item[name_key]})
+                    except ServiceError as exc:  # gone meanwhile, or still in use
+                        log.warning("could not delete %s: %s", item[name_key], exc)
 
     # -- the run --
 
@@ -143,6 +170,7 @@ class CheckRunner:
                 "--endpoint-url", self.server_url,
                 "--calls", str(check.spec["Calls"]),
                 "--json", str(report),
+                "--run-id", check.name,
             ]  # fmt: skip
             if "InstanceType" in check.spec:
                 command += ["--instance-type", check.spec["InstanceType"]]

@@ -58,7 +58,7 @@ log = logging.getLogger("mlmarket.validation")
 class Operations(Protocol):
     """SageMaker's operations as a seller's own calls reach them (protocol/operations.py)."""
 
-    def handler(self, name: str) -> Callable[..., Any] | None: ...
+    def served(self, name: str) -> Callable[..., Any]: ...
 
 
 class Refused(Protocol):
@@ -226,9 +226,7 @@ class Validator:
 
     def _call(self, operation: str) -> Callable[..., Any]:
         """The handler a seller's own call of `operation` reaches."""
-        handler = self.sagemaker.handler(operation)
-        assert handler is not None, f"SageMaker {operation} is not served"
-        return handler
+        return self.sagemaker.served(operation)
 
     async def _validate(self, res: Validated) -> None:
         ctx = RequestContext("validation", res.account_id, res.region, "sagemaker", "Validate")

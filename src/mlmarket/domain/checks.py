@@ -9,6 +9,8 @@ from typing import Literal, Required, TypedDict
 
 CheckStatus = Literal["InProgress", "Completed", "Failed"]  # Failed: no report (the run broke)
 OUTPUT_LINES = 200  # the progress lines kept: the last ones
+# how the names of what a check deploys begin; then, for a server's check, its id
+DEPLOYED_PREFIX = "mlmarket-check-"
 
 
 class CheckSpec(TypedDict, total=False):

@@ -66,3 +66,10 @@ class Operations:
 
     def handler(self, name: str) -> Handler | None:
         return self.handlers.get(name)
+
+    def served(self, name: str) -> Handler:
+        """The handler of an operation the caller knows is served (a controller driving the
+        handlers a caller's own calls reach)."""
+        handler = self.handlers.get(name)
+        assert handler is not None, f"{self.service} {name} is not served"
+        return handler
