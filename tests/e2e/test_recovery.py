@@ -272,8 +272,9 @@ def start_a_check(server: ServerProcess, echo_image: str, deployed: str) -> tupl
     api = server.client("mlmarket")
     check = api.start_check(SourceArn=package, Calls=2)["CheckId"]
     until(
-        lambda: any(deployed in line for line in api.describe_check(CheckId=check)["Output"])
-        or None,
+        lambda: (
+            any(deployed in line for line in api.describe_check(CheckId=check)["Output"]) or None
+        ),
         timeout=60,
         what=f"the check's output to show {deployed!r}",
     )
