@@ -10,6 +10,8 @@ from aiohttp import web
 
 from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
+from mlmarket.console.edge import ConsoleEdge, Templates
+from mlmarket.console.pages import Pages, Services
 from mlmarket.controllers.async_queue import AsyncQueue
 from mlmarket.controllers.change_sets import ChangeSetRunner
 from mlmarket.controllers.checks import CheckRunner, url_of
@@ -174,26 +176,41 @@ def build(
         BodyBudget(settings.body_bytes_in_flight, settings.body_bytes_in_flight // 2),
         settings.body_idle_seconds,
     )
+    discovery = Operations(DISCOVERY, [DiscoveryProvider(store, agreements, listings)])
+    mlmarket = Operations(
+        "mlmarket",
+        [
+            MarketplaceProvider(agreements, listings, meter, clock),
+            ChecksProvider(store, clock, checks),
+        ],
+    )
+    templates = Templates()
+    # the console calls the operations the API serves, as the signed-in account
+    console = ConsoleEdge(
+        Pages(
+            Services(
+                mlmarket,
+                discovery,
+                sagemaker,
+                runtime,
+                settings.invoke_max_body_bytes,
+                accounts.secret_for,
+            ),
+            templates,
+        ).routes(),
+        templates,
+        accounts.secret_for,
+        settings.default_region,
+    )
     gateway = Gateway(
         admission=admission,
+        console=console,
         sagemaker=sagemaker,
         runtime=runtime,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
         s3=S3Edge(admission, Operations("s3", [S3Provider(artifacts, clock)])),
-        marketplace=MarketplaceRestEdge(
-            admission,
-            [
-                Operations(CATALOG, [catalog]),
-                Operations(DISCOVERY, [DiscoveryProvider(store, agreements, listings)]),
-            ],
-        ),
-        mlmarket=Operations(
-            "mlmarket",
-            [
-                MarketplaceProvider(agreements, listings, meter, clock),
-                ChecksProvider(store, clock, checks),
-            ],
-        ),
+        marketplace=MarketplaceRestEdge(admission, [Operations(CATALOG, [catalog]), discovery]),
+        mlmarket=mlmarket,
         agreements=Operations(
             "marketplace-agreement", [AgreementProvider(store, agreements, clock)]
         ),

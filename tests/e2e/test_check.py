@@ -504,6 +504,8 @@ def test_a_model_package_is_checked_by_its_arn_with_its_own_sample_and_instance_
     # the validation profile's input is the sample: the echo image says it back
     assert found["sample answered"]["measured"]["answerBytes"] == len(b"1,2,3\n")
     assert found["pushed to the seller's repository"]["outcome"] == "passed"
+    # batch on the type it supports for batch (ml.m5.large), not the real-time one
+    assert found["batch transform of the sample"]["outcome"] == "passed"
     ready = found["ready for AddDeliveryOptions"]
     assert (ready["rule"], ready["outcome"]) == ("R13", "passed")
     assert "RealtimeInference (one of ml.c5.large)" in ready["evidence"]

@@ -158,6 +158,20 @@ def test_only_listed_instance_types_may_run_a_version() -> None:
     )
 
 
+def test_each_dimension_is_described_in_a_buyers_words() -> None:
+    described = [
+        marketplace.describe_dimension(k)
+        for k in ("ml.m5.large.m.i.r", "ml.c5.xlarge.m.i.b", "ml.p3.2xlarge.a.t")
+    ]
+    assert described == [
+        "ml.m5.large, real-time inference, per instance hour",
+        "ml.c5.xlarge, batch transform, per instance hour",
+        "ml.p3.2xlarge, training, per instance hour",
+    ]
+    assert marketplace.describe_dimension("inference.count.m.i.c") == "per inference"
+    assert marketplace.describe_dimension("something.else") == "something.else"
+
+
 def test_dimensions_come_from_the_supported_instance_types() -> None:
     algorithm = marketplace.SupportedInstanceTypes(
         RealtimeInference=["ml.m5.large"],

@@ -86,6 +86,7 @@ def resolve(sm: Any, s3: Any, arn: str, instance_type: str | None, calls: int) -
     serving = Options(
         image=first.get("Image") or (training.image if training else ""),
         instance_type=instance_type or (realtime or batch or ["ml.m5.large"])[0],
+        batch_instance_type=instance_type or (batch[0] if batch else None),
         sample=sample,
         content_type=content_type or "application/json",
         accept=accept,

@@ -90,6 +90,7 @@ class Options:
     model_data_url: str | None = None  # the model the endpoint serves (a package's, or trained)
     serve: bool = True  # False: an algorithm checked without a sample, its serving not tried
     run_id: str | None = None  # a server's check: its id begins what it deploys' names
+    batch_instance_type: str | None = None  # default: instance_type
 
 
 @dataclass
@@ -168,7 +169,7 @@ def run(
                         clients.s3,
                         clients.logs,
                         name,
-                        options.instance_type,
+                        options.batch_instance_type or options.instance_type,
                         options.sample,
                         options.content_type,
                         line_based(options.sample),

@@ -138,6 +138,19 @@ def dimension(instance_type: str, use: str) -> str:
     return f"{instance_type}.{use}"
 
 
+_USES = {REALTIME: "real-time inference", BATCH: "batch transform", TRAINING: "training"}
+
+
+def describe_dimension(key: str) -> str:
+    """What a dimension charges for, in words a buyer reads: `dimension`'s inverse."""
+    if key == INFERENCE_COUNT:
+        return "per inference"
+    for use, words in _USES.items():
+        if key.endswith("." + use):
+            return f"{key.removesuffix('.' + use)}, {words}, per instance hour"
+    return key
+
+
 class SupportedInstanceTypes(TypedDict, total=False):
     """A delivery option's instance types per use, as the Catalog shows them."""
 

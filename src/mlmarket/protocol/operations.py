@@ -16,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from mlmarket.context import RequestContext
+from mlmarket.protocol import validation
+from mlmarket.protocol.errors import UnknownOperation
 from mlmarket.protocol.models import service_model
 
 # (context, input[, streamed body]) → output, or an awaitable of it
@@ -66,6 +69,18 @@ class Operations:
 
     def handler(self, name: str) -> Handler | None:
         return self.handlers.get(name)
+
+    async def call(self, name: str, ctx: RequestContext, params: dict[str, Any]) -> Any:
+        """Call an operation as an edge does once the caller is known: its input checked
+        against the model first (one path for the API's callers and the console's)."""
+        handler = self.handlers.get(name)
+        if handler is None:
+            raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
+        validation.validate(self.model.operation_model(name).input_shape, params)
+        result = handler(ctx, params)
+        if hasattr(result, "__await__"):
+            result = await result
+        return result
 
     def served(self, name: str) -> Handler:
         """The handler of an operation the caller knows is served (a controller driving the

@@ -76,6 +76,12 @@ class Edge(Protocol):
     ) -> web.StreamResponse: ...
 
 
+class Console(Edge, Protocol):
+    """The web console (mlmarket.console.edge): the paths it claims are its own."""
+
+    def claims(self, path: str) -> bool: ...
+
+
 class Invoker(Protocol):
     """What the runtime edge needs from the runtime provider."""
 
@@ -118,15 +124,9 @@ class JsonEdge:
             ctx = self.admission.verify(request, claim, body, request_id, name)
             if operations is None or name not in operations.model.operation_names:
                 raise UnknownOperation(f"Operation {target} is unknown.")
-            handler = operations.handler(name)
-            if handler is None:
-                raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
             op = operations.model.operation_model(name)
             params = json_protocol.from_wire(op.input_shape, json_protocol.parse_body(body))
-            validation.validate(op.input_shape, params)
-            result = handler(ctx, params)
-            if hasattr(result, "__await__"):
-                result = await result
+            result = await operations.call(name, ctx, params)
         return web.Response(
             body=json_protocol.serialize_output(op.output_shape, result),
             headers={"Content-Type": json_protocol.CONTENT_TYPE, "x-amzn-RequestId": request_id},
@@ -372,6 +372,7 @@ class Gateway:
         agreements: Operations,
         logs: Operations,
         asynchronous: AsyncInvoker | None = None,
+        console: Console | None = None,
     ) -> None:
         """`sagemaker`, `mlmarket`, `agreements`, `logs`: the awsJson services' operations;
         `marketplace`: the Catalog and Discovery APIs."""
@@ -388,6 +389,7 @@ class Gateway:
             },
         )
         self.runtime = RuntimeEdge(admission, runtime, invoke_max_body_bytes, asynchronous)
+        self.console = console
         self.sts = StsEdge(admission)
         self.foreign = ForeignEdge()
         self.none = _NoRoute()
@@ -396,6 +398,13 @@ class Gateway:
         authorization = request.headers.get("Authorization", "")
         if "/s3/aws4_request" in authorization:
             return self.s3
+        # /console/…, unless it is S3 presigned (a bucket named console keeps SigV4 access)
+        if (
+            self.console is not None
+            and self.console.claims(request.path)
+            and "X-Amz-Credential" not in request.query
+        ):
+            return self.console
         # the hot path first: an invocation is routed by its path alone (its edge checks the
         # scope), before any other service's scope is parsed
         if request.method == "POST" and (invocation := _INVOKE_PATH.match(request.path)):

@@ -1,0 +1,366 @@
+"""What each console page shows and does, through the operations the API serves.
+
+A page calls the same handlers a boto3 caller reaches (`Operations.call`, input checked against
+the botocore model first) with the signed-in account as the caller, so what an account may see
+and do is decided in one place: a product the buyer may not see is not found here either, and
+another account's endpoint is refused as DescribeEndpoint refuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from mlmarket.console import sessions
+from mlmarket.console.edge import (
+    INVOKE_ACCEPT,
+    INVOKE_CONTENT_TYPE,
+    PREFIX,
+    SECURITY_HEADERS,
+    Route,
+    Templates,
+    Visit,
+    console_error,
+    redirect,
+    send_event,
+    start_events,
+)
+from mlmarket.domain.regions import SAGEMAKER_REGIONS
+from mlmarket.protocol.operations import Operations
+from mlmarket.protocol.server import Invoker
+
+PAGE_SIZE = 25
+STREAM_SECONDS = 25.0  # an event stream's life: a stopping server waits for none longer
+EVENT_POLL_SECONDS = 0.5  # how often a stream reads what it follows (any server may change it)
+_NEXT = re.compile(r"/console(/[A-Za-z0-9._~/%?=&+-]*)?")  # where sign-in may send a browser
+
+
+@dataclass(frozen=True)
+class Services:
+    mlmarket: Operations
+    discovery: Operations
+    sagemaker: Operations
+    runtime: Invoker  # InvokeEndpoint, as the runtime edge calls it
+    invoke_max_body_bytes: int
+    secret_for: sessions.SecretFor
+
+
+class Pages:
+    def __init__(self, services: Services, templates: Templates) -> None:
+        self.services = services
+        self.templates = templates
+
+    def routes(self) -> list[Route]:
+        name = r"(?P<name>[A-Za-z0-9-]{1,63})"
+        product = r"(?P<product>prod-[A-Za-z0-9]{1,64})"
+        return [
+            Route("GET", re.compile(r"/?"), self.home),
+            Route("GET", re.compile(r"/sign-in"), self.sign_in_form, signed_in=False),
+            Route("POST", re.compile(r"/sign-in"), self.sign_in, signed_in=False),
+            Route("POST", re.compile(r"/sign-out"), self.sign_out),
+            Route("POST", re.compile(r"/region"), self.switch_region),
+            Route("GET", re.compile(r"/products"), self.products),
+            Route("GET", re.compile(rf"/products/{product}"), self.product),
+            Route("POST", re.compile(rf"/products/{product}/subscribe"), self.subscribe),
+            Route("POST", re.compile(rf"/products/{product}/cancel"), self.cancel),
+            Route("GET", re.compile(r"/endpoints"), self.endpoints),
+            Route("GET", re.compile(rf"/endpoints/{name}"), self.endpoint),
+            Route("POST", re.compile(rf"/endpoints/{name}/invoke"), self.invoke),
+            Route("GET", re.compile(r"/model-packages"), self.packages),
+            Route("GET", re.compile(rf"/model-packages/{name}"), self.package),
+            Route("POST", re.compile(rf"/model-packages/{name}/check"), self.check_package),
+            Route(
+                "GET", re.compile(r"/checks/(?P<check>chk-[0-9a-f]{24})/events"), self.check_events
+            ),
+        ]
+
+    # -- signing in --
+
+    async def home(self, visit: Visit) -> web.StreamResponse:
+        return redirect(f"{PREFIX}/products")
+
+    async def sign_in_form(self, visit: Visit) -> web.StreamResponse:
+        return self.templates.render(visit, "sign_in.html", next=_next(visit), problem=None)
+
+    async def sign_in(self, visit: Visit) -> web.StreamResponse:
+        key = visit.form.get("access_key", "").strip()
+        secret = visit.form.get("secret_key", "")
+        found = self.services.secret_for(key) if key else None
+        if found is None or not hmac.compare_digest(found[1].encode(), secret.encode()):
+            problem = "That access key and secret key do not match an account's keys."
+            return self.templates.render(
+                visit, "sign_in.html", status=401, next=_next(visit), problem=problem
+            )
+        response = redirect(_next(visit))
+        response.set_cookie(
+            sessions.COOKIE,
+            sessions.issue(key, found[1], time.time()),
+            max_age=sessions.LIFETIME_SECONDS,
+            path=PREFIX,
+            httponly=True,
+            samesite="Strict",
+            secure=visit.request.secure,
+        )
+        return response
+
+    async def sign_out(self, visit: Visit) -> web.StreamResponse:
+        response = redirect(f"{PREFIX}/sign-in")
+        response.del_cookie(sessions.COOKIE, path=PREFIX)
+        return response
+
+    async def switch_region(self, visit: Visit) -> web.StreamResponse:
+        region = visit.form.get("region", "")
+        if region not in SAGEMAKER_REGIONS:
+            raise console_error("ValidationException", f"{region} is not a SageMaker region.", 400)
+        response = redirect(_next(visit))
+        response.set_cookie(
+            sessions.REGION_COOKIE, region, path=PREFIX, samesite="Strict", httponly=True
+        )
+        return response
+
+    # -- buyers --
+
+    async def products(self, visit: Visit) -> web.StreamResponse:
+        text = visit.request.query.get("q", "").strip()
+        params: dict[str, Any] = {"maxResults": PAGE_SIZE}
+        if text:
+            params["searchText"] = text[:1000]
+        if visit.request.query.get("next"):
+            params["nextToken"] = visit.request.query["next"]
+        found = await self.services.discovery.call(
+            "SearchListings", visit.ctx("aws-marketplace", "SearchListings"), params
+        )
+        next_link = None
+        if found.get("nextToken"):
+            next_link = f"{PREFIX}/products?" + urlencode({"q": text, "next": found["nextToken"]})
+        return self.templates.render(
+            visit,
+            "products.html",
+            query=text,
+            listings=found["listingSummaries"],
+            total=found["totalResults"],
+            next_link=next_link,
+        )
+
+    async def _listed(self, visit: Visit, product: str) -> dict[str, Any] | None:
+        """The product as mlmarket's ListListings shows it to the caller: prices, versions with
+        their ARNs in the region, whether the caller subscribes."""
+        listed = await self.services.mlmarket.call(
+            "ListListings", visit.ctx("mlmarket", "ListListings"), {}
+        )
+        return next((x for x in listed["Listings"] if x["ProductId"] == product), None)
+
+    async def product(self, visit: Visit) -> web.StreamResponse:
+        product = visit.match["product"]
+        ctx = visit.ctx("aws-marketplace", "GetListing")
+        listing = await self.services.discovery.call("GetListing", ctx, {"listingId": product})
+        options = await self.services.discovery.call(
+            "ListFulfillmentOptions", ctx, {"productId": product}
+        )
+        listed = await self._listed(visit, product)
+        return self.templates.render(
+            visit,
+            "product.html",
+            listing=listing,
+            # each a union of one member (a model package's or an algorithm's)
+            options=[next(iter(o.values())) for o in options["fulfillmentOptions"]],
+            listed=listed,
+        )
+
+    async def subscribe(self, visit: Visit) -> web.StreamResponse:
+        product = visit.match["product"]
+        await self.services.mlmarket.call(
+            "Subscribe", visit.ctx("mlmarket", "Subscribe"), {"ProductId": product}
+        )
+        return redirect(f"{PREFIX}/products/{quote(product)}")
+
+    async def cancel(self, visit: Visit) -> web.StreamResponse:
+        product = visit.match["product"]
+        await self.services.mlmarket.call(
+            "Unsubscribe", visit.ctx("mlmarket", "Unsubscribe"), {"ProductId": product}
+        )
+        return redirect(f"{PREFIX}/products/{quote(product)}")
+
+    # -- resources --
+
+    async def endpoints(self, visit: Visit) -> web.StreamResponse:
+        query = visit.request.query
+        params: dict[str, Any] = {"MaxResults": PAGE_SIZE}
+        if query.get("q"):
+            params["NameContains"] = query["q"]
+        if query.get("status"):
+            params["StatusEquals"] = query["status"]
+        if query.get("sort") in ("Name", "CreationTime", "Status"):
+            params["SortBy"] = query["sort"]
+        if query.get("order") in ("Ascending", "Descending"):
+            params["SortOrder"] = query["order"]
+        if query.get("next"):
+            params["NextToken"] = query["next"]
+        found = await self.services.sagemaker.call(
+            "ListEndpoints", visit.ctx("sagemaker", "ListEndpoints"), params
+        )
+        next_link = None
+        if found.get("NextToken"):
+            kept = {k: v for k, v in query.items() if k != "next"}
+            next_link = f"{PREFIX}/endpoints?" + urlencode({**kept, "next": found["NextToken"]})
+        return self.templates.render(
+            visit,
+            "endpoints.html",
+            endpoints=found["Endpoints"],
+            query=dict(query),
+            next_link=next_link,
+        )
+
+    async def endpoint(self, visit: Visit) -> web.StreamResponse:
+        described = await self.services.sagemaker.call(
+            "DescribeEndpoint",
+            visit.ctx("sagemaker", "DescribeEndpoint"),
+            {"EndpointName": visit.match["name"]},
+        )
+        origin = f"{visit.request.scheme}://{visit.request.host}"
+        return self.templates.render(
+            visit,
+            "endpoint.html",
+            endpoint=described,
+            origin=origin,
+            limit=self.services.invoke_max_body_bytes,
+        )
+
+    async def packages(self, visit: Visit) -> web.StreamResponse:
+        query = visit.request.query
+        params: dict[str, Any] = {"MaxResults": PAGE_SIZE}
+        if query.get("q"):
+            params["NameContains"] = query["q"]
+        if query.get("next"):
+            params["NextToken"] = query["next"]
+        found = await self.services.sagemaker.call(
+            "ListModelPackages", visit.ctx("sagemaker", "ListModelPackages"), params
+        )
+        next_link = None
+        if found.get("NextToken"):
+            kept = {k: v for k, v in query.items() if k != "next"}
+            next_link = f"{PREFIX}/model-packages?" + urlencode(
+                {**kept, "next": found["NextToken"]}
+            )
+        return self.templates.render(
+            visit,
+            "packages.html",
+            packages=found["ModelPackageSummaryList"],
+            query=dict(query),
+            next_link=next_link,
+        )
+
+    async def package(self, visit: Visit) -> web.StreamResponse:
+        """A seller's model package: its validation per image and profile (with the rule a
+        failure comes from, where mlmarket knows it), and its `mlmarket check` reports."""
+        described = await self.services.sagemaker.call(
+            "DescribeModelPackage",
+            visit.ctx("sagemaker", "DescribeModelPackage"),
+            {"ModelPackageName": visit.match["name"]},
+        )
+        ctx = visit.ctx("mlmarket", "ListChecks")
+        arn = described["ModelPackageArn"]
+        checks = await self.services.mlmarket.call("ListChecks", ctx, {"SourceArn": arn})
+        latest = None
+        if checks["Checks"]:
+            latest = await self.services.mlmarket.call(
+                "DescribeCheck", ctx, {"CheckId": checks["Checks"][0]["CheckId"]}
+            )
+        return self.templates.render(
+            visit,
+            "package.html",
+            package=described,
+            checks=checks["Checks"],
+            latest=latest,
+        )
+
+    async def check_package(self, visit: Visit) -> web.StreamResponse:
+        name = visit.match["name"]
+        described = await self.services.sagemaker.call(
+            "DescribeModelPackage",
+            visit.ctx("sagemaker", "DescribeModelPackage"),
+            {"ModelPackageName": name},
+        )
+        await self.services.mlmarket.call(
+            "StartCheck",
+            visit.ctx("mlmarket", "StartCheck"),
+            {"SourceArn": described["ModelPackageArn"]},
+        )
+        return redirect(f"{PREFIX}/model-packages/{quote(name)}")
+
+    async def check_events(self, visit: Visit) -> web.StreamResponse:
+        """A check's progress pushed to its page as server-sent events: each new output line
+        and each status, until it ends (or STREAM_SECONDS pass: the browser reconnects)."""
+        ctx = visit.ctx("mlmarket", "DescribeCheck")
+        params = {"CheckId": visit.match["check"]}
+        described = await self.services.mlmarket.call("DescribeCheck", ctx, params)
+        stream = await start_events(visit.request)
+        shown = visit.request.query.get("from", "0")  # the lines the page came with
+        sent, status = int(shown) if shown.isdigit() else 0, None
+        deadline = time.monotonic() + STREAM_SECONDS
+        while True:
+            output = described.get("Output", [])
+            fresh = output[sent:] if len(output) >= sent else output
+            if fresh or described["CheckStatus"] != status:
+                status = described["CheckStatus"]
+                await send_event(stream, "check", {"status": status, "lines": fresh})
+                sent = len(output)
+            if status != "InProgress" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+            described = await self.services.mlmarket.call("DescribeCheck", ctx, params)
+        await stream.write_eof()
+        return stream
+
+    async def invoke(self, visit: Visit) -> web.StreamResponse:
+        """The try-it panel's call: InvokeEndpoint with the page's body, as the runtime edge
+        makes it, metered as any other call; the answer passed back as the container gave it."""
+        request = visit.request
+        limit = self.services.invoke_max_body_bytes
+        if (request.content_length or 0) > limit:
+            raise console_error(
+                "ValidationError", f"The body is larger than the limit of {limit:,} bytes.", 413
+            )
+        body = await request.content.read(limit + 1)
+        if len(body) > limit:
+            raise console_error(
+                "ValidationError", f"The body is larger than the limit of {limit:,} bytes.", 413
+            )
+        params = {
+            "EndpointName": visit.match["name"],
+            "ContentType": request.headers.get(INVOKE_CONTENT_TYPE) or "application/json",
+        }
+        if request.headers.get(INVOKE_ACCEPT):
+            params["Accept"] = request.headers[INVOKE_ACCEPT]
+        result = await self.services.runtime.invoke_endpoint(
+            visit.ctx("sagemaker", "InvokeEndpoint"), params, body
+        )
+        answer = result.get("Body", b"")
+        if isinstance(answer, bytes | bytearray):
+            payload = bytes(answer)
+        else:  # a large answer, still on its way
+            try:
+                payload = b"".join([chunk async for chunk in answer.chunks()])
+            finally:
+                answer.close()
+        return web.Response(
+            body=payload,
+            headers={
+                **SECURITY_HEADERS,
+                "Content-Type": result.get("ContentType") or "application/octet-stream",
+                "X-Invoked-Production-Variant": result.get("InvokedProductionVariant") or "",
+            },
+        )
+
+
+def _next(visit: Visit) -> str:
+    """Where to go once signed in (or after a change): a console path, never another site."""
+    wanted = visit.form.get("next") or visit.request.query.get("next") or f"{PREFIX}/products"
+    return wanted if _NEXT.fullmatch(wanted) and "//" not in wanted else f"{PREFIX}/products"

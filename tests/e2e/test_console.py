@@ -1,0 +1,230 @@
+"""The web console in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+A seller (the default account) publishes a product whose description holds a script; a buyer
+(the account "other") signs in, finds it, subscribes and cancels. Screenshots of the pages go
+under the test run's output (console-screenshots/).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, FilePayload, Page, sync_playwright
+
+from tests.support import marketplace as mp
+from tests.support.hosting import deploy
+from tests.support.server import ServerProcess
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup installs it); nothing is downloaded
+ROLE = "arn:aws:iam::123456789012:role/seller"
+HOSTILE = "<script>window.pwned = true</script><b>bold?</b>"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: scripts/setup installs Debian's chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.getbasetemp() / "console-screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def product(server: ServerProcess, sm: Any, s3: Any, echo_image: str) -> str:
+    """A public, usage-priced product of the default account, its description hostile."""
+    package = mp.checkable_package(sm, s3, echo_image, "console-listed")
+    catalog = server.client("marketplace-catalog")
+    prices = {"ml.c5.large.m.i.r": "0.25", "ml.m5.large.m.i.b": "0.5", "inference.count.m.i.c": "0"}
+    product = mp.publish(catalog, package, ROLE, prices)
+    described = mp.run(
+        catalog,
+        [
+            mp.change(
+                "UpdateInformation",
+                product,
+                {
+                    "ProductTitle": "Echo for the console",
+                    "ShortDescription": "Says it back",
+                    "LongDescription": HOSTILE,
+                    "Categories": ["Text"],
+                },
+            )
+        ],
+    )
+    assert described["Status"] == "SUCCEEDED", described["ChangeSet"]
+    return product
+
+
+def text(page: Page, selector: str) -> str:
+    return page.text_content(selector) or ""
+
+
+def sign_in(page: Page, server: ServerProcess, account: str = "default") -> None:
+    key, secret = server.credentials(account)
+    page.goto(f"{server.url}/console/")
+    page.fill("input[name=access_key]", key)
+    page.fill("input[name=secret_key]", secret)
+    page.click("[data-test=sign-in]")
+
+
+def test_signing_in_shows_the_account_and_signing_out_ends_the_session(
+    server: ServerProcess, browser: Browser, screenshots: Path
+) -> None:
+    page = browser.new_page()
+    key, _ = server.credentials()
+    page.goto(f"{server.url}/console/products")
+    assert page.url.startswith(f"{server.url}/console/sign-in")  # nobody signed in yet
+    page.screenshot(path=screenshots / "sign-in.png")
+    page.fill("input[name=access_key]", key)
+    page.fill("input[name=secret_key]", "not the secret")
+    page.click("[data-test=sign-in]")
+    assert "do not match" in text(page, "[data-test=problem]")
+    sign_in(page, server)
+    assert page.url == f"{server.url}/console/products"
+    assert text(page, "[data-test=account]") == "account 123456789012"
+    cookie = next(c for c in page.context.cookies() if c["name"] == "mlmarket_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > 0
+    page.click("[data-test=sign-out]")
+    assert page.url.startswith(f"{server.url}/console/sign-in")
+    page.goto(f"{server.url}/console/products")
+    assert page.url.startswith(f"{server.url}/console/sign-in")
+    page.close()
+
+
+def test_a_buyer_finds_a_product_subscribes_sees_its_arn_and_cancels(
+    server: ServerProcess, browser: Browser, product: str, screenshots: Path
+) -> None:
+    page = browser.new_page()
+    sign_in(page, server, "other")
+    page.fill("[data-test=search]", "echo console")
+    page.press("[data-test=search]", "Enter")
+    page.screenshot(path=screenshots / "products.png", full_page=True)
+    page.click("text=Echo for the console")
+    assert page.url == f"{server.url}/console/products/{product}"
+    # the seller's text is text: the script is shown, never run
+    assert text(page, "[data-test=description]") == HOSTILE
+    assert page.evaluate("window.pwned") is None
+    assert page.locator("[data-test=description] b").count() == 0
+    prices = text(page, "[data-test=prices]")
+    assert "ml.c5.large.m.i.r" in prices and "0.25" in prices
+    assert page.locator("[data-test=arn]").count() == 0  # not before subscribing
+    page.click("[data-test=subscribe]")
+    assert text(page, "[data-test=subscribed]") == "You subscribe to this product."
+    arn = text(page, "[data-test=arn]")
+    assert arn.startswith("arn:aws:sagemaker:us-east-1:") and ":model-package/" in arn
+    page.screenshot(path=screenshots / "product.png", full_page=True)
+    listings = server.client("mlmarket", account="other").list_listings()["Listings"]
+    assert next(x for x in listings if x["ProductId"] == product)["Subscribed"] is True
+    page.click("[data-test=cancel]")
+    assert page.locator("[data-test=subscribe]").count() == 1
+    page.close()
+
+
+def test_a_change_without_the_pages_token_or_from_another_origin_is_refused(
+    server: ServerProcess, browser: Browser, product: str
+) -> None:
+    page = browser.new_page()
+    sign_in(page, server, "other")
+    page.goto(f"{server.url}/console/products/{product}")
+    forged = page.evaluate(
+        """async (url) => {
+            const answer = await fetch(url, {method: "POST", body: new URLSearchParams()});
+            return [answer.status, await answer.text()];
+        }""",
+        f"{server.url}/console/products/{product}/subscribe",
+    )
+    assert forged[0] == 403 and "InvalidCsrfToken" in forged[1]
+    token = page.get_attribute("input[name=csrf]", "value")
+    elsewhere = page.request.post(
+        f"{server.url}/console/products/{product}/subscribe",
+        form={"csrf": token or ""},
+        headers={"Origin": "http://attacker.invalid"},
+    )
+    assert elsewhere.status == 403 and "InvalidOrigin" in elsewhere.text()
+    listings = server.client("mlmarket", account="other").list_listings()["Listings"]
+    assert next(x for x in listings if x["ProductId"] == product)["Subscribed"] is False
+    page.close()
+
+
+def test_an_endpoint_is_listed_for_its_account_and_refused_to_another_by_url(
+    server: ServerProcess, sm: Any, browser: Browser, echo_image: str, screenshots: Path
+) -> None:
+    deploy(sm, "console-endpoint", echo_image)
+    page = browser.new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/console/endpoints?q=console-endpoint")
+    page.click("text=console-endpoint")
+    assert text(page, "[data-test=status]") == "InService"
+    # the try-it panel: the body sent through the console, the echo's answer shown
+    page.fill("[data-test=body]", '{"hello": "console"}')
+    assert text(page, "[data-test=size]") == "20"
+    page.click("[data-test=invoke]")
+    page.wait_for_selector("[data-test=answer-body]")
+    assert json.loads(text(page, "[data-test=answer-body]")) == {"hello": "console"}
+    assert text(page, "[data-test=answer-meta]").startswith("200 · application/json · 20 bytes")
+    assert 'EndpointName="console-endpoint"' in text(page, "[data-test=boto3]")
+    page.screenshot(path=screenshots / "endpoint.png", full_page=True)
+    # 7 MiB is refused by the meter before anything is sent
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/invoke") else None)
+    big = FilePayload(name="big.bin", mimeType="application/octet-stream", buffer=b"x" * 7 * 2**20)
+    page.set_input_files("[data-test=file]", files=[big])
+    assert "7,340,032 bytes is past the limit of 6,291,456 bytes" in text(
+        page, "[data-test=refused]"
+    )
+    assert page.is_disabled("[data-test=invoke]")
+    page.click("[data-test=invoke]", force=True)
+    page.wait_for_timeout(300)
+    assert sent == []
+    page.close()
+
+    theirs = browser.new_page()
+    sign_in(theirs, server, "other")
+    answer = theirs.goto(f"{server.url}/console/endpoints/console-endpoint")
+    assert answer is not None and answer.status == 400
+    refused = text(theirs, "[data-test=error]")
+    assert "Could not find endpoint" in refused and "console-endpoint" in refused
+    theirs.goto(f"{server.url}/console/endpoints?q=console-endpoint")
+    assert "No endpoint in us-east-1." in text(theirs, "[data-test=endpoints]")
+    theirs.close()
+
+
+def test_a_seller_sees_a_packages_validation_and_runs_its_check_from_the_console(
+    server: ServerProcess, browser: Browser, product: str, screenshots: Path
+) -> None:
+    page = browser.new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/console/model-packages?q=console-listed")
+    page.click("text=console-listed")
+    assert text(page, "[data-test=status]") == "Completed"
+    assert "profile p" in text(page, "[data-test=validation]")
+    page.click("[data-test=run-check]")
+    assert text(page, "[data-test=check-status]") == "InProgress"
+    # its progress is pushed to the page (server-sent events), which shows the report once it
+    # ends: nothing here reloads it
+    pushed = False
+    for _ in range(480):
+        if page.locator("[data-test=check-verdict]").count():
+            break
+        output = page.locator("[data-test=check-output]")
+        pushed = pushed or (output.count() == 1 and "deploying" in (output.text_content() or ""))
+        page.wait_for_timeout(250)
+    assert pushed  # a line the check printed after the page was loaded
+    assert text(page, "[data-test=check-status]") == "Completed"
+    assert text(page, "[data-test=check-verdict]") == "passed"
+    assert "ready for AddDeliveryOptions" in text(page, "[data-test=findings]")
+    page.screenshot(path=screenshots / "model-package.png", full_page=True)
+    page.close()
