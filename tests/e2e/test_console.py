@@ -104,8 +104,8 @@ def test_signing_in_shows_the_account_and_signing_out_ends_the_session(
     page.close()
 
 
-def test_a_buyer_finds_a_product_subscribes_sees_its_arn_and_cancels(
-    server: ServerProcess, browser: Browser, product: str, screenshots: Path
+def test_a_buyer_finds_a_product_subscribes_deploys_invokes_it_and_cancels(
+    server: ServerProcess, other_sm: Any, browser: Browser, product: str, screenshots: Path
 ) -> None:
     page = browser.new_page()
     sign_in(page, server, "other")
@@ -126,8 +126,25 @@ def test_a_buyer_finds_a_product_subscribes_sees_its_arn_and_cancels(
     arn = text(page, "[data-test=arn]")
     assert arn.startswith("arn:aws:sagemaker:us-east-1:") and ":model-package/" in arn
     page.screenshot(path=screenshots / "product.png", full_page=True)
-    listings = server.client("mlmarket", account="other").list_listings()["Listings"]
-    assert next(x for x in listings if x["ProductId"] == product)["Subscribed"] is True
+    api = server.client("mlmarket", account="other")
+    assert next(x for x in api.list_listings()["Listings"] if x["ProductId"] == product)[
+        "Subscribed"
+    ]
+    # one-click deploy: the endpoint's page follows its creation (pushed) until InService
+    page.fill("[data-test=deploy-name]", "console-bought")
+    page.click("[data-test=deploy-button]")
+    assert page.url == f"{server.url}/console/endpoints/console-bought"
+    page.wait_for_selector("[data-test=status].inservice", timeout=60_000)
+    page.fill("[data-test=body]", "1,2,3")
+    page.fill("[data-test=content-type]", "text/csv")
+    page.click("[data-test=invoke]")
+    page.wait_for_selector("[data-test=answer-body]")
+    assert text(page, "[data-test=answer-body]") == "1,2,3"
+    used = api.get_usage(ProductId=product)["Usage"]
+    counted = [u for u in used if u["Dimension"] == "inference.count.m.i.c"]
+    assert counted and counted[0]["Quantity"] >= 1  # the console's call is metered
+    other_sm.delete_endpoint(EndpointName="console-bought")
+    page.goto(f"{server.url}/console/products/{product}")
     page.click("[data-test=cancel]")
     assert page.locator("[data-test=subscribe]").count() == 1
     page.close()

@@ -86,6 +86,11 @@ class Route:
     signed_in: bool = True  # False: the sign-in page and the static files
 
 
+def slug(text: str) -> str:
+    """A name SageMaker takes (letters, digits, hyphens) made from a title."""
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()[:40] or "x"
+
+
 class Templates:
     """Jinja2 with escaping on: every value a page shows is text unless marked otherwise."""
 
@@ -96,6 +101,7 @@ class Templates:
             undefined=jinja2.StrictUndefined,
         )
         self.env.filters["dimension"] = describe_dimension
+        self.env.filters["slug"] = slug
 
     def render(self, visit: Visit, name: str, status: int = 200, **values: Any) -> web.Response:
         page = self.env.get_template(name).render(

@@ -33,11 +33,13 @@ from mlmarket.console.edge import (
     start_events,
 )
 from mlmarket.domain.regions import SAGEMAKER_REGIONS
+from mlmarket.protocol.errors import ServiceError
 from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.server import Invoker
 
 PAGE_SIZE = 25
 STREAM_SECONDS = 25.0  # an event stream's life: a stopping server waits for none longer
+ENDPOINT_UNDER_WAY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 EVENT_POLL_SECONDS = 0.5  # how often a stream reads what it follows (any server may change it)
 _NEXT = re.compile(r"/console(/[A-Za-z0-9._~/%?=&+-]*)?")  # where sign-in may send a browser
 
@@ -70,8 +72,10 @@ class Pages:
             Route("GET", re.compile(rf"/products/{product}"), self.product),
             Route("POST", re.compile(rf"/products/{product}/subscribe"), self.subscribe),
             Route("POST", re.compile(rf"/products/{product}/cancel"), self.cancel),
+            Route("POST", re.compile(rf"/products/{product}/deploy"), self.deploy),
             Route("GET", re.compile(r"/endpoints"), self.endpoints),
             Route("GET", re.compile(rf"/endpoints/{name}"), self.endpoint),
+            Route("GET", re.compile(rf"/endpoints/{name}/events"), self.endpoint_events),
             Route("POST", re.compile(rf"/endpoints/{name}/invoke"), self.invoke),
             Route("GET", re.compile(r"/model-packages"), self.packages),
             Route("GET", re.compile(rf"/model-packages/{name}"), self.package),
@@ -188,6 +192,60 @@ class Pages:
         )
         return redirect(f"{PREFIX}/products/{quote(product)}")
 
+    async def deploy(self, visit: Visit) -> web.StreamResponse:
+        """One-click deploy of a subscribed version: a network-isolated model of the listed
+        package, an endpoint config and an endpoint, all named as the buyer chose; what was
+        made is deleted again if a later step is refused."""
+        form = visit.form
+        name = form.get("name", "")
+        ctx = visit.ctx("sagemaker", "CreateEndpoint")
+        try:
+            count = int(form.get("count", "1"))
+        except ValueError:
+            raise console_error(
+                "ValidationException", "The instance count is a number.", 400
+            ) from None
+        Undo = tuple[str, dict[str, Any]]
+        steps: list[tuple[str, dict[str, Any], Undo | None]] = [
+            (
+                "CreateModel",
+                {
+                    "ModelName": name,
+                    "PrimaryContainer": {"ModelPackageName": form.get("arn", "")},
+                    "ExecutionRoleArn": form.get("role", ""),
+                    "EnableNetworkIsolation": True,
+                },
+                ("DeleteModel", {"ModelName": name}),
+            ),
+            (
+                "CreateEndpointConfig",
+                {
+                    "EndpointConfigName": name,
+                    "ProductionVariants": [
+                        {
+                            "VariantName": "AllTraffic",
+                            "ModelName": name,
+                            "InstanceType": form.get("instance_type", ""),
+                            "InitialInstanceCount": count,
+                        }
+                    ],
+                },
+                ("DeleteEndpointConfig", {"EndpointConfigName": name}),
+            ),
+            ("CreateEndpoint", {"EndpointName": name, "EndpointConfigName": name}, None),
+        ]
+        made: list[Undo] = []
+        try:
+            for operation, params, undo in steps:
+                await self.services.sagemaker.call(operation, ctx, params)
+                if undo is not None:
+                    made.append(undo)
+        except ServiceError:
+            for operation, params in reversed(made):
+                await self.services.sagemaker.call(operation, ctx, params)
+            raise
+        return redirect(f"{PREFIX}/endpoints/{quote(name)}")
+
     # -- resources --
 
     async def endpoints(self, visit: Visit) -> web.StreamResponse:
@@ -229,6 +287,7 @@ class Pages:
             visit,
             "endpoint.html",
             endpoint=described,
+            following=described["EndpointStatus"] in ENDPOINT_UNDER_WAY,
             origin=origin,
             limit=self.services.invoke_max_body_bytes,
         )
@@ -296,26 +355,64 @@ class Pages:
         return redirect(f"{PREFIX}/model-packages/{quote(name)}")
 
     async def check_events(self, visit: Visit) -> web.StreamResponse:
-        """A check's progress pushed to its page as server-sent events: each new output line
-        and each status, until it ends (or STREAM_SECONDS pass: the browser reconnects)."""
-        ctx = visit.ctx("mlmarket", "DescribeCheck")
-        params = {"CheckId": visit.match["check"]}
-        described = await self.services.mlmarket.call("DescribeCheck", ctx, params)
+        return await self._follow(
+            visit,
+            self.services.mlmarket,
+            "DescribeCheck",
+            {"CheckId": visit.match["check"]},
+            "CheckStatus",
+            ("InProgress",),
+            lines="Output",
+        )
+
+    async def endpoint_events(self, visit: Visit) -> web.StreamResponse:
+        return await self._follow(
+            visit,
+            self.services.sagemaker,
+            "DescribeEndpoint",
+            {"EndpointName": visit.match["name"]},
+            "EndpointStatus",
+            ENDPOINT_UNDER_WAY,
+        )
+
+    async def _follow(
+        self,
+        visit: Visit,
+        operations: Operations,
+        operation: str,
+        params: dict[str, Any],
+        status_key: str,
+        under_way: tuple[str, ...],
+        lines: str | None = None,
+    ) -> web.StreamResponse:
+        """A resource's status pushed to its page as server-sent events ("status": the status,
+        the new `lines` of its record, whether it ended), read through `operation` as the page
+        was, until it is no longer `under_way` or STREAM_SECONDS pass (the browser then
+        reconnects). It reads the record, so it follows work whichever server does it."""
+        ctx = visit.ctx(operations.service, operation)
+        described = await operations.call(operation, ctx, params)
         stream = await start_events(visit.request)
         shown = visit.request.query.get("from", "0")  # the lines the page came with
         sent, status = int(shown) if shown.isdigit() else 0, None
         deadline = time.monotonic() + STREAM_SECONDS
         while True:
-            output = described.get("Output", [])
+            output = described.get(lines, []) if lines else []
             fresh = output[sent:] if len(output) >= sent else output
-            if fresh or described["CheckStatus"] != status:
-                status = described["CheckStatus"]
-                await send_event(stream, "check", {"status": status, "lines": fresh})
+            ended = described[status_key] not in under_way
+            if fresh or described[status_key] != status:
+                status = described[status_key]
+                await send_event(
+                    stream, "status", {"status": status, "lines": fresh, "ended": ended}
+                )
                 sent = len(output)
-            if status != "InProgress" or time.monotonic() > deadline:
+            if ended or time.monotonic() > deadline:
                 break
             await asyncio.sleep(EVENT_POLL_SECONDS)
-            described = await self.services.mlmarket.call("DescribeCheck", ctx, params)
+            try:
+                described = await operations.call(operation, ctx, params)
+            except ServiceError:  # gone (deleted): the page, loaded again, says so
+                await send_event(stream, "status", {"status": "Gone", "lines": [], "ended": True})
+                break
         await stream.write_eof()
         return stream
 

@@ -107,20 +107,23 @@ async function show(answer, response, blob, millis) {
   answer.hidden = false;
 }
 
-// A check under way: its output and status pushed by the server (server-sent events); the page
-// is loaded again once it ends, to show the report.
-function followCheck(section) {
+// Work under way (a check, an endpoint being created): its status and new output lines pushed
+// by the server (server-sent events); the page is loaded again once the work ends.
+function follow(section) {
   const events = new EventSource(section.dataset.events);
-  const status = section.querySelector("[data-test=check-status]");
-  const output = section.querySelector("[data-test=check-output]");
-  events.addEventListener("check", (message) => {
+  const status = section.querySelector("[data-follow=status]");
+  const output = section.querySelector("[data-follow=output]");
+  events.addEventListener("status", (message) => {
     const update = JSON.parse(message.data);
-    status.textContent = update.status;
+    if (status) {
+      status.textContent = update.status;
+      status.className = `status ${update.status.toLowerCase()}`;
+    }
     if (output && update.lines.length) {
       output.textContent += (output.textContent ? "\n" : "") + update.lines.join("\n");
       output.scrollTop = output.scrollHeight;
     }
-    if (update.status !== "InProgress") {
+    if (update.ended) {
       events.close();
       window.location.reload();
     }
@@ -129,7 +132,7 @@ function followCheck(section) {
 
 document.addEventListener("DOMContentLoaded", () => {
   autosubmit();
-  for (const section of document.querySelectorAll("[data-events]")) followCheck(section);
+  for (const section of document.querySelectorAll("[data-events]")) follow(section);
   const panel = document.getElementById("try-it");
   if (panel) tryIt(panel);
 });
