@@ -12,6 +12,7 @@ from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
 from mlmarket.console.edge import ConsoleEdge, Templates
 from mlmarket.console.pages import Pages, Services
+from mlmarket.console.seller import SellerPages
 from mlmarket.controllers.async_queue import AsyncQueue
 from mlmarket.controllers.change_sets import ChangeSetRunner
 from mlmarket.controllers.checks import CheckRunner, url_of
@@ -30,7 +31,12 @@ from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.budget import BodyBudget
 from mlmarket.protocol.invoke_lane import Lanes
-from mlmarket.protocol.marketplace_rest import CATALOG, DISCOVERY, MarketplaceRestEdge
+from mlmarket.protocol.marketplace_rest import (
+    CATALOG,
+    DISCOVERY,
+    MarketplaceRestEdge,
+    marketplace_operations,
+)
 from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.s3 import S3Edge
 from mlmarket.protocol.server import Gateway, HttpServer
@@ -176,7 +182,8 @@ def build(
         BodyBudget(settings.body_bytes_in_flight, settings.body_bytes_in_flight // 2),
         settings.body_idle_seconds,
     )
-    discovery = Operations(DISCOVERY, [DiscoveryProvider(store, agreements, listings)])
+    discovery = marketplace_operations(DISCOVERY, [DiscoveryProvider(store, agreements, listings)])
+    catalog_api = marketplace_operations(CATALOG, [catalog])
     mlmarket = Operations(
         "mlmarket",
         [
@@ -186,18 +193,18 @@ def build(
     )
     templates = Templates()
     # the console calls the operations the API serves, as the signed-in account
+    console_services = Services(
+        mlmarket,
+        discovery,
+        catalog_api,
+        sagemaker,
+        runtime,
+        settings.invoke_max_body_bytes,
+        accounts.secret_for,
+    )
     console = ConsoleEdge(
-        Pages(
-            Services(
-                mlmarket,
-                discovery,
-                sagemaker,
-                runtime,
-                settings.invoke_max_body_bytes,
-                accounts.secret_for,
-            ),
-            templates,
-        ).routes(),
+        Pages(console_services, templates).routes()
+        + SellerPages(console_services, templates).routes(),
         templates,
         accounts.secret_for,
         settings.default_region,
@@ -209,7 +216,7 @@ def build(
         runtime=runtime,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
         s3=S3Edge(admission, Operations("s3", [S3Provider(artifacts, clock)])),
-        marketplace=MarketplaceRestEdge(admission, [Operations(CATALOG, [catalog]), discovery]),
+        marketplace=MarketplaceRestEdge(admission, [catalog_api, discovery]),
         mlmarket=mlmarket,
         agreements=Operations(
             "marketplace-agreement", [AgreementProvider(store, agreements, clock)]

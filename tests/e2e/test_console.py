@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,15 @@ def product(server: ServerProcess, sm: Any, s3: Any, echo_image: str) -> str:
 
 def text(page: Page, selector: str) -> str:
     return page.text_content(selector) or ""
+
+
+def changed(page: Page) -> None:
+    """Wait on a change set's page until it succeeds (its status pushed to the page)."""
+    try:
+        page.wait_for_selector("[data-test=change-set-status].succeeded", timeout=30_000)
+    except Exception:
+        print("DEBUG", page.url, text(page, "main"))
+        raise
 
 
 def sign_in(page: Page, server: ServerProcess, account: str = "default") -> None:
@@ -244,4 +254,67 @@ def test_a_seller_sees_a_packages_validation_and_runs_its_check_from_the_console
     assert text(page, "[data-test=check-verdict]") == "passed"
     assert "ready for AddDeliveryOptions" in text(page, "[data-test=findings]")
     page.screenshot(path=screenshots / "model-package.png", full_page=True)
+    page.close()
+
+
+def test_a_seller_creates_a_product_adds_a_version_prices_it_and_sees_validation_live(
+    server: ServerProcess, sm: Any, s3: Any, browser: Browser, echo_image: str, screenshots: Path
+) -> None:
+    # a package whose validation's transform takes 3 s (the echo slows on "a")
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/console-slow:1"
+    subprocess.run(["docker", "tag", echo_image, image], check=True)
+    s3.create_bucket(Bucket="console-slow")
+    s3.put_object(Bucket="console-slow", Key="in/rows.txt", Body=b"a\n")
+    sm.create_model_package(
+        ModelPackageName="console-slow",
+        CertifyForMarketplace=True,
+        InferenceSpecification={
+            "Containers": [{"Image": image, "Environment": {"SLOW_ON": "a", "SLOW_SECONDS": "3"}}],
+            "SupportedContentTypes": ["text/plain"],
+            "SupportedResponseMIMETypes": ["text/plain"],
+            "SupportedRealtimeInferenceInstanceTypes": ["ml.c5.large"],
+            "SupportedTransformInstanceTypes": ["ml.m5.large"],
+        },
+        ValidationSpecification=mp.validation(
+            "arn:aws:iam::123456789012:role/v", "s3://console-slow/in/", "s3://console-slow/out"
+        ),
+    )
+    page = browser.new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/console/model-packages/console-slow")
+    assert text(page, "[data-test=status]") in ("Pending", "InProgress")
+    # its validation's end is pushed to the page, which then shows it: nothing here reloads it
+    page.wait_for_selector("[data-test=status].completed", timeout=60_000)
+    assert "Completed" in text(page, "[data-test=validation]")
+
+    page.goto(f"{server.url}/console/seller/products")
+    page.fill("[data-test=product-title]", "Made in the console")
+    page.click("[data-test=create]")
+    changed(page)
+    page.click("[data-test=entity] >> nth=0")
+    assert text(page, "[data-test=title]") == "Made in the console"
+    assert text(page, "[data-test=lifecycle] .current") == "Staging"
+
+    page.select_option("[data-test=version-package]", label="console-slow")
+    page.fill("[data-test=version-title]", "1.0")
+    page.fill("[data-test=release-notes]", "The first one")
+    page.check("[data-test=usage-pricing]")
+    page.fill("[data-test=hourly]", "0.4")
+    page.click("[data-test=add-version-button]")
+    changed(page)
+    page.click("[data-test=entity] >> nth=0")
+    assert "1.0" in text(page, "[data-test=seller-version]")
+    realtime = page.locator("input[name='price:ml.c5.large.m.i.r']")
+    assert realtime.input_value() == "0.4"
+    realtime.fill("0.75")
+    assert "$0.75 per hour, per instance" in text(page, "[data-test=pricing]")
+    page.click("[data-test=set-prices]")
+    changed(page)
+    page.click("[data-test=entity] >> nth=0")
+    assert page.locator("input[name='price:ml.c5.large.m.i.r']").input_value() == "0.75"
+    page.click("[data-test=release]")
+    changed(page)
+    page.click("[data-test=entity] >> nth=0")
+    assert text(page, "[data-test=lifecycle] .current") == "Limited"
+    page.screenshot(path=screenshots / "seller-product.png", full_page=True)
     page.close()

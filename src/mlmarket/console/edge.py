@@ -9,6 +9,7 @@ every ServiceError is shown in the page's own layout, with its code and HTTP sta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -26,8 +27,11 @@ from mlmarket.context import RequestContext
 from mlmarket.domain.marketplace import describe_dimension
 from mlmarket.domain.regions import SAGEMAKER_REGIONS
 from mlmarket.protocol.errors import CommonServiceError, ServiceError
+from mlmarket.protocol.operations import Operations
 
 PREFIX = "/console"
+STREAM_SECONDS = 25.0  # an event stream's life: a stopping server waits for none longer
+EVENT_POLL_SECONDS = 0.5  # how often a stream reads what it follows (any server may change it)
 
 # no inline script or style: a seller's text that slipped through escaping could not run
 SECURITY_HEADERS = {
@@ -133,6 +137,45 @@ async def start_events(request: web.BaseRequest) -> web.StreamResponse:
 
 async def send_event(stream: web.StreamResponse, event: str, data: object) -> None:
     await stream.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
+
+
+async def follow(
+    visit: Visit,
+    operations: Operations,
+    operation: str,
+    params: dict[str, Any],
+    status_key: str,
+    under_way: tuple[str, ...],
+    lines: str | None = None,
+) -> web.StreamResponse:
+    """A resource's status pushed to its page as server-sent events ("status": the status,
+    the new `lines` of its record, whether it ended), read through `operation` as the page
+    was, until it is no longer `under_way` or STREAM_SECONDS pass (the browser then
+    reconnects). It reads the record, so it follows work whichever server does it."""
+    ctx = visit.ctx(operations.service, operation)
+    described = await operations.call(operation, ctx, params)
+    stream = await start_events(visit.request)
+    shown = visit.request.query.get("from", "0")  # the lines the page came with
+    sent, status = int(shown) if shown.isdigit() else 0, None
+    deadline = time.monotonic() + STREAM_SECONDS
+    while True:
+        output = described.get(lines, []) if lines else []
+        fresh = output[sent:] if len(output) >= sent else output
+        ended = described[status_key] not in under_way
+        if fresh or described[status_key] != status:
+            status = described[status_key]
+            await send_event(stream, "status", {"status": status, "lines": fresh, "ended": ended})
+            sent = len(output)
+        if ended or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(EVENT_POLL_SECONDS)
+        try:
+            described = await operations.call(operation, ctx, params)
+        except ServiceError:  # gone (deleted): the page, loaded again, says so
+            await send_event(stream, "status", {"status": "Gone", "lines": [], "ended": True})
+            break
+    await stream.write_eof()
+    return stream
 
 
 def redirect(to: str) -> web.Response:

@@ -8,7 +8,6 @@ another account's endpoint is refused as DescribeEndpoint refuses it.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import re
 import time
@@ -28,19 +27,17 @@ from mlmarket.console.edge import (
     Templates,
     Visit,
     console_error,
+    follow,
     redirect,
-    send_event,
-    start_events,
 )
+from mlmarket.controllers.validation import VALIDATING
 from mlmarket.domain.regions import SAGEMAKER_REGIONS
 from mlmarket.protocol.errors import ServiceError
 from mlmarket.protocol.operations import Operations
 from mlmarket.protocol.server import Invoker
 
 PAGE_SIZE = 25
-STREAM_SECONDS = 25.0  # an event stream's life: a stopping server waits for none longer
 ENDPOINT_UNDER_WAY = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
-EVENT_POLL_SECONDS = 0.5  # how often a stream reads what it follows (any server may change it)
 _NEXT = re.compile(r"/console(/[A-Za-z0-9._~/%?=&+-]*)?")  # where sign-in may send a browser
 
 
@@ -48,6 +45,7 @@ _NEXT = re.compile(r"/console(/[A-Za-z0-9._~/%?=&+-]*)?")  # where sign-in may s
 class Services:
     mlmarket: Operations
     discovery: Operations
+    catalog: Operations
     sagemaker: Operations
     runtime: Invoker  # InvokeEndpoint, as the runtime edge calls it
     invoke_max_body_bytes: int
@@ -80,6 +78,7 @@ class Pages:
             Route("GET", re.compile(r"/model-packages"), self.packages),
             Route("GET", re.compile(rf"/model-packages/{name}"), self.package),
             Route("POST", re.compile(rf"/model-packages/{name}/check"), self.check_package),
+            Route("GET", re.compile(rf"/model-packages/{name}/events"), self.package_events),
             Route(
                 "GET", re.compile(r"/checks/(?P<check>chk-[0-9a-f]{24})/events"), self.check_events
             ),
@@ -336,6 +335,7 @@ class Pages:
             visit,
             "package.html",
             package=described,
+            following=described["ModelPackageStatus"] in VALIDATING,
             checks=checks["Checks"],
             latest=latest,
         )
@@ -355,7 +355,7 @@ class Pages:
         return redirect(f"{PREFIX}/model-packages/{quote(name)}")
 
     async def check_events(self, visit: Visit) -> web.StreamResponse:
-        return await self._follow(
+        return await follow(
             visit,
             self.services.mlmarket,
             "DescribeCheck",
@@ -365,8 +365,18 @@ class Pages:
             lines="Output",
         )
 
+    async def package_events(self, visit: Visit) -> web.StreamResponse:
+        return await follow(
+            visit,
+            self.services.sagemaker,
+            "DescribeModelPackage",
+            {"ModelPackageName": visit.match["name"]},
+            "ModelPackageStatus",
+            VALIDATING,
+        )
+
     async def endpoint_events(self, visit: Visit) -> web.StreamResponse:
-        return await self._follow(
+        return await follow(
             visit,
             self.services.sagemaker,
             "DescribeEndpoint",
@@ -374,47 +384,6 @@ class Pages:
             "EndpointStatus",
             ENDPOINT_UNDER_WAY,
         )
-
-    async def _follow(
-        self,
-        visit: Visit,
-        operations: Operations,
-        operation: str,
-        params: dict[str, Any],
-        status_key: str,
-        under_way: tuple[str, ...],
-        lines: str | None = None,
-    ) -> web.StreamResponse:
-        """A resource's status pushed to its page as server-sent events ("status": the status,
-        the new `lines` of its record, whether it ended), read through `operation` as the page
-        was, until it is no longer `under_way` or STREAM_SECONDS pass (the browser then
-        reconnects). It reads the record, so it follows work whichever server does it."""
-        ctx = visit.ctx(operations.service, operation)
-        described = await operations.call(operation, ctx, params)
-        stream = await start_events(visit.request)
-        shown = visit.request.query.get("from", "0")  # the lines the page came with
-        sent, status = int(shown) if shown.isdigit() else 0, None
-        deadline = time.monotonic() + STREAM_SECONDS
-        while True:
-            output = described.get(lines, []) if lines else []
-            fresh = output[sent:] if len(output) >= sent else output
-            ended = described[status_key] not in under_way
-            if fresh or described[status_key] != status:
-                status = described[status_key]
-                await send_event(
-                    stream, "status", {"status": status, "lines": fresh, "ended": ended}
-                )
-                sent = len(output)
-            if ended or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(EVENT_POLL_SECONDS)
-            try:
-                described = await operations.call(operation, ctx, params)
-            except ServiceError:  # gone (deleted): the page, loaded again, says so
-                await send_event(stream, "status", {"status": "Gone", "lines": [], "ended": True})
-                break
-        await stream.write_eof()
-        return stream
 
     async def invoke(self, visit: Visit) -> web.StreamResponse:
         """The try-it panel's call: InvokeEndpoint with the page's body, as the runtime edge

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from mlmarket import limits
-from mlmarket.protocol import json_protocol, validation
+from mlmarket.protocol import json_protocol
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.errors import (
     CommonServiceError,
@@ -24,7 +24,7 @@ from mlmarket.protocol.errors import (
     UnknownOperation,
 )
 from mlmarket.protocol.models import service_model
-from mlmarket.protocol.operations import Handler, Operations
+from mlmarket.protocol.operations import Operations
 
 CATALOG = "marketplace-catalog"
 DISCOVERY = "marketplace-discovery"
@@ -45,16 +45,29 @@ def discovery_error(code: str, message: str) -> CommonServiceError:
     return service_error(DISCOVERY, code, message)
 
 
+def marketplace_operations(service: str, providers: list[object]) -> Operations:
+    """The operations of the Catalog or Discovery API: input refused with the service's own
+    ValidationException. The Catalog model's patterns do not describe what the service accepts
+    (Entity.Type "^[a-zA-Z]+$" would refuse "MachineLearningProduct@1.0", and identifiers refuse
+    the documented "$ChangeName.Entity.Identifier"), so they are left out there."""
+    return Operations(
+        service,
+        providers,
+        invalid=lambda message: service_error(service, "ValidationException", message),
+        check_patterns=service != CATALOG,
+    )
+
+
 class MarketplaceRestEdge:
     def __init__(self, admission: Admission, services: list[Operations]) -> None:
         self.admission = admission
-        # (method, path) → (service, operation model, handler or None when not served)
-        self.routes: dict[tuple[str, str], tuple[str, Any, Handler | None]] = {}
+        # (method, path) → (the service's operations, the operation's model)
+        self.routes: dict[tuple[str, str], tuple[Operations, Any]] = {}
         for operations in services:
             for name in operations.model.operation_names:
                 op = operations.model.operation_model(name)
                 key = (op.http["method"], op.http["requestUri"].split("?")[0])
-                self.routes[key] = (operations.service, op, operations.handler(name))
+                self.routes[key] = (operations, op)
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         claim = self.admission.check(request, "aws-marketplace")
@@ -65,11 +78,7 @@ class MarketplaceRestEdge:
             )
             if route is None:
                 raise UnknownOperation(f"No operation at {request.method} {request.path}")
-            service, operation, handler = route
-            if handler is None:
-                raise UnknownOperation(
-                    f"Operation {operation.name} is not supported by mlmarket yet."
-                )
+            operations, operation = route
             params: dict[str, Any] = {}
             query = dict(parse_qsl(request.query_string, keep_blank_values=True))
             for name, member in operation.input_shape.members.items():
@@ -80,18 +89,7 @@ class MarketplaceRestEdge:
             if body.strip():
                 document = json_protocol.parse_body(body)
                 params.update(json_protocol.from_wire(operation.input_shape, document))
-            # The Catalog model's patterns do not describe what the service accepts (Entity.Type
-            # "^[a-zA-Z]+$" would refuse "MachineLearningProduct@1.0", and identifiers refuse the
-            # documented "$ChangeName.Entity.Identifier"), so only they are left out there.
-            validation.validate(
-                operation.input_shape,
-                params,
-                lambda message: service_error(service, "ValidationException", message),
-                check_patterns=service != CATALOG,
-            )
-            result = handler(ctx, params)
-            if hasattr(result, "__await__"):
-                result = await result
+            result = await operations.call(operation.name, ctx, params)
         payload = (
             json_protocol.to_wire(operation.output_shape, result)
             if operation.output_shape is not None
@@ -107,7 +105,7 @@ class MarketplaceRestEdge:
     ) -> web.StreamResponse:
         if isinstance(error, InternalFailure):  # each model names its own 500
             route = self.routes.get((request.method, request.path))
-            service = route[0] if route else CATALOG
+            service = route[0].service if route else CATALOG
             code = "InternalServiceException" if service == CATALOG else "InternalServerException"
             error = service_error(service, code, error.message)
         body = json.dumps({"message": error.message, **error.fields}).encode()

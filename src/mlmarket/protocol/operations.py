@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from mlmarket.context import RequestContext
 from mlmarket.protocol import validation
-from mlmarket.protocol.errors import UnknownOperation
+from mlmarket.protocol.errors import ServiceError, UnknownOperation, validation_exception
 from mlmarket.protocol.models import service_model
 
 # (context, input[, streamed body]) → output, or an awaitable of it
@@ -41,9 +41,20 @@ def operation(name: str) -> Callable[[F], F]:
 class Operations:
     """One service's served operations: its botocore model and a handler per operation."""
 
-    def __init__(self, service: str, providers: Iterable[object] = ()) -> None:
+    def __init__(
+        self,
+        service: str,
+        providers: Iterable[object] = (),
+        *,
+        invalid: Callable[[str], ServiceError] = validation_exception,
+        check_patterns: bool = True,
+    ) -> None:
+        """`invalid`: the service's error for input its model refuses; `check_patterns`:
+        False where the model's patterns do not describe what the service accepts."""
         self.service = service
         self.model = service_model(service)
+        self.invalid = invalid
+        self.check_patterns = check_patterns
         self.handlers: dict[str, Handler] = {}
         for provider in providers:
             self.add(provider)
@@ -76,7 +87,12 @@ class Operations:
         handler = self.handlers.get(name)
         if handler is None:
             raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
-        validation.validate(self.model.operation_model(name).input_shape, params)
+        validation.validate(
+            self.model.operation_model(name).input_shape,
+            params,
+            self.invalid,
+            check_patterns=self.check_patterns,
+        )
         result = handler(ctx, params)
         if hasattr(result, "__await__"):
             result = await result

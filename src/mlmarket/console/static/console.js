@@ -130,8 +130,22 @@ function follow(section) {
   });
 }
 
+// The pricing editor: what a buyer pays, beside each price as it is typed.
+function pricePreviews() {
+  for (const input of document.querySelectorAll("input[data-preview]")) {
+    const cell = input.closest("tr").querySelector("[data-test=preview]");
+    const per = input.dataset.preview === "inference.count.m.i.c" ? "per inference" : "per hour, per instance";
+    const show = () => {
+      const price = Number(input.value);
+      cell.textContent = input.value.trim() && Number.isFinite(price) ? `$${price} ${per}` : "";
+    };
+    input.addEventListener("input", show);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   autosubmit();
+  pricePreviews();
   for (const section of document.querySelectorAll("[data-events]")) follow(section);
   const panel = document.getElementById("try-it");
   if (panel) tryIt(panel);

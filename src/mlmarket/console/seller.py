@@ -1,0 +1,301 @@
+"""The sellers' pages: products and their lifecycle, versions, prices and change sets, each
+change made as a Catalog change set (StartChangeSet) as the seller's own API call would make it.
+
+A change set runs in the background; the page it leads to follows it live (server-sent events)
+and shows each change's errors as the Catalog reports them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+from urllib.parse import quote
+
+from aiohttp import web
+
+from mlmarket.console.edge import PREFIX, Route, Templates, Visit, console_error, follow, redirect
+from mlmarket.console.pages import Services
+from mlmarket.domain import marketplace, pricing
+from mlmarket.domain.catalog import EntityState
+from mlmarket.protocol.errors import ServiceError
+from mlmarket.services.marketplace_catalog.entities import CATALOG, OFFER_TYPE, PRODUCT_TYPE
+
+CHANGE_SET_UNDER_WAY = ("PREPARING", "APPLYING")
+# a product's lifecycle as the console shows it: the Catalog's Visibility, in order
+LIFECYCLE = (("Draft", "Staging"), ("Limited", "Limited"), ("Public", "Public"))
+_PRICE = re.compile(r"^\d{1,7}(\.\d{1,3})?$")
+
+
+class SellerPages:
+    def __init__(self, services: Services, templates: Templates) -> None:
+        self.services = services
+        self.templates = templates
+
+    def routes(self) -> list[Route]:
+        product = r"(?P<product>prod-[A-Za-z0-9]{1,64})"
+        change_set = r"(?P<change_set>[A-Za-z0-9]{1,64})"
+        base = r"/seller/products"
+        return [
+            Route("GET", re.compile(base), self.products),
+            Route("POST", re.compile(base), self.create),
+            Route("GET", re.compile(rf"{base}/{product}"), self.product),
+            Route("POST", re.compile(rf"{base}/{product}/versions"), self.add_version),
+            Route("POST", re.compile(rf"{base}/{product}/pricing"), self.set_prices),
+            Route("POST", re.compile(rf"{base}/{product}/visibility"), self.change_visibility),
+            Route(
+                "GET", re.compile(r"/seller/offers/(?P<offer>offer-[A-Za-z0-9]{1,64})"), self.offer
+            ),
+            Route("GET", re.compile(rf"/seller/change-sets/{change_set}"), self.change_set),
+            Route("GET", re.compile(rf"/seller/change-sets/{change_set}/events"), self.events),
+        ]
+
+    async def _catalog(self, visit: Visit, operation: str, params: dict[str, Any]) -> Any:
+        ctx = visit.ctx("aws-marketplace", operation)
+        return await self.services.catalog.call(operation, ctx, {"Catalog": CATALOG, **params})
+
+    async def _start(self, visit: Visit, name: str, changes: list[dict[str, Any]]) -> web.Response:
+        started = await self._catalog(
+            visit, "StartChangeSet", {"ChangeSet": changes, "ChangeSetName": name}
+        )
+        return redirect(f"{PREFIX}/seller/change-sets/{quote(started['ChangeSetId'])}")
+
+    # -- products --
+
+    async def products(self, visit: Visit) -> web.StreamResponse:
+        found = await self._catalog(visit, "ListEntities", {"EntityType": "MachineLearningProduct"})
+        return self.templates.render(
+            visit, "seller_products.html", products=found["EntitySummaryList"]
+        )
+
+    async def create(self, visit: Visit) -> web.StreamResponse:
+        title = visit.form.get("title", "").strip()
+        if not title:
+            raise console_error("ValidationException", "A product needs a title.", 400)
+        details: dict[str, Any] = {"ProductTitle": title}
+        if visit.form.get("short_description", "").strip():
+            details["ShortDescription"] = visit.form["short_description"].strip()
+        if visit.form.get("description", "").strip():
+            details["LongDescription"] = visit.form["description"].strip()
+        changes = [
+            _change("CreateProduct", PRODUCT_TYPE, None, {"ProductTitle": title}, "product"),
+            _change("CreateOffer", OFFER_TYPE, None, {"ProductId": "$product.Entity.Identifier"}),
+        ]
+        if len(details) > 1:
+            changes.append(
+                _change("UpdateInformation", PRODUCT_TYPE, "$product.Entity.Identifier", details)
+            )
+        return await self._start(visit, "Create product", changes)
+
+    async def product(self, visit: Visit) -> web.StreamResponse:
+        entity = await self._catalog(visit, "DescribeEntity", {"EntityId": visit.match["product"]})
+        document = entity["DetailsDocument"]
+        if entity["EntityType"] != PRODUCT_TYPE:
+            raise console_error("NotFound", f"{visit.match['product']} is not a product.", 404)
+        prices: dict[str, str] = {}
+        model = None
+        if document.get("OfferId"):
+            offer = await self._catalog(visit, "DescribeEntity", {"EntityId": document["OfferId"]})
+            model, prices, _ = pricing.offered(cast(EntityState, offer["DetailsDocument"]))
+        change_sets = await self._catalog(visit, "ListChangeSets", {})
+        mine = [
+            c
+            for c in change_sets["ChangeSetSummaryList"]
+            if visit.match["product"] in c["EntityIdList"]
+            or document.get("OfferId") in c["EntityIdList"]
+        ]
+        packages = await self.services.sagemaker.call(
+            "ListModelPackages",
+            visit.ctx("sagemaker", "ListModelPackages"),
+            {"MaxResults": 100, "SortBy": "CreationTime", "SortOrder": "Descending"},
+        )
+        listable = [
+            p for p in packages["ModelPackageSummaryList"] if p["ModelPackageStatus"] == "Completed"
+        ]
+        visibility = document["Description"]["Visibility"]
+        return self.templates.render(
+            visit,
+            "seller_product.html",
+            product_id=visit.match["product"],
+            document=document,
+            visibility=visibility,
+            lifecycle=LIFECYCLE,
+            model=model,
+            prices=prices,
+            dimensions=[d["Key"] for d in document.get("Dimensions", [])],
+            change_sets=mine[:20],
+            packages=listable,
+        )
+
+    async def add_version(self, visit: Visit) -> web.StreamResponse:
+        """AddDeliveryOptions, with the prices of the dimensions the version brings in the same
+        change set (the Catalog refuses a version whose dimensions are left unpriced): Free, or
+        the form's hourly and per-inference prices beside the prices already set."""
+        form = visit.form
+        product = visit.match["product"]
+        arn = form.get("arn", "")
+        details: dict[str, Any] = {
+            "SageMakerModelPackageArn": arn,
+            "AccessRoleArn": form.get("role", ""),
+            "UsageInstructions": form.get("usage", ""),
+        }
+        recommended = {
+            use: form[field]
+            for use, field in (("RealtimeInference", "realtime"), ("BatchTransform", "batch"))
+            if form.get(field)
+        }
+        if recommended:
+            details["RecommendedInstanceTypes"] = recommended
+        version = {
+            "Version": {
+                "VersionTitle": form.get("title", ""),
+                "ReleaseNotes": form.get("release_notes", ""),
+            },
+            "DeliveryOptions": [
+                {"Details": {"SageMakerModelPackageDeliveryOptionDetails": details}}
+            ],
+        }
+        changes = [_change("AddDeliveryOptions", PRODUCT_TYPE, product, version)]
+        priced = await self._prices_with(visit, product, arn)
+        if priced is not None:
+            changes.append(priced)
+        return await self._start(visit, "Add version", changes)
+
+    async def _prices_with(self, visit: Visit, product: str, arn: str) -> dict[str, Any] | None:
+        """The UpdatePricingTerms that prices the new version's dimensions as the form asks
+        (None: the package is not the seller's to read; AddDeliveryOptions then says why)."""
+        entity = await self._catalog(visit, "DescribeEntity", {"EntityId": product})
+        offer_id = entity["DetailsDocument"].get("OfferId")
+        try:
+            package = await self.services.sagemaker.call(
+                "DescribeModelPackage",
+                visit.ctx("sagemaker", "DescribeModelPackage"),
+                {"ModelPackageName": arn},
+            )
+        except ServiceError:
+            return None
+        if not offer_id:
+            return None
+        offer = await self._catalog(visit, "DescribeEntity", {"EntityId": offer_id})
+        model, prices, _ = pricing.offered(cast(EntityState, offer["DetailsDocument"]))
+        inference = package.get("InferenceSpecification") or {}
+        new = marketplace.dimensions_of(
+            marketplace.SupportedInstanceTypes(
+                RealtimeInference=inference.get("SupportedRealtimeInferenceInstanceTypes") or [],
+                BatchTransform=inference.get("SupportedTransformInstanceTypes") or [],
+            )
+        )
+        if visit.form.get("pricing") == "Free" and model in (None, "Free"):
+            return _change("UpdatePricingTerms", OFFER_TYPE, offer_id, FREE)
+        hourly = _price(visit.form.get("hourly", "0"), "the hourly price")
+        per_inference = _price(visit.form.get("per_inference", "0"), "the price per inference")
+        for key in new:
+            prices.setdefault(key, per_inference if key == marketplace.INFERENCE_COUNT else hourly)
+        return _change("UpdatePricingTerms", OFFER_TYPE, offer_id, _usage(prices))
+
+    async def set_prices(self, visit: Visit) -> web.StreamResponse:
+        """Usage-based prices for every dimension the product's versions generate (the Catalog
+        refuses a change that leaves one unpriced), or Free."""
+        product = visit.match["product"]
+        entity = await self._catalog(visit, "DescribeEntity", {"EntityId": product})
+        offer = entity["DetailsDocument"].get("OfferId")
+        if not offer:
+            raise console_error("ValidationException", f"{product} has no offer to price.", 400)
+        if visit.form.get("model") == "Free":
+            terms = FREE
+        else:
+            terms = _usage(
+                {
+                    key.removeprefix("price:"): _price(value, key.removeprefix("price:"))
+                    for key, value in visit.form.items()
+                    if key.startswith("price:")
+                }
+            )
+        return await self._start(
+            visit, "Set prices", [_change("UpdatePricingTerms", OFFER_TYPE, offer, terms)]
+        )
+
+    async def change_visibility(self, visit: Visit) -> web.StreamResponse:
+        product = visit.match["product"]
+        target = visit.form.get("to", "")
+        if target == "Limited":
+            change = _change("ReleaseProduct", PRODUCT_TYPE, product, {})
+        elif target in ("Public", "Restricted"):
+            change = _change(
+                "UpdateVisibility", PRODUCT_TYPE, product, {"TargetVisibility": target}
+            )
+        else:
+            raise console_error("ValidationException", f"No step leads to {target!r}.", 400)
+        return await self._start(visit, f"Make {target}", [change])
+
+    async def offer(self, visit: Visit) -> web.StreamResponse:
+        """An offer is shown on its product's page."""
+        offer = await self._catalog(visit, "DescribeEntity", {"EntityId": visit.match["offer"]})
+        product = offer["DetailsDocument"].get("ProductId") or ""
+        return redirect(f"{PREFIX}/seller/products/{quote(product)}")
+
+    # -- change sets --
+
+    async def change_set(self, visit: Visit) -> web.StreamResponse:
+        described = await self._catalog(
+            visit, "DescribeChangeSet", {"ChangeSetId": visit.match["change_set"]}
+        )
+        return self.templates.render(
+            visit,
+            "change_set.html",
+            change_set=described,
+            following=described["Status"] in CHANGE_SET_UNDER_WAY,
+        )
+
+    async def events(self, visit: Visit) -> web.StreamResponse:
+        return await follow(
+            visit,
+            self.services.catalog,
+            "DescribeChangeSet",
+            {"Catalog": CATALOG, "ChangeSetId": visit.match["change_set"]},
+            "Status",
+            CHANGE_SET_UNDER_WAY,
+        )
+
+
+FREE: dict[str, Any] = {"PricingModel": "Free", "Terms": []}
+
+
+def _price(value: str, what: str) -> str:
+    if not _PRICE.match(value.strip()):
+        raise console_error(
+            "ValidationException",
+            f"The price of {what} must be a number of US dollars with at most 3 decimals, "
+            f"not {value!r}.",
+            400,
+        )
+    return value.strip()
+
+
+def _usage(prices: dict[str, str]) -> dict[str, Any]:
+    cards = [{"DimensionKey": k, "Price": v} for k, v in sorted(prices.items())]
+    return {
+        "PricingModel": "Usage",
+        "Terms": [
+            {
+                "Type": "UsageBasedPricingTerm",
+                "CurrencyCode": "USD",
+                "RateCards": [{"RateCard": cards}],
+            }
+        ],
+    }
+
+
+def _change(
+    kind: str,
+    entity_type: str,
+    identifier: str | None,
+    details: dict[str, Any],
+    name: str | None = None,
+) -> dict[str, Any]:
+    entity: dict[str, str] = {"Type": entity_type}
+    if identifier is not None:
+        entity["Identifier"] = identifier
+    change: dict[str, Any] = {"ChangeType": kind, "Entity": entity, "DetailsDocument": details}
+    if name is not None:
+        change["ChangeName"] = name
+    return change
