@@ -7,6 +7,7 @@ under the test run's output (console-screenshots/).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from playwright.sync_api import Browser, FilePayload, Page, sync_playwright
 
 from tests.support import marketplace as mp
@@ -154,6 +156,29 @@ def test_a_buyer_finds_a_product_subscribes_deploys_invokes_it_and_cancels(
     counted = [u for u in used if u["Dimension"] == "inference.count.m.i.c"]
     assert counted and counted[0]["Quantity"] >= 1  # the console's call is metered
     other_sm.delete_endpoint(EndpointName="console-bought")
+    # the usage page: the call and the instance time, today, as a chart and a table, and CSV
+    page.goto(f"{server.url}/console/usage?days=7&product={product}")
+    today = page.locator("[data-test=chart] rect").last
+    assert float(today.get_attribute("data-value") or 0) > 0  # instance minutes at $0.25/h
+    rows = text(page, "[data-test=usage]")
+    assert "per inference" in rows and "ml.c5.large, real-time inference" in rows
+    page.screenshot(path=screenshots / "usage.png", full_page=True)
+    exported = page.request.get(server.url + (page.get_attribute("[data-test=csv]", "href") or ""))
+    lines = exported.text().splitlines()
+    assert lines[0].startswith("Day,ProductId,CustomerReference,Dimension")
+    assert any(product in line and "inference.count.m.i.c" in line for line in lines[1:])
+    # the same through the API, and its bounds
+    days = api.get_usage(ProductId=product, Granularity="DAILY")["Usage"]
+    today = dt.datetime.now(dt.UTC).date()
+    recent = {today.isoformat(), (today - dt.timedelta(days=1)).isoformat()}  # near midnight
+    assert days and {r["Day"] for r in days} <= recent
+    for bad in (
+        {"Granularity": "DAILY", "StartTime": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)},
+        {"StartTime": dt.datetime.now(dt.UTC), "EndTime": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)},
+    ):
+        with pytest.raises(ClientError) as refused:
+            api.get_usage(**bad)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
     page.goto(f"{server.url}/console/products/{product}")
     page.click("[data-test=cancel]")
     assert page.locator("[data-test=subscribe]").count() == 1

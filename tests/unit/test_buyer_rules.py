@@ -12,7 +12,7 @@ from mlmarket.controllers.metering import Meter
 from mlmarket.domain import algorithms, marketplace, pricing, registry
 from mlmarket.domain.catalog import EntityState
 from mlmarket.domain.marketplace import Origin
-from mlmarket.services.marketplace.usage import Terms, customer_reference, report
+from mlmarket.services.marketplace.usage import Terms, customer_reference, daily, report
 from mlmarket.shapes.sagemaker import (
     ChannelSpecification,
     ProductionVariant,
@@ -395,4 +395,46 @@ def test_taking_an_endpoint_over_ends_the_intervals_its_previous_server_left_ope
     hours = {r["ResourceArn"]: r["Quantity"] for r in rows}
     assert hours["taken"] == pytest.approx(10 / 60, abs=1e-6)
     assert hours["elsewhere"] == pytest.approx(110 / 60, abs=1e-6)  # still running
+    store.close()
+
+
+def test_a_daily_report_splits_instance_time_at_midnight_and_keeps_the_trial(
+    database_url: str,
+) -> None:
+    store = MetadataStore(database_url)
+    clock = Clock()
+    clock.value = dt.datetime(2026, 12, 1, 23, 0, tzinfo=dt.UTC)
+    meter = Meter(UsageStore(store), clock)
+    trial_ends = dt.datetime(2026, 12, 2, 0, 30, tzinfo=dt.UTC)
+    terms = Terms(
+        {"ml.m5.large.m.i.r": "0.60", marketplace.INFERENCE_COUNT: "0.01"},
+        frozenset({marketplace.INFERENCE_COUNT}),
+        trial_ends,
+    )
+    running = meter.start(BUYER, ORIGIN, "ml.m5.large.m.i.r", "e", 1)  # 23:00 → 01:00
+    meter.count(BUYER, ORIGIN, "e", 4)  # on the 1st, in the trial
+    meter.flush()
+    clock.advance(3600)
+    clock.advance(3600)
+    meter.count(BUYER, ORIGIN, "e", 6)  # at 01:00 on the 2nd, after it
+    meter.stop(running)
+    days = daily(
+        meter,
+        BUYER,
+        "BUYER",
+        None,
+        lambda buyer, product: terms,
+        dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 12, 3, tzinfo=dt.UTC),
+    )
+    shown = {(r["Day"], r["Dimension"]): (r["Quantity"], r["Charge"]) for r in days}
+    assert shown == {
+        ("2026-12-01", "inference.count.m.i.c"): (4, "0.0000"),
+        ("2026-12-01", "ml.m5.large.m.i.r"): (1.0, "0.6000"),
+        ("2026-12-02", "inference.count.m.i.c"): (6, "0.0600"),
+        ("2026-12-02", "ml.m5.large.m.i.r"): (1.0, "0.6000"),
+    }
+    # the days add up to the whole report
+    [counted, hourly] = report(meter, BUYER, "BUYER", None, lambda buyer, product: terms)
+    assert (counted["Quantity"], hourly["Quantity"]) == (10, 2.0)
     store.close()

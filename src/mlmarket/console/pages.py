@@ -8,7 +8,10 @@ another account's endpoint is refused as DescribeEndpoint refuses it.
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
 import hmac
+import io
 import re
 import time
 from dataclasses import dataclass
@@ -17,7 +20,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from mlmarket.console import sessions
+from mlmarket.console import charts, sessions
 from mlmarket.console.edge import (
     INVOKE_ACCEPT,
     INVOKE_CONTENT_TYPE,
@@ -71,6 +74,8 @@ class Pages:
             Route("POST", re.compile(rf"/products/{product}/subscribe"), self.subscribe),
             Route("POST", re.compile(rf"/products/{product}/cancel"), self.cancel),
             Route("POST", re.compile(rf"/products/{product}/deploy"), self.deploy),
+            Route("GET", re.compile(r"/usage"), self.usage),
+            Route("GET", re.compile(r"/usage\.csv"), self.usage_csv),
             Route("GET", re.compile(r"/endpoints"), self.endpoints),
             Route("GET", re.compile(rf"/endpoints/{name}"), self.endpoint),
             Route("GET", re.compile(rf"/endpoints/{name}/events"), self.endpoint_events),
@@ -244,6 +249,68 @@ class Pages:
                 await self.services.sagemaker.call(operation, ctx, params)
             raise
         return redirect(f"{PREFIX}/endpoints/{quote(name)}")
+
+    # -- usage --
+
+    async def _usage(self, visit: Visit) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The query (view, days, product) and the daily report it asks for."""
+        query = visit.request.query
+        view = "SELLER" if query.get("view") == "SELLER" else "BUYER"
+        days = int(query["days"]) if query.get("days") in ("7", "30", "90") else 30
+        now = dt.datetime.now(dt.UTC)
+        params: dict[str, Any] = {
+            "View": view,
+            "Granularity": "DAILY",
+            "StartTime": now.replace(hour=0, minute=0, second=0, microsecond=0)
+            - dt.timedelta(days=days - 1),
+            "EndTime": now,
+        }
+        if query.get("product"):
+            params["ProductId"] = query["product"]
+        found = await self.services.mlmarket.call(
+            "GetUsage", visit.ctx("mlmarket", "GetUsage"), params
+        )
+        shown = {"view": view, "days": days, "product": query.get("product", "")}
+        return {**shown, "since": params["StartTime"], "until": now}, found["Usage"]
+
+    async def usage(self, visit: Visit) -> web.StreamResponse:
+        """Usage and spend (a seller: revenue) per product, dimension and day, with the
+        spend per day as a chart."""
+        query, records = await self._usage(visit)
+        per_day: dict[str, float] = {}
+        for record in records:
+            per_day[record["Day"]] = per_day.get(record["Day"], 0.0) + float(
+                record.get("Charge") or 0
+            )
+        days = charts.days_between(query["since"].date(), query["until"].date())
+        return self.templates.render(
+            visit,
+            "usage.html",
+            query=query,
+            records=records,
+            bars=charts.bars(days, per_day),
+            chart=charts,
+            total=sum(per_day.values()),
+            csv_link=f"{PREFIX}/usage.csv?"
+            + urlencode(
+                {"view": query["view"], "days": query["days"], "product": query["product"]}
+            ),
+        )
+
+    async def usage_csv(self, visit: Visit) -> web.StreamResponse:
+        query, records = await self._usage(visit)
+        columns = ["Day", "ProductId", "CustomerReference", "Dimension", "Unit", "Quantity"]
+        columns += ["Price", "Charge", "ResourceArn"]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        name = f"mlmarket-usage-{query['view'].lower()}-{query['days']}d.csv"
+        return web.Response(
+            text=out.getvalue(),
+            content_type="text/csv",
+            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        )
 
     # -- resources --
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     literal,
     make_url,
+    or_,
     select,
     tuple_,
 )
@@ -558,13 +559,16 @@ class UsageStore:
         seller: str | None = None,
         product_id: str | None = None,
         before: dt.datetime | None = None,
+        since: dt.datetime | None = None,
     ) -> list[UsageTotal]:
         """Counted units summed by the database per (buyer, seller, product, dimension,
-        resource): a report reads one row per group however many flushes made it; `before`:
-        only units counted before that time."""
+        resource): a report reads one row per group however many flushes made it; `before`,
+        `since`: only units counted before, or since, that time."""
         where = _usage_where(buyer, seller, product_id)
         if before is not None:
             where.append(usage.c.started < _utc(before))
+        if since is not None:
+            where.append(usage.c.started >= _utc(since))
         group = (
             usage.c.buyer,
             usage.c.seller,
@@ -591,12 +595,18 @@ class UsageStore:
         buyer: str | None = None,
         seller: str | None = None,
         product_id: str | None = None,
+        since: dt.datetime | None = None,
+        until: dt.datetime | None = None,
     ) -> list[UsageRow]:
         """The intervals of instance time, each as recorded (each is billed by the started
-        minute, so they are not summed before they are charged)."""
-        query = select(usage).where(
-            usage.c.quantity.is_(None), *_usage_where(buyer, seller, product_id)
-        )
+        minute, so they are not summed before they are charged); with `since`, `until`: those
+        that overlap that window (whole: the caller clips them)."""
+        where = _usage_where(buyer, seller, product_id)
+        if until is not None:
+            where.append(usage.c.started < _utc(until))
+        if since is not None:
+            where.append(or_(usage.c.ended.is_(None), usage.c.ended > _utc(since)))
+        query = select(usage).where(usage.c.quantity.is_(None), *where)
         with self.engine.connect() as conn:
             found = conn.execute(query.order_by(usage.c.id)).all()
         return [

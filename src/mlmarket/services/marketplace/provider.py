@@ -5,6 +5,7 @@ subscribe and cancel, and the usage reports of both sides.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from mlmarket.clock import Clock
@@ -20,7 +21,10 @@ from mlmarket.services.marketplace.agreements import (
     charging_terms,
 )
 from mlmarket.services.marketplace.listings import Listed, Listings, marketplace_origin
-from mlmarket.services.marketplace.usage import Terms, report
+from mlmarket.services.marketplace.usage import Terms, daily, report
+
+DEFAULT_DAYS = 30  # a DAILY report without StartTime
+MAX_DAYS = 366
 
 
 def _error(code: str, message: str) -> CommonServiceError:
@@ -148,7 +152,29 @@ class MarketplaceProvider:
                 )
             return found[buyer, product_id]
 
-        records = report(
-            self.meter, ctx.account_id, p.get("View", "BUYER"), p.get("ProductId"), terms_for
-        )
-        return {"Usage": records, "Until": self.clock.now()}
+        now = self.clock.now()
+        until = p.get("EndTime") or now
+        since = p.get("StartTime")
+        view, product = p.get("View", "BUYER"), p.get("ProductId")
+        if p.get("Granularity") == "DAILY":
+            since = since or until - dt.timedelta(days=DEFAULT_DAYS)
+            if until - since > dt.timedelta(days=MAX_DAYS):
+                raise _error(
+                    "ValidationException", f"A DAILY report spans {MAX_DAYS} days at most."
+                )
+        if since is not None and since >= until:
+            raise _error("ValidationException", "StartTime must be before EndTime.")
+        if p.get("Granularity") == "DAILY":
+            assert since is not None
+            records = daily(self.meter, ctx.account_id, view, product, terms_for, since, until)
+        else:
+            records = report(
+                self.meter,
+                ctx.account_id,
+                view,
+                product,
+                terms_for,
+                since,
+                until if "EndTime" in p else None,
+            )
+        return {"Usage": records, "Until": min(until, now)}
