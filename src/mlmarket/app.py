@@ -11,9 +11,12 @@ from aiohttp import web
 from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
 from mlmarket.console.edge import ConsoleEdge, Templates
+from mlmarket.console.operators import OperatorPages
 from mlmarket.console.pages import Pages, Services
+from mlmarket.console.resources import ResourcePages
 from mlmarket.console.seller import SellerPages
 from mlmarket.controllers.async_queue import AsyncQueue
+from mlmarket.controllers.audit import AuditLog
 from mlmarket.controllers.change_sets import ChangeSetRunner
 from mlmarket.controllers.checks import CheckRunner, url_of
 from mlmarket.controllers.endpoints import EndpointController
@@ -89,6 +92,7 @@ class App:
     validator: Validator
     change_sets: ChangeSetRunner
     checks: CheckRunner
+    audit: AuditLog
     gateway: Gateway
 
 
@@ -142,6 +146,7 @@ def build(
     transform = TransformController(settings, store, artifacts, engine, clock, leases, meter)
     quotas = Quotas(store)
     trainings = TrainingProvider(store, artifacts, clock, training, quotas, listings)
+    audit = AuditLog(store, clock)  # every operation called through Operations.call
     sagemaker = Operations(
         "sagemaker",
         [
@@ -149,6 +154,7 @@ def build(
             trainings,
             TransformProvider(store, artifacts, clock, transform, quotas),
         ],
+        audit=audit,
     )
     # a tuning job launches and stops its training jobs through the handlers callers reach
     tuning = TuningController(store, clock, training, leases)
@@ -182,14 +188,18 @@ def build(
         BodyBudget(settings.body_bytes_in_flight, settings.body_bytes_in_flight // 2),
         settings.body_idle_seconds,
     )
-    discovery = marketplace_operations(DISCOVERY, [DiscoveryProvider(store, agreements, listings)])
-    catalog_api = marketplace_operations(CATALOG, [catalog])
+    discovery = marketplace_operations(
+        DISCOVERY, [DiscoveryProvider(store, agreements, listings)], audit
+    )
+    catalog_api = marketplace_operations(CATALOG, [catalog], audit)
+    logs = Operations("logs", [LogsProvider(store, settings.logs_dir)], audit=audit)
     mlmarket = Operations(
         "mlmarket",
         [
             MarketplaceProvider(agreements, listings, meter, clock),
             ChecksProvider(store, clock, checks),
         ],
+        audit=audit,
     )
     templates = Templates()
     # the console calls the operations the API serves, as the signed-in account
@@ -198,16 +208,20 @@ def build(
         discovery,
         catalog_api,
         sagemaker,
+        logs,
         runtime,
         settings.invoke_max_body_bytes,
         accounts.secret_for,
     )
     console = ConsoleEdge(
         Pages(console_services, templates).routes()
-        + SellerPages(console_services, templates).routes(),
+        + SellerPages(console_services, templates).routes()
+        + ResourcePages(console_services, templates).routes()
+        + OperatorPages(templates, store, quotas, engine).routes(),
         templates,
         accounts.secret_for,
         settings.default_region,
+        accounts.is_operator,
     )
     gateway = Gateway(
         admission=admission,
@@ -219,9 +233,9 @@ def build(
         marketplace=MarketplaceRestEdge(admission, [catalog_api, discovery]),
         mlmarket=mlmarket,
         agreements=Operations(
-            "marketplace-agreement", [AgreementProvider(store, agreements, clock)]
+            "marketplace-agreement", [AgreementProvider(store, agreements, clock)], audit=audit
         ),
-        logs=Operations("logs", [LogsProvider(store, settings.logs_dir)]),
+        logs=logs,
         asynchronous=AsyncInvocations(runtime.route, artifacts, clock, queue),
     )
     return App(
@@ -242,6 +256,7 @@ def build(
         validator,
         change_sets,
         checks,
+        audit,
         gateway,
     )
 
@@ -263,6 +278,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         reuse_port=app.settings.worker is not None,
     )
     app.meter.start_flushing()
+    app.audit.start()
     app.leases.start()  # first: what this server's id held before is let go, then claimed
     await app.endpoints.start()
     app.follower.start()
@@ -291,5 +307,6 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await app.transform.stop()
         await app.leases.stop()
         await app.meter.stop_flushing()
+        await app.audit.stop()
         await app.engine.close()
         app.store.close()

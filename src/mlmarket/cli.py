@@ -177,6 +177,24 @@ def cmd_account_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_account_operator(args: argparse.Namespace) -> int:
+    """Mark an account as an operator of this mlmarket (the console's accounts, host and audit
+    pages), or with --revoke no longer."""
+    settings = _settings(args)
+    store = MetadataStore(settings.database)
+    try:
+        account = store.find_account(args.name)
+        if account is None:
+            print(f"mlmarket: no account '{args.name}'", file=sys.stderr)
+            return 2
+        store.set_operator(account.account_id, not args.revoke)
+    finally:
+        store.close()
+    role = "no longer an operator" if args.revoke else "an operator"
+    print(f"{account.name} ({account.account_id}) is {role}")
+    return 0
+
+
 def cmd_quota(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = MetadataStore(settings.database)
@@ -507,6 +525,11 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("name")
     show.add_argument("--data-dir")
     show.set_defaults(func=cmd_account_show)
+    operator = account.add_parser("operator", help="let an account operate this mlmarket")
+    operator.add_argument("name")
+    operator.add_argument("--revoke", action="store_true", help="no longer an operator")
+    operator.add_argument("--data-dir")
+    operator.set_defaults(func=cmd_account_operator)
 
     quota = sub.add_parser("quota", help="service quotas per account (R7)").add_subparsers(
         dest="quota_command", required=True

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from playwright.sync_api import Browser, FilePayload, Page, sync_playwright
+from playwright.sync_api import Browser, Dialog, FilePayload, Page, sync_playwright
 
 from tests.support import marketplace as mp
 from tests.support.hosting import deploy
+from tests.support.jobs import train
 from tests.support.server import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup installs it); nothing is downloaded
@@ -169,8 +170,8 @@ def test_a_buyer_finds_a_product_subscribes_deploys_invokes_it_and_cancels(
     assert any(product in line and "inference.count.m.i.c" in line for line in lines[1:])
     # the same through the API, and its bounds
     days = api.get_usage(ProductId=product, Granularity="DAILY")["Usage"]
-    today = dt.datetime.now(dt.UTC).date()
-    recent = {today.isoformat(), (today - dt.timedelta(days=1)).isoformat()}  # near midnight
+    now = dt.datetime.now(dt.UTC).date()
+    recent = {now.isoformat(), (now - dt.timedelta(days=1)).isoformat()}  # near midnight
     assert days and {r["Day"] for r in days} <= recent
     for bad in (
         {"Granularity": "DAILY", "StartTime": dt.datetime(2020, 1, 1, tzinfo=dt.UTC)},
@@ -342,4 +343,110 @@ def test_a_seller_creates_a_product_adds_a_version_prices_it_and_sees_validation
     page.click("[data-test=entity] >> nth=0")
     assert text(page, "[data-test=lifecycle] .current") == "Limited"
     page.screenshot(path=screenshots / "seller-product.png", full_page=True)
+    page.close()
+
+
+def test_a_training_job_found_by_its_arn_shows_its_logs_live_and_is_stopped_after_asking(
+    server: ServerProcess, sm: Any, s3: Any, browser: Browser, trainer_image: str, screenshots: Path
+) -> None:
+    s3.create_bucket(Bucket="console-jobs")
+    job = train(
+        sm, "console-sleeper", trainer_image, hyper={"mode": "sleep"},
+        output="s3://console-jobs/out", wait=False,
+    )  # fmt: skip
+    page = browser.new_page()
+    sign_in(page, server)
+    page.fill("[data-test=jump]", job["TrainingJobArn"])
+    page.press("[data-test=jump]", "Enter")
+    assert page.url == f"{server.url}/console/training-jobs/console-sleeper"
+    # its first line, written after the page was loaded, is pushed to it
+    for _ in range(240):
+        if "mode sleep" in text(page, "[data-test=logs]"):
+            break
+        page.wait_for_timeout(250)
+    assert "host algo-1 of ['algo-1'] mode sleep" in text(page, "[data-test=logs]")
+    page.screenshot(path=screenshots / "training-job.png", full_page=True)
+    asked: list[str] = []
+
+    def accept(dialog: Dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
+    page.click("[data-test=stop]")
+    assert asked == ["Stop console-sleeper?"]
+    page.wait_for_selector("[data-test=status].stopped", timeout=60_000)
+    page.close()
+
+    theirs = browser.new_page()
+    sign_in(theirs, server, "other")
+    answer = theirs.goto(f"{server.url}/console/training-jobs/console-sleeper")
+    assert answer is not None and answer.status == 400
+    assert "Requested resource not found" in text(theirs, "[data-test=error]")
+    refused = theirs.goto(f"{server.url}/console/training-jobs/console-sleeper/logs")
+    assert refused is not None and refused.status == 400  # no logs of another's job either
+    theirs.close()
+
+
+def test_a_model_is_deleted_only_once_its_name_is_typed(
+    server: ServerProcess, sm: Any, browser: Browser, echo_image: str
+) -> None:
+    sm.create_model(
+        ModelName="console-model",
+        PrimaryContainer={"Image": echo_image},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/any",
+    )
+    page = browser.new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/console/models?q=console-model")
+    page.click("text=console-model")
+    assert "console-model" in text(page, "[data-test=overview]")
+    page.fill("[data-test=confirm]", "not its name")
+    page.click("[data-test=delete]")
+    assert "Type the name to confirm" in text(page, "[data-test=error]")
+    page.goto(f"{server.url}/console/models/console-model")
+    page.fill("[data-test=confirm]", "console-model")
+    page.click("[data-test=delete]")
+    assert page.url.startswith(f"{server.url}/console/models")
+    assert not sm.list_models(NameContains="console-model")["Models"]
+    page.close()
+
+
+def test_only_an_operator_sees_accounts_the_host_and_the_audit_trail(
+    server: ServerProcess, sm: Any, browser: Browser, echo_image: str, screenshots: Path
+) -> None:
+    page = browser.new_page()
+    sign_in(page, server)
+    refused = page.goto(f"{server.url}/console/operator/audit")
+    assert refused is not None and refused.status == 403
+    assert "AccessDeniedException" in text(page, "[data-test=error]")
+    server.cli("account", "operator", "default")
+    try:
+        sm.create_model(
+            ModelName="console-audited",
+            PrimaryContainer={"Image": echo_image},
+            ExecutionRoleArn="arn:aws:iam::123456789012:role/any",
+        )
+        with pytest.raises(ClientError):
+            sm.describe_endpoint(EndpointName="console-no-such-endpoint")
+        for _ in range(40):  # the trail is written once a second
+            page.goto(f"{server.url}/console/operator/audit?account=123456789012")
+            trail = text(page, "[data-test=audit]")
+            if "CreateModel" in trail and "ValidationException" in trail:
+                break
+            page.wait_for_timeout(250)
+        assert "sagemaker CreateModel" in trail and "400 ValidationException" in trail
+        page.screenshot(path=screenshots / "audit.png", full_page=True)
+        page.goto(f"{server.url}/console/operator/accounts")
+        accounts = text(page, "[data-test=accounts]")
+        assert "123456789012" in accounts and "210987654321" in accounts
+        assert "Number of instances across active endpoints" in accounts
+        page.goto(f"{server.url}/console/operator/host")
+        assert "CPUs" in text(page, "[data-test=capacity]")
+        assert "running of" in text(page, "[data-test=containers-count]")
+    finally:
+        server.cli("account", "operator", "default", "--revoke")
+        sm.delete_model(ModelName="console-audited")
+    again = page.goto(f"{server.url}/console/operator/accounts")
+    assert again is not None and again.status == 403
     page.close()

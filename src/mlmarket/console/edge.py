@@ -10,10 +10,11 @@ every ServiceError is shown in the page's own layout, with its code and HTTP sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -63,6 +64,7 @@ class Visit:
     request_id: str
     session: sessions.Session | None
     region: str
+    operator: bool = False  # the signed-in account operates this mlmarket
     match: dict[str, str] = field(default_factory=dict)
     form: dict[str, str] = field(default_factory=dict)
 
@@ -110,6 +112,7 @@ class Templates:
     def render(self, visit: Visit, name: str, status: int = 200, **values: Any) -> web.Response:
         page = self.env.get_template(name).render(
             session=visit.session,
+            operator=visit.operator,
             region=visit.region,
             regions=sorted(SAGEMAKER_REGIONS),
             csrf=visit.session.csrf if visit.session else "",
@@ -121,8 +124,10 @@ class Templates:
         )
 
 
-async def start_events(request: web.BaseRequest) -> web.StreamResponse:
-    """A server-sent event stream, its headers sent."""
+@contextlib.asynccontextmanager
+async def event_stream(request: web.BaseRequest) -> AsyncIterator[web.StreamResponse]:
+    """A server-sent event stream, its headers sent, ended when the block is; a browser that
+    went away (its page closed) ends it quietly."""
     stream = web.StreamResponse(
         headers={
             **SECURITY_HEADERS,
@@ -131,8 +136,12 @@ async def start_events(request: web.BaseRequest) -> web.StreamResponse:
         }
     )
     await stream.prepare(request)
-    await stream.write(b"retry: 1000\n\n")
-    return stream
+    try:
+        await stream.write(b"retry: 1000\n\n")
+        yield stream
+        await stream.write_eof()
+    except ConnectionResetError:
+        pass
 
 
 async def send_event(stream: web.StreamResponse, event: str, data: object) -> None:
@@ -154,27 +163,28 @@ async def follow(
     reconnects). It reads the record, so it follows work whichever server does it."""
     ctx = visit.ctx(operations.service, operation)
     described = await operations.call(operation, ctx, params)
-    stream = await start_events(visit.request)
     shown = visit.request.query.get("from", "0")  # the lines the page came with
     sent, status = int(shown) if shown.isdigit() else 0, None
     deadline = time.monotonic() + STREAM_SECONDS
-    while True:
-        output = described.get(lines, []) if lines else []
-        fresh = output[sent:] if len(output) >= sent else output
-        ended = described[status_key] not in under_way
-        if fresh or described[status_key] != status:
-            status = described[status_key]
-            await send_event(stream, "status", {"status": status, "lines": fresh, "ended": ended})
-            sent = len(output)
-        if ended or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(EVENT_POLL_SECONDS)
-        try:
-            described = await operations.call(operation, ctx, params)
-        except ServiceError:  # gone (deleted): the page, loaded again, says so
-            await send_event(stream, "status", {"status": "Gone", "lines": [], "ended": True})
-            break
-    await stream.write_eof()
+    async with event_stream(visit.request) as stream:
+        while True:
+            output = described.get(lines, []) if lines else []
+            fresh = output[sent:] if len(output) >= sent else output
+            ended = described[status_key] not in under_way
+            if fresh or described[status_key] != status:
+                status = described[status_key]
+                update = {"status": status, "lines": fresh, "ended": ended}
+                await send_event(stream, "status", update)
+                sent = len(output)
+            if ended or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(EVENT_POLL_SECONDS)
+            try:
+                described = await operations.call(operation, ctx, params)
+            except ServiceError:  # gone (deleted): the page, loaded again, says so
+                gone = {"status": "Gone", "lines": [], "ended": True}
+                await send_event(stream, "status", gone)
+                break
     return stream
 
 
@@ -189,11 +199,13 @@ class ConsoleEdge:
         templates: Templates,
         secret_for: sessions.SecretFor,
         default_region: str,
+        is_operator: Callable[[str], bool],
     ) -> None:
         self.routes = routes
         self.templates = templates
         self.secret_for = secret_for
         self.default_region = default_region
+        self.is_operator = is_operator
 
     @staticmethod
     def claims(path: str) -> bool:
@@ -204,7 +216,8 @@ class ConsoleEdge:
         region = request.cookies.get(sessions.REGION_COOKIE, self.default_region)
         if region not in SAGEMAKER_REGIONS:
             region = self.default_region
-        return Visit(request, request_id, session, region)
+        operator = session is not None and self.is_operator(session.account_id)
+        return Visit(request, request_id, session, region, operator)
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         path = request.path.removeprefix(PREFIX) or "/"

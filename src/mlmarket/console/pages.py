@@ -50,6 +50,7 @@ class Services:
     discovery: Operations
     catalog: Operations
     sagemaker: Operations
+    logs: Operations
     runtime: Invoker  # InvokeEndpoint, as the runtime edge calls it
     invoke_max_body_bytes: int
     secret_for: sessions.SecretFor

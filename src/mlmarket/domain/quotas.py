@@ -35,6 +35,12 @@ DEFAULTS: dict[str, int] = {
     TUNING_PARALLEL: 10,  # the documented default
 }
 PER_TYPE_DEFAULT = 10
+# each usage's quota of instances in all
+TOTALS: dict[Usage, str] = {
+    "endpoint": ENDPOINT_INSTANCES,
+    "training": TRAINING_INSTANCES,
+    "transform": TRANSFORM_INSTANCES,
+}
 
 
 def per_type(instance_type: str, usage: Usage) -> str:
@@ -78,11 +84,7 @@ def check_instances(
     limit_of: dict[str, int],
 ) -> Exceeded | None:
     """Would `requested` (instance type, count) pairs on top of `current` ones break a quota?"""
-    total_name = {
-        "endpoint": ENDPOINT_INSTANCES,
-        "training": TRAINING_INSTANCES,
-        "transform": TRANSFORM_INSTANCES,
-    }[usage]
+    total_name = TOTALS[usage]
     now: dict[str, int] = {}
     for instance_type, count in current:
         now[instance_type] = now.get(instance_type, 0) + count

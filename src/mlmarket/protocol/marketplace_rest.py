@@ -24,7 +24,7 @@ from mlmarket.protocol.errors import (
     UnknownOperation,
 )
 from mlmarket.protocol.models import service_model
-from mlmarket.protocol.operations import Operations
+from mlmarket.protocol.operations import Audit, Operations
 
 CATALOG = "marketplace-catalog"
 DISCOVERY = "marketplace-discovery"
@@ -45,7 +45,9 @@ def discovery_error(code: str, message: str) -> CommonServiceError:
     return service_error(DISCOVERY, code, message)
 
 
-def marketplace_operations(service: str, providers: list[object]) -> Operations:
+def marketplace_operations(
+    service: str, providers: list[object], audit: Audit | None = None
+) -> Operations:
     """The operations of the Catalog or Discovery API: input refused with the service's own
     ValidationException. The Catalog model's patterns do not describe what the service accepts
     (Entity.Type "^[a-zA-Z]+$" would refuse "MachineLearningProduct@1.0", and identifiers refuse
@@ -55,6 +57,7 @@ def marketplace_operations(service: str, providers: list[object]) -> Operations:
         providers,
         invalid=lambda message: service_error(service, "ValidationException", message),
         check_patterns=service != CATALOG,
+        audit=audit,
     )
 
 

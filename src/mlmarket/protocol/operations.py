@@ -14,7 +14,7 @@ handler, and an operation nobody marked is plainly not served.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mlmarket.context import RequestContext
 from mlmarket.protocol import validation
@@ -38,6 +38,12 @@ def operation(name: str) -> Callable[[F], F]:
     return mark
 
 
+class Audit(Protocol):
+    """Where each call is recorded (controllers/audit.py)."""
+
+    def record(self, ctx: RequestContext, status: int, error_code: str | None) -> None: ...
+
+
 class Operations:
     """One service's served operations: its botocore model and a handler per operation."""
 
@@ -48,6 +54,7 @@ class Operations:
         *,
         invalid: Callable[[str], ServiceError] = validation_exception,
         check_patterns: bool = True,
+        audit: Audit | None = None,
     ) -> None:
         """`invalid`: the service's error for input its model refuses; `check_patterns`:
         False where the model's patterns do not describe what the service accepts."""
@@ -55,6 +62,7 @@ class Operations:
         self.model = service_model(service)
         self.invalid = invalid
         self.check_patterns = check_patterns
+        self.audit = audit
         self.handlers: dict[str, Handler] = {}
         for provider in providers:
             self.add(provider)
@@ -84,18 +92,29 @@ class Operations:
     async def call(self, name: str, ctx: RequestContext, params: dict[str, Any]) -> Any:
         """Call an operation as an edge does once the caller is known: its input checked
         against the model first (one path for the API's callers and the console's)."""
-        handler = self.handlers.get(name)
-        if handler is None:
-            raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
-        validation.validate(
-            self.model.operation_model(name).input_shape,
-            params,
-            self.invalid,
-            check_patterns=self.check_patterns,
-        )
-        result = handler(ctx, params)
-        if hasattr(result, "__await__"):
-            result = await result
+        try:
+            handler = self.handlers.get(name)
+            if handler is None:
+                raise UnknownOperation(f"Operation {name} is not supported by mlmarket yet.")
+            validation.validate(
+                self.model.operation_model(name).input_shape,
+                params,
+                self.invalid,
+                check_patterns=self.check_patterns,
+            )
+            result = handler(ctx, params)
+            if hasattr(result, "__await__"):
+                result = await result
+        except ServiceError as error:
+            if self.audit is not None:
+                self.audit.record(ctx, error.http_status, error.error_code)
+            raise
+        except Exception:
+            if self.audit is not None:
+                self.audit.record(ctx, 500, "InternalFailure")
+            raise
+        if self.audit is not None:
+            self.audit.record(ctx, 200, None)
         return result
 
     def served(self, name: str) -> Handler:

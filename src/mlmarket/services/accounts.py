@@ -82,6 +82,10 @@ class Accounts:
             return None
         return Credentials(account, *keys[0])
 
+    def is_operator(self, account_id: str) -> bool:
+        account = self.store.find_account(account_id)
+        return account is not None and account.operator
+
     def secret_for(self, access_key: str) -> tuple[str, str] | None:
         """(account id, secret) for SigV4; cached, since keys never change once issued."""
         found = self._secrets.get(access_key)

@@ -39,6 +39,23 @@ class Quotas:
         if exceeded is not None:
             raise ResourceLimitExceeded(exceeded.message())
 
+    def report(self, account_id: str, region: str) -> list[tuple[str, int, int]]:
+        """(quota, in use, limit) of every instance quota the account uses in the region, and
+        of the totals whether used or not: what an operator sees of it."""
+        ctx = RequestContext("report", account_id, region, "sagemaker", "Quotas")
+        limits = self.limits(account_id)
+        rows = []
+        for usage, total in quotas.TOTALS.items():
+            used = self._in_use(ctx, usage, None)
+            rows.append((total, sum(n for _, n in used), limits.get(total, quotas.default(total))))
+            per_type: dict[str, int] = {}
+            for instance_type, count in used:
+                per_type[instance_type] = per_type.get(instance_type, 0) + count
+            for instance_type, count in sorted(per_type.items()):
+                name = quotas.per_type(instance_type, usage)
+                rows.append((name, count, limits.get(name, quotas.default(name))))
+        return rows
+
     def check_value(self, ctx: RequestContext, name: str, value: int, unit: str) -> None:
         limit = self.limits(ctx.account_id).get(name, quotas.default(name))
         if value > limit:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal
 
 from sqlalchemy import (
+    Boolean,
     Column,
     ColumnElement,
     DateTime,
@@ -29,6 +30,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    false,
     func,
     literal,
     make_url,
@@ -56,6 +58,7 @@ accounts = Table(
     Column("account_id", String(12), primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("created", DateTime(timezone=True), nullable=False),
+    Column("operator", Boolean, nullable=False, server_default=false()),
 )
 
 access_keys = Table(
@@ -126,6 +129,22 @@ usage = Table(
     Column("ended", DateTime(timezone=True)),
     Column("instances", Integer),
     Column("quantity", Float),
+)
+
+# Every API operation called: who, what, the outcome, when (controllers/audit.py)
+audit = Table(
+    "audit",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False, index=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("operation", String(128), nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("error_code", String(128)),
+    Column("request_id", String(64), nullable=False),
+    Index("ix_audit_account_at", "account_id", "at"),
 )
 
 # Which server reconciles a resource, and what callers asked of it meanwhile (storage/leases.py)
@@ -218,6 +237,22 @@ class Account:
     account_id: AccountId
     name: str
     created: dt.datetime
+    operator: bool = False  # may see every account, the host and the audit trail (console)
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One API operation called: who (account, region), what (service, operation), the outcome
+    (HTTP status and error code), when, and its request id."""
+
+    at: dt.datetime
+    account_id: AccountId
+    region: Region
+    service: str
+    operation: str
+    status: int
+    error_code: str | None
+    request_id: str
 
 
 def _utc(value: dt.datetime) -> dt.datetime:
@@ -275,7 +310,7 @@ class MetadataStore:
     def list_accounts(self) -> list[Account]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(accounts).order_by(accounts.c.created)).all()
-        return [Account(r.account_id, r.name, _utc(r.created)) for r in rows]
+        return [Account(r.account_id, r.name, _utc(r.created), r.operator) for r in rows]
 
     def find_account(self, account_id_or_name: str) -> Account | None:
         query = select(accounts).where(
@@ -283,7 +318,46 @@ class MetadataStore:
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        return Account(row.account_id, row.name, _utc(row.created)) if row else None
+        return Account(row.account_id, row.name, _utc(row.created), row.operator) if row else None
+
+    def set_operator(self, account_id: AccountId, operator: bool) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                accounts.update()
+                .where(accounts.c.account_id == account_id)
+                .values(operator=operator)
+            )
+
+    # -- the audit trail --
+    def audit(self, rows: list[AuditRow]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(audit.insert(), [r.__dict__ for r in rows])
+
+    def audited(
+        self, limit: int, account_id: AccountId | None = None, operation: str | None = None
+    ) -> list[AuditRow]:
+        """The newest `limit` calls, of one account or operation if asked."""
+        query = select(audit).order_by(audit.c.at.desc(), audit.c.id.desc()).limit(limit)
+        if account_id:
+            query = query.where(audit.c.account_id == account_id)
+        if operation:
+            query = query.where(audit.c.operation == operation)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            AuditRow(
+                _utc(r.at),
+                r.account_id,
+                r.region,
+                r.service,
+                r.operation,
+                r.status,
+                r.error_code,
+                r.request_id,
+            )
+            for r in rows
+        ]
 
     def add_access_key(self, account_id: AccountId, access_key: str, secret_key: str) -> None:
         with self.engine.begin() as conn:

@@ -143,8 +143,36 @@ function pricePreviews() {
   }
 }
 
+// A resource's logs: the lines written so far, then each new one, pushed by the server; each
+// stream lasts a while, and the next starts after the last line shown.
+function followLogs(pre) {
+  let last = 0;
+  const open = () => {
+    const events = new EventSource(`${pre.dataset.logs}?since=${last}`);
+    events.addEventListener("lines", (message) => {
+      const update = JSON.parse(message.data);
+      pre.textContent += (pre.textContent ? "\n" : "") + update.lines.join("\n");
+      pre.scrollTop = pre.scrollHeight;
+      last = update.last;
+    });
+    events.addEventListener("error", () => { events.close(); setTimeout(open, 1000); });
+  };
+  open();
+}
+
+// Forms that change something irreversible ask first.
+function confirmations() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   autosubmit();
+  confirmations();
+  for (const pre of document.querySelectorAll("[data-logs]")) followLogs(pre);
   pricePreviews();
   for (const section of document.querySelectorAll("[data-events]")) follow(section);
   const panel = document.getElementById("try-it");
