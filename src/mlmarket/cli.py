@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import uvloop
+from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy.exc import OperationalError
 
@@ -374,7 +375,12 @@ def _check(
             region = assets.region_of(asset_arn) if asset_arn else args.region
             session = boto3.Session(region_name=region)
             add_data_path(session._session)
-            clients = [session.client(name, endpoint_url=args.endpoint_url) for name in names]
+            # a server that is not there is said at once, not after the legacy retries' backoff
+            config = BotoConfig(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=5)
+            clients = [
+                session.client(name, endpoint_url=args.endpoint_url, config=config)
+                for name in names
+            ]
         else:
             data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlmarket-check-"))
             say(f"mlmarket check: a private server with its data in {data_dir}")

@@ -221,6 +221,7 @@ def test_an_endpoint_is_listed_for_its_account_and_refused_to_another_by_url(
     page.goto(f"{server.url}/console/endpoints?q=console-endpoint")
     page.click("text=console-endpoint")
     assert text(page, "[data-test=status]") == "InService"
+    assert page.title() == "console-endpoint · mlmarket console"
     # the try-it panel: the body sent through the console, the echo's answer shown
     page.fill("[data-test=body]", '{"hello": "console"}')
     assert text(page, "[data-test=size]") == "20"

@@ -26,7 +26,7 @@ MIN_TRAINING_SECONDS = 4.0  # shorter training leaves nothing to interrupt halfw
 SPOT_MAX_WAIT_SECONDS = 3600  # R10: what SageMaker fixes for marketplace algorithms
 FULL_VOLUME_LEFT = 2**20  # what a full volume leaves: room for a failure file, not a model
 FULL_VOLUME_TIMES = 5  # an algorithm meeting ENOSPC has this many times its training time
-FULL_VOLUME_MIN_SECONDS = 30
+FULL_VOLUME_MIN_SECONDS = 10
 
 
 @dataclass(frozen=True)

@@ -317,24 +317,9 @@ class Pages:
 
     async def endpoints(self, visit: Visit) -> web.StreamResponse:
         query = visit.request.query
-        params: dict[str, Any] = {"MaxResults": PAGE_SIZE}
-        if query.get("q"):
-            params["NameContains"] = query["q"]
-        if query.get("status"):
-            params["StatusEquals"] = query["status"]
-        if query.get("sort") in ("Name", "CreationTime", "Status"):
-            params["SortBy"] = query["sort"]
-        if query.get("order") in ("Ascending", "Descending"):
-            params["SortOrder"] = query["order"]
-        if query.get("next"):
-            params["NextToken"] = query["next"]
-        found = await self.services.sagemaker.call(
-            "ListEndpoints", visit.ctx("sagemaker", "ListEndpoints"), params
+        found, next_link = await listed(
+            self.services, visit, "ListEndpoints", "endpoints", ("Name", "CreationTime", "Status")
         )
-        next_link = None
-        if found.get("NextToken"):
-            kept = {k: v for k, v in query.items() if k != "next"}
-            next_link = f"{PREFIX}/endpoints?" + urlencode({**kept, "next": found["NextToken"]})
         return self.templates.render(
             visit,
             "endpoints.html",
@@ -361,20 +346,14 @@ class Pages:
 
     async def packages(self, visit: Visit) -> web.StreamResponse:
         query = visit.request.query
-        params: dict[str, Any] = {"MaxResults": PAGE_SIZE}
-        if query.get("q"):
-            params["NameContains"] = query["q"]
-        if query.get("next"):
-            params["NextToken"] = query["next"]
-        found = await self.services.sagemaker.call(
-            "ListModelPackages", visit.ctx("sagemaker", "ListModelPackages"), params
+        found, next_link = await listed(
+            self.services,
+            visit,
+            "ListModelPackages",
+            "model-packages",
+            ("Name", "CreationTime"),
+            statuses=False,
         )
-        next_link = None
-        if found.get("NextToken"):
-            kept = {k: v for k, v in query.items() if k != "next"}
-            next_link = f"{PREFIX}/model-packages?" + urlencode(
-                {**kept, "next": found["NextToken"]}
-            )
         return self.templates.render(
             visit,
             "packages.html",
@@ -498,3 +477,34 @@ def _next(visit: Visit) -> str:
     """Where to go once signed in (or after a change): a console path, never another site."""
     wanted = visit.form.get("next") or visit.request.query.get("next") or f"{PREFIX}/products"
     return wanted if _NEXT.fullmatch(wanted) and "//" not in wanted else f"{PREFIX}/products"
+
+
+async def listed(
+    services: Services,
+    visit: Visit,
+    operation: str,
+    path: str,
+    sorts: tuple[str, ...],
+    statuses: bool = True,
+) -> tuple[dict[str, Any], str | None]:
+    """One page of a SageMaker List operation as the page's URL asks (name filter, status,
+    sort, order, page), and the link to the page after it."""
+    query = visit.request.query
+    params: dict[str, Any] = {"MaxResults": PAGE_SIZE}
+    if query.get("q"):
+        params["NameContains"] = query["q"]
+    if query.get("status") and statuses:
+        params["StatusEquals"] = query["status"]
+    if query.get("sort") in sorts:
+        params["SortBy"] = query["sort"]
+    if query.get("order") in ("Ascending", "Descending"):
+        params["SortOrder"] = query["order"]
+    if query.get("next"):
+        params["NextToken"] = query["next"]
+    found: dict[str, Any] = await services.sagemaker.call(
+        operation, visit.ctx("sagemaker", operation), params
+    )
+    if not found.get("NextToken"):
+        return found, None
+    kept = {k: v for k, v in query.items() if k != "next"}
+    return found, f"{PREFIX}/{path}?" + urlencode({**kept, "next": found["NextToken"]})

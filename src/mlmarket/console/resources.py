@@ -14,7 +14,7 @@ import re
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -31,7 +31,7 @@ from mlmarket.console.edge import (
     redirect,
     send_event,
 )
-from mlmarket.console.pages import PAGE_SIZE, Services
+from mlmarket.console.pages import Services, listed
 from mlmarket.domain import arns, kinds
 from mlmarket.protocol.errors import ServiceError
 
@@ -139,24 +139,10 @@ class ResourcePages:
     async def table(self, visit: Visit) -> web.StreamResponse:
         kind = self._kind(visit)
         query = visit.request.query
-        params: dict[str, Any] = {"MaxResults": PAGE_SIZE}
-        if query.get("q"):
-            params["NameContains"] = query["q"]
-        if query.get("status") and kind.status_key:
-            params["StatusEquals"] = query["status"]
-        if query.get("sort") in ("Name", "CreationTime", "Status"):
-            params["SortBy"] = query["sort"]
-        if query.get("order") in ("Ascending", "Descending"):
-            params["SortOrder"] = query["order"]
-        if query.get("next"):
-            params["NextToken"] = query["next"]
-        found = await self.services.sagemaker.call(
-            kind.list_op, visit.ctx("sagemaker", kind.list_op), params
+        sorts = ("Name", "CreationTime", "Status") if kind.status_key else ("Name", "CreationTime")
+        found, next_link = await listed(
+            self.services, visit, kind.list_op, kind.path, sorts, kind.status_key is not None
         )
-        next_link = None
-        if found.get("NextToken"):
-            kept = {k: v for k, v in query.items() if k != "next"}
-            next_link = f"{PREFIX}/{kind.path}?" + urlencode({**kept, "next": found["NextToken"]})
         return self.templates.render(
             visit,
             "resources.html",

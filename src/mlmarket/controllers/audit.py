@@ -9,12 +9,11 @@ and S3's object calls are data events, as CloudTrail treats them: they are not r
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
+from mlmarket.controllers.periodic import Periodic
 from mlmarket.storage.metadata import AuditRow, MetadataStore
 
 log = logging.getLogger("mlmarket.audit")
@@ -27,7 +26,7 @@ class AuditLog:
         self.store = store
         self.clock = clock
         self._rows: list[AuditRow] = []
-        self._task: asyncio.Task[None] | None = None
+        self._flushing = Periodic(self.flush, FLUSH_SECONDS)
 
     def record(self, ctx: RequestContext, status: int, error_code: str | None) -> None:
         self._rows.append(
@@ -51,19 +50,8 @@ class AuditLog:
             log.exception("could not write %d audit rows", len(rows))
             self._rows[:0] = rows
 
-    async def run(self) -> None:
-        try:
-            while True:
-                await asyncio.sleep(FLUSH_SECONDS)
-                self.flush()
-        finally:
-            self.flush()
-
     def start(self) -> None:
-        self._task = asyncio.ensure_future(self.run())
+        self._flushing.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._flushing.stop()

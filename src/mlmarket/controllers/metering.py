@@ -9,12 +9,11 @@ write per second (and whenever a report is read: services/marketplace/usage.py).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 from collections import defaultdict
 
 from mlmarket.clock import Clock
+from mlmarket.controllers.periodic import Periodic
 from mlmarket.domain import marketplace
 from mlmarket.domain.marketplace import Origin
 from mlmarket.storage.metadata import UsageRow, UsageStore
@@ -28,7 +27,7 @@ class Meter:
         self.clock = clock
         # (buyer, seller, product, arn) → inference units not yet written
         self._counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
-        self._task: asyncio.Task[None] | None = None
+        self._flushing = Periodic(self.flush, FLUSH_SECONDS)  # counts: every second
 
     # -- instance time --
 
@@ -81,23 +80,11 @@ class Meter:
             ]
         )
 
-    async def run(self) -> None:
-        """Flush counts every second until cancelled, and once more on the way out."""
-        try:
-            while True:
-                await asyncio.sleep(FLUSH_SECONDS)
-                self.flush()
-        finally:
-            self.flush()
-
     def start_flushing(self) -> None:
-        self._task = asyncio.ensure_future(self.run())
+        self._flushing.start()
 
     async def stop_flushing(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._flushing.stop()
 
 
 def _interval(
