@@ -81,7 +81,7 @@ def changed(page: Page) -> None:
     try:
         page.wait_for_selector("[data-test=change-set-status].succeeded", timeout=30_000)
     except Exception:
-        print("DEBUG", page.url, text(page, "main"))
+        print(f"the change set's page ({page.url}) showed:", text(page, "main"))
         raise
 
 

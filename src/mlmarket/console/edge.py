@@ -74,12 +74,6 @@ class Visit:
             self.request_id, self.session.account_id, self.region, service, operation
         )
 
-    @property
-    def signed_in(self) -> sessions.Session:
-        if self.session is None:
-            raise console_error("NotSignedIn", "Sign in to see this page.", 401)
-        return self.session
-
 
 Page = Callable[[Visit], Awaitable[web.StreamResponse]]
 
