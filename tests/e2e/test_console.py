@@ -333,6 +333,13 @@ def test_a_seller_creates_a_product_adds_a_version_prices_it_and_sees_validation
     assert "1.0" in text(page, "[data-test=seller-version]")
     realtime = page.locator("input[name='price:ml.c5.large.m.i.r']")
     assert realtime.input_value() == "0.4"
+    # a bad price is refused where the Catalog checks prices, and the change set says why
+    realtime.fill("cheap")
+    page.click("[data-test=set-prices]")
+    page.wait_for_selector("[data-test=change-set-status].failed", timeout=30_000)
+    assert "cheap" in text(page, "[data-test=change-error]")
+    page.click("[data-test=entity] >> nth=0")
+    realtime = page.locator("input[name='price:ml.c5.large.m.i.r']")
     realtime.fill("0.75")
     assert "$0.75 per hour, per instance" in text(page, "[data-test=pricing]")
     page.click("[data-test=set-prices]")
