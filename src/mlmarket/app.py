@@ -193,6 +193,10 @@ def build(
     )
     catalog_api = marketplace_operations(CATALOG, [catalog], audit)
     logs = Operations("logs", [LogsProvider(store, settings.logs_dir)], audit=audit)
+    s3 = Operations("s3", [S3Provider(artifacts, clock)])
+    agreement_api = Operations(
+        "marketplace-agreement", [AgreementProvider(store, agreements, clock)], audit=audit
+    )
     mlmarket = Operations(
         "mlmarket",
         [
@@ -209,6 +213,8 @@ def build(
         catalog_api,
         sagemaker,
         logs,
+        s3,
+        agreement_api,
         runtime,
         settings.invoke_max_body_bytes,
         accounts.secret_for,
@@ -229,12 +235,10 @@ def build(
         sagemaker=sagemaker,
         runtime=runtime,
         invoke_max_body_bytes=settings.invoke_max_body_bytes,
-        s3=S3Edge(admission, Operations("s3", [S3Provider(artifacts, clock)])),
+        s3=S3Edge(admission, s3),
         marketplace=MarketplaceRestEdge(admission, [catalog_api, discovery]),
         mlmarket=mlmarket,
-        agreements=Operations(
-            "marketplace-agreement", [AgreementProvider(store, agreements, clock)], audit=audit
-        ),
+        agreements=agreement_api,
         logs=logs,
         asynchronous=AsyncInvocations(runtime.route, artifacts, clock, queue),
     )

@@ -51,6 +51,8 @@ class Services:
     catalog: Operations
     sagemaker: Operations
     logs: Operations
+    s3: Operations
+    agreements: Operations  # the Agreement API's
     runtime: Invoker  # InvokeEndpoint, as the runtime edge calls it
     invoke_max_body_bytes: int
     secret_for: sessions.SecretFor

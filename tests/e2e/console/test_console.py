@@ -9,41 +9,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from playwright.sync_api import Browser, Dialog, FilePayload, Page, sync_playwright
+from playwright.sync_api import Browser, Dialog, FilePayload
 
+from tests.e2e.console.conftest import changed, sign_in, text
 from tests.support import marketplace as mp
 from tests.support.hosting import deploy
 from tests.support.jobs import train
 from tests.support.server import ServerProcess
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup installs it); nothing is downloaded
 ROLE = "arn:aws:iam::123456789012:role/seller"
 HOSTILE = "<script>window.pwned = true</script><b>bold?</b>"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if shutil.which(CHROMIUM) is None:
-        pytest.fail(f"{CHROMIUM} is missing: scripts/setup installs Debian's chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        yield launched
-        launched.close()
-
-
-@pytest.fixture(scope="module")
-def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.getbasetemp() / "console-screenshots"
-    folder.mkdir(exist_ok=True)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -70,27 +51,6 @@ def product(server: ServerProcess, sm: Any, s3: Any, echo_image: str) -> str:
     )
     assert described["Status"] == "SUCCEEDED", described["ChangeSet"]
     return product
-
-
-def text(page: Page, selector: str) -> str:
-    return page.text_content(selector) or ""
-
-
-def changed(page: Page) -> None:
-    """Wait on a change set's page until it succeeds (its status pushed to the page)."""
-    try:
-        page.wait_for_selector("[data-test=change-set-status].succeeded", timeout=30_000)
-    except Exception:
-        print(f"the change set's page ({page.url}) showed:", text(page, "main"))
-        raise
-
-
-def sign_in(page: Page, server: ServerProcess, account: str = "default") -> None:
-    key, secret = server.credentials(account)
-    page.goto(f"{server.url}/console/")
-    page.fill("input[name=access_key]", key)
-    page.fill("input[name=secret_key]", secret)
-    page.click("[data-test=sign-in]")
 
 
 def test_signing_in_shows_the_account_and_signing_out_ends_the_session(
