@@ -1,5 +1,7 @@
-"""The sellers' pages: products and their lifecycle, versions, prices and change sets, each
-change made as a Catalog change set (StartChangeSet) as the seller's own API call would make it.
+"""The sellers' pages: products and their lifecycle, versions, prices, allow-list and change
+sets, each change made as a Catalog change set (StartChangeSet) as the seller's own API call
+would make it; and a product's subscribers (the Agreement API's SearchAgreements, as proposer)
+with their usage and the revenue it brings (mlmarket's GetUsage, seller view).
 
 A change set runs in the background; the page it leads to follows it live (server-sent events)
 and shows each change's errors as the Catalog reports them.
@@ -7,22 +9,42 @@ and shows each change's errors as the Catalog reports them.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, cast
 from urllib.parse import quote
 
 from aiohttp import web
 
+from mlmarket.console import charts
 from mlmarket.console.edge import PREFIX, Route, Templates, Visit, console_error, follow, redirect
 from mlmarket.console.pages import Services
 from mlmarket.domain import marketplace, pricing
 from mlmarket.domain.catalog import EntityState
 from mlmarket.protocol.errors import ServiceError
+from mlmarket.services.marketplace.usage import customer_reference
 from mlmarket.services.marketplace_catalog.entities import CATALOG, OFFER_TYPE, PRODUCT_TYPE
 
 CHANGE_SET_UNDER_WAY = ("PREPARING", "APPLYING")
 # a product's lifecycle as the console shows it: the Catalog's Visibility, in order
 LIFECYCLE = (("Draft", "Staging"), ("Limited", "Limited"), ("Public", "Public"))
+USAGE_DAYS = (7, 30, 90)  # the subscribers page's ranges, as the usage page's
+
+
+@dataclass
+class Subscriber:
+    """A buyer of one product: its newest agreement, and what it used in the page's days."""
+
+    account: str | None  # None: usage under a reference no agreement names
+    reference: str  # the customer reference GetUsage gives sellers for this buyer
+    status: str = ""
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    agreements: int = 0
+    usage: dict[str, list[Any]] = field(default_factory=dict)  # dimension: [quantity, unit]
+    revenue: Decimal = Decimal(0)
 
 
 class SellerPages:
@@ -41,6 +63,8 @@ class SellerPages:
             Route("POST", re.compile(rf"{base}/{product}/versions"), self.add_version),
             Route("POST", re.compile(rf"{base}/{product}/pricing"), self.set_prices),
             Route("POST", re.compile(rf"{base}/{product}/visibility"), self.change_visibility),
+            Route("POST", re.compile(rf"{base}/{product}/allow-list"), self.set_allow_list),
+            Route("GET", re.compile(rf"{base}/{product}/subscribers"), self.subscribers),
             Route(
                 "GET", re.compile(r"/seller/offers/(?P<offer>offer-[A-Za-z0-9]{1,64})"), self.offer
             ),
@@ -85,11 +109,15 @@ class SellerPages:
             )
         return await self._start(visit, "Create product", changes)
 
-    async def product(self, visit: Visit) -> web.StreamResponse:
+    async def _product(self, visit: Visit) -> dict[str, Any]:
+        """The product's DetailsDocument: another account's is not found, as the Catalog says."""
         entity = await self._catalog(visit, "DescribeEntity", {"EntityId": visit.match["product"]})
-        document = entity["DetailsDocument"]
         if entity["EntityType"] != PRODUCT_TYPE:
             raise console_error("NotFound", f"{visit.match['product']} is not a product.", 404)
+        return cast(dict[str, Any], entity["DetailsDocument"])
+
+    async def product(self, visit: Visit) -> web.StreamResponse:
+        document = await self._product(visit)
         prices: dict[str, str] = {}
         model = None
         if document.get("OfferId"):
@@ -111,12 +139,14 @@ class SellerPages:
             p for p in packages["ModelPackageSummaryList"] if p["ModelPackageStatus"] == "Completed"
         ]
         visibility = document["Description"]["Visibility"]
+        targeting = document.get("Targeting") or {}
         return self.templates.render(
             visit,
             "seller_product.html",
             product_id=visit.match["product"],
             document=document,
             visibility=visibility,
+            allowed=targeting.get("PositiveTargeting", {}).get("BuyerAccounts", []),
             lifecycle=LIFECYCLE,
             model=model,
             prices=prices,
@@ -228,11 +258,82 @@ class SellerPages:
             raise console_error("ValidationException", f"No step leads to {target!r}.", 400)
         return await self._start(visit, f"Make {target}", [change])
 
+    async def set_allow_list(self, visit: Visit) -> web.StreamResponse:
+        """UpdateTargeting: the accounts besides the seller's that may subscribe while the
+        product is Limited, one a line; the Catalog checks them (a bad one fails the change
+        set, whose page shows why)."""
+        lines = visit.form.get("accounts", "").splitlines()
+        accounts = [line.strip() for line in lines if line.strip()]
+        details = {"PositiveTargeting": {"BuyerAccounts": accounts}}
+        change = _change("UpdateTargeting", PRODUCT_TYPE, visit.match["product"], details)
+        return await self._start(visit, "Update allow-list", [change])
+
     async def offer(self, visit: Visit) -> web.StreamResponse:
         """An offer is shown on its product's page."""
         offer = await self._catalog(visit, "DescribeEntity", {"EntityId": visit.match["offer"]})
         product = offer["DetailsDocument"].get("ProductId") or ""
         return redirect(f"{PREFIX}/seller/products/{quote(product)}")
+
+    # -- subscribers --
+
+    async def _agreements(self, visit: Visit, product: str) -> list[dict[str, Any]]:
+        """Every agreement the seller proposed for the product, newest first."""
+        ctx = visit.ctx("marketplace-agreement", "SearchAgreements")
+        params: dict[str, Any] = {
+            "catalog": "AWSMarketplace",
+            "filters": [
+                {"name": "PartyType", "values": ["Proposer"]},
+                {"name": "ResourceIdentifier", "values": [product]},
+            ],
+            "sort": {"sortBy": "StartTime", "sortOrder": "DESCENDING"},
+            "maxResults": 50,
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            page = await self.services.agreements.call("SearchAgreements", ctx, params)
+            found += page["agreementViewSummaries"]
+            if not page.get("nextToken"):
+                return found
+            params["nextToken"] = page["nextToken"]
+
+    async def subscribers(self, visit: Visit) -> web.StreamResponse:
+        """Who subscribes (each buyer's newest agreement), what each used in the last days
+        and the revenue it brings, and the product's revenue per day as a chart."""
+        product = visit.match["product"]
+        document = await self._product(visit)
+        agreements = await self._agreements(visit, product)
+        wanted = visit.request.query.get("days", "")
+        days = int(wanted) if wanted in {str(d) for d in USAGE_DAYS} else 30
+        now = dt.datetime.now(dt.UTC)
+        since = now.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=days - 1)
+        params = {
+            "View": "SELLER",
+            "ProductId": product,
+            "Granularity": "DAILY",
+            "StartTime": since,
+            "EndTime": now,
+        }
+        found = await self.services.mlmarket.call(
+            "GetUsage", visit.ctx("mlmarket", "GetUsage"), params
+        )
+        records: list[dict[str, Any]] = found["Usage"]
+        subscribers = _subscribers(agreements, records)
+        per_day: dict[str, float] = {}
+        for record in records:
+            charge = float(record.get("Charge") or 0)
+            per_day[record["Day"]] = per_day.get(record["Day"], 0.0) + charge
+        return self.templates.render(
+            visit,
+            "seller_subscribers.html",
+            product_id=product,
+            title=document["Description"].get("ProductTitle") or product,
+            subscribers=subscribers,
+            days=days,
+            ranges=USAGE_DAYS,
+            bars=charts.bars(charts.days_between(since.date(), now.date()), per_day),
+            chart=charts,
+            total=sum((s.revenue for s in subscribers), Decimal(0)),
+        )
 
     # -- change sets --
 
@@ -259,6 +360,34 @@ class SellerPages:
 
 
 FREE: dict[str, Any] = {"PricingModel": "Free", "Terms": []}
+
+
+def _subscribers(
+    agreements: list[dict[str, Any]], records: list[dict[str, Any]]
+) -> list[Subscriber]:
+    """One Subscriber per buyer of `agreements` (newest first), each with the usage records
+    (GetUsage, seller view) under its customer reference; records no agreement accounts for
+    are shown under their reference alone."""
+    by_reference: dict[str, Subscriber] = {}
+    for agreement in agreements:
+        buyer = agreement["acceptor"]["accountId"]
+        reference = customer_reference(agreement["proposer"]["accountId"], buyer)
+        if reference not in by_reference:  # the newest: shown
+            by_reference[reference] = Subscriber(
+                buyer,
+                reference,
+                agreement["status"],
+                agreement.get("startTime"),
+                agreement.get("endTime"),
+            )
+        by_reference[reference].agreements += 1
+    for record in records:
+        reference = record["CustomerReference"]
+        subscriber = by_reference.setdefault(reference, Subscriber(None, reference))
+        used = subscriber.usage.setdefault(record["Dimension"], [0.0, record.get("Unit", "")])
+        used[0] += float(record.get("Quantity") or 0)
+        subscriber.revenue += Decimal(record.get("Charge") or 0)
+    return list(by_reference.values())
 
 
 def _usage(prices: dict[str, str]) -> dict[str, Any]:
