@@ -20,8 +20,10 @@ from mlmarket.controllers.audit import AuditLog
 from mlmarket.controllers.change_sets import ChangeSetRunner
 from mlmarket.controllers.checks import CheckRunner, url_of
 from mlmarket.controllers.endpoints import EndpointController
+from mlmarket.controllers.invocation_metrics import InvocationMetrics
 from mlmarket.controllers.leases import Leases, server_id
 from mlmarket.controllers.metering import Meter
+from mlmarket.controllers.retention import Retention
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.controllers.shared_routes import RouteFollower, RoutePublisher
 from mlmarket.controllers.training import TrainingController
@@ -93,6 +95,8 @@ class App:
     change_sets: ChangeSetRunner
     checks: CheckRunner
     audit: AuditLog
+    metrics: InvocationMetrics
+    retention: Retention
     gateway: Gateway
 
 
@@ -147,6 +151,7 @@ def build(
     quotas = Quotas(store)
     trainings = TrainingProvider(store, artifacts, clock, training, quotas, listings)
     audit = AuditLog(store, clock)  # every operation called through Operations.call
+    metrics = InvocationMetrics(store, clock)  # every endpoint's calls per minute
     sagemaker = Operations(
         "sagemaker",
         [
@@ -180,6 +185,7 @@ def build(
         max_response_bytes=settings.invoke_max_body_bytes,
         stream_timeout_seconds=settings.stream_timeout_seconds,
         meter=meter,
+        metrics=metrics,
     )
     queue.bind(runtime.invoke_queued, endpoints.holds)
     admission = Admission(
@@ -222,7 +228,7 @@ def build(
     console = ConsoleEdge(
         Pages(console_services, templates).routes()
         + SellerPages(console_services, templates).routes()
-        + ResourcePages(console_services, templates).routes()
+        + ResourcePages(console_services, templates, metrics, engine).routes()
         + OperatorPages(templates, store, quotas, engine).routes(),
         templates,
         accounts.secret_for,
@@ -261,6 +267,8 @@ def build(
         change_sets,
         checks,
         audit,
+        metrics,
+        Retention(store, clock, metrics, settings.audit_retention_days),
         gateway,
     )
 
@@ -283,6 +291,8 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
     )
     app.meter.start_flushing()
     app.audit.start()
+    app.metrics.start()
+    app.retention.start()
     app.leases.start()  # first: what this server's id held before is let go, then claimed
     await app.endpoints.start()
     app.follower.start()
@@ -312,5 +322,7 @@ async def serve(app: App, ready: asyncio.Event | None = None) -> None:
         await app.leases.stop()
         await app.meter.stop_flushing()
         await app.audit.stop()
+        await app.metrics.stop()
+        await app.retention.stop()
         await app.engine.close()
         app.store.close()

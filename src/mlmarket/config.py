@@ -66,6 +66,8 @@ class Settings:
     # and how long its leases last unrenewed before another server takes its work over
     server_id: str | None = None
     lease_seconds: float = 15.0
+    # the audit trail's calls are deleted once older than this (controllers/retention.py)
+    audit_retention_days: int = 90
     worker: int | None = None  # which of `serve --workers N`: they share the port
     # the event loop `serve` runs on: uvloop's (libuv, in C) costs an invocation less CPU than
     # asyncio's own; "asyncio" is the fallback for a platform uvloop does not run on
@@ -122,6 +124,7 @@ class Settings:
             ("gpus", int),
             ("server_id", str),
             ("lease_seconds", float),
+            ("audit_retention_days", int),
             ("event_loop", event_loop),
         ):
             raw = env.get("MLMARKET_" + name.upper())

@@ -14,6 +14,7 @@ import hmac
 import io
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -33,7 +34,7 @@ from mlmarket.console.edge import (
     follow,
     redirect,
 )
-from mlmarket.controllers.validation import VALIDATING
+from mlmarket.controllers import validation
 from mlmarket.domain.regions import SAGEMAKER_REGIONS
 from mlmarket.protocol.errors import ServiceError
 from mlmarket.protocol.operations import Operations
@@ -79,14 +80,9 @@ class Pages:
             Route("POST", re.compile(rf"/products/{product}/deploy"), self.deploy),
             Route("GET", re.compile(r"/usage"), self.usage),
             Route("GET", re.compile(r"/usage\.csv"), self.usage_csv),
-            Route("GET", re.compile(r"/endpoints"), self.endpoints),
-            Route("GET", re.compile(rf"/endpoints/{name}"), self.endpoint),
-            Route("GET", re.compile(rf"/endpoints/{name}/events"), self.endpoint_events),
             Route("POST", re.compile(rf"/endpoints/{name}/invoke"), self.invoke),
-            Route("GET", re.compile(r"/model-packages"), self.packages),
-            Route("GET", re.compile(rf"/model-packages/{name}"), self.package),
-            Route("POST", re.compile(rf"/model-packages/{name}/check"), self.check_package),
-            Route("GET", re.compile(rf"/model-packages/{name}/events"), self.package_events),
+            Route("POST", re.compile(rf"/endpoints/{name}/update"), self.update_endpoint),
+            Route("POST", re.compile(r"/checks"), self.start_check),
             Route(
                 "GET", re.compile(r"/checks/(?P<check>chk-[0-9a-f]{24})/events"), self.check_events
             ),
@@ -315,93 +311,24 @@ class Pages:
             headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
         )
 
-    # -- resources --
+    # -- resources' actions (their tables and pages: resources.py) --
 
-    async def endpoints(self, visit: Visit) -> web.StreamResponse:
-        query = visit.request.query
-        found, next_link = await listed(
-            self.services, visit, "ListEndpoints", "endpoints", ("Name", "CreationTime", "Status")
-        )
-        return self.templates.render(
-            visit,
-            "endpoints.html",
-            endpoints=found["Endpoints"],
-            query=dict(query),
-            next_link=next_link,
-        )
-
-    async def endpoint(self, visit: Visit) -> web.StreamResponse:
-        described = await self.services.sagemaker.call(
-            "DescribeEndpoint",
-            visit.ctx("sagemaker", "DescribeEndpoint"),
-            {"EndpointName": visit.match["name"]},
-        )
-        origin = f"{visit.request.scheme}://{visit.request.host}"
-        return self.templates.render(
-            visit,
-            "endpoint.html",
-            endpoint=described,
-            following=described["EndpointStatus"] in ENDPOINT_UNDER_WAY,
-            origin=origin,
-            limit=self.services.invoke_max_body_bytes,
-        )
-
-    async def packages(self, visit: Visit) -> web.StreamResponse:
-        query = visit.request.query
-        found, next_link = await listed(
-            self.services,
-            visit,
-            "ListModelPackages",
-            "model-packages",
-            ("Name", "CreationTime"),
-            statuses=False,
-        )
-        return self.templates.render(
-            visit,
-            "packages.html",
-            packages=found["ModelPackageSummaryList"],
-            query=dict(query),
-            next_link=next_link,
-        )
-
-    async def package(self, visit: Visit) -> web.StreamResponse:
-        """A seller's model package: its validation per image and profile (with the rule a
-        failure comes from, where mlmarket knows it), and its `mlmarket check` reports."""
-        described = await self.services.sagemaker.call(
-            "DescribeModelPackage",
-            visit.ctx("sagemaker", "DescribeModelPackage"),
-            {"ModelPackageName": visit.match["name"]},
-        )
-        ctx = visit.ctx("mlmarket", "ListChecks")
-        arn = described["ModelPackageArn"]
-        checks = await self.services.mlmarket.call("ListChecks", ctx, {"SourceArn": arn})
-        latest = None
-        if checks["Checks"]:
-            latest = await self.services.mlmarket.call(
-                "DescribeCheck", ctx, {"CheckId": checks["Checks"][0]["CheckId"]}
-            )
-        return self.templates.render(
-            visit,
-            "package.html",
-            package=described,
-            following=described["ModelPackageStatus"] in VALIDATING,
-            checks=checks["Checks"],
-            latest=latest,
-        )
-
-    async def check_package(self, visit: Visit) -> web.StreamResponse:
+    async def update_endpoint(self, visit: Visit) -> web.StreamResponse:
+        """UpdateEndpoint to the chosen config; the page follows the update live."""
         name = visit.match["name"]
-        described = await self.services.sagemaker.call(
-            "DescribeModelPackage",
-            visit.ctx("sagemaker", "DescribeModelPackage"),
-            {"ModelPackageName": name},
+        params = {"EndpointName": name, "EndpointConfigName": visit.form.get("config", "")}
+        await self.services.sagemaker.call(
+            "UpdateEndpoint", visit.ctx("sagemaker", "UpdateEndpoint"), params
         )
+        return redirect(f"{PREFIX}/endpoints/{quote(name)}")
+
+    async def start_check(self, visit: Visit) -> web.StreamResponse:
+        """`mlmarket check` of the form's model package or algorithm, whose page then follows it."""
+        arn = visit.form.get("arn", "")
         await self.services.mlmarket.call(
-            "StartCheck",
-            visit.ctx("mlmarket", "StartCheck"),
-            {"SourceArn": described["ModelPackageArn"]},
+            "StartCheck", visit.ctx("mlmarket", "StartCheck"), {"SourceArn": arn}
         )
-        return redirect(f"{PREFIX}/model-packages/{quote(name)}")
+        return redirect(f"{PREFIX}/jump?" + urlencode({"arn": arn}))
 
     async def check_events(self, visit: Visit) -> web.StreamResponse:
         return await follow(
@@ -412,26 +339,6 @@ class Pages:
             "CheckStatus",
             ("InProgress",),
             lines="Output",
-        )
-
-    async def package_events(self, visit: Visit) -> web.StreamResponse:
-        return await follow(
-            visit,
-            self.services.sagemaker,
-            "DescribeModelPackage",
-            {"ModelPackageName": visit.match["name"]},
-            "ModelPackageStatus",
-            VALIDATING,
-        )
-
-    async def endpoint_events(self, visit: Visit) -> web.StreamResponse:
-        return await follow(
-            visit,
-            self.services.sagemaker,
-            "DescribeEndpoint",
-            {"EndpointName": visit.match["name"]},
-            "EndpointStatus",
-            ENDPOINT_UNDER_WAY,
         )
 
     async def invoke(self, visit: Visit) -> web.StreamResponse:
@@ -510,3 +417,63 @@ async def listed(
         return found, None
     kept = {k: v for k, v in query.items() if k != "next"}
     return found, f"{PREFIX}/{path}?" + urlencode({**kept, "next": found["NextToken"]})
+
+
+# what a resource's page shows beside its description (resources.Kind.detail)
+Detail = Callable[[Services, Visit, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+async def endpoint_detail(
+    services: Services, visit: Visit, described: dict[str, Any]
+) -> dict[str, Any]:
+    """The try-it panel's settings (where the same call goes from code, and its limit), and
+    the configs it may be updated to."""
+    origin = f"{visit.request.scheme}://{visit.request.host}"
+    configs = await services.sagemaker.call(
+        "ListEndpointConfigs",
+        visit.ctx("sagemaker", "ListEndpointConfigs"),
+        {"MaxResults": 100, "SortBy": "CreationTime", "SortOrder": "Descending"},
+    )
+    return {
+        "origin": origin,
+        "limit": services.invoke_max_body_bytes,
+        "configs": [c["EndpointConfigName"] for c in configs["EndpointConfigs"]],
+    }
+
+
+async def validation_detail(
+    services: Services, visit: Visit, described: dict[str, Any]
+) -> dict[str, Any]:
+    """A model package's or an algorithm's validation: its steps, the jobs that ran them
+    (their pages show their logs), and its `mlmarket check` reports, the latest in full."""
+    package = "ModelPackageArn" in described
+    arn = described["ModelPackageArn" if package else "AlgorithmArn"]
+    name = described["ModelPackageName" if package else "AlgorithmName"]
+    ours = validation.validation_jobs(name)
+    jobs: list[tuple[str, dict[str, Any]]] = []
+    for path, operation, key, named in (
+        ("training-jobs", "ListTrainingJobs", "TrainingJobSummaries", "TrainingJobName"),
+        ("transform-jobs", "ListTransformJobs", "TransformJobSummaries", "TransformJobName"),
+    ):
+        found = await services.sagemaker.call(
+            operation,
+            visit.ctx("sagemaker", operation),
+            {"NameContains": validation.job_prefix(name), "MaxResults": 100},
+        )
+        jobs += [(path, job) for job in found[key] if ours.match(job[named])]
+    jobs.sort(key=lambda found: found[1]["CreationTime"], reverse=True)
+    ctx = visit.ctx("mlmarket", "ListChecks")
+    checks = await services.mlmarket.call("ListChecks", ctx, {"SourceArn": arn})
+    latest = None
+    if checks["Checks"]:
+        latest = await services.mlmarket.call(
+            "DescribeCheck", ctx, {"CheckId": checks["Checks"][0]["CheckId"]}
+        )
+    steps = described.get("ModelPackageStatusDetails" if package else "AlgorithmStatusDetails")
+    return {
+        "arn": arn,
+        "steps": steps or {},
+        "jobs": jobs,
+        "checks": checks["Checks"],
+        "latest": latest,
+    }

@@ -190,7 +190,7 @@ class Validator:
     def _stop_earlier_jobs(self, res: Validated) -> list[TrainingJob | TransformJob]:
         """Stop the jobs an earlier attempt at validating `res` left unfinished; those jobs."""
         ctx = RequestContext("validation", res.account_id, res.region, "sagemaker", "Resume")
-        ours = re.compile(rf"^{re.escape(_prefix(res))}-.{{1,10}}-[0-9a-f]{{6}}-(train|transform)$")
+        ours = validation_jobs(res.name)
         earlier: list[TrainingJob | TransformJob] = []
         stops: list[tuple[str, dict[str, str]]] = []
         jobs: list[tuple[TrainingJob | TransformJob, str, str]] = [
@@ -391,7 +391,16 @@ P = TypeVar("P", ModelPackageValidationProfile, AlgorithmValidationProfile)
 
 def _prefix(res: Validated) -> str:
     """How the names of a resource's validation jobs begin."""
-    return res.name[:40]
+    return job_prefix(res.name)
+
+
+def job_prefix(name: str) -> str:
+    return name[:40]
+
+
+def validation_jobs(name: str) -> re.Pattern[str]:
+    """The names of the training and transform jobs that validate the resource `name`."""
+    return re.compile(rf"^{re.escape(job_prefix(name))}-.{{1,10}}-[0-9a-f]{{6}}-(train|transform)$")
 
 
 def _named(profiles: list[P], name: str) -> P:

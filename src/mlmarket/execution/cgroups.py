@@ -1,5 +1,5 @@
-"""What the kernel counts of a container's cgroup: the most memory it ever held, and the CPU
-time it used and was throttled for.
+"""What the kernel counts of a container's cgroup: the memory it holds, its limit and the most it
+ever held, and the CPU time it used and was throttled for.
 
 Either is read through the cgroup a process of the container is in (/proc/PID/cgroup), on the
 engine's own host: cgroup v2 keeps all in the unified hierarchy (`memory.peak`, `cpu.stat`),
@@ -65,6 +65,19 @@ def memory_peak(pid: int, root: Path = ROOT, proc: Path = PROC) -> int | None:
         return int(text) if text is not None else None
     except ValueError:
         return None
+
+
+def memory_current(pid: int, root: Path = ROOT, proc: Path = PROC) -> int | None:
+    """The memory the container holds now, in bytes, or None when this host does not show it."""
+    text = _read(pid, "memory.current", ("memory", "memory.usage_in_bytes"), root, proc)
+    return int(text) if text is not None and text.strip().isdigit() else None
+
+
+def memory_limit(pid: int, root: Path = ROOT, proc: Path = PROC) -> int | None:
+    """The container's memory limit in bytes; None when it has none or this host does not
+    show it."""
+    text = _read(pid, "memory.max", ("memory", "memory.limit_in_bytes"), root, proc)
+    return int(text) if text is not None and text.strip().isdigit() else None
 
 
 def cpu_usage(pid: int, root: Path = ROOT, proc: Path = PROC) -> CpuUsage | None:

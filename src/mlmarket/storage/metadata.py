@@ -147,6 +147,26 @@ audit = Table(
     Index("ix_audit_account_at", "account_id", "at"),
 )
 
+# Each endpoint's invocations per minute, as each server counted them between its flushes
+# (controllers/invocation_metrics.py): a minute's figures are the sums over its rows
+invocation_metrics = Table(
+    "invocation_metrics",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("account_id", String(12), nullable=False),
+    Column("region", String(32), nullable=False),
+    Column("endpoint", String(63), nullable=False),
+    Column("variant", String(63), nullable=False),
+    Column("minute", Integer, nullable=False),  # minutes since the epoch
+    Column("invocations", Integer, nullable=False),
+    Column("errors_4xx", Integer, nullable=False),
+    Column("errors_5xx", Integer, nullable=False),
+    Column("latency_us_sum", Float, nullable=False),  # of the answered calls
+    Column("latency_us_max", Float, nullable=False),
+    Index("ix_invocation_metrics_endpoint", "account_id", "region", "endpoint", "minute"),
+    Index("ix_invocation_metrics_minute", "minute"),
+)
+
 # Which server reconciles a resource, and what callers asked of it meanwhile (storage/leases.py)
 leases = Table(
     "leases",
@@ -255,6 +275,23 @@ class AuditRow:
     request_id: str
 
 
+@dataclass(frozen=True)
+class InvocationMinute:
+    """An endpoint variant's invocations in one minute (minutes since the epoch): all, those
+    refused with a 4xx or 5xx status, and the time to the answer of those answered."""
+
+    account_id: AccountId
+    region: Region
+    endpoint: str
+    variant: str
+    minute: int
+    invocations: int
+    errors_4xx: int
+    errors_5xx: int
+    latency_us_sum: float
+    latency_us_max: float
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     """Everything stored is UTC: SQLite returns naive datetimes and compares them as text, so a
     caller's time is converted before it is compared."""
@@ -333,6 +370,52 @@ class MetadataStore:
         if rows:
             with self.engine.begin() as conn:
                 conn.execute(audit.insert(), [r.__dict__ for r in rows])
+
+    def forget_audit_before(self, when: dt.datetime) -> int:
+        """Delete the calls made before `when`; how many were deleted."""
+        with self.engine.begin() as conn:
+            return conn.execute(audit.delete().where(audit.c.at < when)).rowcount or 0
+
+    # -- invocation metrics --
+    def add_invocation_metrics(self, rows: list[InvocationMinute]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(invocation_metrics.insert(), [r.__dict__ for r in rows])
+
+    def invocations_per_minute(
+        self, account_id: AccountId, region: Region, endpoint: str, since_minute: int
+    ) -> list[InvocationMinute]:
+        """The endpoint's minutes from `since_minute` on, its variants together, in order."""
+        m = invocation_metrics.c
+        query = (
+            select(
+                m.minute,
+                func.sum(m.invocations),
+                func.sum(m.errors_4xx),
+                func.sum(m.errors_5xx),
+                func.sum(m.latency_us_sum),
+                func.max(m.latency_us_max),
+            )
+            .where(
+                m.account_id == account_id,
+                m.region == region,
+                m.endpoint == endpoint,
+                m.minute >= since_minute,
+            )
+            .group_by(m.minute)
+            .order_by(m.minute)
+        )
+        with self.engine.connect() as conn:
+            found = conn.execute(query).all()
+        return [
+            InvocationMinute(account_id, region, endpoint, "", r[0], r[1], r[2], r[3], r[4], r[5])
+            for r in found
+        ]
+
+    def forget_invocation_metrics_before(self, minute: int) -> int:
+        with self.engine.begin() as conn:
+            gone = invocation_metrics.delete().where(invocation_metrics.c.minute < minute)
+            return conn.execute(gone).rowcount or 0
 
     def audited(
         self, limit: int, account_id: AccountId | None = None, operation: str | None = None

@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Dialog, FilePayload
 
 from tests.e2e.console.conftest import changed, sign_in, text
 from tests.support import marketplace as mp
-from tests.support.hosting import deploy
+from tests.support.hosting import deploy, model_and_config
 from tests.support.jobs import train
 from tests.support.server import ServerProcess
 
@@ -190,6 +190,17 @@ def test_an_endpoint_is_listed_for_its_account_and_refused_to_another_by_url(
     assert json.loads(text(page, "[data-test=answer-body]")) == {"hello": "console"}
     assert text(page, "[data-test=answer-meta]").startswith("200 · application/json · 20 bytes")
     assert 'EndpointName="console-endpoint"' in text(page, "[data-test=boto3]")
+    # Metrics: the call is counted in this minute's row, and the instance's CPU and memory
+    # are pushed to the page as the kernel counts them
+    page.wait_for_selector("[data-test=instances] td:has-text('MiB')", timeout=10_000)
+    minute = page.locator("[data-test=minutes] tbody tr").first
+    for _ in range(40):
+        if (minute.locator("td").nth(1).text_content() or "0") != "0":
+            break
+        page.wait_for_timeout(250)
+    assert minute.locator("td").nth(1).text_content() == "1"
+    # Logs: what the container printed, pushed as it is written
+    page.wait_for_selector("[data-test=logs]:has-text('serving on 8080')", timeout=10_000)
     page.screenshot(path=screenshots / "endpoint.png", full_page=True)
     # 7 MiB is refused by the meter before anything is sent
     sent: list[str] = []
@@ -207,13 +218,75 @@ def test_an_endpoint_is_listed_for_its_account_and_refused_to_another_by_url(
 
     theirs = browser.new_page()
     sign_in(theirs, server, "other")
-    answer = theirs.goto(f"{server.url}/console/endpoints/console-endpoint")
+    for path in ("", "/metrics", "/logs"):  # nor its metrics, nor its logs
+        answer = theirs.goto(f"{server.url}/console/endpoints/console-endpoint{path}")
+        assert answer is not None and answer.status == 400
     assert answer is not None and answer.status == 400
     refused = text(theirs, "[data-test=error]")
     assert "Could not find endpoint" in refused and "console-endpoint" in refused
     theirs.goto(f"{server.url}/console/endpoints?q=console-endpoint")
-    assert "No endpoint in us-east-1." in text(theirs, "[data-test=endpoints]")
+    assert "None in us-east-1." in text(theirs, "[data-test=resources]")
     theirs.close()
+
+
+def test_an_endpoint_is_updated_to_another_config_and_its_page_follows_the_update(
+    server: ServerProcess, sm: Any, browser: Browser, echo_image: str
+) -> None:
+    deploy(sm, "console-update", echo_image)
+    sm.create_endpoint_config(
+        EndpointConfigName="console-update-2",
+        ProductionVariants=[
+            {
+                "VariantName": "Bigger",
+                "ModelName": "console-update",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    page = browser.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    sign_in(page, server)
+    page.goto(f"{server.url}/console/endpoints/console-update")
+    page.select_option("[data-test=update-config]", "console-update-2")
+    page.click("[data-test=update]")
+    assert text(page, "[data-test=status]") == "Updating"
+    # the page follows the update and shows the endpoint once it is back in service
+    page.wait_for_selector("[data-test=status]:has-text('InService')", timeout=60_000)
+    assert "Bigger" in text(page, "[data-test=overview]")
+    assert sm.describe_endpoint(EndpointName="console-update")["EndpointConfigName"] == (
+        "console-update-2"
+    )
+    page.close()
+
+
+def test_a_model_copied_as_json_is_created_and_a_refused_request_keeps_what_was_typed(
+    server: ServerProcess, sm: Any, browser: Browser, echo_image: str
+) -> None:
+    model_and_config(sm, "console-original", echo_image)
+    page = browser.new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/console/models/console-original")
+    page.click("[data-test=copy]")
+    copied = json.loads(page.input_value("[data-test=request]"))
+    assert copied["ModelName"] == "console-original-copy"
+    assert copied["PrimaryContainer"]["Image"] == echo_image
+    # not JSON: the page says why and keeps the text as typed
+    page.fill("[data-test=request]", '{"ModelName": "console-typed",')
+    page.click("[data-test=create]")
+    assert "is not JSON" in text(page, "[data-test=create-problem]")
+    assert page.input_value("[data-test=request]") == '{"ModelName": "console-typed",'
+    # a member SageMaker does not take: its own validation error, the text kept
+    typed = json.dumps({**copied, "ModelName": "console-typed", "Colour": "blue"})
+    page.fill("[data-test=request]", typed)
+    page.click("[data-test=create]")
+    assert "Colour" in text(page, "[data-test=create-problem]")
+    assert page.input_value("[data-test=request]") == typed
+    page.fill("[data-test=request]", json.dumps({**copied, "ModelName": "console-typed"}))
+    page.click("[data-test=create]")
+    assert page.url.endswith("/console/models/console-typed")
+    assert sm.describe_model(ModelName="console-typed")["PrimaryContainer"]["Image"] == echo_image
+    page.close()
 
 
 def test_a_seller_sees_a_packages_validation_and_runs_its_check_from_the_console(
@@ -225,6 +298,8 @@ def test_a_seller_sees_a_packages_validation_and_runs_its_check_from_the_console
     page.click("text=console-listed")
     assert text(page, "[data-test=status]") == "Completed"
     assert "profile p" in text(page, "[data-test=validation]")
+    # the validation's transform job, whose page shows its logs
+    assert "-transform" in text(page, "[data-test=validation-jobs]")
     page.click("[data-test=run-check]")
     assert text(page, "[data-test=check-status]") == "InProgress"
     # its progress is pushed to the page (server-sent events), which shows the report once it

@@ -160,6 +160,38 @@ function followLogs(pre) {
   open();
 }
 
+// A resource's metrics, pushed by the server every few seconds: its instances' CPU and memory
+// and, for an endpoint, this minute's and the last minute's calls.
+function followMetrics(section) {
+  const instances = section.querySelector("[data-follow=instances]");
+  const minutes = section.querySelector("[data-follow=minutes]");
+  const row = (cells) => {
+    const tr = document.createElement("tr");
+    for (const cell of cells) tr.append(text("td", cell === null || cell === undefined ? "—" : String(cell)));
+    return tr;
+  };
+  const mib = (bytes) => (bytes === null ? null : `${(bytes / 1048576).toFixed(1)} MiB`);
+  const open = () => {
+    const events = new EventSource(section.dataset.metrics);
+    events.addEventListener("metrics", (message) => {
+      const update = JSON.parse(message.data);
+      instances.replaceChildren(...update.instances.map((i) => row([i.instance, i.cores, mib(i.memory), mib(i.limit)])));
+      if (!update.instances.length) {
+        const none = row(["No instance is running."]);
+        none.firstChild.colSpan = 4;
+        none.firstChild.className = "empty";
+        instances.replaceChildren(none);
+      }
+      if (minutes && update.minutes) {
+        minutes.replaceChildren(...update.minutes.map((m) => row(
+          [m.minute, m.invocations, m.errors_4xx, m.errors_5xx, m.latency_ms, m.latency_max_ms])));
+      }
+    });
+    events.addEventListener("error", () => { events.close(); setTimeout(open, 2000); });
+  };
+  open();
+}
+
 // Forms that change something irreversible ask first.
 function confirmations() {
   for (const form of document.querySelectorAll("form[data-confirm]")) {
@@ -173,6 +205,7 @@ document.addEventListener("DOMContentLoaded", () => {
   autosubmit();
   confirmations();
   for (const pre of document.querySelectorAll("[data-logs]")) followLogs(pre);
+  for (const section of document.querySelectorAll("[data-metrics]")) followMetrics(section);
   pricePreviews();
   for (const section of document.querySelectorAll("[data-events]")) follow(section);
   const panel = document.getElementById("try-it");

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from mlmarket import limits
 from mlmarket.context import RequestContext
+from mlmarket.controllers.invocation_metrics import InvocationMetrics, error_class
 from mlmarket.controllers.metering import Meter
 from mlmarket.controllers.routes import (
     ContainerRuntime,
@@ -32,6 +34,7 @@ from mlmarket.protocol.errors import (
     InStreamError,
     ModelError,
     PayloadTooLarge,
+    ServiceError,
     ServiceUnavailable,
     ThrottlingException,
     ValidationError,
@@ -90,8 +93,10 @@ class RuntimeProvider:
         stream_timeout_seconds: float = limits.STREAM_TIMEOUT_SECONDS,
         rng: random.Random | None = None,
         meter: Meter | None = None,
+        metrics: InvocationMetrics | None = None,
     ) -> None:
         self.meter = meter  # counts inferences of AWS Marketplace models
+        self.metrics = metrics  # counts every endpoint's calls per minute
         self.routes = routes
         self.rng = rng or random.Random()
         # InvokeEndpoint: answers up to its limit, large ones streamed within the same 60 s;
@@ -160,6 +165,31 @@ class RuntimeProvider:
                 raise ValidationError(refusal)
         route = self.route(ctx, name, asynchronous=queued)
         variant = self._variant(route, p.get("TargetVariant"))
+        if self.metrics is None:
+            return await self._served(ctx, route, variant, p, body, mode)
+        started = time.perf_counter()
+        try:
+            answered = await self._served(ctx, route, variant, p, body, mode)
+        except ServiceError as exc:
+            self.metrics.record(
+                route.account_id, ctx.region, name, variant.name, None, error_class(exc)
+            )
+            raise
+        latency = (time.perf_counter() - started) * 1e6
+        self.metrics.record(route.account_id, ctx.region, name, variant.name, latency)
+        return answered
+
+    async def _served(
+        self,
+        ctx: RequestContext,
+        route: EndpointRoute,
+        variant: VariantRoute,
+        p: dict[str, Any],
+        body: bytes | bytearray | memoryview,
+        mode: _Mode,
+    ) -> tuple[Response, dict[str, Any], str]:
+        """The call, within a serverless variant's limits and concurrency if it has them."""
+        name = route.name
         scaling = variant.on_demand
         if scaling is None:
             return await self._through(ctx, route, variant, p, body, mode)
