@@ -438,3 +438,20 @@ def test_a_daily_report_splits_instance_time_at_midnight_and_keeps_the_trial(
     [counted, hourly] = report(meter, BUYER, "BUYER", None, lambda buyer, product: terms)
     assert (counted["Quantity"], hourly["Quantity"]) == (10, 2.0)
     store.close()
+
+
+def test_counted_units_are_dated_when_called_not_when_written(database_url: str) -> None:
+    """A report whose window ends just after a call holds it, though the call's count reached
+    the database after the window ended (the console's usage page asks up to "now")."""
+    store = MetadataStore(database_url)
+    clock = Clock()
+    meter = Meter(UsageStore(store), clock)
+    arn = "arn:aws:sagemaker:us-east-1:210987654321:endpoint/e"
+    called = clock.now()
+    meter.count(BUYER, ORIGIN, arn, 1)
+    clock.advance(0.5)
+    meter.count(BUYER, ORIGIN, arn, 1)
+    clock.advance(1)  # the flush comes a second later
+    meter.flush()
+    (total,) = UsageStore(store).counted(buyer=BUYER, before=called + dt.timedelta(seconds=0.6))
+    assert total.quantity == 2

@@ -25,8 +25,11 @@ class Meter:
     def __init__(self, usage: UsageStore, clock: Clock) -> None:
         self.usage = usage
         self.clock = clock
-        # (buyer, seller, product, arn) → inference units not yet written
+        # (buyer, seller, product, arn) → inference units not yet written, and when the
+        # first of them was counted (their row's date: a report up to a moment after the call
+        # holds it, however late the flush)
         self._counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        self._first: dict[tuple[str, str, str, str], dt.datetime] = {}
         self._flushing = Periodic(self.flush, FLUSH_SECONDS)  # counts: every second
 
     # -- instance time --
@@ -64,19 +67,23 @@ class Meter:
 
     def count(self, buyer: str, origin: Origin, arn: str, units: int) -> None:
         if units:
-            self._counts[(buyer, origin["Seller"], origin["ProductId"], arn)] += units
+            key = (buyer, origin["Seller"], origin["ProductId"], arn)
+            if key not in self._first:
+                self._first[key] = self.clock.now()
+            self._counts[key] += units
 
     def flush(self) -> None:
         if not self._counts:
             return
         counts, self._counts = self._counts, defaultdict(int)
-        now = self.clock.now()
+        first, self._first = self._first, {}
         self.usage.add(
             [
                 UsageRow(
-                    buyer, seller, product, marketplace.INFERENCE_COUNT, arn, now, now, None, units
+                    buyer, seller, product, marketplace.INFERENCE_COUNT, arn, at, at, None, units
                 )
                 for (buyer, seller, product, arn), units in counts.items()
+                for at in (first[(buyer, seller, product, arn)],)
             ]
         )
 
