@@ -247,7 +247,15 @@ class ConsoleEdge:
                 "InvalidOrigin", "Changes are accepted from this console's own pages only.", 403
             )
         if request.content_type in _FORMS:  # otherwise the body is the page's (try-it)
-            posted = await request.post()
+            try:
+                posted = await request.post()
+            except web.HTTPRequestEntityTooLarge:
+                raise console_error(
+                    "EntityTooLarge",
+                    f"A form sent to the console holds at most {request.client_max_size:,} "
+                    "bytes; a larger file goes through the page's script, or the API.",
+                    413,
+                ) from None
             visit.form = {k: v for k, v in posted.items() if isinstance(v, str)}
         if visit.session is None:
             return

@@ -169,6 +169,20 @@ def test_a_change_without_the_pages_token_or_from_another_origin_is_refused(
     assert elsewhere.status == 403 and "InvalidOrigin" in elsewhere.text()
     listings = server.client("mlmarket", account="other").list_listings()["Listings"]
     assert next(x for x in listings if x["ProductId"] == product)["Subscribed"] is False
+    # a form past what the console reads of one is refused with a clear error, not a failure
+    huge = page.request.post(
+        f"{server.url}/console/region",
+        multipart={
+            "csrf": token or "",
+            "file": {
+                "name": "big.bin",
+                "mimeType": "application/octet-stream",
+                "buffer": b"x" * 2**21,
+            },
+        },
+        headers={"Origin": server.url, "Accept": "application/json"},
+    )
+    assert huge.status == 413 and huge.json()["code"] == "EntityTooLarge", huge.text()
     page.close()
 
 
