@@ -10,6 +10,7 @@ from aiohttp import web
 
 from mlmarket.clock import Clock, SystemClock
 from mlmarket.config import Settings
+from mlmarket.console.buckets import BucketPages
 from mlmarket.console.edge import ConsoleEdge, Templates
 from mlmarket.console.operators import OperatorPages
 from mlmarket.console.pages import Pages, Services
@@ -229,6 +230,7 @@ def build(
         Pages(console_services, templates).routes()
         + SellerPages(console_services, templates).routes()
         + ResourcePages(console_services, templates, metrics, engine).routes()
+        + BucketPages(console_services, templates).routes()
         + OperatorPages(templates, store, quotas, engine).routes(),
         templates,
         accounts.secret_for,
