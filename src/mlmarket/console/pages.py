@@ -78,6 +78,8 @@ class Pages:
             Route("POST", re.compile(rf"/products/{product}/subscribe"), self.subscribe),
             Route("POST", re.compile(rf"/products/{product}/cancel"), self.cancel),
             Route("POST", re.compile(rf"/products/{product}/deploy"), self.deploy),
+            Route("POST", re.compile(rf"/products/{product}/transform"), self.transform),
+            Route("POST", re.compile(rf"/products/{product}/train"), self.train),
             Route("GET", re.compile(r"/usage"), self.usage),
             Route("GET", re.compile(r"/usage\.csv"), self.usage_csv),
             Route("POST", re.compile(rf"/endpoints/{name}/invoke"), self.invoke),
@@ -172,6 +174,16 @@ class Pages:
             "ListFulfillmentOptions", ctx, {"productId": product}
         )
         listed = await self._listed(visit, product)
+        channels: dict[str, list[str]] = {}  # a subscribed algorithm's: to train, prefilled
+        for version in listed["Versions"] if listed and listed["Subscribed"] else []:
+            if version["Type"] == "SageMakerAlgorithm":
+                described = await self.services.sagemaker.call(
+                    "DescribeAlgorithm",
+                    visit.ctx("sagemaker", "DescribeAlgorithm"),
+                    {"AlgorithmName": version["Arn"]},
+                )
+                declared = described["TrainingSpecification"]["TrainingChannels"]
+                channels[version["Arn"]] = [c["Name"] for c in declared if c.get("IsRequired")]
         return self.templates.render(
             visit,
             "product.html",
@@ -179,6 +191,7 @@ class Pages:
             # each a union of one member (a model package's or an algorithm's)
             options=[next(iter(o.values())) for o in options["fulfillmentOptions"]],
             listed=listed,
+            channels=channels,
         )
 
     async def subscribe(self, visit: Visit) -> web.StreamResponse:
@@ -196,58 +209,113 @@ class Pages:
         return redirect(f"{PREFIX}/products/{quote(product)}")
 
     async def deploy(self, visit: Visit) -> web.StreamResponse:
-        """One-click deploy of a subscribed version: a network-isolated model of the listed
-        package, an endpoint config and an endpoint, all named as the buyer chose; what was
-        made is deleted again if a later step is refused."""
+        """One-click deploy of a subscribed model package: a network-isolated model, an
+        endpoint config and an endpoint, all named as the buyer chose."""
         form = visit.form
         name = form.get("name", "")
-        ctx = visit.ctx("sagemaker", "CreateEndpoint")
-        try:
-            count = int(form.get("count", "1"))
-        except ValueError:
-            raise console_error(
-                "ValidationException", "The instance count is a number.", 400
-            ) from None
-        Undo = tuple[str, dict[str, Any]]
-        steps: list[tuple[str, dict[str, Any], Undo | None]] = [
-            (
-                "CreateModel",
-                {
-                    "ModelName": name,
-                    "PrimaryContainer": {"ModelPackageName": form.get("arn", "")},
-                    "ExecutionRoleArn": form.get("role", ""),
-                    "EnableNetworkIsolation": True,
+        variant = {
+            "VariantName": "AllTraffic",
+            "ModelName": name,
+            "InstanceType": form.get("instance_type", ""),
+            "InitialInstanceCount": _count(form.get("count", "1")),
+        }
+        await self._steps(
+            visit,
+            [
+                _model_step(name, form),
+                (
+                    "CreateEndpointConfig",
+                    {"EndpointConfigName": name, "ProductionVariants": [variant]},
+                    ("DeleteEndpointConfig", {"EndpointConfigName": name}),
+                ),
+                ("CreateEndpoint", {"EndpointName": name, "EndpointConfigName": name}, None),
+            ],
+        )
+        return redirect(f"{PREFIX}/endpoints/{quote(name)}")
+
+    async def transform(self, visit: Visit) -> web.StreamResponse:
+        """One-click batch transform with a subscribed model package: a network-isolated
+        model and a transform job of the buyer's S3 input, both named as the buyer chose."""
+        form = visit.form
+        name = form.get("name", "")
+        job = {
+            "TransformJobName": name,
+            "ModelName": name,
+            "TransformInput": {
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": form.get("input", "")}
                 },
-                ("DeleteModel", {"ModelName": name}),
-            ),
-            (
-                "CreateEndpointConfig",
+                "ContentType": form.get("content_type", ""),
+                "SplitType": "Line",
+            },
+            "TransformOutput": {"S3OutputPath": form.get("output", "")},
+            "TransformResources": {
+                "InstanceType": form.get("instance_type", ""),
+                "InstanceCount": _count(form.get("count", "1")),
+            },
+        }
+        await self._steps(visit, [_model_step(name, form), ("CreateTransformJob", job, None)])
+        return redirect(f"{PREFIX}/transform-jobs/{quote(name)}")
+
+    async def train(self, visit: Visit) -> web.StreamResponse:
+        """One-click training with a subscribed algorithm, network-isolated, on the buyer's
+        S3 data; hyperparameters as `name=value` lines."""
+        form = visit.form
+        name = form.get("name", "")
+        hyperparameters = {}
+        for line in form.get("hyperparameters", "").splitlines():
+            if line.strip():
+                key, equals, value = line.partition("=")
+                if not equals:
+                    raise console_error(
+                        "ValidationException",
+                        f"A hyperparameter is written name=value, not {line.strip()!r}.",
+                        400,
+                    )
+                hyperparameters[key.strip()] = value.strip()
+        job: dict[str, Any] = {
+            "TrainingJobName": name,
+            "AlgorithmSpecification": {
+                "AlgorithmName": form.get("arn", ""),
+                "TrainingInputMode": "File",
+            },
+            "RoleArn": form.get("role", ""),
+            "InputDataConfig": [
                 {
-                    "EndpointConfigName": name,
-                    "ProductionVariants": [
-                        {
-                            "VariantName": "AllTraffic",
-                            "ModelName": name,
-                            "InstanceType": form.get("instance_type", ""),
-                            "InitialInstanceCount": count,
-                        }
-                    ],
-                },
-                ("DeleteEndpointConfig", {"EndpointConfigName": name}),
-            ),
-            ("CreateEndpoint", {"EndpointName": name, "EndpointConfigName": name}, None),
-        ]
-        made: list[Undo] = []
+                    "ChannelName": form.get("channel", ""),
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": form.get("input", "")}
+                    },
+                }
+            ],
+            "OutputDataConfig": {"S3OutputPath": form.get("output", "")},
+            "ResourceConfig": {
+                "InstanceType": form.get("instance_type", ""),
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 10,
+            },
+            "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+            "EnableNetworkIsolation": True,
+        }
+        if hyperparameters:
+            job["HyperParameters"] = hyperparameters
+        await self._steps(visit, [("CreateTrainingJob", job, None)])
+        return redirect(f"{PREFIX}/training-jobs/{quote(name)}")
+
+    async def _steps(self, visit: Visit, steps: list[_Step]) -> None:
+        """SageMaker calls in turn; what they made is deleted again if a later one is
+        refused, whose error the page then shows."""
+        sagemaker = self.services.sagemaker
+        made: list[_Undo] = []
         try:
             for operation, params, undo in steps:
-                await self.services.sagemaker.call(operation, ctx, params)
+                await sagemaker.call(operation, visit.ctx("sagemaker", operation), params)
                 if undo is not None:
                     made.append(undo)
         except ServiceError:
             for operation, params in reversed(made):
-                await self.services.sagemaker.call(operation, ctx, params)
+                await sagemaker.call(operation, visit.ctx("sagemaker", operation), params)
             raise
-        return redirect(f"{PREFIX}/endpoints/{quote(name)}")
 
     # -- usage --
 
@@ -380,6 +448,28 @@ class Pages:
                 "X-Invoked-Production-Variant": result.get("InvokedProductionVariant") or "",
             },
         )
+
+
+_Undo = tuple[str, dict[str, Any]]
+_Step = tuple[str, dict[str, Any], _Undo | None]  # an operation, its input, how to undo it
+
+
+def _model_step(name: str, form: dict[str, str]) -> _Step:
+    """The network-isolated model of the form's listed package, named `name`."""
+    model = {
+        "ModelName": name,
+        "PrimaryContainer": {"ModelPackageName": form.get("arn", "")},
+        "ExecutionRoleArn": form.get("role", ""),
+        "EnableNetworkIsolation": True,
+    }
+    return ("CreateModel", model, ("DeleteModel", {"ModelName": name}))
+
+
+def _count(given: str) -> int:
+    try:
+        return int(given)
+    except ValueError:
+        raise console_error("ValidationException", "The instance count is a number.", 400) from None
 
 
 def _next(visit: Visit) -> str:

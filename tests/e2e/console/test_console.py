@@ -117,6 +117,20 @@ def test_a_buyer_finds_a_product_subscribes_deploys_invokes_it_and_cancels(
     counted = [u for u in used if u["Dimension"] == "inference.count.m.i.c"]
     assert counted and counted[0]["Quantity"] >= 1  # the console's call is metered
     other_sm.delete_endpoint(EndpointName="console-bought")
+    # one-click batch transform of the buyer's own data, the job's page following it
+    other_s3 = server.client("s3", account="other")
+    other_s3.create_bucket(Bucket="console-buyer")
+    other_s3.put_object(Bucket="console-buyer", Key="in/rows.csv", Body=b"4,5,6\n")
+    page.goto(f"{server.url}/console/products/{product}")
+    page.fill("[data-test=transform-name]", "console-batch")
+    page.fill("[data-test=transform-input]", "s3://console-buyer/in/")
+    page.fill("[data-test=transform-output]", "s3://console-buyer/out/")
+    page.click("[data-test=transform-button]")
+    assert page.url == f"{server.url}/console/transform-jobs/console-batch"
+    page.wait_for_selector("[data-test=status].completed", timeout=60_000)
+    out = other_s3.get_object(Bucket="console-buyer", Key="out/rows.csv.out")["Body"].read()
+    assert out == b"4,5,6\n"
+    assert other_sm.describe_model(ModelName="console-batch")["EnableNetworkIsolation"] is True
     # the usage page: the call and the instance time, today, as a chart and a table, and CSV
     page.goto(f"{server.url}/console/usage?days=7&product={product}")
     today = page.locator("[data-test=chart] rect").last
