@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from mlmarket.demo import RULES
+from mlmarket.domain.rules import RULES
 
 
 def test_the_demo_shows_every_rule_at_work(tmp_path: object) -> None:

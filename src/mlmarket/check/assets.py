@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 from mlmarket.check.findings import Finding
 from mlmarket.check.serving import PAYLOAD_LIMIT, Options
 from mlmarket.check.training import TrainingOptions
+from mlmarket.domain import regions
 from mlmarket.domain.regions import publishing_problem
 
 READY = "ready for AddDeliveryOptions"
@@ -190,10 +191,7 @@ def _readiness(
     for uri in _data_uris(described):
         where = _bucket_region(s3, uri)
         if where is not None and where != region_of(arn):
-            problems.append(
-                f"{uri} is in {where}; everything a product published from {region_of(arn)} "
-                f"uses must be in {region_of(arn)}"
-            )
+            problems.append(regions.data_elsewhere(uri, where, region_of(arn)))
     if not realtime and not batch:
         problems.append(
             "it supports no real-time or batch instance type, so no RecommendedInstanceTypes "

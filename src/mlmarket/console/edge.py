@@ -27,6 +27,7 @@ from mlmarket.console import sessions
 from mlmarket.context import RequestContext
 from mlmarket.domain.marketplace import describe_dimension
 from mlmarket.domain.regions import SAGEMAKER_REGIONS
+from mlmarket.domain.rules import RULES, rules_of
 from mlmarket.protocol.errors import CommonServiceError, ServiceError
 from mlmarket.protocol.operations import Operations
 
@@ -102,6 +103,9 @@ class Templates:
         )
         self.env.filters["dimension"] = describe_dimension
         self.env.filters["slug"] = slug
+        self.env.filters["rules"] = lambda reason: [
+            f"{rule} {RULES[rule]}" for rule in rules_of(reason or "")
+        ]
 
     def render(self, visit: Visit, name: str, status: int = 200, **values: Any) -> web.Response:
         page = self.env.get_template(name).render(

@@ -37,6 +37,8 @@ from mlmarket.domain.transform import (
     TransformJobSpec,
     TransformJobState,
     TransformParameterError,
+    invocation_timed_out,
+    record_too_large,
     resolve_parameters,
 )
 from mlmarket.execution.base import ContainerInfo, ContainerSpec, EngineError
@@ -350,9 +352,7 @@ class TransformController(JobController[TransformJobSpec, TransformJobState]):
                     inputs, oldest = in_flight.popleft()
                     write(inputs, await oldest)
             except records.RecordTooLarge as exc:
-                raise ObjectFailed(
-                    f"{exc}; split the input with SplitType, or raise MaxPayloadInMB (at most 100)."
-                ) from None
+                raise ObjectFailed(record_too_large(exc)) from None
             except (records.MalformedRecord, OSError, EOFError) as exc:
                 raise ObjectFailed(f"the input could not be read: {public_reason(exc)}") from None
             finally:
@@ -378,10 +378,7 @@ class TransformController(JobController[TransformJobSpec, TransformJobState]):
                 async with asyncio.timeout(params.timeout_seconds):
                     response = await instance.pool.request("POST", "/invocations", headers, payload)
             except TimeoutError:
-                last = (
-                    f"the model container did not answer within "
-                    f"{params.timeout_seconds} seconds (InvocationsTimeoutInSeconds)"
-                )
+                last = invocation_timed_out(params.timeout_seconds)
                 continue
             except (ConnectionLost, OSError) as exc:
                 last = f"Unable to get response from algorithm: {exc}"

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeGuard, TypeVar
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.leases import Leases, Ownership
-from mlmarket.domain import kinds, registry
+from mlmarket.domain import kinds, regions, registry
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.models import ModelContainer, ModelSpec
 from mlmarket.domain.packages import (
@@ -295,10 +295,7 @@ class Validator:
                 continue
             bucket = self.objects.bucket(bucket_name)
             if bucket is not None and bucket.region != res.region:
-                problems.append(
-                    f"{uri} is in {bucket.region}; everything a product published from "
-                    f"{res.region} uses must be in {res.region}"
-                )
+                problems.append(regions.data_elsewhere(uri, bucket.region, res.region))
         return problems
 
     async def _run_profile(

@@ -19,23 +19,8 @@ from pathlib import Path
 from mlmarket.demo.buyer import BuyerActs
 from mlmarket.demo.seller import SellerActs
 from mlmarket.demo.stage import BUYER, SELLER, Outcome, Party
+from mlmarket.domain.rules import RULES
 from mlmarket.local import LocalServer
-
-RULES = {
-    "R1": "network isolation",
-    "R2": "image size",
-    "R3": "storage size",
-    "R4": "instance size",
-    "R5": "payload",
-    "R6": "processing time",
-    "R7": "service quotas",
-    "R8": "no async inference",
-    "R9": "no serverless inference",
-    "R10": "managed spot training",
-    "R11": "images and accounts",
-    "R12": "built-in / marketplace lineage",
-    "R13": "publishing regions",
-}
 
 
 class Demo(SellerActs, BuyerActs):

@@ -54,6 +54,14 @@ OPT_IN_REGIONS = frozenset(
 SAGEMAKER_REGIONS = PUBLISHING_REGIONS | OPT_IN_REGIONS
 
 
+def data_elsewhere(uri: str, bucket_region: str, region: str) -> str:
+    """Why data a product published from `region` uses may not be in `bucket_region` (R13)."""
+    return (
+        f"{uri} is in {bucket_region}; everything a product published from {region} uses "
+        f"must be in {region}"
+    )
+
+
 def publishing_problem(region: str) -> str | None:
     """Why a seller cannot publish from `region`, or None if they can."""
     if region in PUBLISHING_REGIONS:

@@ -72,6 +72,18 @@ class ExecutionParameters:
         return "SINGLE_RECORD" if self.strategy == "SingleRecord" else "MULTI_RECORD"
 
 
+def record_too_large(error: Exception) -> str:
+    """A batch record past MaxPayloadInMB (R5), as the job's FailureReason says it."""
+    return f"{error}; split the input with SplitType, or raise MaxPayloadInMB (at most 100)."
+
+
+def invocation_timed_out(seconds: float) -> str:
+    """A batch request unanswered within InvocationsTimeoutInSeconds (R6)."""
+    return (
+        f"the model container did not answer within {seconds} seconds (InvocationsTimeoutInSeconds)"
+    )
+
+
 def check_payload(max_payload_mb: int | None, max_concurrent: int | None) -> None:
     """The MaxPayloadInMB rules, as CreateTransformJob applies them to what it was given."""
     if max_payload_mb is not None and max_payload_mb > MAX_PAYLOAD_MB:

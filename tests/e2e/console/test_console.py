@@ -317,6 +317,35 @@ def test_a_model_copied_as_json_is_created_and_a_refused_request_keeps_what_was_
     page.close()
 
 
+def test_a_failed_validation_names_the_rule_each_failure_comes_from(
+    server: ServerProcess, sm: Any, browser: Browser, echo_image: str
+) -> None:
+    # an image in another registry (R11), validated on data in another region (R13)
+    s3_far = server.client("s3", region="eu-west-1")
+    s3_far.create_bucket(
+        Bucket="console-far", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    sm.create_model_package(
+        ModelPackageName="console-refused",
+        CertifyForMarketplace=True,
+        InferenceSpecification={
+            "Containers": [{"Image": "registry.example.com/echo:1"}],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+            "SupportedTransformInstanceTypes": ["ml.m5.large"],
+        },
+        ValidationSpecification=mp.validation(ROLE, "s3://console-far/in/", "s3://console-far/out"),
+    )
+    page = browser.new_page()
+    sign_in(page, server)
+    page.goto(f"{server.url}/console/model-packages/console-refused")
+    page.wait_for_selector("[data-test=status].failed", timeout=30_000)
+    assert text(page, "[data-test=step-rules]") == "R11 images and accounts"
+    rules = [text(page, f"[data-test=rule] >> nth={n}") for n in range(2)]
+    assert rules == ["R11 images and accounts", "R13 publishing regions"]
+    page.close()
+
+
 def test_a_seller_sees_a_packages_validation_and_runs_its_check_from_the_console(
     server: ServerProcess, browser: Browser, product: str, screenshots: Path
 ) -> None:
