@@ -319,45 +319,25 @@ class Pages:
 
     # -- usage --
 
-    async def _usage(self, visit: Visit) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    async def _usage(self, visit: Visit) -> tuple[dict[str, Any], DailyUsage]:
         """The query (view, days, product) and the daily report it asks for."""
         query = visit.request.query
         view = "SELLER" if query.get("view") == "SELLER" else "BUYER"
-        days = int(query["days"]) if query.get("days") in ("7", "30", "90") else 30
-        now = dt.datetime.now(dt.UTC)
-        params: dict[str, Any] = {
-            "View": view,
-            "Granularity": "DAILY",
-            "StartTime": now.replace(hour=0, minute=0, second=0, microsecond=0)
-            - dt.timedelta(days=days - 1),
-            "EndTime": now,
-        }
-        if query.get("product"):
-            params["ProductId"] = query["product"]
-        found = await self.services.mlmarket.call(
-            "GetUsage", visit.ctx("mlmarket", "GetUsage"), params
-        )
-        shown = {"view": view, "days": days, "product": query.get("product", "")}
-        return {**shown, "since": params["StartTime"], "until": now}, found["Usage"]
+        found = await daily_usage(self.services, visit, view, query.get("product") or None)
+        return {"view": view, "days": found.days, "product": query.get("product", "")}, found
 
     async def usage(self, visit: Visit) -> web.StreamResponse:
         """Usage and spend (a seller: revenue) per product, dimension and day, with the
         spend per day as a chart."""
-        query, records = await self._usage(visit)
-        per_day: dict[str, float] = {}
-        for record in records:
-            per_day[record["Day"]] = per_day.get(record["Day"], 0.0) + float(
-                record.get("Charge") or 0
-            )
-        days = charts.days_between(query["since"].date(), query["until"].date())
+        query, found = await self._usage(visit)
         return self.templates.render(
             visit,
             "usage.html",
             query=query,
-            records=records,
-            bars=charts.bars(days, per_day),
+            records=found.records,
+            bars=found.bars(),
             chart=charts,
-            total=sum(per_day.values()),
+            total=sum(found.per_day().values()),
             csv_link=f"{PREFIX}/usage.csv?"
             + urlencode(
                 {"view": query["view"], "days": query["days"], "product": query["product"]}
@@ -365,13 +345,13 @@ class Pages:
         )
 
     async def usage_csv(self, visit: Visit) -> web.StreamResponse:
-        query, records = await self._usage(visit)
+        query, found = await self._usage(visit)
         columns = ["Day", "ProductId", "CustomerReference", "Dimension", "Unit", "Quantity"]
         columns += ["Price", "Charge", "ResourceArn"]
         out = io.StringIO()
         writer = csv.DictWriter(out, columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
-        writer.writerows(records)
+        writer.writerows(found.records)
         name = f"mlmarket-usage-{query['view'].lower()}-{query['days']}d.csv"
         return web.Response(
             text=out.getvalue(),
@@ -448,6 +428,52 @@ class Pages:
                 "X-Invoked-Production-Variant": result.get("InvokedProductionVariant") or "",
             },
         )
+
+
+USAGE_DAYS = (7, 30, 90)  # the ranges a usage chart offers
+
+
+@dataclass(frozen=True)
+class DailyUsage:
+    """GetUsage's daily records over the last `days` days (UTC), today's so far included."""
+
+    days: int
+    since: dt.datetime
+    until: dt.datetime
+    records: list[dict[str, Any]]
+
+    def per_day(self) -> dict[str, float]:
+        charged: dict[str, float] = {}
+        for record in self.records:
+            charged[record["Day"]] = charged.get(record["Day"], 0.0) + float(
+                record.get("Charge") or 0
+            )
+        return charged
+
+    def bars(self) -> list[charts.Bar]:
+        """The charge per day, a bar each."""
+        days = charts.days_between(self.since.date(), self.until.date())
+        return charts.bars(days, self.per_day())
+
+
+async def daily_usage(
+    services: Services, visit: Visit, view: str, product: str | None
+) -> DailyUsage:
+    """GetUsage by day as the page's `days` asks (7, 30 or 90; 30 unless said)."""
+    wanted = visit.request.query.get("days", "")
+    days = int(wanted) if wanted in {str(d) for d in USAGE_DAYS} else 30
+    now = dt.datetime.now(dt.UTC)
+    since = now.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=days - 1)
+    params: dict[str, Any] = {
+        "View": view,
+        "Granularity": "DAILY",
+        "StartTime": since,
+        "EndTime": now,
+    }
+    if product:
+        params["ProductId"] = product
+    found = await services.mlmarket.call("GetUsage", visit.ctx("mlmarket", "GetUsage"), params)
+    return DailyUsage(days, since, now, found["Usage"])
 
 
 _Undo = tuple[str, dict[str, Any]]

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from mlmarket.console import charts
 from mlmarket.console.edge import PREFIX, Route, Templates, Visit, console_error, follow, redirect
-from mlmarket.console.pages import Services
+from mlmarket.console.pages import USAGE_DAYS, Services, daily_usage
 from mlmarket.domain import marketplace, pricing
 from mlmarket.domain.catalog import EntityState
 from mlmarket.protocol.errors import ServiceError
@@ -30,7 +30,6 @@ from mlmarket.services.marketplace_catalog.entities import CATALOG, OFFER_TYPE, 
 CHANGE_SET_UNDER_WAY = ("PREPARING", "APPLYING")
 # a product's lifecycle as the console shows it: the Catalog's Visibility, in order
 LIFECYCLE = (("Draft", "Staging"), ("Limited", "Limited"), ("Public", "Public"))
-USAGE_DAYS = (7, 30, 90)  # the subscribers page's ranges, as the usage page's
 
 
 @dataclass
@@ -302,35 +301,17 @@ class SellerPages:
         product = visit.match["product"]
         document = await self._product(visit)
         agreements = await self._agreements(visit, product)
-        wanted = visit.request.query.get("days", "")
-        days = int(wanted) if wanted in {str(d) for d in USAGE_DAYS} else 30
-        now = dt.datetime.now(dt.UTC)
-        since = now.replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=days - 1)
-        params = {
-            "View": "SELLER",
-            "ProductId": product,
-            "Granularity": "DAILY",
-            "StartTime": since,
-            "EndTime": now,
-        }
-        found = await self.services.mlmarket.call(
-            "GetUsage", visit.ctx("mlmarket", "GetUsage"), params
-        )
-        records: list[dict[str, Any]] = found["Usage"]
-        subscribers = _subscribers(agreements, records)
-        per_day: dict[str, float] = {}
-        for record in records:
-            charge = float(record.get("Charge") or 0)
-            per_day[record["Day"]] = per_day.get(record["Day"], 0.0) + charge
+        found = await daily_usage(self.services, visit, "SELLER", product)
+        subscribers = _subscribers(agreements, found.records)
         return self.templates.render(
             visit,
             "seller_subscribers.html",
             product_id=product,
             title=document["Description"].get("ProductTitle") or product,
             subscribers=subscribers,
-            days=days,
+            days=found.days,
             ranges=USAGE_DAYS,
-            bars=charts.bars(charts.days_between(since.date(), now.date()), per_day),
+            bars=found.bars(),
             chart=charts,
             total=sum((s.revenue for s in subscribers), Decimal(0)),
         )

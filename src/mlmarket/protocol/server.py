@@ -398,6 +398,11 @@ class Gateway:
         authorization = request.headers.get("Authorization", "")
         if "/s3/aws4_request" in authorization:
             return self.s3
+        # the hot path first: an invocation is routed by its path alone (its edge checks the
+        # scope), before any other service's scope is parsed
+        if request.method == "POST" and (invocation := _INVOKE_PATH.match(request.path)):
+            request[_INVOCATION] = invocation
+            return self.runtime
         # /console/…, unless it is S3 presigned (a bucket named console keeps SigV4 access)
         if (
             self.console is not None
@@ -405,11 +410,6 @@ class Gateway:
             and "X-Amz-Credential" not in request.query
         ):
             return self.console
-        # the hot path first: an invocation is routed by its path alone (its edge checks the
-        # scope), before any other service's scope is parsed
-        if request.method == "POST" and (invocation := _INVOKE_PATH.match(request.path)):
-            request[_INVOCATION] = invocation
-            return self.runtime
         service = sigv4.scope_service(authorization)
         if service == "sts":
             return self.sts
