@@ -1,11 +1,16 @@
 """Benchmark: console page times as an account grows (issue 12: under 300 ms with 1,000
 resources of a kind).
 
-For each size (100 and 1,000 model packages, made through CreateModelPackage) a signed-in
-browser's requests are replayed with urllib (the session cookie, as Chromium sends it): the
-model packages table's first page, a page further in (its "Next page" link), a filtered page,
-one package's page, and the products page. Each figure is the median of 20 requests, the
-server's answer read whole; rendering in the browser is not counted.
+For each size (100 and 1,000 of each: model packages, models, endpoint configs, and objects in
+one bucket, made through the API) a signed-in browser's requests are replayed with urllib (the
+session cookie, as Chromium sends it): the model packages table's first page, a page further in
+(its "Next page" link), a filtered page, one package's page; the models and endpoint configs
+tables and a model's page; the bucket's first page of objects and an object's page; the usage
+page and the products page. Each figure is the median of 20 requests, the server's answer read
+whole; rendering in the browser is not counted.
+
+Endpoints and jobs are listed by the same SQL paging as models (storage/metadata.py `page`),
+but are not made by the thousand here: each runs containers.
 
     .venv/bin/python -m bench.console [--quick]
 """
@@ -63,8 +68,34 @@ def measure(size: int, repeats: int) -> dict[str, float]:
                 },
             )
 
+        def model_and_config(n: int) -> None:
+            sm.create_model(
+                ModelName=f"bench-model-{n:05d}",
+                PrimaryContainer={"Image": IMAGE},
+                ExecutionRoleArn="arn:aws:iam::123456789012:role/bench",
+            )
+            sm.create_endpoint_config(
+                EndpointConfigName=f"bench-config-{n:05d}",
+                ProductionVariants=[
+                    {
+                        "VariantName": "AllTraffic",
+                        "ModelName": f"bench-model-{n:05d}",
+                        "InstanceType": "ml.m5.large",
+                        "InitialInstanceCount": 1,
+                    }
+                ],
+            )
+
+        s3 = server.client("s3")
+        s3.create_bucket(Bucket="bench-console")
+
+        def put(n: int) -> None:
+            s3.put_object(Bucket="bench-console", Key=f"data/part-{n:05d}.csv", Body=b"1,2,3\n")
+
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, range(size)))
+            list(pool.map(model_and_config, range(size)))
+            list(pool.map(put, range(size)))
         browser = signed_in(server.url, *server.credentials())
         first = f"{server.url}/console/model-packages"
         page = browser.open(first).read().decode()
@@ -75,6 +106,13 @@ def measure(size: int, repeats: int) -> dict[str, float]:
             "packages_next_page": server.url + found[1].replace("&amp;", "&"),
             "packages_filtered": f"{first}?q=package-0004",
             "package_page": f"{first}/bench-package-00042",
+            "models_first_page": f"{server.url}/console/models",
+            "model_page": f"{server.url}/console/models/bench-model-00042",
+            "configs_first_page": f"{server.url}/console/endpoint-configs",
+            "objects_first_page": f"{server.url}/console/buckets/bench-console?prefix=data/",
+            "object_page": f"{server.url}/console/buckets/bench-console/object"
+            "?key=data/part-00042.csv",
+            "usage": f"{server.url}/console/usage",
             "products": f"{server.url}/console/products",
         }
         return {name: median_ms(browser, url, repeats) for name, url in pages.items()}
