@@ -455,3 +455,4 @@ def test_counted_units_are_dated_when_called_not_when_written(database_url: str)
     meter.flush()
     (total,) = UsageStore(store).counted(buyer=BUYER, before=called + dt.timedelta(seconds=0.6))
     assert total.quantity == 2
+    store.close()

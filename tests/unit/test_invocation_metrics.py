@@ -4,6 +4,9 @@ and what the database keeps of them and of the audit trail (controllers/retentio
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+
+import pytest
 
 from mlmarket.controllers.invocation_metrics import InvocationMetrics, error_class
 from mlmarket.controllers.retention import Retention
@@ -12,6 +15,13 @@ from mlmarket.storage.metadata import AuditRow, MetadataStore
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 START = dt.datetime(2026, 12, 3, 12, 0, 10, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[MetadataStore]:
+    opened = MetadataStore(database_url)
+    yield opened
+    opened.close()
 
 
 class Clock:
@@ -33,9 +43,8 @@ def test_a_model_error_counts_under_the_class_of_the_containers_own_status() -> 
 
 
 def test_two_servers_counts_are_summed_per_minute_with_what_is_not_written_yet(
-    database_url: str,
+    store: MetadataStore,
 ) -> None:
-    store = MetadataStore(database_url)
     clock = Clock(START)
     one, two = InvocationMetrics(store, clock), InvocationMetrics(store, clock)
     one.record(ACCOUNT, REGION, "e", "AllTraffic", 2000.0)
@@ -57,8 +66,7 @@ def test_two_servers_counts_are_summed_per_minute_with_what_is_not_written_yet(
     assert [m.invocations for m in one.per_minute("210987654321", REGION, "e", 2)] == [0, 0]
 
 
-def test_a_failed_write_keeps_the_counts_for_the_next(database_url: str) -> None:
-    store = MetadataStore(database_url)
+def test_a_failed_write_keeps_the_counts_for_the_next(store: MetadataStore) -> None:
     metrics = InvocationMetrics(store, Clock(START))
     metrics.record(ACCOUNT, REGION, "e", "AllTraffic", 10.0)
     real = store.add_invocation_metrics
@@ -76,9 +84,8 @@ def test_a_failed_write_keeps_the_counts_for_the_next(database_url: str) -> None
 
 
 def test_pruning_deletes_audit_rows_past_their_days_and_metrics_past_fifteen(
-    database_url: str,
+    store: MetadataStore,
 ) -> None:
-    store = MetadataStore(database_url)
     clock = Clock(START - dt.timedelta(days=16))
     metrics = InvocationMetrics(store, clock)
     metrics.record(ACCOUNT, REGION, "e", "AllTraffic", 1.0)  # 16 days ago

@@ -1,4 +1,5 @@
-"""The console's browser: Debian's Chromium, headless, driven by Playwright, one per run;
+"""The console's browser: Debian's Chromium, headless, driven by Playwright, one per module
+(Playwright's sync API holds an event loop while it runs: no later test could start its own);
 and what every console test does with it (sign in, read a selector, wait for a change set)."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from tests.support.server import ServerProcess
 CHROMIUM = "/usr/bin/chromium"  # Debian's (scripts/setup installs it); nothing is downloaded
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: scripts/setup installs Debian's chromium")
