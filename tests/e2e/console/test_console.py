@@ -98,6 +98,8 @@ def test_a_buyer_finds_a_product_subscribes_deploys_invokes_it_and_cancels(
     assert text(page, "[data-test=subscribed]") == "You subscribe to this product."
     arn = text(page, "[data-test=arn]")
     assert arn.startswith("arn:aws:sagemaker:us-east-1:") and ":model-package/" in arn
+    regional = text(page, "[data-test=regional-arns]")  # the same version in every region
+    assert arn in regional and "arn:aws:sagemaker:us-west-2:" in regional
     page.screenshot(path=screenshots / "product.png", full_page=True)
     api = server.client("mlmarket", account="other")
     assert next(x for x in api.list_listings()["Listings"] if x["ProductId"] == product)[

@@ -11,6 +11,7 @@ from typing import Any
 from mlmarket.clock import Clock
 from mlmarket.context import RequestContext
 from mlmarket.controllers.metering import Meter
+from mlmarket.domain.regions import SAGEMAKER_REGIONS
 from mlmarket.protocol.errors import CommonServiceError
 from mlmarket.protocol.operations import operation
 from mlmarket.resources import Agreement, Entity
@@ -49,7 +50,8 @@ class MarketplaceProvider:
     def _versions(
         self, ctx: RequestContext, product: Entity, agreement: Agreement | None
     ) -> list[dict[str, Any]]:
-        """Versions the caller may see in its region."""
+        """Versions the caller may see in its region, each with its ARN in every region it
+        is offered in to the caller."""
         out = []
         for listing in self.listings.of_product(product.name):
             listed = Listed(listing, ctx.region)
@@ -62,6 +64,12 @@ class MarketplaceProvider:
                     "DeliveryOptionId": listing.spec.get("DeliveryOptionId"),
                     "Type": listing.spec["Type"],
                     "Arn": listed.arn,
+                    "RegionalArns": [
+                        {"Region": there.region, "Arn": there.arn}
+                        for region in sorted(listing.state.get("Regions") or SAGEMAKER_REGIONS)
+                        for there in (Listed(listing, region),)
+                        if not there.withheld(agreement)
+                    ],
                     "Restricted": "RestrictedAt" in listing.state,
                     "SupportedRealtimeInferenceInstanceTypes": origin["RealtimeInstanceTypes"],
                     "SupportedTransformInstanceTypes": origin["TransformInstanceTypes"],
