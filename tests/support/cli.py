@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tests.support.server import ServerProcess
 
@@ -51,3 +53,16 @@ def mlmarket(
         env=client_env(server, account),
         check=check,
     )
+
+
+def mlmarket_models_path() -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "mlmarket.cli", "models-path"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def findings(report: Path) -> dict[str, dict[str, Any]]:
+    return {f["check"]: f for f in json.loads(report.read_text())["findings"]}
