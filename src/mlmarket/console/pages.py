@@ -238,14 +238,13 @@ class Pages:
         model and a transform job of the buyer's S3 input, both named as the buyer chose."""
         form = visit.form
         name = form.get("name", "")
-        job = {
+        job: dict[str, Any] = {
             "TransformJobName": name,
             "ModelName": name,
             "TransformInput": {
                 "DataSource": {
                     "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": form.get("input", "")}
                 },
-                "ContentType": form.get("content_type", ""),
                 "SplitType": "Line",
             },
             "TransformOutput": {"S3OutputPath": form.get("output", "")},
@@ -254,6 +253,8 @@ class Pages:
                 "InstanceCount": _count(form.get("count", "1")),
             },
         }
+        if form.get("content_type", "").strip():
+            job["TransformInput"]["ContentType"] = form["content_type"].strip()
         await self._steps(visit, [_model_step(name, form), ("CreateTransformJob", job, None)])
         return redirect(f"{PREFIX}/transform-jobs/{quote(name)}")
 

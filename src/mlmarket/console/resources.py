@@ -76,6 +76,7 @@ class Kind:
     detail: Detail | None = None  # what its page shows beside its description
     # its containers' label holding its ARN, and its description's ARN member (Metrics)
     containers: tuple[str, str] | None = None
+    invocations: bool = False  # its Metrics show its calls per minute (an endpoint's)
     create_op: str | None = None
     skeleton: str = "{}"  # a new one's request, to start from ({account}, {region} filled in)
 
@@ -154,7 +155,7 @@ KINDS: tuple[Kind, ...] = (
         ENDPOINT_UNDER_WAY, delete_op="DeleteEndpoint",
         logs=("/aws/sagemaker/Endpoints/{name}", ""),
         columns=(("Modified", "LastModifiedTime"),), template="endpoint.html",
-        detail=endpoint_detail, containers=(labels.ENDPOINT, "EndpointArn"),
+        detail=endpoint_detail, containers=(labels.ENDPOINT, "EndpointArn"), invocations=True,
         create_op="CreateEndpoint", skeleton=_NEW_ENDPOINT,
     ),
     Kind(
@@ -323,7 +324,7 @@ class ResourcePages:
         described = await self._describe(visit, kind)
         status = described.get(kind.status_key) if kind.status_key else None
         more = await kind.detail(self.services, visit, described) if kind.detail else {}
-        if kind.path == "endpoints":
+        if kind.invocations:
             more["minutes"], more["chart"] = self._minutes(visit), charts
         return self.templates.render(
             visit,
@@ -431,7 +432,7 @@ class ResourcePages:
                     )
                 before = seen
                 update: dict[str, Any] = {"instances": rows}
-                if kind.path == "endpoints":
+                if kind.invocations:
                     last = self.metrics.per_minute(
                         ctx.account_id, ctx.region, visit.match["name"], 2
                     )
