@@ -174,6 +174,17 @@ class Pages:
             "ListFulfillmentOptions", ctx, {"productId": product}
         )
         listed = await self._listed(visit, product)
+        # the offer's terms, as a buyer reads them before subscribing: free trial, support
+        # (refund policy), legal documents (the prices are shown from `listed`)
+        terms: dict[str, list[dict[str, Any]]] = {}
+        for entity in listing.get("associatedEntities") or []:
+            if entity.get("offer"):
+                found = await self.services.discovery.call(
+                    "GetOfferTerms", ctx, {"offerId": entity["offer"]["offerId"]}
+                )
+                for term in found["offerTerms"]:
+                    kind, body = next(iter(term.items()))
+                    terms.setdefault(kind, []).append(body)
         channels: dict[str, list[str]] = {}  # a subscribed algorithm's: to train, prefilled
         for version in listed["Versions"] if listed and listed["Subscribed"] else []:
             if version["Type"] == "SageMakerAlgorithm":
@@ -192,6 +203,7 @@ class Pages:
             options=[next(iter(o.values())) for o in options["fulfillmentOptions"]],
             listed=listed,
             channels=channels,
+            terms=terms,
         )
 
     async def subscribe(self, visit: Visit) -> web.StreamResponse:

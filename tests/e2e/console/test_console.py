@@ -24,6 +24,7 @@ from tests.support.jobs import train
 from tests.support.server import ServerProcess
 
 ROLE = "arn:aws:iam::123456789012:role/seller"
+EULA = "https://example.invalid/echo-eula.pdf"
 HOSTILE = "<script>window.pwned = true</script><b>bold?</b>"
 
 
@@ -34,9 +35,30 @@ def product(server: ServerProcess, sm: Any, s3: Any, echo_image: str) -> str:
     catalog = server.client("marketplace-catalog")
     prices = {"ml.c5.large.m.i.r": "0.25", "ml.m5.large.m.i.b": "0.5", "inference.count.m.i.c": "0"}
     product = mp.publish(catalog, package, ROLE, prices)
+    entity = catalog.describe_entity(Catalog="AWSMarketplace", EntityId=product)
+    offer = entity["DetailsDocument"]["OfferId"]
     described = mp.run(
         catalog,
         [
+            mp.change(
+                "UpdateSupportTerms",
+                offer,
+                {"Terms": [{"Type": "SupportTerm", "RefundPolicy": "Refunds within 30 days."}]},
+                entity_type=mp.OFFER,
+            ),
+            mp.change(
+                "UpdateLegalTerms",
+                offer,
+                {
+                    "Terms": [
+                        {
+                            "Type": "LegalTerm",
+                            "Documents": [{"Type": "CustomEula", "Url": EULA}],
+                        }
+                    ]
+                },
+                entity_type=mp.OFFER,
+            ),
             mp.change(
                 "UpdateInformation",
                 product,
@@ -46,7 +68,7 @@ def product(server: ServerProcess, sm: Any, s3: Any, echo_image: str) -> str:
                     "LongDescription": HOSTILE,
                     "Categories": ["Text"],
                 },
-            )
+            ),
         ],
     )
     assert described["Status"] == "SUCCEEDED", described["ChangeSet"]
@@ -92,6 +114,9 @@ def test_a_buyer_finds_a_product_subscribes_deploys_invokes_it_and_cancels(
     assert page.evaluate("window.pwned") is None
     assert page.locator("[data-test=description] b").count() == 0
     prices = text(page, "[data-test=prices]")
+    # the agreement's terms, read before subscribing (Discovery's GetOfferTerms)
+    assert text(page, "[data-test=refund-policy]") == "Refunds within 30 days."
+    assert EULA in text(page, "[data-test=legal]")
     assert "ml.c5.large.m.i.r" in prices and "0.25" in prices
     assert page.locator("[data-test=arn]").count() == 0  # not before subscribing
     page.click("[data-test=subscribe]")
