@@ -178,7 +178,7 @@ async def follow(
                 break
             await asyncio.sleep(EVENT_POLL_SECONDS)
             try:
-                described = await operations.call(operation, ctx, params)
+                described = await operations.call(operation, ctx, params, audited=False)
             except ServiceError:  # gone (deleted): the page, loaded again, says so
                 gone = {"status": "Gone", "lines": [], "ended": True}
                 await send_event(stream, "status", gone)

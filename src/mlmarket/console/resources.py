@@ -364,15 +364,19 @@ class ResourcePages:
         start = int(since) + 1 if since.isdigit() else 0
         deadline = time.monotonic() + STREAM_SECONDS
         seen: set[str] = set()
+        polls = 0
         async with event_stream(visit.request) as stream:
             while time.monotonic() < deadline:
                 params: dict[str, Any] = {"logGroupName": group, "startTime": start}
                 if prefix:
                     params["logStreamNamePrefix"] = prefix
                 try:
-                    found = await self.services.logs.call("FilterLogEvents", ctx, params)
+                    found = await self.services.logs.call(
+                        "FilterLogEvents", ctx, params, audited=polls == 0
+                    )
                 except ServiceError:  # no log group yet: nothing written
                     found = {"events": []}
+                polls += 1
                 fresh = [e for e in found["events"] if e["eventId"] not in seen]
                 if fresh:
                     seen.update(e["eventId"] for e in fresh)
