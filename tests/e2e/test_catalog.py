@@ -486,22 +486,7 @@ def test_an_offer_takes_its_own_change_types(catalog: Any) -> None:
     applied = run(
         catalog,
         [
-            mp.change(
-                "UpdateLegalTerms",
-                offer,
-                {
-                    "Terms": [
-                        {"Type": "LegalTerm", "Documents": [{"Type": "CustomEula", "Url": eula}]}
-                    ]
-                },
-                entity_type=mp.OFFER,
-            ),
-            mp.change(
-                "UpdateSupportTerms",
-                offer,
-                {"Terms": [{"Type": "SupportTerm", "RefundPolicy": "Refunds within 30 days."}]},
-                entity_type=mp.OFFER,
-            ),
+            *mp.offer_terms(offer, "Refunds within 30 days.", eula),
             mp.change(
                 "UpdateInformation",
                 offer,

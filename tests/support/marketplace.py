@@ -217,3 +217,17 @@ def publish(
         )
         assert shown["Status"] == "SUCCEEDED", shown["ChangeSet"]
     return product
+
+
+def offer_terms(offer: str, refund_policy: str, eula_url: str) -> list[dict[str, Any]]:
+    """The changes that give an offer its support term (a refund policy) and a custom EULA."""
+    legal = {"Type": "LegalTerm", "Documents": [{"Type": "CustomEula", "Url": eula_url}]}
+    return [
+        change("UpdateLegalTerms", offer, {"Terms": [legal]}, entity_type=OFFER),
+        change(
+            "UpdateSupportTerms",
+            offer,
+            {"Terms": [{"Type": "SupportTerm", "RefundPolicy": refund_policy}]},
+            entity_type=OFFER,
+        ),
+    ]

@@ -40,25 +40,7 @@ def product(server: ServerProcess, sm: Any, s3: Any, echo_image: str) -> str:
     described = mp.run(
         catalog,
         [
-            mp.change(
-                "UpdateSupportTerms",
-                offer,
-                {"Terms": [{"Type": "SupportTerm", "RefundPolicy": "Refunds within 30 days."}]},
-                entity_type=mp.OFFER,
-            ),
-            mp.change(
-                "UpdateLegalTerms",
-                offer,
-                {
-                    "Terms": [
-                        {
-                            "Type": "LegalTerm",
-                            "Documents": [{"Type": "CustomEula", "Url": EULA}],
-                        }
-                    ]
-                },
-                entity_type=mp.OFFER,
-            ),
+            *mp.offer_terms(offer, "Refunds within 30 days.", EULA),
             mp.change(
                 "UpdateInformation",
                 product,
