@@ -37,6 +37,7 @@ from mlmarket.storage.metadata import DatabaseUnavailable, MetadataStore, connec
 
 if TYPE_CHECKING:  # `mlmarket check`'s pieces are imported when it runs
     from mlmarket.check.findings import Report
+    from mlmarket.check.scratch import ScratchBuckets
     from mlmarket.check.serving import Options
 
 
@@ -366,6 +367,7 @@ def _check(
     from mlmarket.check import assets, images, isolation, serving, training
     from mlmarket.check.engine import LocalEngine
     from mlmarket.check.findings import Finding
+    from mlmarket.check.scratch import ScratchBuckets
     from mlmarket.local import LocalServer
 
     with contextlib.ExitStack() as stack:
@@ -390,6 +392,8 @@ def _check(
             region = args.region or settings.default_region
             clients = [server.client(name, region=region) for name in names]
         sm, rt, sts, s3, logs = clients
+        scratch = ScratchBuckets(s3)
+        stack.callback(scratch.remove)  # before the private server (if any) stops
         account = sts.get_caller_identity()["Account"]
         role = f"arn:aws:iam::{account}:role/mlmarket-check"
         trained: training.TrainingOptions | None = None
@@ -413,7 +417,7 @@ def _check(
             )
             trained, readiness = asset.training, [asset.readiness]
         if args.model_data:
-            options = replace(options, model_data_url=_model_data(s3, args.model_data))
+            options = replace(options, model_data_url=_model_data(scratch, args.model_data))
         engine = LocalEngine(settings.docker_socket)
         stack.callback(engine.close)
         image = options.image
@@ -436,7 +440,9 @@ def _check(
 
         def train() -> tuple[list[Finding], str | None]:
             assert trained is not None
-            findings, result = training.run(training.TrainingClients(sm, s3, role), trained, say)
+            findings, result = training.run(
+                training.TrainingClients(sm, s3, role, scratch), trained, say
+            )
             if no_sink:
                 findings.append(Finding("R1", isolation.TRAINING_CHECK, "skipped", "", no_sink))
             else:
@@ -463,7 +469,7 @@ def _check(
             ]
 
         report = serving.run(
-            serving.Clients(sm, rt, role, s3, logs),
+            serving.Clients(sm, rt, role, s3, logs, scratch),
             engine,
             options,
             say,
@@ -474,13 +480,12 @@ def _check(
     return report
 
 
-def _model_data(s3: Any, given: str) -> str:
+def _model_data(scratch: ScratchBuckets, given: str) -> str:
     """The model data's S3 URL: as given, or a local model.tar.gz uploaded to the server."""
     if given.startswith("s3://"):
         return given
-    bucket = f"mlmarket-check-model-{secrets.token_hex(4)}"
-    s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=Path(given).read_bytes())
+    bucket = scratch.create(f"mlmarket-check-model-{secrets.token_hex(4)}")
+    scratch.s3.put_object(Bucket=bucket, Key="model.tar.gz", Body=Path(given).read_bytes())
     return f"s3://{bucket}/model.tar.gz"
 
 

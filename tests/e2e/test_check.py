@@ -52,8 +52,15 @@ def sample(tmp_path: Path) -> Path:
     return path
 
 
+def scratch_buckets(s3: Any) -> list[str]:
+    """The buckets a check made for its own data (it deletes them when it ends)."""
+    return [
+        b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("mlmarket-check-")
+    ]
+
+
 def test_a_good_image_passes_every_rule_it_is_checked_on(
-    server: ServerProcess, echo_image: str, sample: Path, tmp_path: Path
+    server: ServerProcess, s3: Any, echo_image: str, sample: Path, tmp_path: Path
 ) -> None:
     report, junit = tmp_path / "report.json", tmp_path / "report.xml"
     page = tmp_path / "report.html"
@@ -97,6 +104,7 @@ def test_a_good_image_passes_every_rule_it_is_checked_on(
     assert found["no network access attempted"]["evidence"].startswith("nothing sent;")
     assert "passed" in done.stdout.splitlines()[-1]
     assert '<p class="verdict passed">passed</p>' in page.read_text()
+    assert scratch_buckets(s3) == []  # the batch sample's bucket, deleted with its output
 
 
 def test_a_model_slower_than_the_limit_fails_the_processing_time_rule(
@@ -240,7 +248,7 @@ def check_algorithm(
 
 
 def test_an_algorithm_that_keeps_its_checkpoints_resumes_after_a_spot_interruption(
-    server: ServerProcess, trainer_image: str, train_data: Path, tmp_path: Path
+    server: ServerProcess, s3: Any, trainer_image: str, train_data: Path, tmp_path: Path
 ) -> None:
     report = tmp_path / "report.json"
     hyper = {"mode": "resume", "steps": "30"}  # 6 s, a checkpoint per 0.2 s step
@@ -260,6 +268,7 @@ def test_an_algorithm_that_keeps_its_checkpoints_resumes_after_a_spot_interrupti
     quiet = found["no network access attempted while training"]
     assert (quiet["rule"], quiet["outcome"]) == ("R1", "passed")
     assert quiet["evidence"].startswith("nothing sent; it exited with code 0 after")
+    assert scratch_buckets(s3) == []  # its training data, output and checkpoints: deleted
 
 
 def test_an_algorithm_that_ships_its_model_home_is_caught_at_the_end_of_training(

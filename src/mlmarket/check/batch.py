@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from mlmarket.check.findings import Finding
+from mlmarket.check.scratch import ScratchBuckets
 
 FINAL = ("Completed", "Failed", "Stopped")
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
@@ -27,6 +28,7 @@ def run(
     sm: Any,
     s3: Any,
     logs: Any,
+    scratch: ScratchBuckets,
     model: str,
     instance_type: str,
     sample: bytes,
@@ -34,8 +36,7 @@ def run(
     line_based: bool,
 ) -> Finding:
     name = f"{model}-batch"
-    bucket = f"mlmarket-check-batch-{secrets.token_hex(4)}"
-    s3.create_bucket(Bucket=bucket)
+    bucket = scratch.create(f"mlmarket-check-batch-{secrets.token_hex(4)}")
     s3.put_object(Bucket=bucket, Key="in/sample", Body=sample)
     split = "Line" if line_based else "None"
     tried = f"CreateTransformJob of the sample ({content_type}, SplitType {split})"

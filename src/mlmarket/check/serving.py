@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from mlmarket import limits
 from mlmarket.check import batch
 from mlmarket.check.findings import Finding, Outcome, Report, Rule
+from mlmarket.check.scratch import ScratchBuckets
 from mlmarket.domain import registry
 from mlmarket.domain.checks import DEPLOYED_PREFIX
 from mlmarket.domain.instance_types import INSTANCE_TYPES, lookup
@@ -98,8 +99,9 @@ class Clients:
     sm: Any  # boto3 clients of one account, on the server the check deploys to
     rt: Any
     role: str  # the execution role the model is created with
-    s3: Any = None  # with logs: batch is tried too
+    s3: Any = None  # with logs and scratch: batch is tried too
     logs: Any = None
+    scratch: ScratchBuckets | None = None
 
 
 def run(
@@ -161,13 +163,14 @@ def run(
             found(_latency(clients, name, options, watch))
             say(f"calling it {options.calls} times from {LOAD_CALLERS} callers at once")
             found(_cpu_under_load(clients, engine, arn, name, options, watch))
-            if clients.s3 is not None and clients.logs is not None:
+            if clients.s3 and clients.logs and clients.scratch:
                 say("transforming the sample as a batch job")
                 found(
                     batch.run(
                         clients.sm,
                         clients.s3,
                         clients.logs,
+                        clients.scratch,
                         name,
                         options.batch_instance_type or options.instance_type,
                         options.sample,

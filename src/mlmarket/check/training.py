@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mlmarket.check.findings import Finding
+from mlmarket.check.scratch import ScratchBuckets
 from mlmarket.domain.spot import POLICY_TAG
 from mlmarket.domain.training import FULL_VOLUME_TAG, unexplained
 
@@ -44,6 +45,7 @@ class TrainingClients:
     sm: Any
     s3: Any
     role: str
+    scratch: ScratchBuckets  # its bucket: training data, output and checkpoints
 
 
 @dataclass
@@ -58,8 +60,7 @@ def run(
     clients: TrainingClients, options: TrainingOptions, say: Callable[[str], None]
 ) -> tuple[list[Finding], Trained]:
     tag = secrets.token_hex(4)
-    bucket = f"mlmarket-check-{tag}"
-    clients.s3.create_bucket(Bucket=bucket)  # for its output and checkpoints
+    bucket = clients.scratch.create(f"mlmarket-check-{tag}")  # output and checkpoints
     if options.train_data is not None:
         uploaded = _upload(clients.s3, bucket, options.train_data)
         say(f"training {options.image} on {uploaded} file(s) of {options.train_data}")
