@@ -6,6 +6,7 @@ import asyncio
 import json
 import secrets
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import TypeVar
@@ -172,5 +173,30 @@ def test_an_instance_with_gpus_asks_docker_for_them_and_never_gets_a_shared_one(
         except EngineError as exc:
             assert "gpu" in str(exc)
         assert await engine.list({"mlmarket.it": wanting.labels["mlmarket.it"]}) == []
+
+    with_engine(work)
+
+
+def test_an_oom_kill_is_still_told_by_the_engines_events_once_the_container_is_gone(
+    echo_image: str,
+) -> None:
+    async def work(engine: DockerEngine) -> None:
+        since = time.time()
+        hungry = replace(
+            spec(echo_image),
+            entrypoint=["python3", "-c"],
+            command=["x = bytearray(512 * 2**20)"],
+            memory_bytes=64 * 2**20,
+        )
+        info = await engine.run(hungry)
+        await engine.wait(info.id)
+        await engine.remove(info.id, 1)
+        assert await engine.inspect(info.id) is None
+        tag = hungry.labels["mlmarket.it"]
+        filters = {"type": ["container"], "event": ["oom"], "label": [f"mlmarket.it={tag}"]}
+        told = await engine.events(filters, since, time.time())
+        assert [e["Actor"]["Attributes"]["mlmarket.it"] for e in told] == [tag]
+        other = {**filters, "label": ["mlmarket.it=someone-else"]}
+        assert await engine.events(other, since, time.time()) == []
 
     with_engine(work)

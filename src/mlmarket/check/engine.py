@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -32,14 +33,24 @@ class LocalEngine:
     def _containers(self, endpoint_arn: str) -> list[ContainerInfo]:
         return self._run(self.engine.list({labels.ENDPOINT: endpoint_arn}))
 
-    def memory(self, endpoint_arn: str) -> tuple[int | None, bool]:
+    def memory(self, endpoint_arn: str, since: float) -> tuple[int | None, bool]:
+        """The peak memory of the endpoint's running containers, and whether one of its
+        containers was killed for want of memory since `since` (the engine's events tell it
+        after the endpoint replaced and removed that container)."""
         containers = self._containers(endpoint_arn)
         peaks = [
             peak
             for info in containers
             if info.running and (peak := cgroups.memory_peak(info.pid)) is not None
         ]
-        return max(peaks, default=None), any(info.oom_killed for info in containers)
+        filters = {
+            "type": ["container"],
+            "event": ["oom"],
+            "label": [f"{labels.ENDPOINT}={endpoint_arn}"],
+        }
+        events = self._run(self.engine.events(filters, since, time.time()))
+        killed = bool(events) or any(info.oom_killed for info in containers)
+        return max(peaks, default=None), killed
 
     def cpu(self, endpoint_arn: str) -> cgroups.CpuUsage | None:
         """The CPU time the endpoint's running containers have used so far, together."""

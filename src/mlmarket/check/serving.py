@@ -18,7 +18,7 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -53,9 +53,9 @@ class Engine(Protocol):
 
     def image_layers(self, image: str) -> list[int] | None: ...
 
-    def memory(self, endpoint_arn: str) -> tuple[int | None, bool]:
+    def memory(self, endpoint_arn: str, since: float) -> tuple[int | None, bool]:
         """The endpoint's containers' peak memory (None: not shown on this host), and whether
-        the kernel killed one of them for want of memory."""
+        the kernel killed one of them for want of memory since `since`."""
         ...
 
     def cpu(self, endpoint_arn: str) -> CpuUsage | None:
@@ -72,9 +72,10 @@ class MemoryWatch:
     arn: str
     peak: int | None = None
     oom_killed: bool = False
+    since: float = field(default_factory=time.time)  # OOM kills are looked for from here
 
     def sample(self) -> None:
-        peak, killed = self.engine.memory(self.arn)
+        peak, killed = self.engine.memory(self.arn, self.since)
         if peak is not None:
             self.peak = max(self.peak or 0, peak)
         self.oom_killed = self.oom_killed or killed

@@ -224,6 +224,23 @@ class DockerEngine:
             return None
         return _info(data)
 
+    async def events(
+        self, filters: dict[str, list[str]], since: float, until: float
+    ) -> list[dict[str, Any]]:
+        """The engine's events between two moments (seconds since the epoch) that match
+        `filters`: the engine keeps its recent ones, so they outlive the containers they are
+        of (an OOM kill is still told after the container is removed)."""
+        params = {
+            "since": f"{since:.9f}",
+            "until": f"{until:.9f}",
+            "filters": json.dumps(filters),
+        }
+        async with self._http().get("/events", params=params) as resp:
+            data = await resp.read()
+            if resp.status != 200:
+                raise EngineError(f"GET /events: {resp.status} {_message(data)}")
+        return [json.loads(line) for line in data.splitlines() if line.strip()]
+
     async def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
         filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
         rows = await self._call(
