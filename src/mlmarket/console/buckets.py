@@ -36,9 +36,8 @@ from mlmarket.console.edge import (
     redirect,
 )
 from mlmarket.console.pages import Services
-from mlmarket.protocol import validation
-from mlmarket.protocol.admission import IDLE_MESSAGE
 from mlmarket.protocol.errors import CommonServiceError
+from mlmarket.protocol.s3 import body_chunks, check_input
 from mlmarket.services.s3.bodies import Payload, Streamed
 
 DELIMITER = "/"
@@ -141,15 +140,10 @@ class BucketPages:
     async def _put(
         self, visit: Visit, params: dict[str, Any], chunks: AsyncIterator[bytes]
     ) -> None:
-        """PutObject as the S3 edge calls it, its input checked against the model, its body
+        """PutObject as the S3 edge calls it: its input checked as the edge checks it, its body
         streamed (`Operations.call` takes no body)."""
         s3 = self.services.s3
-        validation.validate(
-            s3.model.operation_model("PutObject").input_shape,
-            params,
-            s3.invalid,
-            check_patterns=s3.check_patterns,
-        )
+        check_input(s3.model.operation_model("PutObject").input_shape, params)
         await s3.served("PutObject")(visit.ctx("s3", "PutObject"), params, Payload(chunks, None))
 
     # -- buckets --
@@ -235,7 +229,7 @@ class BucketPages:
                 raise console_error("ValidationException", "Choose a file to upload.", 400)
             if (request.content_length or 0) > UPLOAD_MAX_BYTES:
                 raise _too_large(request.content_length)
-            chunks = _body_chunks(request)
+            chunks = body_chunks(request, limits.REQUEST_BODY_IDLE_SECONDS)
         key = upload_key(folder, name)
         content_type = given or mimetypes.guess_type(key)[0]
         params: dict[str, Any] = {"Bucket": visit.match["bucket"], "Key": key}
@@ -331,20 +325,6 @@ async def _bounded(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         received += len(chunk)
         if received > UPLOAD_MAX_BYTES:
             raise _too_large()
-        yield chunk
-
-
-async def _body_chunks(request: web.BaseRequest) -> AsyncIterator[bytes]:
-    """The request's body as it arrives, the sender allowed to pause only so long."""
-    stream = request.content.iter_chunked(_CHUNK).__aiter__()
-    while True:
-        try:
-            async with asyncio.timeout(limits.REQUEST_BODY_IDLE_SECONDS):
-                chunk = await anext(stream)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise console_error("RequestTimeout", IDLE_MESSAGE, 400) from None
         yield chunk
 
 

@@ -147,8 +147,8 @@ class S3Edge:
         payload_member = operation.input_shape.serialization.get("payload")
         await send_continue(request)
         if name in _STREAMING:
-            _check(operation.input_shape, params)
-            chunks = self._chunks(request)
+            check_input(operation.input_shape, params)
+            chunks = body_chunks(request, self.admission.idle_seconds)
             result = await handler(ctx, params, Payload(chunks, declared))
         else:
             if payload_member and request.can_read_body:
@@ -167,24 +167,11 @@ class S3Edge:
                         params[payload_member] = _parse_payload(
                             operation.input_shape.members[payload_member], bytes(body)
                         )
-            _check(operation.input_shape, params)
+            check_input(operation.input_shape, params)
             result = handler(ctx, params)
             if hasattr(result, "__await__"):
                 result = await result
         return await self._respond(request, request_id, operation, result)
-
-    async def _chunks(self, request: web.BaseRequest) -> AsyncIterator[bytes]:
-        """An upload's body as it arrives, the sender allowed to pause only so long."""
-        stream = request.content.iter_chunked(1 << 20).__aiter__()
-        while True:
-            try:
-                async with asyncio.timeout(self.admission.idle_seconds):
-                    chunk = await anext(stream)
-            except StopAsyncIteration:
-                return
-            except TimeoutError:
-                raise RequestTimeout(_IDLE) from None
-            yield chunk
 
     async def _respond(
         self, request: web.BaseRequest, request_id: str, operation: Any, result: dict[str, Any]
@@ -291,7 +278,22 @@ def _http_date(value: str) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def _check(shape: Any, params: dict[str, Any]) -> None:
+async def body_chunks(request: web.BaseRequest, idle_seconds: float) -> AsyncIterator[bytes]:
+    """An upload's body as it arrives, the sender allowed to pause `idle_seconds` at most (the
+    S3 edge's and the console's uploads)."""
+    stream = request.content.iter_chunked(1 << 20).__aiter__()
+    while True:
+        try:
+            async with asyncio.timeout(idle_seconds):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise RequestTimeout(_IDLE) from None
+        yield chunk
+
+
+def check_input(shape: Any, params: dict[str, Any]) -> None:
     """The bound members against the model: types, ranges, enums, required members, and no
     NUL character anywhere (no database keeps one in a name or key)."""
     if _holds_nul(params):

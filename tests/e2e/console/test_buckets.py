@@ -88,6 +88,18 @@ def test_a_seller_uploads_into_a_folder_finds_opens_downloads_and_deletes_the_ob
     status, refused = declared_upload(server, page, bucket, 2 * 1024**3)
     assert status == 413 and refused["code"] == "EntityTooLarge"
     assert "up to 1.0 GiB (1,073,741,824 bytes) (this one is 2,147,483,648" in refused["message"]
+    # a key S3 refuses (a NUL in it) is refused here as the S3 edge refuses it
+    token = page.get_attribute("input[name=csrf]", "value")
+    nul = page.evaluate(
+        """async ([url, token]) => {
+            const answer = await fetch(url, {method: "POST", body: "x",
+                headers: {"X-CSRF-Token": token, "Accept": "application/json",
+                          "Content-Type": "application/octet-stream"}});
+            return [answer.status, (await answer.json()).code];
+        }""",
+        [f"{server.url}/console/buckets/{bucket}/upload?name=a%00b.txt", token],
+    )
+    assert nul == [400, "InvalidArgument"]
     page.evaluate("document.querySelector('[data-upload]').dataset.limit = '10'")
     page.set_input_files(
         "[data-test=upload-file]",
