@@ -41,6 +41,18 @@ class InvocationMetrics:
         # per key: invocations, 4xx, 5xx, latency sum (µs), latency max (µs)
         self._counts: dict[_Key, list[float]] = {}
         self._flushing = Periodic(self.flush, FLUSH_SECONDS)
+        # the minute a call now falls in, and (monotonic) when it ends: the invoke path reads
+        # the monotonic clock, not the wall clock and a datetime, per call
+        self._minute = 0
+        self._minute_ends = float("-inf")
+
+    def _this_minute(self) -> int:
+        now = self.clock.monotonic()
+        if now >= self._minute_ends:
+            wall = self.clock.now().timestamp()
+            self._minute = int(wall) // 60
+            self._minute_ends = now + 60 - wall % 60
+        return self._minute
 
     def record(
         self,
@@ -52,10 +64,10 @@ class InvocationMetrics:
         error: int | None = None,
     ) -> None:
         """One call: answered after `latency_us`, or refused with an `error` class (4, 5)."""
-        minute = int(self.clock.now().timestamp()) // 60
-        counts = self._counts.get((account, region, endpoint, variant, minute))
+        key = (account, region, endpoint, variant, self._this_minute())
+        counts = self._counts.get(key)
         if counts is None:
-            counts = self._counts[(account, region, endpoint, variant, minute)] = [0, 0, 0, 0, 0]
+            counts = self._counts[key] = [0, 0, 0, 0, 0]
         counts[0] += 1
         if error == 4:
             counts[1] += 1
