@@ -10,7 +10,6 @@ write per second (and whenever a report is read: services/marketplace/usage.py).
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 
 from mlmarket.clock import Clock
 from mlmarket.controllers.periodic import Periodic
@@ -28,8 +27,7 @@ class Meter:
         # (buyer, seller, product, arn) → inference units not yet written, and when the
         # first of them was counted (their row's date: a report up to a moment after the call
         # holds it, however late the flush)
-        self._counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
-        self._first: dict[tuple[str, str, str, str], dt.datetime] = {}
+        self._counts: dict[tuple[str, str, str, str], tuple[int, dt.datetime]] = {}
         self._flushing = Periodic(self.flush, FLUSH_SECONDS)  # counts: every second
 
     # -- instance time --
@@ -68,22 +66,19 @@ class Meter:
     def count(self, buyer: str, origin: Origin, arn: str, units: int) -> None:
         if units:
             key = (buyer, origin["Seller"], origin["ProductId"], arn)
-            if key not in self._first:
-                self._first[key] = self.clock.now()
-            self._counts[key] += units
+            counted, first = self._counts.get(key) or (0, self.clock.now())
+            self._counts[key] = (counted + units, first)
 
     def flush(self) -> None:
         if not self._counts:
             return
-        counts, self._counts = self._counts, defaultdict(int)
-        first, self._first = self._first, {}
+        counts, self._counts = self._counts, {}
         self.usage.add(
             [
                 UsageRow(
                     buyer, seller, product, marketplace.INFERENCE_COUNT, arn, at, at, None, units
                 )
-                for (buyer, seller, product, arn), units in counts.items()
-                for at in (first[(buyer, seller, product, arn)],)
+                for (buyer, seller, product, arn), (units, at) in counts.items()
             ]
         )
 
