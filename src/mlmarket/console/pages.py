@@ -162,7 +162,7 @@ class Pages:
         """The product as mlmarket's ListListings shows it to the caller: prices, versions with
         their ARNs in the region, whether the caller subscribes."""
         listed = await self.services.mlmarket.call(
-            "ListListings", visit.ctx("mlmarket", "ListListings"), {}
+            "ListListings", visit.ctx("mlmarket", "ListListings"), {"ProductId": product}
         )
         return next((x for x in listed["Listings"] if x["ProductId"] == product), None)
 

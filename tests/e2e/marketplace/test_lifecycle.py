@@ -34,7 +34,12 @@ from tests.support.waiting import succeeds, until
 
 
 def test_a_limited_product_is_open_only_to_its_seller_and_targeted_buyers(
-    catalog: Any, sm: Any, seller_data: str, buyer_mm: Any, seller_mm: Any
+    catalog: Any,
+    sm: Any,
+    seller_data: str,
+    buyer_mm: Any,
+    seller_mm: Any,
+    newcomer: tuple[Any, Any],
 ) -> None:
     arn = certified_package(sm, "mp-limited", seller_data)
     limited = mp.publish(catalog, arn, ROLE, None, visibility="Limited")
@@ -48,6 +53,10 @@ def test_a_limited_product_is_open_only_to_its_seller_and_targeted_buyers(
         [mp.change("UpdateTargeting", limited, {"PositiveTargeting": {"BuyerAccounts": [BUYER]}})],
     )
     assert targeted["Status"] == "SUCCEEDED", targeted["ChangeSet"]
+    # one product's listing asked by its id: this one only, and none to an untargeted account
+    (only,) = buyer_mm.list_listings(ProductId=limited)["Listings"]
+    assert only["ProductId"] == limited
+    assert newcomer[1].list_listings(ProductId=limited)["Listings"] == []
     assert buyer_mm.subscribe(ProductId=limited)["Subscription"]["Status"] == "ACTIVE"
     with pytest.raises(ClientError) as err:
         buyer_mm.subscribe(ProductId="prod-doesnotexist")

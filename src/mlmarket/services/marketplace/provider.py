@@ -82,6 +82,8 @@ class MarketplaceProvider:
     def list_listings(self, ctx: RequestContext, p: dict[str, Any]) -> dict[str, Any]:
         listings = []
         for product in self.agreements.products():
+            if p.get("ProductId") not in (None, product.name):
+                continue
             if not self.agreements.open_to(product, ctx.account_id):
                 continue
             agreement = self.agreements.active(ctx.account_id, product.name)
