@@ -71,7 +71,7 @@ class DockerEngine:
             )
         return self._session
 
-    async def _call(
+    async def call(
         self,
         method: str,
         path: str,
@@ -91,7 +91,7 @@ class DockerEngine:
                 and path.startswith(("/images/", "/containers/create"))
                 and (resp.status == 301 or b"invalid reference format" in data)
             ):
-                raise _NotFound(_message(data))
+                raise NotFound(_message(data))
             if resp.status not in ok:
                 raise EngineError(f"{method} {path}: {resp.status} {_message(data)}")
             if data and resp.content_type == "application/json":
@@ -107,15 +107,15 @@ class DockerEngine:
 
     async def image_exists(self, image: str) -> bool:
         try:
-            await self._call("GET", f"/images/{quote(image, safe='')}/json")
-        except _NotFound:
+            await self.call("GET", f"/images/{quote(image, safe='')}/json")
+        except NotFound:
             return False
         return True
 
     async def image_layers(self, image: str) -> list[int] | None:
         try:
-            history = await self._call("GET", f"/images/{quote(image, safe='')}/history")
-        except _NotFound:
+            history = await self.call("GET", f"/images/{quote(image, safe='')}/history")
+        except NotFound:
             return None
         return [int(entry.get("Size") or 0) for entry in history if entry.get("Size")]
 
@@ -135,10 +135,8 @@ class DockerEngine:
 
     async def image_inspect(self, image: str) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = await self._call(
-                "GET", f"/images/{quote(image, safe='')}/json"
-            )
-        except _NotFound:
+            result: dict[str, Any] = await self.call("GET", f"/images/{quote(image, safe='')}/json")
+        except NotFound:
             raise ImageNotFound(image) from None
         return result
 
@@ -148,7 +146,7 @@ class DockerEngine:
         # the GPUs are chosen and the container that holds them made under one lock: the
         # next choice sees its label
         async with self._gpu_lock, host_lock(self._gpu_lock_path):
-            rows = await self._call(
+            rows = await self.call(
                 "GET",
                 "/containers/json",
                 params={"all": "1", "filters": json.dumps({"label": [gpus.LABEL]})},
@@ -197,18 +195,18 @@ class DockerEngine:
                 "EndpointsConfig": {spec.network: {"Aliases": list(spec.network_aliases)}}
             }
         try:
-            created = await self._call(
+            created = await self.call(
                 "POST", "/containers/create", params={"name": spec.name}, body=body
             )
-        except _NotFound:
+        except NotFound:
             raise ImageNotFound(spec.image) from None
         container_id = created["Id"]
         try:
-            await self._call("POST", f"/containers/{container_id}/start")
+            await self.call("POST", f"/containers/{container_id}/start")
         except EngineError:
             # not left behind: a container never started would still hold its name and GPUs
             with contextlib.suppress(EngineError):
-                await self._call(
+                await self.call(
                     "DELETE", f"/containers/{container_id}", params={"force": "1", "v": "1"}
                 )
             raise
@@ -219,8 +217,8 @@ class DockerEngine:
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         try:
-            data = await self._call("GET", f"/containers/{container_id}/json")
-        except _NotFound:
+            data = await self.call("GET", f"/containers/{container_id}/json")
+        except NotFound:
             return None
         return _info(data)
 
@@ -243,7 +241,7 @@ class DockerEngine:
 
     async def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
         filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
-        rows = await self._call(
+        rows = await self.call(
             "GET", "/containers/json", params={"all": "1", "filters": json.dumps(filters)}
         )
         found = []
@@ -255,31 +253,31 @@ class DockerEngine:
 
     async def remove(self, container_id: str, grace_seconds: int) -> None:
         try:
-            await self._call(
+            await self.call(
                 "POST", f"/containers/{container_id}/stop", params={"t": str(grace_seconds)}
             )
-        except _NotFound:
+        except NotFound:
             return
         except EngineError:
             pass  # already stopping or dead: removal below still applies
         try:
-            await self._call(
+            await self.call(
                 "DELETE", f"/containers/{container_id}", params={"force": "1", "v": "1"}
             )
-        except _NotFound:
+        except NotFound:
             pass
         except EngineError as exc:
             if "already in progress" not in str(exc):
                 raise
 
     async def stop(self, container_id: str, grace_seconds: int) -> None:
-        with contextlib.suppress(_NotFound):
-            await self._call(
+        with contextlib.suppress(NotFound):
+            await self.call(
                 "POST", f"/containers/{container_id}/stop", params={"t": str(grace_seconds)}
             )
 
     async def create_network(self, name: str, labels: dict[str, str]) -> str:
-        created = await self._call(
+        created = await self.call(
             "POST",
             "/networks/create",
             body={
@@ -297,13 +295,17 @@ class DockerEngine:
         return network_id
 
     async def remove_network(self, name: str) -> None:
-        with contextlib.suppress(_NotFound):
-            await self._call("DELETE", f"/networks/{name}")
+        with contextlib.suppress(NotFound):
+            await self.call("DELETE", f"/networks/{name}")
 
     async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
+        await self.stream_logs(f"/containers/{container_id}/logs", sink)
+
+    async def stream_logs(self, path: str, sink: Callable[[bytes], None]) -> None:
+        """Copy a followed log stream (a container's, or a Swarm service's) into `sink`."""
         params = {"follow": "1", "stdout": "1", "stderr": "1", "timestamps": "1"}
         try:
-            async with self._http().get(f"/containers/{container_id}/logs", params=params) as resp:
+            async with self._http().get(path, params=params) as resp:
                 if resp.status != 200:
                     return
                 tty = resp.content_type == "application/vnd.docker.raw-stream"
@@ -323,10 +325,10 @@ class DockerEngine:
 
     async def wait(self, container_id: str) -> int | None:
         try:
-            data = await self._call(
+            data = await self.call(
                 "POST", f"/containers/{container_id}/wait", params={"condition": "not-running"}
             )
-        except _NotFound:
+        except NotFound:
             return None
         return int(data["StatusCode"])
 
@@ -353,8 +355,8 @@ async def host_lock(path: Path | None) -> AsyncIterator[None]:
             fcntl.flock(held, fcntl.LOCK_UN)
 
 
-class _NotFound(EngineError):
-    pass
+class NotFound(EngineError):
+    """The engine holds no such container, image, network or service."""
 
 
 async def _flush_host_address(interface: str) -> None:
