@@ -27,9 +27,13 @@ from sqlalchemy.exc import OperationalError
 
 from mlmarket import app as application
 from mlmarket import workers
+from mlmarket.agent import channel
+from mlmarket.agent.node import NodeAgent
 from mlmarket.clock import SystemClock
 from mlmarket.config import BadSetting, EventLoop, Settings
 from mlmarket.domain import quotas
+from mlmarket.execution.base import EngineError
+from mlmarket.execution.docker import DockerEngine
 from mlmarket.protocol.models import DATA_PATH, add_data_path
 from mlmarket.services.accounts import AccountExists, Accounts, Credentials
 from mlmarket.storage import schema
@@ -109,6 +113,40 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
         runner.run(main())
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        agent = NodeAgent(
+            settings.agent_secret or "", DockerEngine(args.docker_socket or settings.docker_socket)
+        )
+    except ValueError as exc:
+        print(f"mlmarket agent: {exc}", file=sys.stderr)
+        return 2
+    host, _, port = args.listen.rpartition(":")
+
+    async def main() -> None:
+        task = asyncio.ensure_future(agent.serve(host or "127.0.0.1", int(port)))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            await agent.close()
+
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory(settings.event_loop)) as runner:
+            runner.run(main())
+    except (EngineError, OSError) as exc:
+        print(f"mlmarket agent: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -510,6 +548,17 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--worker", type=int, help=argparse.SUPPRESS)  # one of --workers'
     serve.set_defaults(func=cmd_serve)
+
+    agent = sub.add_parser(
+        "agent", help="the data plane of one Docker host (Swarm node) for the API servers"
+    )
+    agent.add_argument(
+        "--listen",
+        default=f"127.0.0.1:{channel.DEFAULT_PORT}",
+        help=f"host:port servers reach it on (default 127.0.0.1:{channel.DEFAULT_PORT})",
+    )
+    agent.add_argument("--docker-socket", help="this host's engine (default /var/run/docker.sock)")
+    agent.set_defaults(func=cmd_agent)
 
     db = sub.add_parser("db", help="the metadata database's schema").add_subparsers(
         dest="db_command", required=True

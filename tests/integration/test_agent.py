@@ -1,0 +1,181 @@
+"""`mlmarket agent` on this host's engine: who it serves, what it opens, what it refuses."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+
+from mlmarket.agent import channel
+from mlmarket.agent.node import NodeAgent
+from mlmarket.domain import labels
+from mlmarket.execution.base import ContainerSpec
+from mlmarket.execution.docker import DockerEngine
+from mlmarket.execution.http1 import ConnectionPool
+
+T = TypeVar("T")
+SECRET = "agent-test-secret-" + secrets.token_hex(8)
+
+
+def with_agent(work: Callable[[NodeAgent, str], Awaitable[T]]) -> T:
+    """Run `work` with an agent listening on a loopback port (its address as host:port)."""
+
+    async def main() -> T:
+        agent = NodeAgent(SECRET, DockerEngine())
+        server = await asyncio.start_server(agent.handle, "127.0.0.1", 0)
+        address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            return await work(agent, address)
+        finally:
+            server.close()
+            await agent.close()
+
+    return asyncio.run(main())
+
+
+def spec(image: str, managed: bool) -> ContainerSpec:
+    tag = secrets.token_hex(4)
+    extra = {labels.MANAGED: "endpoint"} if managed else {}
+    return ContainerSpec(
+        name=f"mlmarket-agent-it-{tag}",
+        image=image,
+        command=["serve"],
+        environment={},
+        labels={"mlmarket.owner": "pytest-integration", **extra},
+        cpus=0.5,
+        memory_bytes=256 * 2**20,
+    )
+
+
+async def ping_through(address: str, secret: str, container_id: str) -> int:
+    pool = ConnectionPool(lambda: channel.connect(address, secret, container_id, 8080))
+    try:
+        for _ in range(100):
+            try:
+                return (await pool.request("GET", "/ping", [])).status
+            except channel.AgentError as exc:
+                if "port 8080" not in str(exc):  # the server in the container is starting
+                    raise
+                await asyncio.sleep(0.05)
+        raise AssertionError("the container never answered")
+    finally:
+        pool.close()
+
+
+def test_a_server_with_the_secret_reaches_an_isolated_container_through_the_agent(
+    echo_image: str,
+) -> None:
+    async def work(agent: NodeAgent, address: str) -> None:
+        info = await agent.engine.run(spec(echo_image, managed=True))
+        try:
+            assert await ping_through(address, SECRET, info.id) == 200
+            pool = ConnectionPool(lambda: channel.connect(address, SECRET, info.id, 8080))
+            body = secrets.token_bytes(3 * 2**20)
+            echoed = await pool.request("POST", "/invocations", [("Content-Type", "a/b")], body)
+            pool.close()
+            assert echoed.body == body
+        finally:
+            await agent.engine.remove(info.id, 1)
+
+    with_agent(work)
+
+
+def test_the_agent_tells_servers_its_engine_has_no_default_bridge() -> None:
+    async def work(agent: NodeAgent, address: str) -> channel.NodeFacts:
+        return await channel.facts(address, SECRET)
+
+    found = with_agent(work)
+    assert found["default_networks"] == []  # scripts/setup starts dockerd with --bridge=none
+    assert found["engine_version"]
+
+
+def test_a_server_with_a_wrong_secret_is_refused_and_counted(echo_image: str) -> None:
+    async def work(agent: NodeAgent, address: str) -> None:
+        info = await agent.engine.run(spec(echo_image, managed=True))
+        try:
+            with pytest.raises(channel.AgentError, match=r"refused this server.*does not match"):
+                await channel.connect(address, "another-secret-of-length", info.id, 8080)
+            with pytest.raises(channel.AgentError, match="refused this server"):
+                await channel.facts(address, "another-secret-of-length")
+            assert agent.refused == 2
+        finally:
+            await agent.engine.remove(info.id, 1)
+
+    with_agent(work)
+
+
+def test_an_impostor_that_accepts_any_server_is_not_trusted() -> None:
+    """A listener that answers OK without the secret (it cannot prove it) gets no request's
+    connection used: the server checks the agent's proof too."""
+
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(f"{channel.GREETING} {channel.nonce()}\n".encode())
+        await reader.readline()
+        writer.write(b"OK " + b"0" * 64 + b"\n")
+        await writer.drain()
+        writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(impostor, "127.0.0.1", 0)
+        address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        try:
+            with pytest.raises(channel.AgentError, match="did not prove it holds the shared"):
+                await channel.connect(address, SECRET, "any", 8080)
+        finally:
+            server.close()
+
+    asyncio.run(main())
+
+
+def test_a_recorded_proof_cannot_be_replayed() -> None:
+    async def work(agent: NodeAgent, address: str) -> str:
+        host, _, port = address.rpartition(":")
+        # a genuine exchange, recorded
+        reader, writer = await asyncio.open_connection(host, int(port))
+        agent_nonce = (await reader.readline()).decode().split()[-1]
+        mine = channel.nonce()
+        request = f"{mine} {channel.proof(SECRET, 'server', agent_nonce, mine, 'INFO')} INFO\n"
+        writer.write(request.encode())
+        assert (await reader.readline()).startswith(b"OK ")
+        writer.close()
+        # the same line again: the agent's fresh nonce makes the proof wrong
+        reader, writer = await asyncio.open_connection(host, int(port))
+        await reader.readline()
+        writer.write(request.encode())
+        answer = (await reader.readline()).decode()
+        writer.close()
+        return answer
+
+    assert with_agent(work).startswith("DENIED ")
+
+
+def test_the_agent_opens_nothing_in_containers_mlmarket_does_not_run(echo_image: str) -> None:
+    async def work(agent: NodeAgent, address: str) -> None:
+        other = await agent.engine.run(spec(echo_image, managed=False))
+        try:
+            with pytest.raises(channel.AgentError, match=r"no container .* of mlmarket's here"):
+                await channel.connect(address, SECRET, other.id, 8080)
+            with pytest.raises(channel.AgentError, match=r"no container .* of mlmarket's here"):
+                await channel.connect(address, SECRET, "no-such-container", 8080)
+        finally:
+            await agent.engine.remove(other.id, 1)
+
+    with_agent(work)
+
+
+def test_a_request_the_agent_does_not_know_is_refused_with_its_name() -> None:
+    async def work(agent: NodeAgent, address: str) -> None:
+        with pytest.raises(channel.AgentError, match="unknown request 'EXEC /bin/sh'"):
+            await channel.request(address, SECRET, "EXEC /bin/sh")
+
+    with_agent(work)
+
+
+def test_a_short_secret_is_refused_before_anything_listens() -> None:
+    with pytest.raises(ValueError, match="at least 16 characters"):
+        NodeAgent("short", DockerEngine())
+    with pytest.raises(ValueError, match="MLMARKET_AGENT_SECRET is not set"):
+        channel.check_secret(None)
