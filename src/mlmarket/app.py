@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from mlmarket.agent import channel
 from mlmarket.clock import Clock, SystemClock
-from mlmarket.config import Settings
+from mlmarket.config import BadSetting, Settings
 from mlmarket.console.buckets import BucketPages
 from mlmarket.console.edge import ConsoleEdge, Templates
 from mlmarket.console.operators import OperatorPages
@@ -34,6 +35,7 @@ from mlmarket.controllers.validation import Validator
 from mlmarket.execution import gpus
 from mlmarket.execution.base import ContainerEngine
 from mlmarket.execution.docker import DockerEngine
+from mlmarket.execution.swarm import SwarmEngine
 from mlmarket.protocol.admission import Admission
 from mlmarket.protocol.budget import BodyBudget
 from mlmarket.protocol.invoke_lane import Lanes
@@ -101,6 +103,26 @@ class App:
     gateway: Gateway
 
 
+def container_engine(settings: Settings) -> ContainerEngine:
+    if settings.engine == "swarm":
+        try:
+            channel.check_secret(settings.agent_secret)
+        except ValueError as exc:
+            raise BadSetting(str(exc)) from None
+        if not 0 < settings.swarm_reservation <= 1:
+            raise BadSetting("MLMARKET_SWARM_RESERVATION is a share: more than 0, at most 1")
+        return SwarmEngine(
+            settings.docker_socket,
+            settings.agent_secret or "",
+            settings.agent_port,
+            settings.swarm_reservation,
+            settings.container_stop_grace_seconds,
+        )
+    return DockerEngine(
+        settings.docker_socket, gpus.offered(settings.gpus), settings.data_dir / "gpus.lock"
+    )
+
+
 def build(
     settings: Settings, engine: ContainerEngine | None = None, clock: Clock | None = None
 ) -> App:
@@ -119,9 +141,7 @@ def build(
         else None
     )
     artifacts = ObjectStore(store.engine, settings.artifacts_dir, backend)
-    engine = engine or DockerEngine(
-        settings.docker_socket, gpus.offered(settings.gpus), settings.data_dir / "gpus.lock"
-    )
+    engine = engine or container_engine(settings)
     routes = RoutingTable()
     meter = Meter(UsageStore(store), clock)
     listings = Listings(store, artifacts, clock)

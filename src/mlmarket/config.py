@@ -19,6 +19,15 @@ class BadSetting(ValueError):
 
 
 EventLoop = Literal["uvloop", "asyncio"]
+EngineKind = Literal["docker", "swarm"]
+
+
+def engine_kind(name: str) -> EngineKind:
+    if name == "docker":
+        return "docker"
+    if name == "swarm":
+        return "swarm"
+    raise ValueError("the engine is 'docker' (this host's) or 'swarm'")
 
 
 def event_loop(name: str) -> EventLoop:
@@ -72,6 +81,16 @@ class Settings:
     # the event loop `serve` runs on: uvloop's (libuv, in C) costs an invocation less CPU than
     # asyncio's own; "asyncio" is the fallback for a platform uvloop does not run on
     event_loop: EventLoop = "uvloop"
+    # where containers run: this host's Docker engine, or a Swarm (execution/swarm.py) whose
+    # manager's API is `docker_socket`, with `mlmarket agent` on every node
+    engine: EngineKind = "docker"
+    # the secret servers and agents prove to each other (agent/channel.py), and the agents'
+    # port where a node's label `mlmarket.agent` does not name its agent's address
+    agent_secret: str | None = None
+    agent_port: int = 8788
+    # the share (0 to 1) of an instance type's CPUs and memory a Swarm node reserves for it
+    # (execution/swarm.py); its limits stay whole
+    swarm_reservation: float = 1.0
 
     @property
     def database(self) -> str:
@@ -126,6 +145,10 @@ class Settings:
             ("lease_seconds", float),
             ("audit_retention_days", int),
             ("event_loop", event_loop),
+            ("engine", engine_kind),
+            ("agent_secret", str),
+            ("agent_port", int),
+            ("swarm_reservation", float),
         ):
             raw = env.get("MLMARKET_" + name.upper())
             if raw is not None:

@@ -1,0 +1,371 @@
+"""Containers placed across Docker hosts by Swarm (`MLMARKET_ENGINE=swarm`).
+
+Each container mlmarket would run becomes a Swarm service of one replica: its CPUs and memory
+are the service's limits and (scaled by `reservation`) its reservations, so Swarm decides
+where it runs, spreading services over the nodes. A container's id here is its service's id.
+
+mlmarket's own controllers stay the one owner of an instance's life, as on the local engine:
+a service never restarts by itself (restart condition `none`); a task that ends, or whose node
+goes down, ends the "container", and the controller replaces its instance (Swarm placing the
+new one on a live node).
+
+R1 on every node: a service has no networks unless it joins a job's internal overlay, and a
+task without networks gets only loopback — if its engine has no default bridge. Each node's
+agent says whether its engine has one (agent/channel.py NodeFacts); a node whose agent cannot
+be reached, fails the shared secret, speaks for another node, or has a bridge, is left out of
+every placement, with its reason in the error when no node is left.
+
+Ports inside tasks are reached through the agent of the task's node, never directly: the
+agent's address is the node label `mlmarket.agent` (host:port), else the node's address and
+`MLMARKET_AGENT_PORT`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from mlmarket.agent import channel
+from mlmarket.execution.base import (
+    Connection,
+    ContainerInfo,
+    ContainerSpec,
+    EngineError,
+    ImageNotFound,
+)
+from mlmarket.execution.docker import KEPT_CAPABILITIES, DockerEngine, NotFound
+
+log = logging.getLogger("mlmarket.swarm")
+
+AGENT_LABEL: Final = "mlmarket.agent"
+MAX_SERVICE_NAME: Final = 63
+ENDED: Final = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
+POLL_SECONDS: Final = 0.2
+FACTS_SECONDS: Final = 10.0  # how long a node's verdict is trusted before it is asked again
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    hostname: str
+    ready: bool
+    agent: str  # host:port of its agent
+    refused: str | None = None  # why nothing is placed here, or None
+
+
+class SwarmEngine:
+    def __init__(
+        self,
+        manager_socket: str,
+        agent_secret: str,
+        agent_port: int = channel.DEFAULT_PORT,
+        reservation: float = 1.0,
+        stop_grace_seconds: int = 10,
+        placement_seconds: float = 30.0,
+    ) -> None:
+        """`manager_socket`: a Swarm manager's engine API. `reservation`: the share of an
+        instance type's CPUs and memory reserved on its node (1.0: all; less lets a small
+        cluster hold more instances than it has cores and memory — the limits stay whole)."""
+        self.manager = DockerEngine(manager_socket)
+        self.secret = channel.check_secret(agent_secret)
+        self.agent_port = agent_port
+        self.reservation = reservation
+        self.stop_grace_seconds = stop_grace_seconds
+        self.placement_seconds = placement_seconds
+        self._verdicts: dict[str, tuple[float, str | None]] = {}  # node id → (when, refusal)
+
+    # -- images: the manager's engine answers for the cluster (every node must hold them) --
+
+    async def image_exists(self, image: str) -> bool:
+        return await self.manager.image_exists(image)
+
+    async def image_layers(self, image: str) -> list[int] | None:
+        return await self.manager.image_layers(image)
+
+    async def resolve_image(self, image: str) -> tuple[str, str] | None:
+        return await self.manager.resolve_image(image)
+
+    # -- nodes --
+
+    async def nodes(self) -> list[Node]:
+        """Every node of the swarm, each with why nothing is placed on it (if so)."""
+        rows = await self.manager.call("GET", "/nodes")
+        nodes = [_node(row, self.agent_port) for row in rows]
+        return list(await asyncio.gather(*(self._judge(n) for n in nodes)))
+
+    async def _judge(self, node: Node) -> Node:
+        if not node.ready:
+            return Node(node.id, node.hostname, False, node.agent, "the node is not ready")
+        known = self._verdicts.get(node.id)
+        if known is not None and time.monotonic() - known[0] < FACTS_SECONDS:
+            return Node(node.id, node.hostname, True, node.agent, known[1])
+        refusal = await self._refusal(node)
+        if refusal != (known[1] if known else None) and refusal is not None:
+            log.warning(
+                "node %s (%s): nothing is placed there: %s", node.hostname, node.id, refusal
+            )
+        self._verdicts[node.id] = (time.monotonic(), refusal)
+        return Node(node.id, node.hostname, True, node.agent, refusal)
+
+    async def _refusal(self, node: Node) -> str | None:
+        try:
+            facts = await channel.facts(node.agent, self.secret)
+        except channel.AgentError as exc:
+            return str(exc)
+        if facts["node_id"] != node.id:
+            return (
+                f"the agent at {node.agent} speaks for node {facts['node_id'] or '(none)'}, "
+                f"not {node.id}: set the node's label {AGENT_LABEL} to its own agent"
+            )
+        if facts["default_networks"]:
+            return (
+                f"its engine has a default network ({', '.join(facts['default_networks'])}), "
+                "so a task there would get a network interface (R1): start its dockerd with "
+                "--bridge=none"
+            )
+        return None
+
+    # -- running --
+
+    async def run(self, spec: ContainerSpec) -> ContainerInfo:
+        if spec.gpus:
+            raise EngineError("GPU instance types are not placed on Swarm nodes yet")
+        nodes = await self.nodes()
+        refused = [n for n in nodes if n.refused is not None]
+        if len(refused) == len(nodes):
+            reasons = "; ".join(f"node {n.hostname}: {n.refused}" for n in refused)
+            raise EngineError(f"no Swarm node can take containers ({reasons})")
+        body = self._service(spec, [n.id for n in refused])
+        created = await self.manager.call("POST", "/services/create", body=body)
+        service_id = str(created["ID"])
+        try:
+            return await self._started(service_id, spec)
+        except BaseException:
+            with contextlib.suppress(EngineError):
+                await self.manager.call("DELETE", f"/services/{service_id}")
+            raise
+
+    def _service(self, spec: ContainerSpec, excluded: list[str]) -> dict[str, Any]:
+        container: dict[str, Any] = {
+            "Image": spec.image,
+            "Args": spec.command,
+            "Env": [f"{k}={v}" for k, v in spec.environment.items()],
+            "Labels": spec.labels,
+            "Mounts": [
+                {"Type": "bind", "Source": m.source, "Target": m.target, "ReadOnly": m.read_only}
+                for m in spec.mounts
+            ],
+            "CapabilityDrop": ["ALL"],
+            "CapabilityAdd": [f"CAP_{c}" for c in KEPT_CAPABILITIES],
+            "StopGracePeriod": self.stop_grace_seconds * 10**9,
+        }
+        if spec.entrypoint is not None:
+            container["Command"] = spec.entrypoint
+        if spec.hostname:
+            container["Hostname"] = spec.hostname
+        limits: dict[str, int] = {"NanoCPUs": int(spec.cpus * 1e9)}
+        reservations: dict[str, int] = {"NanoCPUs": int(spec.cpus * self.reservation * 1e9)}
+        if spec.memory_bytes:
+            limits["MemoryBytes"] = spec.memory_bytes
+            reservations["MemoryBytes"] = int(spec.memory_bytes * self.reservation)
+        if spec.pids_limit:
+            limits["Pids"] = spec.pids_limit
+        task: dict[str, Any] = {
+            "ContainerSpec": container,
+            "Resources": {"Limits": limits, "Reservations": reservations},
+            "RestartPolicy": {"Condition": "none"},
+            "Placement": {
+                "Constraints": [f"node.id!={node}" for node in excluded],
+                "Preferences": [{"Spread": {"SpreadDescriptor": "node.id"}}],
+            },
+        }
+        if spec.network:
+            # a job's internal overlay: its peers, by name, and nothing else
+            task["Networks"] = [{"Target": spec.network, "Aliases": list(spec.network_aliases)}]
+        return {
+            "Name": service_name(spec.name),
+            "Labels": spec.labels,
+            "TaskTemplate": task,
+            "Mode": {"Replicated": {"Replicas": 1}},
+            "EndpointSpec": {"Mode": "dnsrr"},  # no virtual IP: this kernel may lack IPVS
+        }
+
+    async def _started(self, service_id: str, spec: ContainerSpec) -> ContainerInfo:
+        """Wait for the service's task to run; say why it cannot."""
+        deadline = time.monotonic() + self.placement_seconds
+        while True:
+            task = await self._task(service_id)
+            status = (task or {}).get("Status") or {}
+            state, err = status.get("State"), str(status.get("Err") or "")
+            if state == "running":
+                info = await self.inspect(service_id)
+                if info is not None:
+                    return info
+            elif state in ENDED:
+                if "No such image" in err:
+                    raise ImageNotFound(spec.image)
+                raise EngineError(f"Swarm could not start {spec.name}: {err or state}")
+            if time.monotonic() > deadline:
+                raise EngineError(
+                    f"Swarm placed no task of {spec.name} within {self.placement_seconds:g} s"
+                    + (f": {err}" if err else "")
+                )
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def _task(self, service_id: str) -> dict[str, Any] | None:
+        """The service's newest task."""
+        tasks = await self.manager.call(
+            "GET", "/tasks", params={"filters": json.dumps({"service": [service_id]})}
+        )
+        if not tasks:
+            return None
+        newest: dict[str, Any] = max(tasks, key=lambda t: (t.get("Version") or {}).get("Index", 0))
+        return newest
+
+    async def _service_spec(self, service_id: str) -> dict[str, Any] | None:
+        try:
+            found: dict[str, Any] = await self.manager.call("GET", f"/services/{service_id}")
+        except NotFound:
+            return None
+        return found
+
+    async def inspect(self, container_id: str) -> ContainerInfo | None:
+        service = await self._service_spec(container_id)
+        if service is None:
+            return None
+        task = await self._task(service["ID"])
+        status = (task or {}).get("Status") or {}
+        state = status.get("State")
+        running = state == "running" and await self._node_up((task or {}).get("NodeID", ""))
+        code = (status.get("ContainerStatus") or {}).get("ExitCode")
+        return ContainerInfo(
+            id=str(service["ID"]),
+            name=str(service["Spec"]["Name"]),
+            running=running,
+            pid=0,  # in another host's namespaces: its agent's to reach
+            exit_code=None
+            if running or state not in ENDED
+            else (None if code is None else int(code)),
+            labels=dict(service["Spec"].get("Labels") or {}),
+        )
+
+    async def _node_up(self, node_id: str) -> bool:
+        if not node_id:
+            return False
+        try:
+            node = await self.manager.call("GET", f"/nodes/{node_id}")
+        except EngineError:
+            return False
+        return ((node.get("Status") or {}).get("State")) == "ready"
+
+    async def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
+        filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
+        rows = await self.manager.call("GET", "/services", params={"filters": json.dumps(filters)})
+        found = await asyncio.gather(*(self.inspect(row["ID"]) for row in rows))
+        return [info for info in found if info is not None]
+
+    async def remove(self, container_id: str, grace_seconds: int) -> None:
+        with contextlib.suppress(NotFound):
+            await self.manager.call("DELETE", f"/services/{container_id}")
+
+    async def stop(self, container_id: str, grace_seconds: int) -> None:
+        """Scale the service to nothing: its task is stopped (SIGTERM, then SIGKILL after
+        `grace_seconds`) and kept, with its exit code."""
+        service = await self._service_spec(container_id)
+        if service is None:
+            return
+        spec = service["Spec"]
+        spec["Mode"] = {"Replicated": {"Replicas": 0}}
+        spec["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = grace_seconds * 10**9
+        version = str(service["Version"]["Index"])
+        with contextlib.suppress(EngineError):
+            await self.manager.call(
+                "POST", f"/services/{container_id}/update", params={"version": version}, body=spec
+            )
+
+    async def wait(self, container_id: str) -> int | None:
+        while True:
+            task = await self._task(container_id)
+            if task is None:
+                if await self._service_spec(container_id) is None:
+                    return None
+            else:
+                status = task.get("Status") or {}
+                if status.get("State") in ENDED:
+                    code = (status.get("ContainerStatus") or {}).get("ExitCode")
+                    return None if code is None else int(code)
+                if task.get("NodeID") and not await self._node_up(task["NodeID"]):
+                    return None  # its node is gone: no trace of how it ended
+            await asyncio.sleep(POLL_SECONDS * 5)
+
+    async def create_network(self, name: str, labels: dict[str, str]) -> str:
+        created = await self.manager.call(
+            "POST",
+            "/networks/create",
+            body={
+                "Name": name,
+                "Driver": "overlay",
+                "Internal": True,  # no gateway: the peers reach each other and nothing else
+                "Attachable": True,
+                "Labels": labels,
+                "CheckDuplicate": True,
+            },
+        )
+        return str(created["Id"])
+
+    async def remove_network(self, name: str) -> None:
+        await self.manager.remove_network(name)
+
+    async def follow_logs(self, container_id: str, sink: Callable[[bytes], None]) -> None:
+        """The task's output, through the manager, until the task ends."""
+        copying = asyncio.ensure_future(
+            self.manager.stream_logs(f"/services/{container_id}/logs", sink)
+        )
+        ended = asyncio.ensure_future(self.wait(container_id))
+        try:
+            await asyncio.wait({copying, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not copying.done():
+                await asyncio.wait({copying}, timeout=1.0)  # what is still on its way
+        finally:
+            for task in (copying, ended):
+                task.cancel()
+            await asyncio.gather(copying, ended, return_exceptions=True)
+
+    async def connect(self, container: ContainerInfo, port: int) -> Connection:
+        task = await self._task(container.id)
+        status = (task or {}).get("Status") or {}
+        inner = (status.get("ContainerStatus") or {}).get("ContainerID")
+        if task is None or status.get("State") != "running" or not inner:
+            raise channel.AgentError(f"{container.name} is not running")
+        node = _node(await self.manager.call("GET", f"/nodes/{task['NodeID']}"), self.agent_port)
+        return await channel.connect(node.agent, self.secret, str(inner), port)
+
+    async def close(self) -> None:
+        await self.manager.close()
+
+
+def service_name(name: str) -> str:
+    """A container's name as a service name (at most 63 characters, as DNS labels)."""
+    if len(name) <= MAX_SERVICE_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_SERVICE_NAME - 9].rstrip('-.')}-{digest}"
+
+
+def _node(row: dict[str, Any], agent_port: int) -> Node:
+    status = row.get("Status") or {}
+    spec = row.get("Spec") or {}
+    agent = (spec.get("Labels") or {}).get(AGENT_LABEL) or f"{status.get('Addr')}:{agent_port}"
+    return Node(
+        id=str(row["ID"]),
+        hostname=str((row.get("Description") or {}).get("Hostname") or row["ID"]),
+        ready=status.get("State") == "ready" and spec.get("Availability") == "active",
+        agent=agent,
+    )

@@ -1,0 +1,106 @@
+"""How a container becomes a Swarm service, and the settings a Swarm needs (execution/swarm.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from mlmarket import cli
+from mlmarket.app import container_engine
+from mlmarket.config import BadSetting, Settings
+from mlmarket.execution.base import ContainerSpec, Mount
+from mlmarket.execution.swarm import MAX_SERVICE_NAME, SwarmEngine, service_name
+
+SECRET = "a-secret-long-enough"
+
+
+def engine(reservation: float = 1.0) -> SwarmEngine:
+    return SwarmEngine("/nonexistent/docker.sock", SECRET, reservation=reservation)
+
+
+def spec(**changes: Any) -> ContainerSpec:
+    base = ContainerSpec(
+        name="mlmarket-i-endpoint-0",
+        image="seller/model:1",
+        command=["serve"],
+        environment={"A": "1"},
+        labels={"mlmarket.managed": "endpoint"},
+        cpus=2.0,
+        memory_bytes=8 * 2**30,
+        pids_limit=512,
+        mounts=(Mount("/data/model/x", "/opt/ml/model"),),
+    )
+    return replace(base, **changes)
+
+
+def test_a_service_has_no_network_so_its_task_gets_only_loopback() -> None:
+    task = engine()._service(spec(), [])["TaskTemplate"]
+    assert "Networks" not in task
+
+
+def test_a_job_s_instance_joins_only_its_job_s_network_under_its_host_name() -> None:
+    task = engine()._service(spec(network="job-net", network_aliases=("algo-1",)), [])
+    assert task["TaskTemplate"]["Networks"] == [{"Target": "job-net", "Aliases": ["algo-1"]}]
+
+
+def test_limits_are_the_instance_type_s_and_reservations_their_configured_share() -> None:
+    resources = engine(reservation=0.25)._service(spec(), [])["TaskTemplate"]["Resources"]
+    assert resources["Limits"] == {"NanoCPUs": 2 * 10**9, "MemoryBytes": 8 * 2**30, "Pids": 512}
+    assert resources["Reservations"] == {"NanoCPUs": 5 * 10**8, "MemoryBytes": 2 * 2**30}
+
+
+def test_swarm_never_restarts_a_service_and_spreads_them_over_nodes_it_may_use() -> None:
+    task = engine()._service(spec(), ["n2", "n3"])["TaskTemplate"]
+    assert task["RestartPolicy"] == {"Condition": "none"}
+    assert task["Placement"]["Constraints"] == ["node.id!=n2", "node.id!=n3"]
+    assert task["Placement"]["Preferences"] == [{"Spread": {"SpreadDescriptor": "node.id"}}]
+
+
+def test_a_service_keeps_only_the_capabilities_a_local_container_keeps() -> None:
+    container = engine()._service(spec(), [])["TaskTemplate"]["ContainerSpec"]
+    assert container["CapabilityDrop"] == ["ALL"]
+    assert all(c.startswith("CAP_") for c in container["CapabilityAdd"])
+    assert "CAP_NET_ADMIN" not in container["CapabilityAdd"]
+    assert container["Mounts"] == [
+        {"Type": "bind", "Source": "/data/model/x", "Target": "/opt/ml/model", "ReadOnly": True}
+    ]
+
+
+def test_long_container_names_become_distinct_service_names_within_63_characters() -> None:
+    long_a, long_b = "mlmarket-" + "a" * 80 + "-1", "mlmarket-" + "a" * 80 + "-2"
+    assert service_name("short-name") == "short-name"
+    assert len(service_name(long_a)) <= MAX_SERVICE_NAME
+    assert service_name(long_a) != service_name(long_b)
+
+
+@pytest.mark.parametrize(
+    ("secret", "reservation", "message"),
+    [
+        (None, 1.0, "MLMARKET_AGENT_SECRET is not set"),
+        ("short", 1.0, "at least 16 characters"),
+        (SECRET, 0.0, "MLMARKET_SWARM_RESERVATION is a share"),
+        (SECRET, 1.5, "MLMARKET_SWARM_RESERVATION is a share"),
+    ],
+)
+def test_a_swarm_server_without_a_usable_secret_or_share_is_refused_clearly(
+    secret: str | None, reservation: float, message: str
+) -> None:
+    settings = Settings(engine="swarm", agent_secret=secret, swarm_reservation=reservation)
+    with pytest.raises(BadSetting, match=message):
+        container_engine(settings)
+
+
+def test_an_agent_without_the_secret_stops_with_a_message(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("MLMARKET_AGENT_SECRET", raising=False)
+    assert cli.main(["agent", "--listen", "127.0.0.1:0"]) == 2
+    assert "MLMARKET_AGENT_SECRET is not set" in capsys.readouterr().err
+
+
+def test_an_unknown_engine_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLMARKET_ENGINE", "kubernetes")
+    with pytest.raises(BadSetting, match=r"'docker'.*or 'swarm'"):
+        Settings.from_env()
