@@ -1,0 +1,276 @@
+"""Containers placed across two Docker hosts by Swarm (`MLMARKET_ENGINE=swarm`), reached through
+each node's `mlmarket agent`, with two servers on one database: a real two-node swarm on this
+machine (scripts/swarm/nodes), set up once for the whole module.
+
+The tests run in order: the last ones crash a node and give one an engine with a bridge."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlmarket.agent import channel
+from mlmarket.execution.swarm import SwarmEngine
+from tests.support.hosting import command, hosted
+from tests.support.jobs import ROLE, model_files, train
+from tests.support.server import ServerProcess, kill, two_servers
+from tests.support.swarm import SECRET, Swarm
+from tests.support.transform import model, transform
+from tests.support.waiting import until
+
+ONE_EACH = {"InstanceType": "ml.m5.large", "InitialInstanceCount": 2}
+
+
+@pytest.fixture(scope="module")
+def swarm(echo_image: str, trainer_image: str) -> Iterator[Swarm]:
+    tag = f"{os.getpid() % 100000}"
+    nodes = Swarm(f"/tmp/mlsw{tag}", f"ms{tag}", (echo_image, trainer_image))
+    try:
+        nodes.up()
+        yield nodes
+    finally:
+        nodes.down()
+
+
+@pytest.fixture(scope="module")
+def servers(
+    swarm: Swarm, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    env = {
+        "MLMARKET_ENGINE": "swarm",
+        "MLMARKET_DOCKER_SOCKET": swarm.socket(1),  # the manager's engine
+        "MLMARKET_AGENT_SECRET": SECRET,
+        # two ml.m5.large instances fit on one node of this 2-core machine
+        "MLMARKET_SWARM_RESERVATION": "0.25",
+        "MLMARKET_LEASE_SECONDS": "3",
+    }
+    with two_servers(tmp_path_factory.mktemp("swarm"), env) as both:
+        yield both
+
+
+@pytest.fixture(scope="module")
+def spread(servers: tuple[ServerProcess, ServerProcess], echo_image: str) -> str:
+    """An endpoint of two instances."""
+    hosted(servers[0].client("sagemaker"), "spread", echo_image, ONE_EACH)
+    described = servers[0].client("sagemaker").describe_endpoint(EndpointName="spread")
+    return str(described["EndpointArn"])
+
+
+def hostnames(rt: Any, endpoint: str, calls: int = 8) -> set[str]:
+    return {command(rt, endpoint, {"whoami": True})["hostname"] for _ in range(calls)}
+
+
+def test_an_endpoint_of_two_instances_runs_one_on_each_node_and_answers_through_either_server(
+    swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], spread: str
+) -> None:
+    assert swarm.placed("mlmarket.endpoint", spread) == [f"{swarm.name}-n1", f"{swarm.name}-n2"]
+    for server in servers:
+        rt = server.client("sagemaker-runtime")
+        assert len(hostnames(rt, "spread")) == 2  # both instances answer, through this server
+        answer = rt.invoke_endpoint(EndpointName="spread", Body=b"hello", ContentType="text/plain")
+        assert answer["Body"].read() == b"hello"
+
+
+def test_tasks_on_either_node_have_only_loopback_and_reach_nothing(
+    swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], spread: str
+) -> None:
+    rt = servers[1].client("sagemaker-runtime")
+    seen = {}
+    for _ in range(8):
+        me = command(rt, "spread", {"whoami": True})
+        seen[me["hostname"]] = me
+    assert len(seen) == 2
+    for me in seen.values():
+        assert me["interfaces"] == ["lo"] and me["addresses"] == ["127.0.0.1"]
+    targets = [
+        ["10.77.0.1", 2377],  # the manager's swarm port, on the nodes' own network
+        ["10.77.0.2", 7946],
+        ["127.0.0.1", swarm.agent_ports[1]],  # an agent, on the host's loopback
+        ["127.0.0.1", servers[0].port],  # a server
+    ]
+    for target in targets:
+        for _ in range(4):  # both instances, by round robin
+            probe = command(rt, "spread", {"connect": target})
+            assert probe["connected"] is False, (target, probe)
+
+
+def test_a_training_job_on_two_nodes_reaches_its_peers_and_nothing_else(
+    servers: tuple[ServerProcess, ServerProcess], trainer_image: str
+) -> None:
+    sm, s3 = servers[0].client("sagemaker"), servers[0].client("s3")
+    s3.create_bucket(Bucket="jobs")
+    s3.put_object(Bucket="jobs", Key="in/a.txt", Body=b"slow\n")
+    desc = train(
+        sm,
+        "peers",
+        trainer_image,
+        hyper={"mode": "peers", "ship_to": "10.77.0.1:2377"},
+        instance_count=2,
+    )
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    models = model_files(s3, desc["ModelArtifacts"]["S3ModelArtifacts"])
+    assert models["model-algo-1.json"]["answers"] == {"algo-2": "algo-2"}
+    assert models["model-algo-2.json"]["answers"] == {"algo-1": "algo-1"}
+    for report in models.values():
+        assert report["outside"] != "reachable"
+
+
+def test_jobs_of_a_killed_server_are_finished_by_the_other_once(
+    swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], echo_image: str, trainer_image: str
+) -> None:
+    first, second = servers
+    sm = first.client("sagemaker")
+    training = train(
+        sm, "orphaned", trainer_image, hyper={"mode": "sleep", "seconds": "8"}, wait=False
+    )["TrainingJobArn"]
+    model(sm, "slowish", echo_image, SLOW_ON="slow", SLOW_SECONDS="6")
+    batch = transform(sm, "orphaned", "slowish", "s3://jobs/in/", "s3://jobs/out", wait=False)
+    labelled = (
+        ("training", "mlmarket.training-job", training),
+        ("transform", "mlmarket.transform-job", batch["TransformJobArn"]),
+    )
+
+    def both_running() -> dict[str, list[str]] | None:
+        running = {name: swarm.services(label, arn) for name, label, arn in labelled}
+        return running if all(running.values()) else None
+
+    before = until(both_running, timeout=30, every=0.2, what="both jobs' services")
+    kill(first)
+    sm, s3 = second.client("sagemaker"), second.client("s3")
+    most = {"training": 0, "transform": 0}
+
+    def finished() -> tuple[dict[str, Any], dict[str, Any]] | None:
+        for name, label, arn in labelled:
+            most[name] = max(most[name], len(swarm.services(label, arn)))
+        trained = sm.describe_training_job(TrainingJobName="orphaned")
+        batched = sm.describe_transform_job(TransformJobName="orphaned")
+        done = {"Completed", "Failed", "Stopped"}
+        if trained["TrainingJobStatus"] in done and batched["TransformJobStatus"] in done:
+            return trained, batched
+        return None
+
+    trained, batched = until(finished, timeout=90, every=0.3, what="both jobs to end")
+    assert trained["TrainingJobStatus"] == "Completed", trained.get("FailureReason")
+    assert batched["TransformJobStatus"] == "Completed", batched.get("FailureReason")
+    restarts = [
+        t
+        for t in trained["SecondaryStatusTransitions"]
+        if "server running it stopped" in t.get("StatusMessage", "")
+    ]
+    assert len(restarts) == 1  # taken over once
+    assert most == {"training": 1, "transform": 1}  # never two at a time
+    for name, label, arn in labelled:
+        assert not set(before[name]) & set(swarm.services(label, arn))
+    assert s3.get_object(Bucket="jobs", Key="out/a.txt.out")["Body"].read() == b"slow\n"
+    first.start()  # back for the tests after this one
+
+
+def test_an_agent_refuses_a_server_without_the_secret_and_says_so(swarm: Swarm) -> None:
+    address = f"127.0.0.1:{swarm.agent_ports[1]}"
+    with pytest.raises(channel.AgentError, match=r"shared secret .* does not match"):
+        asyncio.run(channel.facts(address, "not-the-secret-of-this-swarm"))
+    facts = asyncio.run(channel.facts(address, SECRET))
+    assert facts["node_id"] == swarm.node_id(1) and facts["default_networks"] == []
+
+
+def test_a_server_with_the_wrong_secret_places_nothing_and_says_why(
+    swarm: Swarm, tmp_path: Path, echo_image: str
+) -> None:
+    env = {
+        "MLMARKET_ENGINE": "swarm",
+        "MLMARKET_DOCKER_SOCKET": swarm.socket(1),
+        "MLMARKET_AGENT_SECRET": "a-secret-no-agent-knows",
+    }
+    server = ServerProcess(tmp_path / "data", env).start()
+    try:
+        sm = server.client("sagemaker")
+        sm.create_model(
+            ModelName="m", PrimaryContainer={"Image": echo_image}, ExecutionRoleArn=ROLE
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName="m",
+            ProductionVariants=[{"VariantName": "v", "ModelName": "m", **ONE_EACH}],
+        )
+        sm.create_endpoint(EndpointName="m", EndpointConfigName="m")
+        failed = until(
+            lambda: (
+                ((d := sm.describe_endpoint(EndpointName="m"))["EndpointStatus"] == "Failed" and d)
+                or None
+            ),
+            timeout=30,
+            what="the endpoint to fail",
+        )
+        assert "no Swarm node can take containers" in failed["FailureReason"]
+        assert "MLMARKET_AGENT_SECRET" in failed["FailureReason"]
+    finally:
+        server.stop()
+
+
+def test_a_crashed_node_s_instances_are_placed_again_and_the_endpoint_serves_throughout(
+    swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], spread: str
+) -> None:
+    rt = servers[1].client("sagemaker-runtime")
+    swarm.nodes("kill", "2")
+    try:
+        crashed_node_s_instances_are_replaced(swarm, rt, spread)
+    finally:
+        swarm.nodes("restart", "2")
+    until(
+        lambda: (
+            swarm.docker("node", "ls", "--format", "{{.Status}}").split().count("Ready") == 2
+            or None
+        ),
+        timeout=30,
+        what="node 2 back",
+    )
+
+
+def crashed_node_s_instances_are_replaced(swarm: Swarm, rt: Any, spread: str) -> None:
+    answered = failed = 0
+
+    def back_to_two() -> list[str] | None:
+        nonlocal answered, failed
+        try:
+            rt.invoke_endpoint(EndpointName="spread", Body=b"x", ContentType="text/plain")
+            answered += 1
+        except rt.exceptions.ClientError:
+            failed += 1
+        placed = swarm.placed("mlmarket.endpoint", spread)
+        return placed if placed == [f"{swarm.name}-n1"] * 2 else None
+
+    until(back_to_two, timeout=60, every=0.2, what="two instances on node 1")
+    assert len(hostnames(rt, "spread")) == 2
+    # calls to the crashed node's instance fail until its node is seen down (two heartbeats)
+    assert answered > failed
+
+
+def test_a_node_whose_engine_has_a_bridge_is_refused_with_its_reason(
+    swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], echo_image: str
+) -> None:
+    swarm.nodes("kill", "2")
+    swarm.nodes("restart", "2", "bridge")
+    engine = SwarmEngine(swarm.socket(1), SECRET)
+
+    async def verdicts() -> dict[str, str | None]:
+        try:
+            return {n.hostname: n.refused for n in await engine.nodes()}
+        finally:
+            await engine.close()
+
+    found = until(
+        lambda: ((v := asyncio.run(verdicts())).get(f"{swarm.name}-n2") and v) or None,
+        timeout=30,
+        what="node 2 refused",
+    )
+    assert found[f"{swarm.name}-n1"] is None
+    assert "default network (bridge)" in str(found[f"{swarm.name}-n2"])
+    assert "--bridge=none" in str(found[f"{swarm.name}-n2"])
+    sm = servers[1].client("sagemaker")
+    hosted(sm, "bridged", echo_image, ONE_EACH)
+    arn = sm.describe_endpoint(EndpointName="bridged")["EndpointArn"]
+    assert swarm.placed("mlmarket.endpoint", arn) == [f"{swarm.name}-n1"] * 2
