@@ -117,13 +117,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
+    settings = _settings(args)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         agent = NodeAgent(
-            settings.agent_secret or "", DockerEngine(args.docker_socket or settings.docker_socket)
+            settings.agent_secret or "",
+            DockerEngine(args.docker_socket or settings.docker_socket),
+            settings.data_dir,
         )
     except ValueError as exc:
         print(f"mlmarket agent: {exc}", file=sys.stderr)
@@ -558,6 +560,10 @@ def parser() -> argparse.ArgumentParser:
         help=f"host:port servers reach it on (default 127.0.0.1:{channel.DEFAULT_PORT})",
     )
     agent.add_argument("--docker-socket", help="this host's engine (default /var/run/docker.sock)")
+    agent.add_argument(
+        "--data-dir",
+        help="where model data is staged: the servers' data directory path (default ~/.mlmarket)",
+    )
     agent.set_defaults(func=cmd_agent)
 
     db = sub.add_parser("db", help="the metadata database's schema").add_subparsers(

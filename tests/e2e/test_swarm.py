@@ -16,7 +16,7 @@ import pytest
 
 from mlmarket.agent import channel
 from mlmarket.execution.swarm import SwarmEngine
-from tests.support.hosting import command, hosted
+from tests.support.hosting import command, hosted, tarball, wait_for_status
 from tests.support.jobs import ROLE, model_files, train
 from tests.support.server import ServerProcess, kill, two_servers
 from tests.support.swarm import SECRET, Swarm
@@ -24,12 +24,16 @@ from tests.support.transform import model, transform
 from tests.support.waiting import until
 
 ONE_EACH = {"InstanceType": "ml.m5.large", "InitialInstanceCount": 2}
+MODEL_FILES = {"home.txt": b"staged by the agent", "nested/weights.txt": b"0.5 0.25"}
 
 
 @pytest.fixture(scope="module")
-def swarm(echo_image: str, trainer_image: str) -> Iterator[Swarm]:
+def swarm(
+    echo_image: str, trainer_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Swarm]:
     tag = f"{os.getpid() % 100000}"
-    nodes = Swarm(f"/tmp/mlsw{tag}", f"ms{tag}", (echo_image, trainer_image))
+    data = tmp_path_factory.mktemp("swarm") / "data"
+    nodes = Swarm(f"/tmp/mlsw{tag}", f"ms{tag}", (echo_image, trainer_image), data)
     try:
         nodes.up()
         yield nodes
@@ -39,7 +43,7 @@ def swarm(echo_image: str, trainer_image: str) -> Iterator[Swarm]:
 
 @pytest.fixture(scope="module")
 def servers(
-    swarm: Swarm, tmp_path_factory: pytest.TempPathFactory
+    swarm: Swarm,
 ) -> Iterator[tuple[ServerProcess, ServerProcess]]:
     env = {
         "MLMARKET_ENGINE": "swarm",
@@ -49,15 +53,25 @@ def servers(
         "MLMARKET_SWARM_RESERVATION": "0.25",
         "MLMARKET_LEASE_SECONDS": "3",
     }
-    with two_servers(tmp_path_factory.mktemp("swarm"), env) as both:
+    with two_servers(swarm.data_dir.parent, env) as both:
         yield both
 
 
 @pytest.fixture(scope="module")
 def spread(servers: tuple[ServerProcess, ServerProcess], echo_image: str) -> str:
-    """An endpoint of two instances."""
-    hosted(servers[0].client("sagemaker"), "spread", echo_image, ONE_EACH)
-    described = servers[0].client("sagemaker").describe_endpoint(EndpointName="spread")
+    """An endpoint of two instances, with model data."""
+    sm, s3 = servers[0].client("sagemaker"), servers[0].client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="spread.tar.gz", Body=tarball(MODEL_FILES))
+    container = {"Image": echo_image, "ModelDataUrl": "s3://models/spread.tar.gz"}
+    sm.create_model(ModelName="spread", PrimaryContainer=container, ExecutionRoleArn=ROLE)
+    sm.create_endpoint_config(
+        EndpointConfigName="spread",
+        ProductionVariants=[{"VariantName": "AllTraffic", "ModelName": "spread", **ONE_EACH}],
+    )
+    sm.create_endpoint(EndpointName="spread", EndpointConfigName="spread")
+    described = wait_for_status(sm, "spread")
+    assert described["EndpointStatus"] == "InService", described.get("FailureReason")
     return str(described["EndpointArn"])
 
 
@@ -74,6 +88,24 @@ def test_an_endpoint_of_two_instances_runs_one_on_each_node_and_answers_through_
         assert len(hostnames(rt, "spread")) == 2  # both instances answer, through this server
         answer = rt.invoke_endpoint(EndpointName="spread", Body=b"hello", ContentType="text/plain")
         assert answer["Body"].read() == b"hello"
+
+
+def test_model_data_reaches_each_node_through_its_agent_not_a_shared_directory(
+    swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], spread: str
+) -> None:
+    rt = servers[0].client("sagemaker-runtime")
+    # both instances (one per node) answer in turn: each finds the whole model
+    for _ in range(4):
+        assert command(rt, "spread", {"model": True}) == {
+            k: v.decode() for k, v in MODEL_FILES.items()
+        }
+    # the server's models directory is not the nodes': a file put there now is not on them
+    models = swarm.data_dir / "models"
+    (models / "only-on-the-servers-host").write_text("x")
+    for node in (1, 2):
+        on_node = swarm.in_node(node, "ls", "-A", str(models)).split()
+        assert "only-on-the-servers-host" not in on_node
+        assert len(on_node) == 1  # the staged copy of the model data
 
 
 def test_tasks_on_either_node_have_only_loopback_and_reach_nothing(
@@ -219,7 +251,7 @@ def test_a_crashed_node_s_instances_are_placed_again_and_the_endpoint_serves_thr
     try:
         crashed_node_s_instances_are_replaced(swarm, rt, spread)
     finally:
-        swarm.nodes("restart", "2")
+        swarm.restart(2)
     until(
         lambda: (
             swarm.docker("node", "ls", "--format", "{{.Status}}").split().count("Ready") == 2
@@ -244,7 +276,13 @@ def crashed_node_s_instances_are_replaced(swarm: Swarm, rt: Any, spread: str) ->
         return placed if placed == [f"{swarm.name}-n1"] * 2 else None
 
     until(back_to_two, timeout=60, every=0.2, what="two instances on node 1")
-    assert len(hostnames(rt, "spread")) == 2
+    # back to full strength: the new instance answers once it is routed (its /ping)
+    until(
+        lambda: len(hostnames(rt, "spread")) == 2 or None,
+        timeout=30,
+        every=0.5,
+        what="both instances answering",
+    )
     # calls to the crashed node's instance fail until its node is seen down (two heartbeats)
     assert answered > failed
 
@@ -253,7 +291,7 @@ def test_a_node_whose_engine_has_a_bridge_is_refused_with_its_reason(
     swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], echo_image: str
 ) -> None:
     swarm.nodes("kill", "2")
-    swarm.nodes("restart", "2", "bridge")
+    swarm.restart(2, "bridge")
     engine = SwarmEngine(swarm.socket(1), SECRET)
 
     async def verdicts() -> dict[str, str | None]:

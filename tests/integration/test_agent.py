@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import secrets
+import tarfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -20,11 +23,12 @@ T = TypeVar("T")
 SECRET = "agent-test-secret-" + secrets.token_hex(8)
 
 
-def with_agent(work: Callable[[NodeAgent, str], Awaitable[T]]) -> T:
-    """Run `work` with an agent listening on a loopback port (its address as host:port)."""
+def with_agent(work: Callable[[NodeAgent, str], Awaitable[T]], root: Path = Path("/nowhere")) -> T:
+    """Run `work` with an agent listening on a loopback port (its address as host:port),
+    staging below `root`."""
 
     async def main() -> T:
-        agent = NodeAgent(SECRET, DockerEngine())
+        agent = NodeAgent(SECRET, DockerEngine(), root)
         server = await asyncio.start_server(agent.handle, "127.0.0.1", 0)
         address = f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
         try:
@@ -176,6 +180,76 @@ def test_a_request_the_agent_does_not_know_is_refused_with_its_name() -> None:
 
 def test_a_short_secret_is_refused_before_anything_listens() -> None:
     with pytest.raises(ValueError, match="at least 16 characters"):
-        NodeAgent("short", DockerEngine())
+        NodeAgent("short", DockerEngine(), Path("/nowhere"))
     with pytest.raises(ValueError, match="MLMARKET_AGENT_SECRET is not set"):
         channel.check_secret(None)
+
+
+def packed(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in files.items():
+            member = tarfile.TarInfo(name)
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+async def send_stage(address: str, path: Path, tar: bytes) -> tuple[str, str]:
+    """STAGE `path` with `tar` as its content: the agent's answer and its verdict after."""
+    (reader, writer), said = await channel.request(address, SECRET, f"STAGE {path}")
+    verdict = ""
+    if said == "send":
+        writer.write(tar)
+        writer.write_eof()
+        verdict = (await reader.readline()).decode().strip()
+    writer.close()
+    return said, verdict
+
+
+def test_model_data_is_staged_whole_at_the_path_asked_and_then_present(tmp_path: Path) -> None:
+    target = tmp_path / "models" / "key with space"
+    weights = secrets.token_bytes(3 * 2**20 + 7)
+    tar = packed({"weights.bin": weights, "sub/config.json": b'{"layers": 3}'})
+
+    async def work(agent: NodeAgent, address: str) -> list[tuple[str, str]]:
+        return [await send_stage(address, target, tar), await send_stage(address, target, tar)]
+
+    assert with_agent(work, tmp_path) == [("send", "STAGED"), ("present", "")]
+    assert (target / "weights.bin").read_bytes() == weights
+    assert (target / "sub" / "config.json").read_text() == '{"layers": 3}'
+    assert sorted(p.name for p in target.parent.iterdir()) == ["key with space"]  # no leftovers
+
+
+def test_a_tar_reaching_out_of_its_directory_is_refused_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "models" / "evil"
+
+    async def work(agent: NodeAgent, address: str) -> tuple[str, str]:
+        return await send_stage(address, target, packed({"../../escaped": b"x"}))
+
+    said, verdict = with_agent(work, tmp_path)
+    assert (said, verdict.split(" ")[0]) == ("send", "FAILED")
+    assert not (tmp_path / "escaped").exists() and not target.exists()
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_nothing_is_staged_outside_the_agent_s_data_directory(tmp_path: Path) -> None:
+    async def work(agent: NodeAgent, address: str) -> None:
+        for outside in (tmp_path.parent / "other", tmp_path / ".." / "x", Path("relative")):
+            with pytest.raises(channel.AgentError, match="is not under this agent's data"):
+                await channel.stage(address, SECRET, outside)
+
+    with_agent(work, tmp_path / "data")
+
+
+def test_a_directory_the_agent_holds_is_not_sent_again(tmp_path: Path) -> None:
+    source = tmp_path / "models" / "abc"
+    source.mkdir(parents=True)
+    (source / "w").write_bytes(b"w")
+
+    async def work(agent: NodeAgent, address: str) -> bool:
+        return await channel.stage(address, SECRET, source)
+
+    assert with_agent(work, tmp_path) is False  # one host: the server's own copy is there

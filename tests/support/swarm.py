@@ -21,6 +21,9 @@ class Swarm:
     base: str  # short: the engines' unix sockets live under it
     name: str  # the prefix of its namespaces, veths and cgroups
     images: tuple[str, ...]
+    # the servers' data directory: its model data is staged by the agents, not shared (each
+    # node sees an empty models directory of its own, as another host would)
+    data_dir: Path
     agents: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     agent_ports: dict[int, int] = field(default_factory=dict)
 
@@ -33,6 +36,9 @@ class Swarm:
             "SW_BASE": self.base,
             "SW_NAME": self.name,
             "SW_IMAGES": " ".join(self.images),
+            "SW_PRIVATE": str(self.data_dir / "models"),
+            # the rest of it is shared, as the nodes need it for training jobs' /opt/ml
+            "SW_SHARED": str(self.data_dir),
         }
         done = subprocess.run([str(NODES_SCRIPT), *args], env=env, capture_output=True, text=True)
         if done.returncode != 0:
@@ -45,6 +51,17 @@ class Swarm:
             text=True,
             check=True,
         ).stdout.strip()
+
+    def in_node(self, node: int, *command: str) -> str:
+        """`command`'s output, run where node `node`'s engine sees the files (its mount
+        namespace)."""
+        engine = Path(f"{self.base}/n{node}/docker.pid").read_text().strip()
+        return subprocess.run(
+            ["nsenter", f"--mount=/proc/{engine}/ns/mnt", *command],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
 
     def node_id(self, node: int) -> str:
         return self.docker("node", "ls", "-q", "--filter", f"name={self.name}-n{node}")
@@ -61,12 +78,20 @@ class Swarm:
                 self.node_id(node),
             )
 
+    def restart(self, node: int, *how: str) -> None:
+        """Start a killed node's engine again, and its agent in the engine's new namespace."""
+        self.nodes("restart", str(node), *how)
+        self.stop_agent(node)
+        self.start_agent(node)
+
     def start_agent(self, node: int, secret: str = SECRET) -> None:
         port = self.agent_ports.setdefault(node, free_port())
-        log = open(f"{self.base}-agent{node}.log", "ab")  # noqa: SIM115 - the process keeps it
+        log = open(f"{self.base}-agent{node}.log", "wb")  # noqa: SIM115 - the process keeps it
+        engine = Path(f"{self.base}/n{node}/docker.pid").read_text().strip()
         self.agents[node] = subprocess.Popen(
             [
-                *(sys.executable, "-m", "mlmarket.cli", "agent"),
+                *("nsenter", f"--mount=/proc/{engine}/ns/mnt"),  # where its engine is
+                *(sys.executable, "-m", "mlmarket.cli", "agent", "--data-dir", str(self.data_dir)),
                 *("--listen", f"127.0.0.1:{port}", "--docker-socket", self.socket(node)),
             ],
             env={**os.environ, "MLMARKET_AGENT_SECRET": secret},

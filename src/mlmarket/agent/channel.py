@@ -9,9 +9,15 @@ proof is an HMAC over the two ends' fresh nonces, so a recorded exchange cannot 
            | FAILED <agent proof> <reason> it could not be
            | DENIED <reason>               the server's proof is wrong: the connection closes
 
-A request is `INFO` (the node's engine, as `NodeFacts`) or `CONNECT <container> <port>`: after
-OK, the connection carries bytes to and from that port inside the container, which has no
-network of its own. Each line ends with a newline and is at most `MAX_LINE` bytes.
+A request is
+- `INFO`: the node's engine, as `NodeFacts`;
+- `CONNECT <container> <port>`: after OK, the connection carries bytes to and from that port
+  inside the container, which has no network of its own;
+- `STAGE <directory>`: a read-only directory a container will mount (model data), copied to
+  the same path on the agent's host. OK `present` when it is there already (the paths are
+  content-addressed), OK `send` when the server is to send it as a tar stream and close its
+  side; the agent then answers `STAGED` or `FAILED <reason>`.
+Each line ends with a newline and is at most `MAX_LINE` bytes.
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ import hashlib
 import hmac
 import json
 import secrets
-from typing import Final, TypedDict
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import IO, Final, TypedDict
 
 from mlmarket.execution.base import Connection
 
@@ -30,6 +39,7 @@ MAX_LINE: Final = 4096
 MIN_SECRET_LENGTH: Final = 16
 HANDSHAKE_SECONDS: Final = 10.0
 DEFAULT_PORT: Final = 8788
+CHUNK: Final = 1024 * 1024
 
 
 class NodeFacts(TypedDict):
@@ -146,3 +156,40 @@ async def facts(address: str, secret: str) -> NodeFacts:
     except ValueError:
         raise AgentError(f"the agent at {address} answered INFO with {said[:80]!r}") from None
     return found
+
+
+async def stage(address: str, secret: str, directory: Path) -> bool:
+    """Have the agent hold `directory` at the same path on its host; whether it was sent (False:
+    the agent had it). The directory is packed into a temporary tar file first, off the loop."""
+    (reader, writer), said = await request(address, secret, f"STAGE {directory}")
+    try:
+        if said == "present":
+            return False
+        if said != "send":
+            raise AgentError(f"the agent at {address} answered STAGE with {said[:80]!r}")
+        with tempfile.TemporaryFile() as packed:
+            await asyncio.to_thread(_pack, directory, packed)
+            while chunk := await asyncio.to_thread(packed.read, CHUNK):
+                writer.write(chunk)
+                await writer.drain()
+        writer.write_eof()
+        verdict = await read_line(reader)
+        if verdict != "STAGED":
+            raise AgentError(
+                f"the agent at {address} could not stage {directory}: "
+                f"{verdict.removeprefix('FAILED ')}"
+            )
+        return True
+    except ConnectionError as exc:
+        raise AgentError(
+            f"the agent at {address} lost the connection while staging: {exc}"
+        ) from None
+    finally:
+        writer.close()
+
+
+def _pack(directory: Path, into: IO[bytes]) -> None:
+    with tarfile.open(fileobj=into, mode="w") as tar:
+        for path in sorted(directory.rglob("*")):
+            tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+    into.seek(0)

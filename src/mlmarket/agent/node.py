@@ -2,9 +2,10 @@
 
 It is the only process that opens sockets inside the namespaces of the containers on its host,
 and it does so only for servers that prove the shared secret (agent/channel.py), and only into
-containers mlmarket runs (those labelled `mlmarket.managed`). It also tells servers what its
-engine would give a task (NodeFacts), so they never place a container where it would get a
-network interface (R1).
+containers mlmarket runs (those labelled `mlmarket.managed`). It stages the model data those
+containers mount onto its host, at the servers' paths below the data directory. It also tells
+servers what its engine would give a task (NodeFacts), so they never place a container where
+it would get a network interface (R1).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import shutil
+import tarfile
+from pathlib import Path
 
 from mlmarket.agent import channel
 from mlmarket.domain import labels
@@ -21,12 +25,16 @@ from mlmarket.execution.docker import DockerEngine
 log = logging.getLogger("mlmarket.agent")
 
 CHUNK = 256 * 1024
+STAGE_IDLE_SECONDS = 60.0  # longest pause while a directory is being sent
 
 
 class NodeAgent:
-    def __init__(self, secret: str, engine: DockerEngine) -> None:
+    def __init__(self, secret: str, engine: DockerEngine, stage_root: Path) -> None:
+        """`stage_root`: the data directory; model data is staged only below it."""
         self.secret = channel.check_secret(secret)
         self.engine = engine
+        self.stage_root = stage_root.resolve()
+        self.staged = 0  # directories received, since start
         self.refused = 0  # servers that failed to prove the secret, since start
 
     async def facts(self) -> channel.NodeFacts:
@@ -77,10 +85,14 @@ class NodeAgent:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        verb, *args = what.split(" ")
+        verb, _, rest = what.partition(" ")
+        args = rest.split(" ") if rest else []
         if verb == "INFO" and not args:
             writer.write(f"OK {mine} {json.dumps(await self.facts())}\n".encode())
             await writer.drain()
+            return
+        if verb == "STAGE" and rest:
+            await self._stage(rest, mine, reader, writer)
             return
         if verb != "CONNECT" or len(args) != 2 or not args[1].isdigit():
             writer.write(f"FAILED {mine} unknown request {what[:80]!r}\n".encode())
@@ -104,6 +116,50 @@ class NodeAgent:
         finally:
             inner_writer.close()
 
+    async def _stage(
+        self, raw: str, mine: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """Receive a directory as a tar stream and put it at `raw`, whole or not at all."""
+        target = Path(raw)
+        if (
+            not target.is_absolute()
+            or ".." in target.parts
+            or target == self.stage_root
+            or not target.is_relative_to(self.stage_root)
+        ):
+            writer.write(
+                f"FAILED {mine} {raw} is not under this agent's data directory "
+                f"{self.stage_root}\n".encode()
+            )
+            return
+        if target.is_dir():
+            writer.write(f"OK {mine} present\n".encode())
+            return
+        writer.write(f"OK {mine} send\n".encode())
+        await writer.drain()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".staging-{target.name}-{channel.nonce()}")
+        packed = partial.with_suffix(".tar")
+        try:
+            with packed.open("wb") as sink:
+                while True:
+                    async with asyncio.timeout(STAGE_IDLE_SECONDS):
+                        chunk = await reader.read(CHUNK)
+                    if not chunk:
+                        break
+                    await asyncio.to_thread(sink.write, chunk)
+            await asyncio.to_thread(_unpack, packed, partial, target)
+        except (OSError, tarfile.TarError, TimeoutError) as exc:
+            log.warning("could not stage %s: %s", target, exc)
+            writer.write(f"FAILED could not stage {target}: {exc or 'timed out'}\n".encode())
+        else:
+            self.staged += 1
+            writer.write(b"STAGED\n")
+        finally:
+            packed.unlink(missing_ok=True)
+            shutil.rmtree(partial, ignore_errors=True)
+        await writer.drain()
+
     async def serve(self, host: str, port: int) -> None:
         facts = await self.facts()
         if facts["default_networks"]:
@@ -124,6 +180,17 @@ class NodeAgent:
 
     async def close(self) -> None:
         await self.engine.close()
+
+
+def _unpack(packed: Path, partial: Path, target: Path) -> None:
+    """Extract beside the target, then rename: a reader sees the whole directory or none."""
+    with tarfile.open(packed) as tar:
+        tar.extractall(partial, filter="data")  # no links out, no devices, no absolute paths
+    try:
+        partial.rename(target)
+    except OSError:
+        if not target.is_dir():  # not another server's copy, staged meanwhile
+            raise
 
 
 async def _splice(

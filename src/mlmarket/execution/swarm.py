@@ -17,7 +17,10 @@ every placement, with its reason in the error when no node is left.
 
 Ports inside tasks are reached through the agent of the task's node, never directly: the
 agent's address is the node label `mlmarket.agent` (host:port), else the node's address and
-`MLMARKET_AGENT_PORT`.
+`MLMARKET_AGENT_PORT`. Before a service is made, every node it may land on has its agent
+stage the directories it mounts read-only (model data) at the same path, so nodes need no
+shared filesystem for endpoints and transform jobs; a training job's read-write /opt/ml is
+not staged (the data directory must be shared for those).
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Final
 
 from mlmarket.agent import channel
@@ -137,7 +141,10 @@ class SwarmEngine:
     async def run(self, spec: ContainerSpec) -> ContainerInfo:
         if spec.gpus:
             raise EngineError("GPU instance types are not placed on Swarm nodes yet")
-        nodes = await self.nodes()
+        judged = await self.nodes()
+        nodes = [n for n in judged if n.refused is not None] + list(
+            await asyncio.gather(*(self._stage(n, spec) for n in judged if n.refused is None))
+        )
         refused = [n for n in nodes if n.refused is not None]
         if len(refused) == len(nodes):
             reasons = "; ".join(f"node {n.hostname}: {n.refused}" for n in refused)
@@ -151,6 +158,17 @@ class SwarmEngine:
             with contextlib.suppress(EngineError):
                 await self.manager.call("DELETE", f"/services/{service_id}")
             raise
+
+    async def _stage(self, node: Node, spec: ContainerSpec) -> Node:
+        """The node, once its agent holds the directories `spec` mounts read-only (its model
+        data), or refused with the reason it does not."""
+        try:
+            for mount in spec.mounts:
+                if mount.read_only and Path(mount.source).is_dir():
+                    await channel.stage(node.agent, self.secret, Path(mount.source))
+        except channel.AgentError as exc:
+            return replace(node, refused=f"its agent could not stage {mount.source}: {exc}")
+        return node
 
     def _service(self, spec: ContainerSpec, excluded: list[str]) -> dict[str, Any]:
         container: dict[str, Any] = {
