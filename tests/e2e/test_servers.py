@@ -11,17 +11,15 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
 from mlmarket.storage.metadata import MetadataStore, leases
-from tests.support import engine
+from tests.support import engine, takeover
 from tests.support.hosting import asynchronous, hosted, model_and_config
 from tests.support.jobs import train, wait_for_job
 from tests.support.server import ServerProcess, kill, two_servers
-from tests.support.transform import model, transform
 from tests.support.waiting import until, until_status
 
 LEASE = {"MLMARKET_LEASE_SECONDS": "3"}  # a dead server's work is taken over in seconds
@@ -46,12 +44,7 @@ def test_jobs_of_a_killed_server_are_finished_by_another_once(
     s3, sm = first.client("s3"), first.client("sagemaker")
     s3.create_bucket(Bucket="jobs")
     s3.put_object(Bucket="jobs", Key="in/a.txt", Body=b"slow\n")
-    training = train(
-        sm, "orphaned", trainer_image, hyper={"mode": "sleep", "seconds": "15"}, wait=False
-    )["TrainingJobArn"]
-    model(sm, "slowish", echo_image, SLOW_ON="slow", SLOW_SECONDS="6")
-    batch = transform(sm, "orphaned", "slowish", "s3://jobs/in/", "s3://jobs/out", wait=False)
-    batch_arn = batch["TransformJobArn"]
+    arns = takeover.start_orphans(sm, trainer_image, echo_image, 15)
     until_status(
         sm.describe_training_job,
         "SecondaryStatus",
@@ -59,51 +52,13 @@ def test_jobs_of_a_killed_server_are_finished_by_another_once(
         timeout=30,
         TrainingJobName="orphaned",
     )
-
-    def both_running() -> dict[str, list[str]] | None:
-        running = {
-            "training": containers("mlmarket.training-job", training),
-            "transform": containers("mlmarket.transform-job", batch_arn),
-        }
-        return running if all(running.values()) else None
-
-    before = until(both_running, timeout=30, every=0.2, what="both jobs' containers")
+    before = takeover.running(arns, containers)
     assert len(before["training"]) == 1 and len(before["transform"]) == 1
     kill(first)
-
     sm, s3 = second.client("sagemaker"), second.client("s3")
-    most: dict[str, int] = {"training": 0, "transform": 0}
-
-    def finished() -> dict[str, Any] | None:
-        for name, label, arn in (
-            ("training", "mlmarket.training-job", training),
-            ("transform", "mlmarket.transform-job", batch_arn),
-        ):
-            most[name] = max(most[name], len(containers(label, arn)))
-        trained = sm.describe_training_job(TrainingJobName="orphaned")
-        batched = sm.describe_transform_job(TransformJobName="orphaned")
-        done = {"Completed", "Failed", "Stopped"}
-        if trained["TrainingJobStatus"] in done and batched["TransformJobStatus"] in done:
-            return {"training": trained, "transform": batched}
-        return None
-
-    ended = until(finished, timeout=90, every=0.3, what="both jobs to end on the other server")
-    trained, batched = ended["training"], ended["transform"]
-    assert trained["TrainingJobStatus"] == "Completed", trained.get("FailureReason")
-    assert batched["TransformJobStatus"] == "Completed", batched.get("FailureReason")
-    restarts = [
-        t
-        for t in trained["SecondaryStatusTransitions"]
-        if "server running it stopped" in t.get("StatusMessage", "")
-    ]
-    assert len(restarts) == 1  # taken over once
-    # the killed server's containers were removed before the job ran again: never two at once
-    assert most == {"training": 1, "transform": 1}
-    for name, label, arn in (
-        ("training", "mlmarket.training-job", training),
-        ("transform", "mlmarket.transform-job", batch_arn),
-    ):
-        assert not set(before[name]) & set(containers(label, arn, every=True))
+    takeover.finished_once(sm, arns, containers)
+    for kind, arn in arns.items():
+        assert not set(before[kind]) & set(containers(takeover.LABELS[kind], arn, every=True))
     assert s3.get_object(Bucket="jobs", Key="out/a.txt.out")["Body"].read() == b"slow\n"
     assert sm.describe_training_job(TrainingJobName="orphaned")["ModelArtifacts"]
     sm.close()

@@ -16,11 +16,11 @@ import pytest
 
 from mlmarket.agent import channel
 from mlmarket.execution.swarm import SwarmEngine
+from tests.support import takeover
 from tests.support.hosting import command, hosted, tarball, wait_for_status
 from tests.support.jobs import ROLE, model_files, train
 from tests.support.server import ServerProcess, kill, two_servers
 from tests.support.swarm import SECRET, Swarm
-from tests.support.transform import model, transform
 from tests.support.waiting import until
 
 ONE_EACH = {"InstanceType": "ml.m5.large", "InitialInstanceCount": 2}
@@ -156,48 +156,13 @@ def test_jobs_of_a_killed_server_are_finished_by_the_other_once(
     swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], echo_image: str, trainer_image: str
 ) -> None:
     first, second = servers
-    sm = first.client("sagemaker")
-    training = train(
-        sm, "orphaned", trainer_image, hyper={"mode": "sleep", "seconds": "8"}, wait=False
-    )["TrainingJobArn"]
-    model(sm, "slowish", echo_image, SLOW_ON="slow", SLOW_SECONDS="6")
-    batch = transform(sm, "orphaned", "slowish", "s3://jobs/in/", "s3://jobs/out", wait=False)
-    labelled = (
-        ("training", "mlmarket.training-job", training),
-        ("transform", "mlmarket.transform-job", batch["TransformJobArn"]),
-    )
-
-    def both_running() -> dict[str, list[str]] | None:
-        running = {name: swarm.services(label, arn) for name, label, arn in labelled}
-        return running if all(running.values()) else None
-
-    before = until(both_running, timeout=30, every=0.2, what="both jobs' services")
+    arns = takeover.start_orphans(first.client("sagemaker"), trainer_image, echo_image, 8)
+    before = takeover.running(arns, swarm.services)
     kill(first)
     sm, s3 = second.client("sagemaker"), second.client("s3")
-    most = {"training": 0, "transform": 0}
-
-    def finished() -> tuple[dict[str, Any], dict[str, Any]] | None:
-        for name, label, arn in labelled:
-            most[name] = max(most[name], len(swarm.services(label, arn)))
-        trained = sm.describe_training_job(TrainingJobName="orphaned")
-        batched = sm.describe_transform_job(TransformJobName="orphaned")
-        done = {"Completed", "Failed", "Stopped"}
-        if trained["TrainingJobStatus"] in done and batched["TransformJobStatus"] in done:
-            return trained, batched
-        return None
-
-    trained, batched = until(finished, timeout=90, every=0.3, what="both jobs to end")
-    assert trained["TrainingJobStatus"] == "Completed", trained.get("FailureReason")
-    assert batched["TransformJobStatus"] == "Completed", batched.get("FailureReason")
-    restarts = [
-        t
-        for t in trained["SecondaryStatusTransitions"]
-        if "server running it stopped" in t.get("StatusMessage", "")
-    ]
-    assert len(restarts) == 1  # taken over once
-    assert most == {"training": 1, "transform": 1}  # never two at a time
-    for name, label, arn in labelled:
-        assert not set(before[name]) & set(swarm.services(label, arn))
+    takeover.finished_once(sm, arns, swarm.services)
+    for kind, arn in arns.items():
+        assert not set(before[kind]) & set(swarm.services(takeover.LABELS[kind], arn))
     assert s3.get_object(Bucket="jobs", Key="out/a.txt.out")["Body"].read() == b"slow\n"
     first.start()  # back for the tests after this one
 

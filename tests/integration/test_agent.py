@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import secrets
-import tarfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -18,6 +16,7 @@ from mlmarket.domain import labels
 from mlmarket.execution.base import ContainerSpec
 from mlmarket.execution.docker import DockerEngine
 from mlmarket.execution.http1 import ConnectionPool
+from tests.support.hosting import tarball
 
 T = TypeVar("T")
 SECRET = "agent-test-secret-" + secrets.token_hex(8)
@@ -185,16 +184,6 @@ def test_a_short_secret_is_refused_before_anything_listens() -> None:
         channel.check_secret(None)
 
 
-def packed(files: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name, data in files.items():
-            member = tarfile.TarInfo(name)
-            member.size = len(data)
-            tar.addfile(member, io.BytesIO(data))
-    return buffer.getvalue()
-
-
 async def send_stage(address: str, path: Path, tar: bytes) -> tuple[str, str]:
     """STAGE `path` with `tar` as its content: the agent's answer and its verdict after."""
     (reader, writer), said = await channel.request(address, SECRET, f"STAGE {path}")
@@ -210,7 +199,7 @@ async def send_stage(address: str, path: Path, tar: bytes) -> tuple[str, str]:
 def test_model_data_is_staged_whole_at_the_path_asked_and_then_present(tmp_path: Path) -> None:
     target = tmp_path / "models" / "key with space"
     weights = secrets.token_bytes(3 * 2**20 + 7)
-    tar = packed({"weights.bin": weights, "sub/config.json": b'{"layers": 3}'})
+    tar = tarball({"weights.bin": weights, "sub/config.json": b'{"layers": 3}'})
 
     async def work(agent: NodeAgent, address: str) -> list[tuple[str, str]]:
         return [await send_stage(address, target, tar), await send_stage(address, target, tar)]
@@ -227,7 +216,7 @@ def test_a_tar_reaching_out_of_its_directory_is_refused_and_leaves_nothing(
     target = tmp_path / "models" / "evil"
 
     async def work(agent: NodeAgent, address: str) -> tuple[str, str]:
-        return await send_stage(address, target, packed({"../../escaped": b"x"}))
+        return await send_stage(address, target, tarball({"../../escaped": b"x"}))
 
     said, verdict = with_agent(work, tmp_path)
     assert (said, verdict.split(" ")[0]) == ("send", "FAILED")
