@@ -77,6 +77,7 @@ class SwarmEngine:
         """`manager_socket`: a Swarm manager's engine API. `reservation`: the share of an
         instance type's CPUs and memory reserved on its node (1.0: all; less lets a small
         cluster hold more instances than it has cores and memory — the limits stay whole)."""
+        self.manager_socket = manager_socket
         self.manager = DockerEngine(manager_socket)
         self.secret = channel.check_secret(agent_secret)
         self.agent_port = agent_port
@@ -100,7 +101,13 @@ class SwarmEngine:
 
     async def nodes(self) -> list[Node]:
         """Every node of the swarm, each with why nothing is placed on it (if so)."""
-        rows = await self.manager.call("GET", "/nodes")
+        try:
+            rows = await self.manager.call("GET", "/nodes")
+        except EngineError as exc:
+            raise EngineError(
+                f"the engine at {self.manager_socket} (MLMARKET_DOCKER_SOCKET) is not a Swarm "
+                f"manager's, and MLMARKET_ENGINE=swarm needs one: {exc}"
+            ) from None
         nodes = [_node(row, self.agent_port) for row in rows]
         return list(await asyncio.gather(*(self._judge(n) for n in nodes)))
 
