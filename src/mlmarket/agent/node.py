@@ -11,12 +11,12 @@ it would get a network interface (R1).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import shutil
 import tarfile
 from pathlib import Path
+from typing import cast
 
 from mlmarket.agent import channel
 from mlmarket.domain import labels
@@ -74,9 +74,8 @@ class NodeAgent:
         except (channel.AgentError, TimeoutError, ConnectionError):
             pass
         finally:
+            # not wait_closed(): after CONNECT the stream's protocol is no longer the transport's
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
 
     async def _carry_out(
         self,
@@ -112,7 +111,7 @@ class NodeAgent:
             return
         writer.write(f"OK {mine}\n".encode())
         try:
-            await _splice(reader, writer, inner_reader, inner_writer)
+            await _splice((reader, writer), (inner_reader, inner_writer))
         finally:
             inner_writer.close()
 
@@ -194,28 +193,49 @@ def _unpack(packed: Path, partial: Path, target: Path) -> None:
 
 
 async def _splice(
-    a_reader: asyncio.StreamReader,
-    a_writer: asyncio.StreamWriter,
-    b_reader: asyncio.StreamReader,
-    b_writer: asyncio.StreamWriter,
+    a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
 ) -> None:
-    """Copy both ways until either side closes."""
+    """Relay bytes both ways between two connections until either side ends. Their streams
+    have nothing buffered (each side waits for the other before it sends), so their transports
+    are handed to relaying protocols: no task, read or copy in Python per chunk."""
+    if any(reader.at_eof() or writer.transport.is_closing() for reader, writer in (a, b)):
+        return
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    transports = [cast(asyncio.Transport, side[1].transport) for side in (a, b)]
+    relays = [_Relay(transport, ended) for transport in transports]
+    relays[0].peer, relays[1].peer = relays[1], relays[0]
+    for transport, relay in zip(transports, relays, strict=True):
+        transport.set_protocol(relay)
+    await ended
 
-    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            while chunk := await reader.read(CHUNK):
-                writer.write(chunk)
-                await writer.drain()
-            if writer.can_write_eof():
-                writer.write_eof()
 
-    tasks = [
-        asyncio.ensure_future(pump(a_reader, b_writer)),
-        asyncio.ensure_future(pump(b_reader, a_writer)),
-    ]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+class _Relay(asyncio.Protocol):
+    """The receiving end of one connection of a spliced pair: what arrives is written to the
+    peer's connection, and a full peer buffer pauses reading here."""
+
+    def __init__(self, transport: asyncio.Transport, ended: asyncio.Future[None]) -> None:
+        self.transport = transport
+        self.peer = self  # the other connection's relay, set once both exist
+        self.ended = ended
+
+    def data_received(self, data: bytes) -> None:
+        self.peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        self._end()
+        return False  # and close this side
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end()
+
+    def pause_writing(self) -> None:  # this connection's send buffer is full
+        self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.peer.transport.resume_reading()
+
+    def _end(self) -> None:
+        self.peer.transport.close()  # after what it still holds is sent
+        if not self.ended.done():
+            self.ended.set_result(None)
