@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import cast
+
 import pytest
 
-from mlmarket.protocol.invoke_lane import MAX_MESSAGE, NOT_MINE, Invocation, parse, response_head
+from mlmarket.protocol.invoke_lane import (
+    MAX_MESSAGE,
+    NOT_MINE,
+    Invocation,
+    InvokeLane,
+    parse,
+    response_head,
+)
+from mlmarket.protocol.server import RuntimeEdge
 
 HEAD = (
     b"POST /endpoints/my-model/invocations HTTP/1.1\r\n"
@@ -101,3 +113,60 @@ def test_a_response_head_refuses_a_value_that_would_split_it() -> None:
     assert head.startswith(b"HTTP/1.1 200 OK\r\nDate: ") and head.endswith(b" GMT\r\nA: b\r\n\r\n")
     with pytest.raises(ValueError):
         response_head(200, "OK", {"X-Custom": "a\r\nSet-Cookie: x"})
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.protocol: object = None
+        self.closed = False
+
+    def set_protocol(self, protocol: object) -> None:
+        self.protocol = protocol
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+class _Aiohttp(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.data = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+
+def test_a_dawdling_message_goes_to_aiohttp_only_once_its_sender_stops() -> None:
+    """The lane's lazy timer: each chunk renews the wait, and the wait still ends on time."""
+
+    async def scenario() -> tuple[float, bytes, bool]:
+        aiohttp = _Aiohttp()
+        transport = _Transport()
+        lane = InvokeLane(cast(RuntimeEdge, None), lambda: aiohttp, set(), idle_seconds=0.05)
+        lane.connection_made(cast(asyncio.Transport, transport))
+        message = wire(b"Content-Length: 5", body=b"1,2")
+        start = time.monotonic()
+        for i in range(0, len(message), 40):  # a chunk every 30 ms: 0.2 s in all
+            lane.data_received(message[i : i + 40])
+            await asyncio.sleep(0.03)
+            assert transport.protocol is None, "handed off while the sender was still sending"
+        sent = time.monotonic() - start
+        await asyncio.sleep(0.1)
+        return sent, aiohttp.data, transport.protocol is aiohttp
+
+    sent, handed, to_aiohttp = asyncio.run(scenario())
+    assert sent > 0.05 and to_aiohttp and handed == wire(b"Content-Length: 5", body=b"1,2")
+
+
+def test_an_idle_connection_is_closed_when_its_wait_ends() -> None:
+    async def scenario() -> bool:
+        transport = _Transport()
+        lane = InvokeLane(cast(RuntimeEdge, None), _Aiohttp, set(), idle_seconds=0.05)
+        lane.connection_made(cast(asyncio.Transport, transport))
+        lane._wait(0.05)  # as after an answer, with a shorter keep-alive
+        await asyncio.sleep(0.15)
+        return transport.closed
+
+    assert asyncio.run(scenario())

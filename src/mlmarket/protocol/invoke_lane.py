@@ -173,6 +173,7 @@ class InvokeLane(asyncio.Protocol):
         self.closing = False
         self.done = asyncio.get_running_loop().create_future()
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # when the wait under way ends (None: no wait)
         self._writable: asyncio.Future[None] | None = None
         self._reading_paused = False
 
@@ -196,7 +197,7 @@ class InvokeLane(asyncio.Protocol):
         return None  # the transport closes; an invocation under way finishes unheard
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timer()
+        self._stop_timer()
         self.lanes.discard(self)
         if self._writable is not None and not self._writable.done():
             self._writable.set_exception(ConnectionResetError("client left"))
@@ -253,7 +254,7 @@ class InvokeLane(asyncio.Protocol):
         """The connection is aiohttp's from here on, starting with the bytes not yet served."""
         transport = self.transport
         assert transport is not None
-        self._cancel_timer()
+        self._stop_timer()
         self.lanes.discard(self)
         handler = self.fallback()
         transport.set_protocol(handler)
@@ -370,20 +371,41 @@ class InvokeLane(asyncio.Protocol):
     # -- timing out and closing --
 
     def _wait(self, seconds: float) -> None:
-        """While nothing is served: close (idle) or hand off (a message dawdling) at the end."""
-        self._cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(seconds, self._expire)
+        """While nothing is served: close (idle) or hand off (a message dawdling) at the end.
+
+        Called after every answer, so the timer is lazy: one armed timer stays while the waits
+        it covers are renewed, and re-arms itself for the latest one when it fires early (a
+        timer made and cancelled per call cost as much as the budget's whole bookkeeping)."""
+        loop = asyncio.get_running_loop()
+        deadline = self._deadline = loop.time() + seconds
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = loop.call_at(deadline, self._expire)
 
     def _expire(self) -> None:
         self._timer = None
-        if self.serving is not None or self.transport is None:
+        deadline = self._deadline
+        if deadline is None or self.serving is not None or self.transport is None:
+            return  # nothing is waited for now: the next wait arms a timer again
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:  # the wait was renewed since this timer was armed
+            self._timer = loop.call_at(deadline, self._expire)
             return
+        self._deadline = None
         if self.buffer:
             self._hand_off()  # aiohttp reads the rest under its own timeouts, or refuses it
         else:
             self.transport.close()
 
     def _cancel_timer(self) -> None:
+        """The wait is over; an armed timer finds nothing to do when it fires."""
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
+        """The lane is done with its connection: no timer may outlive it."""
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
