@@ -150,6 +150,20 @@ def test_a_training_job_on_two_nodes_reaches_its_peers_and_nothing_else(
     assert models["model-algo-2.json"]["answers"] == {"algo-1": "algo-1"}
     for report in models.values():
         assert report["outside"] != "reachable"
+    # each instance's output, from its node, in the job's log streams (the SDK's default flow)
+    logs = servers[0].client("logs")
+    streams = logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="peers/"
+    )["logStreams"]
+    said = set()
+    for stream in streams:
+        events = logs.get_log_events(
+            logGroupName="/aws/sagemaker/TrainingJobs",
+            logStreamName=stream["logStreamName"],
+            startFromHead=True,
+        )["events"]
+        said |= {e["message"].split(" of ")[0] for e in events if " mode peers" in e["message"]}
+    assert said == {"host algo-1", "host algo-2"}
 
 
 def test_jobs_of_a_killed_server_are_finished_by_the_other_once(

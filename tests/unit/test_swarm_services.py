@@ -10,8 +10,8 @@ import pytest
 from mlmarket import cli
 from mlmarket.app import container_engine
 from mlmarket.config import BadSetting, Settings
-from mlmarket.execution.base import ContainerSpec, Mount
-from mlmarket.execution.swarm import MAX_SERVICE_NAME, SwarmEngine, service_name
+from mlmarket.execution.base import ContainerSpec, ImageNotFound, Mount
+from mlmarket.execution.swarm import MAX_SERVICE_NAME, SwarmEngine, service_name, start_failure
 
 SECRET = "a-secret-long-enough"
 
@@ -104,3 +104,15 @@ def test_an_unknown_engine_is_named_in_the_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("MLMARKET_ENGINE", "kubernetes")
     with pytest.raises(BadSetting, match=r"'docker'.*or 'swarm'"):
         Settings.from_env()
+
+
+def test_a_task_that_could_not_start_says_what_to_change() -> None:
+    missing = start_failure(spec(), "No such image: seller/model:1")
+    assert isinstance(missing, ImageNotFound)
+    unshared = start_failure(
+        spec(), 'invalid mount config for type "bind": bind source path does not exist: /d/x'
+    )
+    assert "a filesystem every node shares" in str(unshared)
+    assert str(start_failure(spec(), "task: non-zero exit (1)")) == (
+        "Swarm could not start mlmarket-i-endpoint-0: task: non-zero exit (1)"
+    )

@@ -234,9 +234,7 @@ class SwarmEngine:
                 if info is not None:
                     return info
             elif state in ENDED:
-                if "No such image" in err:
-                    raise ImageNotFound(spec.image)
-                raise EngineError(f"Swarm could not start {spec.name}: {err or state}")
+                raise start_failure(spec, err or str(state))
             if time.monotonic() > deadline:
                 raise EngineError(
                     f"Swarm placed no task of {spec.name} within {self.placement_seconds:g} s"
@@ -374,6 +372,19 @@ class SwarmEngine:
 
     async def close(self) -> None:
         await self.manager.close()
+
+
+def start_failure(spec: ContainerSpec, err: str) -> Exception:
+    """Why a service's task ended before it ran, in words that say what to change."""
+    if "No such image" in err:
+        return ImageNotFound(spec.image)
+    if "bind source path does not exist" in err:
+        return EngineError(
+            f"Swarm could not start {spec.name}: {err}: the node it was placed on does not "
+            "hold that directory (agents stage model data only: a training job needs the "
+            "data directory on a filesystem every node shares, at the same path)"
+        )
+    return EngineError(f"Swarm could not start {spec.name}: {err}")
 
 
 def service_name(name: str) -> str:
