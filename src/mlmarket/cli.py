@@ -15,7 +15,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from mlmarket.config import BadSetting, EventLoop, Settings
 from mlmarket.domain import quotas
 from mlmarket.execution.base import EngineError
 from mlmarket.execution.docker import DockerEngine
+from mlmarket.execution.swarm import Node, SwarmEngine
 from mlmarket.protocol.models import DATA_PATH, add_data_path
 from mlmarket.services.accounts import AccountExists, Accounts, Credentials
 from mlmarket.storage import schema
@@ -150,6 +151,34 @@ def cmd_agent(args: argparse.Namespace) -> int:
         print(f"mlmarket agent: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    """Each Swarm node as the servers judge it before placing anything: whether it can take
+    containers, and why not. Exit 1 when none can."""
+    settings = _settings(args)
+    engine = application.container_engine(replace(settings, engine="swarm"))
+    assert isinstance(engine, SwarmEngine)
+
+    async def judged() -> list[Node]:
+        try:
+            return await engine.nodes()
+        finally:
+            await engine.close()
+
+    try:
+        nodes = asyncio.run(judged())
+    except (EngineError, OSError) as exc:
+        print(f"mlmarket nodes: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([asdict(n) for n in nodes], indent=2))
+    else:
+        width = max([len(n.hostname) for n in nodes] + [4])
+        for n in nodes:
+            verdict = "takes containers" if n.refused is None else f"refused: {n.refused}"
+            print(f"{n.hostname:<{width}}  {n.id}  agent {n.agent}  {verdict}")
+    return 0 if any(n.refused is None for n in nodes) else 1
 
 
 def _loop_factory(name: EventLoop) -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -565,6 +594,12 @@ def parser() -> argparse.ArgumentParser:
         help="where model data is staged: the servers' data directory path (default ~/.mlmarket)",
     )
     agent.set_defaults(func=cmd_agent)
+
+    nodes = sub.add_parser(
+        "nodes", help="the Swarm's nodes as servers judge them (MLMARKET_DOCKER_SOCKET: a manager)"
+    )
+    nodes.add_argument("--json", action="store_true", help="as JSON")
+    nodes.set_defaults(func=cmd_nodes)
 
     db = sub.add_parser("db", help="the metadata database's schema").add_subparsers(
         dest="db_command", required=True

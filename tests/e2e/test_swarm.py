@@ -7,7 +7,10 @@ The tests run in order: the last ones crash a node and give one an engine with a
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +18,6 @@ from typing import Any
 import pytest
 
 from mlmarket.agent import channel
-from mlmarket.execution.swarm import SwarmEngine
 from tests.support import takeover
 from tests.support.hosting import command, hosted, tarball, wait_for_status
 from tests.support.jobs import ROLE, model_files, train
@@ -75,6 +77,19 @@ def spread(servers: tuple[ServerProcess, ServerProcess], echo_image: str) -> str
     return str(described["EndpointArn"])
 
 
+def nodes_command(swarm: Swarm, *args: str) -> tuple[int, str]:
+    """`mlmarket nodes` as an operator runs it against the swarm: its exit code and output."""
+    env = {**os.environ, "MLMARKET_DOCKER_SOCKET": swarm.socket(1), "MLMARKET_AGENT_SECRET": SECRET}
+    done = subprocess.run(
+        [sys.executable, "-m", "mlmarket.cli", "nodes", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.returncode, done.stdout
+
+
 def hostnames(rt: Any, endpoint: str, calls: int = 8) -> set[str]:
     return {command(rt, endpoint, {"whoami": True})["hostname"] for _ in range(calls)}
 
@@ -83,6 +98,13 @@ def test_an_endpoint_of_two_instances_runs_one_on_each_node_and_answers_through_
     swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], spread: str
 ) -> None:
     assert swarm.placed("mlmarket.endpoint", spread) == [f"{swarm.name}-n1", f"{swarm.name}-n2"]
+    code, table = nodes_command(swarm)
+    assert code == 0
+    assert sorted(line.split()[0] for line in table.splitlines()) == [
+        f"{swarm.name}-n1",
+        f"{swarm.name}-n2",
+    ]
+    assert all(line.endswith("takes containers") for line in table.splitlines())
     for server in servers:
         rt = server.client("sagemaker-runtime")
         assert len(hostnames(rt, "spread")) == 2  # both instances answer, through this server
@@ -271,16 +293,14 @@ def test_a_node_whose_engine_has_a_bridge_is_refused_with_its_reason(
 ) -> None:
     swarm.nodes("kill", "2")
     swarm.restart(2, "bridge")
-    engine = SwarmEngine(swarm.socket(1), SECRET)
 
-    async def verdicts() -> dict[str, str | None]:
-        try:
-            return {n.hostname: n.refused for n in await engine.nodes()}
-        finally:
-            await engine.close()
+    def verdicts() -> dict[str, str | None]:
+        code, nodes = nodes_command(swarm, "--json")
+        assert code == 0  # node 1 still takes containers
+        return {n["hostname"]: n["refused"] for n in json.loads(nodes)}
 
     found = until(
-        lambda: ((v := asyncio.run(verdicts())).get(f"{swarm.name}-n2") and v) or None,
+        lambda: ((v := verdicts()).get(f"{swarm.name}-n2") and v) or None,
         timeout=30,
         what="node 2 refused",
     )
