@@ -12,8 +12,12 @@ figures compare on the same noisy machine.
 
 With `--baseline`, the same measurements also run against a server started from another source
 tree, in the same run, and the report gains its column; with `--workers N`, against
-`serve --workers N` too. Each throughput row also gives req/s per core the server used (calls
-answered / its CPU seconds, workers included).
+`serve --workers N` too. With `--baseline` and `--alternate R`, both servers also run at once
+and R rounds of short bursts alternate between them (1 KiB throughput and CPU at 1, 16 and 64
+clients, 6 MiB latency), the medians reported (instead of the sequential measurements): on
+a machine whose load moves by the minute, the fairest comparison of the two. Each throughput
+row also gives req/s per core the server used (calls answered / its CPU seconds, workers
+included).
 """
 
 from __future__ import annotations
@@ -211,8 +215,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
     parser.add_argument("--baseline", type=Path, help="an earlier checkout's src directory")
     parser.add_argument("--workers", type=int, help="also measure `serve --workers N`")
+    parser.add_argument(
+        "--alternate",
+        type=int,
+        metavar="ROUNDS",
+        help="with --baseline: also ROUNDS rounds of bursts alternating between the two servers",
+    )
     args = parser.parse_args()
     build_image(ECHO, IMAGE)
+    if args.alternate and args.baseline is not None:
+        alternated = measure_alternating(args.baseline, args.alternate, args.quick)
+        out = save_results("invoke-alternating", alternated, quick=args.quick)
+        print(alternating_report(alternated))
+        print(f"\nwritten to {out.relative_to(ROOT)}")
+        return
     results = measure_server(None, args.quick)
     if args.baseline is not None:
         results["baseline"] = measure_server(args.baseline, args.quick)
@@ -304,6 +320,115 @@ def measure_server(src: Path | None, quick: bool, workers: int = 1) -> dict[str,
         asyncio.run(measure())
         dialer.close()
     return results
+
+
+def measure_alternating(baseline: Path, rounds: int, quick: bool) -> dict[str, Any]:
+    """Both servers at once, one endpoint each; `rounds` rounds of the same bursts against
+    each in turn (which goes first alternates too). Medians over the rounds."""
+    secs, n_large = (0.5, 4) if quick else (1.5, 10)
+    with bench_server(None) as mine, bench_server(baseline) as theirs:
+        sides: dict[str, dict[str, Any]] = {}
+        dialer = NamespaceDialer()
+        for label, server in (("this tree", mine), ("baseline", theirs)):
+            sm = server.client("sagemaker")
+            server.model_and_config(sm, "alt", IMAGE, "ml.c5.large")
+            arn = sm.create_endpoint(EndpointName="alt", EndpointConfigName="alt")["EndpointArn"]
+            while sm.describe_endpoint(EndpointName="alt")["EndpointStatus"] != "InService":
+                time.sleep(0.01)
+            sides[label] = {
+                "server": server,
+                "small": signed_invoke(server.url, "alt", KIB, server.key, server.secret),
+                "large": signed_invoke(server.url, "alt", SIX_MIB, server.key, server.secret),
+            }
+        pid = container_pid(arn)
+        samples: dict[str, dict[str, list[float]]] = {label: {} for label in sides}
+        direct: dict[str, list[float]] = {}
+
+        async def to_container() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await dialer.open_connection(pid, 8080, limit=2**20)
+
+        async def measure() -> None:
+            for round_ in range(rounds):
+                order = list(sides) if round_ % 2 == 0 else list(reversed(sides))
+                for clients in (1, 16, 64):
+                    rps = await throughput(to_container, direct_invoke(KIB), clients, secs)
+                    direct.setdefault(f"{clients}", []).append(rps)
+                    for label in order:
+                        side = sides[label]
+                        server = side["server"]
+                        port = server.port
+
+                        async def to_server(
+                            port: int = port,
+                        ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                            return await asyncio.open_connection("127.0.0.1", port, limit=2**20)
+
+                        before = sum(server.cpu_times())
+                        rps, answered = await counted_throughput(
+                            to_server, side["small"], clients, secs
+                        )
+                        cpu = sum(server.cpu_times()) - before
+                        mine_ = samples[label]
+                        mine_.setdefault(f"rps_{clients}", []).append(rps)
+                        mine_.setdefault(f"ratio_{clients}", []).append(
+                            rps / direct[f"{clients}"][-1]
+                        )
+                        mine_.setdefault(f"cpu_us_{clients}", []).append(
+                            1e6 * cpu / max(answered, 1)
+                        )
+                direct_large = statistics.median(
+                    await latencies(to_container, direct_invoke(SIX_MIB), n_large)
+                )
+                for label in order:
+                    side = sides[label]
+                    port = side["server"].port
+
+                    async def to_server_(
+                        port: int = port,
+                    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                        return await asyncio.open_connection("127.0.0.1", port, limit=2**20)
+
+                    through = statistics.median(await latencies(to_server_, side["large"], n_large))
+                    samples[label].setdefault("added_6MiB_ms", []).append(through - direct_large)
+
+        asyncio.run(measure())
+        dialer.close()
+    return {
+        "rounds": rounds,
+        "baseline_src": str(baseline),
+        "medians": {
+            label: {key: statistics.median(values) for key, values in figures.items()}
+            for label, figures in samples.items()
+        },
+        "direct_rps_medians": {k: statistics.median(v) for k, v in direct.items()},
+        "samples": samples,
+    }
+
+
+def alternating_report(r: dict[str, Any]) -> str:
+    mine, base = r["medians"]["this tree"], r["medians"]["baseline"]
+    rows = [
+        f"Alternating bursts, medians of {r['rounds']} rounds (baseline: {r['baseline_src']})",
+        "",
+        "| What | this tree | baseline |",
+        "|---|---|---|",
+    ]
+    for clients in (1, 16, 64):
+        rows.append(
+            f"| Server CPU per 1 KiB call, {clients} clients | {mine[f'cpu_us_{clients}']:.0f} µs"
+            f" | {base[f'cpu_us_{clients}']:.0f} µs |"
+        )
+        rows.append(
+            f"| Throughput 1 KiB, {clients} clients (direct "
+            f"{r['direct_rps_medians'][str(clients)]:.0f} req/s) | {mine[f'rps_{clients}']:.0f}"
+            f" req/s ({100 * mine[f'ratio_{clients}']:.0f} %) | {base[f'rps_{clients}']:.0f}"
+            f" req/s ({100 * base[f'ratio_{clients}']:.0f} %) |"
+        )
+    rows.append(
+        f"| InvokeEndpoint 6MiB, p50 added | +{mine['added_6MiB_ms']:.2f} ms"
+        f" | +{base['added_6MiB_ms']:.2f} ms |"
+    )
+    return "\n".join(rows)
 
 
 def report(r: dict[str, Any]) -> str:
