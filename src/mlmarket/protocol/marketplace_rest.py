@@ -75,10 +75,10 @@ class MarketplaceRestEdge:
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         claim = self.admission.check(request, "aws-marketplace")
         route = self.routes.get((request.method, request.path))
-        async with self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES) as body:
-            ctx = self.admission.verify(
-                request, claim, body, request_id, route[1].name if route else "Unknown"
-            )
+        held = self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES)
+        async with held as body:
+            name = route[1].name if route else "Unknown"
+            ctx = self.admission.verify(request, claim, body, request_id, name, held.payload_sha256)
             if route is None:
                 raise UnknownOperation(f"No operation at {request.method} {request.path}")
             operations, operation = route

@@ -32,12 +32,15 @@ class StsEdge:
 
     async def serve(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
         claim = self.admission.check(request, "sts")
-        async with self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES) as body:
+        held = self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES)
+        async with held as body:
             form = dict(parse_qsl(request.query_string, keep_blank_values=True))
             if request.method == "POST":
                 form.update(parse_qsl(bytes(body).decode("utf-8", "replace")))
             action = form.get("Action", "")
-            ctx = self.admission.verify(request, claim, body, request_id, action)
+            ctx = self.admission.verify(
+                request, claim, body, request_id, action, held.payload_sha256
+            )
         if action != "GetCallerIdentity":
             raise CommonServiceError(
                 "InvalidAction",

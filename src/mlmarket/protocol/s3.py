@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import email.utils
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qsl, unquote
@@ -152,11 +151,9 @@ class S3Edge:
             result = await handler(ctx, params, Payload(chunks, declared))
         else:
             if payload_member and request.can_read_body:
-                async with self.admission.body(request, claim, _XML_BODY_MAX) as body:
-                    if (
-                        declared != "UNSIGNED-PAYLOAD"
-                        and hashlib.sha256(body).hexdigest() != declared
-                    ):
+                held = self.admission.body(request, claim, _XML_BODY_MAX)
+                async with held as body:
+                    if declared != "UNSIGNED-PAYLOAD" and held.payload_sha256 != declared:
                         raise _error(
                             "XAmzContentSHA256Mismatch",
                             "The provided 'x-amz-content-sha256' header does not match what "

@@ -122,8 +122,9 @@ class JsonEdge:
         prefix, _, name = target.partition(".")
         service, operations = self.services.get(prefix, ("sagemaker", None))
         claim = self.admission.check(request, service)
-        async with self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES) as body:
-            ctx = self.admission.verify(request, claim, body, request_id, name)
+        held = self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES)
+        async with held as body:
+            ctx = self.admission.verify(request, claim, body, request_id, name, held.payload_sha256)
             if operations is None or name not in operations.model.operation_names:
                 raise UnknownOperation(f"Operation {target} is unknown.")
             op = operations.model.operation_model(name)
@@ -177,16 +178,21 @@ class RuntimeEdge:
         match: re.Match[str] = request[_INVOCATION]  # routed here by this path
         operation = _OPERATIONS[match.group(2)]
         claim = self.admission.check(request, "sagemaker")
-        async with self.admission.body(request, claim, self.max_body_bytes) as body:
+        held = self.admission.body(request, claim, self.max_body_bytes)
+        async with held as body:
             if operation == "InvokeEndpoint":
-                answer = await self.invoke(request, claim, body, match.group(1), request_id)
+                answer = await self.invoke(
+                    request, claim, body, match.group(1), request_id, held.payload_sha256
+                )
                 if isinstance(answer.body, bytes | bytearray):
                     return await _write(request, answer.headers, answer.body)
                 try:
                     return await _relay(request, answer.headers, answer.body)
                 finally:
                     answer.body.close()  # a no-op once read whole; else its connection drops
-            ctx = self.admission.verify(request, claim, body, request_id, operation)
+            ctx = self.admission.verify(
+                request, claim, body, request_id, operation, held.payload_sha256
+            )
             binding = self.bindings[operation]
             params = binding.parse({"EndpointName": match.group(1)}, request.headers)
             if operation == "InvokeEndpointAsync":
@@ -206,10 +212,12 @@ class RuntimeEdge:
         body: bytes | bytearray,
         endpoint: str,
         request_id: str,
+        payload_sha256: str | None = None,
     ) -> Answer:
-        """InvokeEndpoint once its caller is admitted and its body read, up to what is to be
-        written: the one path for aiohttp's requests and the invoke lane's."""
-        ctx = self.admission.verify(head, claim, body, request_id, "InvokeEndpoint")
+        """InvokeEndpoint once its caller is admitted and its body read (and hashed, if
+        `payload_sha256` is given), up to what is to be written: the one path for aiohttp's
+        requests and the invoke lane's."""
+        ctx = self.admission.verify(head, claim, body, request_id, "InvokeEndpoint", payload_sha256)
         binding = self.bindings["InvokeEndpoint"]
         params = binding.parse({"EndpointName": endpoint}, head.headers)
         self._validate_invocation(binding, params)
