@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -11,7 +12,7 @@ from typing import TypeVar
 import pytest
 
 from mlmarket.agent import channel
-from mlmarket.agent.node import NodeAgent
+from mlmarket.agent.node import MAX_HANDSHAKES, NodeAgent
 from mlmarket.domain import labels
 from mlmarket.execution.base import ContainerSpec
 from mlmarket.execution.docker import DockerEngine
@@ -171,10 +172,78 @@ def test_the_agent_opens_nothing_in_containers_mlmarket_does_not_run(echo_image:
 
 def test_a_request_the_agent_does_not_know_is_refused_with_its_name() -> None:
     async def work(agent: NodeAgent, address: str) -> None:
-        with pytest.raises(channel.AgentError, match="unknown request 'EXEC /bin/sh'"):
-            await channel.request(address, SECRET, "EXEC /bin/sh")
+        for request in ("EXEC /bin/sh", "CONNECT abc 99999", "CONNECT abc ²", "CONNECT ../x 80"):
+            with pytest.raises(channel.AgentError, match=f"unknown request {request!r}"):
+                await channel.request(address, SECRET, request)
 
     with_agent(work)
+
+
+def test_an_answer_changed_on_the_way_is_not_trusted() -> None:
+    """A man in the middle rewriting the agent's INFO (a bridge hidden, say) is caught: the
+    agent's proof covers its answer."""
+
+    async def main(agent: NodeAgent, address: str) -> None:
+        host, _, port = address.rpartition(":")
+
+        async def tamper(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection(host, int(port))
+            writer.write(await up_reader.readline())  # the greeting
+            up_writer.write(await reader.readline())  # the server's request
+            answer = await up_reader.readline()
+            writer.write(answer.replace(b'"default_networks": []', b'"default_networks": [ ]'))
+            await writer.drain()
+            writer.close()
+            up_writer.close()
+
+        middle = await asyncio.start_server(tamper, "127.0.0.1", 0)
+        try:
+            through = f"127.0.0.1:{middle.sockets[0].getsockname()[1]}"
+            with pytest.raises(channel.AgentError, match="did not prove it holds the shared"):
+                await channel.facts(through, SECRET)
+            assert (await channel.facts(address, SECRET))["default_networks"] == []
+        finally:
+            middle.close()
+
+    with_agent(main)
+
+
+def test_connections_that_never_authenticate_are_capped_and_cut(echo_image: str) -> None:
+    async def work(agent: NodeAgent, address: str) -> tuple[bytes, bytes]:
+        host, _, port = address.rpartition(":")
+        idle = [await asyncio.open_connection(host, int(port)) for _ in range(MAX_HANDSHAKES)]
+        for reader, _ in idle:
+            await reader.readline()  # greeted, and silent
+        over_reader, over_writer = await asyncio.open_connection(host, int(port))
+        over = await over_reader.read()  # closed without a greeting
+        over_writer.close()
+        # past the handshake time every silent one is cut, and servers are served again
+        cut = await asyncio.wait_for(idle[0][0].read(), channel.HANDSHAKE_SECONDS + 2)
+        for _, writer in idle:
+            writer.close()
+        await asyncio.sleep(0.2)
+        await channel.facts(address, SECRET)
+        return over, cut
+
+    assert with_agent(work) == (b"", b"")
+
+
+def test_a_stop_asked_of_the_agent_ends_the_container_after_the_grace_asked(
+    echo_image: str,
+) -> None:
+    async def work(agent: NodeAgent, address: str) -> tuple[int | None, float]:
+        info = await agent.engine.run(spec(echo_image, managed=True))
+        try:
+            started = time.monotonic()
+            await channel.stop(address, SECRET, info.id, 1)  # answered at once
+            code = await asyncio.wait_for(agent.engine.wait(info.id), 20)
+            return code, time.monotonic() - started
+        finally:
+            await agent.engine.remove(info.id, 1)
+
+    code, took = with_agent(work)
+    # the echo server, process 1, ignores SIGTERM: SIGKILL after the 1 s asked, not Docker's 10
+    assert code == 137 and took < 6
 
 
 def test_a_short_secret_is_refused_before_anything_listens() -> None:
@@ -226,11 +295,22 @@ def test_a_tar_reaching_out_of_its_directory_is_refused_and_leaves_nothing(
 
 def test_nothing_is_staged_outside_the_agent_s_data_directory(tmp_path: Path) -> None:
     async def work(agent: NodeAgent, address: str) -> None:
-        for outside in (tmp_path.parent / "other", tmp_path / ".." / "x", Path("relative")):
+        data = tmp_path / "data"
+        for outside in (tmp_path / "other", data / ".." / "x", data, Path("relative")):
             with pytest.raises(channel.AgentError, match="is not under this agent's data"):
                 await channel.stage(address, SECRET, outside)
 
     with_agent(work, tmp_path / "data")
+
+
+def test_an_empty_model_directory_is_staged_too(tmp_path: Path) -> None:
+    target = tmp_path / "models" / "empty"
+
+    async def work(agent: NodeAgent, address: str) -> tuple[str, str]:
+        return await send_stage(address, target, tarball({}))
+
+    assert with_agent(work, tmp_path) == ("send", "STAGED")
+    assert target.is_dir() and not any(target.iterdir())
 
 
 def test_a_directory_the_agent_holds_is_not_sent_again(tmp_path: Path) -> None:

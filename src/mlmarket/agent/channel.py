@@ -9,10 +9,13 @@ proof is an HMAC over the two ends' fresh nonces, so a recorded exchange cannot 
            | FAILED <agent proof> <reason> it could not be
            | DENIED <reason>               the server's proof is wrong: the connection closes
 
+The agent's proof covers the request and its whole answer line. The channel is authenticated,
+not encrypted: what follows the handshake travels as sent (run agents on a private network).
 A request is
 - `INFO`: the node's engine, as `NodeFacts`;
 - `CONNECT <container> <port>`: after OK, the connection carries bytes to and from that port
   inside the container, which has no network of its own;
+- `STOP <container> <seconds>`: SIGTERM to the container now, SIGKILL after the seconds;
 - `STAGE <directory>`: a read-only directory a container will mount (model data), copied to
   the same path on the agent's host. OK `present` when it is there already (the paths are
   content-addressed), OK `send` when the server is to send it as a tar stream and close its
@@ -23,21 +26,23 @@ Each line ends with a newline and is at most `MAX_LINE` bytes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import tarfile
-import tempfile
 from pathlib import Path
-from typing import IO, Final, TypedDict
+from typing import Final, TypedDict
 
 from mlmarket.execution.base import Connection
 
 GREETING: Final = "MLMARKET-AGENT 1"
 MAX_LINE: Final = 4096
 MIN_SECRET_LENGTH: Final = 16
-HANDSHAKE_SECONDS: Final = 10.0
+HANDSHAKE_SECONDS: Final = 5.0
+STAGE_ANSWER_SECONDS: Final = 600.0  # for the agent to unpack what it was sent
 DEFAULT_PORT: Final = 8788
 CHUNK: Final = 1024 * 1024
 
@@ -79,6 +84,14 @@ def proof(secret: str, side: str, agent_nonce: str, server_nonce: str, request: 
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+def answer_proof(
+    secret: str, agent_nonce: str, server_nonce: str, request: str, verdict: str, said: str
+) -> str:
+    """The agent's proof, over the request it answers and all it says of it: its answer
+    (an INFO's facts, a STAGE's `present`) cannot be changed on the way."""
+    return proof(secret, "agent", agent_nonce, server_nonce, f"{request}\n{verdict} {said}")
+
+
 def valid(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
@@ -89,7 +102,7 @@ async def read_line(reader: asyncio.StreamReader) -> str:
     except asyncio.LimitOverrunError:
         raise AgentError("a line of the agent channel is too long") from None
     except asyncio.IncompleteReadError:
-        raise AgentError("the connection closed during the handshake") from None
+        raise AgentError("the connection closed before a line of the agent channel ended") from None
     if len(line) > MAX_LINE:
         raise AgentError("a line of the agent channel is too long")
     return line.decode("utf-8", errors="replace").rstrip("\n")
@@ -129,7 +142,7 @@ async def request(address: str, secret: str, what: str) -> tuple[Connection, str
         raise AgentError(f"the agent at {address} refused this server: {rest}")
     given, _, said = rest.partition(" ")
     if verdict not in ("OK", "FAILED") or not valid(
-        proof(secret, "agent", agent_nonce, mine), given
+        answer_proof(secret, agent_nonce, mine, what, verdict, said), given
     ):
         writer.close()
         raise AgentError(
@@ -148,6 +161,13 @@ async def connect(address: str, secret: str, container_id: str, port: int) -> Co
     return reader, writer
 
 
+async def stop(address: str, secret: str, container_id: str, grace_seconds: int) -> None:
+    """Have the agent stop a container on its node: SIGTERM now, SIGKILL after
+    `grace_seconds` (answered at once; the container ends as it would on one host)."""
+    (_, writer), _ = await request(address, secret, f"STOP {container_id} {grace_seconds}")
+    writer.close()
+
+
 async def facts(address: str, secret: str) -> NodeFacts:
     (_, writer), said = await request(address, secret, "INFO")
     writer.close()
@@ -160,36 +180,47 @@ async def facts(address: str, secret: str) -> NodeFacts:
 
 async def stage(address: str, secret: str, directory: Path) -> bool:
     """Have the agent hold `directory` at the same path on its host; whether it was sent (False:
-    the agent had it). The directory is packed into a temporary tar file first, off the loop."""
+    the agent had it). The tar stream is made while it is sent, off the loop."""
     (reader, writer), said = await request(address, secret, f"STAGE {directory}")
     try:
         if said == "present":
             return False
         if said != "send":
             raise AgentError(f"the agent at {address} answered STAGE with {said[:80]!r}")
-        with tempfile.TemporaryFile() as packed:
-            await asyncio.to_thread(_pack, directory, packed)
-            while chunk := await asyncio.to_thread(packed.read, CHUNK):
-                writer.write(chunk)
-                await writer.drain()
-        writer.write_eof()
-        verdict = await read_line(reader)
+        try:
+            await _send_packed(directory, writer)
+            writer.write_eof()
+            async with asyncio.timeout(STAGE_ANSWER_SECONDS):
+                verdict = await read_line(reader)
+        except (ConnectionError, AgentError, TimeoutError) as exc:
+            raise AgentError(
+                f"the agent at {address} did not take {directory}: {exc or 'no answer in time'}"
+            ) from None
         if verdict != "STAGED":
             raise AgentError(
                 f"the agent at {address} could not stage {directory}: "
                 f"{verdict.removeprefix('FAILED ')}"
             )
         return True
-    except ConnectionError as exc:
-        raise AgentError(
-            f"the agent at {address} lost the connection while staging: {exc}"
-        ) from None
     finally:
         writer.close()
 
 
-def _pack(directory: Path, into: IO[bytes]) -> None:
-    with tarfile.open(fileobj=into, mode="w") as tar:
-        for path in sorted(directory.rglob("*")):
-            tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
-    into.seek(0)
+async def _send_packed(directory: Path, writer: asyncio.StreamWriter) -> None:
+    """`directory` as a tar stream: a thread packs into a pipe, the loop sends what it reads."""
+    read_end, write_end = os.pipe()
+
+    def pack() -> None:
+        with os.fdopen(write_end, "wb") as sink, tarfile.open(fileobj=sink, mode="w|") as tar:
+            for path in sorted(directory.rglob("*")):
+                tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+
+    packing = asyncio.ensure_future(asyncio.to_thread(pack))
+    try:
+        while chunk := await asyncio.to_thread(os.read, read_end, CHUNK):
+            writer.write(chunk)
+            await writer.drain()
+    finally:
+        os.close(read_end)  # a packer still writing gets EPIPE and ends
+        with contextlib.suppress(BrokenPipeError):
+            await packing

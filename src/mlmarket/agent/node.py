@@ -13,8 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import re
 import shutil
 import tarfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -26,6 +30,10 @@ log = logging.getLogger("mlmarket.agent")
 
 CHUNK = 256 * 1024
 STAGE_IDLE_SECONDS = 60.0  # longest pause while a directory is being sent
+MAX_HANDSHAKES = 64  # connections not yet authenticated, at once: more are closed at once
+REFUSAL_LOG_SECONDS = 10.0  # refused servers are logged at most this often
+CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+PORT = re.compile(r"[0-9]{1,5}")
 
 
 class NodeAgent:
@@ -36,6 +44,9 @@ class NodeAgent:
         self.stage_root = stage_root.resolve()
         self.staged = 0  # directories received, since start
         self.refused = 0  # servers that failed to prove the secret, since start
+        self._handshakes = 0
+        self._refusals_logged = (0.0, 0)  # when the last was logged, and the count then
+        self._stopping: set[asyncio.Task[None]] = set()
 
     async def facts(self) -> channel.NodeFacts:
         info = await self.engine.call("GET", "/info")
@@ -51,7 +62,11 @@ class NodeAgent:
         )
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = writer.get_extra_info("peername")
+        if self._handshakes >= MAX_HANDSHAKES:
+            writer.close()  # a flood of unauthenticated connections holds nothing here
+            return
+        self._handshakes += 1
+        authenticated = False
         agent_nonce = channel.nonce()
         try:
             writer.write(f"{channel.GREETING} {agent_nonce}\n".encode())
@@ -61,62 +76,111 @@ class NodeAgent:
             given, _, what = rest.partition(" ")
             expected = channel.proof(self.secret, "server", agent_nonce, server_nonce, what)
             if not server_nonce or not channel.valid(expected, given):
-                self.refused += 1
-                log.warning("refused %s: its proof of the shared secret is wrong", peer)
+                self._refuse(writer.get_extra_info("peername"))
                 writer.write(
                     b"DENIED the shared secret (MLMARKET_AGENT_SECRET) does not match "
                     b"this agent's\n"
                 )
                 await writer.drain()
                 return
-            mine = channel.proof(self.secret, "agent", agent_nonce, server_nonce)
-            await self._carry_out(what, mine, reader, writer)
+            self._handshakes -= 1
+            authenticated = True
+
+            def reply(verdict: str, said: str = "") -> None:
+                signed = channel.answer_proof(
+                    self.secret, agent_nonce, server_nonce, what, verdict, said
+                )
+                writer.write(f"{verdict} {signed} {said}".rstrip(" ").encode() + b"\n")
+
+            await self._carry_out(what, reply, reader, writer)
         except (channel.AgentError, TimeoutError, ConnectionError):
             pass
         finally:
+            if not authenticated:
+                self._handshakes -= 1
             # not wait_closed(): after CONNECT the stream's protocol is no longer the transport's
             writer.close()
+
+    def _refuse(self, peer: object) -> None:
+        self.refused += 1
+        last, count = self._refusals_logged
+        now = time.monotonic()
+        if now - last >= REFUSAL_LOG_SECONDS:
+            log.warning(
+                "refused %s: its proof of the shared secret is wrong (%d refused since the "
+                "last such line)",
+                peer,
+                self.refused - count,
+            )
+            self._refusals_logged = (now, self.refused)
 
     async def _carry_out(
         self,
         what: str,
-        mine: str,
+        reply: Callable[..., None],
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
         verb, _, rest = what.partition(" ")
         args = rest.split(" ") if rest else []
         if verb == "INFO" and not args:
-            writer.write(f"OK {mine} {json.dumps(await self.facts())}\n".encode())
+            reply("OK", json.dumps(await self.facts()))
             await writer.drain()
             return
         if verb == "STAGE" and rest:
-            await self._stage(rest, mine, reader, writer)
+            await self._stage(rest, reply, reader, writer)
             return
-        if verb != "CONNECT" or len(args) != 2 or not args[1].isdigit():
-            writer.write(f"FAILED {mine} unknown request {what[:80]!r}\n".encode())
+        if (
+            verb not in ("CONNECT", "STOP")
+            or len(args) != 2
+            or not CONTAINER_ID.fullmatch(args[0])
+            or not PORT.fullmatch(args[1])
+            or (verb == "CONNECT" and not 0 < int(args[1]) < 65536)
+        ):
+            reply("FAILED", f"unknown request {what[:80]!r}")
             return
-        container_id, port = args[0], int(args[1])
+        container_id, number = args[0], int(args[1])
         info = await self.engine.inspect(container_id)
         if info is None or labels.MANAGED not in info.labels:
-            writer.write(f"FAILED {mine} no container {container_id} of mlmarket's here\n".encode())
+            reply("FAILED", f"no container {container_id} of mlmarket's here")
             return
         if not info.running:
-            writer.write(f"FAILED {mine} container {container_id} is not running\n".encode())
+            reply("FAILED", f"container {container_id} is not running")
+            return
+        if verb == "STOP":
+            # SIGTERM now, SIGKILL after `number` seconds: answered at once, the task's end
+            # is seen through Swarm
+            stopping = asyncio.ensure_future(self.engine.stop(container_id, number))
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
+            reply("OK")
+            return
+        if _in_own_namespace(info.pid):
+            reply("FAILED", f"container {container_id} shares this agent's network")
             return
         try:
-            inner_reader, inner_writer = await self.engine.connect(info, port)
+            inner_reader, inner_writer = await self.engine.connect(info, number)
         except OSError as exc:
-            writer.write(f"FAILED {mine} container {container_id}, port {port}: {exc}\n".encode())
+            reply("FAILED", f"container {container_id}, port {number}: {exc}")
             return
-        writer.write(f"OK {mine}\n".encode())
+        again = await self.engine.inspect(container_id)
+        if again is None or not again.running or again.pid != info.pid:
+            # it ended meanwhile, and its process id may be another's now
+            inner_writer.close()
+            reply("FAILED", f"container {container_id} is not running")
+            return
+        reply("OK")
         try:
             await _splice((reader, writer), (inner_reader, inner_writer))
         finally:
             inner_writer.close()
 
     async def _stage(
-        self, raw: str, mine: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        raw: str,
+        reply: Callable[..., None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         """Receive a directory as a tar stream and put it at `raw`, whole or not at all."""
         target = Path(raw)
@@ -126,19 +190,17 @@ class NodeAgent:
             or target == self.stage_root
             or not target.is_relative_to(self.stage_root)
         ):
-            writer.write(
-                f"FAILED {mine} {raw} is not under this agent's data directory "
-                f"{self.stage_root}\n".encode()
-            )
+            reply("FAILED", f"{raw} is not under this agent's data directory {self.stage_root}")
             return
         if target.is_dir():
-            writer.write(f"OK {mine} present\n".encode())
+            reply("OK", "present")
             return
-        writer.write(f"OK {mine} send\n".encode())
+        reply("OK", "send")
         await writer.drain()
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".staging-{target.name}-{channel.nonce()}")
-        packed = partial.with_suffix(".tar")
+        tag = channel.nonce()
+        partial = target.parent / f".staging-{tag}"
+        packed = target.parent / f".staging-{tag}.tar"
         try:
             with packed.open("wb") as sink:
                 while True:
@@ -181,8 +243,18 @@ class NodeAgent:
         await self.engine.close()
 
 
+def _in_own_namespace(pid: int) -> bool:
+    """Whether process `pid` shares this agent's network namespace (the host's, or one a
+    reused process id would lead to): no socket is opened there for a server."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        return True
+
+
 def _unpack(packed: Path, partial: Path, target: Path) -> None:
     """Extract beside the target, then rename: a reader sees the whole directory or none."""
+    partial.mkdir()  # an archive of nothing still makes a directory
     with tarfile.open(packed) as tar:
         tar.extractall(partial, filter="data")  # no links out, no devices, no absolute paths
     try:
