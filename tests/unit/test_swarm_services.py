@@ -11,6 +11,7 @@ from mlmarket import cli
 from mlmarket.app import container_engine
 from mlmarket.config import BadSetting, Settings
 from mlmarket.execution.base import ContainerSpec, ImageNotFound, Mount
+from mlmarket.execution.docker import KEPT_CAPABILITIES
 from mlmarket.execution.swarm import MAX_SERVICE_NAME, SwarmEngine, service_name, start_failure
 
 SECRET = "a-secret-long-enough"
@@ -61,7 +62,7 @@ def test_swarm_never_restarts_a_service_and_spreads_them_over_nodes_it_may_use()
 def test_a_service_keeps_only_the_capabilities_a_local_container_keeps() -> None:
     container = engine()._service(spec(), [])["TaskTemplate"]["ContainerSpec"]
     assert container["CapabilityDrop"] == ["ALL"]
-    assert all(c.startswith("CAP_") for c in container["CapabilityAdd"])
+    assert container["CapabilityAdd"] == [f"CAP_{c}" for c in KEPT_CAPABILITIES]
     assert "CAP_NET_ADMIN" not in container["CapabilityAdd"]
     assert container["Mounts"] == [
         {"Type": "bind", "Source": "/data/model/x", "Target": "/opt/ml/model", "ReadOnly": True}

@@ -51,6 +51,7 @@ log = logging.getLogger("mlmarket.swarm")
 AGENT_LABEL: Final = "mlmarket.agent"
 MAX_SERVICE_NAME: Final = 63
 ENDED: Final = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
+NODE_GONE: Final = frozenset({"down", "disconnected"})
 POLL_SECONDS: Final = 0.2
 FACTS_SECONDS: Final = 10.0  # how long a node's verdict is trusted before it is asked again
 
@@ -148,6 +149,12 @@ class SwarmEngine:
     async def run(self, spec: ContainerSpec) -> ContainerInfo:
         if spec.gpus:
             raise EngineError("GPU instance types are not placed on Swarm nodes yet")
+        try:
+            return await self._place(spec)
+        except _Unjudged:
+            return await self._place(spec)  # the newcomer is judged this time
+
+    async def _place(self, spec: ContainerSpec) -> ContainerInfo:
         judged = await self.nodes()
         nodes = [n for n in judged if n.refused is not None] + list(
             await asyncio.gather(*(self._stage(n, spec) for n in judged if n.refused is None))
@@ -160,7 +167,7 @@ class SwarmEngine:
         created = await self.manager.call("POST", "/services/create", body=body)
         service_id = str(created["ID"])
         try:
-            return await self._started(service_id, spec)
+            return await self._started(service_id, spec, {n.id for n in nodes if n.refused is None})
         except BaseException:
             with contextlib.suppress(EngineError):
                 await self.manager.call("DELETE", f"/services/{service_id}")
@@ -222,13 +229,20 @@ class SwarmEngine:
             "EndpointSpec": {"Mode": "dnsrr"},  # no virtual IP: this kernel may lack IPVS
         }
 
-    async def _started(self, service_id: str, spec: ContainerSpec) -> ContainerInfo:
-        """Wait for the service's task to run; say why it cannot."""
+    async def _started(
+        self, service_id: str, spec: ContainerSpec, accepted: set[str]
+    ) -> ContainerInfo:
+        """Wait for the service's task to run on one of the `accepted` nodes; say why it
+        cannot. (The constraints leave out the nodes refused when it was made: one that
+        joined since was never judged.)"""
         deadline = time.monotonic() + self.placement_seconds
         while True:
             task = await self._task(service_id)
             status = (task or {}).get("Status") or {}
             state, err = status.get("State"), str(status.get("Err") or "")
+            node = (task or {}).get("NodeID")
+            if node and node not in accepted:
+                raise _Unjudged(f"Swarm placed {spec.name} on node {node}, not yet judged")
             if state == "running":
                 info = await self.inspect(service_id)
                 if info is not None:
@@ -280,13 +294,17 @@ class SwarmEngine:
         )
 
     async def _node_up(self, node_id: str) -> bool:
+        """False only once the manager holds the node down: a new leader reports every node
+        `unknown` until it hears from it, and a manager that cannot answer now knows nothing."""
         if not node_id:
             return False
         try:
             node = await self.manager.call("GET", f"/nodes/{node_id}")
-        except EngineError:
+        except NotFound:
             return False
-        return ((node.get("Status") or {}).get("State")) == "ready"
+        except EngineError:
+            return True
+        return ((node.get("Status") or {}).get("State")) not in NODE_GONE
 
     async def list(self, labels: dict[str, str]) -> list[ContainerInfo]:
         filters = {"label": [f"{k}={v}" if v else k for k, v in labels.items()]}
@@ -299,26 +317,42 @@ class SwarmEngine:
             await self.manager.call("DELETE", f"/services/{container_id}")
 
     async def stop(self, container_id: str, grace_seconds: int) -> None:
-        """Scale the service to nothing: its task is stopped (SIGTERM, then SIGKILL after
-        `grace_seconds`) and kept, with its exit code."""
+        """SIGTERM, then SIGKILL after `grace_seconds`, from the agent of the task's node: the
+        task ends as a container does on one host, keeping its exit code, and is not restarted
+        (condition none). With that agent out of reach the service is scaled to nothing."""
+        task = await self._task(container_id)
+        status = (task or {}).get("Status") or {}
+        inner = (status.get("ContainerStatus") or {}).get("ContainerID")
+        if task is not None and status.get("State") == "running" and inner:
+            node = _node(
+                await self.manager.call("GET", f"/nodes/{task['NodeID']}"), self.agent_port
+            )
+            try:
+                await channel.stop(node.agent, self.secret, str(inner), grace_seconds)
+                return
+            except channel.AgentError as exc:
+                log.warning("stopping %s through its node's agent: %s", container_id, exc)
         service = await self._service_spec(container_id)
         if service is None:
             return
         spec = service["Spec"]
         spec["Mode"] = {"Replicated": {"Replicas": 0}}
-        spec["TaskTemplate"]["ContainerSpec"]["StopGracePeriod"] = grace_seconds * 10**9
         version = str(service["Version"]["Index"])
-        with contextlib.suppress(EngineError):
+        try:
             await self.manager.call(
                 "POST", f"/services/{container_id}/update", params={"version": version}, body=spec
             )
+        except EngineError as exc:
+            log.warning("scaling %s to nothing: %s", container_id, exc)
 
     async def wait(self, container_id: str) -> int | None:
         while True:
             task = await self._task(container_id)
             if task is None:
-                if await self._service_spec(container_id) is None:
-                    return None
+                service = await self._service_spec(container_id)
+                replicas = ((service or {}).get("Spec", {}).get("Mode") or {}).get("Replicated")
+                if service is None or (replicas or {}).get("Replicas") == 0:
+                    return None  # removed, or scaled to nothing and its task reaped
             else:
                 status = task.get("Status") or {}
                 if status.get("State") in ENDED:
@@ -372,6 +406,10 @@ class SwarmEngine:
 
     async def close(self) -> None:
         await self.manager.close()
+
+
+class _Unjudged(EngineError):
+    """A task landed on a node that joined after the nodes were judged."""
 
 
 def start_failure(spec: ContainerSpec, err: str) -> Exception:
