@@ -16,7 +16,7 @@ from mlmarket.agent.node import MAX_HANDSHAKES, NodeAgent
 from mlmarket.domain import labels
 from mlmarket.execution.base import ContainerSpec
 from mlmarket.execution.docker import DockerEngine
-from mlmarket.execution.http1 import ConnectionPool
+from mlmarket.execution.http1 import ConnectionPool, Undialed
 from tests.support.hosting import tarball
 
 T = TypeVar("T")
@@ -60,7 +60,7 @@ async def ping_through(address: str, secret: str, container_id: str) -> int:
         for _ in range(100):
             try:
                 return (await pool.request("GET", "/ping", [])).status
-            except channel.AgentError as exc:
+            except Undialed as exc:  # the agent's refusal, as the pool passes it on
                 if "port 8080" not in str(exc):  # the server in the container is starting
                     raise
                 await asyncio.sleep(0.05)

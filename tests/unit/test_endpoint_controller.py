@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mlmarket.clock import SystemClock
 from mlmarket.config import Settings
 from mlmarket.context import RequestContext
@@ -15,7 +17,9 @@ from mlmarket.controllers.endpoints import EndpointController
 from mlmarket.controllers.leases import Leases
 from mlmarket.controllers.routes import RoutingTable
 from mlmarket.controllers.shared_routes import RoutePublisher
+from mlmarket.execution.base import Connection, ContainerInfo
 from mlmarket.execution.fake import FakeEngine
+from mlmarket.protocol.errors import ModelError
 from mlmarket.services.marketplace.listings import Listings
 from mlmarket.services.quotas import Quotas
 from mlmarket.services.sagemaker.provider import SageMakerProvider
@@ -278,3 +282,38 @@ def test_scaling_a_variant_starts_and_stops_instances(tmp_path: Path) -> None:
         assert desc["ProductionVariants"][0]["CurrentInstanceCount"] == 1
 
     scenario(tmp_path, work)
+
+
+class _Unreachable(FakeEngine):
+    """An engine on which some running containers cannot be connected to (their node gone,
+    say, before anything notices)."""
+
+    unreachable: set[str]
+
+    async def connect(self, container: ContainerInfo, port: int) -> Connection:
+        if container.id in self.unreachable:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return await super().connect(container, port)
+
+
+def test_a_call_an_instance_cannot_be_reached_for_goes_to_another_and_fails_only_with_none(
+    tmp_path: Path,
+) -> None:
+    engine = _Unreachable({IMAGE})
+    engine.unreachable = set()
+
+    async def work(p: Platform) -> None:
+        await p.deploy("ep", count=2)
+        route = p.routes.get(CTX.account_id, CTX.region, "ep")
+        assert route is not None
+        first, second = route.variants[0].instances
+        engine.unreachable.add(first.containers[0].info.id)
+        first.containers[0].pool.close()  # no kept-alive connection: each call dials
+        for _ in range(6):  # the round robin comes to the unreachable one every other call
+            assert (await p.invoke("ep", b"x"))["Body"] == b"x"
+        engine.unreachable.add(second.containers[0].info.id)
+        second.containers[0].pool.close()
+        with pytest.raises(ModelError, match="Connection refused"):
+            await p.invoke("ep", b"x")
+
+    scenario(tmp_path, work, engine)

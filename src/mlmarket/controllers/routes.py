@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
 from mlmarket.domain.endpoints import choose_weighted
@@ -69,8 +69,9 @@ class VariantRoute:
     on_demand: OnDemand | None = None
     _next: itertools.count[int] = field(default_factory=itertools.count)
 
-    def pick_instance(self) -> InstanceRuntime | None:
-        healthy = [i for i in self.instances if i.healthy]
+    def pick_instance(self, avoid: Collection[InstanceRuntime] = ()) -> InstanceRuntime | None:
+        """The next healthy instance in turn, but those in `avoid`."""
+        healthy = [i for i in self.instances if i.healthy and i not in avoid]
         if not healthy:
             return None
         return healthy[next(self._next) % len(healthy)]

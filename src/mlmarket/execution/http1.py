@@ -30,6 +30,11 @@ class ConnectionLost(Exception):
         self.delivered = delivered
 
 
+class Undialed(ConnectionError):
+    """No connection to the container could be made: the request never left, so another
+    instance may take it. Its text is the dial's error's."""
+
+
 class ResponseTooLarge(Exception):
     pass
 
@@ -327,7 +332,10 @@ class ConnectionPool:
                 if not exc.delivered or method in _IDEMPOTENT:
                     break
                 raise
-        reader, writer = await self._dial()
+        try:
+            reader, writer = await self._dial()
+        except OSError as exc:
+            raise Undialed(*exc.args) from exc
         conn = Http1Connection(reader, writer)
         return await self._use(conn, method, path, headers, body, max_response_bytes, stream_above)
 

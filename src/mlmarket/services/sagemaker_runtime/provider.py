@@ -29,7 +29,7 @@ from mlmarket.controllers.routes import (
 from mlmarket.domain import arns, async_inference, marketplace
 from mlmarket.domain.endpoints import SERVERLESS_MAX_PAYLOAD_BYTES
 from mlmarket.domain.failures import public_reason
-from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge
+from mlmarket.execution.http1 import ConnectionLost, Response, ResponseTooLarge, Undialed
 from mlmarket.protocol.errors import (
     InStreamError,
     ModelError,
@@ -76,6 +76,15 @@ class _Mode:
         if last:
             return self
         return _Mode(self.limit or PIPELINE_HOP_MAX_BYTES, None, self.seconds, None)
+
+
+class _Undelivered(Exception):
+    """An instance whose first container could not be reached: the request never left."""
+
+    def __init__(self, instance: InstanceRuntime, error: ModelError) -> None:
+        super().__init__(str(error))
+        self.instance = instance
+        self.error = error  # what the caller gets when no other instance takes the call
 
 
 def _who(variant: VariantRoute, container: ContainerRuntime) -> str:
@@ -235,10 +244,32 @@ class RuntimeProvider:
         body: bytes | bytearray | memoryview,
         mode: _Mode,
     ) -> tuple[Response, dict[str, Any], str]:
-        """The call through one instance of `variant`: its containers in turn, each but the
-        last read whole."""
+        """The call through an instance of `variant`; when no connection to its first container
+        could be made (the request never left: its node is gone, say, and not yet seen so),
+        through another healthy one, until one takes it or none is left."""
+        tried: list[InstanceRuntime] = []
+        while True:
+            try:
+                return await self._through_one(ctx, route, variant, p, body, mode, tried)
+            except _Undelivered as undelivered:
+                tried.append(undelivered.instance)
+                if variant.pick_instance(tried) is None:
+                    raise undelivered.error from None
+
+    async def _through_one(
+        self,
+        ctx: RequestContext,
+        route: EndpointRoute,
+        variant: VariantRoute,
+        p: dict[str, Any],
+        body: bytes | bytearray | memoryview,
+        mode: _Mode,
+        avoid: list[InstanceRuntime],
+    ) -> tuple[Response, dict[str, Any], str]:
+        """The call through one instance of `variant` (not one in `avoid`): its containers in
+        turn, each but the last read whole."""
         name = route.name
-        instance = variant.pick_instance()
+        instance = variant.pick_instance(avoid)
         if instance is None and variant.on_demand and variant.on_demand.scale_up:
             try:
                 instance = await variant.on_demand.scale_up()  # a cold start
@@ -268,7 +299,7 @@ class RuntimeProvider:
                     )
                 headers = _next_hop_headers(headers, response)
             response = await self._call(
-                ctx, route, variant, instance, container, headers, payload, mode.hop(last)
+                ctx, route, variant, instance, container, headers, payload, mode.hop(last), index
             )
             payload = response.body
         assert response is not None
@@ -332,9 +363,11 @@ class RuntimeProvider:
         headers: list[tuple[str, str]],
         body: bytes | bytearray | memoryview,
         mode: _Mode,
+        hop: int = 0,
     ) -> Response:
         """One container's answer within `mode`'s time (R6); a 2xx body past its threshold is
-        left to stream, by the same deadline or the stream's own."""
+        left to stream, by the same deadline or the stream's own. `hop`: the container's place
+        in the instance's chain (the first may be retried elsewhere if it cannot be reached)."""
         who = _who(variant, container)
         limit = mode.limit
         now = asyncio.get_running_loop().time()
@@ -365,11 +398,14 @@ class RuntimeProvider:
             ) from None
         except (ConnectionLost, OSError) as exc:
             see, log_stream = _where_to_look(ctx, route, variant, instance)
-            raise ModelError(
+            error = ModelError(
                 f'Received server error (0) from {who} with message "The connection to the '
                 f'container was closed before it answered ({exc})". ' + see,
                 LogStreamArn=log_stream,
-            ) from None
+            )
+            if hop == 0 and isinstance(exc, Undialed):
+                raise _Undelivered(instance, error) from None
+            raise error from None
         if not 200 <= response.status < 300:
             see, log_stream = _where_to_look(ctx, route, variant, instance)
             text = response.body.decode("utf-8", errors="replace")
