@@ -322,3 +322,13 @@ def test_a_directory_the_agent_holds_is_not_sent_again(tmp_path: Path) -> None:
         return await channel.stage(address, SECRET, source)
 
     assert with_agent(work, tmp_path) is False  # one host: the server's own copy is there
+
+
+def test_what_a_cut_short_stage_left_is_swept_and_staged_directories_kept(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "kept").mkdir(parents=True)
+    (models / ".staging-abc").mkdir()
+    (models / ".staging-abc.tar").write_bytes(b"half")
+    agent = NodeAgent(SECRET, DockerEngine(), tmp_path)
+    assert agent.sweep() == 2
+    assert [p.name for p in models.iterdir()] == ["kept"]

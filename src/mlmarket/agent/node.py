@@ -221,7 +221,21 @@ class NodeAgent:
             shutil.rmtree(partial, ignore_errors=True)
         await writer.drain()
 
+    def sweep(self) -> int:
+        """Remove what a stage cut short left (an agent killed mid-transfer): `.staging-*`
+        beside the staged directories. How many were removed."""
+        left = list(self.stage_root.glob("*/.staging-*"))
+        for path in left:
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        return len(left)
+
     async def serve(self, host: str, port: int) -> None:
+        swept = self.sweep()
+        if swept:
+            log.info("removed %d unfinished staging copies", swept)
         facts = await self.facts()
         if facts["default_networks"]:
             log.warning(
