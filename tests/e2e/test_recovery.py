@@ -107,19 +107,13 @@ def test_dead_container_is_replaced_and_endpoint_keeps_serving(
 def test_training_job_interrupted_by_a_server_restart_starts_over_and_completes(
     own_server: ServerProcess, trainer_image: str
 ) -> None:
-    from tests.support.jobs import train, wait_for_job
+    from tests.support.jobs import train, until_training, wait_for_job
 
     s3 = own_server.client("s3")
     s3.create_bucket(Bucket="jobs")
     sm = own_server.client("sagemaker")
     train(sm, "restarted", trainer_image, hyper={"mode": "resume", "steps": "15"}, wait=False)
-    until_status(
-        sm.describe_training_job,
-        "SecondaryStatus",
-        ("Training",),
-        timeout=30,
-        TrainingJobName="restarted",
-    )
+    until_training(sm, "restarted")
     sm.close()
     own_server.stop()
     own_server.start()

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from mlmarket.storage.metadata import MetadataStore, leases
 from tests.support import engine, takeover
 from tests.support.hosting import asynchronous, hosted, model_and_config
-from tests.support.jobs import train, wait_for_job
+from tests.support.jobs import train, until_training, wait_for_job
 from tests.support.server import ServerProcess, kill, two_servers
 from tests.support.waiting import until, until_status
 
@@ -45,13 +45,7 @@ def test_jobs_of_a_killed_server_are_finished_by_another_once(
     s3.create_bucket(Bucket="jobs")
     s3.put_object(Bucket="jobs", Key="in/a.txt", Body=b"slow\n")
     arns = takeover.start_orphans(sm, trainer_image, echo_image, 15)
-    until_status(
-        sm.describe_training_job,
-        "SecondaryStatus",
-        ("Training",),
-        timeout=30,
-        TrainingJobName="orphaned",
-    )
+    until_training(sm, "orphaned")
     before = takeover.running(arns, containers)
     assert len(before["training"]) == 1 and len(before["transform"]) == 1
     kill(first)
@@ -73,13 +67,7 @@ def test_a_stop_asked_of_any_server_stops_the_job_where_it_runs(
     s3.create_bucket(Bucket="jobs")
     runs, asks = first.client("sagemaker"), second.client("sagemaker")
     arn = train(runs, "asked", trainer_image, hyper={"mode": "sleep"}, wait=False)["TrainingJobArn"]
-    until_status(
-        runs.describe_training_job,
-        "SecondaryStatus",
-        ("Training",),
-        timeout=30,
-        TrainingJobName="asked",
-    )
+    until_training(runs, "asked")
     asks.stop_training_job(TrainingJobName="asked")
     desc = wait_for_job(asks, "asked", timeout=30)
     assert desc["TrainingJobStatus"] == "Stopped"

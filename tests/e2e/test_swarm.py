@@ -21,10 +21,10 @@ import pytest
 from mlmarket.agent import channel
 from tests.support import takeover
 from tests.support.hosting import command, hosted, tarball, wait_for_status
-from tests.support.jobs import ROLE, model_files, train, wait_for_job
+from tests.support.jobs import ROLE, model_files, train, until_training, wait_for_job
 from tests.support.server import ServerProcess, kill, two_servers
 from tests.support.swarm import SECRET, Swarm
-from tests.support.waiting import until, until_status
+from tests.support.waiting import until
 
 ONE_EACH = {"InstanceType": "ml.m5.large", "InitialInstanceCount": 2}
 MODEL_FILES = {"home.txt": b"staged by the agent", "nested/weights.txt": b"0.5 0.25"}
@@ -209,13 +209,7 @@ def test_a_training_job_stopped_on_swarm_gets_sigterm_through_its_node_s_agent(
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
         s3.create_bucket(Bucket="jobs")  # made by the tests before, when they run
     train(sm, "stopped", trainer_image, hyper={"mode": "sleep", "seconds": "600"}, wait=False)
-    until_status(
-        sm.describe_training_job,
-        "SecondaryStatus",
-        ("Training",),
-        timeout=30,
-        TrainingJobName="stopped",
-    )
+    until_training(sm, "stopped")
     sm.stop_training_job(TrainingJobName="stopped")
     desc = wait_for_job(sm, "stopped", timeout=60)
     assert desc["TrainingJobStatus"] == "Stopped", desc.get("FailureReason")

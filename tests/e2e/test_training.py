@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.jobs import model_files, train, wait_for_job
+from tests.support.jobs import model_files, train, until_training, wait_for_job
 from tests.support.server import ServerProcess
-from tests.support.waiting import until_status
 
 
 @pytest.fixture(scope="module")
@@ -117,9 +116,7 @@ def test_stop_training_job_escalates_to_sigkill_after_the_grace_period(
     sm: Any, trainer_image: str, data: str, name: str
 ) -> None:
     train(sm, name, trainer_image, hyper={"mode": "stubborn"}, wait=False)
-    until_status(
-        sm.describe_training_job, "SecondaryStatus", ("Training",), timeout=30, TrainingJobName=name
-    )
+    until_training(sm, name)
     sm.stop_training_job(TrainingJobName=name)
     assert sm.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] == "Stopping"
     desc = wait_for_job(sm, name)

@@ -59,6 +59,17 @@ def train(
     return wait_for_job(sm, name) if wait else sm.describe_training_job(TrainingJobName=name)
 
 
+def until_training(sm: Any, name: str, timeout: float = 30) -> dict[str, Any]:
+    """The job's description once its container runs (SecondaryStatus Training)."""
+    return until_status(
+        sm.describe_training_job,
+        "SecondaryStatus",
+        ("Training",),
+        timeout=timeout,
+        TrainingJobName=name,
+    )
+
+
 def wait_for_job(sm: Any, name: str, timeout: float = 120) -> dict[str, Any]:
     return until_status(
         sm.describe_training_job,
