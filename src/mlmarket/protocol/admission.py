@@ -65,10 +65,6 @@ class Hasher(Protocol):
     def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
 
 
-def _ignore(data: bytes | bytearray | memoryview, /) -> None:
-    pass
-
-
 def _reservation(declared: int | None, limit: int) -> int:
     """The bytes a body is held as: as declared (its limit if undeclared), never less than the
     minimum that stands for a request's own cost."""
@@ -77,21 +73,28 @@ def _reservation(declared: int | None, limit: int) -> int:
 
 class HeldBody:
     """`async with admission.body(...) as body:` the body's bytes reserved, then read; its
-    SHA-256 (`payload_sha256`, for `verify`) taken as its bytes arrive, not after the last."""
+    SHA-256 (`payload_sha256`) taken as its bytes arrive, not after the last, for `verify`."""
 
-    __slots__ = ("admission", "declared", "hold", "limit", "payload_sha256", "request")
+    __slots__ = ("admission", "claim", "declared", "hold", "limit", "payload_sha256", "request")
 
     def __init__(
         self,
         admission: Admission,
         request: web.BaseRequest,
+        claim: sigv4.Claim,
         declared: int | None,
         limit: int,
         hold: Hold,
     ) -> None:
-        self.admission, self.request, self.declared = admission, request, declared
-        self.limit, self.hold = limit, hold
-        self.payload_sha256: str | None = None
+        self.admission, self.request, self.claim = admission, request, claim
+        self.declared, self.limit, self.hold = declared, limit, hold
+        self.payload_sha256 = ""  # once read
+
+    def verify(self, request_id: str, operation: str) -> RequestContext:
+        """The request's signature checked, the body read: its context."""
+        return self.admission.verify(
+            self.request, self.claim, self.payload_sha256, request_id, operation
+        )
 
     async def __aenter__(self) -> bytearray:
         await self.hold.__aenter__()
@@ -143,7 +146,8 @@ class Admission:
                 f"{limit} bytes for this operation."
             )
         size = _reservation(declared, limit)
-        return HeldBody(self, request, declared, limit, self.budget.hold(claim.account_id, size))
+        hold = self.budget.hold(claim.account_id, size)
+        return HeldBody(self, request, claim, declared, limit, hold)
 
     def hold_now(self, claim: sigv4.Claim, length: int, limit: int) -> Hold | None:
         """For a body already read whole: its bytes reserved at once, or None when they are
@@ -158,12 +162,12 @@ class Admission:
         request: web.BaseRequest,
         declared: int | None,
         limit: int,
-        hasher: Hasher | None = None,
+        hasher: Hasher,
     ) -> bytearray:
-        """The body; `hasher`, if given, is fed every byte of it as it arrives: a large body's
-        hash is then done when its last byte is in, instead of starting there (6 MiB: 4.7 ms)."""
+        """The body; `hasher` is fed every byte of it as it arrives: a large body's hash is then
+        done when its last byte is in, instead of starting there (6 MiB: 4.7 ms)."""
         content = request.content
-        update = hasher.update if hasher is not None else _ignore
+        update = hasher.update
         if declared is not None:
             # what arrived with the headers is taken at once; only a body still on its way is
             # waited for, the sender allowed to idle `idle_seconds` at most
@@ -208,18 +212,17 @@ class Admission:
         self,
         request: Head,
         claim: sigv4.Claim,
-        body: bytes | bytearray,
+        payload_sha256: str,
         request_id: str,
         operation: str,
-        payload_sha256: str | None = None,
     ) -> RequestContext:
-        """`payload_sha256`: the body's hash if already taken (HeldBody's), else taken here."""
+        """`payload_sha256`: the body's, as its reader took it (HeldBody, the invoke lane)."""
         principal = sigv4.verify(
             claim,
             method=request.method,
             url=f"http://{request.host}{request.raw_path}",
             headers=request.headers,
-            payload_sha256=payload_sha256 or hashlib.sha256(body).hexdigest(),
+            payload_sha256=payload_sha256,
         )
         return RequestContext(
             request_id, principal.account_id, principal.region, principal.service, operation

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import logging
 import re
 import time
@@ -274,7 +275,10 @@ class InvokeLane(asyncio.Protocol):
         request_id = new_request_id()
         edge = self.edge
         try:
-            work = edge.invoke(invocation.head, claim, body, invocation.endpoint, request_id)
+            digest = hashlib.sha256(body).hexdigest()
+            work = edge.invoke(
+                invocation.head, claim, body, invocation.endpoint, request_id, digest
+            )
             outcome = await boundary(edge, invocation.head, request_id, work)
             if isinstance(outcome, Answer):
                 await self._write_answer(outcome, invocation.close)

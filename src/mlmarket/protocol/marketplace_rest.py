@@ -78,7 +78,7 @@ class MarketplaceRestEdge:
         held = self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES)
         async with held as body:
             name = route[1].name if route else "Unknown"
-            ctx = self.admission.verify(request, claim, body, request_id, name, held.payload_sha256)
+            ctx = held.verify(request_id, name)
             if route is None:
                 raise UnknownOperation(f"No operation at {request.method} {request.path}")
             operations, operation = route

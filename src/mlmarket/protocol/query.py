@@ -38,9 +38,7 @@ class StsEdge:
             if request.method == "POST":
                 form.update(parse_qsl(bytes(body).decode("utf-8", "replace")))
             action = form.get("Action", "")
-            ctx = self.admission.verify(
-                request, claim, body, request_id, action, held.payload_sha256
-            )
+            ctx = held.verify(request_id, action)
         if action != "GetCallerIdentity":
             raise CommonServiceError(
                 "InvalidAction",

@@ -124,7 +124,7 @@ class JsonEdge:
         claim = self.admission.check(request, service)
         held = self.admission.body(request, claim, limits.CONTROL_BODY_MAX_BYTES)
         async with held as body:
-            ctx = self.admission.verify(request, claim, body, request_id, name, held.payload_sha256)
+            ctx = held.verify(request_id, name)
             if operations is None or name not in operations.model.operation_names:
                 raise UnknownOperation(f"Operation {target} is unknown.")
             op = operations.model.operation_model(name)
@@ -190,9 +190,7 @@ class RuntimeEdge:
                     return await _relay(request, answer.headers, answer.body)
                 finally:
                     answer.body.close()  # a no-op once read whole; else its connection drops
-            ctx = self.admission.verify(
-                request, claim, body, request_id, operation, held.payload_sha256
-            )
+            ctx = held.verify(request_id, operation)
             binding = self.bindings[operation]
             params = binding.parse({"EndpointName": match.group(1)}, request.headers)
             if operation == "InvokeEndpointAsync":
@@ -212,12 +210,11 @@ class RuntimeEdge:
         body: bytes | bytearray,
         endpoint: str,
         request_id: str,
-        payload_sha256: str | None = None,
+        payload_sha256: str,
     ) -> Answer:
-        """InvokeEndpoint once its caller is admitted and its body read (and hashed, if
-        `payload_sha256` is given), up to what is to be written: the one path for aiohttp's
-        requests and the invoke lane's."""
-        ctx = self.admission.verify(head, claim, body, request_id, "InvokeEndpoint", payload_sha256)
+        """InvokeEndpoint once its caller is admitted and its body read and hashed, up to what
+        is to be written: the one path for aiohttp's requests and the invoke lane's."""
+        ctx = self.admission.verify(head, claim, payload_sha256, request_id, "InvokeEndpoint")
         binding = self.bindings["InvokeEndpoint"]
         params = binding.parse({"EndpointName": endpoint}, head.headers)
         self._validate_invocation(binding, params)

@@ -244,32 +244,12 @@ class RuntimeProvider:
         body: bytes | bytearray | memoryview,
         mode: _Mode,
     ) -> tuple[Response, dict[str, Any], str]:
-        """The call through an instance of `variant`; when no connection to its first container
-        could be made (the request never left: its node is gone, say, and not yet seen so),
-        through another healthy one, until one takes it or none is left."""
-        tried: list[InstanceRuntime] = []
-        while True:
-            try:
-                return await self._through_one(ctx, route, variant, p, body, mode, tried)
-            except _Undelivered as undelivered:
-                tried.append(undelivered.instance)
-                if variant.pick_instance(tried) is None:
-                    raise undelivered.error from None
-
-    async def _through_one(
-        self,
-        ctx: RequestContext,
-        route: EndpointRoute,
-        variant: VariantRoute,
-        p: dict[str, Any],
-        body: bytes | bytearray | memoryview,
-        mode: _Mode,
-        avoid: list[InstanceRuntime],
-    ) -> tuple[Response, dict[str, Any], str]:
-        """The call through one instance of `variant` (not one in `avoid`): its containers in
-        turn, each but the last read whole."""
+        """The call through one instance of `variant`: its containers in turn, each but the
+        last read whole. When no connection to the first container can be made (the request
+        never left: its node is gone, say, and not yet seen so), another healthy instance
+        takes the call, until one does or none is left."""
         name = route.name
-        instance = variant.pick_instance(avoid)
+        instance = variant.pick_instance()
         if instance is None and variant.on_demand and variant.on_demand.scale_up:
             try:
                 instance = await variant.on_demand.scale_up()  # a cold start
@@ -284,25 +264,48 @@ class RuntimeProvider:
                 "healthy right now; it is being replaced. Retry the request."
             )
         headers = [(h, p[m]) for m, h in _FORWARDED if p.get(m) is not None]
-        chain = self._containers(variant, instance, p.get("TargetContainerHostname"))
-        response = None
-        payload: bytes | bytearray | memoryview = body
-        for index, container in enumerate(chain):
-            last = index == len(chain) - 1
-            if index > 0:
-                if len(payload) > PIPELINE_HOP_MAX_BYTES:
-                    raise ModelError(
-                        f"Received response from {chain[index - 1].hostname} with status code "
-                        f"200. However, the request payload from {chain[index - 1].hostname} to "
-                        f"{container.hostname} is {len(payload)} bytes, which has exceeded the "
-                        "maximum limit of 5 MB."
-                    )
-                headers = _next_hop_headers(headers, response)
+        target = p.get("TargetContainerHostname")
+        tried: list[InstanceRuntime] = []
+        while True:
+            chain = self._containers(variant, instance, target)
+            try:
+                response = await self._call(
+                    ctx,
+                    route,
+                    variant,
+                    instance,
+                    chain[0],
+                    headers,
+                    body,
+                    mode.hop(len(chain) == 1),
+                )
+                break
+            except _Undelivered as undelivered:
+                tried.append(instance)
+                other = variant.pick_instance(tried)
+                if other is None:
+                    raise undelivered.error from None
+                instance = other
+        for index in range(1, len(chain)):
+            before, container = chain[index - 1], chain[index]
+            if len(response.body) > PIPELINE_HOP_MAX_BYTES:
+                raise ModelError(
+                    f"Received response from {before.hostname} with status code 200. However, "
+                    f"the request payload from {before.hostname} to {container.hostname} is "
+                    f"{len(response.body)} bytes, which has exceeded the maximum limit of 5 MB."
+                )
+            headers = _next_hop_headers(headers, response)
             response = await self._call(
-                ctx, route, variant, instance, container, headers, payload, mode.hop(last), index
+                ctx,
+                route,
+                variant,
+                instance,
+                container,
+                headers,
+                response.body,
+                mode.hop(index == len(chain) - 1),
+                first=False,
             )
-            payload = response.body
-        assert response is not None
         out: dict[str, Any] = {
             "ContentType": response.headers.get("content-type"),
             "InvokedProductionVariant": variant.name,
@@ -363,11 +366,11 @@ class RuntimeProvider:
         headers: list[tuple[str, str]],
         body: bytes | bytearray | memoryview,
         mode: _Mode,
-        hop: int = 0,
+        first: bool = True,
     ) -> Response:
         """One container's answer within `mode`'s time (R6); a 2xx body past its threshold is
-        left to stream, by the same deadline or the stream's own. `hop`: the container's place
-        in the instance's chain (the first may be retried elsewhere if it cannot be reached)."""
+        left to stream, by the same deadline or the stream's own. The `first` of an instance's
+        chain, if it cannot be reached, raises _Undelivered: another instance may take the call."""
         who = _who(variant, container)
         limit = mode.limit
         now = asyncio.get_running_loop().time()
@@ -403,7 +406,7 @@ class RuntimeProvider:
                 f'container was closed before it answered ({exc})". ' + see,
                 LogStreamArn=log_stream,
             )
-            if hop == 0 and isinstance(exc, Undialed):
+            if first and isinstance(exc, Undialed):
                 raise _Undelivered(instance, error) from None
             raise error from None
         if not 200 <= response.status < 300:
