@@ -119,12 +119,15 @@ class PeakRss:
 
 @contextmanager
 def bench_server(
-    src: Path | None = None, env: dict[str, str] | None = None, workers: int = 1
+    src: Path | None = None,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
+    data: Path | None = None,
 ) -> Iterator[BenchServer]:
-    """A server on a fresh data directory, with `env` added to its environment; `src`: run
-    mlmarket from that source tree instead (an earlier checkout, for a before/after comparison
-    in one run); `workers`: `serve --workers`."""
-    data = Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
+    """A server on a fresh data directory (`data`, else a temporary one), with `env` added to
+    its environment; `src`: run mlmarket from that source tree instead (an earlier checkout,
+    for a before/after comparison in one run); `workers`: `serve --workers`."""
+    data = data or Path(tempfile.mkdtemp(prefix="mlmarket-bench-"))
     server = BenchServer(data, env, src, workers)
     try:
         server.start()

@@ -222,8 +222,10 @@ def main() -> None:
         help="with --baseline: also ROUNDS rounds of bursts alternating between the two servers",
     )
     args = parser.parse_args()
+    if args.alternate and (args.baseline is None or args.workers is not None):
+        parser.error("--alternate runs instead of the other measurements: with --baseline only")
     build_image(ECHO, IMAGE)
-    if args.alternate and args.baseline is not None:
+    if args.alternate:
         alternated = measure_alternating(args.baseline, args.alternate, args.quick)
         out = save_results("invoke-alternating", alternated, quick=args.quick)
         print(alternating_report(alternated))

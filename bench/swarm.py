@@ -22,7 +22,7 @@ from typing import Any
 
 from tests.support.swarm import SECRET, Swarm
 
-from bench.harness import BenchServer, cpu_times, save_results
+from bench.harness import BenchServer, bench_server, cpu_times, save_results
 from bench.invoke import (
     ECHO,
     IMAGE,
@@ -47,26 +47,18 @@ def main() -> None:
     base = Path(tempfile.mkdtemp(prefix="mlmarket-bench-swarm-"))
     swarm = Swarm("/tmp/mlswb", "mswb", (IMAGE,), base / "swarm")
     results: dict[str, Any] = {}
+    on_swarm = {
+        "MLMARKET_ENGINE": "swarm",
+        "MLMARKET_DOCKER_SOCKET": swarm.socket(1),
+        "MLMARKET_AGENT_SECRET": SECRET,
+    }
     try:
         swarm.up()
-        local = BenchServer(base / "local")
-        on_swarm = BenchServer(
-            swarm.data_dir,
-            {
-                "MLMARKET_ENGINE": "swarm",
-                "MLMARKET_DOCKER_SOCKET": swarm.socket(1),
-                "MLMARKET_AGENT_SECRET": SECRET,
-            },
-        )
-        for name, server in (("local", local), ("swarm", on_swarm)):
-            server.start()
-            try:
-                time.sleep(1)  # let start-up work settle
-                agents = list(swarm.agents.values()) if name == "swarm" else []
-                results[name] = measure(server, [a.pid for a in agents], args.quick)
-            finally:
-                server.stop()
-                server.remove_containers()
+        with bench_server() as server:
+            results["local"] = measure(server, [], args.quick)
+        with bench_server(env=on_swarm, data=swarm.data_dir) as server:
+            agents = [agent.pid for agent in swarm.agents.values()]
+            results["swarm"] = measure(server, agents, args.quick)
     finally:
         swarm.down()
         shutil.rmtree(base, ignore_errors=True)

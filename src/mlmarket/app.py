@@ -109,8 +109,6 @@ def container_engine(settings: Settings) -> ContainerEngine:
             channel.check_secret(settings.agent_secret)
         except ValueError as exc:
             raise BadSetting(str(exc)) from None
-        if not 0 < settings.swarm_reservation <= 1:
-            raise BadSetting("MLMARKET_SWARM_RESERVATION is a share: more than 0, at most 1")
         return SwarmEngine(
             settings.docker_socket,
             settings.agent_secret or "",

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from mlmarket import limits
+
+DEFAULT_AGENT_PORT = 8788  # `mlmarket agent`'s (agent/channel.py)
 
 
 def _default_data_dir() -> Path:
@@ -22,20 +25,24 @@ EventLoop = Literal["uvloop", "asyncio"]
 EngineKind = Literal["docker", "swarm"]
 
 
-def engine_kind(name: str) -> EngineKind:
-    if name == "docker":
-        return "docker"
-    if name == "swarm":
-        return "swarm"
-    raise ValueError("the engine is 'docker' (this host's) or 'swarm'")
+def one_of(kind: Any, what: str) -> Callable[[str], Any]:
+    """A parser of the values of Literal type `kind`, refusing others with what they may be."""
+    allowed: tuple[str, ...] = get_args(kind)
+
+    def parse(raw: str) -> Any:
+        if raw in allowed:
+            return raw
+        raise ValueError(f"{what} is " + " or ".join(repr(a) for a in allowed))
+
+    return parse
 
 
-def event_loop(name: str) -> EventLoop:
-    if name == "uvloop":
-        return "uvloop"
-    if name == "asyncio":
-        return "asyncio"
-    raise ValueError("the event loop is 'uvloop' or 'asyncio'")
+def share(raw: str) -> float:
+    """A fraction: more than 0, at most 1."""
+    value = float(raw)
+    if not 0 < value <= 1:
+        raise ValueError("a share: more than 0, at most 1")
+    return value
 
 
 @dataclass(frozen=True)
@@ -87,7 +94,7 @@ class Settings:
     # the secret servers and agents prove to each other (agent/channel.py), and the agents'
     # port where a node's label `mlmarket.agent` does not name its agent's address
     agent_secret: str | None = None
-    agent_port: int = 8788
+    agent_port: int = DEFAULT_AGENT_PORT
     # the share (0 to 1) of an instance type's CPUs and memory a Swarm node reserves for it
     # (execution/swarm.py); its limits stay whole
     swarm_reservation: float = 1.0
@@ -144,11 +151,11 @@ class Settings:
             ("server_id", str),
             ("lease_seconds", float),
             ("audit_retention_days", int),
-            ("event_loop", event_loop),
-            ("engine", engine_kind),
+            ("event_loop", one_of(EventLoop, "the event loop")),
+            ("engine", one_of(EngineKind, "the engine (this host's, or a Swarm's)")),
             ("agent_secret", str),
             ("agent_port", int),
-            ("swarm_reservation", float),
+            ("swarm_reservation", share),
         ):
             raw = env.get("MLMARKET_" + name.upper())
             if raw is not None:

@@ -77,20 +77,23 @@ def test_long_container_names_become_distinct_service_names_within_63_characters
 
 
 @pytest.mark.parametrize(
-    ("secret", "reservation", "message"),
-    [
-        (None, 1.0, "MLMARKET_AGENT_SECRET is not set"),
-        ("short", 1.0, "at least 16 characters"),
-        (SECRET, 0.0, "MLMARKET_SWARM_RESERVATION is a share"),
-        (SECRET, 1.5, "MLMARKET_SWARM_RESERVATION is a share"),
-    ],
+    ("secret", "message"),
+    [(None, "MLMARKET_AGENT_SECRET is not set"), ("short", "at least 16 characters")],
 )
-def test_a_swarm_server_without_a_usable_secret_or_share_is_refused_clearly(
-    secret: str | None, reservation: float, message: str
+def test_a_swarm_server_without_a_usable_secret_is_refused_clearly(
+    secret: str | None, message: str
 ) -> None:
-    settings = Settings(engine="swarm", agent_secret=secret, swarm_reservation=reservation)
     with pytest.raises(BadSetting, match=message):
-        container_engine(settings)
+        container_engine(Settings(engine="swarm", agent_secret=secret))
+
+
+@pytest.mark.parametrize("raw", ["0", "1.5", "-0.25", "half"])
+def test_a_reservation_that_is_no_share_is_refused_with_its_name(
+    monkeypatch: pytest.MonkeyPatch, raw: str
+) -> None:
+    monkeypatch.setenv("MLMARKET_SWARM_RESERVATION", raw)
+    with pytest.raises(BadSetting, match=f"MLMARKET_SWARM_RESERVATION={raw!r}"):
+        Settings.from_env()
 
 
 def test_an_agent_without_the_secret_stops_with_a_message(

@@ -36,6 +36,7 @@ import tarfile
 from pathlib import Path
 from typing import Final, TypedDict
 
+from mlmarket.config import DEFAULT_AGENT_PORT
 from mlmarket.execution.base import Connection
 
 GREETING: Final = "MLMARKET-AGENT 1"
@@ -43,7 +44,7 @@ MAX_LINE: Final = 4096
 MIN_SECRET_LENGTH: Final = 16
 HANDSHAKE_SECONDS: Final = 5.0
 STAGE_ANSWER_SECONDS: Final = 600.0  # for the agent to unpack what it was sent
-DEFAULT_PORT: Final = 8788
+DEFAULT_PORT: Final = DEFAULT_AGENT_PORT
 CHUNK: Final = 1024 * 1024
 
 

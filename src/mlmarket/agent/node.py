@@ -28,7 +28,6 @@ from mlmarket.execution.docker import DockerEngine
 
 log = logging.getLogger("mlmarket.agent")
 
-CHUNK = 256 * 1024
 STAGE_IDLE_SECONDS = 60.0  # longest pause while a directory is being sent
 MAX_HANDSHAKES = 64  # connections not yet authenticated, at once: more are closed at once
 REFUSAL_LOG_SECONDS = 10.0  # refused servers are logged at most this often
@@ -205,7 +204,7 @@ class NodeAgent:
             with packed.open("wb") as sink:
                 while True:
                     async with asyncio.timeout(STAGE_IDLE_SECONDS):
-                        chunk = await reader.read(CHUNK)
+                        chunk = await reader.read(channel.CHUNK)
                     if not chunk:
                         break
                     await asyncio.to_thread(sink.write, chunk)

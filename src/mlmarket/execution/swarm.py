@@ -320,15 +320,11 @@ class SwarmEngine:
         """SIGTERM, then SIGKILL after `grace_seconds`, from the agent of the task's node: the
         task ends as a container does on one host, keeping its exit code, and is not restarted
         (condition none). With that agent out of reach the service is scaled to nothing."""
-        task = await self._task(container_id)
-        status = (task or {}).get("Status") or {}
-        inner = (status.get("ContainerStatus") or {}).get("ContainerID")
-        if task is not None and status.get("State") == "running" and inner:
-            node = _node(
-                await self.manager.call("GET", f"/nodes/{task['NodeID']}"), self.agent_port
-            )
+        where = await self._running_where(container_id)
+        if where is not None:
+            agent, inner = where
             try:
-                await channel.stop(node.agent, self.secret, str(inner), grace_seconds)
+                await channel.stop(agent, self.secret, inner, grace_seconds)
                 return
             except channel.AgentError as exc:
                 log.warning("stopping %s through its node's agent: %s", container_id, exc)
@@ -396,13 +392,22 @@ class SwarmEngine:
             await asyncio.gather(copying, ended, return_exceptions=True)
 
     async def connect(self, container: ContainerInfo, port: int) -> Connection:
-        task = await self._task(container.id)
+        where = await self._running_where(container.id)
+        if where is None:
+            raise channel.AgentError(f"{container.name} is not running")
+        agent, inner = where
+        return await channel.connect(agent, self.secret, inner, port)
+
+    async def _running_where(self, service_id: str) -> tuple[str, str] | None:
+        """The agent of the node the service's task runs on, and the task's container id
+        there; None when it does not run."""
+        task = await self._task(service_id)
         status = (task or {}).get("Status") or {}
         inner = (status.get("ContainerStatus") or {}).get("ContainerID")
         if task is None or status.get("State") != "running" or not inner:
-            raise channel.AgentError(f"{container.name} is not running")
+            return None
         node = _node(await self.manager.call("GET", f"/nodes/{task['NodeID']}"), self.agent_port)
-        return await channel.connect(node.agent, self.secret, str(inner), port)
+        return node.agent, str(inner)
 
     async def close(self) -> None:
         await self.manager.close()
