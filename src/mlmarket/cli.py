@@ -27,10 +27,9 @@ from sqlalchemy.exc import OperationalError
 
 from mlmarket import app as application
 from mlmarket import workers
-from mlmarket.agent import channel
 from mlmarket.agent.node import NodeAgent
 from mlmarket.clock import SystemClock
-from mlmarket.config import BadSetting, EventLoop, Settings
+from mlmarket.config import DEFAULT_AGENT_PORT, BadSetting, EventLoop, Settings
 from mlmarket.domain import quotas
 from mlmarket.execution.base import EngineError
 from mlmarket.execution.docker import DockerEngine
@@ -132,6 +131,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         print(f"mlmarket agent: {exc}", file=sys.stderr)
         return 2
     host, _, port = args.listen.rpartition(":")
+    if not port.isdigit():
+        print(f"mlmarket agent: --listen is HOST:PORT, not {args.listen!r}", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         task = asyncio.ensure_future(agent.serve(host or "127.0.0.1", int(port)))
@@ -585,8 +587,8 @@ def parser() -> argparse.ArgumentParser:
     )
     agent.add_argument(
         "--listen",
-        default=f"127.0.0.1:{channel.DEFAULT_PORT}",
-        help=f"host:port servers reach it on (default 127.0.0.1:{channel.DEFAULT_PORT})",
+        default=f"127.0.0.1:{DEFAULT_AGENT_PORT}",
+        help=f"host:port servers reach it on (default 127.0.0.1:{DEFAULT_AGENT_PORT})",
     )
     agent.add_argument("--docker-socket", help="this host's engine (default /var/run/docker.sock)")
     agent.add_argument(

@@ -55,13 +55,17 @@ class Swarm:
     def in_node(self, node: int, *command: str) -> str:
         """`command`'s output, run where node `node`'s engine sees the files (its mount
         namespace)."""
-        engine = Path(f"{self.base}/n{node}/docker.pid").read_text().strip()
         return subprocess.run(
-            ["nsenter", f"--mount=/proc/{engine}/ns/mnt", *command],
+            ["nsenter", self._mount_namespace(node), *command],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
+
+    def _mount_namespace(self, node: int) -> str:
+        """nsenter's option into node `node`'s mount namespace (its engine's)."""
+        engine = Path(f"{self.base}/n{node}/docker.pid").read_text().strip()
+        return f"--mount=/proc/{engine}/ns/mnt"
 
     def node_id(self, node: int) -> str:
         return self.docker("node", "ls", "-q", "--filter", f"name={self.name}-n{node}")
@@ -87,10 +91,9 @@ class Swarm:
     def start_agent(self, node: int, secret: str = SECRET) -> None:
         port = self.agent_ports.setdefault(node, free_port())
         log = open(f"{self.base}-agent{node}.log", "wb")  # noqa: SIM115 - the process keeps it
-        engine = Path(f"{self.base}/n{node}/docker.pid").read_text().strip()
         self.agents[node] = subprocess.Popen(
             [
-                *("nsenter", f"--mount=/proc/{engine}/ns/mnt"),  # where its engine is
+                *("nsenter", self._mount_namespace(node)),  # where its engine is
                 *(sys.executable, "-m", "mlmarket.cli", "agent", "--data-dir", str(self.data_dir)),
                 *("--listen", f"127.0.0.1:{port}", "--docker-socket", self.socket(node)),
             ],
