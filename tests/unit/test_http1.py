@@ -302,3 +302,103 @@ def test_a_chunked_answer_cut_off_before_its_last_chunk_is_a_lost_connection(
                 pass
 
     run(cut, scenario)
+
+
+def test_a_request_past_its_deadline_times_out_and_leaves_no_connection_behind() -> None:
+    async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        body = await read_request(reader)
+        if body == b"slow":
+            await asyncio.sleep(0.3)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        await keep_alive_echo(reader, writer)
+
+    async def scenario(pool: ConnectionPool) -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await pool.request("POST", "/invocations", [], b"slow", deadline=started + 0.1)
+        assert loop.time() - started < 0.25
+        assert (await pool.request("POST", "/invocations", [], b"fast")).body == b"fast"
+
+    assert len(run(slow_then_fast, scenario)) == 2
+
+
+def test_a_kept_alive_connection_times_out_each_call_by_its_own_deadline() -> None:
+    async def slower_each_time(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await read_request(reader)
+            await asyncio.sleep(float(body))
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        loop = asyncio.get_running_loop()
+        # the first call's deadline passes while the second, with a later one, is under way
+        await pool.request("POST", "/", [], b"0", deadline=loop.time() + 0.15)
+        second = await pool.request("POST", "/", [], b"0.3", deadline=loop.time() + 1.0)
+        assert second.body == b"0.3"
+        with pytest.raises(TimeoutError):
+            await pool.request("POST", "/", [], b"0.5", deadline=loop.time() + 0.2)
+
+    assert len(run(slower_each_time, scenario)) == 1
+
+
+def test_a_streamed_answer_times_out_at_the_deadline_it_is_given() -> None:
+    async def stalls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"z" * 1000)
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async def scenario(pool: ConnectionPool) -> None:
+        response = await pool.request("POST", "/", [], b"", stream_above=65536)
+        assert response.rest is not None
+        response.rest.deadline = asyncio.get_running_loop().time() + 0.1
+        received = 0
+        with pytest.raises(TimeoutError):
+            async for chunk in response.rest.chunks():
+                received += len(chunk)
+        assert received == 1000
+
+    run(stalls, scenario)
+
+
+def test_answer_heads_with_bare_line_feeds_are_read() -> None:
+    async def bare_lf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\nContent-Type: a/b\nContent-Length: %d\n\n" % len(body))
+            writer.write(body)
+            await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        for body in (b"one", b"two"):
+            response = await pool.request("POST", "/", [], body)
+            assert (response.status, response.headers["content-type"]) == (200, "a/b")
+            assert response.body == body
+
+    assert len(run(bare_lf, scenario)) == 1
+
+
+def test_an_answer_arriving_in_pieces_is_put_together() -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        for piece in (b"HTTP/1.1 20", b"0 OK\r\nContent-Le", b"ngth: 5\r\n", b"\r\nab", b"cde"):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+    async def scenario(pool: ConnectionPool) -> None:
+        assert (await pool.request("POST", "/", [], b"")).body == b"abcde"
+
+    run(trickle, scenario)
+
+
+def test_a_large_request_and_a_large_answer_read_whole_cross_intact() -> None:
+    async def scenario(pool: ConnectionPool) -> None:
+        body = bytes(range(256)) * 12_000  # 3 MB: sent in drained slices, answered whole
+        response = await pool.request("POST", "/", [], body)
+        assert response.body == body and response.reusable
+
+    assert len(run(keep_alive_echo, scenario)) == 1

@@ -1,4 +1,4 @@
-"""A small HTTP/1.1 client for talking to containers over already-open streams.
+"""A small HTTP/1.1 client for talking to containers over already-open connections.
 
 The invoke path's budget is under a millisecond, so this does only what the container contract
 needs: one request at a time per connection, keep-alive, Content-Length or chunked responses,
@@ -6,6 +6,12 @@ and head and body sent in one write for small requests (a container answering a 
 in two can stall on delayed ACKs). Large bodies go out in drained slices, and a large 2xx body
 can be left on its connection as a `BodyStream` for the caller to pass on as it arrives: a
 container's answer then costs a slice of memory, not its size.
+
+A connection is the protocol of its transport (the dialed stream pair's transport is taken
+over): the loop hands it what arrives, and the call waits on one future until its answer's head
+and body are in, not once per line through a StreamReader. The call's time limit is the
+connection's too: one timer per connection, armed once and moved on only when it fires early,
+instead of a timeout context made and cancelled per call.
 """
 
 from __future__ import annotations
@@ -13,11 +19,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import cast
 
 from mlmarket.execution.base import Connection
 
 _SMALL_BODY = 256 * 1024
 _SLICE = 256 * 1024
+# what a connection buffers of an answer not yet taken before it stops reading the socket
+_HIGH_WATER = 1 << 20
+# an answer's status line and headers, at most (a StreamReader's line limit, as before)
+_MAX_HEAD = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
 
 
@@ -45,11 +56,19 @@ class BodyStream:
 
     def __init__(self, conn: Http1Connection, length: int | None, limit: int | None) -> None:
         self.length = length  # None: chunked, its length known only at the end
-        self._reader = conn.reader
+        self._conn = conn
         self._limit = limit
         self._after: Callable[[bool], None] = lambda whole: None if whole else conn.close()
         self._finished = False
-        self.deadline: float | None = None  # the loop time by which the last byte must be in
+
+    @property
+    def deadline(self) -> float | None:
+        """The loop time by which the last byte must be in (None: no limit)."""
+        return self._conn.deadline
+
+    @deadline.setter
+    def deadline(self, when: float | None) -> None:
+        self._conn.limit_time(when)
 
     def when_done(self, after: Callable[[bool], None]) -> None:
         """Call `after(whole)` once the body is read to its end (True) or given up (False)."""
@@ -67,12 +86,12 @@ class BodyStream:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body in slices of at most 256 KiB, each read by the deadline."""
+        conn = self._conn
         try:
             if self.length is not None:
                 left = self.length
                 while left:
-                    async with asyncio.timeout_at(self.deadline):
-                        chunk = await self._reader.read(min(left, _SLICE))
+                    chunk = await conn.read_some(min(left, _SLICE))
                     if not chunk:
                         raise ConnectionLost("connection closed mid-response", delivered=True)
                     left -= len(chunk)
@@ -80,18 +99,16 @@ class BodyStream:
             else:
                 sent = 0
                 while True:
-                    async with asyncio.timeout_at(self.deadline):
-                        size = await _chunk_size(self._reader)
+                    size = await conn.chunk_size()
                     if not size:
                         break
                     sent += size
                     if self._limit is not None and sent > self._limit:
                         raise ResponseTooLarge(f"response over {self._limit} bytes")
                     while size:
-                        async with asyncio.timeout_at(self.deadline):
-                            chunk = await self._reader.readexactly(min(size, _SLICE))
-                            if size == len(chunk):
-                                await self._reader.readexactly(2)
+                        chunk = await conn.read_exactly(min(size, _SLICE))
+                        if size == len(chunk):
+                            await conn.read_exactly(2)
                         size -= len(chunk)
                         yield chunk
         except BaseException:
@@ -106,10 +123,11 @@ class BodyStream:
     def _finish(self, whole: bool) -> None:
         if not self._finished:
             self._finished = True
+            self._conn.limit_time(None)
             self._after(whole)
 
 
-@dataclass
+@dataclass(slots=True)
 class Response:
     status: int
     reason: str
@@ -119,18 +137,178 @@ class Response:
     rest: BodyStream | None = None  # the body, when left on the connection to be streamed
 
 
-class Http1Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+class Http1Connection(asyncio.Protocol):
+    """One connection to a container: the protocol of its transport."""
+
+    def __init__(self, transport: asyncio.Transport, leftover: bytes = b"") -> None:
+        self.transport = transport
         self.uses = 0
+        self.deadline: float | None = None  # when the call under way times out (loop time)
+        self._loop = asyncio.get_running_loop()
+        self._buffer = bytearray(leftover)
+        self._eof = False  # the peer sent its last byte (or the connection is gone)
+        self._lost = False
+        self._reading_paused = False
+        self._writing_paused = False
+        self._waiter: asyncio.Future[None] | None = None  # the call's one wait, if any
+        self._timer: asyncio.TimerHandle | None = None
+        self._expired = False
+        self._streams: Connection | None = None
+
+    @classmethod
+    def adopt(cls, connection: Connection) -> Http1Connection:
+        """Take over a dialed stream pair's transport (the streams are not used again)."""
+        reader, writer = connection
+        transport = cast(asyncio.Transport, writer.transport)
+        # bytes the dial read past its own exchange (none, normally): the answer's first
+        leftover = bytes(getattr(reader, "_buffer", b""))
+        conn = cls(transport, leftover)
+        # kept for the connection's life: a StreamWriter closes its transport when collected
+        conn._streams = connection
+        conn._eof = bool(getattr(reader, "_eof", False)) or transport.is_closing()
+        transport.set_protocol(conn)
+        return conn
+
+    # -- asyncio.Protocol --
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > _HIGH_WATER and not self._reading_paused:
+            self._reading_paused = True
+            self.transport.pause_reading()  # until the call takes what is here
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        return True  # a request still being sent goes on; the pool closes the connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = self._lost = True
+        self._stop_timer()
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake()
+
+    # -- waiting and its time limit --
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _block(self) -> None:
+        """Wait for the next thing to happen: bytes, the peer's end, room to write, or the
+        deadline (TimeoutError)."""
+        if self._expired:
+            raise TimeoutError
+        if self._reading_paused:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+        if self._expired:
+            raise TimeoutError
+
+    def limit_time(self, deadline: float | None) -> None:
+        """Time out what the connection waits for from now on at `deadline` (None: never)."""
+        self.deadline = deadline
+        self._expired = False
+        if deadline is None:
+            return  # an armed timer finds nothing to do when it fires
+        timer = self._timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        deadline = self.deadline
+        if deadline is None or self._lost:
+            return
+        if self._loop.time() < deadline:  # the limit moved on since the timer was armed
+            self._timer = self._loop.call_at(deadline, self._expire)
+            return
+        self._expired = True
+        self._wake()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- reading --
+
+    async def read_some(self, most: int) -> bytes:
+        """Up to `most` bytes, waiting for some if none are here; b"" at the end."""
+        buffer = self._buffer
+        while not buffer:
+            if self._eof:
+                return b""
+            await self._block()
+        data = bytes(buffer[:most])
+        del buffer[:most]
+        return data
+
+    async def read_exactly(self, size: int) -> bytes:
+        buffer = self._buffer
+        while len(buffer) < size:
+            if self._eof:
+                partial = bytes(buffer)
+                buffer.clear()
+                raise asyncio.IncompleteReadError(partial, size)
+            await self._block()
+        data = bytes(buffer[:size])
+        del buffer[:size]
+        return data
+
+    async def read_line(self) -> bytes:
+        """A line with its end; what is left at the end (b"" at the very end)."""
+        buffer = self._buffer
+        while (end := buffer.find(b"\n")) < 0:
+            if self._eof:
+                line = bytes(buffer)
+                buffer.clear()
+                return line
+            if len(buffer) > _MAX_HEAD:
+                raise ConnectionLost("line too long in response", delivered=True)
+            await self._block()
+        line = bytes(buffer[: end + 1])
+        del buffer[: end + 1]
+        return line
+
+    async def chunk_size(self) -> int:
+        """The next chunk's size; at the last (0), the trailer is read too. A connection
+        closed where a size was due is an answer cut off, not its end."""
+        size_line = await self.read_line()
+        if not size_line:
+            raise ConnectionLost("connection closed mid-response", delivered=True)
+        size = _length(size_line.split(b";", 1)[0].strip() or b"0", 16)
+        if size == 0:
+            while (await self.read_line()) not in (b"\r\n", b"\n", b""):
+                pass
+        return size
+
+    # -- the exchange --
 
     @property
     def closed(self) -> bool:
-        return self.writer.is_closing() or self.reader.at_eof()
+        return self._eof or self.transport.is_closing()
 
     def close(self) -> None:
-        self.writer.close()
+        self._stop_timer()
+        self.transport.close()
 
     async def request(
         self,
@@ -140,57 +318,75 @@ class Http1Connection:
         body: bytes | bytearray | memoryview = b"",
         max_response_bytes: int | None = None,
         stream_above: int | None = None,
+        deadline: float | None = None,
     ) -> Response:
-        """Send a request and read the answer; a 2xx body of more than `stream_above` bytes is
-        left on the connection (`Response.rest`)."""
+        """Send a request and read the answer by `deadline` (loop time; TimeoutError after);
+        a 2xx body of more than `stream_above` bytes is left on the connection
+        (`Response.rest`), by the same deadline unless the stream is given its own."""
         self.uses += 1
+        self.limit_time(deadline)
         lines = [f"{method} {path} HTTP/1.1", "Host: localhost"]
         lines.extend(f"{k}: {v}" for k, v in headers)
         lines.append(f"Content-Length: {len(body)}")
         # header values go on as the client sent them (the edge decoded them as UTF-8)
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+        transport = self.transport
         try:
+            if self._eof or transport.is_closing():
+                raise ConnectionResetError("connection closed")
             if len(body) <= _SMALL_BODY:
-                self.writer.write(head + body)
+                transport.write(head + body)
             else:
                 # in slices, each drained: the transport never holds a copy of the whole body
-                self.writer.write(head)
+                transport.write(head)
                 view = memoryview(body)
                 for start in range(0, len(view), _SLICE):
-                    self.writer.write(view[start : start + _SLICE])
-                    await self.writer.drain()
-            await self.writer.drain()
+                    transport.write(view[start : start + _SLICE])
+                    while self._writing_paused:
+                        if self._lost:
+                            raise ConnectionResetError("connection lost")
+                        await self._block()
         except ConnectionError as exc:
             self.close()
             raise ConnectionLost(str(exc) or type(exc).__name__, delivered=False) from None
         try:
-            return await self._read_response(method, max_response_bytes, stream_above)
+            response = await self._read_response(method, max_response_bytes, stream_above)
         except (ConnectionError, asyncio.IncompleteReadError) as exc:
             self.close()
             raise ConnectionLost(str(exc) or type(exc).__name__, delivered=True) from None
+        if response.rest is None:
+            self.deadline = None
+        return response
 
     async def _read_response(
         self, method: str, limit: int | None, stream_above: int | None
     ) -> Response:
-        status_line = await self.reader.readline()
-        if not status_line:
-            self.close()
-            raise ConnectionLost("connection closed before a response", delivered=True)
+        buffer = self._buffer
+        while (end := _head_end(buffer)) < 0:
+            if self._eof:
+                self.close()
+                if buffer:
+                    raise ConnectionLost("connection closed mid-response", delivered=True)
+                raise ConnectionLost("connection closed before a response", delivered=True)
+            if len(buffer) > _MAX_HEAD:
+                self.close()
+                raise ConnectionLost("response head too large", delivered=True)
+            await self._block()
+        lines = buffer[:end].decode("latin-1").split("\n")
+        del buffer[:end]
+        status_line = lines[0]
         try:
-            _version, status_text, *rest = (
-                status_line.decode("latin-1").rstrip("\r\n").split(" ", 2)
-            )
+            _version, status_text, *rest = status_line.rstrip("\r").split(" ", 2)
             status = int(status_text)
         except ValueError:
             self.close()
-            raise ConnectionLost(f"malformed status line {status_line!r}", delivered=True) from None
+            raise ConnectionLost(
+                f"malformed status line {status_line.encode('latin-1')!r}", delivered=True
+            ) from None
         reason = rest[0] if rest else ""
         headers: dict[str, str] = {}
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b"\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
+        for line in lines[1:-2]:  # the last two: the empty line and what follows its end
+            name, _, value = line.partition(":")
             key = name.strip().lower()
             value = value.strip()
             if "\r" in value or "\0" in value:
@@ -199,7 +395,7 @@ class Http1Connection:
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         keep = "close" not in headers.get("connection", "").lower()
         if stream_above is not None and 200 <= status < 300 and method != "HEAD":
-            streamed = self._stream(headers, limit, stream_above, keep)
+            streamed = self._stream(headers, limit, stream_above)
             if streamed is not None:
                 return Response(status, reason, headers, b"", False, streamed)
         try:
@@ -212,9 +408,7 @@ class Http1Connection:
             self.close()
         return Response(status, reason, headers, body, reusable)
 
-    def _stream(
-        self, headers: dict[str, str], limit: int | None, above: int, keep: bool
-    ) -> BodyStream | None:
+    def _stream(self, headers: dict[str, str], limit: int | None, above: int) -> BodyStream | None:
         """A BodyStream for a large body, or None to read it here."""
         if "chunked" in headers.get("transfer-encoding", "").lower():
             length = None
@@ -240,11 +434,11 @@ class Http1Connection:
             if limit is not None and length > limit:
                 raise ResponseTooLarge(f"response of {length} bytes")
             if length <= _SMALL_BODY:
-                return await self.reader.readexactly(length), True
+                return await self.read_exactly(length), True
             return await self._read_into(length), True
         # delimited by close
         data = bytearray()
-        while chunk := await self.reader.read(65536):
+        while chunk := await self.read_some(1 << 20):
             data += chunk
             if limit is not None and len(data) > limit:
                 raise ResponseTooLarge(f"response over {limit} bytes")
@@ -254,37 +448,39 @@ class Http1Connection:
         """A large body read into one buffer as it arrives, not gathered and then copied."""
         body = bytearray(length)
         view = memoryview(body)
+        buffer = self._buffer
         filled = 0
-        while filled < length:
-            chunk = await self.reader.read(min(length - filled, 1 << 20))
-            if not chunk:
+        while True:
+            take = min(length - filled, len(buffer))
+            view[filled : filled + take] = buffer[:take]
+            del buffer[:take]
+            filled += take
+            if filled == length:
+                break
+            if self._eof:
                 raise asyncio.IncompleteReadError(bytes(view[:filled]), length)
-            view[filled : filled + len(chunk)] = chunk
-            filled += len(chunk)
+            await self._block()
         view.release()
         return body
 
     async def _read_chunked(self, limit: int | None) -> bytes:
         data = bytearray()
-        while size := await _chunk_size(self.reader):
-            data += await self.reader.readexactly(size)
+        while size := await self.chunk_size():
+            data += await self.read_exactly(size)
             if limit is not None and len(data) > limit:
                 raise ResponseTooLarge(f"response over {limit} bytes")
-            await self.reader.readexactly(2)
+            await self.read_exactly(2)
         return bytes(data)
 
 
-async def _chunk_size(reader: asyncio.StreamReader) -> int:
-    """The next chunk's size; at the last (0), the trailer is read too. A connection closed
-    where a size was due is an answer cut off, not its end."""
-    size_line = await reader.readline()
-    if not size_line:
-        raise ConnectionLost("connection closed mid-response", delivered=True)
-    size = _length(size_line.split(b";", 1)[0].strip() or b"0", 16)
-    if size == 0:
-        while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-            pass
-    return size
+def _head_end(buffer: bytearray) -> int:
+    """Where an answer's head ends (past its empty line), or -1 while it is incomplete; its
+    lines may end in a bare LF, as some containers send them."""
+    crlf = buffer.find(b"\n\r\n")
+    lf = buffer.find(b"\n\n", 0, crlf if crlf >= 0 else len(buffer))
+    if lf >= 0:
+        return lf + 2
+    return crlf + 3 if crlf >= 0 else -1
 
 
 def _length(text: str | bytes, base: int) -> int:
@@ -315,7 +511,10 @@ class ConnectionPool:
         body: bytes | bytearray | memoryview = b"",
         max_response_bytes: int | None = None,
         stream_above: int | None = None,
+        deadline: float | None = None,
     ) -> Response:
+        """The answer (see `Http1Connection.request`), on a kept-alive connection or a new
+        one; dialing counts against `deadline` too."""
         while self._idle:
             conn = self._idle.pop()
             if conn.closed:
@@ -323,7 +522,7 @@ class ConnectionPool:
                 continue
             try:
                 return await self._use(
-                    conn, method, path, headers, body, max_response_bytes, stream_above
+                    conn, method, path, headers, body, max_response_bytes, stream_above, deadline
                 )
             except ConnectionLost as exc:
                 # A kept-alive connection the container had dropped: try once more on a fresh
@@ -332,12 +531,15 @@ class ConnectionPool:
                 if not exc.delivered or method in _IDEMPOTENT:
                     break
                 raise
-        try:
-            reader, writer = await self._dial()
-        except OSError as exc:
-            raise Undialed(*exc.args) from exc
-        conn = Http1Connection(reader, writer)
-        return await self._use(conn, method, path, headers, body, max_response_bytes, stream_above)
+        async with asyncio.timeout_at(deadline):
+            try:
+                dialed = await self._dial()
+            except OSError as exc:
+                raise Undialed(*exc.args) from exc
+        conn = Http1Connection.adopt(dialed)
+        return await self._use(
+            conn, method, path, headers, body, max_response_bytes, stream_above, deadline
+        )
 
     async def _use(
         self,
@@ -348,10 +550,11 @@ class ConnectionPool:
         body: bytes | bytearray | memoryview,
         max_response_bytes: int | None,
         stream_above: int | None,
+        deadline: float | None,
     ) -> Response:
         try:
             response = await conn.request(
-                method, path, headers, body, max_response_bytes, stream_above
+                method, path, headers, body, max_response_bytes, stream_above, deadline
             )
         except BaseException:
             # timed out, cancelled or broken mid-exchange: the stream's state is unknown

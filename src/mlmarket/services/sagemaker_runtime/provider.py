@@ -376,10 +376,9 @@ class RuntimeProvider:
         now = asyncio.get_running_loop().time()
         deadline = now + mode.seconds
         try:
-            async with asyncio.timeout_at(deadline):
-                response = await container.pool.request(
-                    "POST", "/invocations", headers, body, limit, mode.stream_above
-                )
+            response = await container.pool.request(
+                "POST", "/invocations", headers, body, limit, mode.stream_above, deadline
+            )
             if response.rest is not None:
                 response.rest.deadline = now + mode.body_seconds if mode.body_seconds else deadline
         except TimeoutError:
