@@ -81,6 +81,10 @@ def test_a_message_still_arriving_is_waited_for(partial: bytes) -> None:
         wire(b"Content-Length: %d" % MAX_MESSAGE, body=b""),
         HEAD + b"X-Long: " + b"a" * MAX_MESSAGE,
         wire(b"Content-Length: 5", b"X-Long: " + b"a" * 8190),
+        wire(b"Content-Length: 5", b"X-Bare: a\nX-Other: b"),
+        wire(b"Content-Length: 5", b"X-Bare: a\rb"),
+        wire(b"Content-Length: 5", b": nameless"),
+        wire(b"Content-Length: 5", b"X-Nul: a\x00b"),
     ],
     ids=[
         "another method",
@@ -102,6 +106,10 @@ def test_a_message_still_arriving_is_waited_for(partial: bytes) -> None:
         "a large body",
         "a head past the limit",
         "a header line past aiohttp's",
+        "a bare LF",
+        "a bare CR",
+        "an empty name",
+        "a control byte",
     ],
 )
 def test_anything_else_is_left_to_aiohttp(data: bytes) -> None:

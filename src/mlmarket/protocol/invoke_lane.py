@@ -40,9 +40,14 @@ _PREFIX: Final = b"POST /endpoints/"
 _REQUEST_LINE = re.compile(
     rb"POST (/endpoints/([A-Za-z0-9][A-Za-z0-9-]{0,62})/invocations) HTTP/1\.1"
 )
-# printable ASCII field lines only (HTAB allowed in values): anything else is aiohttp's to judge
-_FIELDS = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e]*\r\n)*")
-_HANDED_OFF: Final = frozenset({"transfer-encoding", "expect", "upgrade"})
+# One field line: a token, its value (printable ASCII and HTAB, without the spaces around it),
+# CRLF. A head the lane serves is lines of these only: anything else is aiohttp's to judge.
+_FIELD = re.compile(
+    r"^([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*((?:[\x21-\x7e](?:[\t\x20-\x7e]*[\x21-\x7e])?)?)"
+    r"[ \t]*\r\n",
+    re.MULTILINE,
+)
+_HANDED_OFF: Final = ("Transfer-Encoding", "Expect", "Upgrade")
 # what the lane buffers of one message before it gives the connection to aiohttp: about what
 # aiohttp's own reader buffers before it pushes back
 MAX_MESSAGE = 64 * 1024
@@ -91,41 +96,37 @@ def parse(buffer: bytes | bytearray) -> Invocation | _NotMine | None:
         return NOT_MINE if len(buffer) >= MAX_MESSAGE else None
     line_end = buffer.find(b"\r\n")
     request_line = _REQUEST_LINE.fullmatch(buffer, 0, line_end)
-    if request_line is None or _FIELDS.fullmatch(buffer, line_end + 2, end + 2) is None:
+    if request_line is None:
         return NOT_MINE
-    pairs: list[tuple[str, str]] = []
-    length = host = None
+    # the fields in one pass of the regex engine: each line a field, or the head is not ours
+    text = buffer[line_end + 2 : end + 2].decode("latin-1")
+    pairs = _FIELD.findall(text)
+    if len(pairs) != text.count("\n"):
+        return NOT_MINE  # a line that is no plain field: non-ASCII, folded, a bad name
+    if len(text) > MAX_LINE and any(len(line) > MAX_LINE for line in text.split("\r\n")):
+        return NOT_MINE  # aiohttp refuses it, in its words
+    headers = CIMultiDict(pairs)
+    lengths = headers.getall("Content-Length", ())
+    hosts = headers.getall("Host", ())
+    if len(lengths) != 1 or not lengths[0].isdigit() or not hosts:
+        return NOT_MINE
     close = False
-    fields = bytes(buffer[line_end + 2 : end]).decode("ascii").split("\r\n")
-    for line in fields if end > line_end else ():
-        if len(line) > MAX_LINE:
-            return NOT_MINE  # aiohttp refuses it, in its words
-        name, _, value = line.partition(":")
-        value = value.strip(" \t")
-        lowered = name.lower()
-        if lowered == "content-length":
-            if length is not None or not value.isdigit():
-                return NOT_MINE
-            length = int(value)
-        elif lowered == "host":
-            host = value
-        elif lowered == "connection":
-            tokens = {t.strip().lower() for t in value.split(",")}
-            if not tokens <= {"keep-alive", "close", ""}:
-                return NOT_MINE
-            close = "close" in tokens
-        elif lowered in _HANDED_OFF:
+    if "Connection" in headers:
+        tokens = {t.strip().lower() for v in headers.getall("Connection") for t in v.split(",")}
+        if not tokens <= {"keep-alive", "close", ""}:
             return NOT_MINE
-        pairs.append((name, value))
-    if length is None or host is None:
-        return NOT_MINE
+        close = "close" in tokens
+    for name in _HANDED_OFF:
+        if name in headers:
+            return NOT_MINE
+    length = int(lengths[0])
     body_start = end + 4
     if body_start + length > MAX_MESSAGE:
         return NOT_MINE  # a large body is read under the budget, as it arrives
     if len(buffer) < body_start + length:
         return None
     path = request_line.group(1).decode("ascii")
-    head = LaneHead(path, host, CIMultiDictProxy(CIMultiDict(pairs)))
+    head = LaneHead(path, hosts[-1], CIMultiDictProxy(headers))
     endpoint = request_line.group(2).decode("ascii")
     return Invocation(head, endpoint, body_start, body_start + length, close)
 
