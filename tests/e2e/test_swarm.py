@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from mlmarket.agent import channel
+from mlmarket.agent.node import WORKSPACES
 from tests.support import takeover
 from tests.support.hosting import command, hosted, tarball, wait_for_status
 from tests.support.jobs import ROLE, model_files, train, until_training, wait_for_job
@@ -216,6 +217,50 @@ def test_a_training_job_stopped_on_swarm_gets_sigterm_through_its_node_s_agent(
     # its SIGTERM handler ran: the model it saved then is the job's
     saved = model_files(s3, desc["ModelArtifacts"]["S3ModelArtifacts"])
     assert saved["model-algo-1.json"] == {"stopped": True}
+
+
+def test_a_spot_job_on_swarm_resumes_from_checkpoints_collected_from_its_node(
+    swarm: Swarm, servers: tuple[ServerProcess, ServerProcess], trainer_image: str
+) -> None:
+    """The nodes do not see the servers' jobs directory: /opt/ml goes to the node through its
+    agent, checkpoints come back while it trains, the model when it ends."""
+    sm, s3 = servers[0].client("sagemaker"), servers[0].client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(Bucket="jobs")
+    desc = train(
+        sm,
+        "spot-swarm",
+        trainer_image,
+        hyper={"mode": "resume", "steps": "12"},
+        max_runtime=60,
+        EnableManagedSpotTraining=True,
+        StoppingCondition={"MaxRuntimeInSeconds": 60, "MaxWaitTimeInSeconds": 120},
+        CheckpointConfig={"S3Uri": "s3://jobs/checkpoints/spot-swarm/"},
+        Tags=[{"Key": "mlmarket:spot-interruptions", "Value": "after=1.5 times=1 delay=2"}],
+    )
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    assert "Interrupted" in [t["Status"] for t in desc["SecondaryStatusTransitions"]]
+    assert model_files(s3, desc["ModelArtifacts"]["S3ModelArtifacts"]) == {
+        "model-algo-1.json": {"steps": 12}
+    }
+    logs = servers[0].client("logs")
+    said = [
+        event["message"]
+        for stream in logs.describe_log_streams(
+            logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="spot-swarm/"
+        )["logStreams"]
+        for event in logs.get_log_events(
+            logGroupName="/aws/sagemaker/TrainingJobs",
+            logStreamName=stream["logStreamName"],
+            startFromHead=True,
+        )["events"]
+    ]
+    resumed = [int(m.split()[-1]) for m in said if m.startswith("resuming at step")]
+    assert resumed[0] == 0 and resumed[-1] > 0, said  # the second attempt had the checkpoint
+    for node in (1, 2):  # each attempt's volume was released on its node
+        assert swarm.in_node(node, "ls", "-A", str(swarm.data_dir / WORKSPACES)) == ""
+        mounts = swarm.in_node(node, "cat", "/proc/self/mountinfo")
+        assert str(swarm.data_dir / "jobs") + "/" not in mounts
 
 
 def test_an_agent_refuses_a_server_without_the_secret_and_says_so(swarm: Swarm) -> None:

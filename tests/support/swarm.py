@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlmarket.agent.node import WORKSPACES
 from mlmarket.local import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,8 +22,8 @@ class Swarm:
     base: str  # short: the engines' unix sockets live under it
     name: str  # the prefix of its namespaces, veths and cgroups
     images: tuple[str, ...]
-    # the servers' data directory: its model data is staged by the agents, not shared (each
-    # node sees an empty models directory of its own, as another host would)
+    # the servers' data directory: its model data and training jobs' /opt/ml are staged by the
+    # agents, not shared (each node sees empty directories of its own, as another host would)
     data_dir: Path
     agents: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     agent_ports: dict[int, int] = field(default_factory=dict)
@@ -36,9 +37,9 @@ class Swarm:
             "SW_BASE": self.base,
             "SW_NAME": self.name,
             "SW_IMAGES": " ".join(self.images),
-            "SW_PRIVATE": str(self.data_dir / "models"),
-            # the rest of it is shared, as the nodes need it for training jobs' /opt/ml
-            "SW_SHARED": str(self.data_dir),
+            "SW_PRIVATE": " ".join(
+                str(self.data_dir / part) for part in ("models", "jobs", WORKSPACES)
+            ),
         }
         done = subprocess.run([str(NODES_SCRIPT), *args], env=env, capture_output=True, text=True)
         if done.returncode != 0:

@@ -10,9 +10,18 @@ import pytest
 from mlmarket import cli
 from mlmarket.app import container_engine
 from mlmarket.config import BadSetting, Settings
-from mlmarket.execution.base import ContainerSpec, ImageNotFound, Mount
+from mlmarket.execution.base import ContainerSpec, ImageNotFound, Mount, Workspace
 from mlmarket.execution.docker import KEPT_CAPABILITIES
-from mlmarket.execution.swarm import MAX_SERVICE_NAME, SwarmEngine, service_name, start_failure
+from mlmarket.execution.swarm import (
+    MAX_SERVICE_NAME,
+    WORKSPACE_LABEL,
+    Node,
+    SwarmEngine,
+    roomiest,
+    service_name,
+    start_failure,
+    unreserved,
+)
 
 SECRET = "a-secret-long-enough"
 
@@ -57,6 +66,33 @@ def test_swarm_never_restarts_a_service_and_spreads_them_over_nodes_it_may_use()
     assert task["RestartPolicy"] == {"Condition": "none"}
     assert task["Placement"]["Constraints"] == ["node.id!=n2", "node.id!=n3"]
     assert task["Placement"]["Preferences"] == [{"Spread": {"SpreadDescriptor": "node.id"}}]
+
+
+def test_a_container_with_a_workspace_runs_on_the_node_holding_it_and_says_where() -> None:
+    service = engine()._service(
+        spec(workspace=Workspace("/data/jobs/j/algo-1/mnt", 10**9)), [], "n2"
+    )
+    assert service["TaskTemplate"]["Placement"]["Constraints"] == ["node.id==n2"]
+    assert service["Labels"][WORKSPACE_LABEL] == "/data/jobs/j/algo-1/mnt"
+
+
+def node(name: str, cpus: float, gib: int) -> Node:
+    return Node(name, name, True, f"{name}:8788", None, int(cpus * 1e9), gib * 2**30)
+
+
+def test_a_workspace_goes_to_the_node_with_the_most_cpu_left_that_fits_its_reservation() -> None:
+    nodes = [node("a", 4, 16), node("b", 4, 16), node("c", 8, 2)]
+    claims = [("a", (3 * 10**9, 2**30)), ("b", (10**9, 2**30)), ("gone", (10**9, 0))]
+    free = unreserved(nodes, claims)
+    assert free == {
+        "a": (10**9, 15 * 2**30),
+        "b": (3 * 10**9, 15 * 2**30),
+        "c": (8 * 10**9, 2 * 2**30),
+    }
+    assert roomiest(nodes, free, (2 * 10**9, 4 * 2**30)) == nodes[1]  # c has too little memory
+    assert roomiest(nodes, free, (10**9, 2**30)) == nodes[2]
+    assert roomiest(nodes, free, (4 * 10**9, 2**30)) == nodes[2]
+    assert roomiest(nodes, free, (9 * 10**9, 2**30)) is None
 
 
 def test_a_service_keeps_only_the_capabilities_a_local_container_keeps() -> None:
@@ -116,7 +152,7 @@ def test_a_task_that_could_not_start_says_what_to_change() -> None:
     unshared = start_failure(
         spec(), 'invalid mount config for type "bind": bind source path does not exist: /d/x'
     )
-    assert "a filesystem every node shares" in str(unshared)
+    assert "does not see what its agent staged there" in str(unshared)
     assert str(start_failure(spec(), "task: non-zero exit (1)")) == (
         "Swarm could not start mlmarket-i-endpoint-0: task: non-zero exit (1)"
     )

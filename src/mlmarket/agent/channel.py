@@ -19,7 +19,14 @@ A request is
 - `STAGE <directory>`: a read-only directory a container will mount (model data), copied to
   the same path on the agent's host. OK `present` when it is there already (the paths are
   content-addressed), OK `send` when the server is to send it as a tar stream and close its
-  side; the agent then answers `STAGED` or `FAILED <reason>`.
+  side; the agent then answers `STAGED` or `FAILED <reason>`;
+- `WORKSPACE <bytes> <directory>`: a volume of that size mounted at the path, holding what the
+  server sends as for STAGE (a training instance's /opt/ml and what is beside it). OK `present`
+  when the path is there already and not the agent's: the agent's host is the server's;
+- `COLLECT <directory>`: a directory in a workspace the agent made, sent back to the server as
+  a tar stream after OK `send` (the agent closes when it is whole); OK `local` when the agent
+  made no workspace there (the server's own is the one the container wrote into);
+- `RELEASE <directory>`: the workspace at the path unmounted and removed.
 Each line ends with a newline and is at most `MAX_LINE` bytes.
 """
 
@@ -32,7 +39,9 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, TypedDict
 
@@ -44,6 +53,7 @@ MAX_LINE: Final = 4096
 MIN_SECRET_LENGTH: Final = 16
 HANDSHAKE_SECONDS: Final = 5.0
 STAGE_ANSWER_SECONDS: Final = 600.0  # for the agent to unpack what it was sent
+RECEIVE_IDLE_SECONDS: Final = 60.0  # longest pause while a directory is being sent
 DEFAULT_PORT: Final = DEFAULT_AGENT_PORT
 CHUNK: Final = 1024 * 1024
 
@@ -182,14 +192,53 @@ async def facts(address: str, secret: str) -> NodeFacts:
 async def stage(address: str, secret: str, directory: Path) -> bool:
     """Have the agent hold `directory` at the same path on its host; whether it was sent (False:
     the agent had it). The tar stream is made while it is sent, off the loop."""
-    (reader, writer), said = await request(address, secret, f"STAGE {directory}")
+    return await _send_directory(address, secret, directory, f"STAGE {directory}")
+
+
+async def workspace(address: str, secret: str, directory: Path, size_bytes: int) -> bool:
+    """Have the agent mount a volume of `size_bytes` at `directory` on its host, holding what
+    `directory` holds here; whether it was sent (False: the agent's host is this one)."""
+    return await _send_directory(address, secret, directory, f"WORKSPACE {size_bytes} {directory}")
+
+
+async def collect(address: str, secret: str, directory: Path) -> bool:
+    """Make `directory` here hold what it holds in the agent's workspace (what is here and not
+    there is removed); whether anything came (False: the agent's host is this one)."""
+    (reader, writer), said = await request(address, secret, f"COLLECT {directory}")
+    try:
+        if said == "local":
+            return False
+        if said != "send":
+            raise AgentError(f"the agent at {address} answered COLLECT with {said[:80]!r}")
+        await asyncio.to_thread(_emptied, directory)
+        try:
+            await receive_unpacked(reader, directory, skip_unsafe)
+        except (OSError, tarfile.TarError, TimeoutError) as exc:
+            raise AgentError(
+                f"could not bring {directory} back from the agent at {address}: "
+                f"{exc or 'no data in time'}"
+            ) from None
+        return True
+    finally:
+        writer.close()
+
+
+async def release(address: str, secret: str, directory: Path) -> None:
+    """Have the agent unmount and remove the workspace at `directory` (if it made one)."""
+    (_, writer), _ = await request(address, secret, f"RELEASE {directory}")
+    writer.close()
+
+
+async def _send_directory(address: str, secret: str, directory: Path, what: str) -> bool:
+    (reader, writer), said = await request(address, secret, what)
     try:
         if said == "present":
             return False
         if said != "send":
-            raise AgentError(f"the agent at {address} answered STAGE with {said[:80]!r}")
+            verb = what.split(" ")[0]
+            raise AgentError(f"the agent at {address} answered {verb} with {said[:80]!r}")
         try:
-            await _send_packed(directory, writer)
+            await send_packed(directory, writer)
             writer.write_eof()
             async with asyncio.timeout(STAGE_ANSWER_SECONDS):
                 verdict = await read_line(reader)
@@ -207,8 +256,9 @@ async def stage(address: str, secret: str, directory: Path) -> bool:
         writer.close()
 
 
-async def _send_packed(directory: Path, writer: asyncio.StreamWriter) -> None:
-    """`directory` as a tar stream: a thread packs into a pipe, the loop sends what it reads."""
+async def send_packed(directory: Path, writer: asyncio.StreamWriter) -> None:
+    """`directory` as a tar stream (an empty one if it is missing): a thread packs into a
+    pipe, the loop sends what it reads."""
     read_end, write_end = os.pipe()
 
     def pack() -> None:
@@ -225,3 +275,62 @@ async def _send_packed(directory: Path, writer: asyncio.StreamWriter) -> None:
         os.close(read_end)  # a packer still writing gets EPIPE and ends
         with contextlib.suppress(BrokenPipeError):
             await packing
+
+
+def skip_unsafe(member: tarfile.TarInfo, destination: str) -> tarfile.TarInfo | None:
+    """The data filter, but a member it refuses is left out rather than ending the unpacking:
+    what a container wrote (a link out of its directory) must not end the job's collection."""
+    try:
+        return tarfile.data_filter(member, destination)
+    except tarfile.FilterError:
+        return None
+
+
+async def receive_unpacked(
+    reader: asyncio.StreamReader,
+    destination: Path,
+    refuse: Callable[[tarfile.TarInfo, str], tarfile.TarInfo | None] = tarfile.data_filter,
+) -> None:
+    """A tar stream, until the connection's end, unpacked into `destination` as it arrives: a
+    thread unpacks from a pipe the loop fills. `refuse` judges each member (by default: no
+    links out, no devices, no absolute paths, each one refused ends it)."""
+    read_end, write_end = os.pipe()
+
+    def unpack() -> None:
+        with os.fdopen(read_end, "rb") as source, tarfile.open(fileobj=source, mode="r|*") as tar:
+            tar.extractall(destination, filter=refuse)
+
+    unpacking = asyncio.ensure_future(asyncio.to_thread(unpack))
+    try:
+        while True:
+            async with asyncio.timeout(RECEIVE_IDLE_SECONDS):
+                chunk = await reader.read(CHUNK)
+            if not chunk:
+                break
+            try:
+                await asyncio.to_thread(_write_all, write_end, chunk)
+            except BrokenPipeError:
+                break  # the unpacker stopped: what it raises says why
+    except BaseException:
+        os.close(write_end)
+        with contextlib.suppress(Exception):
+            await unpacking
+        raise
+    os.close(write_end)
+    await unpacking
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _emptied(directory: Path) -> None:
+    """`directory`, there and empty."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in directory.iterdir():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()

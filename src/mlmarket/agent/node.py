@@ -11,6 +11,8 @@ it would get a network interface (R1).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -25,12 +27,14 @@ from typing import cast
 from mlmarket.agent import channel
 from mlmarket.domain import labels
 from mlmarket.execution.docker import DockerEngine
+from mlmarket.execution.volumes import SizedVolume, VolumeError
 
 log = logging.getLogger("mlmarket.agent")
 
-STAGE_IDLE_SECONDS = 60.0  # longest pause while a directory is being sent
 MAX_HANDSHAKES = 64  # connections not yet authenticated, at once: more are closed at once
 REFUSAL_LOG_SECONDS = 10.0  # refused servers are logged at most this often
+WORKSPACES = ".workspaces"  # below the data directory: the volumes' files, each with its path
+SIZE = re.compile(r"[1-9][0-9]{0,15}")
 CONTAINER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 PORT = re.compile(r"[0-9]{1,5}")
 
@@ -42,6 +46,7 @@ class NodeAgent:
         self.engine = engine
         self.stage_root = stage_root.resolve()
         self.staged = 0  # directories received, since start
+        self.workspaces = 0  # workspaces made, since start
         self.refused = 0  # servers that failed to prove the secret, since start
         self._handshakes = 0
         self._refusals_logged = (0.0, 0)  # when the last was logged, and the count then
@@ -129,6 +134,14 @@ class NodeAgent:
         if verb == "STAGE" and rest:
             await self._stage(rest, reply, reader, writer)
             return
+        if verb == "WORKSPACE" and SIZE.fullmatch(args[0] if args else ""):
+            await self._workspace(rest.partition(" ")[2], int(args[0]), reply, reader, writer)
+            return
+        if verb in ("COLLECT", "RELEASE") and rest:
+            target = self._below_root(rest, reply)
+            if target is not None:
+                await (self._collect if verb == "COLLECT" else self._release)(target, reply, writer)
+            return
         if (
             verb not in ("CONNECT", "STOP")
             or len(args) != 2
@@ -174,14 +187,8 @@ class NodeAgent:
         finally:
             inner_writer.close()
 
-    async def _stage(
-        self,
-        raw: str,
-        reply: Callable[..., None],
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-    ) -> None:
-        """Receive a directory as a tar stream and put it at `raw`, whole or not at all."""
+    def _below_root(self, raw: str, reply: Callable[..., None]) -> Path | None:
+        """`raw` as a path below the data directory, or None once refused."""
         target = Path(raw)
         if (
             not target.is_absolute()
@@ -190,6 +197,19 @@ class NodeAgent:
             or not target.is_relative_to(self.stage_root)
         ):
             reply("FAILED", f"{raw} is not under this agent's data directory {self.stage_root}")
+            return None
+        return target
+
+    async def _stage(
+        self,
+        raw: str,
+        reply: Callable[..., None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Receive a directory as a tar stream and put it at `raw`, whole or not at all."""
+        target = self._below_root(raw, reply)
+        if target is None:
             return
         if target.is_dir():
             reply("OK", "present")
@@ -197,18 +217,11 @@ class NodeAgent:
         reply("OK", "send")
         await writer.drain()
         target.parent.mkdir(parents=True, exist_ok=True)
-        tag = channel.nonce()
-        partial = target.parent / f".staging-{tag}"
-        packed = target.parent / f".staging-{tag}.tar"
+        partial = target.parent / f".staging-{channel.nonce()}"
         try:
-            with packed.open("wb") as sink:
-                while True:
-                    async with asyncio.timeout(STAGE_IDLE_SECONDS):
-                        chunk = await reader.read(channel.CHUNK)
-                    if not chunk:
-                        break
-                    await asyncio.to_thread(sink.write, chunk)
-            await asyncio.to_thread(_unpack, packed, partial, target)
+            partial.mkdir()  # an archive of nothing still makes a directory
+            await channel.receive_unpacked(reader, partial)
+            await asyncio.to_thread(_rename, partial, target)
         except (OSError, tarfile.TarError, TimeoutError) as exc:
             log.warning("could not stage %s: %s", target, exc)
             writer.write(f"FAILED could not stage {target}: {exc or 'timed out'}\n".encode())
@@ -216,9 +229,108 @@ class NodeAgent:
             self.staged += 1
             writer.write(b"STAGED\n")
         finally:
-            packed.unlink(missing_ok=True)
             shutil.rmtree(partial, ignore_errors=True)
         await writer.drain()
+
+    # -- workspaces: a training instance's /opt/ml on a volume of the job's size --
+
+    def _volume(self, target: Path) -> SizedVolume:
+        """The volume this agent makes for a workspace at `target`, its file named by the path."""
+        name = hashlib.sha256(str(target).encode()).hexdigest()[:32]
+        return SizedVolume(self.stage_root / WORKSPACES / f"{name}.img", target)
+
+    def _workspace_of(self, target: Path) -> SizedVolume | None:
+        """The workspace this agent made that holds `target`, if any."""
+        for path in (target, *target.parents):
+            if path == self.stage_root:
+                return None
+            if self._volume(path).image.exists():
+                return self._volume(path)
+        return None
+
+    async def _workspace(
+        self,
+        raw: str,
+        size: int,
+        reply: Callable[..., None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        """Mount a volume of `size` bytes at `raw` and unpack into it what the server sends."""
+        target = self._below_root(raw, reply)
+        if target is None:
+            return
+        volume = self._volume(target)
+        if volume.image.exists():  # left by an attempt this agent served before: a fresh one
+            await asyncio.to_thread(_destroy, volume)
+        elif target.exists():  # the server's own, on this host
+            reply("OK", "present")
+            return
+        try:
+            volume.image.parent.mkdir(parents=True, exist_ok=True)
+            volume.image.with_suffix(".path").write_text(str(target))
+            await asyncio.to_thread(volume.make, size)
+        except (OSError, VolumeError) as exc:
+            await asyncio.to_thread(_destroy, volume)
+            reply("FAILED", f"could not make a volume of {size} bytes at {target}: {exc}")
+            return
+        reply("OK", "send")
+        await writer.drain()
+        try:
+            await channel.receive_unpacked(reader, target)
+        except (OSError, tarfile.TarError, TimeoutError) as exc:
+            log.warning("could not fill the workspace %s: %s", target, exc)
+            await asyncio.to_thread(_destroy, volume)
+            writer.write(f"FAILED could not stage {target}: {exc or 'timed out'}\n".encode())
+        else:
+            self.workspaces += 1
+            writer.write(b"STAGED\n")
+        await writer.drain()
+
+    async def _collect(
+        self, target: Path, reply: Callable[..., None], writer: asyncio.StreamWriter
+    ) -> None:
+        if self._workspace_of(target) is None:
+            if target.exists():  # the server's own workspace: the container wrote into it
+                reply("OK", "local")
+            else:
+                reply("FAILED", f"no workspace of this agent's holds {target}")
+            return
+        reply("OK", "send")
+        await channel.send_packed(target, writer)
+        await writer.drain()
+
+    async def _release(
+        self, target: Path, reply: Callable[..., None], writer: asyncio.StreamWriter
+    ) -> None:
+        volume = self._volume(target)
+        if not volume.image.exists():
+            reply("OK", "absent")
+            return
+        try:
+            await asyncio.to_thread(_destroy, volume)
+        except (OSError, VolumeError) as exc:
+            reply("FAILED", f"could not release {target}: {exc}")
+            return
+        reply("OK", "released")
+        await writer.drain()
+
+    async def sweep_workspaces(self) -> int:
+        """Release the workspaces no container of mlmarket's on this engine still mounts (their
+        servers could not: the agent was down, or the node). How many were released."""
+        rows = await self.engine.call(
+            "GET",
+            "/containers/json",
+            params={"all": "true", "filters": json.dumps({"label": [labels.MANAGED]})},
+        )
+        used = [Path(m["Source"]) for row in rows for m in row.get("Mounts") or [] if "Source" in m]
+        released = 0
+        for record in sorted((self.stage_root / WORKSPACES).glob("*.path")):
+            target = Path(record.read_text())
+            if not any(source == target or source.is_relative_to(target) for source in used):
+                await asyncio.to_thread(_destroy, self._volume(target))
+                released += 1
+        return released
 
     def sweep(self) -> int:
         """Remove what a stage cut short left (an agent killed mid-transfer): `.staging-*`
@@ -235,6 +347,9 @@ class NodeAgent:
         swept = self.sweep()
         if swept:
             log.info("removed %d unfinished staging copies", swept)
+        released = await self.sweep_workspaces()
+        if released:
+            log.info("released %d workspaces no container uses", released)
         facts = await self.facts()
         if facts["default_networks"]:
             log.warning(
@@ -265,16 +380,21 @@ def _in_own_namespace(pid: int) -> bool:
         return True
 
 
-def _unpack(packed: Path, partial: Path, target: Path) -> None:
-    """Extract beside the target, then rename: a reader sees the whole directory or none."""
-    partial.mkdir()  # an archive of nothing still makes a directory
-    with tarfile.open(packed) as tar:
-        tar.extractall(partial, filter="data")  # no links out, no devices, no absolute paths
+def _rename(partial: Path, target: Path) -> None:
+    """Unpacked beside the target, then renamed: a reader sees the whole directory or none."""
     try:
         partial.rename(target)
     except OSError:
         if not target.is_dir():  # not another server's copy, staged meanwhile
             raise
+
+
+def _destroy(volume: SizedVolume) -> None:
+    """A workspace's volume unmounted, its file, record and mount point removed."""
+    volume.destroy()
+    volume.image.with_suffix(".path").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        volume.mountpoint.rmdir()  # empty once unmounted
 
 
 async def _splice(

@@ -23,7 +23,7 @@ from mlmarket.controllers import channels
 from mlmarket.controllers.jobs import JobFailed
 from mlmarket.domain.failures import public_reason
 from mlmarket.domain.training import TrainingJobSpec, shard_keys
-from mlmarket.execution.base import Mount
+from mlmarket.execution.base import Mount, Workspace
 from mlmarket.execution.volumes import SizedVolume, VolumeError
 from mlmarket.storage.objects import ObjectStore, split_uri
 
@@ -155,6 +155,21 @@ def checkpoint_dir(spec: TrainingJobSpec, instance: Instance) -> Path:
     if local.rstrip("/") == CHECKPOINTS:
         return instance.root / "checkpoints"
     return instance.root.parent / "local-checkpoints"
+
+
+def workspace(instance: Instance) -> Workspace | None:
+    """The instance's volume, as the engine carries it to the node the instance runs on."""
+    if instance.volume is None:
+        return None
+    return Workspace(str(instance.volume.mountpoint), instance.volume.size_bytes)
+
+
+def results(spec: TrainingJobSpec, instance: Instance) -> list[str]:
+    """What is read back from the instance once it ran: its model, output and checkpoints."""
+    found = [instance.model, instance.output]
+    if spec.get("CheckpointConfig"):
+        found.append(checkpoint_dir(spec, instance))
+    return [str(path) for path in found]
 
 
 def mounts(spec: TrainingJobSpec, instance: Instance) -> tuple[Mount, ...]:

@@ -211,7 +211,9 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
                 asyncio.ensure_future(self._follow(job, instance.host, info, metrics, found))
                 for instance, info in zip(instances, run.containers, strict=True)
             ]
-            active = [s for s in syncs if s is not None]
+            active = [
+                (sync, info) for sync, info in zip(syncs, run.containers, strict=True) if sync
+            ]
             if active:
                 syncer = asyncio.ensure_future(self._sync_checkpoints(active))
             elapsed = self.clock.monotonic() - started
@@ -224,9 +226,10 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             if syncer is not None:
                 syncer.cancel()
                 await asyncio.gather(syncer, return_exceptions=True)
-                if outcome["stopped"] is None:
-                    for sync in active:
-                        await asyncio.to_thread(sync.sync, self.clock.now())
+            await self._collect(job, instances, run.containers)
+            if outcome["stopped"] is None:
+                for sync, _ in active:
+                    await asyncio.to_thread(sync.sync, self.clock.now())
             for info in run.containers:
                 await self._remove(info)
             run.containers.clear()
@@ -274,11 +277,29 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             self.objects, config["S3Uri"], opt_ml.checkpoint_dir(job.spec, instance)
         )
 
-    async def _sync_checkpoints(self, syncs: list[CheckpointSync]) -> None:
+    async def _sync_checkpoints(self, syncs: list[tuple[CheckpointSync, ContainerInfo]]) -> None:
         while True:
             await asyncio.sleep(self.settings.checkpoint_sync_seconds)
-            for sync in syncs:
+            for sync, info in syncs:
+                try:
+                    await self.engine.collect(info.id, [str(sync.local)])
+                except (EngineError, OSError) as exc:  # its end is seen by who waits for it
+                    log.warning("checkpoints of %s: %s", info.name, exc)
+                    continue
                 await asyncio.to_thread(sync.sync, self.clock.now())
+
+    async def _collect(
+        self, job: TrainingJob, instances: list[opt_ml.Instance], containers: list[ContainerInfo]
+    ) -> None:
+        """What the containers wrote to their /opt/ml, here, from the hosts they ran on."""
+        for instance, info in zip(instances, containers, strict=True):
+            try:
+                await self.engine.collect(info.id, opt_ml.results(job.spec, instance))
+            except (EngineError, OSError) as exc:
+                raise JobFailed(
+                    f"InternalServerError: could not bring back what {instance.host} wrote: "
+                    f"{public_reason(exc)}"
+                ) from None
 
     async def _start_container(
         self,
@@ -311,6 +332,7 @@ class TrainingController(JobController[TrainingJobSpec, TrainingJobState]):
             memory_bytes=int(hardware.memory_gib * 2**30),
             pids_limit=hardware.pids,
             mounts=opt_ml.mounts(job.spec, instance),
+            workspace=opt_ml.workspace(instance),
             network=network,
             hostname=instance.host,
             network_aliases=(instance.host,) if network else (),

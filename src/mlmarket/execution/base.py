@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -13,6 +13,17 @@ class Mount:
     source: str
     target: str
     read_only: bool = True
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A sized volume on this host that holds a container's read-write mounts (a training
+    instance's /opt/ml). An engine that runs the container on another host makes a volume of
+    the same size at the same path there, with this one's contents, before the start, and
+    brings back what the container wrote when asked (`collect`)."""
+
+    path: str  # the volume's mount point
+    size_bytes: int
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,7 @@ class ContainerSpec:
     network_aliases: tuple[str, ...] = ()
     gpus: int = 0  # GPUs the instance type has: the engine pins that many to the container
     gpu_group: str | None = None  # the instance it belongs to: its containers share the GPUs
+    workspace: Workspace | None = None  # where its read-write mounts are
 
 
 @dataclass(frozen=True)
@@ -98,6 +110,11 @@ class ContainerEngine(Protocol):
 
     async def connect(self, container: ContainerInfo, port: int) -> Connection:
         """A TCP connection to `port` inside the container, which has no network of its own."""
+        ...
+
+    async def collect(self, container_id: str, paths: Sequence[str]) -> None:
+        """Make `paths` (in the container's workspace) here hold what the container has
+        written there: nothing to do where the container runs on this host."""
         ...
 
     async def close(self) -> None: ...

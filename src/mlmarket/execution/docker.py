@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import json
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -334,6 +334,9 @@ class DockerEngine:
 
     async def connect(self, container: ContainerInfo, port: int) -> Connection:
         return await self._dialer.open_connection(container.pid, port)
+
+    async def collect(self, container_id: str, paths: Sequence[str]) -> None:
+        """Nothing to bring back: the container writes into this host's workspace."""
 
     async def close(self) -> None:
         if self._session is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from mlmarket.execution.base import Connection, ContainerInfo, ContainerSpec, ImageNotFound
@@ -120,6 +120,9 @@ class FakeEngine:
         if found is None or not found.info.running:
             raise ConnectionRefusedError(f"container {container.id} is not running")
         return await asyncio.open_connection("127.0.0.1", found.port)
+
+    async def collect(self, container_id: str, paths: Sequence[str]) -> None:
+        """Nothing to bring back: the container writes into this host's workspace."""
 
     async def close(self) -> None:
         tasks: list[asyncio.Task[None]] = []

@@ -19,8 +19,14 @@ Ports inside tasks are reached through the agent of the task's node, never direc
 agent's address is the node label `mlmarket.agent` (host:port), else the node's address and
 `MLMARKET_AGENT_PORT`. Before a service is made, every node it may land on has its agent
 stage the directories it mounts read-only (model data) at the same path, so nodes need no
-shared filesystem for endpoints and transform jobs; a training job's read-write /opt/ml is
-not staged (the data directory must be shared for those).
+shared filesystem.
+
+A container with a workspace (a training instance's /opt/ml, on a volume of the job's size)
+is the one placement mlmarket decides itself: its workspace must be on its node before it
+starts, so it goes to the node with the most CPU not reserved that fits its reservations
+(Swarm still holds it to them), that node's agent makes a volume of the same size at the
+same path with the workspace's contents, and `collect` brings back what the container wrote
+(its model, output and checkpoints). Removing the container releases the volume.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -49,8 +55,10 @@ from mlmarket.execution.docker import KEPT_CAPABILITIES, DockerEngine, NotFound
 log = logging.getLogger("mlmarket.swarm")
 
 AGENT_LABEL: Final = "mlmarket.agent"
+WORKSPACE_LABEL: Final = "mlmarket.workspace"  # on a service: where its node holds its workspace
 MAX_SERVICE_NAME: Final = 63
 ENDED: Final = frozenset({"complete", "failed", "shutdown", "rejected", "orphaned", "remove"})
+RAN: Final = frozenset({"complete", "failed"})  # with a container: it started, then ended
 NODE_GONE: Final = frozenset({"down", "disconnected"})
 POLL_SECONDS: Final = 0.2
 FACTS_SECONDS: Final = 10.0  # how long a node's verdict is trusted before it is asked again
@@ -63,6 +71,8 @@ class Node:
     ready: bool
     agent: str  # host:port of its agent
     refused: str | None = None  # why nothing is placed here, or None
+    nano_cpus: int = 0  # what the node has
+    memory_bytes: int = 0
 
 
 class SwarmEngine:
@@ -86,6 +96,8 @@ class SwarmEngine:
         self.stop_grace_seconds = stop_grace_seconds
         self.placement_seconds = placement_seconds
         self._verdicts: dict[str, tuple[float, str | None]] = {}  # node id → (when, refusal)
+        # what the containers being placed with a workspace reserve, on the nodes chosen
+        self._claims: list[tuple[str, tuple[int, int]]] = []
 
     # -- images: the manager's engine answers for the cluster (every node must hold them) --
 
@@ -114,17 +126,17 @@ class SwarmEngine:
 
     async def _judge(self, node: Node) -> Node:
         if not node.ready:
-            return Node(node.id, node.hostname, False, node.agent, "the node is not ready")
+            return replace(node, refused="the node is not ready")
         known = self._verdicts.get(node.id)
         if known is not None and time.monotonic() - known[0] < FACTS_SECONDS:
-            return Node(node.id, node.hostname, True, node.agent, known[1])
+            return replace(node, refused=known[1])
         refusal = await self._refusal(node)
         if refusal != (known[1] if known else None) and refusal is not None:
             log.warning(
                 "node %s (%s): nothing is placed there: %s", node.hostname, node.id, refusal
             )
         self._verdicts[node.id] = (time.monotonic(), refusal)
-        return Node(node.id, node.hostname, True, node.agent, refusal)
+        return replace(node, refused=refusal)
 
     async def _refusal(self, node: Node) -> str | None:
         try:
@@ -156,35 +168,79 @@ class SwarmEngine:
 
     async def _place(self, spec: ContainerSpec) -> ContainerInfo:
         judged = await self.nodes()
-        nodes = [n for n in judged if n.refused is not None] + list(
-            await asyncio.gather(*(self._stage(n, spec) for n in judged if n.refused is None))
-        )
-        refused = [n for n in nodes if n.refused is not None]
-        if len(refused) == len(nodes):
-            reasons = "; ".join(f"node {n.hostname}: {n.refused}" for n in refused)
+        usable = [n for n in judged if n.refused is None]
+        if not usable:
+            reasons = "; ".join(f"node {n.hostname}: {n.refused}" for n in judged)
             raise EngineError(f"no Swarm node can take containers ({reasons})")
-        body = self._service(spec, [n.id for n in refused])
-        created = await self.manager.call("POST", "/services/create", body=body)
-        service_id = str(created["ID"])
+        need = self._reserved(spec)
+        if spec.workspace is not None:
+            usable = [await self._roomiest(usable, spec, need)]
+            self._claims.append((usable[0].id, need))
         try:
-            return await self._started(service_id, spec, {n.id for n in nodes if n.refused is None})
-        except BaseException:
-            with contextlib.suppress(EngineError):
-                await self.manager.call("DELETE", f"/services/{service_id}")
-            raise
+            staged = await asyncio.gather(*(self._stage(n, spec) for n in usable))
+            accepted = {n.id for n in staged if n.refused is None}
+            if not accepted:
+                reasons = "; ".join(f"node {n.hostname}: {n.refused}" for n in staged)
+                raise EngineError(f"no Swarm node can take {spec.name} ({reasons})")
+            excluded = sorted({n.id for n in judged} - accepted)
+            body = self._service(spec, excluded, usable[0].id if spec.workspace else None)
+            created = await self.manager.call("POST", "/services/create", body=body)
+            service_id = str(created["ID"])
+            try:
+                return await self._started(service_id, spec, accepted)
+            except BaseException:
+                with contextlib.suppress(EngineError):
+                    await self.remove(service_id, 0)
+                raise
+        finally:
+            if spec.workspace is not None:
+                self._claims.remove((usable[0].id, need))
 
     async def _stage(self, node: Node, spec: ContainerSpec) -> Node:
         """The node, once its agent holds the directories `spec` mounts read-only (its model
-        data), or refused with the reason it does not."""
+        data) and its workspace, or refused with the reason it does not."""
         try:
             for mount in spec.mounts:
                 if mount.read_only and Path(mount.source).is_dir():
                     await channel.stage(node.agent, self.secret, Path(mount.source))
+            if spec.workspace is not None:
+                where = spec.workspace
+                await channel.workspace(node.agent, self.secret, Path(where.path), where.size_bytes)
         except channel.AgentError as exc:
-            return replace(node, refused=f"its agent could not stage {mount.source}: {exc}")
+            return replace(node, refused=f"its agent could not stage {spec.name}'s data: {exc}")
         return node
 
-    def _service(self, spec: ContainerSpec, excluded: list[str]) -> dict[str, Any]:
+    def _reserved(self, spec: ContainerSpec) -> tuple[int, int]:
+        """The CPUs (in billionths) and memory bytes its service reserves on its node."""
+        return int(spec.cpus * self.reservation * 1e9), int(spec.memory_bytes * self.reservation)
+
+    async def _roomiest(
+        self, nodes: list[Node], spec: ContainerSpec, need: tuple[int, int]
+    ) -> Node:
+        """The node for a container with a workspace, or why there is none."""
+        tasks = await self.manager.call(
+            "GET", "/tasks", params={"filters": json.dumps({"desired-state": ["running"]})}
+        )
+        claims = [(str(t.get("NodeID") or ""), _reservations(t)) for t in tasks] + self._claims
+        free = unreserved(nodes, claims)
+        chosen = roomiest(nodes, free, need)
+        if chosen is None:
+            left = "; ".join(
+                f"node {n.hostname}: {free[n.id][0] / 1e9:g} CPUs, {free[n.id][1] // 2**20} MiB"
+                for n in nodes
+            )
+            raise EngineError(
+                f"no Swarm node has room for {spec.name}: it reserves {need[0] / 1e9:g} CPUs "
+                f"and {need[1] // 2**20} MiB (MLMARKET_SWARM_RESERVATION of its instance "
+                f"type's), and the nodes have {left} not reserved"
+            )
+        return chosen
+
+    def _service(
+        self, spec: ContainerSpec, excluded: list[str], node: str | None = None
+    ) -> dict[str, Any]:
+        """The service running `spec` on a node not `excluded` (refused, or not staged), or
+        on `node` (where its workspace is)."""
         container: dict[str, Any] = {
             "Image": spec.image,
             "Args": spec.command,
@@ -202,11 +258,12 @@ class SwarmEngine:
             container["Command"] = spec.entrypoint
         if spec.hostname:
             container["Hostname"] = spec.hostname
+        cpus, memory = self._reserved(spec)
         limits: dict[str, int] = {"NanoCPUs": int(spec.cpus * 1e9)}
-        reservations: dict[str, int] = {"NanoCPUs": int(spec.cpus * self.reservation * 1e9)}
+        reservations: dict[str, int] = {"NanoCPUs": cpus}
         if spec.memory_bytes:
             limits["MemoryBytes"] = spec.memory_bytes
-            reservations["MemoryBytes"] = int(spec.memory_bytes * self.reservation)
+            reservations["MemoryBytes"] = memory
         if spec.pids_limit:
             limits["Pids"] = spec.pids_limit
         task: dict[str, Any] = {
@@ -214,16 +271,21 @@ class SwarmEngine:
             "Resources": {"Limits": limits, "Reservations": reservations},
             "RestartPolicy": {"Condition": "none"},
             "Placement": {
-                "Constraints": [f"node.id!={node}" for node in excluded],
+                "Constraints": [f"node.id=={node}"]
+                if node
+                else [f"node.id!={other}" for other in excluded],
                 "Preferences": [{"Spread": {"SpreadDescriptor": "node.id"}}],
             },
         }
         if spec.network:
             # a job's internal overlay: its peers, by name, and nothing else
             task["Networks"] = [{"Target": spec.network, "Aliases": list(spec.network_aliases)}]
+        labels = dict(spec.labels)
+        if spec.workspace is not None:
+            labels[WORKSPACE_LABEL] = spec.workspace.path
         return {
             "Name": service_name(spec.name),
-            "Labels": spec.labels,
+            "Labels": labels,
             "TaskTemplate": task,
             "Mode": {"Replicated": {"Replicas": 1}},
             "EndpointSpec": {"Mode": "dnsrr"},  # no virtual IP: this kernel may lack IPVS
@@ -243,7 +305,8 @@ class SwarmEngine:
             node = (task or {}).get("NodeID")
             if node and node not in accepted:
                 raise _Unjudged(f"Swarm placed {spec.name} on node {node}, not yet judged")
-            if state == "running":
+            ran = state in RAN and (status.get("ContainerStatus") or {}).get("ContainerID")
+            if state == "running" or ran:  # one that ended already is waited for as any
                 info = await self.inspect(service_id)
                 if info is not None:
                     return info
@@ -313,8 +376,49 @@ class SwarmEngine:
         return [info for info in found if info is not None]
 
     async def remove(self, container_id: str, grace_seconds: int) -> None:
+        """The service removed, then its workspace's volume on its node."""
+        service = await self._service_spec(container_id)
+        if service is None:
+            return
         with contextlib.suppress(NotFound):
             await self.manager.call("DELETE", f"/services/{container_id}")
+        where = await self._workspace_where(service)
+        if where is not None:
+            agent, path = where
+            try:
+                await channel.release(agent, self.secret, path)
+            except channel.AgentError as exc:  # its agent releases it when it starts again
+                log.warning("releasing the workspace %s of %s: %s", path, container_id, exc)
+
+    async def collect(self, container_id: str, paths: Sequence[str]) -> None:
+        """Each of `paths` brought back from the workspace on the container's node."""
+        service = await self._service_spec(container_id)
+        where = None if service is None else await self._workspace_where(service)
+        if where is None:
+            raise EngineError(f"{container_id} has no workspace on a Swarm node to collect from")
+        agent, _ = where
+        for path in paths:
+            await channel.collect(agent, self.secret, Path(path))
+
+    async def _workspace_where(self, service: dict[str, Any]) -> tuple[str, Path] | None:
+        """The agent of the node holding the service's workspace, and its path; None if it has
+        no workspace."""
+        spec = service["Spec"]
+        path = (spec.get("Labels") or {}).get(WORKSPACE_LABEL)
+        if not path:
+            return None
+        constraints = ((spec.get("TaskTemplate") or {}).get("Placement") or {}).get("Constraints")
+        node_id = next(
+            (c.removeprefix("node.id==") for c in constraints or [] if c.startswith("node.id==")),
+            None,
+        )
+        if node_id is None:
+            return None
+        try:
+            row = await self.manager.call("GET", f"/nodes/{node_id}")
+        except NotFound:
+            return None  # the node left the swarm, and its volumes with it
+        return _node(row, self.agent_port).agent, Path(path)
 
     async def stop(self, container_id: str, grace_seconds: int) -> None:
         """SIGTERM, then SIGKILL after `grace_seconds`, from the agent of the task's node: the
@@ -423,9 +527,9 @@ def start_failure(spec: ContainerSpec, err: str) -> Exception:
         return ImageNotFound(spec.image)
     if "bind source path does not exist" in err:
         return EngineError(
-            f"Swarm could not start {spec.name}: {err}: the node it was placed on does not "
-            "hold that directory (agents stage model data only: a training job needs the "
-            "data directory on a filesystem every node shares, at the same path)"
+            f"Swarm could not start {spec.name}: {err}: the engine of the node it was placed "
+            "on does not see what its agent staged there (run `mlmarket agent` with the "
+            "servers' --data-dir, where that engine sees the files)"
         )
     return EngineError(f"Swarm could not start {spec.name}: {err}")
 
@@ -442,9 +546,39 @@ def _node(row: dict[str, Any], agent_port: int) -> Node:
     status = row.get("Status") or {}
     spec = row.get("Spec") or {}
     agent = (spec.get("Labels") or {}).get(AGENT_LABEL) or f"{status.get('Addr')}:{agent_port}"
+    description = row.get("Description") or {}
+    resources = description.get("Resources") or {}
     return Node(
         id=str(row["ID"]),
-        hostname=str((row.get("Description") or {}).get("Hostname") or row["ID"]),
+        hostname=str(description.get("Hostname") or row["ID"]),
         ready=status.get("State") == "ready" and spec.get("Availability") == "active",
         agent=agent,
+        nano_cpus=int(resources.get("NanoCPUs") or 0),
+        memory_bytes=int(resources.get("MemoryBytes") or 0),
     )
+
+
+def unreserved(
+    nodes: list[Node], claims: list[tuple[str, tuple[int, int]]]
+) -> dict[str, tuple[int, int]]:
+    """Each node's CPUs (in billionths) and memory bytes that no claim (node id, (CPUs,
+    memory)) reserves."""
+    free = {n.id: (n.nano_cpus, n.memory_bytes) for n in nodes}
+    for node_id, (cpus, memory) in claims:
+        if node_id in free:
+            free[node_id] = (free[node_id][0] - cpus, free[node_id][1] - memory)
+    return free
+
+
+def roomiest(
+    nodes: list[Node], free: dict[str, tuple[int, int]], need: tuple[int, int]
+) -> Node | None:
+    """Of the nodes `need` fits on, the one with the most CPU (then memory) free."""
+    fits = [n for n in nodes if free[n.id][0] >= need[0] and free[n.id][1] >= need[1]]
+    return max(fits, key=lambda n: free[n.id], default=None)
+
+
+def _reservations(task: dict[str, Any]) -> tuple[int, int]:
+    """The CPUs (in billionths) and memory bytes a task reserves on its node."""
+    reserved = ((task.get("Spec") or {}).get("Resources") or {}).get("Reservations") or {}
+    return int(reserved.get("NanoCPUs") or 0), int(reserved.get("MemoryBytes") or 0)

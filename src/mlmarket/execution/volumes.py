@@ -23,12 +23,16 @@ class SizedVolume:
 
     @classmethod
     def create(cls, directory: Path, size_bytes: int) -> SizedVolume:
+        """A volume in `directory`: its file `volume.img`, mounted at `mnt`."""
         directory.mkdir(parents=True, exist_ok=True)
-        volume = cls(directory / "volume.img", directory / "mnt")
-        volume.mountpoint.mkdir(exist_ok=True)
-        if volume.mounted():
-            return volume
-        with volume.image.open("wb") as f:
+        return cls(directory / "volume.img", directory / "mnt").make(size_bytes)
+
+    def make(self, size_bytes: int) -> SizedVolume:
+        """The file system made and mounted (as it is, if it is mounted already)."""
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        if self.mounted():
+            return self
+        with self.image.open("wb") as f:
             f.truncate(size_bytes)
         _run(
             [
@@ -39,11 +43,15 @@ class SizedVolume:
                 "0",
                 "-E",
                 "lazy_itable_init=1,lazy_journal_init=1",
-                str(volume.image),
+                str(self.image),
             ]
         )
-        _run(["mount", "-o", "loop", str(volume.image), str(volume.mountpoint)])
-        return volume
+        _run(["mount", "-o", "loop", str(self.image), str(self.mountpoint)])
+        return self
+
+    @property
+    def size_bytes(self) -> int:
+        return self.image.stat().st_size
 
     def mounted(self) -> bool:
         return self.mountpoint.is_mount()
