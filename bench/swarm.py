@@ -4,7 +4,9 @@ endpoint on this host's engine, side by side in one run.
 A real two-node swarm on this machine (scripts/swarm/nodes, as the tests make it) and a server
 with `MLMARKET_ENGINE=swarm`, beside a server on the local engine: CreateEndpoint → InService,
 InvokeEndpoint latency (1 KiB, 6 MiB) and 16 clients' throughput, with the server's and the
-agent's CPU per call (the hop through the agent is what Swarm adds to a call).
+agent's CPU per call (the hop through the agent is what Swarm adds to a call), and a training
+job with a 256 MiB channel that writes a 64 MiB model (on Swarm its /opt/ml goes to the node
+through the agent and the model comes back: the nodes do not share the servers' files).
 
     .venv/bin/python -m bench.swarm [--quick]
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import tempfile
@@ -20,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.jobs import ROLE
 from tests.support.swarm import SECRET, Swarm
 
 from bench.harness import BenchServer, bench_server, cpu_times, save_results
@@ -36,6 +40,8 @@ from bench.invoke import (
 from mlmarket.execution.offline_images import build_image
 
 ROOT = Path(__file__).resolve().parent.parent
+TRAINER = ROOT / "tests" / "images" / "trainer"
+TRAINER_IMAGE = "mlmarket-bench/trainer:latest"
 CLIENTS = 16
 
 
@@ -44,8 +50,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer samples, for a smoke run")
     args = parser.parse_args()
     build_image(ECHO, IMAGE)
+    build_image(TRAINER, TRAINER_IMAGE)
     base = Path(tempfile.mkdtemp(prefix="mlmarket-bench-swarm-"))
-    swarm = Swarm("/tmp/mlswb", "mswb", (IMAGE,), base / "swarm")
+    swarm = Swarm("/tmp/mlswb", "mswb", (IMAGE, TRAINER_IMAGE), base / "swarm")
     results: dict[str, Any] = {}
     on_swarm = {
         "MLMARKET_ENGINE": "swarm",
@@ -103,7 +110,61 @@ def measure(server: BenchServer, agent_pids: list[int], quick: bool) -> dict[str
         }
 
     asyncio.run(run())
+    found["training"] = measure_training(server, quick)
     return found
+
+
+def measure_training(server: BenchServer, quick: bool) -> dict[str, float]:
+    """A job reading a channel and writing a model: CreateTrainingJob → Completed, and its
+    Training phase (containers placed, run and their model brought back), medians."""
+    channel_mb, model_mb, rounds = (32, 8, 1) if quick else (256, 64, 3)
+    sm, s3 = server.client("sagemaker"), server.client("s3")
+    s3.create_bucket(Bucket="bench-training")
+    s3.put_object(Bucket="bench-training", Key="in/data.bin", Body=os.urandom(channel_mb * 2**20))
+    total, training = [], []
+    for i in range(rounds):
+        name = f"bench-train-{i}"
+        start = time.perf_counter()
+        sm.create_training_job(
+            TrainingJobName=name,
+            AlgorithmSpecification={"TrainingImage": TRAINER_IMAGE, "TrainingInputMode": "File"},
+            RoleArn=ROLE,
+            HyperParameters={"mode": "save", "model_mb": str(model_mb)},
+            InputDataConfig=[
+                {
+                    "ChannelName": "train",
+                    "DataSource": {
+                        "S3DataSource": {
+                            "S3DataType": "S3Prefix",
+                            "S3Uri": "s3://bench-training/in/",
+                        }
+                    },
+                }
+            ],
+            OutputDataConfig={"S3OutputPath": "s3://bench-training/out"},
+            ResourceConfig={
+                "InstanceType": "ml.m5.large",
+                "InstanceCount": 1,
+                "VolumeSizeInGB": 2,
+            },
+            StoppingCondition={"MaxRuntimeInSeconds": 600},
+        )
+        while (desc := sm.describe_training_job(TrainingJobName=name))["TrainingJobStatus"] in (
+            "InProgress",
+            "Stopping",
+        ):
+            time.sleep(0.05)
+        total.append(time.perf_counter() - start)
+        if desc["TrainingJobStatus"] != "Completed":
+            raise RuntimeError(f"{name}: {desc.get('FailureReason')}")
+        phase = next(t for t in desc["SecondaryStatusTransitions"] if t["Status"] == "Training")
+        training.append((phase["EndTime"] - phase["StartTime"]).total_seconds())
+    return {
+        "channel_mb": channel_mb,
+        "model_mb": model_mb,
+        "create_to_completed_s": statistics.median(total),
+        "training_phase_s": statistics.median(training),
+    }
 
 
 def report(r: dict[str, Any]) -> str:
@@ -131,6 +192,16 @@ def report(r: dict[str, Any]) -> str:
         f"| server {local[tp]['server_cpu_us_per_call']:.0f} µs "
         f"| server {swarm[tp]['server_cpu_us_per_call']:.0f} µs + agent "
         f"{swarm[tp]['agent_cpu_us_per_call']:.0f} µs |"
+    )
+    lt, st = local["training"], swarm["training"]
+    job = f"{lt['channel_mb']} MiB channel, {lt['model_mb']} MiB model"
+    rows.append(
+        f"| Training job ({job}): create → Completed | {lt['create_to_completed_s']:.2f} s "
+        f"| {st['create_to_completed_s']:.2f} s |"
+    )
+    rows.append(
+        f"| … its Training phase (placed, run, model back) | {lt['training_phase_s']:.2f} s "
+        f"| {st['training_phase_s']:.2f} s |"
     )
     return "\n".join(rows)
 
