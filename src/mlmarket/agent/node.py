@@ -3,7 +3,9 @@
 It is the only process that opens sockets inside the namespaces of the containers on its host,
 and it does so only for servers that prove the shared secret (agent/channel.py), and only into
 containers mlmarket runs (those labelled `mlmarket.managed`). It stages the model data those
-containers mount onto its host, at the servers' paths below the data directory. It also tells
+containers mount onto its host, at the servers' paths below the data directory, and makes the
+sized volumes of training instances' /opt/ml there (workspaces), whose results it sends back
+when asked. It also tells
 servers what its engine would give a task (NodeFacts), so they never place a container where
 it would get a network interface (R1).
 """
