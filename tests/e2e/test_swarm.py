@@ -173,19 +173,25 @@ def test_a_training_job_on_two_nodes_reaches_its_peers_and_nothing_else(
     for report in models.values():
         assert report["outside"] != "reachable"
     # each instance's output, from its node, in the job's log streams (the SDK's default flow)
-    logs = servers[0].client("logs")
+    said = {m.split(" of ")[0] for m in job_output(servers[0], "peers") if " mode peers" in m}
+    assert said == {"host algo-1", "host algo-2"}
+
+
+def job_output(server: ServerProcess, job: str) -> list[str]:
+    """The lines of a training job's log streams (each instance's, each attempt's)."""
+    logs = server.client("logs")
     streams = logs.describe_log_streams(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="peers/"
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=f"{job}/"
     )["logStreams"]
-    said = set()
-    for stream in streams:
-        events = logs.get_log_events(
+    return [
+        event["message"]
+        for stream in streams
+        for event in logs.get_log_events(
             logGroupName="/aws/sagemaker/TrainingJobs",
             logStreamName=stream["logStreamName"],
             startFromHead=True,
         )["events"]
-        said |= {e["message"].split(" of ")[0] for e in events if " mode peers" in e["message"]}
-    assert said == {"host algo-1", "host algo-2"}
+    ]
 
 
 def test_jobs_of_a_killed_server_are_finished_by_the_other_once(
@@ -243,18 +249,7 @@ def test_a_spot_job_on_swarm_resumes_from_checkpoints_collected_from_its_node(
     assert model_files(s3, desc["ModelArtifacts"]["S3ModelArtifacts"]) == {
         "model-algo-1.json": {"steps": 12}
     }
-    logs = servers[0].client("logs")
-    said = [
-        event["message"]
-        for stream in logs.describe_log_streams(
-            logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="spot-swarm/"
-        )["logStreams"]
-        for event in logs.get_log_events(
-            logGroupName="/aws/sagemaker/TrainingJobs",
-            logStreamName=stream["logStreamName"],
-            startFromHead=True,
-        )["events"]
-    ]
+    said = job_output(servers[0], "spot-swarm")
     resumed = [int(m.split()[-1]) for m in said if m.startswith("resuming at step")]
     assert resumed[0] == 0 and resumed[-1] > 0, said  # the second attempt had the checkpoint
     for node in (1, 2):  # each attempt's volume was released on its node

@@ -217,22 +217,37 @@ class NodeAgent:
             reply("OK", "present")
             return
         reply("OK", "send")
-        await writer.drain()
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.parent / f".staging-{channel.nonce()}"
+        partial.mkdir()  # an archive of nothing still makes a directory
         try:
-            partial.mkdir()  # an archive of nothing still makes a directory
-            await channel.receive_unpacked(reader, partial)
-            await asyncio.to_thread(_rename, partial, target)
+            if await self._receive(reader, writer, target, partial):
+                self.staged += 1
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+
+    async def _receive(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        target: Path,
+        into: Path | None = None,
+    ) -> bool:
+        """Unpack what the server sends for `target` (into `into`, then renamed to it, if
+        given) and tell it how that went; whether it was."""
+        await writer.drain()
+        try:
+            await channel.receive_unpacked(reader, into or target)
+            if into is not None:
+                await asyncio.to_thread(_rename, into, target)
         except (OSError, tarfile.TarError, TimeoutError) as exc:
             log.warning("could not stage %s: %s", target, exc)
             writer.write(f"FAILED could not stage {target}: {exc or 'timed out'}\n".encode())
-        else:
-            self.staged += 1
-            writer.write(b"STAGED\n")
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+            await writer.drain()
+            return False
+        writer.write(b"STAGED\n")
         await writer.drain()
+        return True
 
     # -- workspaces: a training instance's /opt/ml on a volume of the job's size --
 
@@ -277,17 +292,10 @@ class NodeAgent:
             reply("FAILED", f"could not make a volume of {size} bytes at {target}: {exc}")
             return
         reply("OK", "send")
-        await writer.drain()
-        try:
-            await channel.receive_unpacked(reader, target)
-        except (OSError, tarfile.TarError, TimeoutError) as exc:
-            log.warning("could not fill the workspace %s: %s", target, exc)
-            await asyncio.to_thread(_destroy, volume)
-            writer.write(f"FAILED could not stage {target}: {exc or 'timed out'}\n".encode())
-        else:
+        if await self._receive(reader, writer, target):
             self.workspaces += 1
-            writer.write(b"STAGED\n")
-        await writer.drain()
+        else:
+            await asyncio.to_thread(_destroy, volume)
 
     async def _collect(
         self, target: Path, reply: Callable[..., None], writer: asyncio.StreamWriter
