@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import cast
 
 from mlmarket.execution.base import Connection
@@ -515,57 +516,49 @@ class ConnectionPool:
     ) -> Response:
         """The answer (see `Http1Connection.request`), on a kept-alive connection or a new
         one; dialing counts against `deadline` too."""
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.closed:
+        fresh = False
+        while True:
+            conn = None
+            while self._idle and not fresh:
+                conn = self._idle.pop()
+                if not conn.closed:
+                    break
                 conn.close()
-                continue
+                conn = None
+            if conn is None:
+                fresh = True
+                async with asyncio.timeout_at(deadline):
+                    try:
+                        dialed = await self._dial()
+                    except OSError as exc:
+                        raise Undialed(*exc.args) from exc
+                conn = Http1Connection.adopt(dialed)
             try:
-                return await self._use(
-                    conn, method, path, headers, body, max_response_bytes, stream_above, deadline
+                response = await conn.request(
+                    method, path, headers, body, max_response_bytes, stream_above, deadline
                 )
             except ConnectionLost as exc:
+                conn.close()
                 # A kept-alive connection the container had dropped: try once more on a fresh
                 # one, unless the container may have received the request and it is not
                 # idempotent: an inference must never run twice.
-                if not exc.delivered or method in _IDEMPOTENT:
-                    break
+                if fresh or (exc.delivered and method not in _IDEMPOTENT):
+                    raise
+                fresh = True
+                continue
+            except BaseException:
+                # timed out, cancelled or broken mid-exchange: the stream's state is unknown
+                conn.close()
                 raise
-        async with asyncio.timeout_at(deadline):
-            try:
-                dialed = await self._dial()
-            except OSError as exc:
-                raise Undialed(*exc.args) from exc
-        conn = Http1Connection.adopt(dialed)
-        return await self._use(
-            conn, method, path, headers, body, max_response_bytes, stream_above, deadline
-        )
+            if response.rest is None:
+                self._release(conn, response.reusable)
+            else:  # the connection is busy until its body has been streamed
+                keep = "close" not in response.headers.get("connection", "").lower()
+                response.rest.when_done(partial(self._streamed, conn, keep))
+            return response
 
-    async def _use(
-        self,
-        conn: Http1Connection,
-        method: str,
-        path: str,
-        headers: list[tuple[str, str]],
-        body: bytes | bytearray | memoryview,
-        max_response_bytes: int | None,
-        stream_above: int | None,
-        deadline: float | None,
-    ) -> Response:
-        try:
-            response = await conn.request(
-                method, path, headers, body, max_response_bytes, stream_above, deadline
-            )
-        except BaseException:
-            # timed out, cancelled or broken mid-exchange: the stream's state is unknown
-            conn.close()
-            raise
-        if response.rest is None:
-            self._release(conn, response.reusable)
-        else:  # the connection is busy until its body has been streamed
-            keep = "close" not in response.headers.get("connection", "").lower()
-            response.rest.when_done(lambda whole: self._release(conn, whole and keep))
-        return response
+    def _streamed(self, conn: Http1Connection, keep: bool, whole: bool) -> None:
+        self._release(conn, whole and keep)
 
     def _release(self, conn: Http1Connection, reusable: bool) -> None:
         if reusable and not self._closed and len(self._idle) < self._max_idle:

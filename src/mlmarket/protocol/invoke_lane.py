@@ -304,7 +304,9 @@ class InvokeLane(asyncio.Protocol):
 
     async def _write_answer(self, answer: Answer, close: bool) -> None:
         headers = answer.headers
-        if not any(name.lower() == "content-type" for name in headers):
+        if "Content-Type" not in headers and not any(
+            name.lower() == "content-type" for name in headers
+        ):
             headers["Content-Type"] = "application/octet-stream"  # as aiohttp says it
         if close:
             headers["Connection"] = "close"
@@ -312,7 +314,15 @@ class InvokeLane(asyncio.Protocol):
         if isinstance(body, bytes | bytearray):
             headers["Content-Length"] = str(len(body))
             head = response_head(200, "OK", headers)
-            await self._send(head, body)
+            transport = self.transport
+            if len(body) > _SLICE or transport is None:
+                await self._send(head, body)
+                return
+            if transport.is_closing():
+                raise ConnectionResetError("client left")
+            transport.write(head + body)  # the usual answer: one write, no coroutine
+            if self._writable is not None and not self._writable.done():
+                await self._writable
             return
         try:
             await self._relay(headers, body)

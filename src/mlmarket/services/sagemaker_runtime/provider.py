@@ -174,11 +174,13 @@ class RuntimeProvider:
                 raise ValidationError(refusal)
         route = self.route(ctx, name, asynchronous=queued)
         variant = self._variant(route, p.get("TargetVariant"))
+        # a variant without instances on demand goes straight through (a coroutine fewer)
+        served = self._through if variant.on_demand is None else self._served
         if self.metrics is None:
-            return await self._served(ctx, route, variant, p, body, mode)
+            return await served(ctx, route, variant, p, body, mode)
         started = time.perf_counter()
         try:
-            answered = await self._served(ctx, route, variant, p, body, mode)
+            answered = await served(ctx, route, variant, p, body, mode)
         except ServiceError as exc:
             self.metrics.record(
                 route.account_id, ctx.region, name, variant.name, None, error_class(exc)
