@@ -17,6 +17,7 @@ instead of a timeout context made and cancelled per call.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
@@ -146,7 +147,9 @@ class Http1Connection(asyncio.Protocol):
         self.uses = 0
         self.deadline: float | None = None  # when the call under way times out (loop time)
         self._loop = asyncio.get_running_loop()
-        self._buffer = bytearray(leftover)
+        # what arrived and is not yet read, as it arrived: a part handed on whole is not copied
+        self._parts: deque[bytes] = deque([leftover] if leftover else ())
+        self._size = 0 + len(leftover)
         self._eof = False  # the peer sent its last byte (or the connection is gone)
         self._lost = False
         self._reading_paused = False
@@ -173,8 +176,9 @@ class Http1Connection(asyncio.Protocol):
     # -- asyncio.Protocol --
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        if len(self._buffer) > _HIGH_WATER and not self._reading_paused:
+        self._parts.append(data)
+        self._size += len(data)
+        if self._size > _HIGH_WATER and not self._reading_paused:
             self._reading_paused = True
             self.transport.pause_reading()  # until the call takes what is here
         self._wake()
@@ -251,43 +255,57 @@ class Http1Connection(asyncio.Protocol):
 
     # -- reading --
 
+    def _joined(self) -> bytes:
+        """What is here, as one part."""
+        parts = self._parts
+        if len(parts) > 1:
+            whole = b"".join(parts)
+            parts.clear()
+            parts.append(whole)
+        return parts[0] if parts else b""
+
+    def _take(self, size: int) -> bytes:
+        """The first `size` bytes of those here (there are as many)."""
+        parts = self._parts
+        first = parts[0]
+        if len(first) < size:
+            first = self._joined()
+        if len(first) == size:
+            parts.popleft()
+        else:
+            parts[0] = first[size:]
+            first = first[:size]
+        self._size -= size
+        return first
+
     async def read_some(self, most: int) -> bytes:
-        """Up to `most` bytes, waiting for some if none are here; b"" at the end."""
-        buffer = self._buffer
-        while not buffer:
+        """Up to `most` bytes, waiting for some if none are here; b"" at the end. A part that
+        arrived whole and fits is handed on as it is."""
+        while not self._size:
             if self._eof:
                 return b""
             await self._block()
-        data = bytes(buffer[:most])
-        del buffer[:most]
-        return data
+        return self._take(min(most, len(self._parts[0])))
 
     async def read_exactly(self, size: int) -> bytes:
-        buffer = self._buffer
-        while len(buffer) < size:
+        while self._size < size:
             if self._eof:
-                partial = bytes(buffer)
-                buffer.clear()
+                partial = self._joined()
+                self._parts.clear()
+                self._size = 0
                 raise asyncio.IncompleteReadError(partial, size)
             await self._block()
-        data = bytes(buffer[:size])
-        del buffer[:size]
-        return data
+        return self._take(size) if size else b""
 
     async def read_line(self) -> bytes:
         """A line with its end; what is left at the end (b"" at the very end)."""
-        buffer = self._buffer
-        while (end := buffer.find(b"\n")) < 0:
+        while (end := self._joined().find(b"\n")) < 0:
             if self._eof:
-                line = bytes(buffer)
-                buffer.clear()
-                return line
-            if len(buffer) > _MAX_HEAD:
+                return self._take(self._size) if self._size else b""
+            if self._size > _MAX_HEAD:
                 raise ConnectionLost("line too long in response", delivered=True)
             await self._block()
-        line = bytes(buffer[: end + 1])
-        del buffer[: end + 1]
-        return line
+        return self._take(end + 1)
 
     async def chunk_size(self) -> int:
         """The next chunk's size; at the last (0), the trailer is read too. A connection
@@ -362,19 +380,17 @@ class Http1Connection(asyncio.Protocol):
     async def _read_response(
         self, method: str, limit: int | None, stream_above: int | None
     ) -> Response:
-        buffer = self._buffer
-        while (end := _head_end(buffer)) < 0:
+        while (end := _head_end(self._joined())) < 0:
             if self._eof:
                 self.close()
-                if buffer:
+                if self._size:
                     raise ConnectionLost("connection closed mid-response", delivered=True)
                 raise ConnectionLost("connection closed before a response", delivered=True)
-            if len(buffer) > _MAX_HEAD:
+            if self._size > _MAX_HEAD:
                 self.close()
                 raise ConnectionLost("response head too large", delivered=True)
             await self._block()
-        lines = buffer[:end].decode("latin-1").split("\n")
-        del buffer[:end]
+        lines = self._take(end).decode("latin-1").split("\n")
         status_line = lines[0]
         try:
             _version, status_text, *rest = status_line.rstrip("\r").split(" ", 2)
@@ -449,13 +465,12 @@ class Http1Connection(asyncio.Protocol):
         """A large body read into one buffer as it arrives, not gathered and then copied."""
         body = bytearray(length)
         view = memoryview(body)
-        buffer = self._buffer
         filled = 0
         while True:
-            take = min(length - filled, len(buffer))
-            view[filled : filled + take] = buffer[:take]
-            del buffer[:take]
-            filled += take
+            while self._size and filled < length:
+                part = self._take(min(length - filled, len(self._parts[0])))
+                view[filled : filled + len(part)] = part
+                filled += len(part)
             if filled == length:
                 break
             if self._eof:
@@ -474,7 +489,7 @@ class Http1Connection(asyncio.Protocol):
         return bytes(data)
 
 
-def _head_end(buffer: bytearray) -> int:
+def _head_end(buffer: bytes) -> int:
     """Where an answer's head ends (past its empty line), or -1 while it is incomplete; its
     lines may end in a bare LF, as some containers send them."""
     crlf = buffer.find(b"\n\r\n")
