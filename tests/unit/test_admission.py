@@ -67,3 +67,21 @@ def test_the_body_and_its_hash_are_read_together(chunks: list[bytes], declared: 
     body, sha256 = asyncio.run(read())
     assert body == whole
     assert sha256 == hashlib.sha256(whole).hexdigest()
+
+
+@pytest.mark.parametrize("cut_short", [False, True], ids=["whole", "sender stopped early"])
+def test_a_large_body_hashed_off_the_loop_is_hashed_whole_and_in_order(cut_short: bool) -> None:
+    # 64 KiB pieces of distinct bytes: a piece hashed twice, out of order or not at all shows
+    pieces = [bytes([i % 251]) * 65_536 for i in range(80)]  # 5 MiB, past several megabytes
+    declared = sum(map(len, pieces))
+    sent = pieces[:-7] if cut_short else pieces
+
+    async def read() -> tuple[bytes, str]:
+        request = _Request([*sent, b""], declared)
+        held = admission().body(cast(web.BaseRequest, request), CLAIM, 8 << 20)
+        async with held as body:
+            return bytes(body), held.payload_sha256
+
+    body, sha256 = asyncio.run(read())
+    assert body == b"".join(sent)
+    assert sha256 == hashlib.sha256(body).hexdigest()
