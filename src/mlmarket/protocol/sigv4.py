@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import SplitResult, quote, urlsplit
 
 from botocore.auth import S3SigV4Auth, SigV4Auth
@@ -35,6 +35,9 @@ from mlmarket.protocol.errors import (
     ServiceError,
     UnrecognizedClient,
 )
+
+if TYPE_CHECKING:
+    from hashlib import _Hash
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 
@@ -244,9 +247,12 @@ def expected_signature(
     string_to_sign = (
         f"{ALGORITHM}\n{amz_date}\n{date}/{scope.region}/{scope.service}/aws4_request\n{digest}"
     )
-    mac = _signing_key(secret, date, scope.region, scope.service).copy()
+    inner, outer = _signing_key(secret, date, scope.region, scope.service)
+    mac = inner.copy()
     mac.update(string_to_sign.encode())
-    return mac.hexdigest()
+    signature = outer.copy()
+    signature.update(mac.digest())
+    return signature.hexdigest()
 
 
 @lru_cache(maxsize=256)
@@ -290,13 +296,17 @@ def _canonical_path(path: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _signing_key(secret: str, date: str, region: str, service: str) -> hmac.HMAC:
-    """The day's signing key, keyed into an HMAC to copy per request (a third cheaper than
-    keying one anew each time)."""
+def _signing_key(secret: str, date: str, region: str, service: str) -> tuple[_Hash, _Hash]:
+    """The day's signing key as HMAC-SHA256's two keyed hashes (RFC 2104: the key padded to a
+    block, XORed with ipad and with opad), to copy per request: half the cost of copying an
+    `hmac.HMAC`, whose methods are Python's."""
     key = ("AWS4" + secret).encode()
     for part in (date, region, service, "aws4_request"):
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return hmac.new(key, digestmod=hashlib.sha256)
+    block = key.ljust(64, b"\0")  # a SHA-256 block; the key is a 32-byte digest
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in block))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in block))
+    return inner, outer
 
 
 _SKEW = dt.timedelta(seconds=limits.SIGV4_MAX_CLOCK_SKEW_SECONDS)
