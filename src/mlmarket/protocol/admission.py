@@ -40,7 +40,7 @@ from mlmarket.protocol.errors import (
 # one is read). aiohttp itself refuses a repeated Content-Length or Transfer-Encoding.
 _SINGLETONS = ("Authorization", "X-Amz-Date", "X-Amz-Content-SHA256", "X-Amz-Target", "Host")
 _IDENTITY = ("", "identity")
-_HASH_AHEAD = 1 << 20  # a body's bytes hashed off the loop, at a time (see Admission.read)
+_HASH_AHEAD = 128 * 1024  # the least of a body hashed off the loop at a time (Admission.read)
 
 
 @functools.cache
@@ -190,9 +190,10 @@ class Admission:
             view = memoryview(buffer)
             view[: len(first)] = first
             filled = hashed = len(first)
-            # a large body's bytes are hashed on another core, a mebibyte at a time and in
-            # order, while the next ones arrive (hashlib lets go of the GIL): its hash is then
-            # done about when its last byte is in (6 MiB: 4.7 ms of SHA-256)
+            # a large body's bytes are hashed on another core while the next ones arrive
+            # (hashlib lets go of the GIL), in order: what has arrived goes to be hashed each
+            # time the piece before is done. Its hash is then done about when its last byte is
+            # in (6 MiB: 4.7 ms of SHA-256), not that long after.
             hashing: asyncio.Future[None] | None = None
             part: memoryview | None = None
             try:
@@ -203,9 +204,9 @@ class Admission:
                     end = min(filled + len(chunk), declared)
                     view[filled:end] = chunk[: end - filled]
                     filled = end
-                    if filled - hashed >= _HASH_AHEAD:
+                    if filled - hashed >= _HASH_AHEAD and (hashing is None or hashing.done()):
                         if hashing is not None:
-                            await hashing
+                            hashing.result()  # its error, if it had one
                         if part is not None:
                             part.release()
                         part = view[hashed:filled]
