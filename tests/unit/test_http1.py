@@ -402,3 +402,21 @@ def test_a_large_request_and_a_large_answer_read_whole_cross_intact() -> None:
         assert response.body == body and response.reusable
 
     assert len(run(keep_alive_echo, scenario)) == 1
+
+
+def test_a_small_answer_saying_connection_close_is_read_and_its_connection_not_reused() -> None:
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        body = await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 500 Oops\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        for body in (b"one", b"two"):
+            response = await pool.request("POST", "/", [], body, stream_above=65536)
+            assert (response.status, response.reason, response.body) == (500, "Oops", body)
+            assert not response.reusable and response.rest is None
+
+    assert len(run(closing, scenario)) == 2

@@ -344,11 +344,12 @@ class Http1Connection(asyncio.Protocol):
         (`Response.rest`), by the same deadline unless the stream is given its own."""
         self.uses += 1
         self.limit_time(deadline)
-        lines = [f"{method} {path} HTTP/1.1", "Host: localhost"]
-        lines.extend(f"{k}: {v}" for k, v in headers)
-        lines.append(f"Content-Length: {len(body)}")
+        fields = "".join([f"{k}: {v}\r\n" for k, v in headers])
         # header values go on as the client sent them (the edge decoded them as UTF-8)
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n{fields}"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode("utf-8", "surrogateescape")
         transport = self.transport
         try:
             if self._eof or transport.is_closing():
@@ -390,27 +391,50 @@ class Http1Connection(asyncio.Protocol):
                 self.close()
                 raise ConnectionLost("response head too large", delivered=True)
             await self._block()
-        lines = self._take(end).decode("latin-1").split("\n")
+        text = self._take(end).decode("latin-1")
+        lines = text.split("\n")
         status_line = lines[0]
+        parts = status_line.rstrip("\r").split(" ", 2)
         try:
-            _version, status_text, *rest = status_line.rstrip("\r").split(" ", 2)
-            status = int(status_text)
-        except ValueError:
+            status = int(parts[1])
+        except (ValueError, IndexError):
             self.close()
             raise ConnectionLost(
                 f"malformed status line {status_line.encode('latin-1')!r}", delivered=True
             ) from None
-        reason = rest[0] if rest else ""
+        reason = parts[2] if len(parts) > 2 else ""
+        # no NUL, and every CR ends a line: no value can hold either (looked for once)
+        plain = "\0" not in text and text.count("\r") == text.count("\r\n")
         headers: dict[str, str] = {}
         for line in lines[1:-2]:  # the last two: the empty line and what follows its end
             name, _, value = line.partition(":")
             key = name.strip().lower()
             value = value.strip()
-            if "\r" in value or "\0" in value:
+            if not plain and ("\r" in value or "\0" in value):
                 self.close()  # a value no HTTP peer may send, and none we could pass on
                 raise ConnectionLost(f"malformed header {name!r}", delivered=True)
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
         keep = "close" not in headers.get("connection", "").lower()
+        declared = headers.get("content-length")
+        if (
+            declared is not None
+            and "transfer-encoding" not in headers
+            and method != "HEAD"
+            and status >= 200
+            and status not in (204, 304)
+        ):
+            # the usual answer, a small body already here: taken at once, as _read_body would
+            length = _length(declared, 10)
+            if limit is not None and length > limit:
+                raise ResponseTooLarge(f"response of {length} bytes")
+            small = length <= _SMALL_BODY and (
+                stream_above is None or length <= stream_above or not 200 <= status < 300
+            )
+            if small and self._size >= length:
+                taken = self._take(length) if length else b""
+                if not keep:
+                    self.close()
+                return Response(status, reason, headers, taken, keep)
         if stream_above is not None and 200 <= status < 300 and method != "HEAD":
             streamed = self._stream(headers, limit, stream_above)
             if streamed is not None:
