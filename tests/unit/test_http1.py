@@ -420,3 +420,19 @@ def test_a_small_answer_saying_connection_close_is_read_and_its_connection_not_r
             assert not response.reusable and response.rest is None
 
     assert len(run(closing, scenario)) == 2
+
+
+def test_a_streamed_answer_read_slowly_holds_a_slice_of_memory_not_its_size() -> None:
+    async def scenario(pool: ConnectionPool) -> None:
+        response = await pool.request("POST", "/", [], b"8000000", stream_above=65536)
+        assert response.rest is not None
+        chunks = response.rest.chunks()
+        received = len(await anext(chunks))
+        await asyncio.sleep(0.3)  # the container keeps sending; the connection stops reading
+        buffered = response.rest._conn._size
+        assert buffered <= 2 * 256 * 1024
+        async for chunk in chunks:
+            received += len(chunk)
+        assert received == 8_000_000
+
+    run(big_answer, scenario)

@@ -28,7 +28,7 @@ from mlmarket.execution.base import Connection
 _SMALL_BODY = 256 * 1024
 _SLICE = 256 * 1024
 # what a connection buffers of an answer not yet taken before it stops reading the socket
-_HIGH_WATER = 1 << 20
+_HIGH_WATER = _SLICE
 # an answer's status line and headers, at most (a StreamReader's line limit, as before)
 _MAX_HEAD = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD"})
