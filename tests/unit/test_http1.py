@@ -422,7 +422,7 @@ def test_a_small_answer_saying_connection_close_is_read_and_its_connection_not_r
     assert len(run(closing, scenario)) == 2
 
 
-def test_a_streamed_answer_read_slowly_holds_a_slice_of_memory_not_its_size() -> None:
+def test_a_streamed_answer_read_slowly_holds_a_mebibyte_of_memory_not_its_size() -> None:
     async def scenario(pool: ConnectionPool) -> None:
         response = await pool.request("POST", "/", [], b"8000000", stream_above=65536)
         assert response.rest is not None
@@ -430,7 +430,7 @@ def test_a_streamed_answer_read_slowly_holds_a_slice_of_memory_not_its_size() ->
         received = len(await anext(chunks))
         await asyncio.sleep(0.3)  # the container keeps sending; the connection stops reading
         buffered = response.rest._conn._size
-        assert buffered <= 2 * 256 * 1024
+        assert buffered <= 5 * 256 * 1024  # four slices, and the read that went past them
         async for chunk in chunks:
             received += len(chunk)
         assert received == 8_000_000
