@@ -593,7 +593,8 @@ def parser() -> argparse.ArgumentParser:
     agent.add_argument("--docker-socket", help="this host's engine (default /var/run/docker.sock)")
     agent.add_argument(
         "--data-dir",
-        help="where model data is staged: the servers' data directory path (default ~/.mlmarket)",
+        help="where model data and training volumes are staged: the servers' data directory "
+        "path (default ~/.mlmarket)",
     )
     agent.set_defaults(func=cmd_agent)
 
