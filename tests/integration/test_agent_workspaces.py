@@ -129,6 +129,44 @@ def test_what_the_container_wrote_there_is_collected_here_and_nothing_else_kept(
     assert (model / "alias").read_text() == "trained\n"  # one within it is kept
 
 
+def test_a_collect_again_brings_only_what_changed_there_and_follows_a_change_of_kind(
+    elsewhere: Elsewhere,
+) -> None:
+    workspace = opt_ml(elsewhere.root)
+    checkpoints = workspace / "ml" / "checkpoints"
+    checkpoints.mkdir()
+    asyncio.run(channel.workspace(elsewhere.address, SECRET, workspace, SIZE))
+    wrote = elsewhere.sh(
+        f"cd {checkpoints} && echo 1 > kept && echo 1 > changed && mkdir becomes-a-file && "
+        "echo x > becomes-a-file/inside && echo y > becomes-a-directory"
+    )
+    assert wrote.returncode == 0, wrote.stderr
+    asyncio.run(channel.collect(elsewhere.address, SECRET, checkpoints))
+    # here, a byte of `kept` is changed behind the agent's back, its size and time kept: were
+    # it sent again, the change would be gone
+    kept = checkpoints / "kept"
+    stat = kept.stat()
+    kept.write_text("2\n")
+    os.utime(kept, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    wrote = elsewhere.sh(
+        f"cd {checkpoints} && sleep 0.01 && echo 22 > changed && rm -r becomes-a-file && "
+        "echo file > becomes-a-file && rm becomes-a-directory && mkdir -p becomes-a-directory/d"
+    )
+    assert wrote.returncode == 0, wrote.stderr
+    asyncio.run(channel.collect(elsewhere.address, SECRET, checkpoints))
+    assert kept.read_text() == "2\n"  # not sent again
+    assert (checkpoints / "changed").read_text() == "22\n"
+    assert (checkpoints / "becomes-a-file").read_text() == "file\n"
+    assert (checkpoints / "becomes-a-directory" / "d").is_dir()
+    assert sorted(p.name for p in checkpoints.rglob("*")) == [
+        "becomes-a-directory",
+        "becomes-a-file",
+        "changed",
+        "d",
+        "kept",
+    ]
+
+
 def test_a_released_workspace_is_unmounted_and_gone_from_the_agent_s_host(
     elsewhere: Elsewhere,
 ) -> None:

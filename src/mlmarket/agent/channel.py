@@ -23,9 +23,12 @@ A request is
 - `WORKSPACE <bytes> <directory>`: a volume of that size mounted at the path, holding what the
   server sends as for STAGE (a training instance's /opt/ml and what is beside it). OK `present`
   when the path is there already and not the agent's: the agent's host is the server's;
-- `COLLECT <directory>`: a directory in a workspace the agent made, sent back to the server as
-  a tar stream after OK `send` (the agent closes when it is whole); OK `local` when the agent
-  made no workspace there (the server's own is the one the container wrote into);
+- `COLLECT <directory>`: a directory in a workspace the agent made, brought back to the server.
+  After OK `send` the server sends the files it holds of it (`Held`, JSON) and closes its side;
+  the agent answers with what the directory holds (`Present`: JSON after its length in 8
+  bytes) and a tar stream of what the server lacks or holds otherwise, and closes. OK `local`
+  when the agent made no workspace there (the server's own is the one the container wrote
+  into);
 - `RELEASE <directory>`: the workspace at the path unmounted and removed.
 Each line ends with a newline and is at most `MAX_LINE` bytes.
 """
@@ -56,6 +59,8 @@ STAGE_ANSWER_SECONDS: Final = 600.0  # for the agent to unpack what it was sent
 RECEIVE_IDLE_SECONDS: Final = 60.0  # longest pause while a directory is being sent
 DEFAULT_PORT: Final = DEFAULT_AGENT_PORT
 CHUNK: Final = 1024 * 1024
+MAX_LISTING: Final = 64 * 1024 * 1024  # of a COLLECT's Held or Present
+MTIME_SLACK_NS: Final = 2_000
 
 
 class NodeFacts(TypedDict):
@@ -202,18 +207,26 @@ async def workspace(address: str, secret: str, directory: Path, size_bytes: int)
 
 
 async def collect(address: str, secret: str, directory: Path) -> bool:
-    """Make `directory` here hold what it holds in the agent's workspace (what is here and not
-    there is removed); whether anything came (False: the agent's host is this one)."""
+    """Make `directory` here hold what it holds in the agent's workspace: what changed there
+    comes, what is gone there goes; whether anything came (False: the agent's host is this
+    one)."""
     (reader, writer), said = await request(address, secret, f"COLLECT {directory}")
     try:
         if said == "local":
             return False
         if said != "send":
             raise AgentError(f"the agent at {address} answered COLLECT with {said[:80]!r}")
-        await asyncio.to_thread(_emptied, directory)
         try:
+            writer.write(json.dumps(await asyncio.to_thread(held, directory)).encode())
+            writer.write_eof()
+            async with asyncio.timeout(STAGE_ANSWER_SECONDS):
+                length = int.from_bytes(await reader.readexactly(8), "big")
+                if length > MAX_LISTING:
+                    raise AgentError(f"a listing of {length} bytes is too long")
+                there: Present = json.loads(await reader.readexactly(length))
+            await asyncio.to_thread(_pruned, directory, there)
             await receive_unpacked(reader, directory, skip_unsafe)
-        except (OSError, tarfile.TarError, TimeoutError) as exc:
+        except (OSError, tarfile.TarError, TimeoutError, ValueError, EOFError) as exc:
             raise AgentError(
                 f"could not bring {directory} back from the agent at {address}: "
                 f"{exc or 'no data in time'}"
@@ -221,6 +234,67 @@ async def collect(address: str, secret: str, directory: Path) -> bool:
         return True
     finally:
         writer.close()
+
+
+Held = dict[str, tuple[int, int]]  # a file's path in a directory → its size and mtime (ns)
+Present = dict[str, str]  # each path in a directory → its kind (`kind`)
+
+
+def held(directory: Path) -> Held:
+    """The regular files below `directory`, with what tells whether one changed."""
+    found: Held = {}
+    for path in directory.rglob("*"):
+        if kind(path) == "f":
+            stat = path.stat()
+            found[str(path.relative_to(directory))] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def parse_held(raw: bytes) -> Held:
+    """A server's Held, or ValueError."""
+    found = json.loads(raw)
+    if not isinstance(found, dict) or not all(
+        isinstance(v, list) and len(v) == 2 and all(type(n) is int for n in v)
+        for v in found.values()
+    ):
+        raise ValueError("a Held is a JSON object of [size, mtime] pairs")
+    return {str(k): (v[0], v[1]) for k, v in found.items()}
+
+
+def changes(directory: Path, other: Held) -> tuple[Present, set[str]]:
+    """What `directory` holds, and the paths the side holding `other` lacks or holds
+    otherwise (a file of another size or time; every directory and link)."""
+    present: Present = {}
+    send: set[str] = set()
+    for path in directory.rglob("*"):
+        name, what = str(path.relative_to(directory)), kind(path)
+        present[name] = what
+        if what == "f":
+            stat = path.stat()
+            size, mtime = other.get(name, (-1, 0))
+            # times come back through tar's decimal seconds: a few hundred ns either way
+            if size == stat.st_size and abs(mtime - stat.st_mtime_ns) < MTIME_SLACK_NS:
+                continue
+        send.add(name)
+    return present, send
+
+
+def kind(path: Path) -> str:
+    """`l`ink, `d`irectory, `f`ile, or `o`ther."""
+    if path.is_symlink():
+        return "l"
+    return "d" if path.is_dir() else "f" if path.is_file() else "o"
+
+
+def _pruned(directory: Path, there: Present) -> None:
+    """`directory` without what the other side does not hold, or holds as another kind."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in sorted(directory.rglob("*"), reverse=True):  # what is in a directory first
+        if there.get(str(path.relative_to(directory))) != kind(path):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
 
 async def release(address: str, secret: str, directory: Path) -> None:
@@ -256,15 +330,19 @@ async def _send_directory(address: str, secret: str, directory: Path, what: str)
         writer.close()
 
 
-async def send_packed(directory: Path, writer: asyncio.StreamWriter) -> None:
-    """`directory` as a tar stream (an empty one if it is missing): a thread packs into a
-    pipe, the loop sends what it reads."""
+async def send_packed(
+    directory: Path, writer: asyncio.StreamWriter, only: set[str] | None = None
+) -> None:
+    """`directory` (or the paths in it named in `only`) as a tar stream, an empty one if it is
+    missing: a thread packs into a pipe, the loop sends what it reads."""
     read_end, write_end = os.pipe()
 
     def pack() -> None:
         with os.fdopen(write_end, "wb") as sink, tarfile.open(fileobj=sink, mode="w|") as tar:
             for path in sorted(directory.rglob("*")):
-                tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
+                name = str(path.relative_to(directory))
+                if only is None or name in only:
+                    tar.add(path, arcname=name, recursive=False)
 
     packing = asyncio.ensure_future(asyncio.to_thread(pack))
     try:
@@ -324,13 +402,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _emptied(directory: Path) -> None:
-    """`directory`, there and empty."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for path in directory.iterdir():
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()

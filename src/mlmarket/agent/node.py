@@ -142,7 +142,8 @@ class NodeAgent:
         if verb in ("COLLECT", "RELEASE") and rest:
             target = self._below_root(rest, reply)
             if target is not None:
-                await (self._collect if verb == "COLLECT" else self._release)(target, reply, writer)
+                act = self._collect if verb == "COLLECT" else self._release
+                await act(target, reply, reader, writer)
             return
         if (
             verb not in ("CONNECT", "STOP")
@@ -298,8 +299,13 @@ class NodeAgent:
             await asyncio.to_thread(_destroy, volume)
 
     async def _collect(
-        self, target: Path, reply: Callable[..., None], writer: asyncio.StreamWriter
+        self,
+        target: Path,
+        reply: Callable[..., None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
+        """Send back what changed in a directory of a workspace, against what the server has."""
         if self._workspace_of(target) is None:
             if target.exists():  # the server's own workspace: the container wrote into it
                 reply("OK", "local")
@@ -307,11 +313,28 @@ class NodeAgent:
                 reply("FAILED", f"no workspace of this agent's holds {target}")
             return
         reply("OK", "send")
-        await channel.send_packed(target, writer)
+        await writer.drain()
+        listing = bytearray()
+        while chunk := await reader.read(channel.CHUNK):  # the server's Held, to its end
+            listing += chunk
+            if len(listing) > channel.MAX_LISTING:
+                return  # closed: the server says it could not bring the directory back
+        try:
+            server_has = channel.parse_held(bytes(listing))
+        except ValueError:
+            return  # closed, as above
+        present, send = await asyncio.to_thread(channel.changes, target, server_has)
+        answer = json.dumps(present).encode()
+        writer.write(len(answer).to_bytes(8, "big") + answer)
+        await channel.send_packed(target, writer, only=send)
         await writer.drain()
 
     async def _release(
-        self, target: Path, reply: Callable[..., None], writer: asyncio.StreamWriter
+        self,
+        target: Path,
+        reply: Callable[..., None],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> None:
         volume = self._volume(target)
         if not volume.image.exists():
