@@ -132,15 +132,17 @@ def test_responses_over_the_limit_are_refused() -> None:
     run(keep_alive_echo, scenario)
 
 
-def test_a_timed_out_request_does_not_leave_its_connection_in_the_pool() -> None:
-    async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        body = await read_request(reader)
-        if body == b"slow":
-            await asyncio.sleep(0.3)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        await keep_alive_echo(reader, writer)
+async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A keep-alive echo that answers a first body of `slow` 0.3 s late."""
+    body = await read_request(reader)
+    if body == b"slow":
+        await asyncio.sleep(0.3)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    await writer.drain()
+    await keep_alive_echo(reader, writer)
 
+
+def test_a_timed_out_request_does_not_leave_its_connection_in_the_pool() -> None:
     async def scenario(pool: ConnectionPool) -> None:
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.1):
@@ -305,14 +307,6 @@ def test_a_chunked_answer_cut_off_before_its_last_chunk_is_a_lost_connection(
 
 
 def test_a_request_past_its_deadline_times_out_and_leaves_no_connection_behind() -> None:
-    async def slow_then_fast(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        body = await read_request(reader)
-        if body == b"slow":
-            await asyncio.sleep(0.3)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        await writer.drain()
-        await keep_alive_echo(reader, writer)
-
     async def scenario(pool: ConnectionPool) -> None:
         loop = asyncio.get_running_loop()
         started = loop.time()
