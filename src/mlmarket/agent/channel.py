@@ -268,13 +268,17 @@ def changes(directory: Path, other: Held) -> tuple[Present, set[str]]:
     send: set[str] = set()
     for path in directory.rglob("*"):
         name, what = str(path.relative_to(directory)), kind(path)
-        present[name] = what
         if what == "f":
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue  # removed while we looked (a checkpoint being replaced)
+            present[name] = what
             size, mtime = other.get(name, (-1, 0))
             # times come back through tar's decimal seconds: a few hundred ns either way
             if size == stat.st_size and abs(mtime - stat.st_mtime_ns) < MTIME_SLACK_NS:
                 continue
+        present[name] = what
         send.add(name)
     return present, send
 
@@ -342,7 +346,8 @@ async def send_packed(
             for path in sorted(directory.rglob("*")):
                 name = str(path.relative_to(directory))
                 if only is None or name in only:
-                    tar.add(path, arcname=name, recursive=False)
+                    with contextlib.suppress(FileNotFoundError):  # removed since it was listed
+                        tar.add(path, arcname=name, recursive=False)
 
     packing = asyncio.ensure_future(asyncio.to_thread(pack))
     try:
