@@ -194,7 +194,9 @@ class Admission:
             # (hashlib lets go of the GIL), in order: what has arrived goes to be hashed each
             # time the piece before is done. Its hash is then done about when its last byte is
             # in (6 MiB: 4.7 ms of SHA-256), not that long after.
-            hashing: asyncio.Future[None] | None = None
+            # the thread's own future: an asyncio one says done once cancelled, the thread
+            # still reading the piece
+            hashing: concurrent.futures.Future[None] | None = None
             part: memoryview | None = None
             try:
                 while filled < declared:
@@ -210,13 +212,12 @@ class Admission:
                         if part is not None:
                             part.release()
                         part = view[hashed:filled]
-                        hashing = asyncio.get_running_loop().run_in_executor(
-                            _hashing(), update, part
-                        )
+                        hashing = _hashing().submit(update, part)
                         hashed = filled
                 if hashing is not None:
-                    await hashing
+                    await asyncio.wrap_future(hashing)
             finally:
+                # a piece the thread still hashes stays held: it lets go of it when done
                 if part is not None and (hashing is None or hashing.done()):
                     part.release()
             update(view[hashed:filled])
