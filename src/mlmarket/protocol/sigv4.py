@@ -18,7 +18,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import SplitResult, quote, urlsplit
 
 from botocore.auth import S3SigV4Auth, SigV4Auth
@@ -36,8 +36,18 @@ from mlmarket.protocol.errors import (
     UnrecognizedClient,
 )
 
-if TYPE_CHECKING:
-    from hashlib import _Hash
+
+class _Digest(Protocol):
+    """A hashlib hash, as the signing key's halves are used."""
+
+    def copy(self) -> _Digest: ...
+
+    def update(self, data: bytes, /) -> None: ...
+
+    def digest(self) -> bytes: ...
+
+    def hexdigest(self) -> str: ...
+
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 
@@ -296,7 +306,7 @@ def _canonical_path(path: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _signing_key(secret: str, date: str, region: str, service: str) -> tuple[_Hash, _Hash]:
+def _signing_key(secret: str, date: str, region: str, service: str) -> tuple[_Digest, _Digest]:
     """The day's signing key as HMAC-SHA256's two keyed hashes (RFC 2104: the key padded to a
     block, XORed with ipad and with opad), to copy per request: half the cost of copying an
     `hmac.HMAC`, whose methods are Python's."""
