@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 import pytest
 
-from mlmarket.execution.http1 import ConnectionLost, ConnectionPool, ResponseTooLarge
+from mlmarket.execution.http1 import (
+    ConnectionLost,
+    ConnectionPool,
+    Http1Connection,
+    ResponseTooLarge,
+)
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -430,3 +436,57 @@ def test_a_streamed_answer_read_slowly_holds_a_mebibyte_of_memory_not_its_size()
         assert received == 8_000_000
 
     run(big_answer, scenario)
+
+
+def test_an_answer_a_container_sends_while_not_reading_the_request_stays_bounded() -> None:
+    dialed: list[asyncio.StreamWriter] = []
+
+    async def answers_without_reading(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000000\r\n\r\n")
+        try:
+            while True:  # an endless answer; the request body is never read
+                writer.write(b"y" * 1048576)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(answers_without_reading, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        async def dial() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            dialed.append(writer)
+            return reader, writer
+
+        pool = ConnectionPool(dial)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        body = b"b" * (32 * 2**20)  # more than the sockets between them hold
+        call = asyncio.create_task(
+            pool.request("POST", "/", [], body, 2**20, deadline=started + 0.5)
+        )
+        peak = 0
+        try:
+            while not dialed:
+                await asyncio.sleep(0)
+            await asyncio.sleep(0)  # the pool takes the transport over
+            conn = cast(Http1Connection, dialed[0].transport.get_protocol())
+            while not call.done() and peak <= 16 * 2**20:  # past that: unbounded, stop looking
+                await asyncio.sleep(0.01)
+                peak = max(peak, conn._size)
+            call.cancel()
+            with pytest.raises((TimeoutError, asyncio.CancelledError)):
+                await call
+        finally:
+            pool.close()
+            server.close()
+            await server.wait_closed()
+        assert peak <= 5 * 256 * 1024  # the high-water mark, and the read that went past it
+        assert loop.time() - started < 1.0  # by its deadline
+
+    asyncio.run(main())

@@ -211,12 +211,14 @@ class Http1Connection(asyncio.Protocol):
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def _block(self) -> None:
+    async def _block(self, for_data: bool = True) -> None:
         """Wait for the next thing to happen: bytes, the peer's end, room to write, or the
-        deadline (TimeoutError)."""
+        deadline (TimeoutError). Reading resumes only when waiting `for_data`: a container
+        answering a request it does not read, while the request is sent, is not read past the
+        high-water mark."""
         if self._expired:
             raise TimeoutError
-        if self._reading_paused:
+        if for_data and self._reading_paused:
             self._reading_paused = False
             self.transport.resume_reading()
         waiter = self._waiter = self._loop.create_future()
@@ -329,7 +331,13 @@ class Http1Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self._stop_timer()
-        self.transport.close()
+        transport = self.transport
+        if transport.get_write_buffer_size():
+            # a request given up on mid-way: a container not reading it would hold the
+            # transport (and what is left of the body) open until it closed itself
+            transport.abort()
+        else:
+            transport.close()
 
     async def request(
         self,
@@ -367,7 +375,7 @@ class Http1Connection(asyncio.Protocol):
                     while self._writing_paused:
                         if self._lost:
                             raise ConnectionResetError("connection lost")
-                        await self._block()
+                        await self._block(False)
         except ConnectionError as exc:
             self.close()
             raise ConnectionLost(str(exc) or type(exc).__name__, delivered=False) from None
