@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import cast
 
@@ -488,5 +492,44 @@ def test_an_answer_a_container_sends_while_not_reading_the_request_stays_bounded
             await server.wait_closed()
         assert peak <= 5 * 256 * 1024  # the high-water mark, and the read that went past it
         assert loop.time() - started < 1.0  # by its deadline
+
+    asyncio.run(main())
+
+
+def request_complete(received: bytes) -> bool:
+    head, end, body = received.partition(b"\r\n\r\n")
+    return bool(end) and len(body) == int(head.split(b"Content-Length: ")[1].split(b"\r")[0])
+
+
+@pytest.mark.parametrize("size", [10, 300 * 1024], ids=["small", "sent-in-slices"])
+def test_a_connection_the_container_reset_while_idle_is_retried_fresh(size: int) -> None:
+    def answers_then_resets(listener: socket.socket) -> None:
+        for first in (True, False):
+            conn, _ = listener.accept()
+            with conn:
+                received = b""
+                while not request_complete(received):
+                    received += conn.recv(1 << 20)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n%d" % first)
+                if first:  # then, idle, the connection is reset
+                    time.sleep(0.05)
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                else:
+                    conn.recv(1)  # until the client closes
+
+    async def main() -> None:
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            server = threading.Thread(target=answers_then_resets, args=(listener,), daemon=True)
+            server.start()
+            pool = ConnectionPool(lambda: asyncio.open_connection("127.0.0.1", port))
+            loop = asyncio.get_running_loop()
+            first = await pool.request("POST", "/", [], b"x", deadline=loop.time() + 2)
+            assert first.body == b"1"
+            time.sleep(0.2)  # the loop busy: the reset arrives unseen
+            second = await pool.request("POST", "/", [], b"y" * size, deadline=loop.time() + 2)
+            assert second.body == b"0"
+            pool.close()
+            await asyncio.to_thread(server.join, 2)
 
     asyncio.run(main())

@@ -364,8 +364,12 @@ class Http1Connection(asyncio.Protocol):
         try:
             if self._eof or transport.is_closing():
                 raise ConnectionResetError("connection closed")
+            # a write the peer refused (a reset it sent while the connection was idle, unseen
+            # until now) only marks the transport closing: the request did not reach it
             if len(body) <= _SMALL_BODY:
                 transport.write(head + body)
+                if transport.is_closing():
+                    raise ConnectionResetError("connection reset")
             else:
                 # in slices, each drained: the transport never holds a copy of the whole body
                 transport.write(head)
@@ -376,6 +380,8 @@ class Http1Connection(asyncio.Protocol):
                         if self._lost:
                             raise ConnectionResetError("connection lost")
                         await self._block(False)
+                    if transport.is_closing():
+                        raise ConnectionResetError("connection reset")
         except ConnectionError as exc:
             self.close()
             raise ConnectionLost(str(exc) or type(exc).__name__, delivered=False) from None
