@@ -13,6 +13,7 @@ from typing import cast
 import pytest
 
 from mlmarket.execution.http1 import (
+    BodyStream,
     ConnectionLost,
     ConnectionPool,
     Http1Connection,
@@ -531,5 +532,74 @@ def test_a_connection_the_container_reset_while_idle_is_retried_fresh(size: int)
             assert second.body == b"0"
             pool.close()
             await asyncio.to_thread(server.join, 2)
+
+    asyncio.run(main())
+
+
+class HeldTransport(asyncio.Transport):
+    """A transport whose bytes the test hands the connection itself."""
+
+    def is_closing(self) -> bool:
+        return False
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def test_a_chunked_answer_costs_the_same_per_chunk_however_much_of_it_is_buffered() -> None:
+    chunk = b"20\r\n" + b"c" * 32 + b"\r\n"
+    parts = [chunk * 1024] * 16  # 608 KiB in 16,384 chunks: under the high-water mark
+
+    async def read(conn: Http1Connection) -> int:
+        return sum([len(piece) async for piece in BodyStream(conn, None, None).chunks()])
+
+    async def read_all_buffered() -> float:
+        conn = Http1Connection(HeldTransport())
+        for part in parts:
+            conn.data_received(part)
+        conn.data_received(b"0\r\n\r\n")
+        started = time.perf_counter()
+        assert await read(conn) == 16 * 1024 * 32
+        return time.perf_counter() - started
+
+    async def read_as_it_arrives() -> float:
+        conn = Http1Connection(HeldTransport())
+        started = time.perf_counter()
+        reading = asyncio.create_task(read(conn))
+        for part in [*parts, b"0\r\n\r\n"]:
+            conn.data_received(part)
+            while conn._size and not reading.done():
+                await asyncio.sleep(0)
+        assert await reading == 16 * 1024 * 32
+        return time.perf_counter() - started
+
+    async def main() -> None:
+        buffered = min([await read_all_buffered() for _ in range(3)])
+        arriving = min([await read_as_it_arrives() for _ in range(3)])
+        # each chunk had copied all that was buffered after it
+        assert buffered < 3 * arriving  # it was 5 times slower
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("piece", [1, 3, 7, 40])
+def test_a_chunked_answer_split_anywhere_is_put_together(piece: int) -> None:
+    wire = b"5\r\nhello\r\n1;x=y\r\n \r\n10\r\n" + b"w" * 16 + b"\r\n0\r\nT: 1\r\n\r\nNEXT"
+
+    async def main() -> None:
+        conn = Http1Connection(HeldTransport())
+
+        async def read() -> bytes:
+            return b"".join([c async for c in BodyStream(conn, None, None).chunks()])
+
+        reading = asyncio.create_task(read())
+        for start in range(0, len(wire), piece):
+            conn.data_received(wire[start : start + piece])
+            await asyncio.sleep(0)
+        assert await reading == b"hello " + b"w" * 16
+        assert await conn.read_exactly(4) == b"NEXT"
 
     asyncio.run(main())

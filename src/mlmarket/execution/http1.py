@@ -149,9 +149,12 @@ class Http1Connection(asyncio.Protocol):
         self.uses = 0
         self.deadline: float | None = None  # when the call under way times out (loop time)
         self._loop = asyncio.get_running_loop()
-        # what arrived and is not yet read, as it arrived: a part handed on whole is not copied
+        # what arrived and is not yet read, as it arrived: a part handed on whole is not copied,
+        # and what is read from the first is only marked read (`_offset`), not cut off it: a
+        # chunked answer's every chunk would copy all that is buffered after it
         self._parts: deque[bytes] = deque([leftover] if leftover else ())
-        self._size = 0 + len(leftover)
+        self._offset = 0  # where the unread bytes of the first part start
+        self._size = 0 + len(leftover)  # the unread bytes
         self._eof = False  # the peer sent its last byte (or the connection is gone)
         self._lost = False
         self._reading_paused = False
@@ -260,8 +263,11 @@ class Http1Connection(asyncio.Protocol):
     # -- reading --
 
     def _joined(self) -> bytes:
-        """What is here, as one part."""
+        """What is here, as one part (read from its start)."""
         parts = self._parts
+        if self._offset:
+            parts[0] = parts[0][self._offset :]
+            self._offset = 0
         if len(parts) > 1:
             whole = b"".join(parts)
             parts.clear()
@@ -269,18 +275,35 @@ class Http1Connection(asyncio.Protocol):
         return parts[0] if parts else b""
 
     def _take(self, size: int) -> bytes:
-        """The first `size` bytes of those here (there are as many)."""
+        """The first `size` unread bytes (there are as many)."""
         parts = self._parts
         first = parts[0]
-        if len(first) < size:
-            first = self._joined()
-        if len(first) == size:
-            parts.popleft()
-        else:
-            parts[0] = first[size:]
-            first = first[:size]
+        start = self._offset
+        end = start + size
         self._size -= size
-        return first
+        if end < len(first):
+            self._offset = end
+            return first[start:end]
+        if end == len(first):
+            parts.popleft()
+            self._offset = 0
+            return first[start:] if start else first
+        # across parts: each copied once, into the answer
+        pieces: list[bytes | memoryview] = [memoryview(first)[start:]]
+        parts.popleft()
+        left = end - len(first)
+        while left and left >= len(parts[0]):
+            part = parts.popleft()
+            pieces.append(part)
+            left -= len(part)
+        if left:
+            pieces.append(memoryview(parts[0])[:left])
+        self._offset = left
+        return b"".join(pieces)
+
+    def _first_size(self) -> int:
+        """How many unread bytes the first part holds."""
+        return len(self._parts[0]) - self._offset
 
     async def read_some(self, most: int) -> bytes:
         """Up to `most` bytes, waiting for some if none are here; b"" at the end. A part that
@@ -289,7 +312,7 @@ class Http1Connection(asyncio.Protocol):
             if self._eof:
                 return b""
             await self._block()
-        return self._take(min(most, len(self._parts[0])))
+        return self._take(min(most, self._first_size()))
 
     async def read_exactly(self, size: int) -> bytes:
         while self._size < size:
@@ -303,13 +326,23 @@ class Http1Connection(asyncio.Protocol):
 
     async def read_line(self) -> bytes:
         """A line with its end; what is left at the end (b"" at the very end)."""
-        while (end := self._joined().find(b"\n")) < 0:
+        parts = self._parts
+        searched = 0  # the parts already searched, none holding a line's end
+        before = 0  # their unread bytes
+        while True:
+            while searched < len(parts):
+                part = parts[searched]
+                start = 0 if searched else self._offset
+                end = part.find(b"\n", start)
+                if end >= 0:
+                    return self._take(before + end + 1 - start)
+                before += len(part) - start
+                searched += 1
             if self._eof:
                 return self._take(self._size) if self._size else b""
             if self._size > _MAX_HEAD:
                 raise ConnectionLost("line too long in response", delivered=True)
             await self._block()
-        return self._take(end + 1)
 
     async def chunk_size(self) -> int:
         """The next chunk's size; at the last (0), the trailer is read too. A connection
@@ -508,7 +541,7 @@ class Http1Connection(asyncio.Protocol):
         filled = 0
         while True:
             while self._size and filled < length:
-                part = self._take(min(length - filled, len(self._parts[0])))
+                part = self._take(min(length - filled, self._first_size()))
                 view[filled : filled + len(part)] = part
                 filled += len(part)
             if filled == length:
