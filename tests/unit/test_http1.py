@@ -603,3 +603,20 @@ def test_a_chunked_answer_split_anywhere_is_put_together(piece: int) -> None:
         assert await conn.read_exactly(4) == b"NEXT"
 
     asyncio.run(main())
+
+
+def test_a_chunk_declared_past_the_limit_is_refused_before_it_is_read() -> None:
+    async def declares_a_huge_chunk(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n40000000\r\nabc")
+        await writer.drain()
+        await reader.read()  # and sends no more of it
+
+    async def scenario(pool: ConnectionPool) -> None:
+        deadline = asyncio.get_running_loop().time() + 1
+        with pytest.raises(ResponseTooLarge):
+            await pool.request("POST", "/", [], b"", max_response_bytes=1000, deadline=deadline)
+
+    run(declares_a_huge_chunk, scenario)

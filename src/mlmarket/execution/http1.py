@@ -555,9 +555,9 @@ class Http1Connection(asyncio.Protocol):
     async def _read_chunked(self, limit: int | None) -> bytes:
         data = bytearray()
         while size := await self.chunk_size():
+            if limit is not None and len(data) + size > limit:
+                raise ResponseTooLarge(f"response over {limit} bytes")  # before it is read
             data += await self.read_exactly(size)
-            if limit is not None and len(data) > limit:
-                raise ResponseTooLarge(f"response over {limit} bytes")
             await self.read_exactly(2)
         return bytes(data)
 
