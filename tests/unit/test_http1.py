@@ -605,6 +605,34 @@ def test_a_chunked_answer_split_anywhere_is_put_together(piece: int) -> None:
     asyncio.run(main())
 
 
+@pytest.mark.parametrize(
+    "final",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n",
+    ],
+    ids=["content-length", "chunked"],
+)
+def test_interim_answers_are_skipped_for_the_final_one(final: bytes) -> None:
+    async def hints_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await read_request(reader)
+            writer.write(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+            )
+            await writer.drain()
+            writer.write(final % (len(body), body))
+            await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        for body in (b"one", b"two"):
+            response = await pool.request("POST", "/", [], body)
+            assert (response.status, response.body) == (200, body)
+            assert "link" not in response.headers and response.reusable
+
+    assert len(run(hints_first, scenario)) == 1
+
+
 def test_a_chunk_declared_past_the_limit_is_refused_before_it_is_read() -> None:
     async def declares_a_huge_chunk(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter

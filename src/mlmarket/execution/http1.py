@@ -430,27 +430,30 @@ class Http1Connection(asyncio.Protocol):
     async def _read_response(
         self, method: str, limit: int | None, stream_above: int | None
     ) -> Response:
-        while (end := _head_end(self._joined())) < 0:
-            if self._eof:
+        while True:  # past interim answers (1xx but 101): the final one follows them
+            while (end := _head_end(self._joined())) < 0:
+                if self._eof:
+                    self.close()
+                    if self._size:
+                        raise ConnectionLost("connection closed mid-response", delivered=True)
+                    raise ConnectionLost("connection closed before a response", delivered=True)
+                if self._size > _MAX_HEAD:
+                    self.close()
+                    raise ConnectionLost("response head too large", delivered=True)
+                await self._block()
+            text = self._take(end).decode("latin-1")
+            lines = text.split("\n")
+            status_line = lines[0]
+            parts = status_line.rstrip("\r").split(" ", 2)
+            try:
+                status = int(parts[1])
+            except (ValueError, IndexError):
                 self.close()
-                if self._size:
-                    raise ConnectionLost("connection closed mid-response", delivered=True)
-                raise ConnectionLost("connection closed before a response", delivered=True)
-            if self._size > _MAX_HEAD:
-                self.close()
-                raise ConnectionLost("response head too large", delivered=True)
-            await self._block()
-        text = self._take(end).decode("latin-1")
-        lines = text.split("\n")
-        status_line = lines[0]
-        parts = status_line.rstrip("\r").split(" ", 2)
-        try:
-            status = int(parts[1])
-        except (ValueError, IndexError):
-            self.close()
-            raise ConnectionLost(
-                f"malformed status line {status_line.encode('latin-1')!r}", delivered=True
-            ) from None
+                raise ConnectionLost(
+                    f"malformed status line {status_line.encode('latin-1')!r}", delivered=True
+                ) from None
+            if not 100 <= status < 200 or status == 101:
+                break
         reason = parts[2] if len(parts) > 2 else ""
         # no NUL, and every CR ends a line: no value can hold either (looked for once)
         plain = "\0" not in text and text.count("\r") == text.count("\r\n")
@@ -463,36 +466,35 @@ class Http1Connection(asyncio.Protocol):
                 self.close()  # a value no HTTP peer may send, and none we could pass on
                 raise ConnectionLost(f"malformed header {name!r}", delivered=True)
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        keep = "close" not in headers.get("connection", "").lower()
-        declared = headers.get("content-length")
-        if (
-            declared is not None
-            and "transfer-encoding" not in headers
-            and method != "HEAD"
-            and status >= 200
-            and status not in (204, 304)
-        ):
-            # the usual answer, a small body already here: taken at once, as _read_body would
-            length = _length(declared, 10)
-            if limit is not None and length > limit:
-                raise ResponseTooLarge(f"response of {length} bytes")
-            small = length <= _SMALL_BODY and (
-                stream_above is None or length <= stream_above or not 200 <= status < 300
-            )
-            if small and self._size >= length:
-                taken = self._take(length) if length else b""
-                if not keep:
-                    self.close()
-                return Response(status, reason, headers, taken, keep)
-        if stream_above is not None and 200 <= status < 300 and method != "HEAD":
-            streamed = self._stream(headers, limit, stream_above)
-            if streamed is not None:
-                return Response(status, reason, headers, b"", False, streamed)
-        try:
-            body, reusable = await self._read_body(method, status, headers, limit)
-        except asyncio.IncompleteReadError:
-            self.close()
-            raise ConnectionLost("connection closed mid-response", delivered=True) from None
+        # switched protocols (101): no HTTP/1.1 answer follows on the connection
+        keep = status != 101 and "close" not in headers.get("connection", "").lower()
+        if method == "HEAD" or status < 200 or status in (204, 304):
+            body: bytes | bytearray = b""  # an answer without a body, whatever it declares
+            reusable = True
+        else:
+            declared = headers.get("content-length")
+            if declared is not None and "transfer-encoding" not in headers:
+                # the usual answer, a small body already here: taken at once
+                length = _length(declared, 10)
+                if limit is not None and length > limit:
+                    raise ResponseTooLarge(f"response of {length} bytes")
+                small = length <= _SMALL_BODY and (
+                    stream_above is None or length <= stream_above or not 200 <= status < 300
+                )
+                if small and self._size >= length:
+                    taken = self._take(length) if length else b""
+                    if not keep:
+                        self.close()
+                    return Response(status, reason, headers, taken, keep)
+            if stream_above is not None and 200 <= status < 300:
+                streamed = self._stream(headers, limit, stream_above)
+                if streamed is not None:
+                    return Response(status, reason, headers, b"", False, streamed)
+            try:
+                body, reusable = await self._read_body(headers, limit)
+            except asyncio.IncompleteReadError:
+                self.close()
+                raise ConnectionLost("connection closed mid-response", delivered=True) from None
         reusable = reusable and keep
         if not reusable:
             self.close()
@@ -513,10 +515,8 @@ class Http1Connection(asyncio.Protocol):
         return BodyStream(self, length, limit)
 
     async def _read_body(
-        self, method: str, status: int, headers: dict[str, str], limit: int | None
+        self, headers: dict[str, str], limit: int | None
     ) -> tuple[bytes | bytearray, bool]:
-        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
-            return b"", True
         if "chunked" in headers.get("transfer-encoding", "").lower():
             return await self._read_chunked(limit), True
         if "content-length" in headers:
