@@ -633,6 +633,25 @@ def test_interim_answers_are_skipped_for_the_final_one(final: bytes) -> None:
     assert len(run(hints_first, scenario)) == 1
 
 
+def test_a_connection_with_bytes_past_its_answer_is_not_reused() -> None:
+    async def says_less_than_it_sends(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            body = await read_request(reader)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%sextra" % (len(body), body)
+            )
+            await writer.drain()
+
+    async def scenario(pool: ConnectionPool) -> None:
+        for body in (b"one", b"two"):
+            response = await pool.request("POST", "/", [], body)
+            assert response.body == body and not response.reusable
+
+    assert len(run(says_less_than_it_sends, scenario)) == 2
+
+
 def test_a_chunk_declared_past_the_limit_is_refused_before_it_is_read() -> None:
     async def declares_a_huge_chunk(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter

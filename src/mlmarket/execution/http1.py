@@ -360,7 +360,8 @@ class Http1Connection(asyncio.Protocol):
 
     @property
     def closed(self) -> bool:
-        return self._eof or self.transport.is_closing()
+        """Not to be used again: gone, or holding bytes no request asked for."""
+        return self._eof or bool(self._size) or self.transport.is_closing()
 
     def close(self) -> None:
         self._stop_timer()
@@ -483,6 +484,7 @@ class Http1Connection(asyncio.Protocol):
                 )
                 if small and self._size >= length:
                     taken = self._take(length) if length else b""
+                    keep = keep and not self._size  # bytes past the answer: out of step
                     if not keep:
                         self.close()
                     return Response(status, reason, headers, taken, keep)
@@ -495,7 +497,7 @@ class Http1Connection(asyncio.Protocol):
             except asyncio.IncompleteReadError:
                 self.close()
                 raise ConnectionLost("connection closed mid-response", delivered=True) from None
-        reusable = reusable and keep
+        reusable = reusable and keep and not self._size
         if not reusable:
             self.close()
         return Response(status, reason, headers, body, reusable)
