@@ -91,10 +91,7 @@ class EndpointRoute:
         return next((v for v in self.variants if v.name == name), None)
 
     def pick_variant(self, rng: random.Random) -> VariantRoute | None:
-        variants = self.variants
-        if len(variants) == 1:  # most endpoints: no draw to make (as choose_weighted decides)
-            return variants[0] if variants[0].weight > 0 else None
-        return choose_weighted(variants, rng)
+        return choose_weighted(self.variants, rng)
 
     def instances(self) -> list[InstanceRuntime]:
         return [i for v in self.variants for i in v.instances]

@@ -134,6 +134,8 @@ W = TypeVar("W", bound=Weighted)
 
 def choose_weighted(variants: Sequence[W], rng: random.Random) -> W | None:
     """Pick a variant with probability proportional to its weight; None if all weigh zero."""
+    if len(variants) == 1:  # most endpoints: no draw to make
+        return variants[0] if variants[0].weight > 0 else None
     total = sum(v.weight for v in variants)
     if total <= 0:
         return None

@@ -314,15 +314,12 @@ class InvokeLane(asyncio.Protocol):
         if isinstance(body, bytes | bytearray):
             headers["Content-Length"] = str(len(body))
             head = response_head(200, "OK", headers)
-            transport = self.transport
-            if len(body) > _SLICE or transport is None:
+            if len(body) > _SLICE:
                 await self._send(head, body)
                 return
-            if transport.is_closing():
-                raise ConnectionResetError("client left")
-            transport.write(head + body)  # the usual answer: one write, no coroutine
-            if self._writable is not None and not self._writable.done():
-                await self._writable
+            self._write(head + body)  # the usual answer: one write, no coroutine
+            if (full := self._backlog()) is not None:
+                await full
             return
         try:
             await self._relay(headers, body)
@@ -365,23 +362,29 @@ class InvokeLane(asyncio.Protocol):
     async def _send(self, *parts: bytes | bytearray) -> None:
         """Write, in slices each drained once the transport's buffer is full: a slow reader
         never makes the server copy a whole answer into its socket buffer."""
-        transport = self.transport
-        assert transport is not None
-        if transport.is_closing():
-            raise ConnectionResetError("client left")
         if len(parts) > 1 and sum(len(p) for p in parts) <= _SLICE:
-            transport.write(b"".join(parts))
+            self._write(b"".join(parts))
         else:
             for part in parts:
                 view = memoryview(part)
                 for start in range(0, len(view), _SLICE):
-                    transport.write(view[start : start + _SLICE])
-                    await self._drained()
-        await self._drained()
+                    self._write(view[start : start + _SLICE])
+                    if (full := self._backlog()) is not None:
+                        await full
+        if (full := self._backlog()) is not None:
+            await full
 
-    async def _drained(self) -> None:
-        if self._writable is not None and not self._writable.done():
-            await self._writable
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
+        transport = self.transport
+        assert transport is not None
+        if transport.is_closing():
+            raise ConnectionResetError("client left")
+        transport.write(data)
+
+    def _backlog(self) -> asyncio.Future[None] | None:
+        """What to wait for before writing more (the client's buffer is full), or None."""
+        writable = self._writable
+        return writable if writable is not None and not writable.done() else None
 
     # -- timing out and closing --
 

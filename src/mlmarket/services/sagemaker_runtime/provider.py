@@ -175,7 +175,7 @@ class RuntimeProvider:
         route = self.route(ctx, name, asynchronous=queued)
         variant = self._variant(route, p.get("TargetVariant"))
         # a variant without instances on demand goes straight through (a coroutine fewer)
-        served = self._through if variant.on_demand is None else self._served
+        served = self._through if variant.on_demand is None else self._on_demand
         if self.metrics is None:
             return await served(ctx, route, variant, p, body, mode)
         started = time.perf_counter()
@@ -190,7 +190,7 @@ class RuntimeProvider:
         self.metrics.record(route.account_id, ctx.region, name, variant.name, latency)
         return answered
 
-    async def _served(
+    async def _on_demand(
         self,
         ctx: RequestContext,
         route: EndpointRoute,
@@ -199,12 +199,11 @@ class RuntimeProvider:
         body: bytes | bytearray | memoryview,
         mode: _Mode,
     ) -> tuple[Response, dict[str, Any], str]:
-        """The call, within a serverless variant's limits and concurrency if it has them."""
+        """The call to a variant with instances on demand, within a serverless variant's
+        payload limits and concurrency if it has them."""
         name = route.name
         scaling = variant.on_demand
-        if scaling is None:
-            return await self._through(ctx, route, variant, p, body, mode)
-        # instances on demand; a serverless variant's payload limits and concurrency
+        assert scaling is not None  # the caller sends the others straight through
         if scaling.max_concurrency is not None:
             if mode.limit is not None:
                 mode = replace(mode, limit=SERVERLESS_MAX_PAYLOAD_BYTES)
